@@ -1,0 +1,42 @@
+//! Database migrations of Logbook. The same migrations run on PostgreSQL and
+//! SQLite; backend-specific parts (triggers) are chosen at run time.
+
+pub use sea_orm_migration::prelude::*;
+
+mod common;
+mod m20261127_000001_create_tenants;
+mod m20261127_000002_create_server_settings;
+mod m20261127_000003_create_llm_run_records;
+mod m20261127_000004_create_system_records;
+mod m20261127_000005_create_audit_ledger;
+mod m20261127_000006_create_log_exports;
+mod m20261127_000007_create_aos_traces;
+mod m20261127_000008_create_aos_trace_steps;
+mod m20261127_000009_create_aos_trace_mismatches;
+mod m20261127_000010_create_incidents;
+mod m20261127_000011_create_cost_tables;
+mod m20261127_000012_create_evidence_tables;
+mod m20261127_000013_create_policy_activation_audit;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_tenants::Migration),
+            Box::new(m20261127_000002_create_server_settings::Migration),
+            Box::new(m20261127_000003_create_llm_run_records::Migration),
+            Box::new(m20261127_000004_create_system_records::Migration),
+            Box::new(m20261127_000005_create_audit_ledger::Migration),
+            Box::new(m20261127_000006_create_log_exports::Migration),
+            Box::new(m20261127_000007_create_aos_traces::Migration),
+            Box::new(m20261127_000008_create_aos_trace_steps::Migration),
+            Box::new(m20261127_000009_create_aos_trace_mismatches::Migration),
+            Box::new(m20261127_000010_create_incidents::Migration),
+            Box::new(m20261127_000011_create_cost_tables::Migration),
+            Box::new(m20261127_000012_create_evidence_tables::Migration),
+            Box::new(m20261127_000013_create_policy_activation_audit::Migration),
+        ]
+    }
+}
