@@ -1,0 +1,325 @@
+//! The actix-web application: GraphQL over HTTP (POST and GET), GraphiQL, the served SDL, health
+//! and readiness. `start` binds before it serves, so tests and benchmarks can use port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use crate::auth::{KeyCache, RequestAuth};
+use crate::config::Config;
+use crate::error::{AppResult, REQUEST_ID};
+use crate::graphql::{build_schema, LogbookSchema};
+use crate::pagination::CursorCodec;
+use crate::redis_link::RedisLink;
+
+/// What every resolver and handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub cursors: CursorCodec,
+    pub keys: Arc<KeyCache>,
+    pub redis: Option<Arc<RedisLink>>,
+}
+
+impl AppState {
+    /// Connects, migrates and loads the shared secrets.
+    pub async fn connect(config: Config) -> AppResult<Self> {
+        let db = crate::db::connect(&config.database).await?;
+        crate::db::migrate(&db).await?;
+        let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(RedisLink::open)
+            .transpose()?
+            .map(Arc::new);
+        Ok(AppState {
+            db,
+            config: Arc::new(config),
+            cursors: CursorCodec::new(&cursor_key),
+            keys: Arc::default(),
+            redis,
+        })
+    }
+}
+
+struct Served {
+    state: AppState,
+    schema: LogbookSchema,
+    sdl: String,
+}
+
+/// A running server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds `bind` and starts serving in the background of the current tokio runtime.
+pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
+    let schema = build_schema(Some(state.clone()), &state.config.limits);
+    let sdl = schema.sdl();
+    let served = web::Data::new(Served {
+        state: state.clone(),
+        schema,
+        sdl,
+    });
+    let workers = state.config.workers;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(served.clone())
+            .route("/graphql", web::post().to(graphql))
+            .route("/graphql", web::get().to(graphql))
+            .route("/graphql", web::route().to(method_not_allowed))
+            .route("/graphiql", web::get().to(graphiql))
+            .route("/schema.graphql", web::get().to(schema_sdl))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .disable_signals()
+    .shutdown_timeout(5);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server.bind(bind)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("bound to no address"))?;
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(RunningServer { addr, handle, task })
+}
+
+fn error_body(message: &str, code: &str) -> serde_json::Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET, POST"))
+        .json(error_body(
+            "GraphQL is served over GET (queries) and POST",
+            "BAD_USER_INPUT",
+        ))
+}
+
+/// Whether the client asked for the graphql-over-http media type (which carries 4xx statuses
+/// for request errors) rather than legacy `application/json` (always 200).
+fn wants_graphql_response(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/graphql-response+json"))
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            HttpResponse::BadRequest().json(error_body(
+                &format!("could not read the body: {e}"),
+                "BAD_USER_INPUT",
+            ))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(HttpResponse::PayloadTooLarge().json(error_body(
+                &format!("the request body exceeds {limit} bytes"),
+                "PAYLOAD_TOO_LARGE",
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The operation a GET request would run, if it parses: a mutation over GET is refused.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operations: Vec<_> = document.operations.iter().collect();
+    let chosen = match &request.operation_name {
+        Some(name) => operations
+            .iter()
+            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())),
+        None => operations.first(),
+    };
+    chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
+}
+
+/// Gives every error an `extensions.code`: validation failures of async-graphql itself carry
+/// none, so depth and complexity limits and malformed documents are classified here.
+fn classify_errors(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if error.message.contains("nested too deep") {
+            "QUERY_TOO_DEEP"
+        } else if error.message.contains("too complex") {
+            "QUERY_TOO_COMPLEX"
+        } else if error.path.is_empty() {
+            "BAD_USER_INPUT"
+        } else {
+            "INTERNAL"
+        };
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+}
+
+async fn graphql(
+    req: HttpRequest,
+    payload: web::Payload,
+    served: web::Data<Served>,
+) -> HttpResponse {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let graphql_response_type = wants_graphql_response(&req);
+
+    let request = if req.method() == Method::GET {
+        match async_graphql::http::parse_query_string(req.query_string()) {
+            Ok(request) => request,
+            Err(e) => {
+                return HttpResponse::BadRequest().json(error_body(
+                    &format!("invalid GraphQL GET request: {e}"),
+                    "BAD_USER_INPUT",
+                ))
+            }
+        }
+    } else {
+        let body = match read_body(payload, served.state.config.limits.max_body_bytes).await {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        match serde_json::from_slice::<async_graphql::Request>(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                return HttpResponse::BadRequest().json(error_body(
+                    &format!("the body is not a GraphQL JSON request: {e}"),
+                    "BAD_USER_INPUT",
+                ))
+            }
+        }
+    };
+    if req.method() == Method::GET && is_mutation(&request) {
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "POST"))
+            .json(error_body(
+                "mutations must be sent with POST",
+                "BAD_USER_INPUT",
+            ));
+    }
+
+    let auth = RequestAuth::from_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let request = request.data(auth);
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), served.schema.execute(request))
+        .await;
+    classify_errors(&mut response);
+
+    let request_error = response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty())
+        && !response.errors.is_empty();
+    let (status, content_type) = if graphql_response_type {
+        (
+            if request_error {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            },
+            "application/graphql-response+json",
+        )
+    } else {
+        (StatusCode::OK, "application/json")
+    };
+    let body = match serde_json::to_vec(&response) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(request_id = %request_id, error = %e, "response serialization failed");
+            return HttpResponse::InternalServerError().json(error_body(
+                &format!("internal error (request id {request_id})"),
+                "INTERNAL",
+            ));
+        }
+    };
+    let mut http = HttpResponse::build(status);
+    http.content_type(content_type);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        http.insert_header(("x-request-id", value));
+    }
+    http.body(body)
+}
+
+async fn graphiql() -> HttpResponse {
+    let page = GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql")
+        .title("Logbook GraphiQL")
+        .finish();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page)
+}
+
+async fn schema_sdl(served: web::Data<Served>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(served.sdl.clone())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// Ready when the database and (if configured) Redis answer.
+async fn readyz(served: web::Data<Served>) -> HttpResponse {
+    let state = &served.state;
+    let database = match state.db.ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    let redis = match &state.redis {
+        None => "not configured".to_owned(),
+        Some(link) => match link.ping().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e.message(),
+        },
+    };
+    let ready = database == "ok" && (redis == "ok" || redis == "not configured");
+    let body = json!({ "status": if ready { "ready" } else { "not ready" }, "database": database, "redis": redis });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,49 @@
+//! Typed settings: built-in defaults, overridden by `LOGBOOK_*`/`DATABASE_URL`/`REDIS_URL`
+//! environment variables and then command-line flags (clap reads both).
+
+use std::time::Duration;
+
+use crate::db::DbSettings;
+
+/// Query limits of API.md; each is configurable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_body_bytes: usize,
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 12,
+            max_complexity: 5_000,
+            max_body_bytes: 1024 * 1024,
+            introspection: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DbSettings,
+    pub redis_url: Option<String>,
+    pub limits: Limits,
+    /// How long a verified API key is trusted before it is looked up again (revocation delay).
+    pub key_cache_ttl: Duration,
+    /// HTTP worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>, redis_url: Option<String>) -> Self {
+        Config {
+            database: DbSettings::new(database_url),
+            redis_url,
+            limits: Limits::default(),
+            key_cache_ttl: Duration::from_secs(30),
+            workers: 0,
+        }
+    }
+}

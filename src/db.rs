@@ -1,0 +1,85 @@
+//! Database connections: the embedded SQLite default and PostgreSQL for production. Both run the
+//! same migrations; the secrets every server process must share live in `server_settings`.
+
+use std::time::Duration;
+
+use entity::server_settings;
+use migration::{Migrator, MigratorTrait};
+use rand::RngCore;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, EntityTrait, Set};
+
+use crate::error::{AppError, AppResult};
+
+/// Where `logbook` keeps its data when no `DATABASE_URL` is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://logbook.db?mode=rwc";
+
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub statement_timeout: Duration,
+}
+
+impl DbSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        DbSettings {
+            url: url.into(),
+            max_connections: 32,
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
+    let mut options = ConnectOptions::new(settings.url.clone());
+    options
+        .max_connections(settings.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .statement_timeout(settings.statement_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            // WAL lets readers run beside the single writer; the busy timeout queues writers
+            // instead of failing them with SQLITE_BUSY.
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(options)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("cannot connect to the database: {e}")))
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> AppResult<()> {
+    Migrator::up(db, None).await.map_err(AppError::from)
+}
+
+pub fn is_postgres(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+/// Returns the named secret, creating it (32 random bytes, hex) on first use. Every server
+/// process sharing the database gets the same value, so cursors signed by one verify on another.
+pub async fn shared_secret(db: &DatabaseConnection, name: &str) -> AppResult<Vec<u8>> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let candidate = server_settings::ActiveModel {
+        name: Set(name.to_owned()),
+        value: Set(hex::encode(bytes)),
+        created_at: Set(crate::scalars::now()),
+    };
+    // Insert-if-absent, then read: concurrent first starts agree on whichever row won.
+    server_settings::Entity::insert(candidate)
+        .on_conflict_do_nothing_on([server_settings::Column::Name])
+        .exec(db)
+        .await?;
+    let row = server_settings::Entity::find_by_id(name.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("server setting {name} vanished")))?;
+    hex::decode(&row.value)
+        .map_err(|e| AppError::internal(format!("server setting {name} is not hex: {e}")))
+}

@@ -1,0 +1,79 @@
+//! The schema root: each domain's `Query` merged into one, plus `node`/`nodes`.
+
+use async_graphql::{
+    Context, EmptyMutation, EmptySubscription, Interface, MergedObject, Object, Schema, ID,
+};
+
+use crate::app::AppState;
+use crate::config::Limits;
+use crate::error::AppError;
+use crate::ids::{self, NodeKind};
+use crate::runs::graphql::{LlmRun, RunQuery};
+use crate::tenants::graphql::TenantQuery;
+
+pub type LogbookSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// An object with a global id (Relay).
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    LlmRun(LlmRun),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Node, AppError> {
+    let (kind, record_id) = ids::decode(id).ok_or(AppError::NotFound("node"))?;
+    match kind {
+        NodeKind::LlmRun => Ok(Node::LlmRun(
+            crate::runs::graphql::node(ctx, &record_id).await?,
+        )),
+    }
+}
+
+#[Object]
+impl NodeQuery {
+    /// Any object by its global id. Another tenant's object is `NOT_FOUND`, like a missing one.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        Ok(Some(resolve_node(ctx, &id).await?))
+    }
+
+    /// Several objects by global id, in the order given; a missing one is null with an error.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
+        if ids.len() > 100 {
+            return Err(AppError::bad_input("ids", "at most 100 ids per request").into());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            out.push(resolve_node(ctx, id).await.ok());
+        }
+        Ok(out)
+    }
+}
+
+#[derive(MergedObject, Default)]
+pub struct Query(TenantQuery, NodeQuery, RunQuery);
+
+/// Builds the schema; `state` is available to resolvers as context data.
+pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
+    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL served at `/schema.graphql` and printed by `logbook print-schema`.
+pub fn sdl() -> String {
+    build_schema(None, &Limits::default()).sdl()
+}

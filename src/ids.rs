@@ -1,0 +1,55 @@
+//! Relay global object ids: `base64url("<TypeName>:<record id>")`. Opaque to clients, stable,
+//! and carrying the type so `node(id)` can dispatch without a lookup table.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+/// The object types `node(id)` can resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    LlmRun,
+}
+
+impl NodeKind {
+    fn name(self) -> &'static str {
+        match self {
+            NodeKind::LlmRun => "LlmRun",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "LlmRun" => Some(NodeKind::LlmRun),
+            _ => None,
+        }
+    }
+}
+
+pub fn encode(kind: NodeKind, record_id: &str) -> async_graphql::ID {
+    async_graphql::ID(URL_SAFE_NO_PAD.encode(format!("{}:{record_id}", kind.name())))
+}
+
+/// `None` for anything that is not an id we issued; callers answer `NOT_FOUND`, so a malformed
+/// id and a missing object look the same.
+pub fn decode(id: &str) -> Option<(NodeKind, String)> {
+    let bytes = URL_SAFE_NO_PAD.decode(id).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (kind, record_id) = text.split_once(':')?;
+    if record_id.is_empty() {
+        return None;
+    }
+    Some((NodeKind::from_name(kind)?, record_id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let id = encode(NodeKind::LlmRun, "abc-1");
+        assert_eq!(decode(&id), Some((NodeKind::LlmRun, "abc-1".into())));
+        assert_eq!(decode("not base64 !"), None);
+        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("Other:1")), None);
+    }
+}

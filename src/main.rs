@@ -1,0 +1,175 @@
+//! The `logbook` command line: serve, migrate, seed, keys, print-schema.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use logbook::app::{self, AppState};
+use logbook::auth::{Role, TenantId};
+use logbook::config::Config;
+use logbook::db::DEFAULT_DATABASE_URL;
+use logbook::tenants::store as tenant_store;
+
+#[derive(Parser)]
+#[command(
+    name = "logbook",
+    version,
+    about = "GraphQL server over the logs of an AI-agent platform"
+)]
+struct Cli {
+    /// Database URL: `postgres://…` or `sqlite://file.db?mode=rwc`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    /// Redis URL (optional): `redis://127.0.0.1:6379`.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    redis_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve GraphQL over HTTP.
+    Serve(ServeArgs),
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the GraphQL SDL (what `schema.graphql` must equal).
+    PrintSchema,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LOGBOOK_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "LOGBOOK_WORKERS", default_value_t = 0)]
+    workers: usize,
+    /// Database connection pool size.
+    #[arg(long, env = "LOGBOOK_DB_POOL", default_value_t = 32)]
+    db_pool: u32,
+    /// Turn introspection off.
+    #[arg(long, env = "LOGBOOK_NO_INTROSPECTION")]
+    no_introspection: bool,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key; prints it alone on the last line of stdout (it is not stored).
+    Create {
+        /// Tenant id (created if it does not exist).
+        #[arg(long)]
+        tenant: String,
+        /// VIEWER, OPERATOR, INGEST or ADMIN.
+        #[arg(long)]
+        role: String,
+        /// A note to recognise the key by.
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("logbook: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let mut config = Config::new(cli.database_url.clone(), cli.redis_url.clone());
+    match cli.command {
+        Command::PrintSchema => {
+            print!("{}", logbook::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = logbook::db::connect(&config.database)
+                .await
+                .map_err(|e| e.message())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Create {
+                    tenant,
+                    role,
+                    label,
+                },
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                format!("unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN")
+            })?;
+            let db = logbook::db::connect(&config.database)
+                .await
+                .map_err(|e| e.message())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+            tenant_store::ensure_tenant(&db, &tenant, &tenant, "GOVERN")
+                .await
+                .map_err(|e| e.message())?;
+            let key = tenant_store::create_key(
+                &db,
+                &TenantId::trusted(tenant.clone()),
+                role,
+                label.as_deref(),
+            )
+            .await
+            .map_err(|e| e.message())?;
+            println!(
+                "created a {} key for tenant {tenant}; it is shown once:",
+                role.as_str()
+            );
+            println!("{key}");
+            Ok(())
+        }
+        Command::Serve(args) => {
+            config.workers = args.workers;
+            config.database.max_connections = args.db_pool;
+            config.limits.introspection = !args.no_introspection;
+            let state = AppState::connect(config).await.map_err(|e| e.message())?;
+            let server = app::start(state, &args.bind)
+                .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+            eprintln!(
+                "logbook serving http://{}/graphql (GraphiQL at /graphiql)",
+                server.addr
+            );
+            let handle = server.handle.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    handle.stop(true).await;
+                }
+            });
+            server
+                .task
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Keyset pagination and Relay connections, shared by every list.
+//!
+//! Lists are ordered newest first by `(created_at DESC, id DESC)`; a page is fetched with a row
+//! comparison against the cursor, never OFFSET, so pages neither skip nor repeat rows while new
+//! rows arrive. A cursor is `base64url(version | scope digest | created_at µs | id | tag)` where
+//! the tag is an HMAC-SHA256 under a server secret shared by every server process (stored in the
+//! database) and the scope digest binds it to one list, order and filter. A forged cursor, one
+//! from another list or filter, or garbage is `BAD_CURSOR`, never a wrong page.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{AppError, AppResult};
+
+const CURSOR_VERSION: u8 = 1;
+const TAG_LEN: usize = 16;
+const SCOPE_LEN: usize = 8;
+
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// A row's position in a newest-first list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+/// What a cursor is bound to: the list, its order and the canonical form of its filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope([u8; SCOPE_LEN]);
+
+impl Scope {
+    /// `filter` is serialized with serde (field order is the struct's, so it is canonical).
+    pub fn new<F: Serialize>(
+        list: &str,
+        order: &str,
+        filter: &F,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(list.as_bytes());
+        hasher.update([0]);
+        hasher.update(order.as_bytes());
+        hasher.update([0]);
+        hasher.update(serde_json::to_vec(filter).unwrap_or_default());
+        hasher.update([0]);
+        if let Some(at) = as_of {
+            hasher.update(at.timestamp_micros().to_be_bytes());
+        }
+        let digest = hasher.finalize();
+        let mut scope = [0u8; SCOPE_LEN];
+        scope.copy_from_slice(&digest[..SCOPE_LEN]);
+        Scope(scope)
+    }
+}
+
+/// Signs and checks cursors with the shared server secret.
+#[derive(Clone)]
+pub struct CursorCodec {
+    key: Arc<[u8]>,
+}
+
+impl CursorCodec {
+    pub fn new(key: &[u8]) -> Self {
+        CursorCodec {
+            key: Arc::from(key),
+        }
+    }
+
+    fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(&full[..TAG_LEN]);
+        tag
+    }
+
+    pub fn encode(&self, scope: Scope, position: &Position) -> String {
+        let id = position.id.as_bytes();
+        let mut body = Vec::with_capacity(1 + SCOPE_LEN + 8 + 2 + id.len() + TAG_LEN);
+        body.push(CURSOR_VERSION);
+        body.extend_from_slice(&scope.0);
+        body.extend_from_slice(&position.created_at.timestamp_micros().to_be_bytes());
+        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        body.extend_from_slice(id);
+        let tag = self.tag(&body);
+        body.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(body)
+    }
+
+    pub fn decode(&self, scope: Scope, cursor: &str) -> AppResult<Position> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| AppError::BadCursor("not a cursor"))?;
+        let header = 1 + SCOPE_LEN + 8 + 2;
+        if bytes.len() < header + TAG_LEN {
+            return Err(AppError::BadCursor("not a cursor"));
+        }
+        if bytes[0] != CURSOR_VERSION {
+            return Err(AppError::BadCursor("unsupported cursor version"));
+        }
+        let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
+        // Constant-time comparison of the tag.
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(body);
+        if mac.verify_truncated_left(tag).is_err() {
+            return Err(AppError::BadCursor(
+                "the cursor was not issued by this server or was altered",
+            ));
+        }
+        if body[1..1 + SCOPE_LEN] != scope.0 {
+            return Err(AppError::BadCursor(
+                "the cursor belongs to a different list, filter or order",
+            ));
+        }
+        let micros = i64::from_be_bytes(
+            body[1 + SCOPE_LEN..1 + SCOPE_LEN + 8]
+                .try_into()
+                .map_err(|_| AppError::BadCursor("not a cursor"))?,
+        );
+        let id_len = u16::from_be_bytes([body[header - 2], body[header - 1]]) as usize;
+        if body.len() != header + id_len {
+            return Err(AppError::BadCursor("not a cursor"));
+        }
+        let id = String::from_utf8(body[header..].to_vec())
+            .map_err(|_| AppError::BadCursor("not a cursor"))?;
+        let created_at = Utc
+            .timestamp_micros(micros)
+            .single()
+            .ok_or(AppError::BadCursor("not a cursor"))?;
+        Ok(Position { created_at, id })
+    }
+}
+
+/// The Relay arguments every list takes.
+#[derive(Debug, Clone, Default)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `first`/`after`: newest first.
+    Forward,
+    /// `last`/`before`: fetched oldest first, then reversed.
+    Backward,
+}
+
+/// A validated page request: how many rows, which way, between which positions.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub limit: u64,
+    pub direction: Direction,
+    pub after: Option<Position>,
+    pub before: Option<Position>,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl PageArgs {
+    pub fn window(
+        &self,
+        codec: &CursorCodec,
+        scope: Scope,
+        max: u64,
+        as_of: Option<DateTime<Utc>>,
+    ) -> AppResult<Window> {
+        let size = |field: &str, value: i32| -> AppResult<u64> {
+            if value < 1 || value as u64 > max {
+                return Err(AppError::bad_input(
+                    field,
+                    format!("`{field}` must be between 1 and {max} (the maximum page size)"),
+                ));
+            }
+            Ok(value as u64)
+        };
+        let (limit, direction) = match (self.first, self.last) {
+            (Some(_), Some(_)) => {
+                return Err(AppError::bad_input(
+                    "last",
+                    "pass `first` or `last`, not both",
+                ));
+            }
+            (Some(first), None) => (size("first", first)?, Direction::Forward),
+            (None, Some(last)) => (size("last", last)?, Direction::Backward),
+            (None, None) => (std::cmp::min(DEFAULT_PAGE_SIZE, max), Direction::Forward),
+        };
+        let after = self
+            .after
+            .as_deref()
+            .map(|c| codec.decode(scope, c))
+            .transpose()?;
+        let before = self
+            .before
+            .as_deref()
+            .map(|c| codec.decode(scope, c))
+            .transpose()?;
+        Ok(Window {
+            limit,
+            direction,
+            after,
+            before,
+            as_of,
+        })
+    }
+}
+
+/// Applies the keyset bounds, `asOf`, order and limit (one extra row to learn whether more
+/// exist) to a SeaORM select.
+pub fn apply_window<E, C>(select: Select<E>, created_at: C, id: C, window: &Window) -> Select<E>
+where
+    E: EntityTrait,
+    C: ColumnTrait + IntoIden + Copy,
+{
+    let key = || Expr::tuple([Expr::col(created_at), Expr::col(id)]);
+    let at = |p: &Position| Expr::tuple([Expr::val(p.created_at), Expr::val(p.id.clone())]);
+    let mut select = select;
+    if let Some(after) = &window.after {
+        select = select.filter(key().lt(at(after)));
+    }
+    if let Some(before) = &window.before {
+        select = select.filter(key().gt(at(before)));
+    }
+    if let Some(as_of) = window.as_of {
+        select = select.filter(created_at.lte(as_of));
+    }
+    let select = match window.direction {
+        Direction::Forward => select.order_by_desc(created_at).order_by_desc(id),
+        Direction::Backward => select.order_by_asc(created_at).order_by_asc(id),
+    };
+    select.limit(window.limit + 1)
+}
+
+/// Rows of one page in newest-first order, and whether the fetch found more in its direction.
+pub fn finish_page<T>(mut rows: Vec<T>, window: &Window) -> (Vec<T>, bool) {
+    let has_more = rows.len() as u64 > window.limit;
+    rows.truncate(window.limit as usize);
+    if window.direction == Direction::Backward {
+        rows.reverse();
+    }
+    (rows, has_more)
+}
+
+/// What a connection needs to answer `totalCount` and the far side of `pageInfo` lazily: only
+/// when a client selects them does the SQL run.
+#[async_trait::async_trait]
+pub trait ListProbe: Send + Sync {
+    /// Rows matching the list's filter and `asOf` (ignoring the page bounds).
+    async fn count(&self) -> AppResult<i64>;
+    /// Whether any matching row lies strictly newer (`newer = true`) or older than `at`.
+    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool>;
+}
+
+#[derive(Clone)]
+pub struct PageInfo {
+    probe: Arc<dyn ListProbe>,
+    window: Window,
+    has_more: bool,
+    start_cursor: Option<String>,
+    end_cursor: Option<String>,
+}
+
+#[async_graphql::Object]
+impl PageInfo {
+    async fn has_next_page(&self) -> async_graphql::Result<bool> {
+        match self.window.direction {
+            Direction::Forward => Ok(self.has_more),
+            Direction::Backward => match &self.window.before {
+                Some(before) => Ok(self.probe.exists_beyond(before, false).await?),
+                None => Ok(false),
+            },
+        }
+    }
+
+    async fn has_previous_page(&self) -> async_graphql::Result<bool> {
+        match self.window.direction {
+            Direction::Backward => Ok(self.has_more),
+            Direction::Forward => match &self.window.after {
+                Some(after) => Ok(self.probe.exists_beyond(after, true).await?),
+                None => Ok(false),
+            },
+        }
+    }
+
+    async fn start_cursor(&self) -> Option<&str> {
+        self.start_cursor.as_deref()
+    }
+
+    async fn end_cursor(&self) -> Option<&str> {
+        self.end_cursor.as_deref()
+    }
+}
+
+/// One page of a list, before it is turned into a concrete GraphQL connection type.
+pub struct Page<T> {
+    pub edges: Vec<(String, T)>,
+    pub page_info: PageInfo,
+    probe: Arc<dyn ListProbe>,
+}
+
+impl<T> Page<T> {
+    pub fn new(
+        rows: Vec<T>,
+        has_more: bool,
+        window: Window,
+        codec: &CursorCodec,
+        scope: Scope,
+        position: impl Fn(&T) -> Position,
+        probe: Arc<dyn ListProbe>,
+    ) -> Self {
+        let edges: Vec<(String, T)> = rows
+            .into_iter()
+            .map(|row| (codec.encode(scope, &position(&row)), row))
+            .collect();
+        let page_info = PageInfo {
+            probe: probe.clone(),
+            window,
+            has_more,
+            start_cursor: edges.first().map(|(c, _)| c.clone()),
+            end_cursor: edges.last().map(|(c, _)| c.clone()),
+        };
+        Page {
+            edges,
+            page_info,
+            probe,
+        }
+    }
+
+    pub async fn total_count(&self) -> AppResult<i64> {
+        self.probe.count().await
+    }
+}
+
+/// Defines `<Node>Connection` and `<Node>Edge` for a node type built from a snapshot.
+#[macro_export]
+macro_rules! connection_types {
+    ($connection:ident, $edge:ident, $node:ty) => {
+        pub struct $connection(pub $crate::pagination::Page<$node>);
+
+        #[async_graphql::Object]
+        impl $connection {
+            async fn edges(&self) -> Vec<$edge<'_>> {
+                self.0
+                    .edges
+                    .iter()
+                    .map(|(cursor, node)| $edge { cursor, node })
+                    .collect()
+            }
+
+            async fn nodes(&self) -> Vec<&$node> {
+                self.0.edges.iter().map(|(_, node)| node).collect()
+            }
+
+            async fn page_info(&self) -> &$crate::pagination::PageInfo {
+                &self.0.page_info
+            }
+
+            /// Rows matching the same filter and `asOf` as the page, across all pages.
+            async fn total_count(&self) -> async_graphql::Result<i64> {
+                Ok(self.0.total_count().await?)
+            }
+        }
+
+        pub struct $edge<'a> {
+            cursor: &'a str,
+            node: &'a $node,
+        }
+
+        #[async_graphql::Object]
+        impl<'a> $edge<'a> {
+            async fn cursor(&self) -> &str {
+                self.cursor
+            }
+
+            async fn node(&self) -> &$node {
+                self.node
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(filter: &str) -> Scope {
+        Scope::new("llmRuns", "CREATED_AT_DESC", &filter, None)
+    }
+
+    #[test]
+    fn cursor_round_trip_and_tamper_checks() {
+        let codec = CursorCodec::new(b"secret");
+        let position = Position {
+            created_at: Utc.timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: "run-1".into(),
+        };
+        let cursor = codec.encode(scope("a"), &position);
+        assert_eq!(codec.decode(scope("a"), &cursor).unwrap(), position);
+        assert_eq!(
+            codec.decode(scope("b"), &cursor).unwrap_err().code(),
+            "BAD_CURSOR"
+        );
+        assert_eq!(
+            CursorCodec::new(b"other")
+                .decode(scope("a"), &cursor)
+                .unwrap_err()
+                .code(),
+            "BAD_CURSOR"
+        );
+        let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).unwrap();
+        bytes[12] ^= 1;
+        assert_eq!(
+            codec
+                .decode(scope("a"), &URL_SAFE_NO_PAD.encode(bytes))
+                .unwrap_err()
+                .code(),
+            "BAD_CURSOR"
+        );
+        assert_eq!(
+            codec.decode(scope("a"), "garbage!").unwrap_err().code(),
+            "BAD_CURSOR"
+        );
+        assert_eq!(
+            codec.decode(scope("a"), "").unwrap_err().code(),
+            "BAD_CURSOR"
+        );
+    }
+}

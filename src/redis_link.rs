@@ -1,0 +1,55 @@
+//! The optional Redis connection. Connected lazily with short timeouts, so an unreachable Redis
+//! never stalls start-up; callers that need it get `UNAVAILABLE` instead.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+use crate::error::{AppError, AppResult};
+
+pub struct RedisLink {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl RedisLink {
+    pub fn open(url: &str) -> AppResult<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| AppError::bad_input("redisUrl", format!("invalid Redis URL: {e}")))?;
+        Ok(RedisLink {
+            client,
+            connection: OnceCell::new(),
+        })
+    }
+
+    pub async fn connection(&self) -> AppResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1);
+        self.connection
+            .get_or_try_init(|| async {
+                ConnectionManager::new_with_config(self.client.clone(), config)
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("Redis is unreachable: {e}")))
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn ping(&self) -> AppResult<()> {
+        let mut connection = self.connection().await?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("Redis did not answer PING: {e}")))?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(AppError::Unavailable(format!(
+                "Redis answered PING with {pong}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! GraphQL for LLM runs: the `LlmRun` node, `llmRuns` (a keyset-paged connection) and `llmRun`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, InputObject, Object, ID};
+use sea_orm::DatabaseConnection;
+
+use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
+use crate::app::AppState;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::{ListProbe, Page, PageArgs, Position, Scope, MAX_PAGE_SIZE};
+use crate::scalars::DateTime;
+
+/// One LLM run's immutable execution record (topic LLM_RUNS, depth O1).
+pub struct LlmRun(pub LlmRunSnapshot);
+
+#[Object]
+impl LlmRun {
+    /// Global object id (for `node`).
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::LlmRun, &self.0.id)
+    }
+    /// The record's own id.
+    async fn record_id(&self) -> &str {
+        &self.0.id
+    }
+    /// The run this record describes; unique within a tenant.
+    async fn run_id(&self) -> &str {
+        &self.0.run_id
+    }
+    async fn trace_id(&self) -> Option<&str> {
+        self.0.trace_id.as_deref()
+    }
+    /// e.g. `anthropic`, `openai`, `stub`, `unknown`.
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    async fn model(&self) -> &str {
+        &self.0.model
+    }
+    /// SHA-256 hex of the prompt, when the producer supplied it.
+    async fn prompt_hash(&self) -> Option<&str> {
+        self.0.prompt_hash.as_deref()
+    }
+    /// SHA-256 hex of the response, when the producer supplied it.
+    async fn response_hash(&self) -> Option<&str> {
+        self.0.response_hash.as_deref()
+    }
+    async fn input_tokens(&self) -> i32 {
+        self.0.input_tokens
+    }
+    async fn output_tokens(&self) -> i32 {
+        self.0.output_tokens
+    }
+    /// Cost in integer US cents.
+    async fn cost_cents(&self) -> i32 {
+        self.0.cost_cents
+    }
+    async fn execution_status(&self) -> ExecutionStatus {
+        self.0.execution_status
+    }
+    async fn started_at(&self) -> DateTime {
+        self.0.started_at.into()
+    }
+    async fn completed_at(&self) -> Option<DateTime> {
+        self.0.completed_at.map(Into::into)
+    }
+    async fn source(&self) -> RunSource {
+        self.0.source
+    }
+    async fn is_synthetic(&self) -> bool {
+        self.0.is_synthetic
+    }
+    async fn synthetic_scenario_id(&self) -> Option<&str> {
+        self.0.synthetic_scenario_id.as_deref()
+    }
+    /// When Logbook recorded the run (immutable; the list order).
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun);
+
+/// Filters for `llmRuns`; the same input drives the list and its `totalCount`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct LlmRunFilter {
+    pub run_id: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// Any of these statuses.
+    pub status: Option<Vec<ExecutionStatus>>,
+    pub source: Option<RunSource>,
+    pub is_synthetic: Option<bool>,
+    /// Inclusive lower bound on `createdAt`.
+    pub created_after: Option<DateTime>,
+    /// Inclusive upper bound on `createdAt`.
+    pub created_before: Option<DateTime>,
+}
+
+impl From<LlmRunFilter> for RunFilter {
+    fn from(f: LlmRunFilter) -> Self {
+        RunFilter {
+            run_id: f.run_id,
+            provider: f.provider,
+            model: f.model,
+            status: f.status.map(|mut s| {
+                s.sort_by_key(|x| x.as_str());
+                s.dedup();
+                s
+            }),
+            source: f.source,
+            is_synthetic: f.is_synthetic,
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        }
+    }
+}
+
+struct RunProbe {
+    db: DatabaseConnection,
+    tenant: TenantId,
+    filter: RunFilter,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[async_trait::async_trait]
+impl ListProbe for RunProbe {
+    async fn count(&self) -> AppResult<i64> {
+        store::count(&self.db, &self.tenant, &self.filter, self.as_of).await
+    }
+
+    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
+        store::exists_beyond(&self.db, &self.tenant, &self.filter, self.as_of, at, newer).await
+    }
+}
+
+/// Fetches a run by its record id for `node(id)`, tenant-scoped.
+pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<LlmRun> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    store::get_by_id(&state.db, &principal.tenant_id, record_id)
+        .await?
+        .map(LlmRun)
+        .ok_or(AppError::NotFound("LlmRun"))
+}
+
+#[derive(Default)]
+pub struct RunQuery;
+
+#[Object]
+impl RunQuery {
+    /// The tenant's LLM run records, newest first (ties broken by id).
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay arguments plus filter and asOf"
+    )]
+    async fn llm_runs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LlmRunFilter>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<LlmRunConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter: RunFilter = filter.unwrap_or_default().into();
+        let as_of = as_of.map(|d| d.0);
+        let scope = Scope::new("llmRuns", "CREATED_AT_DESC", &filter, as_of);
+        let window = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .window(&state.cursors, scope, MAX_PAGE_SIZE, as_of)?;
+        let (rows, has_more) =
+            store::list(&state.db, &principal.tenant_id, &filter, &window).await?;
+        let probe = Arc::new(RunProbe {
+            db: state.db.clone(),
+            tenant: principal.tenant_id,
+            filter,
+            as_of,
+        });
+        let page = Page::new(
+            rows.into_iter().map(LlmRun).collect(),
+            has_more,
+            window,
+            &state.cursors,
+            scope,
+            |run| Position {
+                created_at: run.0.created_at,
+                id: run.0.id.clone(),
+            },
+            probe,
+        );
+        Ok(LlmRunConnection(page))
+    }
+
+    /// The tenant's record for one run.
+    async fn llm_run(
+        &self,
+        ctx: &Context<'_>,
+        run_id: String,
+    ) -> async_graphql::Result<Option<LlmRun>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let run = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
+        Ok(Some(run.map(LlmRun).ok_or(AppError::NotFound("LlmRun"))?))
+    }
+}

@@ -1,0 +1,108 @@
+//! LLM run records: one immutable record per run and tenant (DOMAIN.md 1.1). `run_id` is unique
+//! per tenant here (the original allowed duplicates and then failed on lookup, 5 #4).
+
+pub mod graphql;
+pub mod store;
+
+use async_graphql::Enum;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Succeeded,
+    Failed,
+    Aborted,
+    Timeout,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 4] =
+        [Self::Succeeded, Self::Failed, Self::Aborted, Self::Timeout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Aborted => "ABORTED",
+            Self::Timeout => "TIMEOUT",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Who produced the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunSource {
+    Api,
+    Sdk,
+    System,
+    Synthetic,
+    Worker,
+}
+
+impl RunSource {
+    pub const ALL: [RunSource; 5] = [
+        Self::Api,
+        Self::Sdk,
+        Self::System,
+        Self::Synthetic,
+        Self::Worker,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "API",
+            Self::Sdk => "SDK",
+            Self::System => "SYSTEM",
+            Self::Synthetic => "SYNTHETIC",
+            Self::Worker => "WORKER",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// An LLM run record as stored. Immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRunSnapshot {
+    pub id: String,
+    pub tenant_id: String,
+    pub run_id: String,
+    pub trace_id: Option<String>,
+    pub provider: String,
+    pub model: String,
+    pub prompt_hash: Option<String>,
+    pub response_hash: Option<String>,
+    pub input_tokens: i32,
+    pub output_tokens: i32,
+    pub cost_cents: i32,
+    pub execution_status: ExecutionStatus,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub source: RunSource,
+    pub is_synthetic: bool,
+    pub synthetic_scenario_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The list filter, as the store applies it. Equality on each given field; the time bounds are
+/// inclusive (`created_at >= created_after`, `created_at <= created_before`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunFilter {
+    pub run_id: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<Vec<ExecutionStatus>>,
+    pub source: Option<RunSource>,
+    pub is_synthetic: Option<bool>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}

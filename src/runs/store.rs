@@ -1,0 +1,194 @@
+//! SQL for `llm_run_records`. Every query is scoped to one tenant in the SQL itself.
+
+use entity::llm_run_records::{self, Column, Entity};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Select,
+    Set,
+};
+
+use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::pagination::{apply_window, finish_page, Position, Window};
+
+fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
+    let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
+        AppError::internal(format!(
+            "llm run {} has unknown status {}",
+            m.id, m.execution_status
+        ))
+    })?;
+    let source = RunSource::parse(&m.source).ok_or_else(|| {
+        AppError::internal(format!("llm run {} has unknown source {}", m.id, m.source))
+    })?;
+    Ok(LlmRunSnapshot {
+        id: m.id,
+        tenant_id: m.tenant_id,
+        run_id: m.run_id,
+        trace_id: m.trace_id,
+        provider: m.provider,
+        model: m.model,
+        prompt_hash: m.prompt_hash,
+        response_hash: m.response_hash,
+        input_tokens: m.input_tokens,
+        output_tokens: m.output_tokens,
+        cost_cents: m.cost_cents,
+        execution_status,
+        started_at: m.started_at,
+        completed_at: m.completed_at,
+        source,
+        is_synthetic: m.is_synthetic,
+        synthetic_scenario_id: m.synthetic_scenario_id,
+        created_at: m.created_at,
+    })
+}
+
+fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> {
+    let mut q = Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
+    if let Some(v) = &filter.run_id {
+        q = q.filter(Column::RunId.eq(v.as_str()));
+    }
+    if let Some(v) = &filter.provider {
+        q = q.filter(Column::Provider.eq(v.as_str()));
+    }
+    if let Some(v) = &filter.model {
+        q = q.filter(Column::Model.eq(v.as_str()));
+    }
+    if let Some(statuses) = &filter.status {
+        q = q.filter(Column::ExecutionStatus.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(v) = filter.source {
+        q = q.filter(Column::Source.eq(v.as_str()));
+    }
+    if let Some(v) = filter.is_synthetic {
+        q = q.filter(Column::IsSynthetic.eq(v));
+    }
+    if let Some(v) = filter.created_after {
+        q = q.filter(Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = filter.created_before {
+        q = q.filter(Column::CreatedAt.lte(v));
+    }
+    q
+}
+
+/// One page of the tenant's runs, newest first, and whether more lie in the page's direction.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: &RunFilter,
+    window: &Window,
+) -> AppResult<(Vec<LlmRunSnapshot>, bool)> {
+    let rows = apply_window(
+        filtered(tenant, filter),
+        Column::CreatedAt,
+        Column::Id,
+        window,
+    )
+    .all(db)
+    .await?;
+    let rows = rows
+        .into_iter()
+        .map(snapshot)
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(finish_page(rows, window))
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: &RunFilter,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> AppResult<i64> {
+    let mut q = filtered(tenant, filter);
+    if let Some(at) = as_of {
+        q = q.filter(Column::CreatedAt.lte(at));
+    }
+    Ok(q.count(db).await? as i64)
+}
+
+/// Whether a matching row lies strictly newer (or older) than `at`.
+pub async fn exists_beyond(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: &RunFilter,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    at: &Position,
+    newer: bool,
+) -> AppResult<bool> {
+    let key = Expr::tuple([Expr::col(Column::CreatedAt), Expr::col(Column::Id)]);
+    let bound = Expr::tuple([Expr::val(at.created_at), Expr::val(at.id.clone())]);
+    let mut q = filtered(tenant, filter).filter(if newer { key.gt(bound) } else { key.lt(bound) });
+    if let Some(as_of) = as_of {
+        q = q.filter(Column::CreatedAt.lte(as_of));
+    }
+    let hit: Option<String> = q
+        .select_only()
+        .column(Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(hit.is_some())
+}
+
+pub async fn get_by_run_id(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_id: &str,
+) -> AppResult<Option<LlmRunSnapshot>> {
+    let found = Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::RunId.eq(run_id))
+        .one(db)
+        .await?;
+    found.map(snapshot).transpose()
+}
+
+pub async fn get_by_id(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<Option<LlmRunSnapshot>> {
+    let found = Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?;
+    found.map(snapshot).transpose()
+}
+
+fn active_model(run: &LlmRunSnapshot) -> llm_run_records::ActiveModel {
+    llm_run_records::ActiveModel {
+        id: Set(run.id.clone()),
+        tenant_id: Set(run.tenant_id.clone()),
+        run_id: Set(run.run_id.clone()),
+        trace_id: Set(run.trace_id.clone()),
+        provider: Set(run.provider.clone()),
+        model: Set(run.model.clone()),
+        prompt_hash: Set(run.prompt_hash.clone()),
+        response_hash: Set(run.response_hash.clone()),
+        input_tokens: Set(run.input_tokens),
+        output_tokens: Set(run.output_tokens),
+        cost_cents: Set(run.cost_cents),
+        execution_status: Set(run.execution_status.as_str().to_owned()),
+        started_at: Set(run.started_at),
+        completed_at: Set(run.completed_at),
+        source: Set(run.source.as_str().to_owned()),
+        is_synthetic: Set(run.is_synthetic),
+        synthetic_scenario_id: Set(run.synthetic_scenario_id.clone()),
+        created_at: Set(run.created_at),
+    }
+}
+
+/// Inserts records as given (ids and timestamps included), in one multi-row statement.
+pub async fn insert_many(db: &impl ConnectionTrait, runs: &[LlmRunSnapshot]) -> AppResult<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    Entity::insert_many(runs.iter().map(active_model))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}

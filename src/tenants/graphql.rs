@@ -1,0 +1,40 @@
+//! `viewer`: who the caller is.
+
+use async_graphql::{Context, Object, SimpleObject};
+
+use crate::app::AppState;
+use crate::auth::{self, Role};
+use crate::error::AppError;
+
+use super::store;
+
+/// The authenticated caller: its tenant and role.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    /// Read-window entitlement tier of the tenant (OBSERVE … GOVERN).
+    pub tier: String,
+    pub role: Role,
+}
+
+#[derive(Default)]
+pub struct TenantQuery;
+
+#[Object]
+impl TenantQuery {
+    /// The tenant and role of the API key making this request.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
+        let principal = auth::viewer(ctx).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let tenant = store::find_tenant(&state.db, &principal.tenant_id)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Viewer {
+            tenant_id: tenant.id,
+            tenant_name: tenant.name,
+            tier: tenant.tier,
+            role: principal.role,
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! The `logbook` binary: `print-schema`, `migrate` and `keys create` as a user runs them.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::support::{fresh_database_url, Backend, TestApp};
+
+fn logbook(database_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("run logbook")
+}
+
+async fn keys_create_prints_a_working_key(backend: Backend) {
+    let url = fresh_database_url(backend).await;
+    let out = logbook(&url, &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = logbook(
+        &url,
+        &["keys", "create", "--tenant", "acme", "--role", "OPERATOR"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let key = stdout
+        .lines()
+        .last()
+        .expect("a last line")
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("lbk_"));
+
+    let bad = logbook(
+        &url,
+        &["keys", "create", "--tenant", "acme", "--role", "ROOT"],
+    );
+    assert!(!bad.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().count(),
+        1,
+        "one-line reason"
+    );
+
+    let app = TestApp::spawn_with(backend, |c| c.database.url = url.clone()).await;
+    let data = app
+        .data(&key, "{ viewer { tenantId role } }", json!({}))
+        .await;
+    assert_eq!(
+        data["viewer"],
+        json!({ "tenantId": "acme", "role": "OPERATOR" })
+    );
+    // Only the digest is stored.
+    let stored = app
+        .raw(&format!(
+            "SELECT id FROM api_keys WHERE key_sha256 = '{}'",
+            logbook::auth::digest_key(&key)
+        ))
+        .await;
+    assert!(stored.is_ok());
+    app.stop().await;
+}
+
+async fn print_schema_matches_file(_backend: Backend) {
+    let out = logbook("sqlite::memory:", &["print-schema"]);
+    assert!(out.status.success());
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql");
+    assert_eq!(String::from_utf8(out.stdout).expect("utf8"), file);
+}
+
+crate::cases!(keys_create_prints_a_working_key, print_schema_matches_file);

@@ -1,0 +1,362 @@
+//! The test-app builder. Each test gets a fresh database — on PostgreSQL a database cloned from a
+//! migrated template made once per run, on SQLite a new file — and a server on port 0.
+//! Everything this run creates is named with the run id and dropped at the end.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use logbook::app::{self, AppState, RunningServer};
+use logbook::auth::{Role, TenantId};
+use logbook::config::Config;
+use logbook::tenants::store as tenant_store;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+pub type TestFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A test body, run once per backend.
+pub struct TestCase {
+    pub name: &'static str,
+    pub run: fn(Backend) -> TestFuture,
+}
+
+#[macro_export]
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        pub fn cases() -> Vec<$crate::support::TestCase> {
+            vec![$($crate::support::TestCase { name: stringify!($name), run: |b| Box::pin($name(b)) }),*]
+        }
+    };
+}
+
+pub fn admin_url() -> String {
+    std::env::var("LOGBOOK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("LOGBOOK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn pg_url_for(database: &str) -> String {
+    let admin = admin_url();
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), None), |(b, q)| (b, Some(q)));
+    let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
+    match query {
+        Some(q) => format!("{prefix}/{database}?{q}"),
+        None => format!("{prefix}/{database}"),
+    }
+}
+
+pub struct RunContext {
+    pub run_id: String,
+    pub template: Option<String>,
+    pub sqlite_dir: PathBuf,
+    pub redis: bool,
+    databases: Mutex<Vec<String>>,
+    counter: AtomicUsize,
+}
+
+static RUN: OnceLock<RunContext> = OnceLock::new();
+
+pub fn run_context() -> &'static RunContext {
+    RUN.get()
+        .expect("the harness sets up the run context first")
+}
+
+async fn admin_execute(sql: &str) -> Result<(), String> {
+    let db = Database::connect(admin_url())
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = db
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let _ = db.close().await;
+    result
+}
+
+/// Probes the backends, builds the PostgreSQL template. Returns what is unreachable.
+pub fn setup(runtime: &tokio::runtime::Runtime) -> Vec<String> {
+    let run_id = format!(
+        "lbt_{}_{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let sqlite_dir = std::env::temp_dir().join(&run_id);
+    std::fs::create_dir_all(&sqlite_dir).expect("temp dir");
+    let mut missing = Vec::new();
+
+    let template = runtime.block_on(async {
+        let name = format!("{run_id}_tpl");
+        if let Err(e) = admin_execute(&format!("CREATE DATABASE {name}")).await {
+            return Err(format!("PostgreSQL at {} ({e})", admin_url()));
+        }
+        let db = Database::connect(pg_url_for(&name))
+            .await
+            .map_err(|e| e.to_string())?;
+        logbook::db::migrate(&db)
+            .await
+            .map_err(|e| format!("migrating the template: {}", e.message()))?;
+        db.close().await.map_err(|e| e.to_string())?;
+        Ok(name)
+    });
+    let template = match template {
+        Ok(name) => Some(name),
+        Err(e) => {
+            missing.push(e);
+            None
+        }
+    };
+    let redis = runtime.block_on(async {
+        let client = redis::Client::open(redis_url()).map_err(|e| e.to_string())?;
+        let mut conn = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let redis = match redis {
+        Ok(_) => true,
+        Err(e) => {
+            missing.push(format!("Redis at {} ({e})", redis_url()));
+            false
+        }
+    };
+    let databases = Mutex::new(template.iter().cloned().collect());
+    let _ = RUN.set(RunContext {
+        run_id,
+        template,
+        sqlite_dir,
+        redis,
+        databases,
+        counter: AtomicUsize::new(0),
+    });
+    missing
+}
+
+/// Drops every database and file this run created.
+pub fn teardown(runtime: &tokio::runtime::Runtime) {
+    let ctx = run_context();
+    let mut names = ctx.databases.lock().map(|d| d.clone()).unwrap_or_default();
+    // The template last: clones must go first.
+    names.reverse();
+    runtime.block_on(async {
+        for name in names {
+            if let Err(e) =
+                admin_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
+            {
+                eprintln!("warning: could not drop test database {name}: {e}");
+            }
+        }
+    });
+    let _ = std::fs::remove_dir_all(&ctx.sqlite_dir);
+}
+
+/// A fresh database for one test.
+pub async fn fresh_database_url(backend: Backend) -> String {
+    let ctx = run_context();
+    let n = ctx.counter.fetch_add(1, Ordering::SeqCst);
+    match backend {
+        Backend::Postgres => {
+            let template = ctx
+                .template
+                .as_ref()
+                .expect("postgres tests run only with a template");
+            let name = format!("{}_{n}", ctx.run_id);
+            ctx.databases.lock().expect("lock").push(name.clone());
+            // CREATE DATABASE … TEMPLATE fails while anyone else copies the same template.
+            static CLONE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _guard = CLONE_LOCK.lock().await;
+            admin_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .await
+                .expect("create test database");
+            pg_url_for(&name)
+        }
+        Backend::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            ctx.sqlite_dir.join(format!("t{n}.db")).display()
+        ),
+    }
+}
+
+/// A server on port 0 over a fresh database.
+pub struct TestApp {
+    pub state: AppState,
+    pub server: RunningServer,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let url = fresh_database_url(backend).await;
+        let mut config = Config::new(url, None);
+        config.workers = 2;
+        config.database.max_connections = 8;
+        adjust(&mut config);
+        let state = AppState::connect(config)
+            .await
+            .expect("connect and migrate");
+        let server = app::start(state.clone(), "127.0.0.1:0").expect("bind port 0");
+        let base = format!("http://{}", server.addr);
+        TestApp {
+            state,
+            server,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    /// Creates the tenant (if needed) and a key with `role` for it.
+    pub async fn key(&self, tenant: &str, role: Role) -> String {
+        tenant_store::ensure_tenant(self.db(), tenant, tenant, "GOVERN")
+            .await
+            .expect("tenant");
+        tenant_store::create_key(self.db(), &TenantId::trusted(tenant), role, Some("test"))
+            .await
+            .expect("key")
+    }
+
+    /// POSTs a GraphQL document; returns the whole JSON response.
+    pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("POST /graphql");
+        assert_eq!(
+            response.status(),
+            200,
+            "application/json responses are always 200"
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    /// Like `gql`, but fails the test on any error and returns `data`.
+    pub async fn data(&self, key: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(Some(key), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+        body["data"].clone()
+    }
+
+    pub async fn stop(self) {
+        self.server.handle.stop(false).await;
+        let _ = self.state.db.close().await;
+    }
+
+    pub async fn raw(&self, sql: &str) -> Result<u64, sea_orm::DbErr> {
+        let backend = self.db().get_database_backend();
+        self.db()
+            .execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .map(|r| r.rows_affected())
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error: {body:#}"))
+}
+
+/// Builds `n` run records for `tenant`, `created_at` descending from `newest` one second apart,
+/// with every third pair sharing a timestamp (so the id tiebreak is exercised).
+pub fn make_runs(
+    tenant: &str,
+    prefix: &str,
+    n: usize,
+    newest: chrono::DateTime<chrono::Utc>,
+) -> Vec<logbook::runs::LlmRunSnapshot> {
+    use logbook::runs::{ExecutionStatus, LlmRunSnapshot, RunSource};
+    (0..n)
+        .map(|i| {
+            let created_at = newest - chrono::Duration::seconds((i - i % 3 / 2) as i64);
+            let status = ExecutionStatus::ALL[i % 4];
+            LlmRunSnapshot {
+                id: format!("{prefix}-rec-{i:05}"),
+                tenant_id: tenant.to_owned(),
+                run_id: format!("{prefix}-run-{i:05}"),
+                trace_id: Some(format!("trace_{prefix}-run-{i:05}")),
+                provider: if i % 2 == 0 {
+                    "anthropic".into()
+                } else {
+                    "openai".into()
+                },
+                model: if i % 2 == 0 {
+                    "claude-sonnet".into()
+                } else {
+                    "gpt-4o".into()
+                },
+                prompt_hash: None,
+                response_hash: None,
+                input_tokens: 100 + i as i32,
+                output_tokens: 50,
+                cost_cents: 3,
+                execution_status: status,
+                started_at: created_at - chrono::Duration::seconds(5),
+                completed_at: Some(created_at),
+                source: RunSource::Worker,
+                is_synthetic: i % 10 == 0,
+                synthetic_scenario_id: (i % 10 == 0).then(|| "scenario-1".into()),
+                created_at,
+            }
+        })
+        .collect()
+}
+
+pub async fn insert_runs(db: &DatabaseConnection, runs: &[logbook::runs::LlmRunSnapshot]) {
+    for chunk in runs.chunks(200) {
+        logbook::runs::store::insert_many(db, chunk)
+            .await
+            .expect("insert runs");
+    }
+}
+
+pub fn fixed_time() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
