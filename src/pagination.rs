@@ -14,7 +14,10 @@ use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -255,6 +258,129 @@ pub fn finish_page<T>(mut rows: Vec<T>, window: &Window) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
+/// What a list request asks for: the Relay arguments, `asOf`, and the list's page-size ceiling.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub args: PageArgs,
+    pub as_of: Option<DateTime<Utc>>,
+    pub max: u64,
+}
+
+impl PageRequest {
+    pub fn new(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Self {
+        PageRequest {
+            args: PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            as_of,
+            max: MAX_PAGE_SIZE,
+        }
+    }
+
+    pub fn with_max(mut self, max: u64) -> Self {
+        self.max = max;
+        self
+    }
+}
+
+/// A filtered, tenant-scoped select over a table listed newest first by `(created_at, id)`.
+/// Stores build it; it pages, counts and probes without ever handing a model out.
+pub struct KeysetQuery<E: EntityTrait> {
+    pub db: DatabaseConnection,
+    pub select: Select<E>,
+    pub created_at: E::Column,
+    pub id: E::Column,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl<E: EntityTrait> KeysetQuery<E>
+where
+    E::Column: IntoIden + Copy,
+{
+    fn bounded(&self) -> Select<E> {
+        let select = self.select.clone();
+        match self.as_of {
+            Some(at) => select.filter(self.created_at.lte(at)),
+            None => select,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<E: EntityTrait> ListProbe for KeysetQuery<E>
+where
+    E::Column: IntoIden + Copy,
+    E::Model: Sync,
+{
+    async fn count(&self) -> AppResult<i64> {
+        Ok(PaginatorTrait::count(self.bounded(), &self.db).await? as i64)
+    }
+
+    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
+        let key = Expr::tuple([Expr::col(self.created_at), Expr::col(self.id)]);
+        let bound = Expr::tuple([Expr::val(at.created_at), Expr::val(at.id.clone())]);
+        let hit: Option<String> = self
+            .bounded()
+            .filter(if newer { key.gt(bound) } else { key.lt(bound) })
+            .select_only()
+            .column(self.id)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(hit.is_some())
+    }
+}
+
+/// Fetches one page of `query`: validates the arguments, checks cursors against the scope of
+/// (`list`, `filter`, `asOf`), maps rows to snapshots and signs the new cursors.
+pub async fn fetch_page<E, T, F>(
+    query: KeysetQuery<E>,
+    codec: &CursorCodec,
+    list: &str,
+    filter: &F,
+    request: &PageRequest,
+    snapshot: fn(E::Model) -> AppResult<T>,
+    position: fn(&T) -> Position,
+) -> AppResult<Page<T>>
+where
+    E: EntityTrait,
+    E::Column: IntoIden + Copy,
+    E::Model: Sync,
+    F: Serialize,
+{
+    let scope = Scope::new(list, "CREATED_AT_DESC", filter, request.as_of);
+    let window = request
+        .args
+        .window(codec, scope, request.max, request.as_of)?;
+    let rows = apply_window(query.select.clone(), query.created_at, query.id, &window)
+        .all(&query.db)
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(snapshot)
+        .collect::<AppResult<Vec<T>>>()?;
+    let (rows, has_more) = finish_page(rows, &window);
+    Ok(Page::new(
+        rows,
+        has_more,
+        window,
+        codec,
+        scope,
+        position,
+        Arc::new(query),
+    ))
+}
+
 /// What a connection needs to answer `totalCount` and the far side of `pageInfo` lazily: only
 /// when a client selects them does the SQL run.
 #[async_trait::async_trait]
@@ -337,6 +463,15 @@ impl<T> Page<T> {
             edges,
             page_info,
             probe,
+        }
+    }
+
+    /// The same page with each node converted (snapshot → GraphQL type).
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            edges: self.edges.into_iter().map(|(c, n)| (c, f(n))).collect(),
+            page_info: self.page_info,
+            probe: self.probe,
         }
     }
 

@@ -1,16 +1,13 @@
 //! GraphQL for LLM runs: the `LlmRun` node, `llmRuns` (a keyset-paged connection) and `llmRun`.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, InputObject, Object, ID};
-use sea_orm::DatabaseConnection;
 
 use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::app::AppState;
-use crate::auth::{self, Permission, TenantId};
+use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{ListProbe, Page, PageArgs, Position, Scope, MAX_PAGE_SIZE};
+use crate::pagination::PageRequest;
 use crate::scalars::DateTime;
 
 /// One LLM run's immutable execution record (topic LLM_RUNS, depth O1).
@@ -119,24 +116,6 @@ impl From<LlmRunFilter> for RunFilter {
     }
 }
 
-struct RunProbe {
-    db: DatabaseConnection,
-    tenant: TenantId,
-    filter: RunFilter,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-#[async_trait::async_trait]
-impl ListProbe for RunProbe {
-    async fn count(&self) -> AppResult<i64> {
-        store::count(&self.db, &self.tenant, &self.filter, self.as_of).await
-    }
-
-    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
-        store::exists_beyond(&self.db, &self.tenant, &self.filter, self.as_of, at, newer).await
-    }
-}
-
 /// Fetches a run by its record id for `node(id)`, tenant-scoped.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<LlmRun> {
     let principal = auth::require(ctx, Permission::Read).await?;
@@ -174,35 +153,16 @@ impl RunQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let filter: RunFilter = filter.unwrap_or_default().into();
-        let as_of = as_of.map(|d| d.0);
-        let scope = Scope::new("llmRuns", "CREATED_AT_DESC", &filter, as_of);
-        let window = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .window(&state.cursors, scope, MAX_PAGE_SIZE, as_of)?;
-        let (rows, has_more) =
-            store::list(&state.db, &principal.tenant_id, &filter, &window).await?;
-        let probe = Arc::new(RunProbe {
-            db: state.db.clone(),
-            tenant: principal.tenant_id,
-            filter,
-            as_of,
-        });
-        let page = Page::new(
-            rows.into_iter().map(LlmRun).collect(),
-            has_more,
-            window,
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let page = store::page(
+            &state.db,
             &state.cursors,
-            scope,
-            |run| Position {
-                created_at: run.0.created_at,
-                id: run.0.id.clone(),
-            },
-            probe,
-        );
+            &principal.tenant_id,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(LlmRun);
         Ok(LlmRunConnection(page))
     }
 

@@ -1,16 +1,14 @@
 //! SQL for `llm_run_records`. Every query is scoped to one tenant in the SQL itself.
 
 use entity::llm_run_records::{self, Column, Entity};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Select,
-    Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set,
 };
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{apply_window, finish_page, Position, Window};
+use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
 
 fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
@@ -73,64 +71,28 @@ fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> {
     q
 }
 
-/// One page of the tenant's runs, newest first, and whether more lie in the page's direction.
-pub async fn list(
-    db: &impl ConnectionTrait,
+/// One page of the tenant's runs matching `filter`, newest first.
+pub async fn page(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
     tenant: &TenantId,
     filter: &RunFilter,
-    window: &Window,
-) -> AppResult<(Vec<LlmRunSnapshot>, bool)> {
-    let rows = apply_window(
-        filtered(tenant, filter),
-        Column::CreatedAt,
-        Column::Id,
-        window,
-    )
-    .all(db)
-    .await?;
-    let rows = rows
-        .into_iter()
-        .map(snapshot)
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok(finish_page(rows, window))
-}
-
-pub async fn count(
-    db: &impl ConnectionTrait,
-    tenant: &TenantId,
-    filter: &RunFilter,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
-) -> AppResult<i64> {
-    let mut q = filtered(tenant, filter);
-    if let Some(at) = as_of {
-        q = q.filter(Column::CreatedAt.lte(at));
-    }
-    Ok(q.count(db).await? as i64)
-}
-
-/// Whether a matching row lies strictly newer (or older) than `at`.
-pub async fn exists_beyond(
-    db: &impl ConnectionTrait,
-    tenant: &TenantId,
-    filter: &RunFilter,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
-    at: &Position,
-    newer: bool,
-) -> AppResult<bool> {
-    let key = Expr::tuple([Expr::col(Column::CreatedAt), Expr::col(Column::Id)]);
-    let bound = Expr::tuple([Expr::val(at.created_at), Expr::val(at.id.clone())]);
-    let mut q = filtered(tenant, filter).filter(if newer { key.gt(bound) } else { key.lt(bound) });
-    if let Some(as_of) = as_of {
-        q = q.filter(Column::CreatedAt.lte(as_of));
-    }
-    let hit: Option<String> = q
-        .select_only()
-        .column(Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(hit.is_some())
+    request: &PageRequest,
+) -> AppResult<Page<LlmRunSnapshot>> {
+    let query = KeysetQuery {
+        db: db.clone(),
+        select: filtered(tenant, filter),
+        created_at: Column::CreatedAt,
+        id: Column::Id,
+        as_of: request.as_of,
+    };
+    fetch_page(query, codec, "llmRuns", filter, request, snapshot, |run| {
+        Position {
+            created_at: run.created_at,
+            id: run.id.clone(),
+        }
+    })
+    .await
 }
 
 pub async fn get_by_run_id(
