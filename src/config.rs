@@ -10,6 +10,8 @@ use crate::db::DbSettings;
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Root fields per operation, and aliases of one field per selection set.
+    pub max_fan_out: usize,
     pub max_body_bytes: usize,
     pub introspection: bool,
 }
@@ -19,6 +21,7 @@ impl Default for Limits {
         Limits {
             max_depth: 12,
             max_complexity: 5_000,
+            max_fan_out: 20,
             max_body_bytes: 1024 * 1024,
             introspection: true,
         }

@@ -63,7 +63,10 @@ pub struct Query(TenantQuery, NodeQuery, RunQuery);
 pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
     let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .extension(crate::limits::FieldFanOut {
+            max: limits.max_fan_out,
+        });
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

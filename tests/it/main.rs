@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod cli;
 mod immutability;
+mod limits;
 mod runs;
 mod schema;
 mod transport;
@@ -19,6 +20,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("auth", auth::cases()),
         ("cli", cli::cases()),
         ("immutability", immutability::cases()),
+        ("limits", limits::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
         ("transport", transport::cases()),
