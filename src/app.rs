@@ -1,7 +1,9 @@
 //! The actix-web application: GraphQL over HTTP (POST and GET), GraphiQL, the served SDL, health
 //! and readiness. `start` binds before it serves, so tests and benchmarks can use port 0.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -29,12 +31,21 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub keys: Arc<KeyCache>,
     pub redis: Option<Arc<RedisLink>>,
+    pub sql: Arc<crate::db::SqlStats>,
+    pub requests: Arc<RequestStats>,
+}
+
+/// Counters over GraphQL requests served by this process.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub graphql: AtomicU64,
+    pub graphql_with_errors: AtomicU64,
 }
 
 impl AppState {
     /// Connects, migrates and loads the shared secrets.
     pub async fn connect(config: Config) -> AppResult<Self> {
-        let db = crate::db::connect(&config.database).await?;
+        let (db, sql) = crate::db::connect_counted(&config.database).await?;
         crate::db::migrate(&db).await?;
         let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
         let redis = config
@@ -49,6 +60,8 @@ impl AppState {
             cursors: CursorCodec::new(&cursor_key),
             keys: Arc::default(),
             redis,
+            sql,
+            requests: Arc::default(),
         })
     }
 }
@@ -86,6 +99,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
             .route("/schema.graphql", web::get().to(schema_sdl))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
     })
     .disable_signals()
     .shutdown_timeout(5);
@@ -246,6 +260,11 @@ async fn graphql(
         .scope(request_id.clone(), served.schema.execute(request))
         .await;
     classify_errors(&mut response);
+    let stats = &served.state.requests;
+    stats.graphql.fetch_add(1, Ordering::Relaxed);
+    if !response.errors.is_empty() {
+        stats.graphql_with_errors.fetch_add(1, Ordering::Relaxed);
+    }
 
     let request_error = response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| e.path.is_empty())
@@ -322,4 +341,51 @@ async fn readyz(served: web::Data<Served>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Prometheus text format (version 0.0.4), this process's counters.
+async fn metrics(served: web::Data<Served>) -> HttpResponse {
+    let state = &served.state;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter(
+        "logbook_graphql_requests_total",
+        "GraphQL requests executed.",
+        state.requests.graphql.load(Ordering::Relaxed).to_string(),
+    );
+    counter(
+        "logbook_graphql_requests_with_errors_total",
+        "GraphQL requests whose response carried errors.",
+        state
+            .requests
+            .graphql_with_errors
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    counter(
+        "logbook_sql_statements_total",
+        "SQL statements sent.",
+        state.sql.statements().to_string(),
+    );
+    counter(
+        "logbook_sql_failed_total",
+        "SQL statements that failed.",
+        state.sql.failed.load(Ordering::Relaxed).to_string(),
+    );
+    counter(
+        "logbook_sql_seconds_total",
+        "Time spent in SQL statements.",
+        format!(
+            "{:.6}",
+            state.sql.micros.load(Ordering::Relaxed) as f64 / 1e6
+        ),
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out)
 }

@@ -1,6 +1,8 @@
 //! Database connections: the embedded SQLite default and PostgreSQL for production. Both run the
 //! same migrations; the secrets every server process must share live in `server_settings`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use entity::server_settings;
@@ -29,6 +31,39 @@ impl DbSettings {
             statement_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// Counters over every SQL statement this process sends (for `/metrics` and for tests that
+/// assert how many statements an operation costs).
+#[derive(Debug, Default)]
+pub struct SqlStats {
+    pub statements: AtomicU64,
+    pub failed: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+impl SqlStats {
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+}
+
+/// Connects and installs the statement counters.
+pub async fn connect_counted(
+    settings: &DbSettings,
+) -> AppResult<(DatabaseConnection, Arc<SqlStats>)> {
+    let mut db = connect(settings).await?;
+    let stats = Arc::new(SqlStats::default());
+    let sink = stats.clone();
+    db.set_metric_callback(move |info| {
+        sink.statements.fetch_add(1, Ordering::Relaxed);
+        sink.micros
+            .fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
+        if info.failed {
+            sink.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    Ok((db, stats))
 }
 
 pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
