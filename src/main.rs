@@ -32,6 +32,8 @@ enum Command {
     Serve(ServeArgs),
     /// Apply pending migrations and exit.
     Migrate,
+    /// Load deterministic synthetic data into every table.
+    Seed(SeedArgs),
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -55,6 +57,31 @@ struct ServeArgs {
     /// Turn introspection off.
     #[arg(long, env = "LOGBOOK_NO_INTROSPECTION")]
     no_introspection: bool,
+    /// Seed a small demo tenant on an empty database and print an API key for it.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// demo | bench (BENCH.md's data set)
+    #[arg(long, default_value = "demo")]
+    profile: String,
+    /// Number of tenants (overrides the profile).
+    #[arg(long)]
+    tenants: Option<usize>,
+    /// Number of LLM runs (overrides the profile; other tables scale with it).
+    #[arg(long)]
+    runs: Option<u64>,
+    /// RNG seed: the same options give the same data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// "Now" of the data set, RFC 3339 (default: today 00:00 UTC).
+    #[arg(long)]
+    anchor: Option<String>,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +142,45 @@ async fn run(cli: Cli) -> Result<(), String> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Seed(args) => {
+            use logbook::seed::{Profile, SeedOptions};
+            let profile = match args.profile.as_str() {
+                "demo" => Profile::Demo,
+                "bench" => Profile::Bench,
+                other => return Err(format!("unknown profile {other}: use demo or bench")),
+            };
+            let anchor = args
+                .anchor
+                .as_deref()
+                .map(chrono::DateTime::parse_from_rfc3339)
+                .transpose()
+                .map_err(|e| format!("--anchor: {e}"))?
+                .map(|a| a.with_timezone(&chrono::Utc));
+            let db = logbook::db::connect(&config.database)
+                .await
+                .map_err(|e| e.message())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+            let options = SeedOptions {
+                profile,
+                tenants: args.tenants,
+                runs: args.runs,
+                seed: args.seed,
+                anchor,
+                progress: !args.no_progress,
+            };
+            let report = logbook::seed::run(&db, &options)
+                .await
+                .map_err(|e| e.message())?;
+            for (table, rows) in &report.rows {
+                eprintln!("{table:>28} {rows:>10}");
+            }
+            eprintln!(
+                "seeded {} tenant(s) in {:.1?}",
+                report.tenants.len(),
+                report.elapsed
+            );
+            Ok(())
+        }
         Command::Keys {
             command:
                 KeysCommand::Create {
@@ -153,6 +219,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.database.max_connections = args.db_pool;
             config.limits.introspection = !args.no_introspection;
             let state = AppState::connect(config).await.map_err(|e| e.message())?;
+            if args.demo {
+                demo(&state).await?;
+            }
             let server = app::start(state, &args.bind)
                 .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
             eprintln!(
@@ -172,4 +241,40 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Seeds the demo tenant unless it already has data, then prints a fresh ADMIN key for it.
+async fn demo(state: &AppState) -> Result<(), String> {
+    use logbook::seed::{Profile, SeedOptions};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let existing = entity::llm_run_records::Entity::find()
+        .filter(entity::llm_run_records::Column::TenantId.eq("demo"))
+        .count(&state.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    if existing == 0 {
+        let options = SeedOptions {
+            profile: Profile::Demo,
+            tenants: None,
+            runs: None,
+            seed: 42,
+            anchor: None,
+            progress: false,
+        };
+        let report = logbook::seed::run(&state.db, &options)
+            .await
+            .map_err(|e| e.message())?;
+        eprintln!("seeded the demo tenant in {:.1?}", report.elapsed);
+    }
+    let key = tenant_store::create_key(
+        &state.db,
+        &TenantId::trusted("demo"),
+        Role::Admin,
+        Some("demo"),
+    )
+    .await
+    .map_err(|e| e.message())?;
+    println!("demo tenant `demo`, ADMIN key (shown once): {key}");
+    println!("GraphiQL headers: {{\"Authorization\": \"Bearer {key}\"}}");
+    Ok(())
 }

@@ -79,4 +79,64 @@ async fn print_schema_matches_file(_backend: Backend) {
     assert_eq!(String::from_utf8(out.stdout).expect("utf8"), file);
 }
 
-crate::cases!(keys_create_prints_a_working_key, print_schema_matches_file);
+async fn seed_demo_fills_every_list(backend: Backend) {
+    let url = fresh_database_url(backend).await;
+    let anchor = "2026-11-20T00:00:00Z";
+    let out = logbook(
+        &url,
+        &[
+            "seed",
+            "--profile",
+            "demo",
+            "--anchor",
+            anchor,
+            "--no-progress",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Seeding the same tenant again is refused rather than duplicated.
+    let again = logbook(
+        &url,
+        &[
+            "seed",
+            "--profile",
+            "demo",
+            "--anchor",
+            anchor,
+            "--no-progress",
+        ],
+    );
+    assert!(!again.status.success());
+    let out = logbook(
+        &url,
+        &["keys", "create", "--tenant", "demo", "--role", "VIEWER"],
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let key = stdout.lines().last().expect("key").trim().to_owned();
+    let app = TestApp::spawn_with(backend, |c| c.database.url = url.clone()).await;
+    let data = app
+        .data(
+            &key,
+            "{ llmRuns { totalCount } systemRecords { totalCount } auditEntries { totalCount } traces { totalCount } traceMismatches { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["llmRuns"]["totalCount"], 200, "{data:#}");
+    for list in ["systemRecords", "auditEntries", "traces", "traceMismatches"] {
+        assert!(
+            data[list]["totalCount"].as_i64().expect("count") > 0,
+            "{list}: {data:#}"
+        );
+    }
+    app.stop().await;
+}
+
+crate::cases!(
+    keys_create_prints_a_working_key,
+    print_schema_matches_file,
+    seed_demo_fills_every_list
+);
