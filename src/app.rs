@@ -10,7 +10,6 @@ use actix_web::dev::ServerHandle;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
@@ -300,14 +299,9 @@ async fn graphql(
 }
 
 async fn graphiql() -> HttpResponse {
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("Logbook GraphiQL")
-        .finish();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(page)
+        .body(crate::graphiql::page())
 }
 
 async fn schema_sdl(served: web::Data<Served>) -> HttpResponse {

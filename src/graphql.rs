@@ -5,10 +5,13 @@ use async_graphql::{
 };
 
 use crate::app::AppState;
+use crate::audit::graphql::{AuditEntry, AuditQuery};
 use crate::config::Limits;
 use crate::error::AppError;
+use crate::exports::graphql::{ExportQuery, LogExport};
 use crate::ids::{self, NodeKind};
 use crate::runs::graphql::{LlmRun, RunQuery};
+use crate::system::graphql::{SystemQuery, SystemRecord};
 use crate::tenants::graphql::TenantQuery;
 
 pub type LogbookSchema = Schema<Query, EmptyMutation, EmptySubscription>;
@@ -18,6 +21,11 @@ pub type LogbookSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 #[graphql(field(name = "id", ty = "ID"))]
 pub enum Node {
     LlmRun(LlmRun),
+    SystemRecord(SystemRecord),
+    AuditEntry(AuditEntry),
+    LogExport(LogExport),
+    Trace(crate::traces::graphql::Trace),
+    TraceMismatch(crate::mismatches::graphql::TraceMismatch),
 }
 
 #[derive(Default)]
@@ -28,6 +36,21 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Node, AppError> {
     match kind {
         NodeKind::LlmRun => Ok(Node::LlmRun(
             crate::runs::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::SystemRecord => Ok(Node::SystemRecord(
+            crate::system::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::AuditEntry => Ok(Node::AuditEntry(
+            crate::audit::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::LogExport => Ok(Node::LogExport(
+            crate::exports::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::Trace => Ok(Node::Trace(
+            crate::traces::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::TraceMismatch => Ok(Node::TraceMismatch(
+            crate::mismatches::graphql::node(ctx, &record_id).await?,
         )),
     }
 }
@@ -57,7 +80,20 @@ impl NodeQuery {
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(TenantQuery, NodeQuery, RunQuery);
+pub struct Query(
+    TenantQuery,
+    NodeQuery,
+    RunQuery,
+    SystemQuery,
+    AuditQuery,
+    ExportQuery,
+    crate::cost::graphql::CostRootQuery,
+    crate::panel::graphql::PanelQuery,
+    crate::traces::graphql::TraceQuery,
+    crate::mismatches::graphql::MismatchQuery,
+    crate::replay::graphql::ReplayQuery,
+    crate::integrity::graphql::IntegrityQuery,
+);
 
 /// Builds the schema; `state` is available to resolvers as context data.
 pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {

@@ -8,18 +8,33 @@ use base64::Engine;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
     LlmRun,
+    SystemRecord,
+    AuditEntry,
+    LogExport,
+    Trace,
+    TraceMismatch,
 }
 
 impl NodeKind {
     fn name(self) -> &'static str {
         match self {
             NodeKind::LlmRun => "LlmRun",
+            NodeKind::SystemRecord => "SystemRecord",
+            NodeKind::AuditEntry => "AuditEntry",
+            NodeKind::LogExport => "LogExport",
+            NodeKind::Trace => "Trace",
+            NodeKind::TraceMismatch => "TraceMismatch",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
         match name {
             "LlmRun" => Some(NodeKind::LlmRun),
+            "SystemRecord" => Some(NodeKind::SystemRecord),
+            "AuditEntry" => Some(NodeKind::AuditEntry),
+            "LogExport" => Some(NodeKind::LogExport),
+            "Trace" => Some(NodeKind::Trace),
+            "TraceMismatch" => Some(NodeKind::TraceMismatch),
             _ => None,
         }
     }

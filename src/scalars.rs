@@ -50,3 +50,51 @@ pub fn truncate_to_micros(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
 pub fn now() -> chrono::DateTime<Utc> {
     truncate_to_micros(Utc::now())
 }
+
+/// A calendar date, ISO 8601 (`2026-11-27`). Days of cost data are UTC days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(pub chrono::NaiveDate);
+
+/// A calendar date, ISO 8601 `YYYY-MM-DD`.
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::expected_type(value));
+        };
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Date)
+            .map_err(|e| InputValueError::custom(format!("not an ISO 8601 date (YYYY-MM-DD): {e}")))
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// A 64-bit integer (token totals and other counters that outgrow GraphQL's 32-bit `Int`),
+/// serialized as a decimal string; accepted as a string or an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BigInt(pub i64);
+
+/// A 64-bit integer as a decimal string (GraphQL `Int` is 32-bit).
+#[Scalar(name = "BigInt")]
+impl ScalarType for BigInt {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => text
+                .parse::<i64>()
+                .map(BigInt)
+                .map_err(|e| InputValueError::custom(format!("not a 64-bit integer: {e}"))),
+            Value::Number(n) => n
+                .as_i64()
+                .map(BigInt)
+                .ok_or_else(|| InputValueError::custom("not a 64-bit integer")),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_string())
+    }
+}

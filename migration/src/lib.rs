@@ -17,6 +17,7 @@ mod m20261127_000010_create_incidents;
 mod m20261127_000011_create_cost_tables;
 mod m20261127_000012_create_evidence_tables;
 mod m20261127_000013_create_policy_activation_audit;
+mod m20261128_041500_index_cost_rollup_grains;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000011_create_cost_tables::Migration),
             Box::new(m20261127_000012_create_evidence_tables::Migration),
             Box::new(m20261127_000013_create_policy_activation_audit::Migration),
+            Box::new(m20261128_041500_index_cost_rollup_grains::Migration),
         ]
     }
 }

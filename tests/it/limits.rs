@@ -15,21 +15,37 @@ async fn complexity_and_fan_out_limits(backend: Backend) {
     let one = format!("{{ a: llmRuns(first: 100) {{ nodes {{ {fields} }} }} }}");
     let body = app.gql(Some(&key), &one, json!({})).await;
     assert!(body.get("errors").is_none(), "{body:#}");
-    let four: String = (0..4).map(|i| format!("r{i}: llmRuns(first: 100) {{ nodes {{ {fields} }} }} ")).collect();
-    let body = app.gql(Some(&key), &format!("{{ {four} }}"), json!({})).await;
+    let four: String = (0..4)
+        .map(|i| format!("r{i}: llmRuns(first: 100) {{ nodes {{ {fields} }} }} "))
+        .collect();
+    let body = app
+        .gql(Some(&key), &format!("{{ {four} }}"), json!({}))
+        .await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body:#}");
 
     // 21 aliases of one root field.
-    let many: String = (0..21).map(|i| format!("v{i}: viewer {{ role }} ")).collect();
-    let body = app.gql(Some(&key), &format!("{{ {many} }}"), json!({})).await;
+    let many: String = (0..21)
+        .map(|i| format!("v{i}: viewer {{ role }} "))
+        .collect();
+    let body = app
+        .gql(Some(&key), &format!("{{ {many} }}"), json!({}))
+        .await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body:#}");
     // 20 are fine.
-    let twenty: String = (0..20).map(|i| format!("v{i}: viewer {{ role }} ")).collect();
-    let body = app.gql(Some(&key), &format!("{{ {twenty} }}"), json!({})).await;
+    let twenty: String = (0..20)
+        .map(|i| format!("v{i}: viewer {{ role }} "))
+        .collect();
+    let body = app
+        .gql(Some(&key), &format!("{{ {twenty} }}"), json!({}))
+        .await;
     assert!(body.get("errors").is_none(), "{body:#}");
     // Hidden behind a fragment, still counted.
     let body = app
-        .gql(Some(&key), &format!("query {{ ...F }} fragment F on Query {{ {many} }}"), json!({}))
+        .gql(
+            Some(&key),
+            &format!("query {{ ...F }} fragment F on Query {{ {many} }}"),
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body:#}");
     app.stop().await;

@@ -4,12 +4,20 @@
 
 mod support;
 
+mod audit_reads;
 mod auth;
 mod cli;
+mod cost_reads;
+mod exports_reads;
 mod immutability;
 mod limits;
+mod mismatches_reads;
+mod panel;
+mod replay_integrity;
 mod runs;
 mod schema;
+mod system_records;
+mod traces_reads;
 mod transport;
 
 use libtest_mimic::{Arguments, Trial};
@@ -17,12 +25,20 @@ use support::{Backend, TestCase};
 
 fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
     vec![
+        ("audit_reads", audit_reads::cases()),
         ("auth", auth::cases()),
         ("cli", cli::cases()),
+        ("cost_reads", cost_reads::cases()),
+        ("exports_reads", exports_reads::cases()),
         ("immutability", immutability::cases()),
         ("limits", limits::cases()),
+        ("mismatches_reads", mismatches_reads::cases()),
+        ("panel", panel::cases()),
+        ("replay_integrity", replay_integrity::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
+        ("system_records", system_records::cases()),
+        ("traces_reads", traces_reads::cases()),
         ("transport", transport::cases()),
     ]
 }

@@ -20,4 +20,35 @@ async fn served_sdl_equals_schema_file(backend: Backend) {
     app.stop().await;
 }
 
-crate::cases!(served_sdl_equals_schema_file);
+/// Every GraphiQL example is a valid operation that runs without errors other than NOT_FOUND
+/// (examples name ids that may not exist).
+async fn graphiql_examples_run(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", logbook::auth::Role::Admin).await;
+    crate::support::insert_runs(
+        app.db(),
+        &crate::support::make_runs("acme", "r", 3, crate::support::fixed_time()),
+    )
+    .await;
+    for (name, query) in logbook::graphiql::EXAMPLES {
+        let body = app.gql(Some(&key), query, serde_json::json!({})).await;
+        for error in body["errors"].as_array().into_iter().flatten() {
+            assert_eq!(error["extensions"]["code"], "NOT_FOUND", "{name}: {body:#}");
+        }
+        let errors = body["errors"].as_array().map_or(0, Vec::len);
+        assert!(body["data"].is_object() || errors > 0, "{name}: {body:#}");
+    }
+    let page = app
+        .http
+        .get(format!("{}/graphiql", app.base))
+        .send()
+        .await
+        .expect("graphiql")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("RunsNewest") && !page.contains("__LOGBOOK_TABS__"));
+    app.stop().await;
+}
+
+crate::cases!(served_sdl_equals_schema_file, graphiql_examples_run);

@@ -1,0 +1,335 @@
+//! GraphQL for the audit ledger: the `AuditEntry` node, `auditEntries`, `auditEntry`,
+//! `auditEntityHistory`, `signalFeedback`, and the per-run loader behind
+//! `LlmRun.governanceEvents`.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, InputObject, Json, Object, ID};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    store, ActorType, AuditEntityType, AuditEntrySnapshot, AuditEventType, AuditFilter,
+    SignalFeedbackSnapshot,
+};
+use crate::app::AppState;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::PageRequest;
+use crate::scalars::DateTime;
+use crate::system::canonical;
+use crate::system::graphql::{current_request_id, in_request, record_id_from};
+
+/// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are
+/// self-describing and hash-chained per tenant: `prevHash` is the `entryHash` of the entry
+/// with the previous `seq` (see `docs/ledger.md` for the hash's exact encoding).
+#[derive(Clone)]
+pub struct AuditEntry(pub AuditEntrySnapshot);
+
+#[Object]
+impl AuditEntry {
+    /// Global object id (for `node`).
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::AuditEntry, &self.0.id)
+    }
+    /// The entry's own id.
+    async fn record_id(&self) -> &str {
+        &self.0.id
+    }
+    /// Position in the tenant's chain: gapless, starting at 1.
+    async fn seq(&self) -> async_graphql::Result<i32> {
+        Ok(i32::try_from(self.0.seq)
+            .map_err(|_| AppError::internal(format!("audit seq {} exceeds Int", self.0.seq)))?)
+    }
+    async fn event_type(&self) -> AuditEventType {
+        self.0.event_type
+    }
+    async fn entity_type(&self) -> AuditEntityType {
+        self.0.entity_type
+    }
+    /// The entity's id; for SIGNAL entities, the signal fingerprint.
+    async fn entity_id(&self) -> &str {
+        &self.0.entity_id
+    }
+    async fn actor_type(&self) -> ActorType {
+        self.0.actor_type
+    }
+    async fn actor_id(&self) -> Option<&str> {
+        self.0.actor_id.as_deref()
+    }
+    /// The actor's justification, in their words.
+    async fn action_reason(&self) -> Option<&str> {
+        self.0.action_reason.as_deref()
+    }
+    /// The entity's state before the change (modify, update, resolve and retire events).
+    async fn before_state(&self) -> Option<Json<serde_json::Value>> {
+        self.0.before_state.clone().map(Json)
+    }
+    /// The entity's state after the change, or the event's payload.
+    async fn after_state(&self) -> Option<Json<serde_json::Value>> {
+        self.0.after_state.clone().map(Json)
+    }
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.correlation_id.as_deref()
+    }
+    /// The run this entry concerns, when there is one.
+    async fn run_id(&self) -> Option<&str> {
+        self.0.run_id.as_deref()
+    }
+    /// `entryHash` of the previous entry in the chain (64 zeros for `seq` 1).
+    async fn prev_hash(&self) -> &str {
+        &self.0.prev_hash
+    }
+    /// SHA-256 (hex) over this entry's fields and `prevHash`.
+    async fn entry_hash(&self) -> &str {
+        &self.0.entry_hash
+    }
+    /// When the entry was recorded (immutable; the list order).
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
+
+/// Filters for `auditEntries`; the same input drives the list and its `totalCount`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct AuditEntryFilter {
+    /// Any of these events.
+    pub event_type: Option<Vec<AuditEventType>>,
+    pub entity_type: Option<AuditEntityType>,
+    pub entity_id: Option<String>,
+    pub actor_type: Option<ActorType>,
+    pub actor_id: Option<String>,
+    /// Entries about this run.
+    pub run_id: Option<String>,
+    /// Inclusive lower bound on `createdAt`.
+    pub created_after: Option<DateTime>,
+    /// Inclusive upper bound on `createdAt`.
+    pub created_before: Option<DateTime>,
+}
+
+impl From<AuditEntryFilter> for AuditFilter {
+    fn from(f: AuditEntryFilter) -> Self {
+        AuditFilter {
+            event_type: f.event_type.map(|v| canonical(v, AuditEventType::as_str)),
+            entity_type: f.entity_type,
+            entity_id: f.entity_id,
+            actor_type: f.actor_type,
+            actor_id: f.actor_id,
+            run_id: f.run_id,
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        }
+    }
+}
+
+/// Operator feedback on one signal, folded from the ledger's SignalAcknowledged,
+/// SignalSuppressed and SignalEscalated entries about it: for each kind the latest entry wins.
+/// Feedback is never stored as mutable state; there is no un-acknowledge event.
+pub struct SignalFeedback(pub SignalFeedbackSnapshot);
+
+#[Object]
+impl SignalFeedback {
+    /// The signal's fingerprint (the entries' `entityId`).
+    async fn fingerprint(&self) -> &str {
+        &self.0.fingerprint
+    }
+    /// True once any SignalAcknowledged entry exists.
+    async fn acknowledged(&self) -> bool {
+        self.0.acknowledged
+    }
+    /// Actor of the latest acknowledgement.
+    async fn acknowledged_by(&self) -> Option<&str> {
+        self.0.acknowledged_by.as_deref()
+    }
+    /// Time of the latest acknowledgement.
+    async fn acknowledged_at(&self) -> Option<DateTime> {
+        self.0.acknowledged_at.map(Into::into)
+    }
+    /// True once any SignalSuppressed entry exists, expired or not (see `suppressionActive`).
+    async fn suppressed(&self) -> bool {
+        self.0.suppressed
+    }
+    /// Actor of the latest suppression.
+    async fn suppressed_by(&self) -> Option<&str> {
+        self.0.suppressed_by.as_deref()
+    }
+    /// Time of the latest suppression.
+    async fn suppressed_at(&self) -> Option<DateTime> {
+        self.0.suppressed_at.map(Into::into)
+    }
+    /// End of the latest suppression (`suppressed_until` of its payload); null when the
+    /// payload gives none or gives something that is not a timestamp.
+    async fn suppressed_until(&self) -> Option<DateTime> {
+        self.0.suppressed_until.map(Into::into)
+    }
+    /// Whether the latest suppression is in force now: it has no `suppressed_until`, or that
+    /// lies in the future. A `suppressed_until` that is not a timestamp counts as expired.
+    async fn suppression_active(&self) -> bool {
+        self.0.suppression_active
+    }
+    /// True once any SignalEscalated entry exists.
+    async fn escalated(&self) -> bool {
+        self.0.escalated
+    }
+    /// Time of the latest escalation.
+    async fn escalated_at(&self) -> Option<DateTime> {
+        self.0.escalated_at.map(Into::into)
+    }
+    /// Time of the latest feedback entry of any kind.
+    async fn last_event_at(&self) -> DateTime {
+        self.0.last_event_at.into()
+    }
+}
+
+/// Fetches an entry by its record id for `node(id)`, tenant-scoped.
+pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<AuditEntry> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    store::get(&state.db, &principal.tenant_id, record_id)
+        .await?
+        .map(AuditEntry)
+        .ok_or(AppError::NotFound("AuditEntry"))
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The tenant's audit entries, newest first (ties broken by id).
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay arguments plus filter and asOf"
+    )]
+    async fn audit_entries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditEntryFilter>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<AuditEntryConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter: AuditFilter = filter.unwrap_or_default().into();
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let page = store::page(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(AuditEntry);
+        Ok(AuditEntryConnection(page))
+    }
+
+    /// One audit entry, by its `id` or its `recordId`.
+    async fn audit_entry(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<AuditEntry>> {
+        let record_id = record_id_from(&id, NodeKind::AuditEntry);
+        Ok(Some(node(ctx, &record_id).await?))
+    }
+
+    /// Everything the ledger records about one entity, newest first.
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the entity plus the Relay arguments and asOf"
+    )]
+    async fn audit_entity_history(
+        &self,
+        ctx: &Context<'_>,
+        entity_type: AuditEntityType,
+        #[graphql(desc = "The entity's id; for SIGNAL, the signal fingerprint.")] entity_id: String,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<AuditEntryConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let page = store::entity_history(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            entity_type,
+            &entity_id,
+            &request,
+        )
+        .await?
+        .map(AuditEntry);
+        Ok(AuditEntryConnection(page))
+    }
+
+    /// Operator feedback on a signal, evaluated now; null when the signal has none.
+    async fn signal_feedback(
+        &self,
+        ctx: &Context<'_>,
+        fingerprint: String,
+    ) -> async_graphql::Result<Option<SignalFeedback>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let feedback = store::signal_feedback(
+            &state.db,
+            &principal.tenant_id,
+            &fingerprint,
+            crate::scalars::now(),
+        )
+        .await?;
+        Ok(feedback.map(SignalFeedback))
+    }
+}
+
+/// Batches `LlmRun.governanceEvents`: keyed by run id, one SQL statement per batch (see
+/// [`store::governance_events_for_runs`]). Carries the request's tenant; create one per
+/// request. Every requested run gets a value (an empty list when it has no events).
+pub struct GovernanceEventsByRun {
+    db: DatabaseConnection,
+    tenant: TenantId,
+    request_id: Option<String>,
+}
+
+impl GovernanceEventsByRun {
+    pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
+        GovernanceEventsByRun {
+            db,
+            tenant,
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl Loader<String> for GovernanceEventsByRun {
+    type Value = Vec<AuditEntry>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        in_request(self.request_id.clone(), async {
+            let found = store::governance_events_for_runs(&self.db, &self.tenant, keys).await?;
+            Ok(found
+                .into_iter()
+                .map(|(run, entries)| (run, entries.into_iter().map(AuditEntry).collect()))
+                .collect())
+        })
+        .await
+    }
+}

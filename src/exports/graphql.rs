@@ -1,0 +1,276 @@
+//! GraphQL for log exports: the `LogExport` node (one per export, not per lifecycle row),
+//! `logExports`, `logExport`, and the per-run loader behind `LlmRun.exports`.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, InputObject, Json, Object, ID};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    store, ExportFilter, ExportFormat, ExportRowSnapshot, ExportScope, ExportStatus,
+    LogExportSnapshot,
+};
+use crate::app::AppState;
+use crate::audit::ActorType;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::PageRequest;
+use crate::scalars::{BigInt, DateTime};
+use crate::system::canonical;
+use crate::system::graphql::{current_request_id, in_request, record_id_from};
+
+/// One export of log data (AUDIT O5). The ledger of exports is append-only: each state of an
+/// export is a new row, never an update. This type is the export as a whole: what was requested
+/// (`scope`, `format`, `filter`, `requestedBy`, `requestedAt`, from its first row), where it is
+/// now (`status` and the artefact's digests, from its latest row, as of the list's `asOf`), and
+/// every state it went through (`history`).
+#[derive(Clone)]
+pub struct LogExport(pub LogExportSnapshot);
+
+#[Object]
+impl LogExport {
+    /// Global object id (for `node`).
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::LogExport, &self.0.request.export_id)
+    }
+    /// The export's own id, shared by all its state rows.
+    async fn export_id(&self) -> &str {
+        &self.0.request.export_id
+    }
+    async fn scope(&self) -> ExportScope {
+        self.0.request.scope
+    }
+    async fn format(&self) -> ExportFormat {
+        self.0.request.format
+    }
+    /// The run a run-scoped export covers.
+    async fn run_id(&self) -> Option<&str> {
+        self.0.request.run_id.as_deref()
+    }
+    /// Who asked for the export.
+    async fn requested_by(&self) -> &str {
+        &self.0.request.requested_by
+    }
+    /// What kind of actor asked for it.
+    async fn origin(&self) -> ActorType {
+        self.0.request.origin
+    }
+    /// The component that produces the export.
+    async fn source_component(&self) -> &str {
+        &self.0.request.source_component
+    }
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.request.correlation_id.as_deref()
+    }
+    /// The filter of the exported list, as requested.
+    async fn filter(&self) -> Option<Json<serde_json::Value>> {
+        self.0.request.filter.clone().map(Json)
+    }
+    /// When the export was requested (its first row; the list order).
+    async fn requested_at(&self) -> DateTime {
+        self.0.request.created_at.into()
+    }
+    /// The current status (latest state).
+    async fn status(&self) -> ExportStatus {
+        self.0.latest().status
+    }
+    /// When the current state was recorded.
+    async fn updated_at(&self) -> DateTime {
+        self.0.latest().created_at.into()
+    }
+    /// Integrity checksum of the artefact, once completed.
+    async fn checksum(&self) -> Option<&str> {
+        self.0.latest().checksum.as_deref()
+    }
+    /// Rows in the artefact, once completed.
+    async fn row_count(&self) -> Option<BigInt> {
+        self.0.latest().row_count.map(BigInt)
+    }
+    /// Size of the artefact in bytes, once completed.
+    async fn byte_size(&self) -> Option<BigInt> {
+        self.0.latest().byte_size.map(BigInt)
+    }
+    /// SHA-256 (hex) of the artefact's manifest, once completed.
+    async fn manifest_sha256(&self) -> Option<&str> {
+        self.0.latest().manifest_sha256.as_deref()
+    }
+    /// Why the export failed, when it did.
+    async fn error(&self) -> Option<&str> {
+        self.0.latest().error.as_deref()
+    }
+    /// When the artefact was delivered.
+    async fn delivered_at(&self) -> Option<DateTime> {
+        self.0.latest().delivered_at.map(Into::into)
+    }
+    /// Every state the export went through, oldest first (the last one is the current state).
+    async fn history(&self) -> Vec<LogExportState<'_>> {
+        self.0.history.iter().map(LogExportState).collect()
+    }
+}
+
+/// One recorded state of an export (one immutable `log_exports` row).
+pub struct LogExportState<'a>(&'a ExportRowSnapshot);
+
+#[Object]
+impl LogExportState<'_> {
+    /// The row's own id.
+    async fn record_id(&self) -> &str {
+        &self.0.id
+    }
+    async fn status(&self) -> ExportStatus {
+        self.0.status
+    }
+    async fn checksum(&self) -> Option<&str> {
+        self.0.checksum.as_deref()
+    }
+    async fn row_count(&self) -> Option<BigInt> {
+        self.0.row_count.map(BigInt)
+    }
+    async fn byte_size(&self) -> Option<BigInt> {
+        self.0.byte_size.map(BigInt)
+    }
+    async fn manifest_sha256(&self) -> Option<&str> {
+        self.0.manifest_sha256.as_deref()
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn delivered_at(&self) -> Option<DateTime> {
+        self.0.delivered_at.map(Into::into)
+    }
+    /// When this state was recorded.
+    async fn recorded_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+crate::connection_types!(LogExportConnection, LogExportEdge, LogExport);
+
+/// Filters for `logExports`; the same input drives the list and its `totalCount`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct LogExportFilter {
+    /// Any of these scopes.
+    pub scope: Option<Vec<ExportScope>>,
+    /// Any of these formats.
+    pub format: Option<Vec<ExportFormat>>,
+    /// Any of these current statuses (as of `asOf`, when given).
+    pub status: Option<Vec<ExportStatus>>,
+    /// Exports of this run.
+    pub run_id: Option<String>,
+    /// Inclusive lower bound on `requestedAt`.
+    pub created_after: Option<DateTime>,
+    /// Inclusive upper bound on `requestedAt`.
+    pub created_before: Option<DateTime>,
+}
+
+impl From<LogExportFilter> for ExportFilter {
+    fn from(f: LogExportFilter) -> Self {
+        ExportFilter {
+            scope: f.scope.map(|v| canonical(v, ExportScope::as_str)),
+            format: f.format.map(|v| canonical(v, ExportFormat::as_str)),
+            status: f.status.map(|v| canonical(v, ExportStatus::as_str)),
+            run_id: f.run_id,
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        }
+    }
+}
+
+/// Fetches an export by its export id for `node(id)`, tenant-scoped.
+pub async fn node(ctx: &Context<'_>, export_id: &str) -> AppResult<LogExport> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    store::get(&state.db, &principal.tenant_id, export_id)
+        .await?
+        .map(LogExport)
+        .ok_or(AppError::NotFound("LogExport"))
+}
+
+#[derive(Default)]
+pub struct ExportQuery;
+
+#[Object]
+impl ExportQuery {
+    /// The tenant's exports, one node per export, newest request first (ties broken by id). An
+    /// export keeps its place while its status changes; `asOf` also pins each export's state.
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay arguments plus filter and asOf"
+    )]
+    async fn log_exports(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LogExportFilter>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<LogExportConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter: ExportFilter = filter.unwrap_or_default().into();
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let page = store::page(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(LogExport);
+        Ok(LogExportConnection(page))
+    }
+
+    /// One export with its current state, by its `id` or its `exportId`.
+    async fn log_export(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<LogExport>> {
+        let export_id = record_id_from(&id, NodeKind::LogExport);
+        Ok(Some(node(ctx, &export_id).await?))
+    }
+}
+
+/// Batches `LlmRun.exports`: keyed by run id, one SQL statement per batch (see
+/// [`store::exports_for_runs`]). Carries the request's tenant; create one per request. Every
+/// requested run gets a value (an empty list when it has no exports).
+pub struct ExportsByRun {
+    db: DatabaseConnection,
+    tenant: TenantId,
+    request_id: Option<String>,
+}
+
+impl ExportsByRun {
+    pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
+        ExportsByRun {
+            db,
+            tenant,
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl Loader<String> for ExportsByRun {
+    type Value = Vec<LogExport>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        in_request(self.request_id.clone(), async {
+            let found = store::exports_for_runs(&self.db, &self.tenant, keys).await?;
+            Ok(found
+                .into_iter()
+                .map(|(run, exports)| (run, exports.into_iter().map(LogExport).collect()))
+                .collect())
+        })
+        .await
+    }
+}

@@ -1,0 +1,66 @@
+//! Trace mismatches: operator-reported divergences found when replaying a trace (DOMAIN.md 1.8,
+//! 3.11). Every read is scoped to the caller's tenant (the original listed them system-wide,
+//! 5 #20).
+
+pub mod graphql;
+pub mod store;
+
+use async_graphql::Enum;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+/// `OPEN` until resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MismatchStatus {
+    Open,
+    Resolved,
+}
+
+impl MismatchStatus {
+    pub fn of(resolved: bool) -> Self {
+        if resolved {
+            Self::Resolved
+        } else {
+            Self::Open
+        }
+    }
+}
+
+/// A mismatch report as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MismatchSnapshot {
+    pub id: String,
+    pub trace_id: String,
+    pub tenant_id: String,
+    pub reported_by: Option<String>,
+    pub step_index: Option<i32>,
+    pub reason: String,
+    pub expected_hash: Option<String>,
+    pub actual_hash: Option<String>,
+    pub details: Value,
+    pub notification_sent: bool,
+    pub issue_url: Option<String>,
+    pub status: MismatchStatus,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolution_note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The list filter as the store applies it; time bounds are inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MismatchListFilter {
+    pub trace_id: Option<String>,
+    pub status: Option<MismatchStatus>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// Open and resolved counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MismatchCounts {
+    pub open: i64,
+    pub resolved: i64,
+}

@@ -1,0 +1,205 @@
+//! SQL for `aos_trace_mismatches`, scoped to one tenant in every statement.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::aos_trace_mismatches::{self, Column, Entity};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+
+use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
+use crate::auth::TenantId;
+use crate::error::AppResult;
+use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+
+/// Largest page of mismatches (DOMAIN 3.11: limit ≤ 500).
+pub const MAX_MISMATCH_PAGE: u64 = 500;
+
+pub(crate) fn snapshot(m: aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> {
+    Ok(MismatchSnapshot {
+        id: m.id,
+        trace_id: m.trace_id,
+        tenant_id: m.tenant_id,
+        reported_by: m.reported_by,
+        step_index: m.step_index,
+        reason: m.reason,
+        expected_hash: m.expected_hash,
+        actual_hash: m.actual_hash,
+        details: m.details,
+        notification_sent: m.notification_sent,
+        issue_url: m.issue_url,
+        status: MismatchStatus::of(m.resolved),
+        resolved_at: m.resolved_at,
+        resolved_by: m.resolved_by,
+        resolution_note: m.resolution_note,
+        created_at: m.created_at,
+    })
+}
+
+fn of_tenant(tenant: &TenantId) -> Select<Entity> {
+    Entity::find().filter(Column::TenantId.eq(tenant.as_str()))
+}
+
+/// Everything of the filter except the status: the scope of the open/resolved summary.
+fn windowed(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
+    let mut q = of_tenant(tenant);
+    if let Some(v) = &filter.trace_id {
+        q = q.filter(Column::TraceId.eq(v.as_str()));
+    }
+    if let Some(v) = filter.created_after {
+        q = q.filter(Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = filter.created_before {
+        q = q.filter(Column::CreatedAt.lte(v));
+    }
+    q
+}
+
+fn filtered(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
+    let q = windowed(tenant, filter);
+    match filter.status {
+        Some(status) => q.filter(Column::Resolved.eq(status == MismatchStatus::Resolved)),
+        None => q,
+    }
+}
+
+/// One page of the tenant's mismatches matching `filter`, newest first.
+pub async fn page(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    filter: &MismatchListFilter,
+    request: &PageRequest,
+) -> AppResult<Page<MismatchSnapshot>> {
+    let query = KeysetQuery {
+        db: db.clone(),
+        select: filtered(tenant, filter),
+        created_at: Column::CreatedAt,
+        id: Column::Id,
+        as_of: request.as_of,
+    };
+    fetch_page(
+        query,
+        codec,
+        "traceMismatches",
+        filter,
+        request,
+        snapshot,
+        |m| Position {
+            created_at: m.created_at,
+            id: m.id.clone(),
+        },
+    )
+    .await
+}
+
+/// Open and resolved counts over the filter's trace and window (and `asOf`), ignoring its
+/// status: one grouped statement.
+pub async fn counts(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: &MismatchListFilter,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<MismatchCounts> {
+    let mut q = windowed(tenant, filter);
+    if let Some(at) = as_of {
+        q = q.filter(Column::CreatedAt.lte(at));
+    }
+    let rows: Vec<(bool, i64)> = q
+        .select_only()
+        .column(Column::Resolved)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(Column::Resolved)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut counts = MismatchCounts::default();
+    for (resolved, n) in rows {
+        if resolved {
+            counts.resolved += n;
+        } else {
+            counts.open += n;
+        }
+    }
+    Ok(counts)
+}
+
+pub async fn get_by_id(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<Option<MismatchSnapshot>> {
+    of_tenant(tenant)
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?
+        .map(snapshot)
+        .transpose()
+}
+
+/// The tenant's mismatches of each trace, newest first, in one statement.
+pub async fn mismatches_for_traces(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    trace_ids: &[String],
+) -> AppResult<HashMap<String, Vec<MismatchSnapshot>>> {
+    if trace_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = of_tenant(tenant)
+        .filter(Column::TraceId.is_in(trace_ids.iter().map(String::as_str)))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .all(db)
+        .await?;
+    let mut out: HashMap<String, Vec<MismatchSnapshot>> = HashMap::new();
+    for row in rows {
+        let m = snapshot(row)?;
+        out.entry(m.trace_id.clone()).or_default().push(m);
+    }
+    Ok(out)
+}
+
+/// The tenant's mismatches of each run's live trace(s), newest first: two statements (the runs'
+/// trace ids, then their mismatches) for any number of runs.
+pub async fn mismatches_for_runs(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_ids: &[String],
+) -> AppResult<HashMap<String, Vec<MismatchSnapshot>>> {
+    use entity::aos_traces::{Column as T, Entity as Traces};
+    if run_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let traces: Vec<(String, String)> = Traces::find()
+        .filter(T::TenantId.eq(tenant.as_str()))
+        .filter(T::ArchivedAt.is_null())
+        .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
+        .select_only()
+        .column(T::TraceId)
+        .column(T::RunId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let run_of: HashMap<String, String> = traces.into_iter().collect();
+    if run_of.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = of_tenant(tenant)
+        .filter(Column::TraceId.is_in(run_of.keys().map(String::as_str)))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .all(db)
+        .await?;
+    let mut out: HashMap<String, Vec<MismatchSnapshot>> = HashMap::new();
+    for row in rows {
+        let m = snapshot(row)?;
+        if let Some(run_id) = run_of.get(&m.trace_id) {
+            out.entry(run_id.clone()).or_default().push(m);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,242 @@
+//! GraphQL for system records: the `SystemRecord` node, `systemRecords` (keyset-paged) and
+//! `systemRecord`, plus the per-run loader the `LlmRun.systemRecords` field batches through.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::Loader;
+use async_graphql::{Context, InputObject, Json, Object, ID};
+use sea_orm::DatabaseConnection;
+
+use super::{
+    canonical, store, SystemComponent, SystemEventType, SystemFilter, SystemRecordCause,
+    SystemRecordScope, SystemRecordSeverity, SystemRecordSnapshot,
+};
+use crate::app::AppState;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::PageRequest;
+use crate::scalars::DateTime;
+
+/// An immutable infrastructure or trust event: a worker restart, a deploy, a migration, an auth
+/// change (topic SYSTEM_LOGS). Records without a tenant are system-wide and shown to every
+/// tenant; they describe the shared platform, so producers must keep tenant data and
+/// infrastructure secrets (hostnames, addresses, credentials) out of their `summary` and
+/// `details`.
+#[derive(Clone)]
+pub struct SystemRecord(pub SystemRecordSnapshot);
+
+#[Object]
+impl SystemRecord {
+    /// Global object id (for `node`).
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::SystemRecord, &self.0.id)
+    }
+    /// The record's own id.
+    async fn record_id(&self) -> &str {
+        &self.0.id
+    }
+    /// The owning tenant; null for a system-wide record.
+    async fn tenant_id(&self) -> Option<&str> {
+        self.0.tenant_id.as_deref()
+    }
+    /// True when the record has no tenant and is visible to every tenant.
+    async fn is_system_wide(&self) -> bool {
+        self.0.tenant_id.is_none()
+    }
+    async fn component(&self) -> SystemComponent {
+        self.0.component
+    }
+    async fn event_type(&self) -> SystemEventType {
+        self.0.event_type
+    }
+    async fn severity(&self) -> SystemRecordSeverity {
+        self.0.severity
+    }
+    /// One line for humans.
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+    /// Structured detail as the producer wrote it. For system-wide records this is shared by
+    /// every tenant: it is not redacted by Logbook, so producers must not put infrastructure
+    /// details there.
+    async fn details(&self) -> Option<Json<serde_json::Value>> {
+        self.0.details.clone().map(Json)
+    }
+    async fn caused_by(&self) -> Option<SystemRecordCause> {
+        self.0.caused_by
+    }
+    /// Correlates the record with a run: records of a run have `correlationId = runId`.
+    async fn correlation_id(&self) -> Option<&str> {
+        self.0.correlation_id.as_deref()
+    }
+    /// When the event was recorded (immutable; the list order).
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord);
+
+/// Filters for `systemRecords`; the same input drives the list and its `totalCount`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct SystemRecordFilter {
+    /// The tenant's records, the system-wide ones, or both (the default).
+    #[graphql(default)]
+    pub scope: SystemRecordScope,
+    /// Any of these components.
+    pub component: Option<Vec<SystemComponent>>,
+    /// Any of these event types.
+    pub event_type: Option<Vec<SystemEventType>>,
+    /// Any of these severities.
+    pub severity: Option<Vec<SystemRecordSeverity>>,
+    /// Exact correlation id (a run id for run-correlated records).
+    pub correlation_id: Option<String>,
+    /// Inclusive lower bound on `createdAt`.
+    pub created_after: Option<DateTime>,
+    /// Inclusive upper bound on `createdAt`.
+    pub created_before: Option<DateTime>,
+}
+
+impl From<SystemRecordFilter> for SystemFilter {
+    fn from(f: SystemRecordFilter) -> Self {
+        SystemFilter {
+            scope: f.scope,
+            component: f.component.map(|v| canonical(v, SystemComponent::as_str)),
+            event_type: f.event_type.map(|v| canonical(v, SystemEventType::as_str)),
+            severity: f
+                .severity
+                .map(|v| canonical(v, SystemRecordSeverity::as_str)),
+            correlation_id: f.correlation_id,
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        }
+    }
+}
+
+/// Fetches a record by its record id for `node(id)`: the tenant's own or a system-wide one.
+pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<SystemRecord> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    store::get(&state.db, &principal.tenant_id, record_id)
+        .await?
+        .map(SystemRecord)
+        .ok_or(AppError::NotFound("SystemRecord"))
+}
+
+/// The record id named by a lookup argument: a global id of this type, or the bare record id.
+pub(crate) fn record_id_from(id: &str, kind: NodeKind) -> String {
+    match ids::decode(id) {
+        Some((k, record_id)) if k == kind => record_id,
+        _ => id.to_owned(),
+    }
+}
+
+#[derive(Default)]
+pub struct SystemQuery;
+
+#[Object]
+impl SystemQuery {
+    /// System records the tenant may see (its own and the system-wide ones, see `scope`),
+    /// newest first (ties broken by id).
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay arguments plus filter and asOf"
+    )]
+    async fn system_records(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SystemRecordFilter>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<SystemRecordConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter: SystemFilter = filter.unwrap_or_default().into();
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let page = store::page(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(SystemRecord);
+        Ok(SystemRecordConnection(page))
+    }
+
+    /// One system record, by its `id` or its `recordId`: the tenant's own or a system-wide one.
+    async fn system_record(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<SystemRecord>> {
+        let record_id = record_id_from(&id, NodeKind::SystemRecord);
+        Ok(Some(node(ctx, &record_id).await?))
+    }
+}
+
+/// Batches `LlmRun.systemRecords`: keyed by run id, one SQL statement per batch (see
+/// [`store::system_records_for_runs`]). A request has one tenant, so the loader carries it;
+/// create one per request, e.g. `DataLoader::new(SystemRecordsByRun::new(db, tenant),
+/// tokio::spawn)`. Every requested run gets a value (an empty list when it has no records).
+pub struct SystemRecordsByRun {
+    db: DatabaseConnection,
+    tenant: TenantId,
+    request_id: Option<String>,
+}
+
+impl SystemRecordsByRun {
+    pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
+        SystemRecordsByRun {
+            db,
+            tenant,
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl Loader<String> for SystemRecordsByRun {
+    type Value = Vec<SystemRecord>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        in_request(self.request_id.clone(), async {
+            let found = store::system_records_for_runs(&self.db, &self.tenant, keys).await?;
+            Ok(found
+                .into_iter()
+                .map(|(run, records)| (run, records.into_iter().map(SystemRecord).collect()))
+                .collect())
+        })
+        .await
+    }
+}
+
+/// The id of the HTTP request being served, captured when a loader is made: loaders run their
+/// batches on spawned tasks, where the request's task-local id is not set.
+pub(crate) fn current_request_id() -> Option<String> {
+    crate::error::REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` with the request id restored, so an `INTERNAL` error names the right request.
+pub(crate) async fn in_request<T>(
+    request_id: Option<String>,
+    work: impl std::future::Future<Output = AppResult<T>>,
+) -> Result<T, async_graphql::Error> {
+    match request_id {
+        Some(id) => {
+            crate::error::REQUEST_ID
+                .scope(id, async { work.await.map_err(Into::into) })
+                .await
+        }
+        None => work.await.map_err(Into::into),
+    }
+}

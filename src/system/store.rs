@@ -1,0 +1,203 @@
+//! SQL for `system_records`. Every query is scoped in SQL to the caller's tenant plus the
+//! system-wide rows (`tenant_id IS NULL`), never to another tenant's rows.
+
+use std::collections::HashMap;
+
+use entity::system_records::{self, Column, Entity};
+use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, IntoIden, Order, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, QueryFilter,
+    QueryTrait, Select,
+};
+
+use super::{
+    SystemComponent, SystemEventType, SystemFilter, SystemRecordCause, SystemRecordScope,
+    SystemRecordSeverity, SystemRecordSnapshot,
+};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+
+/// Most system records returned per run by [`system_records_for_runs`].
+pub const RECORDS_PER_RUN: u64 = 50;
+
+fn snapshot(m: system_records::Model) -> AppResult<SystemRecordSnapshot> {
+    let bad = |what: &str, value: &str| {
+        AppError::internal(format!("system record {} has unknown {what} {value}", m.id))
+    };
+    let component =
+        SystemComponent::parse(&m.component).ok_or_else(|| bad("component", &m.component))?;
+    let event_type =
+        SystemEventType::parse(&m.event_type).ok_or_else(|| bad("event type", &m.event_type))?;
+    let severity =
+        SystemRecordSeverity::parse(&m.severity).ok_or_else(|| bad("severity", &m.severity))?;
+    let caused_by = m
+        .caused_by
+        .as_deref()
+        .map(|c| SystemRecordCause::parse(c).ok_or_else(|| bad("cause", c)))
+        .transpose()?;
+    Ok(SystemRecordSnapshot {
+        id: m.id,
+        tenant_id: m.tenant_id,
+        component,
+        event_type,
+        severity,
+        summary: m.summary,
+        details: m.details,
+        caused_by,
+        correlation_id: m.correlation_id,
+        created_at: m.created_at,
+    })
+}
+
+/// The rows `tenant` may see under `scope`.
+fn visible(tenant: &TenantId, scope: SystemRecordScope) -> Condition {
+    let own = Column::TenantId.eq(tenant.as_str());
+    let system_wide = Column::TenantId.is_null();
+    match scope {
+        SystemRecordScope::All => Condition::any().add(own).add(system_wide),
+        SystemRecordScope::TenantOnly => Condition::all().add(own),
+        SystemRecordScope::SystemWideOnly => Condition::all().add(system_wide),
+    }
+}
+
+fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entity> {
+    let mut q = Entity::find().filter(visible(tenant, filter.scope));
+    if let Some(values) = &filter.component {
+        q = q.filter(Column::Component.is_in(values.iter().map(|v| v.as_str())));
+    }
+    if let Some(values) = &filter.event_type {
+        q = q.filter(Column::EventType.is_in(values.iter().map(|v| v.as_str())));
+    }
+    if let Some(values) = &filter.severity {
+        q = q.filter(Column::Severity.is_in(values.iter().map(|v| v.as_str())));
+    }
+    if let Some(v) = &filter.correlation_id {
+        q = q.filter(Column::CorrelationId.eq(v.as_str()));
+    }
+    if let Some(v) = filter.created_after {
+        q = q.filter(Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = filter.created_before {
+        q = q.filter(Column::CreatedAt.lte(v));
+    }
+    q
+}
+
+/// One page of the records `tenant` may see matching `filter`, newest first.
+pub async fn page(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    filter: &SystemFilter,
+    request: &PageRequest,
+) -> AppResult<Page<SystemRecordSnapshot>> {
+    let query = KeysetQuery {
+        db: db.clone(),
+        select: filtered(tenant, filter),
+        created_at: Column::CreatedAt,
+        id: Column::Id,
+        as_of: request.as_of,
+    };
+    fetch_page(
+        query,
+        codec,
+        "systemRecords",
+        filter,
+        request,
+        snapshot,
+        |r| Position {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        },
+    )
+    .await
+}
+
+/// A record by id if `tenant` may see it (its own or system-wide).
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<Option<SystemRecordSnapshot>> {
+    let found = Entity::find()
+        .filter(visible(tenant, SystemRecordScope::All))
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?;
+    found.map(snapshot).transpose()
+}
+
+/// The system records of each run (`correlation_id = run_id`), the tenant's and system-wide,
+/// newest first, at most [`RECORDS_PER_RUN`] per run. One SQL statement whatever the number of
+/// runs; a run with no records maps to an empty list.
+pub async fn system_records_for_runs(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_ids: &[String],
+) -> AppResult<HashMap<String, Vec<SystemRecordSnapshot>>> {
+    let mut out: HashMap<String, Vec<SystemRecordSnapshot>> =
+        run_ids.iter().map(|r| (r.clone(), Vec::new())).collect();
+    if run_ids.is_empty() {
+        return Ok(out);
+    }
+    let select = Entity::find()
+        .filter(visible(tenant, SystemRecordScope::All))
+        .filter(Column::CorrelationId.is_in(run_ids.iter().map(String::as_str)));
+    let rows = newest_per_key(
+        db,
+        select,
+        Column::CorrelationId,
+        Column::CreatedAt,
+        Column::Id,
+        RECORDS_PER_RUN,
+    )
+    .await?;
+    for row in rows {
+        let record = snapshot(row)?;
+        if let Some(list) = record
+            .correlation_id
+            .as_ref()
+            .and_then(|run| out.get_mut(run))
+        {
+            list.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `select` keeping at most `cap` rows per value of `key` (the newest by
+/// `(created_at, id)`), in one statement: a `ROW_NUMBER()` window over the filtered rows.
+/// Rows come back newest first. Works on PostgreSQL and SQLite (3.25+).
+pub(crate) async fn newest_per_key<E>(
+    db: &impl ConnectionTrait,
+    select: Select<E>,
+    key: E::Column,
+    created_at: E::Column,
+    id: E::Column,
+    cap: u64,
+) -> AppResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Column: IdenStatic + IntoIden + Copy,
+{
+    let mut inner = select.into_query();
+    inner.expr_as(
+        Expr::cust(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {} DESC, {} DESC)",
+            key.as_str(),
+            created_at.as_str(),
+            id.as_str()
+        )),
+        "lb_rank",
+    );
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, "ranked")
+        .and_where(Expr::col("lb_rank").lte(cap as i64))
+        .order_by(created_at, Order::Desc)
+        .order_by(id, Order::Desc)
+        .to_owned();
+    let statement = db.get_database_backend().build(&outer);
+    Ok(E::find().from_raw_sql(statement).all(db).await?)
+}

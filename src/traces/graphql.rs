@@ -1,0 +1,811 @@
+//! GraphQL for traces: the `Trace` node with its batched `summary`, `checksum` and keyset-paged
+//! `steps`, the `traces` list, the lookups by trace id, run id and root hash, and
+//! `compareTraces`. Also the DataLoaders other domains use to hang traces off their nodes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use sea_orm::DatabaseConnection;
+
+use super::compare::{self, FieldDifference, Parity, TraceComparison as Comparison};
+use super::store::{self, StepProbe, MAX_STEP_PAGE};
+use super::{
+    ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource, TraceListFilter,
+    TraceSnapshot, TraceStatus, TraceSummary, Violation,
+};
+use crate::app::AppState;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::{Direction, ListProbe, PageArgs, PageRequest, Position};
+use crate::scalars::{BigInt, DateTime};
+
+/// A loader failure, shared by every caller of one batch (DataLoader errors must be `Clone`).
+/// Converted back into an [`AppError`] where the resolver awaits it, so `INTERNAL` errors carry
+/// the request id.
+#[derive(Debug, Clone)]
+pub struct LoadError(Arc<AppError>);
+
+impl From<AppError> for LoadError {
+    fn from(err: AppError) -> Self {
+        LoadError(Arc::new(err))
+    }
+}
+
+impl From<LoadError> for AppError {
+    fn from(err: LoadError) -> Self {
+        match err.0.as_ref() {
+            AppError::Unauthenticated => AppError::Unauthenticated,
+            AppError::Forbidden { role, action } => AppError::Forbidden { role, action },
+            AppError::NotFound(what) => AppError::NotFound(what),
+            AppError::BadUserInput { field, message } => AppError::BadUserInput {
+                field: field.clone(),
+                message: message.clone(),
+            },
+            AppError::BadCursor(why) => AppError::BadCursor(why),
+            AppError::ImmutableRecord(detail) => AppError::ImmutableRecord(detail.clone()),
+            AppError::Unavailable(what) => AppError::Unavailable(what.clone()),
+            AppError::Internal(cause) => AppError::Internal(cause.clone()),
+            #[allow(unreachable_patterns, reason = "AppError may grow variants")]
+            other => AppError::Internal(format!("{other:?}")),
+        }
+    }
+}
+
+impl From<LoadError> for async_graphql::Error {
+    fn from(err: LoadError) -> Self {
+        AppError::from(err).into()
+    }
+}
+
+/// Step aggregates per trace id (trace ids already resolved tenant-scoped).
+pub struct TraceSummaryLoader {
+    pub db: DatabaseConnection,
+}
+
+impl Loader<String> for TraceSummaryLoader {
+    type Value = TraceSummary;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, TraceSummary>, LoadError> {
+        Ok(store::summaries_for_traces(&self.db, keys).await?)
+    }
+}
+
+/// Every live step per trace id, in step order (trace ids already resolved tenant-scoped).
+pub struct TraceStepsLoader {
+    pub db: DatabaseConnection,
+}
+
+impl Loader<String> for TraceStepsLoader {
+    type Value = Arc<Vec<StepSnapshot>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, Arc<Vec<StepSnapshot>>>, LoadError> {
+        Ok(store::steps_for_traces(&self.db, keys)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k, Arc::new(v)))
+            .collect())
+    }
+}
+
+/// The first (or, `backward`, the last) page of one trace's steps, without cursors.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EdgePageKey {
+    pub trace_id: String,
+    pub limit: u64,
+    pub backward: bool,
+}
+
+/// Edge pages of many traces' steps: at most one statement per direction for any number of
+/// traces (`ROW_NUMBER()` per trace).
+pub struct EdgeStepsLoader {
+    pub db: DatabaseConnection,
+}
+
+impl Loader<EdgePageKey> for EdgeStepsLoader {
+    type Value = Arc<Vec<StepSnapshot>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[EdgePageKey],
+    ) -> Result<HashMap<EdgePageKey, Arc<Vec<StepSnapshot>>>, LoadError> {
+        let mut out = HashMap::new();
+        for backward in [false, true] {
+            let wanted: Vec<&EdgePageKey> =
+                keys.iter().filter(|k| k.backward == backward).collect();
+            let Some(limit) = wanted.iter().map(|k| k.limit).max() else {
+                continue;
+            };
+            let mut ids: Vec<String> = wanted.iter().map(|k| k.trace_id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            let rows = store::edge_steps_for_traces(&self.db, &ids, limit, backward).await?;
+            for key in wanted {
+                let steps = rows
+                    .get(&key.trace_id)
+                    .map(|all| all.iter().take(key.limit as usize + 1).cloned().collect())
+                    .unwrap_or_default();
+                out.insert(key.clone(), Arc::new(steps));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The tenant's newest live trace per run id.
+pub struct TraceByRunLoader {
+    pub db: DatabaseConnection,
+    pub tenant: TenantId,
+}
+
+impl Loader<String> for TraceByRunLoader {
+    type Value = TraceSnapshot;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, TraceSnapshot>, LoadError> {
+        Ok(store::traces_for_runs(&self.db, &self.tenant, keys).await?)
+    }
+}
+
+/// The tenant's live trace per trace id.
+pub struct TraceByTraceIdLoader {
+    pub db: DatabaseConnection,
+    pub tenant: TenantId,
+}
+
+impl Loader<String> for TraceByTraceIdLoader {
+    type Value = TraceSnapshot;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, TraceSnapshot>, LoadError> {
+        Ok(store::traces_by_trace_ids(&self.db, &self.tenant, keys).await?)
+    }
+}
+
+/// The loaders behind a `Trace`'s nested fields. Share one across all traces of a response
+/// (a page, a run's nested trace) so their nested fields batch; summaries and full step lists
+/// are cached for the response (a summary serves both `summary` and `steps.totalCount`).
+pub struct TraceLoaders {
+    pub db: DatabaseConnection,
+    pub summaries: DataLoader<TraceSummaryLoader, HashMapCache>,
+    pub steps: DataLoader<TraceStepsLoader, HashMapCache>,
+    pub edge_steps: DataLoader<EdgeStepsLoader>,
+}
+
+impl TraceLoaders {
+    pub fn new(db: &DatabaseConnection) -> Arc<Self> {
+        Arc::new(TraceLoaders {
+            db: db.clone(),
+            summaries: DataLoader::with_cache(
+                TraceSummaryLoader { db: db.clone() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            steps: DataLoader::with_cache(
+                TraceStepsLoader { db: db.clone() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            edge_steps: DataLoader::new(EdgeStepsLoader { db: db.clone() }, tokio::spawn),
+        })
+    }
+
+    pub async fn summary(&self, trace_id: &str) -> AppResult<TraceSummary> {
+        Ok(self
+            .summaries
+            .load_one(trace_id.to_owned())
+            .await?
+            .unwrap_or_default())
+    }
+
+    pub async fn all_steps(&self, trace_id: &str) -> AppResult<Arc<Vec<StepSnapshot>>> {
+        Ok(self
+            .steps
+            .load_one(trace_id.to_owned())
+            .await?
+            .unwrap_or_default())
+    }
+}
+
+/// Counts steps through the batched summary; probes the far side per trace.
+struct BatchedStepProbe {
+    inner: StepProbe,
+    loaders: Arc<TraceLoaders>,
+}
+
+#[async_trait::async_trait]
+impl ListProbe for BatchedStepProbe {
+    async fn count(&self) -> AppResult<i64> {
+        Ok(self
+            .loaders
+            .summary(&self.inner.trace_id)
+            .await?
+            .total_steps)
+    }
+
+    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
+        self.inner.exists_beyond(at, newer).await
+    }
+}
+
+/// One executed step of a trace. Immutable.
+pub struct TraceStep(pub StepSnapshot);
+
+#[Object]
+impl TraceStep {
+    /// The trace this step belongs to.
+    async fn trace_id(&self) -> &str {
+        &self.0.trace_id
+    }
+    /// Position in the trace, unique per trace; the list order.
+    async fn step_index(&self) -> i32 {
+        self.0.step_index
+    }
+    async fn skill_id(&self) -> &str {
+        &self.0.skill_id
+    }
+    async fn skill_name(&self) -> &str {
+        &self.0.skill_name
+    }
+    /// The step's (redacted) parameters.
+    async fn params(&self) -> Json<&serde_json::Value> {
+        Json(&self.0.params)
+    }
+    /// As recorded: usually `success`, `failure`, `retry` or `skipped`; other values are kept
+    /// verbatim.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// e.g. `SUCCESS`, `TRANSIENT`, `PERMANENT`, `execution`.
+    async fn outcome_category(&self) -> &str {
+        &self.0.outcome_category
+    }
+    /// e.g. `abort`.
+    async fn outcome_code(&self) -> Option<&str> {
+        self.0.outcome_code.as_deref()
+    }
+    /// The (redacted) result, or `{error: ...}`.
+    async fn outcome_data(&self) -> Option<Json<&serde_json::Value>> {
+        self.0.outcome_data.as_ref().map(Json)
+    }
+    /// Cost in US cents (fractional).
+    async fn cost_cents(&self) -> f64 {
+        self.0.cost_cents
+    }
+    async fn duration_ms(&self) -> f64 {
+        self.0.duration_ms
+    }
+    async fn retry_count(&self) -> i32 {
+        self.0.retry_count
+    }
+    async fn input_hash(&self) -> Option<&str> {
+        self.0.input_hash.as_deref()
+    }
+    /// Output hash a replay in `CHECK` mode verifies against.
+    async fn output_hash(&self) -> Option<&str> {
+        self.0.output_hash.as_deref()
+    }
+    async fn rng_state_before(&self) -> Option<&str> {
+        self.0.rng_state_before.as_deref()
+    }
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+    async fn replay_behavior(&self) -> ReplayBehavior {
+        self.0.replay_behavior
+    }
+    /// When the step was recorded.
+    async fn timestamp(&self) -> DateTime {
+        self.0.timestamp.into()
+    }
+    async fn source(&self) -> StepSource {
+        self.0.source
+    }
+    /// Derived from the status: failure/error → `ERROR`, retry/retrying → `WARN`, else `INFO`.
+    async fn level(&self) -> StepLevel {
+        self.0.level
+    }
+    async fn is_synthetic(&self) -> bool {
+        self.0.is_synthetic
+    }
+    async fn synthetic_scenario_id(&self) -> Option<&str> {
+        self.0.synthetic_scenario_id.as_deref()
+    }
+    /// The step determinism hash (16 hex): SHA-256 over index, skill, params, status,
+    /// outcome category and code, and retry count.
+    async fn determinism_hash(&self) -> String {
+        self.0.determinism_hash()
+    }
+}
+
+crate::connection_types!(TraceStepConnection, TraceStepEdge, TraceStep);
+
+/// Where a policy stopped the trace (its inflection point).
+#[derive(SimpleObject)]
+pub struct TraceViolation {
+    pub step_index: Option<i32>,
+    pub timestamp: Option<DateTime>,
+    pub policy_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl From<&Violation> for TraceViolation {
+    fn from(v: &Violation) -> Self {
+        TraceViolation {
+            step_index: v.step_index,
+            timestamp: v.timestamp.map(Into::into),
+            policy_id: v.policy_id.clone(),
+            reason: v.reason.clone(),
+        }
+    }
+}
+
+/// Aggregates over a trace's steps.
+#[derive(SimpleObject)]
+pub struct TraceStepSummary {
+    /// Number of steps.
+    pub total_steps: i32,
+    /// Steps with status `success`.
+    pub success_count: i32,
+    /// Steps with status `failure`.
+    pub failure_count: i32,
+    /// Sum of the steps' cost, US cents.
+    pub total_cost_cents: f64,
+    pub total_duration_ms: f64,
+}
+
+impl From<TraceSummary> for TraceStepSummary {
+    fn from(s: TraceSummary) -> Self {
+        let int = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        TraceStepSummary {
+            total_steps: int(s.total_steps),
+            success_count: int(s.success_count),
+            failure_count: int(s.failure_count),
+            total_cost_cents: s.total_cost_cents,
+            total_duration_ms: s.total_duration_ms,
+        }
+    }
+}
+
+/// One run's execution trace (topic LLM_RUNS, depth O2). Immutable once completed.
+pub struct Trace {
+    pub snapshot: Arc<TraceSnapshot>,
+    loaders: Arc<TraceLoaders>,
+}
+
+impl Trace {
+    /// `loaders` should be shared by every trace of one response so nested fields batch.
+    pub fn new(snapshot: TraceSnapshot, loaders: &Arc<TraceLoaders>) -> Self {
+        Trace {
+            snapshot: Arc::new(snapshot),
+            loaders: loaders.clone(),
+        }
+    }
+}
+
+#[Object]
+impl Trace {
+    /// Global object id (for `node`).
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Trace, &self.snapshot.id)
+    }
+    /// The trace id (`trace_<run_id>` for runtime traces); unique.
+    async fn trace_id(&self) -> &str {
+        &self.snapshot.trace_id
+    }
+    async fn run_id(&self) -> &str {
+        &self.snapshot.run_id
+    }
+    /// Defaults to the run id.
+    async fn correlation_id(&self) -> &str {
+        &self.snapshot.correlation_id
+    }
+    async fn agent_id(&self) -> Option<&str> {
+        self.snapshot.agent_id.as_deref()
+    }
+    async fn plan_id(&self) -> Option<&str> {
+        self.snapshot.plan_id.as_deref()
+    }
+    /// Determinism seed (64-bit).
+    async fn seed(&self) -> Option<BigInt> {
+        self.snapshot.seed.map(BigInt)
+    }
+    /// Frozen clock value used for deterministic replay.
+    async fn frozen_timestamp(&self) -> Option<&str> {
+        self.snapshot.frozen_timestamp.as_deref()
+    }
+    /// Deterministic root hash (HASH_CHAIN run proof); null until computed.
+    async fn root_hash(&self) -> Option<&str> {
+        self.snapshot.root_hash.as_deref()
+    }
+    async fn plan_hash(&self) -> Option<&str> {
+        self.snapshot.plan_hash.as_deref()
+    }
+    async fn schema_version(&self) -> &str {
+        &self.snapshot.schema_version
+    }
+    /// The plan (list of step specs).
+    async fn plan(&self) -> Json<&serde_json::Value> {
+        Json(&self.snapshot.plan)
+    }
+    /// Completion metadata, e.g. `duration_ms`, `error`, `abort_reason`.
+    async fn metadata(&self) -> Option<Json<&serde_json::Value>> {
+        self.snapshot.metadata.as_ref().map(Json)
+    }
+    async fn status(&self) -> TraceStatus {
+        self.snapshot.status
+    }
+    async fn started_at(&self) -> DateTime {
+        self.snapshot.started_at.into()
+    }
+    async fn completed_at(&self) -> Option<DateTime> {
+        self.snapshot.completed_at.map(Into::into)
+    }
+    /// When Logbook recorded the trace (the list order).
+    async fn created_at(&self) -> DateTime {
+        self.snapshot.created_at.into()
+    }
+    /// Who stored an SDK trace.
+    async fn stored_by(&self) -> Option<&str> {
+        self.snapshot.stored_by.as_deref()
+    }
+    async fn incident_id(&self) -> Option<&str> {
+        self.snapshot.incident_id.as_deref()
+    }
+    async fn is_synthetic(&self) -> bool {
+        self.snapshot.is_synthetic
+    }
+    async fn synthetic_scenario_id(&self) -> Option<&str> {
+        self.snapshot.synthetic_scenario_id.as_deref()
+    }
+    /// The inflection point; null when the trace records none.
+    async fn violation(&self) -> Option<TraceViolation> {
+        self.snapshot.violation.as_ref().map(Into::into)
+    }
+    async fn replay_mode(&self) -> Option<ReplayMode> {
+        self.snapshot.replay_mode
+    }
+    async fn replay_attempt_id(&self) -> Option<&str> {
+        self.snapshot.replay_attempt_id.as_deref()
+    }
+    async fn replay_artifact_version(&self) -> Option<&str> {
+        self.snapshot.replay_artifact_version.as_deref()
+    }
+    async fn trace_completeness_status(&self) -> Option<&str> {
+        self.snapshot.trace_completeness_status.as_deref()
+    }
+    /// The determinism signature (32 hex of SHA-256 over the step hashes joined by `:`): the
+    /// stored value when the writer sealed one, otherwise computed from the live steps.
+    async fn checksum(&self) -> async_graphql::Result<String> {
+        if let Some(stored) = &self.snapshot.checksum {
+            return Ok(stored.clone());
+        }
+        let steps = self.loaders.all_steps(&self.snapshot.trace_id).await?;
+        Ok(super::determinism_signature(&steps))
+    }
+    /// Aggregates over the steps (computed in SQL, batched across traces).
+    async fn summary(&self) -> async_graphql::Result<TraceStepSummary> {
+        Ok(self.loaders.summary(&self.snapshot.trace_id).await?.into())
+    }
+    /// The steps in step order (ascending `stepIndex`), up to 1000 per page.
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    async fn steps(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<TraceStepConnection> {
+        let state = ctx.data_unchecked::<AppState>();
+        let trace_id = &self.snapshot.trace_id;
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let window = args.window(
+            &state.cursors,
+            store::step_scope(trace_id),
+            MAX_STEP_PAGE,
+            None,
+        )?;
+        let prefetched = if window.after.is_none() && window.before.is_none() {
+            let key = EdgePageKey {
+                trace_id: trace_id.clone(),
+                limit: window.limit,
+                backward: window.direction == Direction::Backward,
+            };
+            let rows = self.loaders.edge_steps.load_one(key).await?;
+            Some(rows.map(|r| r.as_ref().clone()).unwrap_or_default())
+        } else {
+            None
+        };
+        let probe = Arc::new(BatchedStepProbe {
+            inner: StepProbe {
+                db: state.db.clone(),
+                trace_id: trace_id.clone(),
+            },
+            loaders: self.loaders.clone(),
+        });
+        let page = store::step_page(
+            &state.db,
+            &state.cursors,
+            trace_id,
+            window,
+            prefetched,
+            probe,
+        )
+        .await?
+        .map(TraceStep);
+        Ok(TraceStepConnection(page))
+    }
+}
+
+crate::connection_types!(TraceConnection, TraceEdge, Trace);
+
+/// Filters for `traces`; the same input drives the list and its `totalCount`.
+#[derive(Debug, Clone, Default, InputObject)]
+pub struct TraceFilter {
+    pub run_id: Option<String>,
+    pub agent_id: Option<String>,
+    /// Any of these statuses.
+    pub status: Option<Vec<TraceStatus>>,
+    pub root_hash: Option<String>,
+    pub plan_hash: Option<String>,
+    pub seed: Option<BigInt>,
+    pub is_synthetic: Option<bool>,
+    /// Inclusive lower bound on `startedAt`.
+    pub started_after: Option<DateTime>,
+    /// Inclusive upper bound on `startedAt`.
+    pub started_before: Option<DateTime>,
+    /// Inclusive lower bound on `createdAt`.
+    pub created_after: Option<DateTime>,
+    /// Inclusive upper bound on `createdAt`.
+    pub created_before: Option<DateTime>,
+}
+
+impl From<TraceFilter> for TraceListFilter {
+    fn from(f: TraceFilter) -> Self {
+        TraceListFilter {
+            run_id: f.run_id,
+            agent_id: f.agent_id,
+            status: f.status.map(|mut s| {
+                s.sort_by_key(|x| x.as_str());
+                s.dedup();
+                s
+            }),
+            root_hash: f.root_hash,
+            plan_hash: f.plan_hash,
+            seed: f.seed.map(|s| s.0),
+            is_synthetic: f.is_synthetic,
+            started_after: f.started_after.map(|d| d.0),
+            started_before: f.started_before.map(|d| d.0),
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
+        }
+    }
+}
+
+/// One field that differs between two traces.
+#[derive(SimpleObject)]
+pub struct TraceFieldDifference {
+    /// `root_hash`, `seed`, `frozen_timestamp`, `step_count`, `step[i].skill_name` or
+    /// `step[i].outcome_category` (`i` is the position in step order).
+    pub field: String,
+    pub left: Option<String>,
+    pub right: Option<String>,
+}
+
+impl From<FieldDifference> for TraceFieldDifference {
+    fn from(d: FieldDifference) -> Self {
+        TraceFieldDifference {
+            field: d.field,
+            left: d.left,
+            right: d.right,
+        }
+    }
+}
+
+/// Determinism parity of two traces: equal signatures over the step hashes.
+#[derive(SimpleObject)]
+pub struct TraceParity {
+    pub is_parity: bool,
+    pub left_signature: String,
+    pub right_signature: String,
+    /// Position (0-based, in step order) of the first step whose hashes differ; when all
+    /// compared steps match but the counts differ, the shorter length.
+    pub divergence_step: Option<i32>,
+    /// Reasons joined by `; `: `skill: a vs b`, `status: a vs b`, `retries: a vs b`,
+    /// `params differ` (or `hash mismatch`); `step count: m vs n`; `unknown divergence`.
+    pub divergence_reason: Option<String>,
+}
+
+impl From<Parity> for TraceParity {
+    fn from(p: Parity) -> Self {
+        TraceParity {
+            is_parity: p.is_parity,
+            left_signature: p.left_signature,
+            right_signature: p.right_signature,
+            divergence_step: p.divergence_step,
+            divergence_reason: p.divergence_reason,
+        }
+    }
+}
+
+/// The comparison of two of the tenant's traces.
+pub struct TraceComparison {
+    comparison: Comparison,
+    left: TraceSnapshot,
+    right: TraceSnapshot,
+    loaders: Arc<TraceLoaders>,
+}
+
+#[Object]
+impl TraceComparison {
+    /// True when no field differs.
+    #[graphql(name = "match")]
+    async fn is_match(&self) -> bool {
+        self.comparison.is_match
+    }
+    async fn left_root_hash(&self) -> Option<&str> {
+        self.comparison.left_root_hash.as_deref()
+    }
+    async fn right_root_hash(&self) -> Option<&str> {
+        self.comparison.right_root_hash.as_deref()
+    }
+    /// Field differences: root hash, seed, frozen timestamp, step count, then per step position
+    /// (over the shorter trace) skill name and outcome category.
+    async fn differences(&self) -> Vec<TraceFieldDifference> {
+        self.comparison
+            .differences
+            .iter()
+            .cloned()
+            .map(Into::into)
+            .collect()
+    }
+    /// "Traces are deterministically identical" or "Traces differ in N field(s): …".
+    async fn summary(&self) -> &str {
+        &self.comparison.summary
+    }
+    async fn parity(&self) -> TraceParity {
+        self.comparison.parity.clone().into()
+    }
+    async fn left(&self) -> Trace {
+        Trace::new(self.left.clone(), &self.loaders)
+    }
+    async fn right(&self) -> Trace {
+        Trace::new(self.right.clone(), &self.loaders)
+    }
+}
+
+/// Fetches a trace by its record id for `node(id)`, tenant-scoped.
+pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    let snapshot = store::get_by_id(&state.db, &principal.tenant_id, record_id)
+        .await?
+        .ok_or(AppError::NotFound("Trace"))?;
+    Ok(Trace::new(snapshot, &TraceLoaders::new(&state.db)))
+}
+
+#[derive(Default)]
+pub struct TraceQuery;
+
+#[Object]
+impl TraceQuery {
+    /// The tenant's live (non-archived) traces, newest first (ties broken by id).
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the Relay arguments plus filter and asOf"
+    )]
+    async fn traces(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceFilter>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<TraceConnection> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let filter: TraceListFilter = filter.unwrap_or_default().into();
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let loaders = TraceLoaders::new(&state.db);
+        let page = store::page(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(|t| Trace::new(t, &loaders));
+        Ok(TraceConnection(page))
+    }
+
+    /// The tenant's trace with this trace id.
+    async fn trace(
+        &self,
+        ctx: &Context<'_>,
+        trace_id: String,
+    ) -> async_graphql::Result<Option<Trace>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let found = store::get_by_trace_id(&state.db, &principal.tenant_id, &trace_id).await?;
+        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+    }
+
+    /// The tenant's newest trace of this run.
+    async fn trace_by_run_id(
+        &self,
+        ctx: &Context<'_>,
+        run_id: String,
+    ) -> async_graphql::Result<Option<Trace>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let found = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
+        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+    }
+
+    /// The tenant's newest trace with this root hash.
+    async fn trace_by_root_hash(
+        &self,
+        ctx: &Context<'_>,
+        root_hash: String,
+    ) -> async_graphql::Result<Option<Trace>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let found = store::get_by_root_hash(&state.db, &principal.tenant_id, &root_hash).await?;
+        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+    }
+
+    /// Compares two of the tenant's traces by trace id: a field diff and determinism parity.
+    /// Either trace missing or another tenant's: `NOT_FOUND` (nothing of it is read).
+    async fn compare_traces(
+        &self,
+        ctx: &Context<'_>,
+        left: String,
+        right: String,
+    ) -> async_graphql::Result<Option<TraceComparison>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let ids = [left.clone(), right.clone()];
+        // Tenant-scoped: another tenant's trace is never loaded, only found missing.
+        let mut found = store::traces_by_trace_ids(&state.db, &principal.tenant_id, &ids).await?;
+        let left_trace = found.get(&left).cloned();
+        let right_trace = found.remove(&right);
+        let (Some(left_trace), Some(right_trace)) = (left_trace, right_trace) else {
+            return Err(AppError::NotFound("Trace").into());
+        };
+        let steps = store::steps_for_traces(&state.db, &ids).await?;
+        let no_steps = Vec::new();
+        let left_steps = steps.get(&left).unwrap_or(&no_steps);
+        let right_steps = steps.get(&right).unwrap_or(&no_steps);
+        let comparison = compare::compare(&left_trace, left_steps, &right_trace, right_steps);
+        Ok(Some(TraceComparison {
+            comparison,
+            left: left_trace,
+            right: right_trace,
+            loaders: TraceLoaders::new(&state.db),
+        }))
+    }
+}

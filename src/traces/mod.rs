@@ -1,0 +1,271 @@
+//! Execution traces and their steps (DOMAIN.md 1.5, 1.6, 3.9, 3.10).
+//!
+//! Reads never see archived traces or steps (`archived_at` set, 5 #14), and step statuses are
+//! kept exactly as stored, unknown ones included (5 #15).
+
+pub mod compare;
+pub mod graphql;
+pub mod hashing;
+pub mod store;
+
+use async_graphql::Enum;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Lifecycle status of a trace (3.10): `RUNNING` until completed, failed or aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TraceStatus {
+    Running,
+    Completed,
+    Failed,
+    Aborted,
+}
+
+impl TraceStatus {
+    pub const ALL: [TraceStatus; 4] = [Self::Running, Self::Completed, Self::Failed, Self::Aborted];
+
+    /// The stored (lower-case) value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Aborted => "aborted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// How a replayed trace was produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplayMode {
+    /// Every step re-executed.
+    Full,
+    /// Only the recorded trace was replayed.
+    TraceOnly,
+}
+
+impl ReplayMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::TraceOnly => "TRACE_ONLY",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Full, Self::TraceOnly]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// What a replay does with a step (3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplayBehavior {
+    /// Always run the step again.
+    Execute,
+    /// Do not re-run a step that already executed.
+    Skip,
+    /// Re-run and verify the output hash matches the original.
+    Check,
+}
+
+impl ReplayBehavior {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execute => "execute",
+            Self::Skip => "skip",
+            Self::Check => "check",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Execute, Self::Skip, Self::Check]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a step was executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepSource {
+    /// Normal execution.
+    Engine,
+    /// An external API call.
+    External,
+    /// A replay execution.
+    Replay,
+}
+
+impl StepSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Engine => "engine",
+            Self::External => "external",
+            Self::Replay => "replay",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Engine, Self::External, Self::Replay]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// Log level of a step, derived from its status at insert time (3.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+impl StepLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Info, Self::Warn, Self::Error]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// The inflection point of a trace: where a policy stopped it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub step_index: Option<i32>,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub policy_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A trace as stored (without its steps and its full `trace` document).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSnapshot {
+    pub id: String,
+    pub trace_id: String,
+    pub run_id: String,
+    pub correlation_id: String,
+    pub tenant_id: String,
+    pub agent_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub seed: Option<i64>,
+    pub frozen_timestamp: Option<String>,
+    pub root_hash: Option<String>,
+    pub plan_hash: Option<String>,
+    pub schema_version: String,
+    pub plan: Value,
+    pub metadata: Option<Value>,
+    pub status: TraceStatus,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub stored_by: Option<String>,
+    /// The stored determinism signature, when the writer computed it.
+    pub checksum: Option<String>,
+    pub incident_id: Option<String>,
+    pub is_synthetic: bool,
+    pub synthetic_scenario_id: Option<String>,
+    /// `None` when no violation column is set.
+    pub violation: Option<Violation>,
+    pub replay_mode: Option<ReplayMode>,
+    pub replay_attempt_id: Option<String>,
+    pub replay_artifact_version: Option<String>,
+    pub trace_completeness_status: Option<String>,
+}
+
+/// One executed step as stored. Immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSnapshot {
+    pub id: String,
+    pub trace_id: String,
+    pub step_index: i32,
+    pub skill_id: String,
+    pub skill_name: String,
+    pub params: Value,
+    /// Free text (`success`, `failure`, `retry`, `skipped`, or anything else the writer sent).
+    pub status: String,
+    pub outcome_category: String,
+    pub outcome_code: Option<String>,
+    pub outcome_data: Option<Value>,
+    pub cost_cents: f64,
+    pub duration_ms: f64,
+    pub retry_count: i32,
+    pub input_hash: Option<String>,
+    pub output_hash: Option<String>,
+    pub rng_state_before: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub replay_behavior: ReplayBehavior,
+    pub timestamp: DateTime<Utc>,
+    pub source: StepSource,
+    pub level: StepLevel,
+    pub is_synthetic: bool,
+    pub synthetic_scenario_id: Option<String>,
+}
+
+impl StepSnapshot {
+    /// The step determinism hash of DOMAIN 3.9 (16 hex characters).
+    pub fn determinism_hash(&self) -> String {
+        hashing::step_hash(
+            self.step_index,
+            &self.skill_name,
+            &self.params,
+            &self.status,
+            &self.outcome_category,
+            self.outcome_code.as_deref(),
+            self.retry_count,
+        )
+    }
+}
+
+/// The determinism signature of a trace whose steps are given in step order (3.9).
+pub fn determinism_signature(steps: &[StepSnapshot]) -> String {
+    let hashes: Vec<String> = steps.iter().map(StepSnapshot::determinism_hash).collect();
+    hashing::trace_signature(&hashes)
+}
+
+/// Aggregates over a trace's (non-archived) steps, computed in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TraceSummary {
+    pub total_steps: i64,
+    /// Steps with status `success`.
+    pub success_count: i64,
+    /// Steps with status `failure`.
+    pub failure_count: i64,
+    pub total_cost_cents: f64,
+    pub total_duration_ms: f64,
+}
+
+/// The list filter, as the store applies it. Equality on each given field; time bounds are
+/// inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TraceListFilter {
+    pub run_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub status: Option<Vec<TraceStatus>>,
+    pub root_hash: Option<String>,
+    pub plan_hash: Option<String>,
+    pub seed: Option<i64>,
+    pub is_synthetic: Option<bool>,
+    pub started_after: Option<DateTime<Utc>>,
+    pub started_before: Option<DateTime<Utc>>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,456 @@
+//! `logExports` and `logExport`: one node per export (its request row, its latest state and
+//! its history), stable paging while exports progress, status filters at `asOf`, tenancy; the
+//! batched read behind `LlmRun.exports`.
+
+use async_graphql::dataloader::Loader;
+use chrono::{DateTime, Duration, Utc};
+use entity::log_exports;
+use logbook::auth::{Role, TenantId};
+use sea_orm::{EntityTrait, Set};
+use serde_json::{json, Value};
+
+use crate::support::{error_code, fixed_time, Backend, TestApp};
+use crate::system_records::{ids_of, walk, List};
+
+const PAGE: &str = r#"
+query Page($filter: LogExportFilter, $first: Int, $after: String, $last: Int, $before: String, $asOf: DateTime) {
+  logExports(filter: $filter, first: $first, after: $after, last: $last, before: $before, asOf: $asOf) {
+    totalCount
+    edges { cursor node {
+      id exportId scope format runId requestedBy origin sourceComponent filter requestedAt
+      status updatedAt checksum rowCount byteSize manifestSha256 error deliveredAt
+      history { recordId status recordedAt }
+    } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"#;
+
+const EXPORTS: List = List {
+    query: PAGE,
+    root: "logExports",
+    field: "exportId",
+};
+
+/// Appends one state row of an export.
+#[expect(clippy::too_many_arguments, reason = "one row's columns")]
+fn row(
+    tenant: &str,
+    export_id: &str,
+    n: usize,
+    scope: &str,
+    format: &str,
+    run_id: Option<&str>,
+    status: &str,
+    at: DateTime<Utc>,
+) -> log_exports::ActiveModel {
+    let done = status == "completed";
+    log_exports::ActiveModel {
+        id: Set(format!("{export_id}-r{n}")),
+        export_id: Set(export_id.to_owned()),
+        tenant_id: Set(tenant.to_owned()),
+        scope: Set(scope.to_owned()),
+        run_id: Set(run_id.map(str::to_owned)),
+        requested_by: Set("user-1".to_owned()),
+        format: Set(format.to_owned()),
+        origin: Set("HUMAN".to_owned()),
+        source_component: Set("LogExportService".to_owned()),
+        correlation_id: Set(None),
+        checksum: Set(done.then(|| format!("sha256:{export_id}"))),
+        status: Set(status.to_owned()),
+        delivered_at: Set(done.then_some(at)),
+        filter: Set(Some(json!({ "provider": "openai" }))),
+        row_count: Set(done.then_some(5_000_000_000)),
+        byte_size: Set(done.then_some(1234)),
+        manifest_sha256: Set(done.then(|| "ab".repeat(32))),
+        error: Set((status == "failed").then(|| "disk full".to_owned())),
+        created_at: Set(at),
+    }
+}
+
+async fn insert(app: &TestApp, rows: Vec<log_exports::ActiveModel>) {
+    log_exports::Entity::insert_many(rows)
+        .exec_without_returning(app.db())
+        .await
+        .expect("insert log export rows");
+}
+
+async fn one_node_per_export_with_latest_state(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let other = app.key("other", Role::Viewer).await;
+    let t = fixed_time();
+    let s = Duration::seconds;
+    insert(
+        &app,
+        vec![
+            // e1 requested first, completed last (its rows interleave with e2's and e3's).
+            row("acme", "e1", 0, "llm_runs", "csv", None, "pending", t),
+            row(
+                "acme",
+                "e2",
+                0,
+                "audit",
+                "json",
+                Some("run-1"),
+                "pending",
+                t + s(1),
+            ),
+            row(
+                "acme",
+                "e1",
+                1,
+                "llm_runs",
+                "csv",
+                None,
+                "running",
+                t + s(2),
+            ),
+            row(
+                "acme",
+                "e3",
+                0,
+                "system_records",
+                "ndjson",
+                None,
+                "pending",
+                t + s(3),
+            ),
+            row(
+                "acme",
+                "e2",
+                1,
+                "audit",
+                "json",
+                Some("run-1"),
+                "failed",
+                t + s(4),
+            ),
+            row(
+                "acme",
+                "e1",
+                2,
+                "llm_runs",
+                "csv",
+                None,
+                "completed",
+                t + s(10),
+            ),
+            row("other", "x1", 0, "audit", "zip", None, "pending", t + s(5)),
+        ],
+    )
+    .await;
+
+    let data = app.data(&key, PAGE, json!({})).await;
+    let list = &data["logExports"];
+    assert_eq!(list["totalCount"], json!(3));
+    assert_eq!(
+        ids_of(list, "exportId"),
+        vec!["e3", "e2", "e1"],
+        "newest request first"
+    );
+    let e1 = &list["edges"][2]["node"];
+    assert_eq!(e1["status"], "COMPLETED");
+    assert_eq!(e1["scope"], "LLM_RUNS");
+    assert_eq!(e1["format"], "CSV");
+    assert_eq!(e1["origin"], "HUMAN");
+    assert_eq!(e1["filter"], json!({ "provider": "openai" }));
+    assert_eq!(e1["requestedAt"], json!(logbook::scalars::format_utc(t)));
+    assert_eq!(
+        e1["updatedAt"],
+        json!(logbook::scalars::format_utc(t + s(10)))
+    );
+    assert_eq!(e1["deliveredAt"], e1["updatedAt"]);
+    assert_eq!(e1["checksum"], "sha256:e1");
+    assert_eq!(e1["rowCount"], "5000000000");
+    assert_eq!(e1["byteSize"], "1234");
+    let states: Vec<&str> = e1["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(states, vec!["PENDING", "RUNNING", "COMPLETED"]);
+    let e2 = &list["edges"][1]["node"];
+    assert_eq!(e2["status"], "FAILED");
+    assert_eq!(e2["error"], "disk full");
+    assert_eq!(e2["runId"], "run-1");
+    assert_eq!(e2["checksum"], Value::Null);
+    assert_eq!(list["edges"][0]["node"]["status"], "PENDING");
+
+    // Status filters match the current status; with asOf, the status at that instant.
+    let status_of = |filter: Value, as_of: Option<DateTime<Utc>>| {
+        let vars = json!({ "filter": filter, "asOf": as_of.map(logbook::scalars::format_utc) });
+        let app = &app;
+        let key = &key;
+        async move {
+            let data = app.data(key, PAGE, vars).await;
+            let list = &data["logExports"];
+            let ids = ids_of(list, "exportId");
+            assert_eq!(list["totalCount"], json!(ids.len()));
+            let statuses: Vec<String> = list["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["status"].as_str().expect("status").to_owned())
+                .collect();
+            (ids, statuses)
+        }
+    };
+    let (ids, _) = status_of(json!({ "status": ["COMPLETED"] }), None).await;
+    assert_eq!(ids, vec!["e1"]);
+    let (ids, _) = status_of(json!({ "status": ["PENDING", "RUNNING"] }), None).await;
+    assert_eq!(ids, vec!["e3"]);
+    let (ids, statuses) = status_of(json!({ "status": ["RUNNING"] }), Some(t + s(5))).await;
+    assert_eq!(ids, vec!["e1"], "at t+5 e1 was running");
+    assert_eq!(statuses, vec!["RUNNING"]);
+    let (ids, statuses) = status_of(json!({}), Some(t + s(3))).await;
+    assert_eq!(ids, vec!["e3", "e2", "e1"]);
+    assert_eq!(statuses, vec!["PENDING", "PENDING", "RUNNING"]);
+    let (ids, _) = status_of(
+        json!({ "scope": ["AUDIT", "LLM_RUNS"], "format": ["JSON"] }),
+        None,
+    )
+    .await;
+    assert_eq!(ids, vec!["e2"]);
+    let (ids, _) = status_of(json!({ "runId": "run-1" }), None).await;
+    assert_eq!(ids, vec!["e2"]);
+    let (ids, _) = status_of(
+        json!({ "createdAfter": logbook::scalars::format_utc(t + s(1)), "createdBefore": logbook::scalars::format_utc(t + s(2)) }),
+        None,
+    )
+    .await;
+    assert_eq!(ids, vec!["e2"], "the time bounds apply to the request time");
+
+    // Lookups by export id and by global id; another tenant's export is NOT_FOUND.
+    let lookup = "query($id: ID!) { logExport(id: $id) { id exportId status history { status } } }";
+    let data = app.data(&key, lookup, json!({ "id": "e1" })).await;
+    assert_eq!(data["logExport"]["status"], "COMPLETED");
+    let global = data["logExport"]["id"].clone();
+    let data = app.data(&key, lookup, json!({ "id": global })).await;
+    assert_eq!(data["logExport"]["exportId"], "e1");
+    let data = app
+        .data(
+            &key,
+            "query($id: ID!) { node(id: $id) { ... on LogExport { exportId } } }",
+            json!({ "id": global }),
+        )
+        .await;
+    assert_eq!(data["node"]["exportId"], "e1");
+    let their_global =
+        app.data(&other, lookup, json!({ "id": "x1" })).await["logExport"]["id"].clone();
+    for id in [json!("x1"), their_global.clone()] {
+        let body = app.gql(Some(&key), lookup, json!({ "id": id })).await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+    }
+    let body = app
+        .gql(
+            Some(&key),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": their_global }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    app.stop().await;
+}
+
+async fn paging_is_stable_while_exports_progress(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let t = fixed_time();
+    let mut rows = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..25 {
+        let id = format!("exp-{i:02}");
+        // Pairs of exports share a request time: the id breaks the tie.
+        let at = t + Duration::seconds((i / 2) as i64);
+        rows.push(row("acme", &id, 0, "audit", "json", None, "pending", at));
+        if i % 3 > 0 {
+            rows.push(row(
+                "acme",
+                &id,
+                1,
+                "audit",
+                "json",
+                None,
+                "running",
+                at + Duration::seconds(100),
+            ));
+        }
+        if i % 3 > 1 {
+            rows.push(row(
+                "acme",
+                &id,
+                2,
+                "audit",
+                "json",
+                None,
+                "completed",
+                at + Duration::seconds(200),
+            ));
+        }
+        want.push((at, format!("{id}-r0"), id));
+    }
+    insert(&app, rows).await;
+    want.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    let want: Vec<String> = want.into_iter().map(|(_, _, id)| id).collect();
+    for forward in [true, false] {
+        let seen = walk(&app, &key, &EXPORTS, 4, forward, json!({})).await;
+        assert_eq!(seen, want, "forward={forward}");
+    }
+
+    // New states of exports already listed do not move them between pages.
+    let data = app.data(&key, PAGE, json!({ "first": 5 })).await;
+    let first_page = ids_of(&data["logExports"], "exportId");
+    let cursor = data["logExports"]["pageInfo"]["endCursor"].clone();
+    insert(
+        &app,
+        vec![row(
+            "acme",
+            &want[10],
+            9,
+            "audit",
+            "json",
+            None,
+            "failed",
+            t + Duration::seconds(900),
+        )],
+    )
+    .await;
+    let data = app
+        .data(&key, PAGE, json!({ "first": 100, "after": cursor }))
+        .await;
+    let rest = ids_of(&data["logExports"], "exportId");
+    assert_eq!([first_page, rest].concat(), want);
+
+    let completed = want.iter().filter(|id| {
+        let i: usize = id[4..].parse().expect("n");
+        i % 3 > 1 && id.as_str() != want[10]
+    });
+    let data = app
+        .data(
+            &key,
+            PAGE,
+            json!({ "filter": { "status": ["COMPLETED"] }, "first": 1 }),
+        )
+        .await;
+    assert_eq!(data["logExports"]["totalCount"], json!(completed.count()));
+
+    // Bad input.
+    let body = app.gql(Some(&key), PAGE, json!({ "first": 101 })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let body = app
+        .gql(
+            Some(&key),
+            PAGE,
+            json!({ "first": 2, "after": cursor, "filter": { "status": ["FAILED"] } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_CURSOR");
+    let body = app
+        .gql(
+            Some(&key),
+            "query($after: String) { systemRecords(first: 2, after: $after) { totalCount } }",
+            json!({ "after": cursor }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "BAD_CURSOR",
+        "a logExports cursor in systemRecords"
+    );
+    app.stop().await;
+}
+
+async fn exports_for_runs_are_batched(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let _ = app.key("acme", Role::Viewer).await;
+    let _ = app.key("other", Role::Viewer).await;
+    let t = fixed_time();
+    let s = Duration::seconds;
+    insert(
+        &app,
+        vec![
+            row(
+                "acme",
+                "a1",
+                0,
+                "run_bundle",
+                "zip",
+                Some("run-1"),
+                "pending",
+                t,
+            ),
+            row(
+                "acme",
+                "a1",
+                1,
+                "run_bundle",
+                "zip",
+                Some("run-1"),
+                "completed",
+                t + s(5),
+            ),
+            row(
+                "acme",
+                "a2",
+                0,
+                "llm_runs",
+                "json",
+                Some("run-1"),
+                "pending",
+                t + s(1),
+            ),
+            row(
+                "acme",
+                "a3",
+                0,
+                "run_bundle",
+                "zip",
+                Some("run-2"),
+                "pending",
+                t + s(2),
+            ),
+            row("acme", "a4", 0, "audit", "json", None, "pending", t + s(3)),
+            row(
+                "other",
+                "o1",
+                0,
+                "run_bundle",
+                "zip",
+                Some("run-1"),
+                "pending",
+                t,
+            ),
+        ],
+    )
+    .await;
+    let tenant = TenantId::trusted("acme");
+    let runs: Vec<String> = ["run-1", "run-2", "run-3"].map(str::to_owned).to_vec();
+    let before = app.state.sql.statements();
+    let found = logbook::exports::store::exports_for_runs(app.db(), &tenant, &runs)
+        .await
+        .expect("batched read");
+    assert_eq!(
+        app.state.sql.statements() - before,
+        1,
+        "one statement for all runs"
+    );
+    let run1: Vec<(&str, &str)> = found["run-1"]
+        .iter()
+        .map(|e| (e.request.export_id.as_str(), e.latest().status.as_str()))
+        .collect();
+    assert_eq!(run1, vec![("a2", "pending"), ("a1", "completed")]);
+    assert_eq!(found["run-2"].len(), 1);
+    assert!(found["run-3"].is_empty());
+
+    let loader = logbook::exports::graphql::ExportsByRun::new(app.db().clone(), tenant);
+    let loaded = loader.load(&runs).await.expect("loader");
+    assert_eq!(loaded["run-1"].len(), 2);
+    app.stop().await;
+}
+
+crate::cases!(
+    one_node_per_export_with_latest_state,
+    paging_is_stable_while_exports_progress,
+    exports_for_runs_are_batched,
+);
