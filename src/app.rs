@@ -254,7 +254,9 @@ async fn graphql(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
-    let request = request.data(auth);
+    let request = request
+        .data(auth)
+        .data(crate::runs::loaders::RunLoaderCell::default());
     let mut response = REQUEST_ID
         .scope(request_id.clone(), served.schema.execute(request))
         .await;

@@ -4,11 +4,21 @@ use async_graphql::{Context, InputObject, Object, ID};
 
 use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::app::AppState;
+use crate::audit::graphql::AuditEntry;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
+use crate::exports::graphql::LogExport;
 use crate::ids::{self, NodeKind};
+use crate::integrity::graphql::IntegrityReportNode;
+use crate::mismatches::graphql::TraceMismatch;
 use crate::pagination::PageRequest;
+use crate::replay::graphql::ReplayWindow;
 use crate::scalars::DateTime;
+use crate::system::graphql::SystemRecord;
+use crate::traces::graphql::Trace;
+
+use super::evidence::EvidenceMetadata;
+use super::loaders::run_loaders;
 
 /// One LLM run's immutable execution record (topic LLM_RUNS, depth O1).
 pub struct LlmRun(pub LlmRunSnapshot);
@@ -73,6 +83,113 @@ impl LlmRun {
     async fn synthetic_scenario_id(&self) -> Option<&str> {
         self.0.synthetic_scenario_id.as_deref()
     }
+    /// O2: the run's execution trace (its newest live trace), if one was recorded.
+    async fn trace(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Trace>> {
+        let loaders = run_loaders(ctx).await?;
+        let found = loaders.traces.load_one(self.0.run_id.clone()).await?;
+        Ok(found.map(|t| Trace::new(t, &loaders.trace_fields)))
+    }
+
+    /// O3: governance events (policy, limit, proposal and incident audit entries) that name this
+    /// run, newest first (at most 100; `auditEntries(filter: {runId})` pages all of them).
+    async fn governance_events(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AuditEntry>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .governance
+            .load_one(self.0.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// O4: the ±30 s window around the run's inflection point, merged from its steps, system
+    /// records and policy audit rows.
+    async fn replay_window(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<ReplayWindow>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .replay
+            .load_one(self.0.run_id.clone())
+            .await?
+            .map(ReplayWindow))
+    }
+
+    /// O5: exports made of this run.
+    async fn exports(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LogExport>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .exports
+            .load_one(self.0.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// System records correlated with this run (`correlationId` = run id), the tenant's and
+    /// system-wide, newest first (at most 50).
+    async fn system_records(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SystemRecord>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .system_records
+            .load_one(self.0.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The run's evidence-completeness grade (DOMAIN 3.5).
+    async fn integrity(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<IntegrityReportNode>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .integrity
+            .load_one(self.0.run_id.clone())
+            .await?
+            .map(IntegrityReportNode))
+    }
+
+    /// Replay mismatches reported against the run's traces, newest first.
+    async fn mismatches(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TraceMismatch>> {
+        let loaders = run_loaders(ctx).await?;
+        let found = loaders
+            .mismatches
+            .load_one(self.0.run_id.clone())
+            .await?
+            .unwrap_or_default();
+        Ok(found
+            .iter()
+            .cloned()
+            .map(|m| TraceMismatch::new(m, &loaders.mismatch_fields))
+            .collect())
+    }
+
+    /// Provenance of this run's evidence (DOMAIN 3.19).
+    async fn evidence(&self, ctx: &Context<'_>) -> async_graphql::Result<EvidenceMetadata> {
+        let loaders = run_loaders(ctx).await?;
+        let key = self.0.run_id.clone();
+        let (trace, governance) = futures_util::try_join!(
+            async {
+                loaders
+                    .traces
+                    .load_one(key.clone())
+                    .await
+                    .map_err(async_graphql::Error::from)
+            },
+            async { loaders.governance.load_one(key.clone()).await },
+        )?;
+        let governance: Vec<_> = governance
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        Ok(super::evidence::metadata(
+            &self.0,
+            trace.and_then(|t| t.agent_id),
+            &governance,
+        ))
+    }
+
     /// When Logbook recorded the run (immutable; the list order).
     async fn created_at(&self) -> DateTime {
         self.0.created_at.into()

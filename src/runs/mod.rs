@@ -1,7 +1,9 @@
 //! LLM run records: one immutable record per run and tenant (DOMAIN.md 1.1). `run_id` is unique
 //! per tenant here (the original allowed duplicates and then failed on lookup, 5 #4).
 
+pub mod evidence;
 pub mod graphql;
+pub mod loaders;
 pub mod store;
 
 use async_graphql::Enum;

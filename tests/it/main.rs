@@ -14,6 +14,7 @@ mod limits;
 mod mismatches_reads;
 mod panel;
 mod replay_integrity;
+mod run_depth;
 mod runs;
 mod schema;
 mod system_records;
@@ -35,6 +36,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
         ("replay_integrity", replay_integrity::cases()),
+        ("run_depth", run_depth::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
         ("system_records", system_records::cases()),
