@@ -12,7 +12,9 @@ pub fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+};
 use async_graphql::parser::types::{
     ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
 };
@@ -27,12 +29,19 @@ pub struct FieldFanOut {
 
 impl ExtensionFactory for FieldFanOut {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FanOutCheck { max: self.max })
+        Arc::new(FanOutCheck {
+            max: self.max,
+            root_order: std::sync::Mutex::default(),
+        })
     }
 }
 
 struct FanOutCheck {
     max: usize,
+    /// Response keys of each operation's root selection, in document order. The merged `Query`
+    /// root resolves its parts one after another, so its response lists fields by part; they
+    /// are put back in selection order after execution (GraphQL spec 6.3).
+    root_order: std::sync::Mutex<HashMap<Option<String>, Vec<String>>>,
 }
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
@@ -111,7 +120,21 @@ impl Extension for FanOutCheck {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        for (_, operation) in document.operations.iter() {
+        for (name, operation) in document.operations.iter() {
+            let mut fields = Vec::new();
+            fields_at_level(
+                &operation.node.selection_set.node,
+                &document.fragments,
+                0,
+                &mut fields,
+            );
+            let keys = fields
+                .iter()
+                .map(|f| f.node.response_key().node.to_string())
+                .collect();
+            if let Ok(mut order) = self.root_order.lock() {
+                order.insert(name.map(|n| n.to_string()), keys);
+            }
             if let Err(message) = self.check(
                 &operation.node.selection_set.node,
                 &document.fragments,
@@ -127,5 +150,35 @@ impl Extension for FanOutCheck {
             }
         }
         Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        let mut response = next.run(ctx, operation_name).await;
+        let order = self.root_order.lock().ok().and_then(|order| {
+            order
+                .get(&operation_name.map(str::to_owned))
+                .cloned()
+                .or_else(|| {
+                    (order.len() == 1)
+                        .then(|| order.values().next().cloned())
+                        .flatten()
+                })
+        });
+        if let (Some(order), async_graphql::Value::Object(data)) = (order, &mut response.data) {
+            let mut sorted = async_graphql::indexmap::IndexMap::with_capacity(data.len());
+            for key in &order {
+                if let Some((name, value)) = data.shift_remove_entry(key.as_str()) {
+                    sorted.insert(name, value);
+                }
+            }
+            sorted.extend(std::mem::take(data));
+            *data = sorted;
+        }
+        response
     }
 }

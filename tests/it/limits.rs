@@ -51,4 +51,34 @@ async fn complexity_and_fan_out_limits(backend: Backend) {
     app.stop().await;
 }
 
-crate::cases!(complexity_and_fan_out_limits);
+/// Root fields come back in selection order even though the root merges several domains.
+async fn root_fields_keep_selection_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let query = "{ z: llmRuns(first: 1) { totalCount } cost { featureTags { totalCount } } a: viewer { role } traces { totalCount } }";
+    let text = app
+        .http
+        .post(format!("{}/graphql", app.base))
+        .bearer_auth(&key)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("text");
+    let at = |k: &str| {
+        text.find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("{k} in {text}"))
+    };
+    assert!(
+        at("z") < at("cost") && at("cost") < at("a") && at("a") < at("traces"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+crate::cases!(
+    complexity_and_fan_out_limits,
+    root_fields_keep_selection_order
+);

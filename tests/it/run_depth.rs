@@ -57,7 +57,9 @@ async fn nested_fields_cost_a_constant_number_of_statements(backend: Backend) {
         "100 runs with every nested field took {large} statements"
     );
     assert!(
-        large <= small + 2,
+        // Loader batches can split when a batch window closes early (a few statements either
+        // way); one statement per run would add ~90.
+        large <= small + 5,
         "statements grow with the page: {small} for 10, {large} for 100"
     );
 
