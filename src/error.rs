@@ -9,7 +9,7 @@ use sea_orm::DbErr;
 /// Deliberately not `Display`: async-graphql converts any `Display` type into an error without
 /// extensions, so keeping this type out of that blanket impl makes `?` go through our
 /// conversion, which always sets `extensions.code`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AppError {
     Unauthenticated,
     Forbidden {

@@ -66,6 +66,14 @@ impl Scope {
     }
 }
 
+/// Sorts an "any of" filter list by its stored text and drops duplicates, so equal filters have
+/// one serialized form and therefore one cursor scope.
+pub fn canonical<T: Copy>(mut values: Vec<T>, key: fn(T) -> &'static str) -> Vec<T> {
+    values.sort_by_key(|v| key(*v));
+    values.dedup_by_key(|v| key(*v));
+    values
+}
+
 /// Signs and checks cursors with the shared server secret.
 #[derive(Clone)]
 pub struct CursorCodec {

@@ -16,9 +16,9 @@ use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
+use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::DateTime;
-use crate::system::canonical;
 use crate::system::graphql::{current_request_id, in_request, record_id_from};
 
 /// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are

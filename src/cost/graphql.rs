@@ -421,16 +421,12 @@ impl From<CostAnomalyFilter> for AnomalyFilter {
         AnomalyFilter {
             since: f.since.map(|d| d.0),
             include_resolved: f.include_resolved,
-            severity: f.severity.map(|mut s| {
-                s.sort_by_key(|x| x.as_str());
-                s.dedup();
-                s
-            }),
-            anomaly_type: f.anomaly_type.map(|mut t| {
-                t.sort_by_key(|x| x.as_str());
-                t.dedup();
-                t
-            }),
+            severity: f
+                .severity
+                .map(|s| crate::pagination::canonical(s, CostAnomalySeverity::as_str)),
+            anomaly_type: f
+                .anomaly_type
+                .map(|t| crate::pagination::canonical(t, CostAnomalyType::as_str)),
         }
     }
 }

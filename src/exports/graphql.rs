@@ -16,9 +16,9 @@ use crate::audit::ActorType;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
+use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, DateTime};
-use crate::system::canonical;
 use crate::system::graphql::{current_request_id, in_request, record_id_from};
 
 /// One export of log data (AUDIT O5). The ledger of exports is append-only: each state of an

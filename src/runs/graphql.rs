@@ -11,7 +11,7 @@ use crate::exports::graphql::LogExport;
 use crate::ids::{self, NodeKind};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::mismatches::graphql::TraceMismatch;
-use crate::pagination::PageRequest;
+use crate::pagination::{canonical, PageRequest};
 use crate::replay::graphql::ReplayWindow;
 use crate::scalars::DateTime;
 use crate::system::graphql::SystemRecord;
@@ -220,11 +220,7 @@ impl From<LlmRunFilter> for RunFilter {
             run_id: f.run_id,
             provider: f.provider,
             model: f.model,
-            status: f.status.map(|mut s| {
-                s.sort_by_key(|x| x.as_str());
-                s.dedup();
-                s
-            }),
+            status: f.status.map(|s| canonical(s, ExecutionStatus::as_str)),
             source: f.source,
             is_synthetic: f.is_synthetic,
             created_after: f.created_after.map(|d| d.0),

@@ -8,14 +8,14 @@ use async_graphql::{Context, InputObject, Json, Object, ID};
 use sea_orm::DatabaseConnection;
 
 use super::{
-    canonical, store, SystemComponent, SystemEventType, SystemFilter, SystemRecordCause,
-    SystemRecordScope, SystemRecordSeverity, SystemRecordSnapshot,
+    store, SystemComponent, SystemEventType, SystemFilter, SystemRecordCause, SystemRecordScope,
+    SystemRecordSeverity, SystemRecordSnapshot,
 };
 use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::PageRequest;
+use crate::pagination::{canonical, PageRequest};
 use crate::scalars::DateTime;
 
 /// An immutable infrastructure or trust event: a worker restart, a deploy, a migration, an auth

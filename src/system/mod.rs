@@ -128,10 +128,3 @@ pub struct SystemFilter {
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
 }
-
-/// Sorts by the stored text and drops duplicates: the canonical form of an "any of" list.
-pub(crate) fn canonical<T: Copy>(mut values: Vec<T>, key: fn(T) -> &'static str) -> Vec<T> {
-    values.sort_by_key(|v| key(*v));
-    values.dedup_by_key(|v| key(*v));
-    values
-}

@@ -36,21 +36,7 @@ impl From<AppError> for LoadError {
 
 impl From<LoadError> for AppError {
     fn from(err: LoadError) -> Self {
-        match err.0.as_ref() {
-            AppError::Unauthenticated => AppError::Unauthenticated,
-            AppError::Forbidden { role, action } => AppError::Forbidden { role, action },
-            AppError::NotFound(what) => AppError::NotFound(what),
-            AppError::BadUserInput { field, message } => AppError::BadUserInput {
-                field: field.clone(),
-                message: message.clone(),
-            },
-            AppError::BadCursor(why) => AppError::BadCursor(why),
-            AppError::ImmutableRecord(detail) => AppError::ImmutableRecord(detail.clone()),
-            AppError::Unavailable(what) => AppError::Unavailable(what.clone()),
-            AppError::Internal(cause) => AppError::Internal(cause.clone()),
-            #[allow(unreachable_patterns, reason = "AppError may grow variants")]
-            other => AppError::Internal(format!("{other:?}")),
-        }
+        err.0.as_ref().clone()
     }
 }
 
@@ -579,11 +565,9 @@ impl From<TraceFilter> for TraceListFilter {
         TraceListFilter {
             run_id: f.run_id,
             agent_id: f.agent_id,
-            status: f.status.map(|mut s| {
-                s.sort_by_key(|x| x.as_str());
-                s.dedup();
-                s
-            }),
+            status: f
+                .status
+                .map(|s| crate::pagination::canonical(s, TraceStatus::as_str)),
             root_hash: f.root_hash,
             plan_hash: f.plan_hash,
             seed: f.seed.map(|s| s.0),
