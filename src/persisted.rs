@@ -1,0 +1,127 @@
+//! Automatic persisted queries (Apollo's `persistedQuery` extension, version 1).
+//!
+//! A client first sends only `extensions.persistedQuery.sha256Hash`; if the server knows the
+//! hash it runs the stored document, otherwise it answers `PersistedQueryNotFound` and the
+//! client resends the hash with the query text, which is checked and stored. Documents live in
+//! Redis (`{namespace}:apq:{sha256}`, 7 days) or, without Redis, in `persisted_queries`, so a
+//! hash registered through one server process works on every other. Resolution happens before
+//! execution, so a persisted mutation is still refused over GET.
+
+use async_graphql::Request;
+use redis::AsyncCommands;
+use sea_orm::{ConnectionTrait, Statement};
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::db::param;
+use crate::error::{AppError, AppResult};
+
+const TTL_SECONDS: u64 = 7 * 86_400;
+/// The message Apollo clients look for to resend the query text.
+pub const NOT_FOUND: &str = "PersistedQueryNotFound";
+
+/// Replaces a hash-only request by its stored document, or stores a new one. Requests without
+/// the extension are left alone.
+pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
+    let Some(extension) = request.extensions.remove("persistedQuery") else {
+        return Ok(());
+    };
+    let extension = extension
+        .into_json()
+        .map_err(|e| AppError::bad_input("extensions.persistedQuery", e.to_string()))?;
+    if extension.get("version").and_then(|v| v.as_i64()) != Some(1) {
+        return Err(AppError::bad_input(
+            "extensions.persistedQuery.version",
+            "only persisted-query version 1 is supported",
+        ));
+    }
+    let hash = extension
+        .get("sha256Hash")
+        .and_then(|v| v.as_str())
+        .filter(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            AppError::bad_input(
+                "extensions.persistedQuery.sha256Hash",
+                "sha256Hash must be 64 hex digits",
+            )
+        })?
+        .to_ascii_lowercase();
+    if request.query.is_empty() {
+        request.query = lookup(state, &hash)
+            .await?
+            .ok_or_else(|| AppError::bad_input("extensions.persistedQuery", NOT_FOUND))?;
+        return Ok(());
+    }
+    if hex::encode(Sha256::digest(request.query.as_bytes())) != hash {
+        return Err(AppError::bad_input(
+            "extensions.persistedQuery.sha256Hash",
+            "provided sha256Hash does not match the query",
+        ));
+    }
+    if let Err(err) = store(state, &hash, &request.query).await {
+        // The text is here, so the request still runs; the client will register again.
+        tracing::warn!(error = ?err, "persisted query not stored");
+    }
+    Ok(())
+}
+
+async fn lookup(state: &AppState, hash: &str) -> AppResult<Option<String>> {
+    if let Some(link) = &state.redis {
+        let mut conn = link.connection().await?;
+        return conn
+            .get(format!("{}:apq:{hash}", state.namespace))
+            .await
+            .map_err(|e| AppError::Unavailable(format!("Redis: {e}")));
+    }
+    let b = state.db.get_database_backend();
+    let row = state
+        .db
+        .query_one_raw(Statement::from_sql_and_values(
+            b,
+            format!(
+                "SELECT query FROM persisted_queries WHERE sha256 = {}",
+                param(b, 1)
+            ),
+            [hash.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("", "query")?),
+        None => None,
+    })
+}
+
+async fn store(state: &AppState, hash: &str, query: &str) -> AppResult<()> {
+    if let Some(link) = &state.redis {
+        let mut conn = link.connection().await?;
+        let _: () = conn
+            .set_ex(
+                format!("{}:apq:{hash}", state.namespace),
+                query,
+                TTL_SECONDS,
+            )
+            .await
+            .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
+        return Ok(());
+    }
+    let b = state.db.get_database_backend();
+    state
+        .db
+        .execute_raw(Statement::from_sql_and_values(
+            b,
+            format!(
+                "INSERT INTO persisted_queries (sha256, query, created_at_ms) \
+                 VALUES ({}, {}, {}) ON CONFLICT (sha256) DO NOTHING",
+                param(b, 1),
+                param(b, 2),
+                param(b, 3)
+            ),
+            [
+                hash.into(),
+                query.into(),
+                chrono::Utc::now().timestamp_millis().into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! Per-key rate limit in complexity points per minute (API.md Limits).
+//!
+//! After validation, a request's complexity (the same figure the complexity limit checks, lists
+//! costed by `first`) is charged to its API key's window: fixed windows of one UTC minute,
+//! keyed by the sha256 of the presented key, so no lookup is needed before charging. A request
+//! that would exceed the limit is refused whole with `RATE_LIMITED` and charges nothing. The
+//! counters live in Redis (an atomic Lua script) or, without Redis, in `rate_limit_windows`,
+//! so every server process shares them. If the counter store is down the request is served
+//! (the limit protects capacity; refusing all traffic when Redis blinks would be worse) and a
+//! warning is logged. Requests without a key are not charged: they can only introspect.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
+use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
+use redis::Script;
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::app::AppState;
+use crate::auth::RequestAuth;
+use crate::db::param;
+use crate::error::{AppError, AppResult};
+
+/// The window a request was charged to, for the `RateLimit-*` response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the window resets.
+    pub reset: u64,
+    pub refused: bool,
+}
+
+/// Request data the handler reads back after execution to set the headers.
+#[derive(Clone, Default)]
+pub struct RateSlot(pub Arc<Mutex<Option<RateWindow>>>);
+
+impl RateSlot {
+    pub fn get(&self) -> Option<RateWindow> {
+        self.0.lock().ok().and_then(|slot| *slot)
+    }
+
+    fn set(&self, window: RateWindow) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(window);
+        }
+    }
+}
+
+/// The schema extension that charges each request.
+pub struct RateLimit;
+
+impl ExtensionFactory for RateLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RateLimitExtension)
+    }
+}
+
+struct RateLimitExtension;
+
+#[async_trait::async_trait]
+impl Extension for RateLimitExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let Some(state) = ctx.data_opt::<AppState>() else {
+            return Ok(result);
+        };
+        let limit = state.config.limits.rate_limit_per_minute;
+        let Some(bucket) = ctx.data_opt::<RequestAuth>().and_then(RequestAuth::bucket) else {
+            return Ok(result);
+        };
+        if limit == 0 {
+            return Ok(result);
+        }
+        let points = (result.complexity as u64).max(1);
+        let window = match charge(state, &bucket, points, limit).await {
+            Ok(window) => window,
+            Err(err) => {
+                tracing::warn!(error = ?err, "rate-limit counter unavailable; request served");
+                return Ok(result);
+            }
+        };
+        if let Some(slot) = ctx.data_opt::<RateSlot>() {
+            slot.set(window);
+        }
+        if window.refused {
+            let mut error = ServerError::new(
+                format!(
+                    "rate limit exceeded: this API key may spend {limit} complexity points per \
+                     minute and this request costs {points}; retry in {} s",
+                    window.reset
+                ),
+                None,
+            );
+            let mut extensions = ErrorExtensionValues::default();
+            extensions.set("code", "RATE_LIMITED");
+            extensions.set("retryAfter", window.reset);
+            error.extensions = Some(extensions);
+            return Err(vec![error]);
+        }
+        Ok(result)
+    }
+}
+
+/// Adds `points` to the current window unless that would pass `limit`.
+pub async fn charge(
+    state: &AppState,
+    bucket: &str,
+    points: u64,
+    limit: u64,
+) -> AppResult<RateWindow> {
+    let now = chrono::Utc::now().timestamp();
+    let window_start = now - now.rem_euclid(60);
+    let reset = (window_start + 60 - now) as u64;
+    let (used, refused) = match &state.redis {
+        Some(link) => {
+            let mut conn = link.connection().await?;
+            let key = format!("{}:rl:{bucket}:{window_start}", state.namespace);
+            let (used, admitted): (u64, u64) = Script::new(CHARGE)
+                .key(key)
+                .arg(points)
+                .arg(limit)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
+            (used, admitted == 0)
+        }
+        None => charge_in_database(state, bucket, window_start, points, limit).await?,
+    };
+    Ok(RateWindow {
+        limit,
+        remaining: limit.saturating_sub(used),
+        reset,
+        refused,
+    })
+}
+
+/// Returns {points used in the window, 1 if admitted else 0}.
+const CHARGE: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local points = tonumber(ARGV[1])
+if used + points > tonumber(ARGV[2]) then return {used, 0} end
+used = redis.call('INCRBY', KEYS[1], points)
+redis.call('EXPIRE', KEYS[1], 120)
+return {used, 1}
+";
+
+async fn charge_in_database(
+    state: &AppState,
+    bucket: &str,
+    window_start: i64,
+    points: u64,
+    limit: u64,
+) -> AppResult<(u64, bool)> {
+    let db = &state.db;
+    let b = db.get_database_backend();
+    let p = |n| param(b, n);
+    let (points, limit) = (points as i64, limit as i64);
+    // The conditional upsert admits the request and counts it in one statement; no row back
+    // means the window is full.
+    let admitted = db
+        .query_one_raw(Statement::from_sql_and_values(
+            b,
+            format!(
+                "INSERT INTO rate_limit_windows (bucket, window_start, points) \
+                 VALUES ({}, {}, {}) ON CONFLICT (bucket, window_start) DO UPDATE \
+                 SET points = rate_limit_windows.points + excluded.points \
+                 WHERE rate_limit_windows.points + excluded.points <= {} RETURNING points",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            [
+                bucket.into(),
+                window_start.into(),
+                points.into(),
+                limit.into(),
+            ],
+        ))
+        .await?;
+    if window_start % 600 == 0 {
+        // Once in a while (any process), forget windows older than the previous one.
+        db.execute_raw(Statement::from_sql_and_values(
+            b,
+            format!(
+                "DELETE FROM rate_limit_windows WHERE window_start < {}",
+                p(1)
+            ),
+            [(window_start - 60).into()],
+        ))
+        .await?;
+    }
+    match admitted {
+        Some(row) => {
+            let used: i64 = row.try_get("", "points")?;
+            Ok((used as u64, false))
+        }
+        None => {
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    b,
+                    format!(
+                        "SELECT points FROM rate_limit_windows \
+                         WHERE bucket = {} AND window_start = {}",
+                        p(1),
+                        p(2)
+                    ),
+                    [bucket.into(), window_start.into()],
+                ))
+                .await?;
+            let used: i64 = match row {
+                Some(row) => row.try_get("", "points")?,
+                None => 0,
+            };
+            Ok((used as u64, true))
+        }
+    }
+}
