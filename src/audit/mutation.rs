@@ -1,0 +1,106 @@
+//! `recordAuditEvent`: appends one governance event to the tenant's hash-chained ledger
+//! (DOMAIN.md 3.1). Thin: check the role, validate the input against the event's rules, append
+//! through the idempotency store, announce the new entry to subscribers.
+
+use async_graphql::{Context, InputObject, Json, Object};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::append::NewAuditEntry;
+use super::graphql::AuditEntry;
+use super::{store, ActorType, AuditEntityType, AuditEventType};
+use crate::app::AppState;
+use crate::auth::{self, Permission};
+use crate::error::AppError;
+use crate::events::{self, Topic};
+
+/// One governance event. Each event type is about exactly one entity type, and carries the
+/// state snapshots its kind calls for: create, approve, reject, acknowledge, close, breach,
+/// grant, activate and signal events carry `afterState` only; modify, update, resolve, revoke
+/// and deactivate events carry `beforeState` and `afterState`; a retirement carries
+/// `beforeState` only. HUMAN and AGENT actors must be named by `actorId`. Events that lift or
+/// bypass a control (LimitOverrideGranted, EmergencyOverrideActivated, IncidentManuallyClosed,
+/// SignalSuppressed, PolicyRuleRetired) require an `actionReason`.
+#[derive(Debug, Clone, InputObject, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordAuditEventInput {
+    pub event_type: AuditEventType,
+    /// Must be the event's entity type (e.g. LIMIT for LimitBreached; POLICY_RULE for the
+    /// emergency override events).
+    pub entity_type: AuditEntityType,
+    /// The entity's id (at most 64 characters); for SIGNAL, the signal fingerprint.
+    pub entity_id: String,
+    pub actor_type: ActorType,
+    /// Who acted; required for HUMAN and AGENT actors.
+    pub actor_id: Option<String>,
+    /// The actor's justification.
+    pub action_reason: Option<String>,
+    /// A JSON object: the entity's state before the change.
+    pub before_state: Option<Json<Value>>,
+    /// A JSON object: the entity's state after the change, or the event's payload (for
+    /// SignalSuppressed, `suppressed_until` is an RFC 3339 timestamp or null).
+    pub after_state: Option<Json<Value>>,
+    /// The run the event concerns; when omitted, the states' `run_id` or `source_run_id`.
+    pub run_id: Option<String>,
+    /// Ties entries of one operation together.
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Default)]
+pub struct AuditMutation;
+
+#[Object]
+impl AuditMutation {
+    /// Appends a governance event to the tenant's audit ledger and returns the new entry, with
+    /// its `seq` and hashes. Roles INGEST, ADMIN. Entries can never be changed or deleted.
+    async fn record_audit_event(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordAuditEventInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<AuditEntry> {
+        let principal = auth::require(ctx, Permission::Ingest).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let entry = NewAuditEntry {
+            tenant_id: principal.tenant_id.clone(),
+            event_type: input.event_type,
+            entity_type: input.entity_type,
+            entity_id: input.entity_id.clone(),
+            actor_type: input.actor_type,
+            actor_id: input.actor_id.clone(),
+            reason: input.action_reason.clone(),
+            before_state: input.before_state.as_ref().map(|j| j.0.clone()),
+            after_state: input.after_state.as_ref().map(|j| j.0.clone()),
+            run_id: input.run_id.clone(),
+            correlation_id: input.correlation_id.clone(),
+        };
+        entry.validate("input")?;
+        // The idempotency store keeps the entry's id; a duplicate reads the entry back.
+        let mut fresh = None;
+        let slot = &mut fresh;
+        let id: String = crate::idempotency::once(
+            state,
+            &principal.tenant_id,
+            "recordAuditEvent",
+            idempotency_key.as_deref(),
+            &input,
+            move || async move {
+                let snapshot = state.audit_appends.append(&state.db, entry).await?;
+                let id = snapshot.id.clone();
+                *slot = Some(snapshot);
+                Ok(id)
+            },
+        )
+        .await?;
+        let snapshot = match fresh {
+            Some(snapshot) => {
+                events::publish(state, Topic::AuditEntries, &principal.tenant_id).await;
+                snapshot
+            }
+            None => store::get(&state.db, &principal.tenant_id, &id)
+                .await?
+                .ok_or_else(|| AppError::internal(format!("audit entry {id} vanished")))?,
+        };
+        Ok(AuditEntry(snapshot))
+    }
+}

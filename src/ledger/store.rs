@@ -1,0 +1,508 @@
+//! Storage of the ledger's Merkle tree and checkpoints. Every query is scoped to one tenant.
+//!
+//! `ledger_merkle_nodes` holds the hash of every complete subtree of level ≥ 1 up to the tree
+//! size in `ledger_merkle_heads`; leaves (level 0) are `SHA-256(0x00 || entry_hash)` of the
+//! audit row itself. The nodes are filled lazily: any request that needs the tree at size `n`
+//! first catches the stored nodes up to `n` (in chunks, from the stored frontier), then reads
+//! the O(log n) rows its proof needs. Node values are determined by the entries, so two
+//! processes catching up at once insert the same rows and `ON CONFLICT DO NOTHING` keeps one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use entity::ledger_checkpoints::{self, Column, Entity};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+};
+use sha2::{Digest, Sha256};
+
+use super::merkle::{self, Hash, NodeId, Recorder, TreeBuilder};
+use super::signing::LedgerKey;
+use super::{CheckpointSnapshot, ConsistencyProofSnapshot, HeadSnapshot, InclusionProofSnapshot};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+
+/// Leaves read and hashed per catch-up step (one transaction each).
+const CATCH_UP_CHUNK: u64 = 50_000;
+/// Node rows per INSERT (4 parameters each).
+const INSERT_BATCH: usize = 1_000;
+
+/// `sql` uses `$1, $2, …`; SQLite gets the same numbered parameters as `?1, ?2, …`.
+pub(crate) fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => sql.to_owned(),
+        _ => sql.replace('$', "?"),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// A 64-digit hex hash as bytes.
+pub fn parse_hash(text: &str) -> Option<Hash> {
+    if text.len() != 64 {
+        return None;
+    }
+    hex::decode(text).ok()?.try_into().ok()
+}
+
+fn missing(id: NodeId) -> AppError {
+    AppError::internal(format!(
+        "ledger Merkle node level {} index {} is missing",
+        id.level, id.index
+    ))
+}
+
+/// The number of entries in the tenant's ledger (its highest `seq`; the chain is gapless).
+pub async fn tree_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResult<u64> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT MAX(seq) AS n FROM audit_ledger WHERE tenant_id = $1",
+            vec![tenant.as_str().into()],
+        ))
+        .await?;
+    let n: Option<i64> = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => None,
+    };
+    Ok(n.unwrap_or(0).max(0) as u64)
+}
+
+/// The tree size up to which subtree hashes are stored.
+async fn stored_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResult<u64> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT tree_size FROM ledger_merkle_heads WHERE tenant_id = $1",
+            vec![tenant.as_str().into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<i64>("", "tree_size")?.max(0) as u64,
+        None => 0,
+    })
+}
+
+/// Reads the given nodes: leaves from `audit_ledger`, the rest from `ledger_merkle_nodes`.
+async fn fetch_nodes(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    ids: &BTreeSet<NodeId>,
+) -> AppResult<HashMap<NodeId, Hash>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    let leaves: Vec<i64> = ids
+        .iter()
+        .filter(|id| id.level == 0)
+        .map(|id| id.index as i64 + 1)
+        .collect();
+    if !leaves.is_empty() {
+        let mut values: Vec<Value> = vec![tenant.as_str().into()];
+        let marks: Vec<String> = leaves
+            .iter()
+            .enumerate()
+            .map(|(i, seq)| {
+                values.push((*seq).into());
+                format!("${}", i + 2)
+            })
+            .collect();
+        let sql = format!(
+            "SELECT seq, entry_hash FROM audit_ledger WHERE tenant_id = $1 AND seq IN ({})",
+            marks.join(", ")
+        );
+        for row in db.query_all_raw(statement(db, &sql, values)).await? {
+            let seq: i64 = row.try_get("", "seq")?;
+            let text: String = row.try_get("", "entry_hash")?;
+            let hash = parse_hash(&text).ok_or_else(|| {
+                AppError::internal(format!("audit entry seq {seq} has a malformed entry_hash"))
+            })?;
+            out.insert(
+                NodeId {
+                    level: 0,
+                    index: seq as u64 - 1,
+                },
+                merkle::leaf_hash(&hash),
+            );
+        }
+    }
+    let inner: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
+    if !inner.is_empty() {
+        let mut values: Vec<Value> = vec![tenant.as_str().into()];
+        let terms: Vec<String> = inner
+            .iter()
+            .map(|id| {
+                values.push((id.level as i32).into());
+                values.push((id.index as i64).into());
+                format!(
+                    "(level = ${} AND idx = ${})",
+                    values.len() - 1,
+                    values.len()
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT level, idx, hash FROM ledger_merkle_nodes WHERE tenant_id = $1 AND ({})",
+            terms.join(" OR ")
+        );
+        for row in db.query_all_raw(statement(db, &sql, values)).await? {
+            let level: i32 = row.try_get("", "level")?;
+            let index: i64 = row.try_get("", "idx")?;
+            let bytes: Vec<u8> = row.try_get("", "hash")?;
+            let hash: Hash = bytes
+                .try_into()
+                .map_err(|_| AppError::internal("a stored Merkle node is not 32 bytes"))?;
+            out.insert(
+                NodeId {
+                    level: level as u32,
+                    index: index as u64,
+                },
+                hash,
+            );
+        }
+    }
+    if let Some(id) = ids.iter().find(|id| !out.contains_key(id)) {
+        return Err(missing(*id));
+    }
+    Ok(out)
+}
+
+/// One async lock per tenant, so one process catches a tenant up once rather than once per
+/// concurrent request (other processes may still race; their rows are identical).
+fn tenant_lock(tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Mutex::default);
+    let mut map = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(tenant.as_str().to_owned()).or_default().clone()
+}
+
+/// Stores every complete subtree of the first `target` leaves that is not stored yet. Cheap
+/// when nothing is missing (one indexed read).
+pub async fn catch_up(db: &DatabaseConnection, tenant: &TenantId, target: u64) -> AppResult<()> {
+    if stored_size(db, tenant).await? >= target {
+        return Ok(());
+    }
+    let lock = tenant_lock(tenant);
+    let _guard = lock.lock().await;
+    let stored = stored_size(db, tenant).await?;
+    if stored >= target {
+        return Ok(());
+    }
+    let ids: BTreeSet<NodeId> = merkle::frontier_ids(stored).into_iter().collect();
+    let nodes = fetch_nodes(db, tenant, &ids).await?;
+    let frontier = merkle::frontier_ids(stored)
+        .into_iter()
+        .map(|id| (id, nodes[&id]))
+        .collect();
+    let mut builder = TreeBuilder::resume(stored, frontier);
+    while builder.size() < target {
+        let from = builder.size();
+        let to = target.min(from + CATCH_UP_CHUNK);
+        let rows = db
+            .query_all_raw(statement(
+                db,
+                "SELECT seq, entry_hash FROM audit_ledger \
+                 WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+                vec![
+                    tenant.as_str().into(),
+                    (from as i64).into(),
+                    (to as i64).into(),
+                ],
+            ))
+            .await?;
+        let mut completed: Vec<(NodeId, Hash)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("", "seq")?;
+            if seq as u64 != builder.size() + 1 {
+                return Err(AppError::internal(format!(
+                    "the audit chain of tenant {} has no entry with seq {}",
+                    tenant.as_str(),
+                    builder.size() + 1
+                )));
+            }
+            let text: String = row.try_get("", "entry_hash")?;
+            let hash = parse_hash(&text).ok_or_else(|| {
+                AppError::internal(format!("audit entry seq {seq} has a malformed entry_hash"))
+            })?;
+            builder.push(merkle::leaf_hash(&hash), |id, h| completed.push((id, h)));
+        }
+        if builder.size() != to {
+            return Err(AppError::internal(format!(
+                "the audit chain of tenant {} ends at seq {} before {to}",
+                tenant.as_str(),
+                builder.size()
+            )));
+        }
+        let txn = db.begin().await?;
+        for batch in completed.chunks(INSERT_BATCH) {
+            let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 4);
+            let mut rows_sql = Vec::with_capacity(batch.len());
+            for (id, hash) in batch {
+                let n = values.len();
+                rows_sql.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+                values.push(tenant.as_str().into());
+                values.push((id.level as i32).into());
+                values.push((id.index as i64).into());
+                values.push(hash.to_vec().into());
+            }
+            let sql = format!(
+                "INSERT INTO ledger_merkle_nodes (tenant_id, level, idx, hash) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                rows_sql.join(", ")
+            );
+            txn.execute_raw(statement(&txn, &sql, values)).await?;
+        }
+        txn.execute_raw(statement(
+            &txn,
+            "INSERT INTO ledger_merkle_heads (tenant_id, tree_size, updated_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO UPDATE \
+             SET tree_size = excluded.tree_size, updated_at = excluded.updated_at \
+             WHERE ledger_merkle_heads.tree_size < excluded.tree_size",
+            vec![
+                tenant.as_str().into(),
+                (to as i64).into(),
+                crate::scalars::now().into(),
+            ],
+        ))
+        .await?;
+        txn.commit().await?;
+    }
+    Ok(())
+}
+
+/// Runs `compute` once over a [`Recorder`] to learn which nodes it reads, fetches exactly those,
+/// and runs it again over them.
+async fn with_nodes<T>(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    size: u64,
+    compute: impl Fn(&dyn Fn(NodeId) -> Result<Hash, NodeId>) -> Result<T, NodeId>,
+) -> AppResult<T> {
+    catch_up(db, tenant, size).await?;
+    let recorder = Recorder::default();
+    compute(&|id| merkle::NodeSource::node(&recorder, id)).map_err(missing)?;
+    let nodes = fetch_nodes(db, tenant, &recorder.into_ids()).await?;
+    compute(&|id| merkle::NodeSource::node(&nodes, id)).map_err(missing)
+}
+
+/// Adapts a closure to [`merkle::NodeSource`].
+struct FnSource<'a>(&'a dyn Fn(NodeId) -> Result<Hash, NodeId>);
+
+impl merkle::NodeSource for FnSource<'_> {
+    fn node(&self, id: NodeId) -> Result<Hash, NodeId> {
+        (self.0)(id)
+    }
+}
+
+fn hexes(hashes: Vec<Hash>) -> Vec<String> {
+    hashes.into_iter().map(hex::encode).collect()
+}
+
+/// `MTH` of the first `size` entries.
+pub async fn root_at(db: &DatabaseConnection, tenant: &TenantId, size: u64) -> AppResult<Hash> {
+    with_nodes(db, tenant, size, |get| merkle::root(&FnSource(get), size)).await
+}
+
+/// The head: size, root and last entry. An empty ledger has size 0 and `SHA-256("")` as root.
+pub async fn head(db: &DatabaseConnection, tenant: &TenantId) -> AppResult<HeadSnapshot> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT seq, id, entry_hash FROM audit_ledger WHERE tenant_id = $1 \
+             ORDER BY seq DESC LIMIT 1",
+            vec![tenant.as_str().into()],
+        ))
+        .await?;
+    let (size, id, hash) = match row {
+        Some(row) => (
+            row.try_get::<i64>("", "seq")? as u64,
+            Some(row.try_get::<String>("", "id")?),
+            Some(row.try_get::<String>("", "entry_hash")?),
+        ),
+        None => (0, None, None),
+    };
+    let root = root_at(db, tenant, size).await?;
+    Ok(HeadSnapshot {
+        tenant_id: tenant.as_str().to_owned(),
+        tree_size: size,
+        root_hash: hex::encode(root),
+        last_entry_id: id,
+        last_entry_hash: hash,
+    })
+}
+
+/// The inclusion proof of the entry with `seq` (`1 ≤ seq ≤ size`) in the tree of `size`.
+pub async fn inclusion_proof(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    entry_id: &str,
+    seq: u64,
+    size: u64,
+) -> AppResult<InclusionProofSnapshot> {
+    let m = seq - 1;
+    let leaf_id = NodeId { level: 0, index: m };
+    let (leaf, path, root) = with_nodes(db, tenant, size, |get| {
+        let src = FnSource(get);
+        Ok((
+            get(leaf_id)?,
+            merkle::inclusion_path(&src, m, size)?,
+            merkle::root(&src, size)?,
+        ))
+    })
+    .await?;
+    Ok(InclusionProofSnapshot {
+        entry_id: entry_id.to_owned(),
+        leaf_index: m,
+        tree_size: size,
+        leaf_hash: hex::encode(leaf),
+        audit_path: hexes(path),
+        root_hash: hex::encode(root),
+    })
+}
+
+/// The consistency proof between the trees of `from` and `to` entries (`1 ≤ from ≤ to`).
+pub async fn consistency_proof(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    from: u64,
+    to: u64,
+) -> AppResult<ConsistencyProofSnapshot> {
+    let (path, from_root, to_root) = with_nodes(db, tenant, to, |get| {
+        let src = FnSource(get);
+        Ok((
+            merkle::consistency_path(&src, from, to)?,
+            merkle::root(&src, from)?,
+            merkle::root(&src, to)?,
+        ))
+    })
+    .await?;
+    Ok(ConsistencyProofSnapshot {
+        from_size: from,
+        to_size: to,
+        from_root: hex::encode(from_root),
+        to_root: hex::encode(to_root),
+        path: hexes(path),
+    })
+}
+
+fn checkpoint_snapshot(m: ledger_checkpoints::Model) -> AppResult<CheckpointSnapshot> {
+    Ok(CheckpointSnapshot {
+        id: m.id,
+        tenant_id: m.tenant_id,
+        tree_size: m.tree_size.max(0) as u64,
+        root_hash: m.root_hash,
+        public_key: m.public_key,
+        signature: m.signature,
+        issued_at: m.created_at,
+    })
+}
+
+fn checkpoint_id(tenant: &TenantId, public_key: &str, size: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(tenant.as_str().as_bytes());
+    h.update([0]);
+    h.update(public_key.as_bytes());
+    h.update([0]);
+    h.update(size.to_string().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+async fn find_checkpoint(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    public_key: &str,
+    size: u64,
+) -> AppResult<Option<CheckpointSnapshot>> {
+    Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::PublicKey.eq(public_key))
+        .filter(Column::TreeSize.eq(size as i64))
+        .one(db)
+        .await?
+        .map(checkpoint_snapshot)
+        .transpose()
+}
+
+/// The checkpoint of the tree of `size` entries (`1 ≤ size ≤ head`) signed with `key`: the one
+/// issued before, or a new one signed now and stored. One checkpoint per (tenant, key, size), so
+/// reading the head repeatedly writes nothing.
+pub async fn checkpoint(
+    db: &DatabaseConnection,
+    key: &LedgerKey,
+    tenant: &TenantId,
+    size: u64,
+) -> AppResult<CheckpointSnapshot> {
+    let public_key = key.public_key_hex();
+    if let Some(found) = find_checkpoint(db, tenant, &public_key, size).await? {
+        return Ok(found);
+    }
+    let root = hex::encode(root_at(db, tenant, size).await?);
+    let issued_at = crate::scalars::now();
+    let message = super::signing::checkpoint_message(tenant.as_str(), size, &root, issued_at);
+    let signature = key.sign(message.as_bytes());
+    db.execute_raw(statement(
+        db,
+        "INSERT INTO ledger_checkpoints \
+         (id, tenant_id, tree_size, root_hash, public_key, signature, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        vec![
+            checkpoint_id(tenant, &public_key, size).into(),
+            tenant.as_str().into(),
+            (size as i64).into(),
+            root.into(),
+            public_key.clone().into(),
+            signature.into(),
+            issued_at.into(),
+        ],
+    ))
+    .await?;
+    // Whoever won a concurrent first issue, everyone returns the stored one.
+    find_checkpoint(db, tenant, &public_key, size)
+        .await?
+        .ok_or_else(|| AppError::internal("a ledger checkpoint vanished after insert"))
+}
+
+/// The checkpoint of the largest tree ever signed for the tenant (any key).
+pub async fn latest_checkpoint(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+) -> AppResult<Option<CheckpointSnapshot>> {
+    Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .order_by_desc(Column::TreeSize)
+        .order_by_desc(Column::CreatedAt)
+        .limit(1)
+        .one(db)
+        .await?
+        .map(checkpoint_snapshot)
+        .transpose()
+}
+
+/// Issued checkpoints, most recently issued first (Relay page).
+pub async fn checkpoints_page(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    request: &PageRequest,
+) -> AppResult<Page<CheckpointSnapshot>> {
+    let query = KeysetQuery {
+        db: db.clone(),
+        select: Entity::find().filter(Column::TenantId.eq(tenant.as_str())),
+        created_at: Column::CreatedAt,
+        id: Column::Id,
+        as_of: request.as_of,
+    };
+    fetch_page(
+        query,
+        codec,
+        "ledgerCheckpoints",
+        &(),
+        request,
+        checkpoint_snapshot,
+        |c| Position {
+            created_at: c.issued_at,
+            id: c.id.clone(),
+        },
+    )
+    .await
+}
