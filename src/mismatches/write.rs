@@ -1,0 +1,338 @@
+//! Writes to `aos_trace_mismatches` (DOMAIN.md 3.11 with the fixes of 5 #10 and #20): reports
+//! (one or a batch, in one transaction), resolution and issue links. Every statement carries the
+//! tenant predicate, so another tenant's mismatch behaves exactly like a missing one.
+//!
+//! Lifecycle: a report is `OPEN`; `OPEN → RESOLVED` once (the first resolver, time and note are
+//! kept; resolving again is `INVALID_TRANSITION`); the issue link is orthogonal to the state
+//! (allowed on open and resolved mismatches; a new link replaces the old one, as the original's
+//! bulk report did).
+
+use std::collections::HashSet;
+
+use entity::aos_trace_mismatches::{self, ActiveModel, Column, Entity};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use serde_json::Value;
+
+use super::store::{get_by_id, snapshot};
+use super::MismatchSnapshot;
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::scalars::{format_utc, now};
+
+/// Most reports one `bulkReportMismatches` call may carry.
+pub const MAX_BULK_REPORTS: usize = 100;
+const MAX_TRACE_ID: usize = 64;
+const MAX_REASON: usize = 200;
+const MAX_HASH: usize = 128;
+const MAX_NOTE: usize = 4_000;
+const MAX_URL: usize = 2_048;
+/// Serialized size limit of `details`.
+const MAX_DETAILS_BYTES: usize = 64 * 1024;
+
+/// A mismatch to record, as the caller described it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMismatch {
+    pub trace_id: String,
+    pub step_index: Option<i32>,
+    pub reason: String,
+    pub expected_hash: Option<String>,
+    pub actual_hash: Option<String>,
+    /// A JSON object, stored as JSON (never a language-specific repr).
+    pub details: Value,
+}
+
+/// Checks one report; `prefix` is its GraphQL argument path (`input`, `inputs.3`), so errors
+/// name the exact field.
+pub fn validate(item: &NewMismatch, prefix: &str) -> AppResult<()> {
+    let field = |name: &str| format!("{prefix}.{name}");
+    let trace_id = item.trace_id.trim();
+    if trace_id.is_empty() || trace_id.len() > MAX_TRACE_ID || trace_id != item.trace_id {
+        return Err(AppError::bad_input(
+            field("traceId"),
+            format!("traceId must be 1 to {MAX_TRACE_ID} characters without surrounding spaces"),
+        ));
+    }
+    if item.step_index.is_some_and(|i| i < 0) {
+        return Err(AppError::bad_input(
+            field("stepIndex"),
+            "stepIndex must not be negative",
+        ));
+    }
+    if item.reason.trim().is_empty() || item.reason.chars().count() > MAX_REASON {
+        return Err(AppError::bad_input(
+            field("reason"),
+            format!("reason must be 1 to {MAX_REASON} characters"),
+        ));
+    }
+    for (name, hash) in [
+        ("expectedHash", &item.expected_hash),
+        ("actualHash", &item.actual_hash),
+    ] {
+        if hash
+            .as_deref()
+            .is_some_and(|h| h.is_empty() || h.len() > MAX_HASH)
+        {
+            return Err(AppError::bad_input(
+                field(name),
+                format!("{name} must be 1 to {MAX_HASH} characters"),
+            ));
+        }
+    }
+    if !item.details.is_object() {
+        return Err(AppError::bad_input(
+            field("details"),
+            "details must be a JSON object",
+        ));
+    }
+    if item.details.to_string().len() > MAX_DETAILS_BYTES {
+        return Err(AppError::bad_input(
+            field("details"),
+            format!("details must serialize to at most {MAX_DETAILS_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// How a report names a trace the tenant does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingTrace {
+    /// A single report: `NOT_FOUND`, like any missing object.
+    NotFound,
+    /// One item of a batch: `BAD_USER_INPUT` naming `inputs.<i>.traceId`, so the caller knows
+    /// which item to fix.
+    NameTheItem,
+}
+
+/// Records reports by `reporter` in one transaction: every trace must be one of the tenant's
+/// live traces, else nothing is written. Items must already be validated; `prefixes[i]` is
+/// item i's argument path.
+pub async fn report(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    reporter: &str,
+    items: &[NewMismatch],
+    prefixes: &[String],
+    missing: MissingTrace,
+) -> AppResult<Vec<MismatchSnapshot>> {
+    use entity::aos_traces::Column as T;
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = db.begin().await?;
+    let wanted: Vec<&str> = items.iter().map(|i| i.trace_id.as_str()).collect();
+    let found: HashSet<String> = crate::traces::store::visible(tenant)
+        .filter(T::TraceId.is_in(wanted))
+        .select_only()
+        .column(T::TraceId)
+        .into_tuple::<String>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        if !found.contains(&item.trace_id) {
+            return Err(match missing {
+                MissingTrace::NotFound => AppError::NotFound("Trace"),
+                MissingTrace::NameTheItem => AppError::bad_input(
+                    format!(
+                        "{}.traceId",
+                        prefixes.get(i).map_or("inputs", String::as_str)
+                    ),
+                    format!("no trace {} in this tenant", item.trace_id),
+                ),
+            });
+        }
+    }
+    let created_at = now();
+    let rows: Vec<aos_trace_mismatches::Model> = items
+        .iter()
+        .map(|item| aos_trace_mismatches::Model {
+            id: uuid::Uuid::new_v4().to_string(),
+            trace_id: item.trace_id.clone(),
+            tenant_id: tenant.as_str().to_owned(),
+            reported_by: Some(reporter.to_owned()),
+            step_index: item.step_index,
+            reason: item.reason.clone(),
+            expected_hash: item.expected_hash.clone(),
+            actual_hash: item.actual_hash.clone(),
+            details: item.details.clone(),
+            notification_sent: false,
+            issue_url: None,
+            resolved: false,
+            resolved_at: None,
+            resolved_by: None,
+            resolution_note: None,
+            created_at,
+        })
+        .collect();
+    Entity::insert_many(rows.iter().cloned().map(ActiveModel::from))
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    rows.into_iter().map(snapshot).collect()
+}
+
+/// Checks a resolution note.
+pub fn validate_note(note: Option<&str>, field: &str) -> AppResult<()> {
+    if note.is_some_and(|n| n.chars().count() > MAX_NOTE) {
+        return Err(AppError::bad_input(
+            field,
+            format!("the note must be at most {MAX_NOTE} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an issue link: an absolute http(s) URL.
+pub fn validate_issue_url(url: &str, field: &str) -> AppResult<()> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host_ok = url
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    if !scheme_ok || !host_ok || url.len() > MAX_URL || url.chars().any(char::is_whitespace) {
+        return Err(AppError::bad_input(
+            field,
+            format!("issueUrl must be an http(s) URL of at most {MAX_URL} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `OPEN → RESOLVED`, once. The update only matches an open mismatch of the tenant; when it
+/// matches nothing, the tenant's row (if any) tells `INVALID_TRANSITION` from `NOT_FOUND`.
+pub async fn resolve(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    id: &str,
+    resolver: &str,
+    note: Option<&str>,
+) -> AppResult<MismatchSnapshot> {
+    let txn = db.begin().await?;
+    let done = Entity::update_many()
+        .col_expr(Column::Resolved, Expr::value(true))
+        .col_expr(Column::ResolvedAt, Expr::value(now()))
+        .col_expr(Column::ResolvedBy, Expr::value(resolver.to_owned()))
+        .col_expr(Column::ResolutionNote, Expr::value(note.map(str::to_owned)))
+        .filter(Column::Id.eq(id))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::Resolved.eq(false))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    let current = get_by_id(&txn, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("TraceMismatch"))?;
+    if done == 0 {
+        return Err(AppError::InvalidTransition(format!(
+            "mismatch {id} is already resolved{}{}",
+            current
+                .resolved_by
+                .as_deref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default(),
+            current
+                .resolved_at
+                .map(|at| format!(" at {}", format_utc(at)))
+                .unwrap_or_default(),
+        )));
+    }
+    txn.commit().await?;
+    Ok(current)
+}
+
+/// Links the tenant's mismatch to a tracking issue (and marks it notified), in any state.
+pub async fn link_issue(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    id: &str,
+    issue_url: &str,
+) -> AppResult<MismatchSnapshot> {
+    let txn = db.begin().await?;
+    let done = Entity::update_many()
+        .col_expr(Column::IssueUrl, Expr::value(issue_url.to_owned()))
+        .col_expr(Column::NotificationSent, Expr::value(true))
+        .filter(Column::Id.eq(id))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if done == 0 {
+        return Err(AppError::NotFound("TraceMismatch"));
+    }
+    let current = read_back(&txn, tenant, id).await?;
+    txn.commit().await?;
+    Ok(current)
+}
+
+async fn read_back(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<MismatchSnapshot> {
+    get_by_id(conn, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("TraceMismatch"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn item() -> NewMismatch {
+        NewMismatch {
+            trace_id: "t1".into(),
+            step_index: Some(2),
+            reason: "output_mismatch".into(),
+            expected_hash: Some("aa".into()),
+            actual_hash: None,
+            details: json!({"k": 1}),
+        }
+    }
+
+    fn field_of(result: AppResult<()>) -> String {
+        match result {
+            Err(AppError::BadUserInput { field, .. }) => field,
+            other => panic!("expected BAD_USER_INPUT, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field_under_its_prefix() {
+        assert!(validate(&item(), "input").is_ok());
+        let mut bad = item();
+        bad.trace_id = String::new();
+        assert_eq!(field_of(validate(&bad, "inputs.3")), "inputs.3.traceId");
+        let mut bad = item();
+        bad.step_index = Some(-1);
+        assert_eq!(field_of(validate(&bad, "input")), "input.stepIndex");
+        let mut bad = item();
+        bad.reason = " ".into();
+        assert_eq!(field_of(validate(&bad, "input")), "input.reason");
+        let mut bad = item();
+        bad.details = json!([1]);
+        assert_eq!(field_of(validate(&bad, "input")), "input.details");
+        let mut bad = item();
+        bad.actual_hash = Some(String::new());
+        assert_eq!(field_of(validate(&bad, "input")), "input.actualHash");
+    }
+
+    #[test]
+    fn issue_urls_must_be_http() {
+        assert!(validate_issue_url("https://github.com/o/r/issues/7", "issueUrl").is_ok());
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "https:///path",
+            "github.com/o/r",
+            "https://a b",
+        ] {
+            assert!(validate_issue_url(bad, "issueUrl").is_err(), "{bad}");
+        }
+    }
+}

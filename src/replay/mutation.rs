@@ -1,0 +1,123 @@
+//! `enforceReplayStep`: replay enforcement over GraphQL (DOMAIN.md 3.7; see [`super::enforce`]).
+//! A write made by replay workers (INGEST) or operators replaying a trace (OPERATOR), and ADMIN.
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::enforce::{self, Enforcement, ReplayOutcome, StepReplay};
+use crate::app::AppState;
+use crate::auth::{self, Role};
+use crate::error::AppError;
+use crate::traces::ReplayBehavior;
+
+/// One replayed step and the output it produced this time.
+#[derive(Debug, Clone, InputObject, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnforceReplayStepInput {
+    /// One of the tenant's live traces.
+    pub trace_id: String,
+    pub step_index: i32,
+    /// The step's new output (any JSON value except null).
+    pub output: Json<Value>,
+    /// Overrides the step's recorded `replayBehavior`.
+    pub behavior: Option<ReplayBehavior>,
+}
+
+/// The verdict for one replayed step. A `CHECK` step whose output hash differs from the
+/// recorded one is not a result but the error `REPLAY_MISMATCH`, with `extensions.expected`
+/// and `extensions.actual`.
+#[derive(SimpleObject)]
+pub struct ReplayStepResult {
+    pub trace_id: String,
+    pub step_index: i32,
+    /// The behaviour applied (the input's, else the step's recorded one).
+    pub behavior: ReplayBehavior,
+    pub outcome: ReplayOutcome,
+    pub executed: bool,
+    pub skipped: bool,
+    pub checked: bool,
+    /// `output` and `outputHash` are the replay store's recorded ones, not this call's.
+    pub from_cache: bool,
+    pub output: Json<Value>,
+    /// First 16 hex of SHA-256 over the output's sorted-key JSON with `", "`/`": "`
+    /// separators (Python `json.dumps(sort_keys=True)`); `null` hashes the text `null`.
+    pub output_hash: String,
+    /// What a `CHECK` step was verified against.
+    pub expected_hash: Option<String>,
+    /// The step's idempotency key, under which the output is recorded for 24 h; null when the
+    /// step has none (then nothing is recorded and `SKIP` cannot be honoured).
+    pub replay_key: Option<String>,
+}
+
+impl From<Enforcement> for ReplayStepResult {
+    fn from(e: Enforcement) -> Self {
+        ReplayStepResult {
+            trace_id: e.trace_id,
+            step_index: e.step_index,
+            behavior: e.behavior,
+            outcome: e.outcome,
+            executed: e.executed,
+            skipped: e.skipped,
+            checked: e.checked,
+            from_cache: e.from_cache,
+            output: Json(e.output),
+            output_hash: e.output_hash,
+            expected_hash: e.expected_hash,
+            replay_key: e.replay_key,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ReplayMutation;
+
+#[Object]
+impl ReplayMutation {
+    /// Enforces one step's replay behaviour (3.7): `EXECUTED`, `SKIPPED` (a `SKIP` step already
+    /// recorded under its idempotency key) or `CHECKED` (a `CHECK` step whose output hash
+    /// matches), else `REPLAY_MISMATCH`. The recorded outputs are shared by every server
+    /// process (Redis, else the database). Roles INGEST, OPERATOR, ADMIN.
+    async fn enforce_replay_step(
+        &self,
+        ctx: &Context<'_>,
+        input: EnforceReplayStepInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<ReplayStepResult> {
+        let principal = auth::viewer(ctx).await?;
+        if matches!(principal.role, Role::Viewer) {
+            return Err(AppError::Forbidden {
+                role: principal.role.as_str(),
+                action: "enforce replay steps",
+            }
+            .into());
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        if input.step_index < 0 {
+            return Err(
+                AppError::bad_input("input.stepIndex", "stepIndex must not be negative").into(),
+            );
+        }
+        if input.trace_id.is_empty() || input.trace_id.len() > 64 {
+            return Err(
+                AppError::bad_input("input.traceId", "traceId must be 1 to 64 characters").into(),
+            );
+        }
+        let request = StepReplay {
+            trace_id: input.trace_id.clone(),
+            step_index: input.step_index,
+            output: input.output.0.clone(),
+            behavior: input.behavior,
+        };
+        let result: Enforcement = crate::idempotency::once(
+            state,
+            &principal.tenant_id,
+            "enforceReplayStep",
+            idempotency_key.as_deref(),
+            &input,
+            || enforce::enforce_step(state, &principal.tenant_id, &request),
+        )
+        .await?;
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,126 @@
+//! Writing LLM run records (DOMAIN.md 1.1). One record per (tenant, run): a second record for
+//! the same run is refused (5 #4), never overwritten — records are immutable.
+
+use chrono::{DateTime, Utc};
+use entity::llm_run_records::{self, Column, Entity};
+use sea_orm::{DatabaseConnection, EntityTrait, Set, TryInsertResult};
+use serde::Serialize;
+
+use super::{ExecutionStatus, LlmRunSnapshot, RunSource};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+
+/// A validated `recordLlmRun` input (the tenant comes from the key).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewLlmRun {
+    pub run_id: String,
+    pub trace_id: Option<String>,
+    /// Inferred from the model when absent ([`infer_provider`]).
+    pub provider: Option<String>,
+    pub model: String,
+    pub prompt_hash: Option<String>,
+    pub response_hash: Option<String>,
+    pub input_tokens: i32,
+    pub output_tokens: i32,
+    /// Integer US cents.
+    pub cost_cents: i32,
+    pub execution_status: ExecutionStatus,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub source: RunSource,
+    pub is_synthetic: bool,
+    pub synthetic_scenario_id: Option<String>,
+}
+
+/// The producer's rule: a model name containing `claude` is Anthropic's, `gpt` OpenAI's,
+/// `stub` is the stub provider; anything else is `unknown`.
+pub fn infer_provider(model: &str) -> &'static str {
+    let lower = model.to_ascii_lowercase();
+    if lower.contains("claude") {
+        "anthropic"
+    } else if lower.contains("gpt") {
+        "openai"
+    } else if lower == "stub" {
+        "stub"
+    } else {
+        "unknown"
+    }
+}
+
+/// Inserts the record; a record for the same run id already in the tenant is
+/// `BAD_USER_INPUT` on `input.runId` (retries of one request should carry an idempotency key,
+/// which returns the first result instead).
+pub async fn record_run(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    new: NewLlmRun,
+) -> AppResult<LlmRunSnapshot> {
+    let provider = new
+        .provider
+        .clone()
+        .unwrap_or_else(|| infer_provider(&new.model).to_owned());
+    let run = LlmRunSnapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.as_str().to_owned(),
+        run_id: new.run_id,
+        trace_id: new.trace_id,
+        provider,
+        model: new.model,
+        prompt_hash: new.prompt_hash,
+        response_hash: new.response_hash,
+        input_tokens: new.input_tokens,
+        output_tokens: new.output_tokens,
+        cost_cents: new.cost_cents,
+        execution_status: new.execution_status,
+        started_at: new.started_at,
+        completed_at: new.completed_at,
+        source: new.source,
+        is_synthetic: new.is_synthetic,
+        synthetic_scenario_id: new.synthetic_scenario_id,
+        created_at: crate::scalars::now(),
+    };
+    let row = llm_run_records::ActiveModel {
+        id: Set(run.id.clone()),
+        tenant_id: Set(run.tenant_id.clone()),
+        run_id: Set(run.run_id.clone()),
+        trace_id: Set(run.trace_id.clone()),
+        provider: Set(run.provider.clone()),
+        model: Set(run.model.clone()),
+        prompt_hash: Set(run.prompt_hash.clone()),
+        response_hash: Set(run.response_hash.clone()),
+        input_tokens: Set(run.input_tokens),
+        output_tokens: Set(run.output_tokens),
+        cost_cents: Set(run.cost_cents),
+        execution_status: Set(run.execution_status.as_str().to_owned()),
+        started_at: Set(run.started_at),
+        completed_at: Set(run.completed_at),
+        source: Set(run.source.as_str().to_owned()),
+        is_synthetic: Set(run.is_synthetic),
+        synthetic_scenario_id: Set(run.synthetic_scenario_id.clone()),
+        created_at: Set(run.created_at),
+    };
+    let result = Entity::insert(row)
+        .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
+        .exec_without_returning(db)
+        .await?;
+    match result {
+        TryInsertResult::Inserted(n) if n > 0 => Ok(run),
+        _ => Err(AppError::bad_input(
+            "input.runId",
+            format!("an LLM run record for run {} already exists", run.run_id),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_inference() {
+        assert_eq!(infer_provider("claude-sonnet-4-5"), "anthropic");
+        assert_eq!(infer_provider("GPT-4o"), "openai");
+        assert_eq!(infer_provider("stub"), "stub");
+        assert_eq!(infer_provider("llama-3"), "unknown");
+    }
+}

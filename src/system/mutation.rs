@@ -1,0 +1,89 @@
+//! `recordSystemRecord` (role `INGEST`): writes one immutable system record owned by the key's
+//! tenant. The API never writes system-wide records (no tenant): those describe the shared
+//! platform and come from the platform itself.
+
+use async_graphql::{Context, InputObject, Json, Object};
+use serde_json::Value;
+
+use super::graphql::SystemRecord;
+use super::write::{self, NewSystemRecord};
+use super::{store, SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity};
+use crate::app::AppState;
+use crate::auth::{self, Permission};
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Topic};
+use crate::idempotency;
+use crate::traces::mutation::{check_opt, check_text};
+
+/// An infrastructure or trust event of the key's tenant.
+#[derive(Debug, InputObject)]
+pub struct RecordSystemRecordInput {
+    pub component: SystemComponent,
+    pub event_type: SystemEventType,
+    pub severity: SystemRecordSeverity,
+    /// One line for humans (redacted before it is stored), at most 4000 characters.
+    pub summary: String,
+    /// Structured detail, an object (redacted before it is stored).
+    pub details: Option<Json<Value>>,
+    pub caused_by: Option<SystemRecordCause>,
+    /// The run this record belongs to (`correlationId = runId`).
+    pub correlation_id: Option<String>,
+}
+
+fn parse(input: RecordSystemRecordInput) -> AppResult<NewSystemRecord> {
+    check_text("input.summary", &input.summary, 4000)?;
+    check_opt("input.correlationId", &input.correlation_id, 64)?;
+    let details = input.details.map(|d| d.0);
+    if details.as_ref().is_some_and(|d| !d.is_object()) {
+        return Err(AppError::bad_input(
+            "input.details",
+            "input.details must be an object",
+        ));
+    }
+    Ok(NewSystemRecord {
+        component: input.component,
+        event_type: input.event_type,
+        severity: input.severity,
+        summary: input.summary,
+        details,
+        caused_by: input.caused_by,
+        correlation_id: input.correlation_id,
+    })
+}
+
+#[derive(Default)]
+pub struct SystemMutation;
+
+#[Object]
+impl SystemMutation {
+    /// Records a system event owned by the key's tenant.
+    async fn record_system_record(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordSystemRecordInput,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<SystemRecord> {
+        let principal = auth::require(ctx, Permission::Ingest).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let new = parse(input)?;
+        let tenant = &principal.tenant_id;
+        let id: String = idempotency::once(
+            state,
+            tenant,
+            "recordSystemRecord",
+            idempotency_key.as_deref(),
+            &new,
+            || async {
+                let record = write::record_system_record(&state.db, tenant, new.clone()).await?;
+                events::publish(state, Topic::SystemRecords, tenant).await;
+                Ok(record.id)
+            },
+        )
+        .await?;
+        let record = store::get(&state.db, tenant, &id)
+            .await?
+            .ok_or(AppError::NotFound("SystemRecord"))?;
+        Ok(SystemRecord(record))
+    }
+}

@@ -1,0 +1,64 @@
+//! Writing system records (DOMAIN.md 1.2) through the API: always owned by the key's tenant
+//! (system-wide records, with no tenant, are written only by the platform itself), and
+//! `summary`/`details` are redacted before they are stored (5 #22, #23).
+
+use entity::system_records;
+use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity, SystemRecordSnapshot,
+};
+use crate::auth::TenantId;
+use crate::error::AppResult;
+use crate::redaction::{redact_string, redacted};
+
+/// A validated `recordSystemRecord` input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewSystemRecord {
+    pub component: SystemComponent,
+    pub event_type: SystemEventType,
+    pub severity: SystemRecordSeverity,
+    pub summary: String,
+    pub details: Option<Value>,
+    pub caused_by: Option<SystemRecordCause>,
+    pub correlation_id: Option<String>,
+}
+
+pub async fn record_system_record(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    new: NewSystemRecord,
+) -> AppResult<SystemRecordSnapshot> {
+    let mut summary = new.summary;
+    redact_string(&mut summary);
+    let record = SystemRecordSnapshot {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: Some(tenant.as_str().to_owned()),
+        component: new.component,
+        event_type: new.event_type,
+        severity: new.severity,
+        summary,
+        details: new.details.map(redacted),
+        caused_by: new.caused_by,
+        correlation_id: new.correlation_id,
+        created_at: crate::scalars::now(),
+    };
+    let row = system_records::ActiveModel {
+        id: Set(record.id.clone()),
+        tenant_id: Set(record.tenant_id.clone()),
+        component: Set(record.component.as_str().to_owned()),
+        event_type: Set(record.event_type.as_str().to_owned()),
+        severity: Set(record.severity.as_str().to_owned()),
+        summary: Set(record.summary.clone()),
+        details: Set(record.details.clone()),
+        caused_by: Set(record.caused_by.map(|c| c.as_str().to_owned())),
+        correlation_id: Set(record.correlation_id.clone()),
+        created_at: Set(record.created_at),
+    };
+    system_records::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
+    Ok(record)
+}

@@ -1,0 +1,427 @@
+//! Trace ingestion (DOMAIN.md 2.5, 3.9, 3.10, 5 #12, #13, #15): start a trace, append steps
+//! (insert-only, first write wins), and seal it by completion or abort.
+//!
+//! - Every payload is redacted ([`crate::redaction`]) before it is written.
+//! - Steps are written only while the trace is `running`; a finished trace is sealed: at
+//!   completion or abort the determinism signature (`checksum`) and the HASH_CHAIN run proof
+//!   (`root_hash`) are computed from the stored steps in the same transaction, so the seal always
+//!   describes exactly the steps that exist.
+//! - Steps of a synthetic trace are synthetic, with the trace's scenario id (5 #15).
+//! - Concurrency: on PostgreSQL, `recordSteps` holds a share lock on the trace row and a
+//!   completion an exclusive one, so a batch never lands after the seal was computed; on SQLite
+//!   both run in `BEGIN IMMEDIATE` transactions (one writer at a time).
+
+use chrono::{DateTime, Utc};
+use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
+use entity::aos_traces::{self, Column as T, Entity as Traces};
+use rand::RngCore;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, Unchanged,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::hashing::run_proof_root;
+use super::store::{self, step_snapshot, trace_snapshot};
+use super::{
+    determinism_signature, ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource,
+    TraceSnapshot, TraceStatus,
+};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::redaction::{redact_value, redacted, redacted_text};
+
+/// Most steps one `recordSteps` call may carry.
+pub const MAX_STEPS_PER_BATCH: usize = 1000;
+
+/// Schema version of traces started through the API (runtime-started traces in the original).
+const SCHEMA_VERSION: &str = "1.0";
+
+/// A validated `startTrace` input. Defaults that depend on the clock or on randomness (start
+/// time, a generated trace id) are applied when writing, so equal inputs fingerprint equally
+/// for idempotency.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewTrace {
+    pub trace_id: Option<String>,
+    pub run_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub plan_id: Option<String>,
+    pub seed: Option<i64>,
+    pub frozen_timestamp: Option<String>,
+    pub plan_hash: Option<String>,
+    pub plan: Value,
+    pub incident_id: Option<String>,
+    pub is_synthetic: bool,
+    pub synthetic_scenario_id: Option<String>,
+    pub replay_mode: Option<ReplayMode>,
+    pub replay_attempt_id: Option<String>,
+    pub replay_artifact_version: Option<String>,
+    pub trace_completeness_status: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// A validated step of a `recordSteps` batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewStep {
+    pub step_index: i32,
+    pub skill_id: Option<String>,
+    pub skill_name: String,
+    pub params: Value,
+    pub status: String,
+    pub outcome_category: String,
+    pub outcome_code: Option<String>,
+    pub outcome_data: Option<Value>,
+    pub cost_cents: f64,
+    pub duration_ms: f64,
+    pub retry_count: i32,
+    pub input_hash: Option<String>,
+    pub output_hash: Option<String>,
+    pub rng_state_before: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub replay_behavior: ReplayBehavior,
+    pub source: StepSource,
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// What a `recordSteps` call did: which step indexes it wrote and which were already stored
+/// (those keep their first version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepsRecorded {
+    pub trace_id: String,
+    pub inserted: Vec<i32>,
+    pub already_present: Vec<i32>,
+}
+
+/// How a running trace ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// `completed` or `failed`; `metadata` replaces the stored metadata when given.
+    Complete {
+        status: TraceStatus,
+        metadata: Option<Value>,
+    },
+    /// `aborted`, with `metadata.abort_reason`.
+    Abort { reason: String },
+}
+
+/// DOMAIN 3.10 `status_to_level`, case-insensitive.
+pub fn level_for_status(status: &str) -> StepLevel {
+    match status.to_ascii_lowercase().as_str() {
+        "failure" | "error" => StepLevel::Error,
+        "retry" | "retrying" => StepLevel::Warn,
+        _ => StepLevel::Info,
+    }
+}
+
+/// The trace id a start without an explicit one gets: `trace_<run_id>` (runtime rule), or
+/// `trace_` + 16 random hex when there is no run id either (SDK rule).
+pub fn derived_trace_id(run_id: Option<&str>) -> String {
+    match run_id {
+        Some(run) => format!("trace_{run}"),
+        None => {
+            let mut bytes = [0u8; 8];
+            rand::rng().fill_bytes(&mut bytes);
+            format!("trace_{}", hex::encode(bytes))
+        }
+    }
+}
+
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite (no read-then-write upgrade failures under
+/// concurrency), a plain `BEGIN` on PostgreSQL.
+async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Starts a trace (status `running`). Starting a trace id the tenant already has returns that
+/// trace unchanged (idempotent start, first truth wins). Trace ids are unique across tenants, so
+/// a trace id held by another tenant (or already archived) is refused as `BAD_USER_INPUT`.
+pub async fn start_trace(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    stored_by: Option<&str>,
+    new: NewTrace,
+) -> AppResult<TraceSnapshot> {
+    let trace_id = new
+        .trace_id
+        .clone()
+        .unwrap_or_else(|| derived_trace_id(new.run_id.as_deref()));
+    let run_id = new.run_id.clone().unwrap_or_else(|| trace_id.clone());
+    let now = crate::scalars::now();
+    let row = aos_traces::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        trace_id: Set(trace_id.clone()),
+        correlation_id: Set(new.correlation_id.clone().unwrap_or_else(|| run_id.clone())),
+        run_id: Set(run_id),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        agent_id: Set(new.agent_id),
+        plan_id: Set(new.plan_id),
+        seed: Set(Some(new.seed.unwrap_or(42))),
+        frozen_timestamp: Set(new.frozen_timestamp),
+        root_hash: Set(None),
+        plan_hash: Set(new.plan_hash),
+        schema_version: Set(SCHEMA_VERSION.to_owned()),
+        plan: Set(redacted(new.plan)),
+        trace: Set(json!({"steps": []})),
+        metadata: Set(None),
+        status: Set(TraceStatus::Running.as_str().to_owned()),
+        started_at: Set(new.started_at.unwrap_or(now)),
+        completed_at: Set(None),
+        created_at: Set(now),
+        stored_by: Set(stored_by.map(str::to_owned)),
+        checksum: Set(None),
+        incident_id: Set(new.incident_id),
+        is_synthetic: Set(new.is_synthetic),
+        synthetic_scenario_id: Set(new.synthetic_scenario_id),
+        archived_at: Set(None),
+        violation_step_index: Set(None),
+        violation_timestamp: Set(None),
+        violation_policy_id: Set(None),
+        violation_reason: Set(None),
+        replay_mode: Set(new.replay_mode.map(|m| m.as_str().to_owned())),
+        replay_attempt_id: Set(new.replay_attempt_id),
+        replay_artifact_version: Set(new.replay_artifact_version),
+        trace_completeness_status: Set(new.trace_completeness_status),
+    };
+    Traces::insert(row)
+        .on_conflict_do_nothing_on([T::TraceId])
+        .exec_without_returning(db)
+        .await?;
+    store::get_by_trace_id(db, tenant, &trace_id)
+        .await?
+        .ok_or_else(|| {
+            let field = if new.trace_id.is_some() {
+                "input.traceId"
+            } else {
+                "input.runId"
+            };
+            AppError::bad_input(field, format!("trace id {trace_id} is already in use"))
+        })
+}
+
+/// The tenant's live trace, locked for the rest of the transaction (share or exclusive).
+async fn locked_trace(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+    exclusive: bool,
+) -> AppResult<aos_traces::Model> {
+    let select = store::visible(tenant).filter(T::TraceId.eq(trace_id));
+    let select = if exclusive {
+        select.lock_exclusive()
+    } else {
+        select.lock_shared()
+    };
+    select.one(txn).await?.ok_or(AppError::NotFound("Trace"))
+}
+
+fn not_running(trace: &aos_traces::Model, action: &str) -> AppError {
+    AppError::InvalidTransition(format!(
+        "trace {} is {}: only a running trace can {action}",
+        trace.trace_id, trace.status
+    ))
+}
+
+fn step_row(
+    trace: &aos_traces::Model,
+    step: NewStep,
+    now: DateTime<Utc>,
+) -> aos_trace_steps::ActiveModel {
+    let mut params = step.params;
+    redact_value(&mut params);
+    let outcome_data = step.outcome_data.map(redacted);
+    aos_trace_steps::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        trace_id: Set(trace.trace_id.clone()),
+        step_index: Set(step.step_index),
+        skill_id: Set(step.skill_id.unwrap_or_else(|| step.skill_name.clone())),
+        level: Set(level_for_status(&step.status).as_str().to_owned()),
+        skill_name: Set(step.skill_name),
+        params: Set(params),
+        status: Set(step.status),
+        outcome_category: Set(step.outcome_category),
+        outcome_code: Set(step.outcome_code),
+        outcome_data: Set(outcome_data),
+        cost_cents: Set(step.cost_cents),
+        duration_ms: Set(step.duration_ms),
+        retry_count: Set(step.retry_count),
+        input_hash: Set(step.input_hash),
+        output_hash: Set(step.output_hash),
+        rng_state_before: Set(step.rng_state_before),
+        idempotency_key: Set(step.idempotency_key),
+        replay_behavior: Set(step.replay_behavior.as_str().to_owned()),
+        timestamp: Set(step.timestamp.unwrap_or(now)),
+        source: Set(step.source.as_str().to_owned()),
+        is_synthetic: Set(trace.is_synthetic),
+        synthetic_scenario_id: Set(trace.synthetic_scenario_id.clone()),
+        archived_at: Set(None),
+    }
+}
+
+/// Appends a batch of steps to a running trace in one transaction and one multi-row
+/// `INSERT … ON CONFLICT DO NOTHING RETURNING step_index`: a step index already stored keeps its
+/// first version and is reported as already present. The batch is validated by the caller
+/// (unique indexes, at most [`MAX_STEPS_PER_BATCH`]).
+pub async fn record_steps(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    trace_id: &str,
+    steps: Vec<NewStep>,
+) -> AppResult<StepsRecorded> {
+    let txn = begin_write(db).await?;
+    let trace = locked_trace(&txn, tenant, trace_id, false).await?;
+    if trace.status != TraceStatus::Running.as_str() {
+        return Err(not_running(&trace, "record steps"));
+    }
+    let mut requested: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
+    requested.sort_unstable();
+    let now = crate::scalars::now();
+    let rows: Vec<_> = steps
+        .into_iter()
+        .map(|step| step_row(&trace, step, now))
+        .collect();
+    let mut insert = Steps::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([S::TraceId, S::StepIndex])
+                .do_nothing()
+                .to_owned(),
+        )
+        .into_query();
+    insert.returning_col(S::StepIndex);
+    let returned = txn.query_all(&insert).await?;
+    let mut inserted = returned
+        .iter()
+        .map(|row| row.try_get::<i32>("", "step_index"))
+        .collect::<Result<Vec<_>, _>>()?;
+    txn.commit().await?;
+    inserted.sort_unstable();
+    let already_present = requested
+        .into_iter()
+        .filter(|i| inserted.binary_search(i).is_err())
+        .collect();
+    Ok(StepsRecorded {
+        trace_id: trace.trace_id,
+        inserted,
+        already_present,
+    })
+}
+
+/// Ends a running trace and seals it: status, `completed_at`, metadata, and the determinism
+/// signature (`checksum`) and run-proof root (`root_hash`, only when there are steps: the run
+/// proof of an empty trace is unsupported, 3.9) over the stored steps, all in one transaction.
+/// A trace that is not running: `INVALID_TRANSITION`.
+pub async fn finish_trace(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    trace_id: &str,
+    finish: Finish,
+) -> AppResult<TraceSnapshot> {
+    let txn = begin_write(db).await?;
+    let trace = locked_trace(&txn, tenant, trace_id, true).await?;
+    let action = match &finish {
+        Finish::Complete { .. } => "be completed",
+        Finish::Abort { .. } => "be aborted",
+    };
+    if trace.status != TraceStatus::Running.as_str() {
+        return Err(not_running(&trace, action));
+    }
+    let steps: Vec<StepSnapshot> = Steps::find()
+        .filter(S::TraceId.eq(trace.trace_id.as_str()))
+        .filter(S::ArchivedAt.is_null())
+        .order_by_asc(S::StepIndex)
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(step_snapshot)
+        .collect::<AppResult<_>>()?;
+    let checksum = determinism_signature(&steps);
+    let chain: Vec<(i32, &str, &str)> = steps
+        .iter()
+        .map(|s| (s.step_index, s.skill_name.as_str(), s.status.as_str()))
+        .collect();
+    let root_hash = (!chain.is_empty()).then(|| run_proof_root(&trace.run_id, &chain));
+
+    let mut update = <aos_traces::ActiveModel as ActiveModelTrait>::default();
+    update.id = Unchanged(trace.id.clone());
+    update.completed_at = Set(Some(crate::scalars::now()));
+    update.checksum = Set(Some(checksum));
+    if root_hash.is_some() {
+        update.root_hash = Set(root_hash);
+    }
+    match finish {
+        Finish::Complete { status, metadata } => {
+            update.status = Set(status.as_str().to_owned());
+            if let Some(metadata) = metadata {
+                update.metadata = Set(Some(redacted(metadata)));
+            }
+        }
+        Finish::Abort { reason } => {
+            update.status = Set(TraceStatus::Aborted.as_str().to_owned());
+            let mut metadata = match trace.metadata.clone() {
+                Some(Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            let reason = redacted_text(Some(reason)).unwrap_or_default();
+            metadata.insert("abort_reason".into(), Value::String(reason));
+            update.metadata = Set(Some(Value::Object(metadata)));
+        }
+    }
+    // The row is locked and was running; the trigger re-checks the transition anyway.
+    let updated = Traces::update(update).exec(&txn).await?;
+    txn.commit().await?;
+    trace_snapshot(updated)
+}
+
+/// The stored versions of these steps of a trace (resolved tenant-scoped by the caller), in
+/// step order.
+pub async fn steps_by_index(
+    db: &impl ConnectionTrait,
+    trace_id: &str,
+    indexes: &[i32],
+) -> AppResult<Vec<StepSnapshot>> {
+    if indexes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Steps::find()
+        .filter(S::TraceId.eq(trace_id))
+        .filter(S::StepIndex.is_in(indexes.iter().copied()))
+        .filter(S::ArchivedAt.is_null())
+        .order_by_asc(S::StepIndex)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(step_snapshot)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_status() {
+        assert_eq!(level_for_status("failure"), StepLevel::Error);
+        assert_eq!(level_for_status("ERROR"), StepLevel::Error);
+        assert_eq!(level_for_status("retry"), StepLevel::Warn);
+        assert_eq!(level_for_status("Retrying"), StepLevel::Warn);
+        assert_eq!(level_for_status("success"), StepLevel::Info);
+        assert_eq!(level_for_status("skipped"), StepLevel::Info);
+        assert_eq!(level_for_status("whatever"), StepLevel::Info);
+    }
+
+    #[test]
+    fn trace_ids_follow_the_domain() {
+        assert_eq!(derived_trace_id(Some("run-1")), "trace_run-1");
+        let generated = derived_trace_id(None);
+        assert_eq!(generated.len(), "trace_".len() + 16);
+        assert!(generated.starts_with("trace_"));
+    }
+}

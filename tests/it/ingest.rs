@@ -1,0 +1,906 @@
+//! Ingestion: `startTrace` → `recordSteps` → `completeTrace`/`abortTrace`, with the seal
+//! (checksum, root hash) computed from the stored steps; every trace transition allowed and
+//! refused; batch rules (1000 per call, all-or-nothing, first write wins); tenant isolation and
+//! roles; `recordLlmRun` and `recordSystemRecord`; redaction before storage; and one effect
+//! for concurrent identical requests sharing an idempotency key.
+
+use logbook::auth::Role;
+use logbook::traces::hashing::{run_proof_root, step_hash, trace_signature};
+use serde_json::{json, Value};
+
+use crate::support::{error_code, Backend, TestApp};
+
+const START: &str = r#"
+mutation Start($input: StartTraceInput!, $key: String) {
+  startTrace(input: $input, idempotencyKey: $key) {
+    id traceId runId correlationId status rootHash checksum seed isSynthetic syntheticScenarioId
+    plan metadata completedAt
+  }
+}"#;
+
+const RECORD: &str = r#"
+mutation Record($traceId: String!, $steps: [TraceStepInput!]!, $key: String) {
+  recordSteps(traceId: $traceId, steps: $steps, idempotencyKey: $key) {
+    insertedStepIndexes alreadyPresentStepIndexes insertedCount
+    steps { stepIndex skillName status level params outcomeData isSynthetic syntheticScenarioId }
+    trace { traceId status summary { totalSteps } }
+  }
+}"#;
+
+const COMPLETE: &str = r#"
+mutation Complete($traceId: String!, $status: TraceCompletionStatus!, $metadata: JSON, $key: String) {
+  completeTrace(traceId: $traceId, status: $status, metadata: $metadata, idempotencyKey: $key) {
+    traceId status rootHash checksum metadata completedAt
+  }
+}"#;
+
+const ABORT: &str = r#"
+mutation Abort($traceId: String!, $reason: String!, $key: String) {
+  abortTrace(traceId: $traceId, reason: $reason, idempotencyKey: $key) {
+    traceId status rootHash checksum metadata completedAt
+  }
+}"#;
+
+const READ: &str = r#"
+query Read($traceId: String!, $first: Int, $after: String) {
+  trace(traceId: $traceId) {
+    traceId status rootHash checksum plan metadata
+    summary { totalSteps successCount failureCount }
+    steps(first: $first, after: $after) {
+      totalCount
+      nodes { stepIndex skillName status level params outcomeData determinismHash }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"#;
+
+fn step(index: i32, skill: &str, status: &str) -> Value {
+    json!({
+        "stepIndex": index,
+        "skillName": skill,
+        "params": {"n": index, "temperature": 0.7},
+        "status": status,
+        "outcomeCategory": if status == "failure" { "PERMANENT" } else { "SUCCESS" },
+        "costCents": 0.5,
+        "durationMs": 12.0,
+    })
+}
+
+fn steps(range: std::ops::Range<i32>) -> Value {
+    Value::Array(
+        range
+            .map(|i| {
+                let status = match i % 3 {
+                    0 => "success",
+                    1 => "retry",
+                    _ => "failure",
+                };
+                step(i, "llm_invoke", status)
+            })
+            .collect(),
+    )
+}
+
+async fn start(app: &TestApp, key: &str, input: Value) -> Value {
+    app.data(key, START, json!({ "input": input })).await["startTrace"].clone()
+}
+
+async fn record(app: &TestApp, key: &str, trace_id: &str, steps: Value) -> Value {
+    app.gql(
+        Some(key),
+        RECORD,
+        json!({"traceId": trace_id, "steps": steps}),
+    )
+    .await
+}
+
+async fn complete(app: &TestApp, key: &str, trace_id: &str, status: &str) -> Value {
+    app.gql(
+        Some(key),
+        COMPLETE,
+        json!({"traceId": trace_id, "status": status, "metadata": {"duration_ms": 5}}),
+    )
+    .await
+}
+
+async fn abort(app: &TestApp, key: &str, trace_id: &str, reason: &str) -> Value {
+    app.gql(
+        Some(key),
+        ABORT,
+        json!({"traceId": trace_id, "reason": reason}),
+    )
+    .await
+}
+
+async fn total_steps(app: &TestApp, viewer: &str, trace_id: &str) -> i64 {
+    let data = app
+        .data(viewer, READ, json!({"traceId": trace_id, "first": 1}))
+        .await;
+    data["trace"]["summary"]["totalSteps"]
+        .as_i64()
+        .expect("totalSteps")
+}
+
+/// The seal the server must have computed (signature, root hash), from the same step values.
+fn expected_seal(run_id: &str, range: std::ops::Range<i32>) -> (String, String) {
+    let sent = steps(range);
+    let sent = sent.as_array().expect("steps");
+    let field = |s: &Value, name: &str| s[name].as_str().expect(name).to_owned();
+    let hashes: Vec<String> = sent
+        .iter()
+        .map(|s| {
+            step_hash(
+                s["stepIndex"].as_i64().expect("index") as i32,
+                &field(s, "skillName"),
+                &s["params"],
+                &field(s, "status"),
+                &field(s, "outcomeCategory"),
+                None,
+                0,
+            )
+        })
+        .collect();
+    let chain: Vec<(i32, String, String)> = sent
+        .iter()
+        .map(|s| {
+            (
+                s["stepIndex"].as_i64().expect("index") as i32,
+                field(s, "skillName"),
+                field(s, "status"),
+            )
+        })
+        .collect();
+    let chain_refs: Vec<(i32, &str, &str)> = chain
+        .iter()
+        .map(|(i, k, st)| (*i, k.as_str(), st.as_str()))
+        .collect();
+    (
+        trace_signature(&hashes),
+        run_proof_root(run_id, &chain_refs),
+    )
+}
+
+async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+
+    let started = start(
+        &app,
+        &ingest,
+        json!({"runId": "run-1", "plan": [{"skill": "llm_invoke"}], "seed": "7"}),
+    )
+    .await;
+    assert_eq!(started["traceId"], "trace_run-1");
+    assert_eq!(started["runId"], "run-1");
+    assert_eq!(started["correlationId"], "run-1");
+    assert_eq!(started["status"], "RUNNING");
+    assert_eq!(started["seed"], "7");
+    assert!(started["rootHash"].is_null());
+    assert!(started["completedAt"].is_null());
+
+    // Two batches.
+    let first = record(&app, &ingest, "trace_run-1", steps(0..4)).await;
+    assert!(first.get("errors").is_none(), "{first:#}");
+    let first = &first["data"]["recordSteps"];
+    assert_eq!(first["insertedStepIndexes"], json!([0, 1, 2, 3]));
+    assert_eq!(first["alreadyPresentStepIndexes"], json!([]));
+    assert_eq!(first["trace"]["summary"]["totalSteps"], 4);
+    let levels: Vec<&str> = first["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["level"].as_str().expect("level"))
+        .collect();
+    assert_eq!(levels, ["INFO", "WARN", "ERROR", "INFO"]);
+    let second = record(&app, &ingest, "trace_run-1", steps(4..7)).await;
+    assert_eq!(
+        second["data"]["recordSteps"]["insertedCount"], 3,
+        "{second:#}"
+    );
+
+    let done = complete(&app, &ingest, "trace_run-1", "COMPLETED").await;
+    assert!(done.get("errors").is_none(), "{done:#}");
+    let done = &done["data"]["completeTrace"];
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(done["metadata"], json!({"duration_ms": 5}));
+    assert!(done["completedAt"].is_string());
+    let (signature, root) = expected_seal("run-1", 0..7);
+    assert_eq!(done["checksum"], signature.as_str());
+    assert_eq!(done["rootHash"], root.as_str());
+
+    // Readable by a viewer: the trace, its steps paged, by root hash.
+    let page1 = app
+        .data(&viewer, READ, json!({"traceId": "trace_run-1", "first": 4}))
+        .await;
+    let trace = &page1["trace"];
+    assert_eq!(trace["status"], "COMPLETED");
+    assert_eq!(trace["checksum"], signature.as_str());
+    assert_eq!(trace["steps"]["totalCount"], 7);
+    assert_eq!(trace["summary"]["successCount"], 3);
+    assert_eq!(trace["summary"]["failureCount"], 2);
+    assert_eq!(trace["steps"]["pageInfo"]["hasNextPage"], true);
+    let after = trace["steps"]["pageInfo"]["endCursor"].clone();
+    let page2 = app
+        .data(
+            &viewer,
+            READ,
+            json!({"traceId": "trace_run-1", "first": 4, "after": after}),
+        )
+        .await;
+    let indexes: Vec<i64> = page2["trace"]["steps"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["stepIndex"].as_i64().expect("index"))
+        .collect();
+    assert_eq!(indexes, [4, 5, 6]);
+    assert_eq!(page2["trace"]["steps"]["pageInfo"]["hasNextPage"], false);
+    let by_root = app
+        .data(
+            &viewer,
+            "query($h: String!) { traceByRootHash(rootHash: $h) { traceId } }",
+            json!({"h": root}),
+        )
+        .await;
+    assert_eq!(by_root["traceByRootHash"]["traceId"], "trace_run-1");
+
+    // A replay of the same run with identical steps: parity and an equal root hash.
+    start(
+        &app,
+        &ingest,
+        json!({"traceId": "replay-1", "runId": "run-1", "seed": 7}),
+    )
+    .await;
+    for batch in [steps(0..4), steps(4..7)] {
+        let body = record(&app, &ingest, "replay-1", batch).await;
+        assert!(body.get("errors").is_none(), "{body:#}");
+    }
+    complete(&app, &ingest, "replay-1", "COMPLETED").await;
+    // And one whose step 5 failed differently.
+    start(
+        &app,
+        &ingest,
+        json!({"traceId": "replay-2", "runId": "run-1", "seed": 7}),
+    )
+    .await;
+    let mut diverging = steps(0..7);
+    diverging[5]["status"] = json!("success");
+    record(&app, &ingest, "replay-2", diverging).await;
+    complete(&app, &ingest, "replay-2", "FAILED").await;
+
+    const COMPARE: &str = r#"query($l: String!, $r: String!) {
+      compareTraces(left: $l, right: $r) {
+        match summary leftRootHash rightRootHash
+        parity { isParity leftSignature rightSignature divergenceStep divergenceReason }
+      }
+    }"#;
+    let same = app
+        .data(
+            &viewer,
+            COMPARE,
+            json!({"l": "trace_run-1", "r": "replay-1"}),
+        )
+        .await;
+    let same = &same["compareTraces"];
+    assert_eq!(same["parity"]["isParity"], true, "{same:#}");
+    assert_eq!(same["parity"]["leftSignature"], signature.as_str());
+    assert_eq!(same["match"], true, "{same:#}");
+    assert_eq!(same["leftRootHash"], same["rightRootHash"]);
+    let differs = app
+        .data(
+            &viewer,
+            COMPARE,
+            json!({"l": "trace_run-1", "r": "replay-2"}),
+        )
+        .await;
+    let parity = &differs["compareTraces"]["parity"];
+    assert_eq!(parity["isParity"], false);
+    assert_eq!(parity["divergenceStep"], 5);
+    assert_eq!(parity["divergenceReason"], "status: failure vs success");
+    app.stop().await;
+}
+
+async fn transitions_allowed_and_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+
+    // running → completed; then nothing more.
+    start(&app, &ingest, json!({"runId": "a"})).await;
+    record(&app, &ingest, "trace_a", steps(0..2)).await;
+    let done = complete(&app, &ingest, "trace_a", "COMPLETED").await;
+    assert_eq!(
+        done["data"]["completeTrace"]["status"], "COMPLETED",
+        "{done:#}"
+    );
+    for body in [
+        complete(&app, &ingest, "trace_a", "COMPLETED").await,
+        complete(&app, &ingest, "trace_a", "FAILED").await,
+        abort(&app, &ingest, "trace_a", "late").await,
+        record(&app, &ingest, "trace_a", steps(2..3)).await,
+    ] {
+        assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
+    }
+    assert_eq!(total_steps(&app, &viewer, "trace_a").await, 2);
+    let read = app
+        .data(&viewer, READ, json!({"traceId": "trace_a", "first": 1}))
+        .await;
+    assert_eq!(read["trace"]["status"], "COMPLETED");
+
+    // running → failed.
+    start(&app, &ingest, json!({"runId": "b"})).await;
+    let failed = complete(&app, &ingest, "trace_b", "FAILED").await;
+    let failed = &failed["data"]["completeTrace"];
+    assert_eq!(failed["status"], "FAILED");
+    // No steps: the signature of an empty trace, no run proof.
+    assert_eq!(failed["checksum"], trace_signature::<&str>(&[]).as_str());
+    assert!(failed["rootHash"].is_null());
+    assert_eq!(
+        error_code(&abort(&app, &ingest, "trace_b", "x").await),
+        "INVALID_TRANSITION"
+    );
+
+    // running → aborted (steps kept and sealed); then nothing more.
+    start(&app, &ingest, json!({"runId": "c"})).await;
+    record(&app, &ingest, "trace_c", steps(0..3)).await;
+    let aborted = abort(&app, &ingest, "trace_c", "finalization_failed: boom").await;
+    let aborted = &aborted["data"]["abortTrace"];
+    assert_eq!(aborted["status"], "ABORTED");
+    assert_eq!(
+        aborted["metadata"]["abort_reason"],
+        "finalization_failed: boom"
+    );
+    assert_eq!(aborted["rootHash"], expected_seal("c", 0..3).1.as_str());
+    for body in [
+        abort(&app, &ingest, "trace_c", "again").await,
+        complete(&app, &ingest, "trace_c", "COMPLETED").await,
+        record(&app, &ingest, "trace_c", steps(3..4)).await,
+    ] {
+        assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
+    }
+
+    // Unknown traces.
+    for body in [
+        record(&app, &ingest, "nope", steps(0..1)).await,
+        complete(&app, &ingest, "nope", "COMPLETED").await,
+        abort(&app, &ingest, "nope", "x").await,
+    ] {
+        assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+    }
+    app.stop().await;
+}
+
+async fn batch_rules(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    start(&app, &ingest, json!({"runId": "r"})).await;
+
+    // 1001 steps: refused, nothing written.
+    let body = record(&app, &ingest, "trace_r", steps(0..1001)).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "steps");
+    // Exactly 1000 is fine.
+    let body = record(&app, &ingest, "trace_r", steps(0..1000)).await;
+    assert_eq!(
+        body["data"]["recordSteps"]["insertedCount"], 1000,
+        "{body:#}"
+    );
+    assert_eq!(total_steps(&app, &viewer, "trace_r").await, 1000);
+
+    start(&app, &ingest, json!({"runId": "s"})).await;
+    // One bad step rejects the whole batch.
+    let mut bad = steps(0..5);
+    bad[3]["skillName"] = json!("");
+    let body = record(&app, &ingest, "trace_s", bad).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "steps[3].skillName"
+    );
+    let mut negative = steps(0..2);
+    negative[1]["costCents"] = json!(-1.0);
+    let body = record(&app, &ingest, "trace_s", negative).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "steps[1].costCents"
+    );
+    // Duplicate indexes within a batch.
+    let mut dup = steps(0..3);
+    dup[2]["stepIndex"] = json!(0);
+    let body = record(&app, &ingest, "trace_s", dup).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        "steps[2].stepIndex"
+    );
+    // No stepIndex at all: refused (no default 0).
+    let mut missing = steps(0..2);
+    missing[1]
+        .as_object_mut()
+        .expect("object")
+        .remove("stepIndex");
+    let body = record(&app, &ingest, "trace_s", missing).await;
+    assert!(body["errors"].is_array(), "{body:#}");
+    assert_eq!(total_steps(&app, &viewer, "trace_s").await, 0);
+
+    // First write wins: a stored index keeps its first version.
+    let body = record(
+        &app,
+        &ingest,
+        "trace_s",
+        json!([step(0, "first", "success")]),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["recordSteps"]["insertedStepIndexes"],
+        json!([0])
+    );
+    let body = record(
+        &app,
+        &ingest,
+        "trace_s",
+        json!([step(1, "second", "success"), step(0, "rewrite", "failure")]),
+    )
+    .await;
+    let result = &body["data"]["recordSteps"];
+    assert_eq!(result["insertedStepIndexes"], json!([1]), "{body:#}");
+    assert_eq!(result["alreadyPresentStepIndexes"], json!([0]));
+    assert_eq!(result["steps"][0]["skillName"], "first");
+    assert_eq!(result["steps"][0]["status"], "success");
+    assert_eq!(result["steps"][1]["skillName"], "second");
+    let read = app
+        .data(&viewer, READ, json!({"traceId": "trace_s", "first": 10}))
+        .await;
+    assert_eq!(read["trace"]["steps"]["nodes"][0]["skillName"], "first");
+    assert_eq!(read["trace"]["steps"]["totalCount"], 2);
+    app.stop().await;
+}
+
+async fn tenants_roles_and_trace_ids(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let other = app.key("globex", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let admin = app.key("acme", Role::Admin).await;
+
+    let first = start(&app, &ingest, json!({"runId": "r1", "plan": []})).await;
+    // Starting the same trace again returns it unchanged (idempotent start).
+    let again = start(&app, &admin, json!({"runId": "r1", "plan": [{"x": 1}]})).await;
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["plan"], json!([]));
+    // Without any id: `trace_` + 16 hex, run id = trace id.
+    let generated = start(&app, &ingest, json!({})).await;
+    let generated_id = generated["traceId"].as_str().expect("traceId");
+    assert_eq!(generated_id.len(), 22, "{generated_id}");
+    assert!(generated_id.starts_with("trace_"));
+    assert_eq!(generated["runId"], generated_id);
+
+    // Another tenant cannot touch acme's trace: it does not exist for them.
+    for body in [
+        record(&app, &other, "trace_r1", steps(0..1)).await,
+        complete(&app, &other, "trace_r1", "COMPLETED").await,
+        abort(&app, &other, "trace_r1", "x").await,
+    ] {
+        assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+    }
+    // Trace ids are global: another tenant cannot start one that is taken.
+    let body = app
+        .gql(Some(&other), START, json!({"input": {"runId": "r1"}}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "input.runId");
+
+    // Roles: INGEST and ADMIN write; VIEWER and OPERATOR may not.
+    for key in [&viewer, &operator] {
+        let body = app
+            .gql(Some(key), START, json!({"input": {"runId": "r2"}}))
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body:#}");
+        assert_eq!(
+            error_code(&record(&app, key, "trace_r1", steps(0..1)).await),
+            "FORBIDDEN"
+        );
+    }
+    let body = app
+        .gql(None, START, json!({"input": {"runId": "r2"}}))
+        .await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+
+    // Input rules.
+    for (input, field) in [
+        (json!({"runId": "has space"}), "input.runId"),
+        (json!({"runId": "x".repeat(59)}), "input.runId"),
+        (json!({"traceId": ""}), "input.traceId"),
+        (
+            json!({"runId": "r3", "plan": {"not": "a list"}}),
+            "input.plan",
+        ),
+        (
+            json!({"runId": "r3", "isSynthetic": true}),
+            "input.syntheticScenarioId",
+        ),
+        (
+            json!({"runId": "r3", "syntheticScenarioId": "s"}),
+            "input.isSynthetic",
+        ),
+    ] {
+        let body = app
+            .gql(Some(&ingest), START, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}: {body:#}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{input}");
+    }
+    // Steps of a synthetic trace are synthetic, with its scenario.
+    let synthetic = start(
+        &app,
+        &ingest,
+        json!({"runId": "syn", "isSynthetic": true, "syntheticScenarioId": "sc-1"}),
+    )
+    .await;
+    assert_eq!(synthetic["isSynthetic"], true);
+    let body = record(&app, &ingest, "trace_syn", steps(0..2)).await;
+    let recorded = &body["data"]["recordSteps"]["steps"];
+    assert_eq!(recorded[0]["isSynthetic"], true, "{body:#}");
+    assert_eq!(recorded[1]["syntheticScenarioId"], "sc-1");
+    app.stop().await;
+}
+
+const RECORD_RUN: &str = r#"
+mutation Run($input: RecordLlmRunInput!, $key: String) {
+  recordLlmRun(input: $input, idempotencyKey: $key) {
+    id recordId runId traceId provider model inputTokens outputTokens costCents
+    executionStatus source isSynthetic startedAt completedAt
+  }
+}"#;
+
+const RECORD_SYSTEM: &str = r#"
+mutation Sys($input: RecordSystemRecordInput!, $key: String) {
+  recordSystemRecord(input: $input, idempotencyKey: $key) {
+    id recordId tenantId isSystemWide component eventType severity summary details causedBy
+    correlationId
+  }
+}"#;
+
+fn run_input(run_id: &str) -> Value {
+    json!({
+        "runId": run_id,
+        "traceId": format!("trace_{run_id}"),
+        "model": "claude-sonnet-4-5",
+        "inputTokens": 1200,
+        "outputTokens": 300,
+        "costCents": 42,
+        "executionStatus": "SUCCEEDED",
+        "startedAt": "2026-11-27T10:00:00Z",
+        "completedAt": "2026-11-27T10:00:05Z",
+    })
+}
+
+async fn llm_runs_and_system_records(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let other_viewer = app.key("globex", Role::Viewer).await;
+
+    let run = app
+        .data(&ingest, RECORD_RUN, json!({"input": run_input("run-9")}))
+        .await;
+    let run = &run["recordLlmRun"];
+    assert_eq!(run["runId"], "run-9");
+    assert_eq!(run["provider"], "anthropic");
+    assert_eq!(run["costCents"], 42);
+    assert_eq!(run["source"], "API");
+    assert_eq!(run["executionStatus"], "SUCCEEDED");
+    let read = app
+        .data(
+            &viewer,
+            "query { llmRun(runId: \"run-9\") { recordId provider inputTokens } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(read["llmRun"]["recordId"], run["recordId"]);
+    let hidden = app
+        .gql(
+            Some(&other_viewer),
+            "query { llmRun(runId: \"run-9\") { recordId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND");
+
+    // A second record for the run is refused; bad inputs name their field.
+    let dup = app
+        .gql(
+            Some(&ingest),
+            RECORD_RUN,
+            json!({"input": run_input("run-9")}),
+        )
+        .await;
+    assert_eq!(error_code(&dup), "BAD_USER_INPUT");
+    assert_eq!(dup["errors"][0]["extensions"]["field"], "input.runId");
+    for (patch, field) in [
+        (json!({"costCents": -1}), "input.costCents"),
+        (json!({"inputTokens": -5}), "input.inputTokens"),
+        (json!({"promptHash": "abc"}), "input.promptHash"),
+        (
+            json!({"completedAt": "2026-11-27T09:00:00Z"}),
+            "input.completedAt",
+        ),
+        (json!({"isSynthetic": true}), "input.syntheticScenarioId"),
+        (json!({"model": ""}), "input.model"),
+    ] {
+        let mut input = run_input("run-bad");
+        for (k, v) in patch.as_object().expect("patch") {
+            input[k] = v.clone();
+        }
+        let body = app
+            .gql(Some(&ingest), RECORD_RUN, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{patch}: {body:#}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{patch}");
+    }
+    assert_eq!(
+        error_code(
+            &app.gql(
+                Some(&viewer),
+                RECORD_RUN,
+                json!({"input": run_input("run-v")})
+            )
+            .await
+        ),
+        "FORBIDDEN"
+    );
+
+    // System records belong to the key's tenant.
+    let record = app
+        .data(
+            &ingest,
+            RECORD_SYSTEM,
+            json!({"input": {
+                "component": "WORKER",
+                "eventType": "RESTART",
+                "severity": "WARN",
+                "summary": "worker restarted after OOM",
+                "details": {"attempt": 2},
+                "causedBy": "AUTOMATION",
+                "correlationId": "run-9",
+            }}),
+        )
+        .await;
+    let record = &record["recordSystemRecord"];
+    assert_eq!(record["tenantId"], "acme");
+    assert_eq!(record["isSystemWide"], false);
+    assert_eq!(record["details"], json!({"attempt": 2}));
+    let id = record["id"].as_str().expect("id");
+    let q = "query($id: ID!) { node(id: $id) { ... on SystemRecord { summary } } }";
+    let seen = app.data(&viewer, q, json!({ "id": id })).await;
+    assert_eq!(seen["node"]["summary"], "worker restarted after OOM");
+    let hidden = app.gql(Some(&other_viewer), q, json!({ "id": id })).await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND", "{hidden:#}");
+    for (input, field) in [
+        (
+            json!({"component": "API", "eventType": "DEPLOY", "severity": "INFO", "summary": " "}),
+            "input.summary",
+        ),
+        (
+            json!({"component": "API", "eventType": "DEPLOY", "severity": "INFO", "summary": "x", "details": [1]}),
+            "input.details",
+        ),
+    ] {
+        let body = app
+            .gql(Some(&ingest), RECORD_SYSTEM, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], field);
+    }
+    app.stop().await;
+}
+
+async fn redaction_before_storage(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let secrets = [
+        "hunter2",
+        "tok-123-secret",
+        "alice@example.com",
+        "4111 1111 1111 1111",
+        "123-45-6789",
+        "AKIAIOSFODNN7EXAMPLE",
+        "abc.def.ghi-bearer",
+        "deep@example.org",
+        "meta-secret-value",
+        "+1 415 555 0100",
+    ];
+    let mut deep = json!({"contact": "deep@example.org"});
+    for _ in 0..40 {
+        deep = json!({ "level": deep });
+    }
+    start(
+        &app,
+        &ingest,
+        json!({"runId": "red", "plan": [{"skill": "email", "to": "alice@example.com",
+               "user_password": "hunter2"}]}),
+    )
+    .await;
+    let body = record(
+        &app,
+        &ingest,
+        "trace_red",
+        json!([{
+            "stepIndex": 0,
+            "skillName": "http_call",
+            "status": "success",
+            "outcomeCategory": "SUCCESS",
+            "params": {
+                "apiToken": "tok-123-secret",
+                "Authorization": "Bearer abc.def.ghi-bearer",
+                "note": "card 4111 1111 1111 1111, ssn 123-45-6789, call +1 415 555 0100",
+                "aws": "AKIAIOSFODNN7EXAMPLE",
+                "deep": deep,
+                "max_tokens": 1024,
+            },
+            "outcomeData": {"reply": "sent to alice@example.com"},
+        }]),
+    )
+    .await;
+    assert!(body.get("errors").is_none(), "{body:#}");
+    app.gql(
+        Some(&ingest),
+        COMPLETE,
+        json!({"traceId": "trace_red", "status": "COMPLETED",
+               "metadata": {"clientSecret": "meta-secret-value", "duration_ms": 3}}),
+    )
+    .await;
+    let read = app
+        .data(&viewer, READ, json!({"traceId": "trace_red", "first": 10}))
+        .await;
+    let text = read.to_string();
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    let params = &read["trace"]["steps"]["nodes"][0]["params"];
+    assert_eq!(params["apiToken"], "<REDACTED>");
+    assert_eq!(params["Authorization"], "<REDACTED>");
+    assert_eq!(params["max_tokens"], 1024);
+    assert_eq!(
+        params["note"],
+        "card <REDACTED_CARD>, ssn <REDACTED_SSN>, call <REDACTED_PHONE>"
+    );
+    assert_eq!(read["trace"]["plan"][0]["user_password"], "<REDACTED>");
+    assert_eq!(read["trace"]["metadata"]["duration_ms"], 3);
+
+    // System records: summary and details.
+    let record = app
+        .data(
+            &ingest,
+            RECORD_SYSTEM,
+            json!({"input": {
+                "component": "AUTH", "eventType": "AUTH_CHANGE", "severity": "INFO",
+                "summary": "key rotated by alice@example.com",
+                "details": {"new_password": "hunter2", "by": "alice@example.com"},
+            }}),
+        )
+        .await;
+    let text = record.to_string();
+    for secret in ["hunter2", "alice@example.com"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    assert_eq!(
+        record["recordSystemRecord"]["summary"],
+        "key rotated by <REDACTED_EMAIL>"
+    );
+    // Abort reasons too.
+    start(&app, &ingest, json!({"runId": "red2"})).await;
+    let aborted = abort(&app, &ingest, "trace_red2", "failed for bob@example.com").await;
+    assert_eq!(
+        aborted["data"]["abortTrace"]["metadata"]["abort_reason"],
+        "failed for <REDACTED_EMAIL>"
+    );
+    app.stop().await;
+}
+
+/// 20 concurrent identical requests with one idempotency key: one effect, one result.
+async fn concurrent_identical_requests_one_effect(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+
+    // startTrace without ids generates a fresh trace id per effect.
+    let starts = (0..20).map(|_| {
+        app.gql(
+            Some(&ingest),
+            START,
+            json!({"input": {"agentId": "a1"}, "key": "start-1"}),
+        )
+    });
+    let bodies = futures_util::future::join_all(starts).await;
+    let mut ids: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            b["data"]["startTrace"]["traceId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{b:#}"))
+                .to_owned()
+        })
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one trace for one key: {ids:?}");
+    let count = app
+        .data(&viewer, "query { traces { totalCount } }", json!({}))
+        .await;
+    assert_eq!(count["traces"]["totalCount"], 1);
+    let trace_id = ids[0].clone();
+
+    // recordSteps: every caller gets the first result (all three steps inserted).
+    let records = (0..20).map(|_| {
+        app.gql(
+            Some(&ingest),
+            RECORD,
+            json!({"traceId": trace_id, "steps": steps(0..3), "key": "steps-1"}),
+        )
+    });
+    for body in futures_util::future::join_all(records).await {
+        let result = &body["data"]["recordSteps"];
+        assert_eq!(result["insertedStepIndexes"], json!([0, 1, 2]), "{body:#}");
+        assert_eq!(result["alreadyPresentStepIndexes"], json!([]), "{body:#}");
+    }
+    assert_eq!(total_steps(&app, &viewer, &trace_id).await, 3);
+    // Same key, other input.
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({"traceId": trace_id, "steps": steps(0..4), "key": "steps-1"}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "IDEMPOTENCY_CONFLICT", "{body:#}");
+
+    // recordLlmRun: a duplicate run id would be refused, a duplicate request is not.
+    let runs = (0..20).map(|_| {
+        app.gql(
+            Some(&ingest),
+            RECORD_RUN,
+            json!({"input": run_input("run-c"), "key": "run-1"}),
+        )
+    });
+    let mut record_ids: Vec<String> = futures_util::future::join_all(runs)
+        .await
+        .iter()
+        .map(|b| {
+            b["data"]["recordLlmRun"]["recordId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{b:#}"))
+                .to_owned()
+        })
+        .collect();
+    record_ids.dedup();
+    assert_eq!(record_ids.len(), 1);
+
+    // completeTrace: the duplicate gets the first result, not INVALID_TRANSITION.
+    let completes = (0..20).map(|_| {
+        app.gql(
+            Some(&ingest),
+            COMPLETE,
+            json!({"traceId": trace_id, "status": "COMPLETED", "key": "done-1"}),
+        )
+    });
+    for body in futures_util::future::join_all(completes).await {
+        assert_eq!(
+            body["data"]["completeTrace"]["status"], "COMPLETED",
+            "{body:#}"
+        );
+    }
+    app.stop().await;
+}
+
+crate::cases!(
+    lifecycle_start_steps_complete_and_read,
+    transitions_allowed_and_refused,
+    batch_rules,
+    tenants_roles_and_trace_ids,
+    llm_runs_and_system_records,
+    redaction_before_storage,
+    concurrent_identical_requests_one_effect,
+);
