@@ -108,6 +108,28 @@ impl LogExport {
     async fn history(&self) -> Vec<LogExportState<'_>> {
         self.0.history.iter().map(LogExportState).collect()
     }
+    /// How the export is being produced: job state, stage, percent, ETA, attempts (null for an
+    /// export recorded without a job).
+    async fn job(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::status::ExportJob>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let tenant = TenantId::trusted(self.0.request.tenant_id.clone());
+        Ok(
+            super::jobs::get(&state.db, &tenant, &self.0.request.export_id)
+                .await?
+                .map(super::status::ExportJob),
+        )
+    }
+    /// Where the artefact is served once completed (`Authorization: Bearer` required).
+    async fn download_path(&self) -> String {
+        format!("/exports/{}/download", self.0.request.export_id)
+    }
+    /// Where the artefact's manifest is served once completed.
+    async fn manifest_path(&self) -> String {
+        format!("/exports/{}/manifest", self.0.request.export_id)
+    }
 }
 
 /// One recorded state of an export (one immutable `log_exports` row).

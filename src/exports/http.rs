@@ -1,0 +1,361 @@
+//! `GET /exports/{id}/download` and `GET /exports/{id}/manifest`: stream a completed export's
+//! artefact or its manifest from disk in 64 KiB chunks (memory stays flat whatever the size).
+//!
+//! - `Authorization: Bearer <key>` with read permission; the export is looked up in the key's
+//!   tenant only, so another tenant's export gets the same 404 body as a missing one.
+//! - `ETag` is the quoted sha256 hex, `Digest: sha-256=<base64>` the same digest (RFC 3230), of
+//!   the whole file; `If-None-Match` gives 304.
+//! - One `Range: bytes=…` range gives 206 with `Content-Range`; an unsatisfiable or malformed
+//!   range gives 416 with `Content-Range: bytes */<size>`; `If-Range` with another validator
+//!   serves the whole file. Several ranges in one request are answered with the whole file.
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{manifest, store, ExportStatus};
+use crate::app::AppState;
+use crate::auth::{digest_key, Role, TenantId};
+
+const CHUNK: usize = 64 * 1024;
+
+/// Registers the routes (called from `app::start`).
+pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
+    cfg.service(
+        web::scope("/exports")
+            .app_data(web::Data::new(state.clone()))
+            .route("/{id}/download", web::get().to(download))
+            .route("/{id}/manifest", web::get().to(manifest_file)),
+    );
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    }))
+}
+
+fn not_found() -> HttpResponse {
+    error(StatusCode::NOT_FOUND, "NOT_FOUND", "export not found")
+}
+
+/// The caller's tenant, or the error response.
+async fn tenant_of(req: &HttpRequest, state: &AppState) -> Result<TenantId, HttpResponse> {
+    let unauthenticated = || {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "a valid `Authorization: Bearer <api key>` header is required",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        r
+    };
+    let raw = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(unauthenticated)?;
+    let principal = crate::tenants::store::find_active_key(&state.db, &digest_key(&raw))
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.message()))?
+        .ok_or_else(unauthenticated)?;
+    if !matches!(principal.role, Role::Viewer | Role::Operator | Role::Admin) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this key's role may not read exports",
+        ));
+    }
+    Ok(principal.tenant_id)
+}
+
+/// A completed export's file: path, sha256 (hex), MIME type and download name.
+struct Served {
+    path: PathBuf,
+    sha256: String,
+    content_type: &'static str,
+    name: String,
+}
+
+async fn locate(
+    req: &HttpRequest,
+    state: &AppState,
+    export_id: &str,
+    want_manifest: bool,
+) -> Result<Served, HttpResponse> {
+    let tenant = tenant_of(req, state).await?;
+    let internal = |e: crate::error::AppError| {
+        tracing::error!(error = ?e, "serving an export failed");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        )
+    };
+    let export = store::get(&state.db, &tenant, export_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    let latest = export.latest();
+    if latest.status != ExportStatus::Completed {
+        return Err(error(
+            StatusCode::CONFLICT,
+            "UNAVAILABLE",
+            &format!(
+                "export {export_id} has no artefact yet (status {}); follow exportProgress",
+                latest.status.as_str()
+            ),
+        ));
+    }
+    let job = super::jobs::get(&state.db, &tenant, export_id)
+        .await
+        .map_err(internal)?;
+    let artefact = match job.as_ref().and_then(|j| j.artefact_path.clone()) {
+        Some(p) => PathBuf::from(p),
+        None => match &job {
+            Some(j) => state.config.exports.dir.join(manifest::artefact_name(j)),
+            None => return Err(not_found()),
+        },
+    };
+    let format = export.request.format;
+    let served = if want_manifest {
+        let path = manifest::manifest_path(&artefact);
+        Served {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path,
+            sha256: latest.manifest_sha256.clone().unwrap_or_default(),
+            content_type: "application/json",
+        }
+    } else {
+        Served {
+            name: artefact
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: artefact,
+            sha256: latest.checksum.clone().unwrap_or_default(),
+            content_type: manifest::content_type(format),
+        }
+    };
+    Ok(served)
+}
+
+async fn download(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match locate(&req, &state, &id, false).await {
+        Ok(served) => serve(&req, served).await,
+        Err(response) => response,
+    }
+}
+
+async fn manifest_file(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match locate(&req, &state, &id, true).await {
+        Ok(served) => serve(&req, served).await,
+        Err(response) => response,
+    }
+}
+
+/// A parsed `Range` header against a file of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    Whole,
+    /// Inclusive byte range.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a single `bytes=` range (RFC 9110 14.1.2): `a-b`, `a-`, `-n`.
+pub fn parse_range(header: Option<&str>, size: u64) -> RangeRequest {
+    let Some(value) = header else {
+        return RangeRequest::Whole;
+    };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Unsatisfiable;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Unsatisfiable;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (start.is_empty(), end.is_empty()) {
+        (true, true) => RangeRequest::Unsatisfiable,
+        (true, false) => match parse(end) {
+            Some(0) | None => RangeRequest::Unsatisfiable,
+            Some(_) if size == 0 => RangeRequest::Unsatisfiable,
+            Some(n) => RangeRequest::Part(size.saturating_sub(n), size - 1),
+        },
+        (false, _) => {
+            let Some(a) = parse(start) else {
+                return RangeRequest::Unsatisfiable;
+            };
+            let b = if end.is_empty() {
+                Some(size.saturating_sub(1))
+            } else {
+                parse(end)
+            };
+            match b {
+                Some(b) if a < size && a <= b => RangeRequest::Part(a, b.min(size - 1)),
+                _ => RangeRequest::Unsatisfiable,
+            }
+        }
+    }
+}
+
+async fn serve(req: &HttpRequest, served: Served) -> HttpResponse {
+    let mut file = match tokio::fs::File::open(&served.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %served.path.display(), error = %e, "export file missing");
+            return error(
+                StatusCode::GONE,
+                "NOT_FOUND",
+                "the export's file is no longer stored",
+            );
+        }
+    };
+    let size = match file.metadata().await {
+        Ok(m) => m.len(),
+        Err(_) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "internal error",
+            )
+        }
+    };
+    let etag = format!("\"{}\"", served.sha256);
+    let digest = hex::decode(&served.sha256)
+        .map(|raw| format!("sha-256={}", STANDARD.encode(raw)))
+        .unwrap_or_default();
+    let header_str = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let base = |status: StatusCode| {
+        let mut b = HttpResponse::build(status);
+        b.insert_header((header::ETAG, etag.clone()))
+            .insert_header(("Digest", digest.clone()))
+            .insert_header((header::ACCEPT_RANGES, "bytes"))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", served.name),
+            ));
+        b
+    };
+    if header_str(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return base(StatusCode::NOT_MODIFIED).finish();
+    }
+    let if_range_ok = header_str(header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let range = if if_range_ok {
+        parse_range(header_str(header::RANGE).as_deref(), size)
+    } else {
+        RangeRequest::Whole
+    };
+    let (status, start, len) = match range {
+        RangeRequest::Whole => (StatusCode::OK, 0, size),
+        RangeRequest::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        RangeRequest::Unsatisfiable => {
+            return base(StatusCode::RANGE_NOT_SATISFIABLE)
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .json(json!({ "errors": [{ "message": "the requested range is not satisfiable", "extensions": { "code": "BAD_USER_INPUT" } }] }));
+        }
+    };
+    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "internal error",
+        );
+    }
+    let mut response = base(status);
+    response.content_type(served.content_type).no_chunking(len);
+    if status == StatusCode::PARTIAL_CONTENT {
+        response.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + len - 1),
+        ));
+    }
+    let body = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; CHUNK.min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(web::Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    response.streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10), RangeRequest::Whole);
+        assert_eq!(parse_range(Some("bytes=0-3"), 10), RangeRequest::Part(0, 3));
+        assert_eq!(parse_range(Some("bytes=4-"), 10), RangeRequest::Part(4, 9));
+        assert_eq!(parse_range(Some("bytes=-3"), 10), RangeRequest::Part(7, 9));
+        assert_eq!(
+            parse_range(Some("bytes=5-100"), 10),
+            RangeRequest::Part(5, 9)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=5-2"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("items=0-1"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(Some("bytes=x-1"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10), RangeRequest::Whole);
+    }
+}

@@ -1,0 +1,982 @@
+//! The export worker: one tokio task per server process that claims due jobs and produces
+//! their artefacts.
+//!
+//! List scopes stream from the database in keyset batches over the same filtered select as the
+//! list (`(created_at, id)` descending, `created_at <= asOf`), so the export holds exactly what
+//! the console's list showed, in the same order. A blocking writer thread encodes each batch and
+//! writes it through the hashing writer while the next batch is fetched; at most a few batches
+//! are in memory at any time. The worker uses its own small connection pool, so its polling
+//! never shows up in the server's per-request statement counters.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use entity::{aos_trace_steps, incidents};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, TransactionTrait,
+};
+use tokio::sync::Notify;
+
+use super::columns::COLUMN_SET_VERSION;
+use super::formats::bundle::ZipOut;
+use super::formats::json::JsonCells;
+use super::formats::{Encoder, ExportRow, FileDigest, HashingWriter};
+use super::jobs::{self, Claimed, Completion, ExportSubject, JobSnapshot, JobStage, Progress};
+use super::manifest::{self, ColumnSet, Manifest};
+use crate::app::AppState;
+use crate::audit::append::{append_entry, NewAuditEntry};
+use crate::audit::{ActorType, AuditEntityType, AuditEventType, AuditFilter};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::events::{publish, Topic};
+use crate::pagination::Position;
+use crate::system::{SystemFilter, SystemRecordScope};
+
+static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+/// Wakes this process's idle workers (a job was just created).
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
+/// Starts the worker of this process, unless disabled in the settings.
+pub fn spawn(state: AppState) -> Option<tokio::task::AbortHandle> {
+    if !state.config.exports.worker {
+        return None;
+    }
+    Some(tokio::spawn(run(state)).abort_handle())
+}
+
+async fn run(state: AppState) {
+    let worker = format!(
+        "worker-{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut settings = state.config.database.clone();
+    settings.max_connections = 4;
+    let db = loop {
+        match crate::db::connect(&settings).await {
+            Ok(db) => break db,
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "export worker cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    };
+    let lease = state.config.exports.lease_ttl;
+    loop {
+        let woken = WAKE.notified();
+        match jobs::claim(&db, &worker, lease).await {
+            Ok(Some(Claimed::Job(job))) => {
+                run_attempt(&state, &db, &worker, *job).await;
+                continue;
+            }
+            Ok(Some(Claimed::Exhausted)) => continue,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = ?e, "claiming an export job failed"),
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(state.config.exports.poll_interval) => {}
+        }
+    }
+}
+
+/// Why an attempt stopped early.
+enum Stop {
+    /// Another worker owns the job now: leave it alone.
+    LeaseLost,
+    Failed(String),
+}
+
+impl From<AppError> for Stop {
+    fn from(e: AppError) -> Self {
+        Stop::Failed(describe(&e))
+    }
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        tracing::error!(error = %e, "export file I/O failed");
+        Stop::Failed(format!("writing the artefact failed: {}", e.kind()))
+    }
+}
+
+/// A message safe to show the tenant (internal causes go to the log only).
+fn describe(e: &AppError) -> String {
+    match e {
+        AppError::Internal(cause) => {
+            tracing::error!(cause = %cause, "export attempt failed");
+            "internal error (see the server log)".to_owned()
+        }
+        other => other.message(),
+    }
+}
+
+/// One attempt: produce, then complete or record the failure.
+async fn run_attempt(state: &AppState, db: &DatabaseConnection, worker: &str, job: JobSnapshot) {
+    let tenant = TenantId::trusted(job.tenant_id.clone());
+    publish(state, Topic::ExportProgress, &tenant).await;
+    let started = Instant::now();
+    let mut attempt = Attempt {
+        state,
+        db,
+        worker,
+        job: &job,
+        tenant: tenant.clone(),
+        started,
+        last_beat: None,
+    };
+    let outcome = match attempt.produce().await {
+        Ok(done) => attempt.finish(done).await,
+        Err(stop) => Err(stop),
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(Stop::LeaseLost) => {
+            tracing::warn!(export_id = %job.export_id, "lost the lease of an export job; leaving it");
+        }
+        Err(Stop::Failed(message)) => {
+            let duration = started.elapsed().as_millis() as i64;
+            match jobs::fail_attempt(db, &job, worker, &message, duration).await {
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = ?e, "recording a failed export attempt failed"),
+            }
+        }
+    }
+    publish(state, Topic::ExportProgress, &tenant).await;
+}
+
+/// What an attempt produced before it is recorded.
+struct Produced {
+    artefact: FileDigest,
+    files: Vec<FileDigest>,
+    row_counts: std::collections::BTreeMap<String, u64>,
+    column_set: Option<ColumnSet>,
+    path: PathBuf,
+    rows: u64,
+}
+
+struct Attempt<'a> {
+    state: &'a AppState,
+    db: &'a DatabaseConnection,
+    worker: &'a str,
+    job: &'a JobSnapshot,
+    tenant: TenantId,
+    started: Instant,
+    last_beat: Option<Instant>,
+}
+
+/// ETA of DOMAIN 3.14: `(100 − pct) / (pct / elapsed)`, none before any progress.
+pub fn eta_seconds(percent: f64, elapsed_secs: f64) -> Option<i64> {
+    if percent <= 0.0 || elapsed_secs <= 0.0 {
+        return None;
+    }
+    let eta = (100.0 - percent) / (percent / elapsed_secs);
+    eta.is_finite().then_some(eta as i64)
+}
+
+impl Attempt<'_> {
+    fn dir(&self) -> &Path {
+        &self.state.config.exports.dir
+    }
+
+    fn settings(&self) -> &super::settings::ExportSettings {
+        &self.state.config.exports
+    }
+
+    fn batch_size(&self) -> u64 {
+        std::cmp::max(self.settings().batch_size, 1)
+    }
+
+    /// Records progress (at most every half second unless `force`), renewing the lease, and
+    /// wakes `exportProgress` subscribers.
+    async fn progress(
+        &mut self,
+        stage: JobStage,
+        done: u64,
+        total: Option<u64>,
+        force: bool,
+    ) -> Result<(), Stop> {
+        let beat_every = std::time::Duration::from_millis(500).min(self.settings().lease_ttl / 3);
+        if !force && self.last_beat.is_some_and(|at| at.elapsed() < beat_every) {
+            return Ok(());
+        }
+        self.last_beat = Some(Instant::now());
+        let percent = match total {
+            Some(0) => 100.0,
+            Some(t) => done as f64 / t as f64 * 100.0,
+            None => 0.0,
+        };
+        let p = Progress {
+            stage,
+            percent,
+            eta_seconds: eta_seconds(percent, self.started.elapsed().as_secs_f64()),
+            rows_done: done as i64,
+            rows_total: total.map(|t| t as i64),
+        };
+        match jobs::heartbeat(
+            self.db,
+            &self.job.export_id,
+            self.worker,
+            self.settings().lease_ttl,
+            &p,
+        )
+        .await?
+        {
+            Ok(()) => {}
+            Err(jobs::LeaseLost) => return Err(Stop::LeaseLost),
+        }
+        publish(self.state, Topic::ExportProgress, &self.tenant).await;
+        Ok(())
+    }
+
+    /// After each batch: the test hooks (injected failure, pause).
+    async fn after_batch(&self) -> Result<(), Stop> {
+        let settings = self.settings();
+        if self.job.attempt as u32 <= settings.fail_first_attempts {
+            return Err(Stop::Failed(format!(
+                "injected failure of attempt {} (test hook)",
+                self.job.attempt
+            )));
+        }
+        if !settings.batch_delay.is_zero() {
+            tokio::time::sleep(settings.batch_delay).await;
+        }
+        Ok(())
+    }
+
+    async fn produce(&mut self) -> Result<Produced, Stop> {
+        tokio::fs::create_dir_all(self.dir()).await?;
+        self.progress(JobStage::Starting, 0, None, true).await?;
+        let tenant = self.tenant.clone();
+        let as_of = self.job.request.as_of;
+        match self.job.request.subject.clone() {
+            ExportSubject::LlmRuns { filter } => {
+                use entity::llm_run_records::Column as C;
+                let select = crate::runs::store::filtered(&tenant, &filter);
+                self.list(
+                    "llm_runs",
+                    select,
+                    C::CreatedAt,
+                    C::Id,
+                    crate::runs::store::snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await
+            }
+            ExportSubject::SystemRecords { filter } => {
+                use entity::system_records::Column as C;
+                let select = crate::system::store::filtered(&tenant, &filter);
+                self.list(
+                    "system_records",
+                    select,
+                    C::CreatedAt,
+                    C::Id,
+                    crate::system::store::snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await
+            }
+            ExportSubject::Audit { filter } => {
+                use entity::audit_ledger::Column as C;
+                let select = crate::audit::store::filtered(&tenant, &filter);
+                self.list(
+                    "audit",
+                    select,
+                    C::CreatedAt,
+                    C::Id,
+                    crate::audit::store::snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await
+            }
+            ExportSubject::Traces { filter } => {
+                use entity::aos_traces::Column as C;
+                let select = crate::traces::store::filtered(&tenant, &filter);
+                self.list(
+                    "traces",
+                    select,
+                    C::CreatedAt,
+                    C::Id,
+                    crate::traces::store::trace_snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await
+            }
+            ExportSubject::RunBundle { run_id } => {
+                self.bundle(Some(run_id), None, None, false, as_of).await
+            }
+            ExportSubject::TraceBundle { trace_id } => {
+                self.bundle(None, Some(trace_id), None, false, as_of).await
+            }
+            ExportSubject::IncidentBundle { incident_id } => {
+                self.bundle(None, None, Some(incident_id), false, as_of)
+                    .await
+            }
+            ExportSubject::Compliance { incident_id } => {
+                self.bundle(None, None, Some(incident_id), true, as_of)
+                    .await
+            }
+        }
+    }
+
+    fn part_path(&self) -> PathBuf {
+        self.dir().join(format!(
+            "{}.part-{}",
+            manifest::artefact_name(self.job),
+            self.job.attempt
+        ))
+    }
+
+    /// A list scope: keyset batches → writer thread → file.
+    async fn list<E, T>(
+        &mut self,
+        name: &str,
+        select: Select<E>,
+        created_at: E::Column,
+        id: E::Column,
+        snapshot: fn(E::Model) -> AppResult<T>,
+        position: fn(&T) -> Position,
+    ) -> Result<Produced, Stop>
+    where
+        E: EntityTrait,
+        E::Column: IntoIden + Copy,
+        E::Model: Send + Sync,
+        T: ExportRow,
+    {
+        let as_of = self.job.request.as_of;
+        let total = PaginatorTrait::count(select.clone().filter(created_at.lte(as_of)), self.db)
+            .await
+            .map_err(AppError::from)?;
+        self.progress(JobStage::Running, 0, Some(total), true)
+            .await?;
+        let mut batches = KeysetBatches {
+            db: self.db.clone(),
+            select,
+            created_at,
+            id,
+            as_of,
+            batch: self.batch_size(),
+            snapshot,
+            position,
+            last: None,
+            done: false,
+        };
+        let part = self.part_path();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<T>>(2);
+        let format = self.job.format;
+        let writer = {
+            let part = part.clone();
+            tokio::task::spawn_blocking(move || write_rows::<T>(&part, format, rx))
+        };
+        let mut done = 0u64;
+        let fed: Result<(), Stop> = async {
+            while let Some(batch) = batches.next().await? {
+                done += batch.len() as u64;
+                if tx.send(batch).await.is_err() {
+                    // The writer stopped: its error is reported below.
+                    break;
+                }
+                self.progress(JobStage::Running, done, Some(total), false)
+                    .await?;
+                self.after_batch().await?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| AppError::internal(format!("export writer panicked: {e}")))?;
+        if let Err(stop) = fed {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(stop);
+        }
+        let (sha256, bytes, rows) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(e.into());
+            }
+        };
+        let file_name = manifest::artefact_name(self.job);
+        let path = self.dir().join(&file_name);
+        tokio::fs::rename(&part, &path).await?;
+        Ok(Produced {
+            artefact: FileDigest {
+                name: file_name,
+                bytes,
+                sha256,
+                rows: Some(rows),
+            },
+            files: Vec::new(),
+            row_counts: [("rows".to_owned(), rows)].into(),
+            column_set: Some(ColumnSet {
+                name: name.to_owned(),
+                version: COLUMN_SET_VERSION,
+                columns: T::columns().iter().map(|c| (*c).to_owned()).collect(),
+            }),
+            path,
+            rows,
+        })
+    }
+
+    /// A bundle (ZIP): the run, its trace and steps (with the inflection marked), its system
+    /// records and governance audit entries, the incident when there is one, and an evidence
+    /// summary (DOMAIN 3.17); `soc2` adds the compliance mappings.
+    async fn bundle(
+        &mut self,
+        run_id: Option<String>,
+        trace_id: Option<String>,
+        incident_id: Option<String>,
+        soc2: bool,
+        as_of: DateTime<Utc>,
+    ) -> Result<Produced, Stop> {
+        let db = self.db;
+        let tenant = self.tenant.clone();
+        let not_found = |what: &str| Stop::Failed(format!("{what} not found"));
+        let incident = match &incident_id {
+            Some(id) => Some(
+                incidents::Entity::find()
+                    .filter(incidents::Column::TenantId.eq(tenant.as_str()))
+                    .filter(incidents::Column::Id.eq(id.as_str()))
+                    .one(db)
+                    .await
+                    .map_err(AppError::from)?
+                    .ok_or_else(|| not_found("incident"))?,
+            ),
+            None => None,
+        };
+        let trace = match &trace_id {
+            Some(id) => Some(
+                crate::traces::store::get_by_trace_id(db, &tenant, id)
+                    .await?
+                    .ok_or_else(|| not_found("trace"))?,
+            ),
+            None => None,
+        };
+        let run_id = run_id
+            .or_else(|| trace.as_ref().map(|t| t.run_id.clone()))
+            .or_else(|| incident.as_ref().and_then(|i| i.source_run_id.clone()));
+        let run = match &run_id {
+            Some(id) => crate::runs::store::get_by_run_id(db, &tenant, id).await?,
+            None => None,
+        };
+        if trace_id.is_none() && incident_id.is_none() && run.is_none() {
+            return Err(not_found("run"));
+        }
+        let trace = match trace {
+            Some(t) => Some(t),
+            None => match &run_id {
+                Some(id) => crate::traces::store::get_by_run_id(db, &tenant, id)
+                    .await?
+                    .filter(|t| t.created_at <= as_of),
+                None => None,
+            },
+        };
+
+        let part = self.part_path();
+        let mut zip = ZipOut::create(&part)?;
+        let mut counts = std::collections::BTreeMap::new();
+        let mut total_rows = 0u64;
+        if let Some(incident) = &incident {
+            zip.json_member(
+                "incident.json",
+                &serde_json::to_value(incident).unwrap_or_default(),
+            )?;
+        }
+        if let Some(run) = &run {
+            zip.json_member("run.json", &row_json(run))?;
+        }
+        if let Some(trace) = &trace {
+            zip.json_member("trace.json", &row_json(trace))?;
+        }
+        self.progress(JobStage::Running, 0, None, true).await?;
+
+        // Steps: in step order, keyset on step_index, renumbered by position (2.9).
+        let violation_index = trace
+            .as_ref()
+            .and_then(|t| t.violation.as_ref())
+            .and_then(|v| v.step_index);
+        let mut totals = (0u64, 0f64, 0f64, 0i64); // steps, cost, duration, tokens
+        if let Some(trace) = &trace {
+            zip.start("steps.ndjson", true)?;
+            let mut after: Option<i32> = None;
+            loop {
+                let mut q = aos_trace_steps::Entity::find()
+                    .filter(aos_trace_steps::Column::TraceId.eq(trace.trace_id.as_str()))
+                    .filter(aos_trace_steps::Column::ArchivedAt.is_null())
+                    .filter(aos_trace_steps::Column::Timestamp.lte(as_of));
+                if let Some(a) = after {
+                    q = q.filter(aos_trace_steps::Column::StepIndex.gt(a));
+                }
+                let rows = q
+                    .order_by_asc(aos_trace_steps::Column::StepIndex)
+                    .limit(self.batch_size())
+                    .all(db)
+                    .await
+                    .map_err(AppError::from)?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.step_index);
+                let n = rows.len() as u64;
+                for m in rows {
+                    let position = totals.0 as i64;
+                    let inflection = violation_index.is_some_and(|v| i64::from(v) == position);
+                    let tokens = m
+                        .outcome_data
+                        .as_ref()
+                        .and_then(|d| d.get("tokens"))
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(0);
+                    totals = (
+                        totals.0 + 1,
+                        totals.1 + m.cost_cents,
+                        totals.2 + m.duration_ms,
+                        totals.3 + tokens,
+                    );
+                    let line = serde_json::json!({
+                        "stepIndex": position,
+                        "recordedStepIndex": m.step_index,
+                        "timestamp": crate::scalars::format_utc(m.timestamp),
+                        "stepType": m.skill_name,
+                        "skillId": m.skill_id,
+                        "status": if inflection { "violation" } else { "ok" },
+                        "isInflection": inflection,
+                        "recordedStatus": m.status,
+                        "tokens": tokens,
+                        "costCents": m.cost_cents,
+                        "durationMs": m.duration_ms,
+                        "contentHash": m.output_hash,
+                        "inputHash": m.input_hash,
+                        "params": m.params,
+                        "outcomeCategory": m.outcome_category,
+                        "outcomeCode": m.outcome_code,
+                        "outcomeData": m.outcome_data,
+                        "retryCount": m.retry_count,
+                        "level": m.level,
+                    });
+                    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                    bytes.push(b'\n');
+                    zip.row(&bytes)?;
+                }
+                if n < self.batch_size() {
+                    break;
+                }
+                self.progress(JobStage::Running, totals.0, None, false)
+                    .await?;
+                self.after_batch().await?;
+            }
+            zip.end()?;
+            counts.insert("steps.ndjson".to_owned(), totals.0);
+            total_rows += totals.0;
+        }
+        if let Some(run_id) = &run_id {
+            let filter = SystemFilter {
+                scope: SystemRecordScope::All,
+                correlation_id: Some(run_id.clone()),
+                ..SystemFilter::default()
+            };
+            use entity::system_records::Column as C;
+            let n = self
+                .ndjson_member(
+                    &mut zip,
+                    "system_records.ndjson",
+                    crate::system::store::filtered(&tenant, &filter),
+                    C::CreatedAt,
+                    C::Id,
+                    crate::system::store::snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await?;
+            counts.insert("system_records.ndjson".to_owned(), n);
+            total_rows += n;
+            let filter = AuditFilter {
+                run_id: Some(run_id.clone()),
+                ..AuditFilter::default()
+            };
+            use entity::audit_ledger::Column as A;
+            let n = self
+                .ndjson_member(
+                    &mut zip,
+                    "audit.ndjson",
+                    crate::audit::store::filtered(&tenant, &filter),
+                    A::CreatedAt,
+                    A::Id,
+                    crate::audit::store::snapshot,
+                    |r| pos(r.created_at, &r.id),
+                )
+                .await?;
+            counts.insert("audit.ndjson".to_owned(), n);
+            total_rows += n;
+        }
+        let bundle_id = format!("EVD-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let violation = trace.as_ref().and_then(|t| t.violation.as_ref());
+        let evidence = serde_json::json!({
+            "bundle_id": bundle_id,
+            "bundle_type": "evidence",
+            "created_at": crate::scalars::format_utc(crate::scalars::now()),
+            "as_of": crate::scalars::format_utc(as_of),
+            "tenant_id": tenant.as_str(),
+            "run_id": run_id.clone().unwrap_or_else(|| "N/A".into()),
+            "incident_id": incident_id,
+            "trace_id": trace.as_ref().map_or("N/A".to_owned(), |t| t.trace_id.clone()),
+            "agent_id": trace.as_ref().and_then(|t| t.agent_id.clone()),
+            "policy_context": {
+                "policy_snapshot_id": "N/A",
+                "active_policies": [],
+                "violated_policy_id": violation.and_then(|v| v.policy_id.clone()),
+                "violation_type": incident.as_ref().and_then(|i| i.category.clone()),
+            },
+            "violation_step_index": violation.and_then(|v| v.step_index),
+            "violation_timestamp": violation.and_then(|v| v.timestamp).map(crate::scalars::format_utc),
+            "total_steps": totals.0,
+            "total_cost_cents": totals.1,
+            "total_duration_ms": totals.2,
+            "total_tokens": totals.3,
+            "run_started_at": run.as_ref().map(|r| crate::scalars::format_utc(r.started_at)),
+            "run_completed_at": run.as_ref().and_then(|r| r.completed_at).map(crate::scalars::format_utc),
+            "termination_reason": run.as_ref().map(|r| super::columns::gql_name(r.execution_status)),
+            "exported_by": "system",
+        });
+        zip.json_member("evidence.json", &evidence)?;
+        if soc2 {
+            zip.json_member(
+                "soc2.json",
+                &soc2_mappings(
+                    incident.as_ref(),
+                    trace.is_some(),
+                    run.is_some(),
+                    &bundle_id,
+                    as_of,
+                ),
+            )?;
+        }
+        let (sha256, bytes, files) = zip.finish()?;
+        let file_name = manifest::artefact_name(self.job);
+        let path = self.dir().join(&file_name);
+        tokio::fs::rename(&part, &path).await?;
+        Ok(Produced {
+            artefact: FileDigest {
+                name: file_name,
+                bytes,
+                sha256,
+                rows: None,
+            },
+            files,
+            row_counts: counts,
+            column_set: None,
+            path,
+            rows: total_rows,
+        })
+    }
+
+    /// Streams a filtered list into one NDJSON member of a bundle.
+    #[expect(clippy::too_many_arguments, reason = "the keyset query's parts")]
+    async fn ndjson_member<E, T>(
+        &mut self,
+        zip: &mut ZipOut,
+        name: &str,
+        select: Select<E>,
+        created_at: E::Column,
+        id: E::Column,
+        snapshot: fn(E::Model) -> AppResult<T>,
+        position: fn(&T) -> Position,
+    ) -> Result<u64, Stop>
+    where
+        E: EntityTrait,
+        E::Column: IntoIden + Copy,
+        E::Model: Send + Sync,
+        T: ExportRow,
+    {
+        zip.start(name, true)?;
+        let mut batches = KeysetBatches {
+            db: self.db.clone(),
+            select,
+            created_at,
+            id,
+            as_of: self.job.request.as_of,
+            batch: self.batch_size(),
+            snapshot,
+            position,
+            last: None,
+            done: false,
+        };
+        let mut cells = JsonCells::new(T::columns());
+        let mut n = 0;
+        while let Some(batch) = batches.next().await? {
+            for row in &batch {
+                cells.buf.clear();
+                cells.begin_row();
+                row.write(&mut cells);
+                cells.end_row();
+                cells.buf.push(b'\n');
+                zip.row(&cells.buf)?;
+                n += 1;
+            }
+        }
+        zip.end()?;
+        Ok(n)
+    }
+
+    /// Writes the manifest, anchors its hash in the audit ledger and completes the job, all
+    /// ledger and job writes in one transaction.
+    async fn finish(&mut self, done: Produced) -> Result<(), Stop> {
+        self.progress(JobStage::Completing, done.rows, Some(done.rows), true)
+            .await?;
+        let job = self.job;
+        let subject = match &job.request.subject {
+            ExportSubject::RunBundle { run_id } => Some(serde_json::json!({ "run_id": run_id })),
+            ExportSubject::TraceBundle { trace_id } => {
+                Some(serde_json::json!({ "trace_id": trace_id }))
+            }
+            ExportSubject::IncidentBundle { incident_id }
+            | ExportSubject::Compliance { incident_id } => {
+                Some(serde_json::json!({ "incident_id": incident_id }))
+            }
+            _ => None,
+        };
+        let manifest = Manifest {
+            manifest_version: manifest::MANIFEST_VERSION,
+            generator: manifest::generator(),
+            export_id: job.export_id.clone(),
+            tenant_id: job.tenant_id.clone(),
+            scope: job.scope.as_str().to_owned(),
+            format: job.format.as_str().to_owned(),
+            filter: job.request.subject.filter_json(),
+            subject,
+            as_of: crate::scalars::format_utc(job.request.as_of),
+            requested_at: crate::scalars::format_utc(job.created_at),
+            completed_at: crate::scalars::format_utc(crate::scalars::now()),
+            row_counts: done.row_counts,
+            column_set: done.column_set,
+            artefact: done.artefact.clone(),
+            files: done.files,
+        };
+        let bytes = manifest.to_bytes();
+        let manifest_sha256 = manifest::sha256_hex(&bytes);
+        let manifest_path = manifest::manifest_path(&done.path);
+        let tmp = manifest_path.with_extension(format!("json.part-{}", job.attempt));
+        tokio::fs::write(&tmp, &bytes).await?;
+        tokio::fs::rename(&tmp, &manifest_path).await?;
+
+        let completion = Completion {
+            checksum: done.artefact.sha256.clone(),
+            row_count: done.rows as i64,
+            byte_size: done.artefact.bytes as i64,
+            manifest_sha256: manifest_sha256.clone(),
+            artefact_path: done.path.to_string_lossy().into_owned(),
+            duration_ms: self.started.elapsed().as_millis() as i64,
+        };
+        let txn = self.db.begin().await.map_err(AppError::from)?;
+        // The ledger append first: on SQLite it takes the write lock before anything is read.
+        append_entry(
+            &txn,
+            NewAuditEntry {
+                tenant_id: self.tenant.clone(),
+                event_type: AuditEventType::SignalAcknowledged,
+                entity_type: AuditEntityType::Signal,
+                entity_id: format!("export:{}", job.export_id),
+                actor_type: ActorType::System,
+                actor_id: Some(self.worker.chars().take(64).collect()),
+                reason: Some("export manifest anchored".to_owned()),
+                before_state: None,
+                after_state: Some(serde_json::json!({
+                    "kind": "export_manifest",
+                    "export_id": job.export_id,
+                    "manifest_sha256": manifest_sha256,
+                    "artefact_sha256": done.artefact.sha256,
+                    "artefact_bytes": done.artefact.bytes,
+                    "scope": job.scope.as_str(),
+                    "format": job.format.as_str(),
+                    "rows": done.rows,
+                    "as_of": crate::scalars::format_utc(job.request.as_of),
+                })),
+                run_id: None,
+                correlation_id: Some(job.export_id.clone()),
+            },
+        )
+        .await?;
+        match jobs::complete(&txn, job, self.worker, &completion).await? {
+            Ok(()) => {
+                txn.commit().await.map_err(AppError::from)?;
+                Ok(())
+            }
+            Err(jobs::LeaseLost) => {
+                let _ = txn.rollback().await;
+                Err(Stop::LeaseLost)
+            }
+        }
+    }
+}
+
+fn pos(created_at: DateTime<Utc>, id: &str) -> Position {
+    Position {
+        created_at,
+        id: id.to_owned(),
+    }
+}
+
+/// A row as the JSON object of its column set.
+fn row_json<T: ExportRow>(row: &T) -> serde_json::Value {
+    let mut cells = JsonCells::new(T::columns());
+    cells.begin_row();
+    row.write(&mut cells);
+    cells.end_row();
+    serde_json::from_slice(&cells.buf).unwrap_or_default()
+}
+
+/// The writer thread of a list export: encodes batches as they arrive.
+fn write_rows<T: ExportRow>(
+    path: &Path,
+    format: super::ExportFormat,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<T>>,
+) -> std::io::Result<(String, u64, u64)> {
+    let file = std::fs::File::create(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, HashingWriter::new(file));
+    let mut encoder = Encoder::new(format, T::columns())
+        .ok_or_else(|| std::io::Error::other("a list export cannot be a ZIP"))?;
+    encoder.begin();
+    let mut rows = 0u64;
+    while let Some(batch) = rx.blocking_recv() {
+        for row in &batch {
+            encoder.row(row);
+        }
+        rows += batch.len() as u64;
+        encoder.drain_into(&mut out)?;
+    }
+    encoder.end();
+    encoder.drain_into(&mut out)?;
+    out.flush()?;
+    let hashing = out.into_inner().map_err(|e| e.into_error())?;
+    let (file, sha, bytes) = hashing.finish();
+    file.sync_all()?;
+    Ok((sha, bytes, rows))
+}
+
+/// Batches of a filtered list in list order (`(created_at, id)` descending, at or before
+/// `as_of`), each fetched with a keyset bound after the previous one: never OFFSET.
+struct KeysetBatches<E: EntityTrait, T> {
+    db: DatabaseConnection,
+    select: Select<E>,
+    created_at: E::Column,
+    id: E::Column,
+    as_of: DateTime<Utc>,
+    batch: u64,
+    snapshot: fn(E::Model) -> AppResult<T>,
+    position: fn(&T) -> Position,
+    last: Option<Position>,
+    done: bool,
+}
+
+impl<E, T> KeysetBatches<E, T>
+where
+    E: EntityTrait,
+    E::Column: IntoIden + Copy,
+{
+    async fn next(&mut self) -> AppResult<Option<Vec<T>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut q = self.select.clone().filter(self.created_at.lte(self.as_of));
+        if let Some(last) = &self.last {
+            let key = Expr::tuple([Expr::col(self.created_at), Expr::col(self.id)]);
+            let at = Expr::tuple([Expr::val(last.created_at), Expr::val(last.id.clone())]);
+            q = q.filter(key.lt(at));
+        }
+        let models = q
+            .order_by_desc(self.created_at)
+            .order_by_desc(self.id)
+            .limit(self.batch)
+            .all(&self.db)
+            .await?;
+        if (models.len() as u64) < self.batch {
+            self.done = true;
+        }
+        if models.is_empty() {
+            return Ok(None);
+        }
+        let rows = models
+            .into_iter()
+            .map(self.snapshot)
+            .collect::<AppResult<Vec<T>>>()?;
+        self.last = rows.last().map(self.position);
+        Ok(Some(rows))
+    }
+}
+
+/// SOC2 control mappings of DOMAIN 3.17 for the incident's category, with each control's
+/// status from the evidence at hand.
+fn soc2_mappings(
+    incident: Option<&incidents::Model>,
+    has_trace: bool,
+    has_run: bool,
+    bundle_id: &str,
+    as_of: DateTime<Utc>,
+) -> serde_json::Value {
+    let category = incident
+        .and_then(|i| i.category.as_deref())
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let controls: &[&str] = match category.as_str() {
+        "EXECUTION_FAILURE" => &["CC7.1", "CC7.2", "CC7.3", "CC7.4", "PI1.1", "PI1.2"],
+        "BUDGET_EXCEEDED" => &["CC7.1", "CC7.2", "CC7.3", "CC9.1", "CC9.2"],
+        "RATE_LIMIT" => &["CC7.1", "CC7.2", "CC7.3", "A1.1"],
+        "POLICY_VIOLATION" => &["CC7.1", "CC7.2", "CC7.3", "CC7.4", "CC6.1"],
+        "RESOURCE_EXHAUSTION" => &["CC7.1", "CC7.2", "A1.1", "A1.2"],
+        "MANUAL" => &["CC7.1", "CC7.2", "CC7.3", "CC7.5"],
+        "HALLUCINATION" => &["PI1.1", "PI1.4", "CC7.1"],
+        "EXECUTION_SUCCESS" => &["PI1.1", "PI1.2", "PI1.3"],
+        _ => &["CC7.1", "CC7.2", "CC7.3"],
+    };
+    let has_incident = incident.is_some();
+    let mappings: Vec<serde_json::Value> = controls
+        .iter()
+        .map(|control| {
+            let status = if control.starts_with("CC7") {
+                match (has_incident, has_trace) {
+                    (true, true) => "demonstrated",
+                    (false, false) => "pending_review",
+                    _ => "partial",
+                }
+            } else if control.starts_with("PI1") {
+                match (has_trace, has_run) {
+                    (true, true) => "demonstrated",
+                    (false, false) => "pending_review",
+                    _ => "partial",
+                }
+            } else if control.starts_with("A1") {
+                if has_trace {
+                    "demonstrated"
+                } else {
+                    "partial"
+                }
+            } else if has_incident {
+                "demonstrated"
+            } else {
+                "pending_review"
+            };
+            serde_json::json!({ "control_id": control, "status": status })
+        })
+        .collect();
+    serde_json::json!({
+        "bundle_type": "soc2",
+        "evidence_bundle_id": bundle_id,
+        "incident_category": category,
+        "control_mappings": mappings,
+        "criteria_covered": controls,
+        "attestation_statement": format!(
+            "Evidence bundle {bundle_id} documents incident {} as recorded by Logbook.",
+            incident.map_or("N/A", |i| i.id.as_str())
+        ),
+        "compliance_period_start": crate::scalars::format_utc(as_of),
+        "compliance_period_end": crate::scalars::format_utc(as_of),
+        "review_status": "PENDING",
+    })
+}
