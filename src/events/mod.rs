@@ -1,0 +1,337 @@
+//! Change notifications for subscriptions.
+//!
+//! A write publishes "tenant T has new rows on topic X" after its transaction commits; a
+//! subscription waits for such a wake-up and then reads the rows after its last cursor position
+//! from the database. The database is the source of truth, so catch-up after a cursor and live
+//! events are the same keyset read: no gap, no duplicate. Wake-ups reach every server process
+//! (Redis pub/sub or PostgreSQL LISTEN/NOTIFY); a periodic tick covers a lost notification.
+//!
+//! Which bus carries a notification:
+//! - `REDIS_URL` set: Redis pub/sub, channel `{namespace}:events:{topic}:{tenant}`;
+//! - PostgreSQL without Redis: `NOTIFY logbook_events, '{topic}:{tenant}'`;
+//! - SQLite without Redis: this process's memory only (one process serves an embedded file).
+//!
+//! Each process runs one listener task (started with the first subscriber) that forwards what it
+//! hears to an in-process broadcast channel; subscribers never hold a bus connection of their own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio::sync::broadcast;
+
+use crate::app::AppState;
+use crate::auth::TenantId;
+
+/// How often a subscriber re-reads even without a notification: the longest a lost
+/// notification can delay delivery.
+pub const TICK: Duration = Duration::from_secs(2);
+
+/// The PostgreSQL channel (LISTEN/NOTIFY is scoped to one database, so one name suffices).
+const PG_CHANNEL: &str = "logbook_events";
+
+/// Pending wake-ups buffered per process; a subscriber that falls further behind just reads.
+const LOCAL_CAPACITY: usize = 1024;
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    LlmRuns,
+    SystemRecords,
+    AuditEntries,
+    TraceSteps,
+    ExportProgress,
+}
+
+impl Topic {
+    const ALL: [Topic; 5] = [
+        Topic::LlmRuns,
+        Topic::SystemRecords,
+        Topic::AuditEntries,
+        Topic::TraceSteps,
+        Topic::ExportProgress,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::LlmRuns => "llm_runs",
+            Topic::SystemRecords => "system_records",
+            Topic::AuditEntries => "audit_entries",
+            Topic::TraceSteps => "trace_steps",
+            Topic::ExportProgress => "export_progress",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// One notification as it travels inside a process.
+#[derive(Debug, Clone)]
+struct Event {
+    topic: Topic,
+    tenant: Arc<str>,
+}
+
+/// `topic:tenant` (the PostgreSQL payload and the tail of the Redis channel name).
+fn encode(topic: Topic, tenant: &str) -> String {
+    format!("{}:{tenant}", topic.as_str())
+}
+
+fn decode(text: &str) -> Option<Event> {
+    let (topic, tenant) = text.split_once(':')?;
+    Some(Event {
+        topic: Topic::parse(topic)?,
+        tenant: tenant.into(),
+    })
+}
+
+/// The per-process fan-out point: a broadcast channel fed by the publisher (in-process bus) or
+/// by the one listener task (Redis or PostgreSQL). Part of [`AppState`].
+pub struct Hub {
+    local: broadcast::Sender<Event>,
+    /// The runtime the listener runs on (the one that built the state, which lives as long as
+    /// the server; HTTP workers come and go).
+    runtime: Option<tokio::runtime::Handle>,
+    listener: OnceLock<()>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// Notifications received from the shared bus (for `/metrics`-style checks and tests).
+    heard: Arc<AtomicU64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            local: broadcast::channel(LOCAL_CAPACITY).0,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            listener: OnceLock::new(),
+            task: Mutex::new(None),
+            heard: Arc::default(),
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+impl Hub {
+    /// How many notifications this process's listener has received from Redis or PostgreSQL.
+    pub fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
+    }
+
+    fn dispatch(&self, event: Event) {
+        // No receiver is not an error: nobody subscribes in this process.
+        let _ = self.local.send(event);
+    }
+
+    /// Starts the process's listener once, on the first subscriber.
+    fn ensure_listener(&self, state: &AppState) {
+        self.listener.get_or_init(|| {
+            let Some(runtime) = &self.runtime else {
+                return;
+            };
+            let sender = Forward {
+                local: self.local.clone(),
+                heard: self.heard.clone(),
+            };
+            let handle = if let Some(url) = state.config.redis_url.clone() {
+                let pattern = format!("{}:events:*", state.namespace);
+                runtime.spawn(listen_redis(url, pattern, sender))
+            } else if crate::db::is_postgres(&state.db) {
+                let pool = state.db.get_postgres_connection_pool().clone();
+                runtime.spawn(listen_postgres(pool, sender))
+            } else {
+                return;
+            };
+            if let Ok(mut task) = self.task.lock() {
+                *task = Some(handle.abort_handle());
+            }
+        });
+    }
+}
+
+/// What a listener task holds: where to forward, and the counter (never the hub itself, so
+/// dropping the state stops the task).
+struct Forward {
+    local: broadcast::Sender<Event>,
+    heard: Arc<AtomicU64>,
+}
+
+impl Forward {
+    fn send(&self, event: Event) {
+        self.heard.fetch_add(1, Ordering::Relaxed);
+        let _ = self.local.send(event);
+    }
+}
+
+/// Forwards Redis pub/sub messages to the local channel; reconnects with backoff.
+async fn listen_redis(url: String, pattern: String, sender: Forward) {
+    let prefix = pattern.trim_end_matches('*').to_owned();
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let connected = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub =
+                tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
+                    .await
+                    .map_err(|_| {
+                        redis::RedisError::from((redis::ErrorKind::IoError, "connect timed out"))
+                    })??;
+            pubsub.psubscribe(&pattern).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        match connected {
+            Ok(mut pubsub) => {
+                backoff = Duration::from_millis(250);
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let event = message
+                        .get_channel_name()
+                        .strip_prefix(&prefix)
+                        .and_then(decode);
+                    if let Some(event) = event {
+                        sender.send(event);
+                    }
+                }
+                tracing::warn!("Redis event subscription closed; reconnecting");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis events; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Forwards PostgreSQL notifications to the local channel; ends when the pool closes.
+async fn listen_postgres(pool: sea_orm::sqlx::PgPool, sender: Forward) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(PG_CHANNEL).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        }
+        .await;
+        match listener {
+            Ok(mut listener) => {
+                backoff = Duration::from_millis(250);
+                loop {
+                    match listener.recv().await {
+                        Ok(notification) => {
+                            if let Some(event) = decode(notification.payload()) {
+                                sender.send(event);
+                            }
+                        }
+                        Err(sea_orm::sqlx::Error::PoolClosed) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "PostgreSQL event listener failed; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(sea_orm::sqlx::Error::PoolClosed) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for events; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Announces new rows for `tenant` on `topic`. Call after the writing transaction committed.
+/// Best effort: a lost notification only delays subscribers until their next tick. When the
+/// shared bus fails, this process's own subscribers are still woken.
+pub async fn publish(state: &AppState, topic: Topic, tenant: &TenantId) {
+    let payload = encode(topic, tenant.as_str());
+    let local = || {
+        state.events.dispatch(Event {
+            topic,
+            tenant: tenant.as_str().into(),
+        })
+    };
+    if let Some(redis) = &state.redis {
+        let channel = format!("{}:events:{payload}", state.namespace);
+        let sent = async {
+            let mut connection = redis.connection().await.map_err(|e| e.message())?;
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg("")
+                .query_async::<i64>(&mut connection)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "publishing an event to Redis failed");
+            local();
+        }
+    } else if crate::db::is_postgres(&state.db) {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [PG_CHANNEL.into(), payload.into()],
+        );
+        if let Err(e) = state.db.execute_raw(statement).await {
+            tracing::warn!(error = %e, "NOTIFY for an event failed");
+            local();
+        }
+    } else {
+        local();
+    }
+}
+
+/// Wake-ups for `tenant` on `topic`: one item per notification (coalesced) and one per tick.
+pub fn wakeups(state: &AppState, topic: Topic, tenant: &TenantId) -> impl Stream<Item = ()> {
+    state.events.ensure_listener(state);
+    let mut receiver = state.events.local.subscribe();
+    let tenant: Arc<str> = tenant.as_str().into();
+    async_stream::stream! {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                received = receiver.recv() => match received {
+                    Ok(event) if event.topic == topic && event.tenant == tenant => {
+                        // Coalesce whatever else is already queued.
+                        while receiver.try_recv().is_ok() {}
+                        yield ();
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => yield (),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => yield (),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        for topic in Topic::ALL {
+            let event = decode(&encode(topic, "acme:eu")).unwrap();
+            assert_eq!(event.topic, topic);
+            assert_eq!(&*event.tenant, "acme:eu");
+        }
+        assert!(decode("nonsense").is_none());
+        assert!(decode("unknown:acme").is_none());
+    }
+}

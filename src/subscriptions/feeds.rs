@@ -1,0 +1,250 @@
+//! The subscribable lists, each read through its domain store's own keyset page, so a
+//! subscription's filter, order and cursors are exactly the list's.
+//!
+//! Time-ordered lists are newest first; "the rows after a position, oldest first" is their
+//! `last: n, before: cursor` page reversed, and the cursors it returns are list cursors a client
+//! can pass back as `after`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::tail::Feed;
+use crate::app::AppState;
+use crate::audit::{self, AuditEntrySnapshot, AuditFilter};
+use crate::auth::TenantId;
+use crate::error::AppResult;
+use crate::pagination::{Page, PageArgs, PageRequest};
+use crate::runs::{self, LlmRunSnapshot, RunFilter};
+use crate::system::{self, SystemFilter, SystemRecordSnapshot};
+use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
+use crate::traces::StepSnapshot;
+
+/// The page of up to `limit` rows strictly newer than `cursor` (or the oldest rows).
+fn newer_than(cursor: Option<&str>, limit: u64) -> PageRequest {
+    PageRequest::new(
+        None,
+        None,
+        Some(limit as i32),
+        cursor.map(str::to_owned),
+        None,
+    )
+}
+
+fn newest_first() -> PageRequest {
+    PageRequest::new(Some(1), None, None, None, None)
+}
+
+/// A newest-first page turned oldest first.
+fn oldest_first<T>(page: Page<T>) -> Vec<(String, T)> {
+    let mut edges = page.edges;
+    edges.reverse();
+    edges
+}
+
+fn first_cursor<T>(page: Page<T>) -> Option<String> {
+    page.edges.into_iter().next().map(|(cursor, _)| cursor)
+}
+
+pub struct RunFeed {
+    pub tenant: TenantId,
+    pub filter: RunFilter,
+}
+
+#[async_trait::async_trait]
+impl Feed for RunFeed {
+    type Row = LlmRunSnapshot;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, LlmRunSnapshot)>> {
+        let request = newer_than(cursor, limit);
+        let page = runs::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &request,
+        )
+        .await?;
+        Ok(oldest_first(page))
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let page = runs::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &newest_first(),
+        )
+        .await?;
+        Ok(first_cursor(page))
+    }
+
+    fn recorded_at(row: &LlmRunSnapshot) -> Option<DateTime<Utc>> {
+        Some(row.created_at)
+    }
+}
+
+pub struct SystemFeed {
+    pub tenant: TenantId,
+    pub filter: SystemFilter,
+}
+
+#[async_trait::async_trait]
+impl Feed for SystemFeed {
+    type Row = SystemRecordSnapshot;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, SystemRecordSnapshot)>> {
+        let request = newer_than(cursor, limit);
+        let page = system::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &request,
+        )
+        .await?;
+        Ok(oldest_first(page))
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let page = system::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &newest_first(),
+        )
+        .await?;
+        Ok(first_cursor(page))
+    }
+
+    fn recorded_at(row: &SystemRecordSnapshot) -> Option<DateTime<Utc>> {
+        Some(row.created_at)
+    }
+}
+
+pub struct AuditFeed {
+    pub tenant: TenantId,
+    pub filter: AuditFilter,
+}
+
+#[async_trait::async_trait]
+impl Feed for AuditFeed {
+    type Row = AuditEntrySnapshot;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, AuditEntrySnapshot)>> {
+        let request = newer_than(cursor, limit);
+        let page = audit::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &request,
+        )
+        .await?;
+        Ok(oldest_first(page))
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let page = audit::store::page(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &newest_first(),
+        )
+        .await?;
+        Ok(first_cursor(page))
+    }
+
+    fn recorded_at(row: &AuditEntrySnapshot) -> Option<DateTime<Utc>> {
+        Some(row.created_at)
+    }
+}
+
+/// One trace's live steps in step order (the `Trace.steps` list; its cursors). The trace was
+/// resolved tenant-scoped before the feed is built (steps carry no tenant).
+pub struct StepFeed {
+    pub trace_id: String,
+}
+
+impl StepFeed {
+    async fn page(
+        &self,
+        state: &AppState,
+        args: PageArgs,
+    ) -> AppResult<Vec<(String, StepSnapshot)>> {
+        let window = args.window(
+            &state.cursors,
+            trace_store::step_scope(&self.trace_id),
+            MAX_STEP_PAGE,
+            None,
+        )?;
+        let probe = Arc::new(StepProbe {
+            db: state.db.clone(),
+            trace_id: self.trace_id.clone(),
+        });
+        let page = trace_store::step_page(
+            &state.db,
+            &state.cursors,
+            &self.trace_id,
+            window,
+            None,
+            probe,
+        )
+        .await?;
+        Ok(page.edges)
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for StepFeed {
+    type Row = StepSnapshot;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, StepSnapshot)>> {
+        let args = PageArgs {
+            first: Some(limit as i32),
+            after: cursor.map(str::to_owned),
+            ..PageArgs::default()
+        };
+        self.page(state, args).await
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let args = PageArgs {
+            last: Some(1),
+            ..PageArgs::default()
+        };
+        Ok(self
+            .page(state, args)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(cursor, _)| cursor))
+    }
+
+    fn recorded_at(_: &StepSnapshot) -> Option<DateTime<Utc>> {
+        None
+    }
+}

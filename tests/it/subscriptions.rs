@@ -1,0 +1,485 @@
+//! Subscriptions over WebSocket (`graphql-transport-ws`): live rows arrive in list order exactly
+//! once, `after: cursor` replays what was missed and then continues live, filters and tenants
+//! apply, events written through another server process arrive (Redis, PostgreSQL
+//! LISTEN/NOTIFY, or in-process on SQLite), and auth errors.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use logbook::auth::{Role, TenantId};
+use logbook::events::{self, Topic};
+use logbook::scalars::now;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::support::{fixed_time, insert_runs, make_runs, Backend, TestApp};
+use crate::traces_reads::{insert_steps, insert_traces, step, trace};
+
+/// Long enough for a held row (settle delay) plus a missed notification (tick).
+const WAIT: Duration = Duration::from_secs(10);
+/// How long "nothing more arrives" is watched: one tick plus the settle delay, with margin.
+const QUIET: Duration = Duration::from_millis(3500);
+
+const RUNS: &str = r#"
+subscription Runs($filter: LlmRunFilter, $after: String) {
+  llmRunAdded(filter: $filter, after: $after) { cursor node { recordId provider createdAt } }
+}"#;
+
+const LIST: &str = r#"
+query List($filter: LlmRunFilter) {
+  llmRuns(filter: $filter, first: 100) { edges { cursor node { recordId } } }
+}"#;
+
+/// A graphql-transport-ws client.
+struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    /// Connects and completes `connection_init`; `header` goes on the upgrade request.
+    async fn connect(app: &TestApp, init: Value, header: Option<&str>) -> Ws {
+        let url = format!("{}/graphql", app.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        if let Some(key) = header {
+            headers.insert("Authorization", format!("Bearer {key}").parse().unwrap());
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        let mut ws = Ws { stream };
+        ws.send(json!({ "type": "connection_init", "payload": init }))
+            .await;
+        let ack = ws.message(WAIT).await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+
+    /// Connects with the key in the `connection_init` payload.
+    async fn with_key(app: &TestApp, key: &str) -> Ws {
+        Ws::connect(
+            app,
+            json!({ "Authorization": format!("Bearer {key}") }),
+            None,
+        )
+        .await
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "id": id,
+            "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    /// The next protocol message within `wait` (answering pings on the way).
+    async fn message(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(text.as_str()).unwrap();
+                    match message["type"].as_str() {
+                        Some("ping") => self.send(json!({ "type": "pong" })).await,
+                        // Sent after a failed subscription's error; nothing to check.
+                        Some("complete") => {}
+                        _ => return Some(message),
+                    }
+                }
+                Some(Ok(Message::Ping(_))) => {
+                    let _ = self.stream.flush().await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("websocket error: {e}"),
+                None => return None,
+            }
+        }
+    }
+
+    /// The payloads of the next `n` `next` messages of subscription `id`, failing on an error.
+    async fn take(&mut self, id: &str, n: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let message = self
+                .message(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("only {} of {n} events arrived: {out:#?}", out.len()));
+            assert_eq!(message["id"], id, "{message}");
+            assert_eq!(message["type"], "next", "{message}");
+            assert!(
+                message["payload"].get("errors").is_none(),
+                "unexpected errors: {message}"
+            );
+            out.push(message["payload"]["data"].clone());
+        }
+        out
+    }
+
+    /// Asserts no further message arrives for a while (nothing is delivered twice or late).
+    async fn quiet(&mut self) {
+        if let Some(message) = self.message(QUIET).await {
+            panic!("unexpected message: {message}");
+        }
+    }
+
+    /// The first error code sent for subscription `id` (as a `next` with errors or an `error`).
+    async fn error_code(&mut self, id: &str) -> String {
+        let message = self.message(WAIT).await.expect("an error message");
+        assert_eq!(message["id"], id, "{message}");
+        let errors = match message["type"].as_str() {
+            Some("next") => message["payload"]["errors"].clone(),
+            Some("error") => message["payload"].clone(),
+            _ => panic!("expected an error: {message}"),
+        };
+        errors[0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code: {message}"))
+            .to_owned()
+    }
+}
+
+fn run_ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e["llmRunAdded"]["node"]["recordId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Record ids in the live tail's order: `(created_at, id)` ascending.
+fn tail_order(runs: &[logbook::runs::LlmRunSnapshot]) -> Vec<String> {
+    let mut keyed: Vec<_> = runs.iter().map(|r| (r.created_at, r.id.clone())).collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, id)| id).collect()
+}
+
+async fn publish_runs(app: &TestApp, tenant: &str) {
+    events::publish(&app.state, Topic::LlmRuns, &TenantId::trusted(tenant)).await;
+}
+
+async fn runs_arrive_in_order_exactly_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    // Rows recorded before the subscription starts are not live events.
+    insert_runs(app.db(), &make_runs("acme", "old", 3, fixed_time())).await;
+
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe("1", RUNS, json!({})).await;
+    // Let the subscription take its starting position.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Six rows, two pairs sharing a timestamp (the id breaks the tie), the newest just now.
+    // (Each batch is newer than everything before it: a row older than one already delivered
+    // is the late-commit case the settle delay covers only for a second.)
+    let first = make_runs("acme", "a", 6, now() - chrono::Duration::seconds(10));
+    insert_runs(app.db(), &first).await;
+    publish_runs(&app, "acme").await;
+    let events = ws.take("1", 6).await;
+    assert_eq!(run_ids(&events), tail_order(&first));
+
+    let second = make_runs("acme", "b", 4, now());
+    insert_runs(app.db(), &second).await;
+    publish_runs(&app, "acme").await;
+    let events = ws.take("1", 4).await;
+    assert_eq!(run_ids(&events), tail_order(&second));
+    ws.quiet().await;
+}
+
+async fn after_cursor_replays_then_continues(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let missed = make_runs("acme", "m", 5, now() - chrono::Duration::seconds(30));
+    insert_runs(app.db(), &missed).await;
+    let order = tail_order(&missed);
+
+    // The list's cursor of the second-oldest row: the three newer rows were "missed".
+    let list = app.data(&key, LIST, json!({})).await;
+    let edges = list["llmRuns"]["edges"].as_array().unwrap().clone();
+    let cursor_of =
+        |id: &str| edges.iter().find(|e| e["node"]["recordId"] == id).unwrap()["cursor"].clone();
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe("r", RUNS, json!({ "after": cursor_of(&order[1]) }))
+        .await;
+    let replayed = ws.take("r", 3).await;
+    assert_eq!(run_ids(&replayed), order[2..].to_vec());
+
+    // Then live, with no duplicate of the replayed rows.
+    let live = make_runs("acme", "l", 2, now());
+    insert_runs(app.db(), &live).await;
+    publish_runs(&app, "acme").await;
+    let events = ws.take("r", 2).await;
+    let live_order = tail_order(&live);
+    assert_eq!(run_ids(&events), live_order);
+    ws.quiet().await;
+
+    // An event's own cursor resumes right after that event.
+    let resume = events[0]["llmRunAdded"]["cursor"].clone();
+    let mut again = Ws::with_key(&app, &key).await;
+    again.subscribe("s", RUNS, json!({ "after": resume })).await;
+    assert_eq!(run_ids(&again.take("s", 1).await), live_order[1..].to_vec());
+    again.quiet().await;
+
+    // A cursor of another filter, or garbage, is BAD_CURSOR.
+    let mut bad = Ws::with_key(&app, &key).await;
+    bad.subscribe(
+        "x",
+        RUNS,
+        json!({ "filter": { "provider": "openai" }, "after": resume }),
+    )
+    .await;
+    assert_eq!(bad.error_code("x").await, "BAD_CURSOR");
+    bad.subscribe("y", RUNS, json!({ "after": "garbage" }))
+        .await;
+    assert_eq!(bad.error_code("y").await, "BAD_CURSOR");
+}
+
+async fn filters_and_tenants_apply(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let acme = app.key("acme", Role::Viewer).await;
+    let other = app.key("other", Role::Viewer).await;
+    let mut ws = Ws::with_key(&app, &acme).await;
+    ws.subscribe("f", RUNS, json!({ "filter": { "provider": "anthropic" } }))
+        .await;
+    ws.subscribe("all", RUNS, json!({})).await;
+    let mut theirs = Ws::with_key(&app, &other).await;
+    theirs.subscribe("t", RUNS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // make_runs alternates anthropic / openai.
+    let mine = make_runs("acme", "mine", 4, now());
+    let foreign = make_runs("other", "foreign", 2, now());
+    insert_runs(app.db(), &mine).await;
+    insert_runs(app.db(), &foreign).await;
+    publish_runs(&app, "acme").await;
+    publish_runs(&app, "other").await;
+
+    // Per subscription: what matches, in order. Messages of the two acme subscriptions
+    // interleave on one socket, so sort them out by id.
+    let mut by_id: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    for _ in 0..6 {
+        let message = ws.message(WAIT).await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        by_id
+            .entry(message["id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(message["payload"]["data"].clone());
+    }
+    let anthropic: Vec<_> = mine
+        .iter()
+        .filter(|r| r.provider == "anthropic")
+        .cloned()
+        .collect();
+    assert_eq!(run_ids(&by_id["f"]), tail_order(&anthropic));
+    assert_eq!(run_ids(&by_id["all"]), tail_order(&mine));
+    ws.quiet().await;
+
+    assert_eq!(run_ids(&theirs.take("t", 2).await), tail_order(&foreign));
+    theirs.quiet().await;
+}
+
+/// Subscribe on one server, write through another sharing the database: PostgreSQL with Redis,
+/// PostgreSQL alone (LISTEN/NOTIFY). SQLite has no cross-process bus (one process should serve
+/// an embedded file): there the second server's write reaches the first on its periodic tick.
+async fn events_cross_server_processes(backend: Backend) {
+    let configs: Vec<fn(&mut logbook::config::Config)> = match backend {
+        Backend::Postgres => vec![|_| {}, |c| c.redis_url = None],
+        Backend::Sqlite => vec![|_| {}],
+    };
+    for adjust in configs {
+        let first = TestApp::spawn_with(backend, adjust).await;
+        let second = TestApp::spawn_on(backend, first.database_url(), adjust).await;
+        let viewer = first.key("acme", Role::Viewer).await;
+        let ingest = second.key("acme", Role::Ingest).await;
+        let mut ws = Ws::with_key(&first, &viewer).await;
+        ws.subscribe("1", RUNS, json!({})).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let heard_before = first.state.events.heard();
+
+        let recorded = second
+            .data(
+                &ingest,
+                r#"mutation($input: RecordLlmRunInput!) {
+                     recordLlmRun(input: $input) { recordId }
+                   }"#,
+                json!({ "input": {
+                    "runId": "run-x", "model": "claude-sonnet", "executionStatus": "SUCCEEDED",
+                    "startedAt": now().to_rfc3339(),
+                }}),
+            )
+            .await;
+        let started = Instant::now();
+        let events = ws.take("1", 1).await;
+        assert_eq!(
+            events[0]["llmRunAdded"]["node"]["recordId"],
+            recorded["recordLlmRun"]["recordId"]
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        if backend == Backend::Postgres {
+            // The wake-up came over the shared bus, not from a tick.
+            assert!(
+                first.state.events.heard() > heard_before,
+                "the first server heard no notification"
+            );
+        }
+        ws.quiet().await;
+    }
+}
+
+async fn system_records_and_steps_arrive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let outsider = app.key("other", Role::Viewer).await;
+    let start = now() - chrono::Duration::minutes(5);
+    insert_traces(app.db(), vec![trace("acme", "tr-1", "run-1", start)]).await;
+    insert_steps(
+        app.db(),
+        (0..3)
+            .map(|i| step("tr-1", i, "s", "success", start))
+            .collect(),
+    )
+    .await;
+
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe(
+        "sys",
+        r#"subscription { systemRecordAdded(filter: { severity: [WARN] }) {
+             cursor node { summary severity } } }"#,
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "steps",
+        r#"subscription($t: String!, $after: String) { traceStepAdded(traceId: $t, after: $after) {
+             cursor node { stepIndex } } }"#,
+        json!({ "t": "tr-1" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let record = |severity: &str, summary: &str| {
+        json!({ "input": {
+            "component": "WORKER", "eventType": "ERROR", "severity": severity, "summary": summary,
+        }})
+    };
+    let mutation = r#"mutation($input: RecordSystemRecordInput!) {
+        recordSystemRecord(input: $input) { summary } }"#;
+    app.data(&ingest, mutation, record("INFO", "ignored")).await;
+    app.data(&ingest, mutation, record("WARN", "disk low"))
+        .await;
+    insert_steps(
+        app.db(),
+        (3..5)
+            .map(|i| step("tr-1", i, "s", "success", start))
+            .collect(),
+    )
+    .await;
+    events::publish(&app.state, Topic::TraceSteps, &TenantId::trusted("acme")).await;
+
+    let mut sys = Vec::new();
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        let message = ws.message(WAIT).await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        let data = message["payload"]["data"].clone();
+        match message["id"].as_str() {
+            Some("sys") => sys.push(data["systemRecordAdded"]["node"]["summary"].clone()),
+            Some("steps") => steps.push(data["traceStepAdded"].clone()),
+            _ => panic!("{message}"),
+        }
+    }
+    assert_eq!(sys, vec![json!("disk low")]);
+    let indexes: Vec<_> = steps
+        .iter()
+        .map(|s| s["node"]["stepIndex"].clone())
+        .collect();
+    assert_eq!(indexes, vec![json!(3), json!(4)]);
+    ws.quiet().await;
+
+    // Resume after step 3: step 4 again, then nothing.
+    ws.subscribe(
+        "again",
+        r#"subscription($t: String!, $after: String) { traceStepAdded(traceId: $t, after: $after) {
+             node { stepIndex } } }"#,
+        json!({ "t": "tr-1", "after": steps[0]["cursor"] }),
+    )
+    .await;
+    let resumed = ws.take("again", 1).await;
+    assert_eq!(resumed[0]["traceStepAdded"]["node"]["stepIndex"], 4);
+
+    // Another tenant's trace is NOT_FOUND.
+    let mut theirs = Ws::with_key(&app, &outsider).await;
+    theirs
+        .subscribe(
+            "t",
+            r#"subscription { traceStepAdded(traceId: "tr-1") { cursor } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(theirs.error_code("t").await, "NOT_FOUND");
+}
+
+async fn keys_over_websocket(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+
+    let mut anonymous = Ws::connect(&app, json!({}), None).await;
+    anonymous.subscribe("1", RUNS, json!({})).await;
+    assert_eq!(anonymous.error_code("1").await, "UNAUTHENTICATED");
+
+    let mut forged = Ws::with_key(&app, "lbk_not-a-key").await;
+    forged.subscribe("1", RUNS, json!({})).await;
+    assert_eq!(forged.error_code("1").await, "UNAUTHENTICATED");
+
+    let mut writer = Ws::with_key(&app, &ingest).await;
+    writer.subscribe("1", RUNS, json!({})).await;
+    assert_eq!(writer.error_code("1").await, "FORBIDDEN");
+
+    // The upgrade request's Authorization header works too.
+    let mut by_header = Ws::connect(&app, json!({}), Some(&viewer)).await;
+    by_header.subscribe("1", RUNS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = make_runs("acme", "h", 1, now());
+    insert_runs(app.db(), &runs).await;
+    publish_runs(&app, "acme").await;
+    assert_eq!(run_ids(&by_header.take("1", 1).await), tail_order(&runs));
+}
+
+crate::cases!(
+    runs_arrive_in_order_exactly_once,
+    after_cursor_replays_then_continues,
+    filters_and_tenants_apply,
+    events_cross_server_processes,
+    system_records_and_steps_arrive,
+    keys_over_websocket,
+);
