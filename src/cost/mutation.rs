@@ -1,0 +1,536 @@
+//! Cost write mutations (DOMAIN.md 3.12, 3.13): `recordCost` (INGEST), `createFeatureTag`,
+//! `updateFeatureTag`, `upsertBudget` (ADMIN) and `detectCostAnomalies` (OPERATOR or ADMIN: it
+//! configures nothing, it derives anomaly rows from recorded cost, the kind of action an on-call
+//! operator takes). Resolvers check the input (`BAD_USER_INPUT` naming the argument path), run
+//! the write once per idempotency key and answer with the same types the `cost` reads return.
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
+use chrono::Duration;
+use serde_json::json;
+
+use super::anomaly_detect::{self, DetectionOutcome};
+use super::graphql::{CostAnomaly, CostBudget, FeatureTag};
+use super::rollup::NewCostRecord;
+use super::write::{self, BudgetUpsert, FeatureTagChanges, NewFeatureTag, RecordedCost};
+use super::{store, BudgetWithSpend, CostBudgetType, UNCLASSIFIED};
+use crate::app::AppState;
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, AppResult};
+use crate::idempotency;
+use crate::scalars::{now, Date, DateTime};
+use crate::traces::mutation::{check_opt, check_text};
+
+/// Most records one `recordCost` call takes (they are written in one transaction).
+pub const MAX_COST_BATCH: usize = 1_000;
+/// How far back `createdAt` may reach (backfills), and how far ahead (clock skew).
+const MAX_BACKFILL_DAYS: i64 = 366;
+const MAX_SKEW_MINUTES: i64 = 5;
+
+/// One metered LLM/tool call.
+#[derive(Debug, InputObject)]
+pub struct CostRecordInput {
+    /// At most 64 characters.
+    pub model: String,
+    /// A registered, active `namespace.action` tag; missing, unknown or inactive tags are
+    /// recorded as `unclassified`.
+    pub feature_tag: Option<String>,
+    /// Absent for anonymous usage.
+    pub user_id: Option<String>,
+    /// Trace linkage.
+    pub request_id: Option<String>,
+    pub workflow_id: Option<String>,
+    pub skill_id: Option<String>,
+    /// >= 0; default 0.
+    #[graphql(default)]
+    pub input_tokens: i32,
+    /// >= 0; default 0.
+    #[graphql(default)]
+    pub output_tokens: i32,
+    /// Fractional US cents, >= 0, stored as given (never truncated).
+    pub cost_cents: f64,
+    /// Whether the call was a retry (feeds the RETRY_LOOP cause of anomalies).
+    #[graphql(default)]
+    pub is_retry: bool,
+    /// When the cost was incurred (decides its UTC day); default now. At most 366 days back.
+    pub created_at: Option<DateTime>,
+}
+
+/// A batch of 1..=1000 cost records, written all or nothing.
+#[derive(Debug, InputObject)]
+pub struct RecordCostInput {
+    pub records: Vec<CostRecordInput>,
+}
+
+fn non_negative(field: String, value: i32) -> AppResult<i32> {
+    if value < 0 {
+        return Err(AppError::bad_input(
+            field.clone(),
+            format!("{field} must be >= 0"),
+        ));
+    }
+    Ok(value)
+}
+
+fn parse_record(
+    i: usize,
+    r: CostRecordInput,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<NewCostRecord> {
+    let field = |name: &str| format!("input.records.{i}.{name}");
+    check_text(&field("model"), &r.model, 64)?;
+    let opt = |name: &str, value: Option<String>, max: usize| -> AppResult<Option<String>> {
+        let value = value.filter(|v| !v.is_empty());
+        check_opt(&field(name), &value, max)?;
+        Ok(value)
+    };
+    if !r.cost_cents.is_finite() || r.cost_cents < 0.0 {
+        return Err(AppError::bad_input(
+            field("costCents"),
+            format!("{} must be a finite number >= 0", field("costCents")),
+        ));
+    }
+    if let Some(when) = r.created_at {
+        if when.0 > at + Duration::minutes(MAX_SKEW_MINUTES)
+            || when.0 < at - Duration::days(MAX_BACKFILL_DAYS)
+        {
+            return Err(AppError::bad_input(
+                field("createdAt"),
+                format!(
+                    "{} must be within the last {MAX_BACKFILL_DAYS} days and not in the future",
+                    field("createdAt")
+                ),
+            ));
+        }
+    }
+    Ok(NewCostRecord {
+        feature_tag: opt("featureTag", r.feature_tag, 128)?,
+        user_id: opt("userId", r.user_id, 64)?,
+        request_id: opt("requestId", r.request_id, 64)?,
+        workflow_id: opt("workflowId", r.workflow_id, 64)?,
+        skill_id: opt("skillId", r.skill_id, 64)?,
+        input_tokens: non_negative(field("inputTokens"), r.input_tokens)?,
+        output_tokens: non_negative(field("outputTokens"), r.output_tokens)?,
+        model: r.model,
+        cost_cents: r.cost_cents,
+        is_retry: r.is_retry,
+        created_at: r.created_at.map(|d| d.0),
+    })
+}
+
+fn parse_records(input: RecordCostInput) -> AppResult<Vec<NewCostRecord>> {
+    if input.records.is_empty() || input.records.len() > MAX_COST_BATCH {
+        return Err(AppError::bad_input(
+            "input.records",
+            format!("input.records must hold 1 to {MAX_COST_BATCH} records"),
+        ));
+    }
+    let at = now();
+    input
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| parse_record(i, r, at))
+        .collect()
+}
+
+/// The request hash input of `recordCost`: every field of every record.
+fn records_json(rows: &[NewCostRecord]) -> serde_json::Value {
+    rows.iter()
+        .map(|r| {
+            json!({
+                "model": r.model, "featureTag": r.feature_tag, "userId": r.user_id,
+                "requestId": r.request_id, "workflowId": r.workflow_id, "skillId": r.skill_id,
+                "inputTokens": r.input_tokens, "outputTokens": r.output_tokens,
+                "costCents": r.cost_cents, "isRetry": r.is_retry, "createdAt": r.created_at,
+            })
+        })
+        .collect()
+}
+
+/// A stored cost record.
+pub struct RecordedCostNode(RecordedCost);
+
+#[Object(name = "RecordedCost")]
+impl RecordedCostNode {
+    /// The record's id (`cr_…`).
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// The tag the cost counts under: the requested one, or `unclassified` when it was
+    /// missing, unknown or inactive.
+    async fn feature_tag(&self) -> &str {
+        &self.0.feature_tag
+    }
+    async fn requested_feature_tag(&self) -> Option<&str> {
+        self.0.requested_feature_tag.as_deref()
+    }
+    async fn model(&self) -> &str {
+        &self.0.model
+    }
+    async fn cost_cents(&self) -> f64 {
+        self.0.cost_cents
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+/// What `recordCost` wrote.
+#[derive(SimpleObject)]
+pub struct RecordCostPayload {
+    /// In input order.
+    records: Vec<RecordedCostNode>,
+    record_count: i32,
+    total_cost_cents: f64,
+    /// Records attributed to `unclassified` although they named another tag.
+    reclassified_count: i32,
+}
+
+fn record_payload(rows: Vec<RecordedCost>) -> RecordCostPayload {
+    let reclassified = rows
+        .iter()
+        .filter(|r| {
+            r.feature_tag == UNCLASSIFIED
+                && r.requested_feature_tag
+                    .as_deref()
+                    .is_some_and(|t| t != UNCLASSIFIED)
+        })
+        .count();
+    RecordCostPayload {
+        record_count: i32::try_from(rows.len()).unwrap_or(i32::MAX),
+        total_cost_cents: rows.iter().map(|r| r.cost_cents).sum(),
+        reclassified_count: i32::try_from(reclassified).unwrap_or(i32::MAX),
+        records: rows.into_iter().map(RecordedCostNode).collect(),
+    }
+}
+
+/// A new feature tag.
+#[derive(Debug, InputObject)]
+pub struct CreateFeatureTagInput {
+    /// `namespace.action`: a dot with text on both sides, no spaces, at most 128 characters.
+    pub tag: String,
+    /// At most 256 characters.
+    pub display_name: String,
+    pub description: Option<String>,
+    /// The feature's budget in cents, >= 0.
+    pub budget_cents: Option<i32>,
+    /// Default true.
+    #[graphql(default = true)]
+    pub is_active: bool,
+}
+
+/// Fields to change; omitted fields stay, `null` clears `description` or `budgetCents`.
+#[derive(Debug, InputObject)]
+pub struct UpdateFeatureTagInput {
+    pub display_name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub budget_cents: MaybeUndefined<i32>,
+    /// Inactive tags stop classifying new cost records.
+    pub is_active: Option<bool>,
+}
+
+fn check_tag(field: &str, tag: &str) -> AppResult<()> {
+    check_text(field, tag, 128)?;
+    let well_formed = tag
+        .split_once('.')
+        .is_some_and(|(ns, action)| !ns.is_empty() && !action.is_empty())
+        && !tag.chars().any(char::is_whitespace);
+    if !well_formed {
+        return Err(AppError::bad_input(
+            field,
+            format!("{field} must look like `namespace.action`"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_budget_cents(field: &str, value: Option<i32>) -> AppResult<()> {
+    match value {
+        Some(v) if v < 0 => Err(AppError::bad_input(field, format!("{field} must be >= 0"))),
+        _ => Ok(()),
+    }
+}
+
+fn parse_new_tag(input: CreateFeatureTagInput) -> AppResult<NewFeatureTag> {
+    check_tag("input.tag", &input.tag)?;
+    check_text("input.displayName", &input.display_name, 256)?;
+    check_budget_cents("input.budgetCents", input.budget_cents)?;
+    Ok(NewFeatureTag {
+        tag: input.tag,
+        display_name: input.display_name,
+        description: input.description,
+        budget_cents: input.budget_cents,
+        is_active: input.is_active,
+    })
+}
+
+fn maybe<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+fn parse_changes(input: UpdateFeatureTagInput) -> AppResult<FeatureTagChanges> {
+    if let Some(name) = &input.display_name {
+        check_text("input.displayName", name, 256)?;
+    }
+    let changes = FeatureTagChanges {
+        display_name: input.display_name,
+        description: maybe(input.description),
+        budget_cents: maybe(input.budget_cents),
+        is_active: input.is_active,
+    };
+    check_budget_cents("input.budgetCents", changes.budget_cents.flatten())?;
+    if changes == FeatureTagChanges::default() {
+        return Err(AppError::bad_input(
+            "input",
+            "input names no field to change",
+        ));
+    }
+    Ok(changes)
+}
+
+/// A budget to create, or to update when the tenant has one for this type and entity.
+#[derive(Debug, InputObject)]
+pub struct UpsertBudgetInput {
+    pub budget_type: CostBudgetType,
+    /// The feature tag or user id; required for FEATURE and USER, absent for TENANT.
+    pub entity_id: Option<String>,
+    /// >= 0.
+    pub daily_limit_cents: Option<i32>,
+    /// >= 0.
+    pub monthly_limit_cents: Option<i32>,
+    /// 0..=100; default 80.
+    #[graphql(default = 80)]
+    pub warn_threshold_pct: i32,
+    #[graphql(default)]
+    pub hard_limit_enabled: bool,
+    /// Default: true for a new budget, unchanged for an existing one.
+    pub is_active: Option<bool>,
+}
+
+fn parse_budget(input: UpsertBudgetInput) -> AppResult<BudgetUpsert> {
+    let entity_id = input.entity_id.filter(|e| !e.is_empty());
+    match (input.budget_type, &entity_id) {
+        (CostBudgetType::Tenant, Some(_)) => {
+            return Err(AppError::bad_input(
+                "input.entityId",
+                "input.entityId must be absent for a TENANT budget",
+            ));
+        }
+        (CostBudgetType::Feature | CostBudgetType::User, None) => {
+            return Err(AppError::bad_input(
+                "input.entityId",
+                "input.entityId is required for FEATURE and USER budgets",
+            ));
+        }
+        _ => {}
+    }
+    check_opt("input.entityId", &entity_id, 128)?;
+    check_budget_cents("input.dailyLimitCents", input.daily_limit_cents)?;
+    check_budget_cents("input.monthlyLimitCents", input.monthly_limit_cents)?;
+    if !(0..=100).contains(&input.warn_threshold_pct) {
+        return Err(AppError::bad_input(
+            "input.warnThresholdPct",
+            "input.warnThresholdPct must be between 0 and 100",
+        ));
+    }
+    Ok(BudgetUpsert {
+        budget_type: input.budget_type,
+        entity_id,
+        daily_limit_cents: input.daily_limit_cents,
+        monthly_limit_cents: input.monthly_limit_cents,
+        warn_threshold_pct: input.warn_threshold_pct,
+        hard_limit_enabled: input.hard_limit_enabled,
+        is_active: input.is_active,
+    })
+}
+
+/// What one detection run found on its day.
+#[derive(SimpleObject)]
+pub struct DetectCostAnomaliesPayload {
+    /// The UTC day evaluated.
+    day: Date,
+    /// Anomalies created or updated by this run (re-running a day updates, never duplicates).
+    anomalies: Vec<CostAnomaly>,
+    created: i32,
+    updated: i32,
+    /// Tenant, features and users with cost in the rollup's recent history.
+    entities_evaluated: i32,
+    budgets_evaluated: i32,
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+async fn tag_node(state: &AppState, tenant: &TenantId, tag: &str) -> AppResult<FeatureTag> {
+    write::feature_tag_by_tag(&state.db, tenant, tag)
+        .await?
+        .map(FeatureTag)
+        .ok_or(AppError::NotFound("FeatureTag"))
+}
+
+#[derive(Default)]
+pub struct CostMutation;
+
+#[Object]
+impl CostMutation {
+    /// Records 1..=1000 cost records (role INGEST) in one transaction together with their
+    /// daily rollup, so every `cost` panel includes them at once; one bad record writes
+    /// nothing.
+    async fn record_cost(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordCostInput,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<RecordCostPayload> {
+        let principal = auth::require(ctx, Permission::Ingest).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let rows = parse_records(input)?;
+        let tenant = &principal.tenant_id;
+        let recorded: Vec<RecordedCost> = idempotency::once(
+            state,
+            tenant,
+            "recordCost",
+            idempotency_key.as_deref(),
+            &records_json(&rows),
+            || write::record_cost_batch(&state.db, tenant, &rows),
+        )
+        .await?;
+        Ok(record_payload(recorded))
+    }
+
+    /// Registers a feature tag (role ADMIN). A tag the tenant already has is `BAD_USER_INPUT`.
+    async fn create_feature_tag(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateFeatureTagInput,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<FeatureTag> {
+        let principal = auth::require(ctx, Permission::Administer).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let new = parse_new_tag(input)?;
+        let tenant = &principal.tenant_id;
+        let tag: String = idempotency::once(
+            state,
+            tenant,
+            "createFeatureTag",
+            idempotency_key.as_deref(),
+            &new,
+            || async {
+                Ok(write::create_feature_tag(&state.db, tenant, &new)
+                    .await?
+                    .tag)
+            },
+        )
+        .await?;
+        Ok(tag_node(state, tenant, &tag).await?)
+    }
+
+    /// Changes a feature tag of the key's tenant (role ADMIN); `NOT_FOUND` for a tag it does
+    /// not have. Records already classified keep their classification.
+    async fn update_feature_tag(
+        &self,
+        ctx: &Context<'_>,
+        tag: String,
+        input: UpdateFeatureTagInput,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<FeatureTag> {
+        let principal = auth::require(ctx, Permission::Administer).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        check_text("tag", &tag, 128)?;
+        let changes = parse_changes(input)?;
+        let tenant = &principal.tenant_id;
+        let tag: String = idempotency::once(
+            state,
+            tenant,
+            "updateFeatureTag",
+            idempotency_key.as_deref(),
+            &json!({ "tag": tag, "changes": changes }),
+            || async {
+                Ok(write::update_feature_tag(&state.db, tenant, &tag, &changes)
+                    .await?
+                    .tag)
+            },
+        )
+        .await?;
+        Ok(tag_node(state, tenant, &tag).await?)
+    }
+
+    /// Creates or updates the tenant's budget for a type and entity (role ADMIN). There is at
+    /// most one TENANT budget; an update sets the limits, threshold and hard flag.
+    async fn upsert_budget(
+        &self,
+        ctx: &Context<'_>,
+        input: UpsertBudgetInput,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CostBudget> {
+        let principal = auth::require(ctx, Permission::Administer).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let budget = parse_budget(input)?;
+        let tenant = &principal.tenant_id;
+        let id: String = idempotency::once(
+            state,
+            tenant,
+            "upsertBudget",
+            idempotency_key.as_deref(),
+            &budget,
+            || async { Ok(write::upsert_budget(&state.db, tenant, &budget).await?.id) },
+        )
+        .await?;
+        let budget = write::budget_by_id(&state.db, tenant, &id)
+            .await?
+            .ok_or(AppError::NotFound("CostBudget"))?;
+        let today = now().date_naive();
+        let spend = store::budget_spend(&state.db, tenant, std::slice::from_ref(&budget), today)
+            .await?
+            .remove(&budget.id)
+            .unwrap_or_default();
+        Ok(CostBudget(BudgetWithSpend { budget, spend }))
+    }
+
+    /// Runs cost anomaly detection for the key's tenant on the current UTC day (role OPERATOR
+    /// or ADMIN): spikes of the tenant, its features and users, the tenant's sustained drift,
+    /// and budget warnings/excesses, read from the daily rollup. Found anomalies appear in
+    /// `cost { anomalies }`; running again the same day updates them instead of duplicating.
+    async fn detect_cost_anomalies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Same key returns the first result again.")] idempotency_key: Option<
+            String,
+        >,
+    ) -> async_graphql::Result<DetectCostAnomaliesPayload> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let tenant = &principal.tenant_id;
+        let outcome: DetectionOutcome = idempotency::once(
+            state,
+            tenant,
+            "detectCostAnomalies",
+            idempotency_key.as_deref(),
+            &json!({}),
+            || anomaly_detect::detect(&state.db, tenant, now()),
+        )
+        .await?;
+        let anomalies = anomaly_detect::anomalies_by_id(&state.db, tenant, &outcome.anomaly_ids)
+            .await?
+            .into_iter()
+            .map(CostAnomaly)
+            .collect();
+        Ok(DetectCostAnomaliesPayload {
+            day: Date(outcome.day),
+            anomalies,
+            created: count(outcome.created),
+            updated: count(outcome.updated),
+            entities_evaluated: count(outcome.entities_evaluated),
+            budgets_evaluated: count(outcome.budgets_evaluated),
+        })
+    }
+}

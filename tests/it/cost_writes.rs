@@ -1,0 +1,733 @@
+//! Cost writes: `recordCost` (rollups stay equal to a recomputation, a batch is all or nothing),
+//! `createFeatureTag`/`updateFeatureTag`, `upsertBudget` (one tenant budget), and
+//! `detectCostAnomalies` (spike + budget warning, no duplicates on re-run) — each checked through
+//! the `cost { … }` reads, with roles, tenant isolation and idempotency keys.
+
+use chrono::{Days, Utc};
+use logbook::auth::Role;
+use serde_json::{json, Value};
+
+use crate::support::{error_code, Backend, TestApp};
+
+const RECORD: &str = r#"
+mutation R($input: RecordCostInput!, $key: String) {
+  recordCost(input: $input, idempotencyKey: $key) {
+    recordCount totalCostCents reclassifiedCount
+    records { id featureTag requestedFeatureTag costCents createdAt }
+  }
+}"#;
+
+const SUMMARY: &str = r#"
+query($p: CostPeriod!) {
+  cost {
+    summary(period: $p) { totalCostCents requestCount totalInputTokens totalOutputTokens monthlyLimitCents }
+    byFeature(period: $p) { featureTag totalCostCents requestCount }
+  }
+}"#;
+
+const CREATE_TAG: &str = r#"
+mutation C($input: CreateFeatureTagInput!, $key: String) {
+  createFeatureTag(input: $input, idempotencyKey: $key) { id tag displayName isActive budgetCents }
+}"#;
+
+const UPDATE_TAG: &str = r#"
+mutation U($tag: String!, $input: UpdateFeatureTagInput!) {
+  updateFeatureTag(tag: $tag, input: $input) { id tag displayName description isActive budgetCents }
+}"#;
+
+const BUDGET: &str = r#"
+mutation B($input: UpsertBudgetInput!, $key: String) {
+  upsertBudget(input: $input, idempotencyKey: $key) {
+    id budgetType entityId dailyLimitCents monthlyLimitCents warnThresholdPct isActive
+  }
+}"#;
+
+const DETECT: &str = r#"
+mutation D($key: String) {
+  detectCostAnomalies(idempotencyKey: $key) {
+    day created updated
+    anomalies { id anomalyType severity entityType entityId deviationPct message breachCount }
+  }
+}"#;
+
+const ANOMALIES: &str = r#"
+{ cost { anomalies(first: 100) { totalCount nodes { id anomalyType entityType entityId severity } } } }"#;
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+fn rec(model: &str, tag: Option<&str>, user: Option<&str>, cents: f64) -> Value {
+    json!({ "model": model, "featureTag": tag, "userId": user, "costCents": cents,
+            "inputTokens": 100, "outputTokens": 7 })
+}
+
+/// Noon UTC `n` days ago, RFC 3339 (today: one minute ago, so it is never in the future).
+fn days_ago(n: u64) -> String {
+    if n == 0 {
+        return (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    }
+    (Utc::now().date_naive() - Days::new(n))
+        .and_hms_opt(12, 0, 0)
+        .expect("noon")
+        .and_utc()
+        .to_rfc3339()
+}
+
+async fn record(app: &TestApp, key: &str, records: Vec<Value>) -> Value {
+    app.data(key, RECORD, json!({ "input": { "records": records } }))
+        .await["recordCost"]
+        .clone()
+}
+
+async fn summary(app: &TestApp, key: &str, period: &str) -> Value {
+    app.data(key, SUMMARY, json!({ "p": period })).await["cost"].clone()
+}
+
+async fn record_cost_keeps_rollups_exact(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    app.data(
+        &admin,
+        CREATE_TAG,
+        json!({ "input": { "tag": "chat.reply", "displayName": "Chat reply" } }),
+    )
+    .await;
+
+    // Fractional cents that do not sum exactly in binary; three tag situations.
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let cents = 0.0137 * f64::from(i) + 0.001;
+        let tag = match i % 3 {
+            0 => Some("chat.reply"),
+            1 => Some("nope.unknown"),
+            _ => None,
+        };
+        batch.push(rec(
+            if i % 2 == 0 { "gpt-4o" } else { "claude" },
+            tag,
+            Some("u1"),
+            cents,
+        ));
+    }
+    let out = record(&app, &ingest, batch.clone()).await;
+    assert_eq!(out["recordCount"], json!(60));
+    assert_eq!(out["reclassifiedCount"], json!(20));
+    let records = out["records"].as_array().expect("present");
+    assert_eq!(records[0]["featureTag"], json!("chat.reply"));
+    assert_eq!(records[1]["featureTag"], json!("unclassified"));
+    assert_eq!(records[1]["requestedFeatureTag"], json!("nope.unknown"));
+    assert_eq!(records[2]["featureTag"], json!("unclassified"));
+    assert!(close(f(&records[5]["costCents"]), 0.0137 * 5.0 + 0.001));
+
+    // A backfilled record three days ago counts in the 7-day period only.
+    record(
+        &app,
+        &ingest,
+        vec![json!({ "model": "gpt-4o", "costCents": 12.3456789, "createdAt": days_ago(3) })],
+    )
+    .await;
+
+    let expected: f64 = batch.iter().map(|r| f(&r["costCents"])).sum();
+    let today = summary(&app, &viewer, "TODAY").await;
+    assert!(
+        close(f(&today["summary"]["totalCostCents"]), expected),
+        "{today:#} vs {expected}"
+    );
+    assert_eq!(today["summary"]["requestCount"], json!(60));
+    assert_eq!(today["summary"]["totalInputTokens"], json!("6000"));
+    let by_feature: Vec<(String, f64, i64)> = today["byFeature"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .map(|r| {
+            (
+                r["featureTag"].as_str().expect("present").to_owned(),
+                f(&r["totalCostCents"]),
+                r["requestCount"].as_i64().expect("present"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_feature.len(),
+        2,
+        "unclassified appears once: {by_feature:?}"
+    );
+    let tagged: f64 = batch
+        .iter()
+        .filter(|r| r["featureTag"] == json!("chat.reply"))
+        .map(|r| f(&r["costCents"]))
+        .sum();
+    for (tag, cost, n) in &by_feature {
+        match tag.as_str() {
+            "chat.reply" => {
+                assert!(close(*cost, tagged));
+                assert_eq!(*n, 20);
+            }
+            "unclassified" => {
+                assert!(close(*cost, expected - tagged));
+                assert_eq!(*n, 40);
+            }
+            other => panic!("unexpected tag {other}"),
+        }
+    }
+    let week = summary(&app, &viewer, "LAST_7_DAYS").await;
+    assert!(close(
+        f(&week["summary"]["totalCostCents"]),
+        expected + 12.3456789
+    ));
+    assert_eq!(week["summary"]["requestCount"], json!(61));
+
+    // The rollup equals a recomputation from the raw rows.
+    let raw = app
+        .gql(
+            Some(&viewer),
+            "{ cost { series(period: LAST_7_DAYS) { totalCostCents } } }",
+            json!({}),
+        )
+        .await;
+    assert!(close(
+        f(&raw["data"]["cost"]["series"]["totalCostCents"]),
+        expected + 12.3456789
+    ));
+    let rows = logbook::cost::rollup::rebuild_rollups(
+        app.db(),
+        Some(&logbook::auth::TenantId::trusted("acme")),
+    )
+    .await
+    .expect("rebuild");
+    assert!(rows > 0);
+    let rebuilt = summary(&app, &viewer, "LAST_7_DAYS").await;
+    assert!(close(
+        f(&rebuilt["summary"]["totalCostCents"]),
+        f(&week["summary"]["totalCostCents"])
+    ));
+    assert_eq!(rebuilt["byFeature"], week["byFeature"]);
+    app.stop().await;
+}
+
+async fn record_cost_batch_is_all_or_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let cases = [
+        (rec("m", None, None, -1.0), "input.records.1.costCents"),
+        (
+            json!({ "model": "m", "costCents": 1.0, "inputTokens": -5 }),
+            "input.records.1.inputTokens",
+        ),
+        (
+            json!({ "model": "m", "costCents": 1.0, "outputTokens": -5 }),
+            "input.records.1.outputTokens",
+        ),
+        (
+            json!({ "model": "", "costCents": 1.0 }),
+            "input.records.1.model",
+        ),
+        (
+            json!({ "model": "m", "costCents": 1.0, "createdAt": "2001-01-01T00:00:00Z" }),
+            "input.records.1.createdAt",
+        ),
+        (
+            json!({ "model": "m", "costCents": 1.0, "featureTag": "x".repeat(129) }),
+            "input.records.1.featureTag",
+        ),
+    ];
+    for (bad, field) in cases {
+        let body = app
+            .gql(
+                Some(&ingest),
+                RECORD,
+                json!({ "input": { "records": [rec("m", None, None, 1.0), bad, rec("m", None, None, 2.0)] } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], json!(field));
+    }
+    let empty = app
+        .gql(Some(&ingest), RECORD, json!({ "input": { "records": [] } }))
+        .await;
+    assert_eq!(
+        empty["errors"][0]["extensions"]["field"],
+        json!("input.records")
+    );
+    let too_many: Vec<Value> = (0..1001).map(|_| rec("m", None, None, 1.0)).collect();
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": too_many } }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"],
+        json!("input.records")
+    );
+    // A wrongly typed enum-free field is refused by the schema.
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": [{ "model": "m", "costCents": "lots" }] } }),
+        )
+        .await;
+    assert!(body["errors"].is_array(), "{body:#}");
+
+    let s = summary(&app, &viewer, "LAST_30_DAYS").await;
+    assert_eq!(
+        s["summary"]["requestCount"],
+        json!(0),
+        "nothing was written"
+    );
+
+    // Roles: only INGEST and ADMIN record cost.
+    for role in [Role::Viewer, Role::Operator] {
+        let key = app.key("acme", role).await;
+        let body = app
+            .gql(
+                Some(&key),
+                RECORD,
+                json!({ "input": { "records": [rec("m", None, None, 1.0)] } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+    let admin = app.key("acme", Role::Admin).await;
+    record(&app, &admin, vec![rec("m", None, None, 1.0)]).await;
+    app.stop().await;
+}
+
+async fn record_cost_idempotency_and_isolation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin_a = app.key("acme", Role::Admin).await;
+    let ingest_a = app.key("acme", Role::Ingest).await;
+    let ingest_b = app.key("beta", Role::Ingest).await;
+    let viewer_a = app.key("acme", Role::Viewer).await;
+    let viewer_b = app.key("beta", Role::Viewer).await;
+    app.data(
+        &admin_a,
+        CREATE_TAG,
+        json!({ "input": { "tag": "chat.reply", "displayName": "Chat" } }),
+    )
+    .await;
+    let input = json!({ "records": [rec("m", Some("chat.reply"), None, 1.25), rec("m", None, Some("u"), 2.5)] });
+    let first = app
+        .data(&ingest_a, RECORD, json!({ "input": input, "key": "k-1" }))
+        .await;
+    let again = app
+        .data(&ingest_a, RECORD, json!({ "input": input, "key": "k-1" }))
+        .await;
+    assert_eq!(first, again, "a duplicate returns the first result");
+    let other = app
+        .gql(
+            Some(&ingest_a),
+            RECORD,
+            json!({ "input": { "records": [rec("m", None, None, 9.0)] }, "key": "k-1" }),
+        )
+        .await;
+    assert_eq!(error_code(&other), "IDEMPOTENCY_CONFLICT");
+    let a = summary(&app, &viewer_a, "TODAY").await;
+    assert_eq!(a["summary"]["requestCount"], json!(2));
+    assert!(close(f(&a["summary"]["totalCostCents"]), 3.75));
+
+    // Tenant B: its own key space, its own tags (A's tag is unknown to B), its own totals.
+    let b = app
+        .data(&ingest_b, RECORD, json!({ "input": input, "key": "k-1" }))
+        .await;
+    assert_ne!(b, first);
+    assert_eq!(
+        b["recordCost"]["records"][0]["featureTag"],
+        json!("unclassified")
+    );
+    let sb = summary(&app, &viewer_b, "TODAY").await;
+    assert_eq!(sb["summary"]["requestCount"], json!(2));
+    let sa = summary(&app, &viewer_a, "TODAY").await;
+    assert_eq!(sa["summary"]["requestCount"], json!(2));
+    app.stop().await;
+}
+
+async fn feature_tags_create_and_update(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let admin_b = app.key("beta", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let created = app
+        .data(
+            &admin,
+            CREATE_TAG,
+            json!({ "input": { "tag": "search.query", "displayName": "Search", "budgetCents": 500 }, "key": "t1" }),
+        )
+        .await["createFeatureTag"]
+        .clone();
+    assert!(created["id"].as_str().expect("present").starts_with("ft_"));
+    assert_eq!(created["budgetCents"], json!(500.0));
+    let replay = app
+        .data(
+            &admin,
+            CREATE_TAG,
+            json!({ "input": { "tag": "search.query", "displayName": "Search", "budgetCents": 500 }, "key": "t1" }),
+        )
+        .await["createFeatureTag"]
+        .clone();
+    assert_eq!(replay["id"], created["id"]);
+    let dup = app
+        .gql(
+            Some(&admin),
+            CREATE_TAG,
+            json!({ "input": { "tag": "search.query", "displayName": "Again" } }),
+        )
+        .await;
+    assert_eq!(error_code(&dup), "BAD_USER_INPUT");
+    assert_eq!(dup["errors"][0]["extensions"]["field"], json!("input.tag"));
+    for (input, field) in [
+        (json!({ "tag": "nodot", "displayName": "x" }), "input.tag"),
+        (json!({ "tag": ".x", "displayName": "x" }), "input.tag"),
+        (
+            json!({ "tag": "a.b", "displayName": "" }),
+            "input.displayName",
+        ),
+        (
+            json!({ "tag": "a.b", "displayName": "x", "budgetCents": -1 }),
+            "input.budgetCents",
+        ),
+    ] {
+        let body = app
+            .gql(Some(&admin), CREATE_TAG, json!({ "input": input }))
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"],
+            json!(field),
+            "{body:#}"
+        );
+    }
+    for key in [&ingest, &viewer] {
+        let body = app
+            .gql(
+                Some(key),
+                CREATE_TAG,
+                json!({ "input": { "tag": "a.b", "displayName": "x" } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        let body = app
+            .gql(
+                Some(key),
+                UPDATE_TAG,
+                json!({ "tag": "search.query", "input": { "isActive": false } }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+    // Another tenant cannot see or change it; B can create the same tag for itself.
+    let body = app
+        .gql(
+            Some(&admin_b),
+            UPDATE_TAG,
+            json!({ "tag": "search.query", "input": { "isActive": false } }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+    app.data(
+        &admin_b,
+        CREATE_TAG,
+        json!({ "input": { "tag": "search.query", "displayName": "B's" } }),
+    )
+    .await;
+
+    let updated = app
+        .data(
+            &admin,
+            UPDATE_TAG,
+            json!({ "tag": "search.query", "input": { "displayName": "Search v2", "description": "d", "budgetCents": null, "isActive": false } }),
+        )
+        .await["updateFeatureTag"]
+        .clone();
+    assert_eq!(updated["displayName"], json!("Search v2"));
+    assert_eq!(updated["description"], json!("d"));
+    assert_eq!(updated["budgetCents"], Value::Null);
+    assert_eq!(updated["isActive"], json!(false));
+    let none = app
+        .gql(
+            Some(&admin),
+            UPDATE_TAG,
+            json!({ "tag": "search.query", "input": {} }),
+        )
+        .await;
+    assert_eq!(none["errors"][0]["extensions"]["field"], json!("input"));
+    let missing = app
+        .gql(
+            Some(&admin),
+            UPDATE_TAG,
+            json!({ "tag": "no.such", "input": { "isActive": true } }),
+        )
+        .await;
+    assert_eq!(error_code(&missing), "NOT_FOUND");
+
+    let list = app
+        .data(
+            &viewer,
+            "{ cost { active: featureTags { totalCount } all: featureTags(includeInactive: true) { nodes { tag displayName isActive } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(list["cost"]["active"]["totalCount"], json!(0));
+    assert_eq!(
+        list["cost"]["all"]["nodes"],
+        json!([{ "tag": "search.query", "displayName": "Search v2", "isActive": false }])
+    );
+    // An inactive tag no longer classifies cost.
+    let out = record(
+        &app,
+        &ingest,
+        vec![rec("m", Some("search.query"), None, 1.0)],
+    )
+    .await;
+    assert_eq!(out["records"][0]["featureTag"], json!("unclassified"));
+    app.stop().await;
+}
+
+async fn upsert_budget_keeps_one_per_entity(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let admin_b = app.key("beta", Role::Admin).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let first = app
+        .data(
+            &admin,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 100, "monthlyLimitCents": 2000 } }),
+        )
+        .await["upsertBudget"]
+        .clone();
+    assert!(first["id"].as_str().expect("present").starts_with("cb_"));
+    assert_eq!(first["entityId"], Value::Null);
+    let second = app
+        .data(
+            &admin,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 300, "warnThresholdPct": 70 }, "key": "b1" }),
+        )
+        .await["upsertBudget"]
+        .clone();
+    assert_eq!(second["id"], first["id"], "the tenant budget is unique");
+    assert_eq!(second["dailyLimitCents"], json!(300.0));
+    assert_eq!(second["monthlyLimitCents"], Value::Null);
+    assert_eq!(second["warnThresholdPct"], json!(70));
+    let replay = app
+        .data(
+            &admin,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 300, "warnThresholdPct": 70 }, "key": "b1" }),
+        )
+        .await["upsertBudget"]
+        .clone();
+    assert_eq!(replay, second);
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "FEATURE", "entityId": "chat.reply", "monthlyLimitCents": 50 } }),
+    )
+    .await;
+    let list = app
+        .data(
+            &viewer,
+            "{ cost { budgets { totalCount nodes { id budgetType entityId dailyLimitCents } } summary { monthlyLimitCents } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(list["cost"]["budgets"]["totalCount"], json!(2));
+    let tenant_rows: Vec<&Value> = list["cost"]["budgets"]["nodes"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .filter(|b| b["budgetType"] == json!("TENANT"))
+        .collect();
+    assert_eq!(tenant_rows.len(), 1);
+    assert_eq!(tenant_rows[0]["dailyLimitCents"], json!(300.0));
+
+    for (input, field) in [
+        (json!({ "budgetType": "FEATURE" }), "input.entityId"),
+        (
+            json!({ "budgetType": "TENANT", "entityId": "x" }),
+            "input.entityId",
+        ),
+        (
+            json!({ "budgetType": "TENANT", "warnThresholdPct": 150 }),
+            "input.warnThresholdPct",
+        ),
+        (
+            json!({ "budgetType": "USER", "entityId": "u", "dailyLimitCents": -1 }),
+            "input.dailyLimitCents",
+        ),
+    ] {
+        let body = app
+            .gql(Some(&admin), BUDGET, json!({ "input": input }))
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], json!(field));
+    }
+    let bad_enum = app
+        .gql(
+            Some(&admin),
+            BUDGET,
+            json!({ "input": { "budgetType": "GALAXY" } }),
+        )
+        .await;
+    assert!(bad_enum["errors"].is_array());
+    let forbidden = app
+        .gql(
+            Some(&operator),
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT" } }),
+        )
+        .await;
+    assert_eq!(error_code(&forbidden), "FORBIDDEN");
+    // Tenant B sees none of A's budgets; its own tenant budget is a different row.
+    let b = app
+        .data(
+            &admin_b,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 1 } }),
+        )
+        .await;
+    assert_ne!(b["upsertBudget"]["id"], first["id"]);
+    let viewer_b = app.key("beta", Role::Viewer).await;
+    let lb = app
+        .data(&viewer_b, "{ cost { budgets { totalCount } } }", json!({}))
+        .await;
+    assert_eq!(lb["cost"]["budgets"]["totalCount"], json!(1));
+    app.stop().await;
+}
+
+fn anomaly_keys(list: &Value) -> Vec<(String, String, Value)> {
+    let mut keys: Vec<(String, String, Value)> = list
+        .as_array()
+        .expect("present")
+        .iter()
+        .map(|a| {
+            (
+                a["anomalyType"].as_str().expect("present").to_owned(),
+                a["entityType"].as_str().expect("present").to_owned(),
+                a["entityId"].clone(),
+            )
+        })
+        .collect();
+    keys.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    keys
+}
+
+async fn detect_cost_anomalies_is_idempotent_per_day(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let operator_b = app.key("beta", Role::Operator).await;
+    app.data(
+        &admin,
+        CREATE_TAG,
+        json!({ "input": { "tag": "chat.reply", "displayName": "Chat" } }),
+    )
+    .await;
+    // 100 cents a day 3..=10 days ago, 300 yesterday and today: a two-day spike (ratio 3).
+    let mut rows = Vec::new();
+    for n in 0..=10u64 {
+        let cents = match n {
+            0 | 1 => 300.0,
+            2 => continue,
+            _ => 100.0,
+        };
+        rows.push(
+            json!({ "model": "gpt-4o", "featureTag": "chat.reply", "userId": "u1",
+                          "costCents": cents, "createdAt": days_ago(n) }),
+        );
+    }
+    record(&app, &ingest, rows).await;
+    // Today 300 of a 350 daily limit: 85.7 % ≥ the 80 % warning threshold.
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
+    )
+    .await;
+
+    for key in [&viewer, &ingest] {
+        let body = app.gql(Some(key), DETECT, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+    let first = app.data(&operator, DETECT, json!({})).await["detectCostAnomalies"].clone();
+    let found = anomaly_keys(&first["anomalies"]);
+    let expect = |t: &str, e: &str, id: Value| (t.to_owned(), e.to_owned(), id);
+    for wanted in [
+        expect("ABSOLUTE_SPIKE", "TENANT", Value::Null),
+        expect("ABSOLUTE_SPIKE", "USER", json!("u1")),
+        expect("ABSOLUTE_SPIKE", "FEATURE", json!("chat.reply")),
+        expect("BUDGET_WARNING", "TENANT", Value::Null),
+    ] {
+        assert!(found.contains(&wanted), "{wanted:?} not in {found:?}");
+    }
+    let spike = first["anomalies"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .find(|a| a["anomalyType"] == json!("ABSOLUTE_SPIKE") && a["entityType"] == json!("TENANT"))
+        .expect("present");
+    assert_eq!(spike["severity"], json!("HIGH"));
+    assert_eq!(spike["breachCount"], json!(2));
+    assert!(close(f(&spike["deviationPct"]), 200.0), "{spike:#}");
+    assert_eq!(first["created"], json!(found.len()));
+
+    let listed = app.data(&viewer, ANOMALIES, json!({})).await;
+    assert_eq!(
+        listed["cost"]["anomalies"]["totalCount"],
+        json!(found.len())
+    );
+    assert_eq!(anomaly_keys(&listed["cost"]["anomalies"]["nodes"]), found);
+
+    // Same day again: updated in place, nothing new.
+    let second = app.data(&admin, DETECT, json!({})).await["detectCostAnomalies"].clone();
+    assert_eq!(second["created"], json!(0));
+    assert_eq!(second["updated"], json!(found.len()));
+    let ids = |v: &Value| {
+        let mut ids: Vec<String> = v
+            .as_array()
+            .expect("present")
+            .iter()
+            .map(|a| a["id"].as_str().expect("present").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&second["anomalies"]), ids(&first["anomalies"]));
+    let again = app.data(&viewer, ANOMALIES, json!({})).await;
+    assert_eq!(again["cost"]["anomalies"]["totalCount"], json!(found.len()));
+
+    // Idempotency key: the duplicate returns the first result.
+    let k1 = app.data(&operator, DETECT, json!({ "key": "d1" })).await;
+    let k2 = app.data(&operator, DETECT, json!({ "key": "d1" })).await;
+    assert_eq!(k1, k2);
+
+    // Tenant B has no cost: nothing found, and A's anomalies stay invisible to it.
+    let b = app.data(&operator_b, DETECT, json!({})).await["detectCostAnomalies"].clone();
+    assert_eq!(b["anomalies"], json!([]));
+    let lb = app.data(&operator_b, ANOMALIES, json!({})).await;
+    assert_eq!(lb["cost"]["anomalies"]["totalCount"], json!(0));
+    app.stop().await;
+}
+
+crate::cases!(
+    record_cost_keeps_rollups_exact,
+    record_cost_batch_is_all_or_nothing,
+    record_cost_idempotency_and_isolation,
+    feature_tags_create_and_update,
+    upsert_budget_keeps_one_per_entity,
+    detect_cost_anomalies_is_idempotent_per_day,
+);
