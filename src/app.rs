@@ -30,8 +30,18 @@ pub struct AppState {
     pub cursors: CursorCodec,
     pub keys: Arc<KeyCache>,
     pub redis: Option<Arc<RedisLink>>,
+    /// Prefix of every Redis key and channel of this deployment: a random id stored in the
+    /// database, so processes sharing a database share keys and other deployments (or test
+    /// databases) on the same Redis never collide.
+    pub namespace: Arc<str>,
+    /// This process's fan-out point for subscription wake-ups (see `crate::events`).
+    pub events: Arc<crate::events::Hub>,
     pub sql: Arc<crate::db::SqlStats>,
     pub requests: Arc<RequestStats>,
+    /// Signs ledger checkpoints; the same key in every process sharing the database.
+    pub ledger_key: crate::ledger::signing::LedgerKey,
+    /// Group commit of this process's audit appends (see `crate::audit::group`).
+    pub audit_appends: Arc<crate::audit::group::AppendQueue>,
 }
 
 /// Counters over GraphQL requests served by this process.
@@ -47,6 +57,11 @@ impl AppState {
         let (db, sql) = crate::db::connect_counted(&config.database).await?;
         crate::db::migrate(&db).await?;
         let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
+        let deployment = crate::db::shared_secret(&db, "deployment_id").await?;
+        let namespace: Arc<str> = format!("lb:{}", hex::encode(&deployment[..8])).into();
+        let ledger_key =
+            crate::ledger::signing::LedgerKey::load(&db, config.ledger_signing_key.as_deref())
+                .await?;
         let redis = config
             .redis_url
             .as_deref()
@@ -59,8 +74,12 @@ impl AppState {
             cursors: CursorCodec::new(&cursor_key),
             keys: Arc::default(),
             redis,
+            namespace,
+            events: Arc::default(),
             sql,
             requests: Arc::default(),
+            ledger_key,
+            audit_appends: Arc::default(),
         })
     }
 }
@@ -76,6 +95,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// This process's export worker (none when disabled); abort it to play a crashed worker.
+    pub export_worker: Option<tokio::task::AbortHandle>,
 }
 
 /// Binds `bind` and starts serving in the background of the current tokio runtime.
@@ -92,6 +113,12 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
         App::new()
             .app_data(served.clone())
             .route("/graphql", web::post().to(graphql))
+            .route(
+                "/graphql",
+                web::get()
+                    .guard(actix_web::guard::fn_guard(is_websocket_upgrade))
+                    .to(subscriptions),
+            )
             .route("/graphql", web::get().to(graphql))
             .route("/graphql", web::route().to(method_not_allowed))
             .route("/graphiql", web::get().to(graphiql))
@@ -99,6 +126,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            .configure(|cfg| crate::exports::http::routes(cfg, &served.state))
     })
     .disable_signals()
     .shutdown_timeout(5);
@@ -114,7 +142,13 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(RunningServer { addr, handle, task })
+    let export_worker = crate::exports::worker::spawn(state.clone());
+    Ok(RunningServer {
+        addr,
+        handle,
+        task,
+        export_worker,
+    })
 }
 
 fn error_body(message: &str, code: &str) -> serde_json::Value {
@@ -240,6 +274,15 @@ async fn graphql(
             }
         }
     };
+    let mut request = request;
+    if let Err(err) = crate::persisted::resolve(&served.state, &mut request).await {
+        let status = if graphql_response_type {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        return HttpResponse::build(status).json(error_body(&err.message(), err.code()));
+    }
     if req.method() == Method::GET && is_mutation(&request) {
         return HttpResponse::MethodNotAllowed()
             .insert_header((header::ALLOW, "POST"))
@@ -254,8 +297,10 @@ async fn graphql(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
+    let rate = crate::ratelimit::RateSlot::default();
     let request = request
         .data(auth)
+        .data(rate.clone())
         .data(crate::runs::loaders::RunLoaderCell::default());
     let mut response = REQUEST_ID
         .scope(request_id.clone(), served.schema.execute(request))
@@ -270,9 +315,13 @@ async fn graphql(
     let request_error = response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| e.path.is_empty())
         && !response.errors.is_empty();
+    let window = rate.get();
+    let refused = window.is_some_and(|w| w.refused);
     let (status, content_type) = if graphql_response_type {
         (
-            if request_error {
+            if refused {
+                StatusCode::TOO_MANY_REQUESTS
+            } else if request_error {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
@@ -297,7 +346,61 @@ async fn graphql(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         http.insert_header(("x-request-id", value));
     }
+    if let Some(window) = window {
+        http.insert_header(("RateLimit-Limit", window.limit.to_string()));
+        http.insert_header(("RateLimit-Remaining", window.remaining.to_string()));
+        http.insert_header(("RateLimit-Reset", window.reset.to_string()));
+        if refused {
+            http.insert_header((header::RETRY_AFTER, window.reset.to_string()));
+        }
+    }
     http.body(body)
+}
+
+fn is_websocket_upgrade(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
+    ctx.head()
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The API key a `connection_init` payload carries: `{"Authorization": "Bearer …"}` (any case),
+/// also accepted nested under `headers` as some clients send it.
+fn init_authorization(payload: &serde_json::Value) -> Option<String> {
+    let find = |object: &serde_json::Value| {
+        object.as_object().and_then(|fields| {
+            fields
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+                .and_then(|(_, value)| value.as_str().map(str::to_owned))
+        })
+    };
+    find(payload).or_else(|| payload.get("headers").and_then(find))
+}
+
+/// GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`).
+/// The key comes from the `connection_init` payload or else from the upgrade request's
+/// `Authorization` header, and is resolved like an HTTP request's, on first use.
+async fn subscriptions(
+    req: HttpRequest,
+    payload: web::Payload,
+    served: web::Data<Served>,
+) -> actix_web::Result<HttpResponse> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    async_graphql_actix_web::GraphQLSubscription::new(served.schema.clone())
+        .on_connection_init(move |init| async move {
+            let presented = init_authorization(&init).or(header);
+            let mut data = async_graphql::Data::default();
+            data.insert(RequestAuth::from_header(presented.as_deref()));
+            data.insert(crate::runs::loaders::RunLoaderCell::default());
+            Ok(data)
+        })
+        .start(&req, payload)
 }
 
 async fn graphiql() -> HttpResponse {

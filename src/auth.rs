@@ -71,19 +71,32 @@ impl Role {
 /// What a caller wants to do; each role grants a fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
+    /// Read everything in the tenant: VIEWER, OPERATOR, ADMIN.
     Read,
+    /// Write runs, traces, system records, cost records and audit events: INGEST, ADMIN.
+    Ingest,
+    /// Resolve mismatches, create exports: OPERATOR, ADMIN.
+    Operate,
+    /// Tenant administration (feature tags, budgets): ADMIN.
+    Administer,
 }
 
 impl Permission {
     fn granted_to(self, role: Role) -> bool {
         match self {
             Permission::Read => matches!(role, Role::Viewer | Role::Operator | Role::Admin),
+            Permission::Ingest => matches!(role, Role::Ingest | Role::Admin),
+            Permission::Operate => matches!(role, Role::Operator | Role::Admin),
+            Permission::Administer => matches!(role, Role::Admin),
         }
     }
 
     fn describe(self) -> &'static str {
         match self {
             Permission::Read => "read logs",
+            Permission::Ingest => "write records",
+            Permission::Operate => "perform operator actions",
+            Permission::Administer => "administer the tenant",
         }
     }
 }
@@ -153,6 +166,14 @@ impl RequestAuth {
             presented,
             resolved: OnceCell::new(),
         }
+    }
+
+    /// The rate-limit bucket of the presented key: its sha256, known without a lookup.
+    pub fn bucket(&self) -> Option<String> {
+        self.presented
+            .as_deref()
+            .filter(|raw| !raw.is_empty())
+            .map(digest_key)
     }
 
     async fn principal(

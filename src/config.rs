@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_fan_out: usize,
     pub max_body_bytes: usize,
     pub introspection: bool,
+    /// Complexity points each API key may spend per minute (0: no limit).
+    pub rate_limit_per_minute: u64,
 }
 
 impl Default for Limits {
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_fan_out: 20,
             max_body_bytes: 1024 * 1024,
             introspection: true,
+            rate_limit_per_minute: 600_000,
         }
     }
 }
@@ -37,6 +40,11 @@ pub struct Config {
     pub key_cache_ttl: Duration,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// Export jobs: artefact directory, worker and retry settings.
+    pub exports: crate::exports::settings::ExportSettings,
+    /// The ed25519 seed (hex or base64) that signs ledger checkpoints; when absent, a key is
+    /// generated on first start and kept in the database.
+    pub ledger_signing_key: Option<String>,
 }
 
 impl Config {
@@ -47,6 +55,8 @@ impl Config {
             limits: Limits::default(),
             key_cache_ttl: Duration::from_secs(30),
             workers: 0,
+            exports: Default::default(),
+            ledger_signing_key: None,
         }
     }
 }

@@ -118,3 +118,11 @@ pub async fn shared_secret(db: &DatabaseConnection, name: &str) -> AppResult<Vec
     hex::decode(&row.value)
         .map_err(|e| AppError::internal(format!("server setting {name} is not hex: {e}")))
 }
+
+/// The `n`-th (1-based) bind parameter of a raw statement: `$n` on PostgreSQL, `?n` on SQLite.
+pub fn param(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}

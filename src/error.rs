@@ -23,6 +23,18 @@ pub enum AppError {
     },
     BadCursor(&'static str),
     ImmutableRecord(String),
+    /// Same idempotency key, different input.
+    IdempotencyConflict(String),
+    /// A state change the object's lifecycle does not allow (e.g. completing a finished trace).
+    InvalidTransition(String),
+    /// A replayed step produced another output than the recorded one.
+    ReplayMismatch {
+        message: String,
+        expected: String,
+        actual: String,
+    },
+    RateLimited(String),
+    PayloadTooLarge(String),
     Unavailable(String),
     /// The cause goes to the log only.
     Internal(String),
@@ -53,6 +65,11 @@ impl AppError {
             AppError::BadUserInput { message, .. } => message.clone(),
             AppError::BadCursor(why) => format!("invalid cursor: {why}"),
             AppError::ImmutableRecord(detail) => format!("the record is immutable: {detail}"),
+            AppError::IdempotencyConflict(detail) => detail.clone(),
+            AppError::InvalidTransition(detail) => detail.clone(),
+            AppError::ReplayMismatch { message, .. } => message.clone(),
+            AppError::RateLimited(detail) => detail.clone(),
+            AppError::PayloadTooLarge(detail) => detail.clone(),
             AppError::Unavailable(what) => what.clone(),
             AppError::Internal(_) => "internal error".into(),
         }
@@ -67,6 +84,11 @@ impl AppError {
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::BadCursor(_) => "BAD_CURSOR",
             AppError::ImmutableRecord(_) => "IMMUTABLE_RECORD",
+            AppError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
+            AppError::InvalidTransition(_) => "INVALID_TRANSITION",
+            AppError::ReplayMismatch { .. } => "REPLAY_MISMATCH",
+            AppError::RateLimited(_) => "RATE_LIMITED",
+            AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::Unavailable(_) => "UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
@@ -139,6 +161,16 @@ impl From<AppError> for async_graphql::Error {
                 async_graphql::Error::new(err.message()).extend_with(move |_, e| {
                     e.set("code", code);
                     e.set("field", field.clone());
+                })
+            }
+            AppError::ReplayMismatch {
+                expected, actual, ..
+            } => {
+                let (expected, actual) = (expected.clone(), actual.clone());
+                async_graphql::Error::new(err.message()).extend_with(move |_, e| {
+                    e.set("code", code);
+                    e.set("expected", expected.clone());
+                    e.set("actual", actual.clone());
                 })
             }
             _ => async_graphql::Error::new(err.message()).extend_with(|_, e| e.set("code", code)),

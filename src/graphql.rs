@@ -1,8 +1,6 @@
 //! The schema root: each domain's `Query` merged into one, plus `node`/`nodes`.
 
-use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, Interface, MergedObject, Object, Schema, ID,
-};
+use async_graphql::{Context, Interface, MergedObject, MergedSubscription, Object, Schema, ID};
 
 use crate::app::AppState;
 use crate::audit::graphql::{AuditEntry, AuditQuery};
@@ -14,7 +12,7 @@ use crate::runs::graphql::{LlmRun, RunQuery};
 use crate::system::graphql::{SystemQuery, SystemRecord};
 use crate::tenants::graphql::TenantQuery;
 
-pub type LogbookSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type LogbookSchema = Schema<Query, Mutation, Subscription>;
 
 /// An object with a global id (Relay).
 #[derive(Interface)]
@@ -93,16 +91,44 @@ pub struct Query(
     crate::mismatches::graphql::MismatchQuery,
     crate::replay::graphql::ReplayQuery,
     crate::integrity::graphql::IntegrityQuery,
+    crate::ledger::graphql::LedgerQuery,
+);
+
+/// Every domain's mutations.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    crate::traces::mutation::TraceMutation,
+    crate::runs::mutation::RunMutation,
+    crate::system::mutation::SystemMutation,
+    crate::exports::mutation::ExportMutation,
+    crate::audit::mutation::AuditMutation,
+    crate::mismatches::mutation::MismatchMutation,
+    crate::replay::mutation::ReplayMutation,
+    crate::cost::mutation::CostMutation,
+    crate::evidence::mutation::EvidenceMutation,
+);
+
+/// Live tails of the logs over WebSocket (`graphql-transport-ws`): each event is a new row with
+/// its list cursor, to resume with `after`.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(
+    crate::subscriptions::LogSubscription,
+    crate::exports::subscription::ExportSubscription,
 );
 
 /// Builds the schema; `state` is available to resolvers as context data.
 pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
-    let mut builder = Schema::build(Query::default(), EmptyMutation, EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .extension(crate::limits::FieldFanOut {
-            max: limits.max_fan_out,
-        });
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .extension(crate::limits::FieldFanOut {
+        max: limits.max_fan_out,
+    })
+    .extension(crate::ratelimit::RateLimit);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

@@ -22,6 +22,15 @@ struct Cli {
     /// Redis URL (optional): `redis://127.0.0.1:6379`.
     #[arg(long, env = "REDIS_URL", global = true)]
     redis_url: Option<String>,
+    /// Ed25519 seed (64 hex digits or base64) that signs ledger checkpoints; default: a key
+    /// generated on first start and kept in the database.
+    #[arg(
+        long,
+        env = "LOGBOOK_LEDGER_SIGNING_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    ledger_signing_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +50,74 @@ enum Command {
     },
     /// Print the GraphQL SDL (what `schema.graphql` must equal).
     PrintSchema,
+    /// Verify or export a tenant's audit ledger (docs/ledger.md).
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Export artefacts.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Trace retention.
+    Traces {
+        #[command(subcommand)]
+        command: TracesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TracesCommand {
+    /// Move traces older than DAYS to aos_traces_archive, then delete them (and their steps)
+    /// from the live tables, BATCH traces per transaction. Running it again is a no-op.
+    Archive {
+        /// Age in days (by created_at) beyond which traces move.
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+        /// Only this tenant's traces (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Traces per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Recompute an export's digests against its manifest (FILE: the artefact, its manifest
+    /// `FILE.manifest.json` beside it; or the manifest itself).
+    Verify {
+        file: std::path::PathBuf,
+        /// The manifest, when it is not beside the artefact under its usual name.
+        #[arg(long)]
+        manifest: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check every entry hash and link and the signed checkpoint: online (`--tenant`, against
+    /// the database) or offline (`--file` and `--public-key`); names the first bad entry.
+    Verify {
+        /// Tenant whose ledger to verify in the database.
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        tenant: Option<String>,
+        /// An exported ledger file (`logbook ledger export`).
+        #[arg(long, requires = "public_key")]
+        file: Option<std::path::PathBuf>,
+        /// The trusted ed25519 public key (hex or base64), e.g. from `ledger { publicKey }`.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write a tenant's ledger as NDJSON ending with a signed checkpoint.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -57,9 +134,15 @@ struct ServeArgs {
     /// Turn introspection off.
     #[arg(long, env = "LOGBOOK_NO_INTROSPECTION")]
     no_introspection: bool,
+    /// Complexity points each API key may spend per minute (0: unlimited).
+    #[arg(long, env = "LOGBOOK_RATE_LIMIT", default_value_t = 600_000)]
+    rate_limit: u64,
     /// Seed a small demo tenant on an empty database and print an API key for it.
     #[arg(long)]
     demo: bool,
+    /// Directory of export artefacts and manifests (shared by every server process).
+    #[arg(long, env = "LOGBOOK_EXPORT_DIR", default_value = "exports")]
+    export_dir: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -129,7 +212,56 @@ fn fail(message: &str) -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::new(cli.database_url.clone(), cli.redis_url.clone());
+    config.ledger_signing_key = cli.ledger_signing_key.clone();
     match cli.command {
+        Command::Ledger { command } => {
+            use logbook::ledger::cli;
+            let line = match command {
+                LedgerCommand::Verify {
+                    tenant: Some(tenant),
+                    ..
+                } => cli::verify_online(&config, &tenant).await?,
+                LedgerCommand::Verify {
+                    file: Some(file),
+                    public_key,
+                    ..
+                } => cli::verify_offline(&file, public_key.as_deref().unwrap_or_default())?,
+                LedgerCommand::Verify { .. } => {
+                    return Err("pass --tenant T, or --file F with --public-key K".into())
+                }
+                LedgerCommand::Export { tenant, out } => {
+                    cli::export(&config, &tenant, &out).await?
+                }
+            };
+            println!("{line}");
+            Ok(())
+        }
+        Command::Export {
+            command: ExportCommand::Verify { file, manifest },
+        } => {
+            let verified = logbook::exports::verify::verify(&file, manifest.as_deref())?;
+            println!(
+                "ok: {} matches its manifest {} ({} member file(s), {} row(s))",
+                verified.artefact_path.display(),
+                verified.manifest_path.display(),
+                verified.members,
+                verified.rows
+            );
+            println!("artefact sha256 {}", verified.artefact_sha256);
+            println!(
+                "manifest sha256 {} (compare with LogExport.manifestSha256 and the audit ledger)",
+                verified.manifest_sha256
+            );
+            Ok(())
+        }
+        Command::Traces {
+            command:
+                TracesCommand::Archive {
+                    older_than,
+                    tenant,
+                    batch,
+                },
+        } => archive_traces(&config, older_than, tenant, batch).await,
         Command::PrintSchema => {
             print!("{}", logbook::graphql::sdl());
             Ok(())
@@ -218,6 +350,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.workers = args.workers;
             config.database.max_connections = args.db_pool;
             config.limits.introspection = !args.no_introspection;
+            config.limits.rate_limit_per_minute = args.rate_limit;
+            config.exports.dir = args.export_dir.clone();
             let state = AppState::connect(config).await.map_err(|e| e.message())?;
             if args.demo {
                 demo(&state).await?;
@@ -276,5 +410,47 @@ async fn demo(state: &AppState) -> Result<(), String> {
     .map_err(|e| e.message())?;
     println!("demo tenant `demo`, ADMIN key (shown once): {key}");
     println!("GraphiQL headers: {{\"Authorization\": \"Bearer {key}\"}}");
+    Ok(())
+}
+
+/// `logbook traces archive`: prints one line per committed batch and a total.
+async fn archive_traces(
+    config: &Config,
+    older_than: u32,
+    tenant: Option<String>,
+    batch: u64,
+) -> Result<(), String> {
+    use logbook::traces::archive::{archive_traces, ArchiveOptions};
+    let db = logbook::db::connect(&config.database)
+        .await
+        .map_err(|e| e.message())?;
+    logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+    let options = ArchiveOptions {
+        older_than_days: older_than,
+        tenant,
+        batch,
+        now: logbook::scalars::now(),
+    };
+    let report = archive_traces(&db, &options, |n, moved| {
+        println!(
+            "batch {n}: archived {} traces, removed {} steps",
+            moved.traces, moved.steps
+        );
+    })
+    .await
+    .map_err(|e| e.message())?;
+    println!(
+        "archived {} traces ({} steps removed) created before {} in {} batches",
+        report.traces_archived,
+        report.steps_removed,
+        logbook::scalars::format_utc(report.cutoff),
+        report.batches
+    );
+    if report.conflicts > 0 {
+        println!(
+            "left {} older traces in place: their trace_id is already in the archive",
+            report.conflicts
+        );
+    }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod evidence_capture_failures;
 pub mod feature_tags;
 pub mod incidents;
 pub mod integrity_evidence;
+pub mod ledger_checkpoints;
 pub mod llm_run_records;
 pub mod log_exports;
 pub mod policy_activation_audit;
@@ -57,6 +58,7 @@ pub mod prelude {
     pub use super::feature_tags::Entity as FeatureTags;
     pub use super::incidents::Entity as Incidents;
     pub use super::integrity_evidence::Entity as IntegrityEvidence;
+    pub use super::ledger_checkpoints::Entity as LedgerCheckpoints;
     pub use super::llm_run_records::Entity as LlmRunRecords;
     pub use super::log_exports::Entity as LogExports;
     pub use super::policy_activation_audit::Entity as PolicyActivationAudit;

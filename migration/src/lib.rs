@@ -18,6 +18,12 @@ mod m20261127_000011_create_cost_tables;
 mod m20261127_000012_create_evidence_tables;
 mod m20261127_000013_create_policy_activation_audit;
 mod m20261128_041500_index_cost_rollup_grains;
+mod m20261128_090000_create_idempotency_keys;
+mod m20261128_091000_create_request_limits;
+mod m20261128_110000_create_ledger_tables;
+mod m20261128_130000_create_replay_outputs;
+mod m20261128_140000_create_export_jobs;
+mod m20261128_150100_scope_evidence_keys;
 
 pub struct Migrator;
 
@@ -39,6 +45,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000012_create_evidence_tables::Migration),
             Box::new(m20261127_000013_create_policy_activation_audit::Migration),
             Box::new(m20261128_041500_index_cost_rollup_grains::Migration),
+            Box::new(m20261128_090000_create_idempotency_keys::Migration),
+            Box::new(m20261128_091000_create_request_limits::Migration),
+            Box::new(m20261128_110000_create_ledger_tables::Migration),
+            Box::new(m20261128_130000_create_replay_outputs::Migration),
+            Box::new(m20261128_140000_create_export_jobs::Migration),
+            Box::new(m20261128_150100_scope_evidence_keys::Migration),
         ]
     }
 }

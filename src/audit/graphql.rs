@@ -13,6 +13,7 @@ use super::{
     SignalFeedbackSnapshot,
 };
 use crate::app::AppState;
+use crate::audit::views::{AuditDecision, AuditView};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
@@ -51,6 +52,10 @@ impl AuditEntry {
     /// The entity's id; for SIGNAL entities, the signal fingerprint.
     async fn entity_id(&self) -> &str {
         &self.0.entity_id
+    }
+    /// The decision an authorization entry records; null for other entries.
+    async fn decision(&self) -> Option<AuditDecision> {
+        crate::audit::views::decision_of(self.0.event_type)
     }
     async fn actor_type(&self) -> ActorType {
         self.0.actor_type
@@ -108,15 +113,22 @@ pub struct AuditEntryFilter {
     pub created_after: Option<DateTime>,
     /// Inclusive upper bound on `createdAt`.
     pub created_before: Option<DateTime>,
+    /// One of the console's audit views (identity, authorization, access), combined with the
+    /// other fields.
+    pub view: Option<AuditView>,
 }
 
 impl From<AuditEntryFilter> for AuditFilter {
     fn from(f: AuditEntryFilter) -> Self {
+        let (event_type, actor_type) = match f.view {
+            Some(view) => crate::audit::views::narrow(view, f.event_type, f.actor_type),
+            None => (f.event_type, f.actor_type),
+        };
         AuditFilter {
-            event_type: f.event_type.map(|v| canonical(v, AuditEventType::as_str)),
+            event_type: event_type.map(|v| canonical(v, AuditEventType::as_str)),
             entity_type: f.entity_type,
             entity_id: f.entity_id,
-            actor_type: f.actor_type,
+            actor_type,
             actor_id: f.actor_id,
             run_id: f.run_id,
             created_after: f.created_after.map(|d| d.0),

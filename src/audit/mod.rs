@@ -2,9 +2,13 @@
 //! This module holds the snapshot types and the pure rules over them (signal feedback, 3.2);
 //! `store` reads the ledger, `graphql` serves it, `chain` defines the hash chain.
 
+pub mod append;
 pub mod chain;
 pub mod graphql;
+pub mod group;
+pub mod mutation;
 pub mod store;
+pub mod views;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -92,7 +96,7 @@ pub struct AuditEntrySnapshot {
 
 /// The list filter, as the store applies it: equality on each given field, "any of" for
 /// `event_type` (sorted and deduplicated), inclusive time bounds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditFilter {
     pub event_type: Option<Vec<AuditEventType>>,
     pub entity_type: Option<AuditEntityType>,

@@ -21,7 +21,7 @@ use crate::system::store::newest_per_key;
 /// list is `auditEntries(filter: {runId})`.
 pub const GOVERNANCE_EVENTS_PER_RUN: u64 = 100;
 
-fn snapshot(m: audit_ledger::Model) -> AppResult<AuditEntrySnapshot> {
+pub(crate) fn snapshot(m: audit_ledger::Model) -> AppResult<AuditEntrySnapshot> {
     let bad = |what: &str, value: &str| {
         AppError::internal(format!("audit entry {} has unknown {what} {value}", m.id))
     };
@@ -63,7 +63,7 @@ fn tenant_rows(tenant: &TenantId) -> Select<Entity> {
     Entity::find().filter(Column::TenantId.eq(tenant.as_str()))
 }
 
-fn filtered(tenant: &TenantId, filter: &AuditFilter) -> Select<Entity> {
+pub(crate) fn filtered(tenant: &TenantId, filter: &AuditFilter) -> Select<Entity> {
     let mut q = tenant_rows(tenant);
     if let Some(values) = &filter.event_type {
         q = q.filter(Column::EventType.is_in(values.iter().map(|v| v.as_str())));

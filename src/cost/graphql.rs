@@ -333,7 +333,7 @@ impl CostProjection {
 }
 
 /// A detected cost anomaly (DOMAIN.md 3.13).
-pub struct CostAnomaly(AnomalySnapshot);
+pub struct CostAnomaly(pub(crate) AnomalySnapshot);
 
 #[Object]
 impl CostAnomaly {
@@ -432,7 +432,7 @@ impl From<CostAnomalyFilter> for AnomalyFilter {
 }
 
 /// An active budget with its current spend.
-pub struct CostBudget(BudgetWithSpend);
+pub struct CostBudget(pub(crate) BudgetWithSpend);
 
 #[Object]
 impl CostBudget {
@@ -496,7 +496,7 @@ impl CostBudget {
 crate::connection_types!(CostBudgetConnection, CostBudgetEdge, CostBudget);
 
 /// A registered feature tag (`namespace.action`) that cost records are attributed to.
-pub struct FeatureTag(FeatureTagSnapshot);
+pub struct FeatureTag(pub(crate) FeatureTagSnapshot);
 
 #[Object]
 impl FeatureTag {

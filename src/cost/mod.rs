@@ -11,10 +11,13 @@
 //! (5 #16). Periods are day-aligned so that rollups answer them exactly: `LAST_7_DAYS` is
 //! `[00:00Z of (today − 6), now]`.
 
+pub mod anomaly_detect;
 pub mod compute;
 pub mod graphql;
+pub mod mutation;
 pub mod rollup;
 pub mod store;
+pub mod write;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};

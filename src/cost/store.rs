@@ -139,7 +139,7 @@ pub async fn daily_totals(
         .collect())
 }
 
-fn budget_snapshot(m: cost_budgets::Model) -> AppResult<BudgetSnapshot> {
+pub(crate) fn budget_snapshot(m: cost_budgets::Model) -> AppResult<BudgetSnapshot> {
     let budget_type = CostBudgetType::parse(&m.budget_type).ok_or_else(|| {
         AppError::internal(format!(
             "budget {} has unknown type {}",
@@ -308,7 +308,7 @@ pub async fn budget_page(
     }))
 }
 
-fn feature_tag_snapshot(m: feature_tags::Model) -> AppResult<FeatureTagSnapshot> {
+pub(crate) fn feature_tag_snapshot(m: feature_tags::Model) -> AppResult<FeatureTagSnapshot> {
     Ok(FeatureTagSnapshot {
         id: m.id,
         tag: m.tag,
@@ -375,7 +375,7 @@ pub async fn feature_tag_page(
     .await
 }
 
-fn anomaly_snapshot(m: cost_anomalies::Model) -> AppResult<AnomalySnapshot> {
+pub(crate) fn anomaly_snapshot(m: cost_anomalies::Model) -> AppResult<AnomalySnapshot> {
     let bad = |what: &str, value: &str| {
         AppError::internal(format!("cost anomaly {} has unknown {what} {value}", m.id))
     };

@@ -3,15 +3,17 @@
 //! 5 #20).
 
 pub mod graphql;
+pub mod mutation;
 pub mod store;
+pub mod write;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `OPEN` until resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MismatchStatus {
     Open,
@@ -28,8 +30,8 @@ impl MismatchStatus {
     }
 }
 
-/// A mismatch report as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// A mismatch report as stored (serializable: idempotent writes store it as their result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MismatchSnapshot {
     pub id: String,
     pub trace_id: String,

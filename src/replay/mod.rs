@@ -2,7 +2,9 @@
 //! window is ±30 s around its inflection point, and its events are the union of the trace's
 //! steps, the system records and the tenant's policy/limit audit entries in that window.
 
+pub mod enforce;
 pub mod graphql;
+pub mod mutation;
 pub mod store;
 
 use async_graphql::Enum;

@@ -4,13 +4,15 @@
 pub mod evidence;
 pub mod graphql;
 pub mod loaders;
+pub mod mutation;
 pub mod store;
+pub mod write;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
     Succeeded,
@@ -38,7 +40,7 @@ impl ExecutionStatus {
 }
 
 /// Who produced the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunSource {
     Api,
@@ -97,7 +99,7 @@ pub struct LlmRunSnapshot {
 
 /// The list filter, as the store applies it. Equality on each given field; the time bounds are
 /// inclusive (`created_at >= created_after`, `created_at <= created_before`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunFilter {
     pub run_id: Option<String>,
     pub provider: Option<String>,

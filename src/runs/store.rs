@@ -10,7 +10,7 @@ use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
 
-fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
+pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
         AppError::internal(format!(
             "llm run {} has unknown status {}",
@@ -42,7 +42,7 @@ fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     })
 }
 
-fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> {
+pub(crate) fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
     if let Some(v) = &filter.run_id {
         q = q.filter(Column::RunId.eq(v.as_str()));

@@ -3,7 +3,9 @@
 //! are visible only to it.
 
 pub mod graphql;
+pub mod mutation;
 pub mod store;
+pub mod write;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -16,7 +18,7 @@ macro_rules! stored_enum {
         $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum, serde::Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -87,7 +89,16 @@ stored_enum! {
 
 /// Which system records a list shows: the tenant's own, the system-wide ones, or both.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, async_graphql::Enum, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SystemRecordScope {
@@ -118,7 +129,7 @@ pub struct SystemRecordSnapshot {
 
 /// The list filter, as the store applies it. Each list means "any of"; the time bounds are
 /// inclusive. Lists are kept sorted and deduplicated so equal filters bind equal cursors.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct SystemFilter {
     pub scope: SystemRecordScope,
     pub component: Option<Vec<SystemComponent>>,

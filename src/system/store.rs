@@ -21,7 +21,7 @@ use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest,
 /// Most system records returned per run by [`system_records_for_runs`].
 pub const RECORDS_PER_RUN: u64 = 50;
 
-fn snapshot(m: system_records::Model) -> AppResult<SystemRecordSnapshot> {
+pub(crate) fn snapshot(m: system_records::Model) -> AppResult<SystemRecordSnapshot> {
     let bad = |what: &str, value: &str| {
         AppError::internal(format!("system record {} has unknown {what} {value}", m.id))
     };
@@ -61,7 +61,7 @@ fn visible(tenant: &TenantId, scope: SystemRecordScope) -> Condition {
     }
 }
 
-fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entity> {
+pub(crate) fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entity> {
     let mut q = Entity::find().filter(visible(tenant, filter.scope));
     if let Some(values) = &filter.component {
         q = q.filter(Column::Component.is_in(values.iter().map(|v| v.as_str())));

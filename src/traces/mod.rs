@@ -3,10 +3,13 @@
 //! Reads never see archived traces or steps (`archived_at` set, 5 #14), and step statuses are
 //! kept exactly as stored, unknown ones included (5 #15).
 
+pub mod archive;
 pub mod compare;
 pub mod graphql;
 pub mod hashing;
+pub mod mutation;
 pub mod store;
+pub mod write;
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
@@ -14,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// Lifecycle status of a trace (3.10): `RUNNING` until completed, failed or aborted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TraceStatus {
     Running,
@@ -67,7 +70,7 @@ impl ReplayMode {
 }
 
 /// What a replay does with a step (3.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReplayBehavior {
     /// Always run the step again.
@@ -255,7 +258,7 @@ pub struct TraceSummary {
 
 /// The list filter, as the store applies it. Equality on each given field; time bounds are
 /// inclusive.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraceListFilter {
     pub run_id: Option<String>,
     pub agent_id: Option<String>,

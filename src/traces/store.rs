@@ -128,7 +128,7 @@ pub(crate) fn visible(tenant: &TenantId) -> Select<Traces> {
         .filter(T::ArchivedAt.is_null())
 }
 
-fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Traces> {
+pub(crate) fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Traces> {
     let mut q = visible(tenant);
     if let Some(v) = &filter.run_id {
         q = q.filter(T::RunId.eq(v.as_str()));

@@ -16,7 +16,7 @@ const PAGE: &str = r#"
 query Page($filter: AuditEntryFilter, $first: Int, $after: String, $last: Int, $before: String, $asOf: DateTime) {
   auditEntries(filter: $filter, first: $first, after: $after, last: $last, before: $before, asOf: $asOf) {
     totalCount
-    edges { cursor node { id recordId seq eventType entityType entityId actorType actorId actionReason beforeState afterState correlationId runId prevHash entryHash createdAt } }
+    edges { cursor node { id recordId seq eventType decision entityType entityId actorType actorId actionReason beforeState afterState correlationId runId prevHash entryHash createdAt } }
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }"#;
@@ -236,6 +236,22 @@ async fn entries_page_filter_and_count(backend: Backend) {
     assert_eq!(newest["entityType"], "SIGNAL");
     assert_eq!(newest["afterState"], json!({ "i": 39 }));
     assert_eq!(newest["beforeState"], Value::Null);
+    assert_eq!(
+        newest["decision"],
+        Value::Null,
+        "an acknowledgement decides nothing"
+    );
+    let breach = app
+        .data(
+            &key,
+            PAGE,
+            json!({ "first": 1, "filter": { "eventType": ["LIMIT_BREACHED"] } }),
+        )
+        .await;
+    assert_eq!(
+        breach["auditEntries"]["edges"][0]["node"]["decision"],
+        "DENIED"
+    );
     assert_eq!(newest["actionReason"], "reason 40");
     assert_eq!(newest["entryHash"].as_str().expect("hash").len(), 64);
 
@@ -275,6 +291,21 @@ async fn entries_page_filter_and_count(backend: Backend) {
             Box::new(|r: &Seeded| {
                 r.actor_type == "AGENT" && r.actor_id.as_deref() == Some("actor-1")
             }),
+        ),
+        // The console's audit views select their real event types and actors.
+        (
+            json!({ "view": "AUTHORIZATION" }),
+            Box::new(|r: &Seeded| {
+                matches!(r.event_type, "PolicyProposalApproved" | "LimitBreached")
+            }),
+        ),
+        (
+            json!({ "view": "ACCESS", "eventType": ["LIMIT_BREACHED", "LIMIT_CREATED"] }),
+            Box::new(|r: &Seeded| r.event_type == "LimitCreated"),
+        ),
+        (
+            json!({ "view": "IDENTITY" }),
+            Box::new(|r: &Seeded| r.actor_type == "HUMAN"),
         ),
         (
             json!({ "runId": "run-5" }),
@@ -553,7 +584,7 @@ async fn signal_feedback_latest_event_wins(backend: Backend) {
 }
 
 async fn governance_events_for_runs_are_batched(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let _ = app.key("acme", Role::Viewer).await;
     let _ = app.key("other", Role::Viewer).await;
     let t = fixed_time();

@@ -638,7 +638,7 @@ async fn projection_averages_every_lookback_day(backend: Backend) {
 }
 
 async fn budgets_carry_spend_from_one_statement(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let key = app.key("acme", Role::Viewer).await;
     let long_ago = Utc::now() - Duration::days(400);
     add_feature_tag(&app, "acme", "chat.reply", "Chat", None, true, long_ago).await;

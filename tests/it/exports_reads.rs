@@ -362,7 +362,7 @@ async fn paging_is_stable_while_exports_progress(backend: Backend) {
 }
 
 async fn exports_for_runs_are_batched(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let _ = app.key("acme", Role::Viewer).await;
     let _ = app.key("other", Role::Viewer).await;
     let t = fixed_time();

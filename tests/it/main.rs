@@ -2,21 +2,35 @@
 //! SQLite; a backend that cannot be reached fails the run under `CI=true` and elsewhere is
 //! reported loudly, its cases listed as ignored (never counted as passed).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod support;
 
+mod archive;
 mod audit_reads;
+mod audit_writes;
 mod auth;
 mod cli;
 mod cost_reads;
+mod cost_writes;
+mod evidence_writes;
 mod exports_reads;
+mod exports_writes;
+mod idempotency;
 mod immutability;
+mod ingest;
+mod ledger;
 mod limits;
+mod mismatch_writes;
 mod mismatches_reads;
 mod panel;
+mod replay_enforce;
 mod replay_integrity;
+mod request_limits;
 mod run_depth;
 mod runs;
 mod schema;
+mod subscriptions;
 mod system_records;
 mod traces_reads;
 mod transport;
@@ -26,19 +40,31 @@ use support::{Backend, TestCase};
 
 fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
     vec![
+        ("archive", archive::cases()),
         ("audit_reads", audit_reads::cases()),
+        ("audit_writes", audit_writes::cases()),
         ("auth", auth::cases()),
         ("cli", cli::cases()),
         ("cost_reads", cost_reads::cases()),
+        ("cost_writes", cost_writes::cases()),
+        ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
+        ("exports_writes", exports_writes::cases()),
+        ("idempotency", idempotency::cases()),
         ("immutability", immutability::cases()),
+        ("ledger", ledger::cases()),
+        ("ingest", ingest::cases()),
         ("limits", limits::cases()),
+        ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
         ("replay_integrity", replay_integrity::cases()),
+        ("request_limits", request_limits::cases()),
+        ("replay_enforce", replay_enforce::cases()),
         ("run_depth", run_depth::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
+        ("subscriptions", subscriptions::cases()),
         ("system_records", system_records::cases()),
         ("traces_reads", traces_reads::cases()),
         ("transport", transport::cases()),

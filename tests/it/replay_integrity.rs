@@ -88,7 +88,7 @@ query Window($runId: String!) {
 }"#;
 
 async fn replay_window_merges_three_sources(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let key = app.key("acme", Role::Viewer).await;
     let other_key = app.key("other", Role::Viewer).await;
     let t = fixed_time();

@@ -31,7 +31,7 @@ async fn statements_for(app: &TestApp, key: &str, first: i32) -> (u64, Value) {
 }
 
 async fn nested_fields_cost_a_constant_number_of_statements(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let options = SeedOptions {
         profile: Profile::Demo,
         tenants: None,

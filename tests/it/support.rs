@@ -223,7 +223,30 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let url = fresh_database_url(backend).await;
-        let mut config = Config::new(url, None);
+        Self::spawn_on(backend, url, adjust).await
+    }
+
+    /// A server whose only SQL is the requests' own: no rate-limit counter writes (SQLite keeps
+    /// them in the database) and no export worker polling, for tests that count statements.
+    pub async fn spawn_for_counting(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |config| {
+            config.limits.rate_limit_per_minute = 0;
+            config.exports.worker = false;
+        })
+        .await
+    }
+
+    /// Another server over an existing database: with `self.database_url()` it plays a second
+    /// server process sharing the first one's database (and, on PostgreSQL, its Redis).
+    /// PostgreSQL cases run with Redis configured (production shape); SQLite cases without it
+    /// (the embedded default).
+    pub async fn spawn_on(
+        backend: Backend,
+        url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let redis = matches!(backend, Backend::Postgres).then(redis_url);
+        let mut config = Config::new(url, redis);
         config.workers = 2;
         config.database.max_connections = 8;
         adjust(&mut config);
@@ -242,6 +265,10 @@ impl TestApp {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.state.db
+    }
+
+    pub fn database_url(&self) -> String {
+        self.state.config.database.url.clone()
     }
 
     /// Creates the tenant (if needed) and a key with `role` for it.
