@@ -46,137 +46,59 @@ fn first_cursor<T>(page: Page<T>) -> Option<String> {
     page.edges.into_iter().next().map(|(cursor, _)| cursor)
 }
 
-pub struct RunFeed {
-    pub tenant: TenantId,
-    pub filter: RunFilter,
+/// A feed over one of the time-ordered lists (runs, system records, audit entries): the list's
+/// own keyset `page` with its filter, read oldest first after the cursor.
+macro_rules! list_feed {
+    ($(#[$meta:meta])* $name:ident, $filter:ty, $row:ty, $page:path) => {
+        $(#[$meta])*
+        pub struct $name {
+            pub tenant: TenantId,
+            pub filter: $filter,
+        }
+
+        #[async_trait::async_trait]
+        impl Feed for $name {
+            type Row = $row;
+
+            async fn after(
+                &self,
+                state: &AppState,
+                cursor: Option<&str>,
+                limit: u64,
+            ) -> AppResult<Vec<(String, $row)>> {
+                let request = newer_than(cursor, limit);
+                let page = $page(&state.db, &state.cursors, &self.tenant, &self.filter, &request)
+                    .await?;
+                Ok(oldest_first(page))
+            }
+
+            async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+                let request = newest_first();
+                let page = $page(&state.db, &state.cursors, &self.tenant, &self.filter, &request)
+                    .await?;
+                Ok(first_cursor(page))
+            }
+
+            fn recorded_at(row: &$row) -> Option<DateTime<Utc>> {
+                Some(row.created_at)
+            }
+        }
+    };
 }
 
-#[async_trait::async_trait]
-impl Feed for RunFeed {
-    type Row = LlmRunSnapshot;
-
-    async fn after(
-        &self,
-        state: &AppState,
-        cursor: Option<&str>,
-        limit: u64,
-    ) -> AppResult<Vec<(String, LlmRunSnapshot)>> {
-        let request = newer_than(cursor, limit);
-        let page = runs::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &request,
-        )
-        .await?;
-        Ok(oldest_first(page))
-    }
-
-    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-        let page = runs::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &newest_first(),
-        )
-        .await?;
-        Ok(first_cursor(page))
-    }
-
-    fn recorded_at(row: &LlmRunSnapshot) -> Option<DateTime<Utc>> {
-        Some(row.created_at)
-    }
-}
-
-pub struct SystemFeed {
-    pub tenant: TenantId,
-    pub filter: SystemFilter,
-}
-
-#[async_trait::async_trait]
-impl Feed for SystemFeed {
-    type Row = SystemRecordSnapshot;
-
-    async fn after(
-        &self,
-        state: &AppState,
-        cursor: Option<&str>,
-        limit: u64,
-    ) -> AppResult<Vec<(String, SystemRecordSnapshot)>> {
-        let request = newer_than(cursor, limit);
-        let page = system::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &request,
-        )
-        .await?;
-        Ok(oldest_first(page))
-    }
-
-    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-        let page = system::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &newest_first(),
-        )
-        .await?;
-        Ok(first_cursor(page))
-    }
-
-    fn recorded_at(row: &SystemRecordSnapshot) -> Option<DateTime<Utc>> {
-        Some(row.created_at)
-    }
-}
-
-pub struct AuditFeed {
-    pub tenant: TenantId,
-    pub filter: AuditFilter,
-}
-
-#[async_trait::async_trait]
-impl Feed for AuditFeed {
-    type Row = AuditEntrySnapshot;
-
-    async fn after(
-        &self,
-        state: &AppState,
-        cursor: Option<&str>,
-        limit: u64,
-    ) -> AppResult<Vec<(String, AuditEntrySnapshot)>> {
-        let request = newer_than(cursor, limit);
-        let page = audit::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &request,
-        )
-        .await?;
-        Ok(oldest_first(page))
-    }
-
-    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-        let page = audit::store::page(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &newest_first(),
-        )
-        .await?;
-        Ok(first_cursor(page))
-    }
-
-    fn recorded_at(row: &AuditEntrySnapshot) -> Option<DateTime<Utc>> {
-        Some(row.created_at)
-    }
-}
+list_feed!(RunFeed, RunFilter, LlmRunSnapshot, runs::store::page);
+list_feed!(
+    SystemFeed,
+    SystemFilter,
+    SystemRecordSnapshot,
+    system::store::page
+);
+list_feed!(
+    AuditFeed,
+    AuditFilter,
+    AuditEntrySnapshot,
+    audit::store::page
+);
 
 /// One trace's live steps in step order (the `Trace.steps` list; its cursors). The trace was
 /// resolved tenant-scoped before the feed is built (steps carry no tenant).
