@@ -93,6 +93,11 @@ enum ExportCommand {
         /// The manifest, when it is not beside the artefact under its usual name.
         #[arg(long)]
         manifest: Option<std::path::PathBuf>,
+        /// AUDIT exports: the trusted ledger public key (hex or base64, from
+        /// `ledger { publicKey }`); also verifies the ledger file's chain and signed checkpoint
+        /// and that every exported entry is in it.
+        #[arg(long)]
+        public_key: Option<String>,
     },
 }
 
@@ -237,9 +242,18 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Export {
-            command: ExportCommand::Verify { file, manifest },
+            command:
+                ExportCommand::Verify {
+                    file,
+                    manifest,
+                    public_key,
+                },
         } => {
-            let verified = logbook::exports::verify::verify(&file, manifest.as_deref())?;
+            let verified = logbook::exports::verify::verify(
+                &file,
+                manifest.as_deref(),
+                public_key.as_deref(),
+            )?;
             println!(
                 "ok: {} matches its manifest {} ({} member file(s), {} row(s))",
                 verified.artefact_path.display(),
@@ -252,6 +266,22 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "manifest sha256 {} (compare with LogExport.manifestSha256 and the audit ledger)",
                 verified.manifest_sha256
             );
+            if let Some(ledger) = &verified.ledger {
+                println!(
+                    "ledger file {} matches its manifest ({} entries)",
+                    ledger.path.display(),
+                    ledger.tree_size
+                );
+                match &ledger.signature {
+                    Some(summary) => println!("ledger: {summary}"),
+                    None => println!(
+                        "ledger: pass --public-key K to verify its chain and signed checkpoint"
+                    ),
+                }
+                if let Some(n) = ledger.rows_matched {
+                    println!("{n} exported entries are in the signed ledger");
+                }
+            }
             Ok(())
         }
         Command::Traces {

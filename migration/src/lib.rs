@@ -24,6 +24,7 @@ mod m20261128_110000_create_ledger_tables;
 mod m20261128_130000_create_replay_outputs;
 mod m20261128_140000_create_export_jobs;
 mod m20261128_150100_scope_evidence_keys;
+mod m20261128_160000_audit_export_event;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_130000_create_replay_outputs::Migration),
             Box::new(m20261128_140000_create_export_jobs::Migration),
             Box::new(m20261128_150100_scope_evidence_keys::Migration),
+            Box::new(m20261128_160000_audit_export_event::Migration),
         ]
     }
 }

@@ -86,6 +86,7 @@ impl AuditEventType {
                 AuditEntityType::Incident
             }
             SignalAcknowledged | SignalSuppressed | SignalEscalated => AuditEntityType::Signal,
+            ExportCompleted => AuditEntityType::Export,
         }
     }
 
@@ -100,6 +101,12 @@ impl AuditEventType {
             PolicyRuleRetired => StateConvention::BeforeOnly,
             _ => StateConvention::AfterOnly,
         }
+    }
+
+    /// Events only the server appends; `recordAuditEvent` refuses them so a client cannot
+    /// forge an export's anchor.
+    pub fn server_only(self) -> bool {
+        matches!(self, AuditEventType::ExportCompleted)
     }
 
     /// Events that lift, bypass or remove a control must say why: granting a limit override,

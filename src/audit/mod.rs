@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::system::stored_enum;
 
 stored_enum! {
-    /// The 18 canonical audit events (DOMAIN 3.1); only these create ledger entries.
+    /// The 18 canonical audit events (DOMAIN 3.1), plus `ExportCompleted`, which only the
+    /// server writes: an export's manifest hash, so the ledger's proofs cover exports.
     AuditEventType {
         PolicyRuleCreated => "PolicyRuleCreated",
         PolicyRuleModified => "PolicyRuleModified",
@@ -37,6 +38,7 @@ stored_enum! {
         SignalAcknowledged => "SignalAcknowledged",
         SignalSuppressed => "SignalSuppressed",
         SignalEscalated => "SignalEscalated",
+        ExportCompleted => "ExportCompleted",
     }
 }
 
@@ -49,6 +51,8 @@ stored_enum! {
         Incident => "INCIDENT",
         /// An activity signal; its entity id is the signal fingerprint.
         Signal => "SIGNAL",
+        /// A log export; its entity id is the export id.
+        Export => "EXPORT",
     }
 }
 

@@ -74,6 +74,16 @@ impl AuditMutation {
             run_id: input.run_id.clone(),
             correlation_id: input.correlation_id.clone(),
         };
+        if entry.event_type.server_only() {
+            return Err(AppError::bad_input(
+                "input.eventType",
+                format!(
+                    "{} entries are written by the server itself (when an export completes)",
+                    entry.event_type.as_str()
+                ),
+            )
+            .into());
+        }
         entry.validate("input")?;
         // The idempotency store keeps the entry's id; a duplicate reads the entry back.
         let mut fresh = None;

@@ -1,5 +1,6 @@
-//! `GET /exports/{id}/download` and `GET /exports/{id}/manifest`: stream a completed export's
-//! artefact or its manifest from disk in 64 KiB chunks (memory stays flat whatever the size).
+//! `GET /exports/{id}/download`, `/exports/{id}/manifest` and (AUDIT exports)
+//! `/exports/{id}/ledger`: stream a completed export's artefact, its manifest or its ledger file
+//! from disk in 64 KiB chunks (memory stays flat whatever the size).
 //!
 //! - `Authorization: Bearer <key>` with read permission; the export is looked up in the key's
 //!   tenant only, so another tenant's export gets the same 404 body as a missing one.
@@ -32,8 +33,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
         web::scope("/exports")
             .app_data(web::Data::new(state.clone()))
             .route("/{id}/download", web::get().to(download))
-            .route("/{id}/manifest", web::get().to(manifest_file)),
+            .route("/{id}/manifest", web::get().to(manifest_file))
+            .route("/{id}/ledger", web::get().to(ledger_file)),
     );
+}
+
+/// Which file of an export a route serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Artefact,
+    Manifest,
+    Ledger,
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
@@ -98,7 +108,7 @@ async fn locate(
     req: &HttpRequest,
     state: &AppState,
     export_id: &str,
-    want_manifest: bool,
+    which: Which,
 ) -> Result<Served, HttpResponse> {
     let tenant = tenant_of(req, state).await?;
     let internal = |e: crate::error::AppError| {
@@ -135,26 +145,48 @@ async fn locate(
         },
     };
     let format = export.request.format;
-    let served = if want_manifest {
-        let path = manifest::manifest_path(&artefact);
-        Served {
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            path,
-            sha256: latest.manifest_sha256.clone().unwrap_or_default(),
-            content_type: "application/json",
+    let name_of = |path: &std::path::Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let served = match which {
+        Which::Manifest => {
+            let path = manifest::manifest_path(&artefact);
+            Served {
+                name: name_of(&path),
+                path,
+                sha256: latest.manifest_sha256.clone().unwrap_or_default(),
+                content_type: "application/json",
+            }
         }
-    } else {
-        Served {
-            name: artefact
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+        Which::Artefact => Served {
+            name: name_of(&artefact),
             path: artefact,
             sha256: latest.checksum.clone().unwrap_or_default(),
             content_type: manifest::content_type(format),
+        },
+        Which::Ledger => {
+            // The ledger file's digest is in the manifest, whose own digest is on the row.
+            let bytes = tokio::fs::read(manifest::manifest_path(&artefact))
+                .await
+                .map_err(|e| internal(crate::error::AppError::internal(e.to_string())))?;
+            let parsed: manifest::Manifest = serde_json::from_slice(&bytes)
+                .map_err(|e| internal(crate::error::AppError::internal(e.to_string())))?;
+            let Some(ledger) = parsed.ledger else {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    &format!("export {export_id} has no ledger file (only AUDIT exports do)"),
+                ));
+            };
+            let path = manifest::ledger_path(&artefact);
+            Served {
+                name: name_of(&path),
+                path,
+                sha256: ledger.file.sha256,
+                content_type: "application/x-ndjson",
+            }
         }
     };
     Ok(served)
@@ -165,7 +197,7 @@ async fn download(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match locate(&req, &state, &id, false).await {
+    match locate(&req, &state, &id, Which::Artefact).await {
         Ok(served) => serve(&req, served).await,
         Err(response) => response,
     }
@@ -176,7 +208,18 @@ async fn manifest_file(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match locate(&req, &state, &id, true).await {
+    match locate(&req, &state, &id, Which::Manifest).await {
+        Ok(served) => serve(&req, served).await,
+        Err(response) => response,
+    }
+}
+
+async fn ledger_file(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match locate(&req, &state, &id, Which::Ledger).await {
         Ok(served) => serve(&req, served).await,
         Err(response) => response,
     }

@@ -53,6 +53,23 @@ pub struct Manifest {
     /// The files inside a ZIP bundle (digests of their uncompressed bytes).
     #[serde(default)]
     pub files: Vec<FileDigest>,
+    /// AUDIT exports: the tenant's ledger file (docs/ledger.md export format), served at
+    /// `/exports/{id}/ledger`, for `logbook ledger verify --file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerFile>,
+}
+
+/// The ledger file of an AUDIT export: the tenant's whole chain up to a signed checkpoint,
+/// which covers every exported entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerFile {
+    pub file: FileDigest,
+    /// Entries in the file, `seq` 1 to `tree_size`; the checkpoint's size.
+    pub tree_size: u64,
+    /// The signed checkpoint's Merkle root (hex).
+    pub root_hash: String,
+    /// The ed25519 public key (hex) that signed it; compare with `ledger { publicKey }`.
+    pub public_key: String,
 }
 
 impl Manifest {
@@ -87,6 +104,13 @@ pub fn artefact_name(job: &JobSnapshot) -> String {
 pub fn manifest_path(artefact: &Path) -> PathBuf {
     let mut name = artefact.file_name().unwrap_or_default().to_os_string();
     name.push(".manifest.json");
+    artefact.with_file_name(name)
+}
+
+/// The ledger file that belongs to an AUDIT export's artefact file.
+pub fn ledger_path(artefact: &Path) -> PathBuf {
+    let mut name = artefact.file_name().unwrap_or_default().to_os_string();
+    name.push(".ledger.ndjson");
     artefact.with_file_name(name)
 }
 

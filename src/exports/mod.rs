@@ -9,6 +9,7 @@ pub mod formats;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod ledger_file;
 pub mod manifest;
 pub mod mutation;
 pub mod settings;

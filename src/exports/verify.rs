@@ -5,9 +5,16 @@
 //! manifest names, beside it). Checked: the artefact's size and sha256; for a ZIP bundle, every
 //! member's size and sha256 and that no member is missing or extra. The manifest's own sha256
 //! is printed to compare with `LogExport.manifestSha256` and the audit ledger.
+//!
+//! An AUDIT export also has a ledger file (`/exports/{id}/ledger`, beside the artefact): its
+//! digest is checked against the manifest. With `--public-key K` the ledger file is verified
+//! as `logbook ledger verify --file` does (every hash and link, the signed checkpoint), and
+//! every exported entry of an NDJSON or JSON artefact must be in it with the same `seq` and
+//! `entryHash`, so the export is shown to be a faithful slice of the signed ledger.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +30,19 @@ pub struct Verified {
     pub artefact_sha256: String,
     pub members: usize,
     pub rows: u64,
+    /// AUDIT exports: what was checked of the ledger file.
+    pub ledger: Option<LedgerChecked>,
+}
+
+/// The checks made on an AUDIT export's ledger file.
+#[derive(Debug)]
+pub struct LedgerChecked {
+    pub path: PathBuf,
+    pub tree_size: u64,
+    /// With a trusted key: the ledger verification's summary line.
+    pub signature: Option<String>,
+    /// With a trusted key, NDJSON and JSON artefacts: exported entries found in the ledger.
+    pub rows_matched: Option<u64>,
 }
 
 fn digest_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
@@ -41,9 +61,21 @@ fn digest_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
 }
 
 /// Verifies `file` (artefact or manifest). The error names the first mismatch.
-pub fn verify(file: &Path, manifest_override: Option<&Path>) -> Result<Verified, String> {
+pub fn verify(
+    file: &Path,
+    manifest_override: Option<&Path>,
+    public_key: Option<&str>,
+) -> Result<Verified, String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let given = read(file)?;
+    // Only a manifest is read whole; an artefact may be gigabytes.
+    let is_manifest = file
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".manifest.json"));
+    let given = if manifest_override.is_none() && is_manifest {
+        read(file)?
+    } else {
+        Vec::new()
+    };
     let parsed_given = serde_json::from_slice::<Manifest>(&given).ok();
     let (manifest_file, manifest_bytes, artefact_file) = match (manifest_override, parsed_given) {
         (Some(m), _) => (m.to_path_buf(), read(m)?, file.to_path_buf()),
@@ -108,6 +140,15 @@ pub fn verify(file: &Path, manifest_override: Option<&Path>) -> Result<Verified,
             }
         }
     }
+    let ledger = match &manifest.ledger {
+        Some(ledger) => Some(check_ledger(&manifest, ledger, &artefact_file, public_key)?),
+        None if public_key.is_some() => {
+            return Err(
+                "--public-key checks an AUDIT export's ledger file; this export has none".into(),
+            )
+        }
+        None => None,
+    };
     Ok(Verified {
         manifest_path: manifest_file,
         manifest_sha256,
@@ -115,5 +156,100 @@ pub fn verify(file: &Path, manifest_override: Option<&Path>) -> Result<Verified,
         artefact_sha256: sha,
         members: manifest.files.len(),
         rows: manifest.row_counts.values().sum(),
+        ledger,
     })
+}
+
+fn check_ledger(
+    manifest: &Manifest,
+    ledger: &super::manifest::LedgerFile,
+    artefact: &Path,
+    public_key: Option<&str>,
+) -> Result<LedgerChecked, String> {
+    let path = artefact.with_file_name(&ledger.file.name);
+    let f = File::open(&path).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (download it from /exports/{}/ledger next to the artefact)",
+            path.display(),
+            manifest.export_id
+        )
+    })?;
+    let (sha, bytes) =
+        digest_reader(BufReader::new(f)).map_err(|e| format!("{}: {e}", path.display()))?;
+    if sha != ledger.file.sha256 || bytes != ledger.file.bytes {
+        return Err(format!(
+            "mismatch: the ledger file {} has sha256 {sha} ({bytes} bytes), the manifest says {} ({} bytes)",
+            path.display(),
+            ledger.file.sha256,
+            ledger.file.bytes
+        ));
+    }
+    let mut checked = LedgerChecked {
+        path,
+        tree_size: ledger.tree_size,
+        signature: None,
+        rows_matched: None,
+    };
+    if let Some(key) = public_key {
+        checked.signature = Some(crate::ledger::cli::verify_offline(&checked.path, key)?);
+        checked.rows_matched = match manifest.format.as_str() {
+            "ndjson" | "json" => Some(match_rows(&checked.path, artefact, &manifest.format)?),
+            _ => None,
+        };
+    }
+    Ok(checked)
+}
+
+/// Every exported entry (`seq`, `entryHash`) must be the ledger file's entry at that `seq`.
+fn match_rows(ledger: &Path, artefact: &Path, format: &str) -> Result<u64, String> {
+    use crate::ledger::export::ExportLine;
+    let mut hashes: HashMap<i64, String> = HashMap::new();
+    let f = File::open(ledger).map_err(|e| format!("{}: {e}", ledger.display()))?;
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(|e| format!("{}: {e}", ledger.display()))?;
+        if let Ok(ExportLine::Entry(entry)) = serde_json::from_str::<ExportLine>(&line) {
+            hashes.insert(entry.seq, entry.entry_hash);
+        }
+    }
+    let check = |row: &serde_json::Value| -> Result<(), String> {
+        let seq = row["seq"].as_i64();
+        let hash = row["entryHash"].as_str();
+        let (Some(seq), Some(hash)) = (seq, hash) else {
+            return Err(format!(
+                "{}: a row without seq and entryHash: {row}",
+                artefact.display()
+            ));
+        };
+        match hashes.get(&seq) {
+            Some(h) if h == hash => Ok(()),
+            Some(h) => Err(format!(
+                "mismatch: exported entry seq {seq} has entryHash {hash}, the signed ledger has {h}"
+            )),
+            None => Err(format!(
+                "mismatch: exported entry seq {seq} is not in the signed ledger file"
+            )),
+        }
+    };
+    let f = File::open(artefact).map_err(|e| format!("{}: {e}", artefact.display()))?;
+    let mut n = 0u64;
+    if format == "json" {
+        let rows: Vec<serde_json::Value> = serde_json::from_reader(BufReader::new(f))
+            .map_err(|e| format!("{}: not a JSON array: {e}", artefact.display()))?;
+        for row in &rows {
+            check(row)?;
+            n += 1;
+        }
+    } else {
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(|e| format!("{}: {e}", artefact.display()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let row: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| format!("{}: not NDJSON: {e}", artefact.display()))?;
+            check(&row)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -742,6 +742,18 @@ impl Attempt<'_> {
             }
             _ => None,
         };
+        let ledger = if job.scope == super::ExportScope::Audit {
+            super::ledger_file::write(
+                self.db,
+                &self.state.ledger_key,
+                &self.tenant,
+                &done.path,
+                job.attempt,
+            )
+            .await?
+        } else {
+            None
+        };
         let manifest = Manifest {
             manifest_version: manifest::MANIFEST_VERSION,
             generator: manifest::generator(),
@@ -758,6 +770,7 @@ impl Attempt<'_> {
             column_set: done.column_set,
             artefact: done.artefact.clone(),
             files: done.files,
+            ledger,
         };
         let bytes = manifest.to_bytes();
         let manifest_sha256 = manifest::sha256_hex(&bytes);
@@ -780,9 +793,9 @@ impl Attempt<'_> {
             &txn,
             NewAuditEntry {
                 tenant_id: self.tenant.clone(),
-                event_type: AuditEventType::SignalAcknowledged,
-                entity_type: AuditEntityType::Signal,
-                entity_id: format!("export:{}", job.export_id),
+                event_type: AuditEventType::ExportCompleted,
+                entity_type: AuditEntityType::Export,
+                entity_id: job.export_id.clone(),
                 actor_type: ActorType::System,
                 actor_id: Some(self.worker.chars().take(64).collect()),
                 reason: Some("export manifest anchored".to_owned()),

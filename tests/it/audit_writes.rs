@@ -165,6 +165,14 @@ async fn bad_inputs_are_named_and_write_nothing(backend: Backend) {
             with(base.clone(), json!({ "entityType": "SIGNAL" })),
             "input.entityType",
         ),
+        // Only the export worker anchors manifests; a client cannot forge one.
+        (
+            with(
+                base.clone(),
+                json!({ "eventType": "EXPORT_COMPLETED", "entityType": "EXPORT" }),
+            ),
+            "input.eventType",
+        ),
         (
             with(
                 base.clone(),

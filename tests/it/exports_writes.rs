@@ -408,7 +408,7 @@ async fn digests_verify_and_anchor_in_the_ledger(backend: Backend) {
         .data(
             &key,
             "query($f: AuditEntryFilter) { auditEntries(filter: $f) { nodes { afterState entryHash } } }",
-            json!({ "f": { "entityId": format!("export:{id}") } }),
+            json!({ "f": { "entityType": "EXPORT", "entityId": id, "eventType": ["EXPORT_COMPLETED"] } }),
         )
         .await;
     let nodes = entries["auditEntries"]["nodes"].as_array().unwrap();
@@ -860,7 +860,7 @@ async fn run_bundle_holds_the_trace_steps(backend: Backend) {
         manifest.bytes().await.unwrap(),
     )
     .unwrap();
-    let verified = logbook::exports::verify::verify(&artefact, None).expect("verifies");
+    let verified = logbook::exports::verify::verify(&artefact, None, None).expect("verifies");
     assert_eq!(verified.members, 6);
     let exports = app
         .data(
@@ -959,9 +959,181 @@ async fn progress_subscription_follows_the_job(backend: Backend) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An AUDIT export carries its tenant's ledger file: served at `/exports/{id}/ledger`, digested
+/// in the manifest, verified offline by `logbook ledger verify --file` and, with the public
+/// key, by `logbook export verify`, which also finds every exported entry in the signed ledger.
+async fn audit_export_carries_a_verifiable_ledger(backend: Backend) {
+    let dir = export_dir();
+    let app = spawn(backend, &dir).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let key = app.key("acme", Role::Operator).await;
+    for i in 0..12 {
+        let input = json!({
+            "eventType": "LIMIT_CREATED", "entityType": "LIMIT",
+            "entityId": format!("lim-{}", i % 3), "actorType": "SYSTEM",
+            "afterState": { "value": i },
+        });
+        let data = app
+            .data(
+                &ingest,
+                "mutation($i: RecordAuditEventInput!) { recordAuditEvent(input: $i) { seq } }",
+                json!({ "i": input }),
+            )
+            .await;
+        assert_eq!(data["recordAuditEvent"]["seq"], json!(i + 1));
+    }
+    // Another tenant's chain never leaks into this tenant's ledger file.
+    let theirs = app.key("other", Role::Ingest).await;
+    let _ = app
+        .data(
+            &theirs,
+            "mutation($i: RecordAuditEventInput!) { recordAuditEvent(input: $i) { seq } }",
+            json!({ "i": { "eventType": "LIMIT_CREATED", "entityType": "LIMIT",
+                "entityId": "x", "actorType": "SYSTEM", "afterState": {} } }),
+        )
+        .await;
+    let public_key = app
+        .data(&key, "{ ledger { publicKey { hex } } }", json!({}))
+        .await["ledger"]["publicKey"]["hex"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let id = create(
+        &app,
+        &key,
+        json!({ "scope": "AUDIT", "format": "NDJSON", "filter": { "auditEntries": { "entityId": "lim-1" } } }),
+    )
+    .await;
+    let done = finished(&app, &key, &id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done:#}");
+    assert_eq!(done["rowCount"], json!("4"));
+
+    let out = export_dir();
+    std::fs::create_dir_all(&out).unwrap();
+    let fetch = |suffix: &'static str| {
+        let (app, key, id) = (&app, &key, &id);
+        async move {
+            let r = get(app, Some(key), &format!("/exports/{id}/{suffix}"), &[]).await;
+            assert_eq!(r.status(), 200, "{suffix}");
+            let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+            let body = r.bytes().await.unwrap().to_vec();
+            assert_eq!(etag, format!("\"{}\"", sha256_hex(&body)), "{suffix}");
+            body
+        }
+    };
+    let artefact = out.join(format!("logbook-export-{id}.ndjson"));
+    let manifest_file = out.join(format!("logbook-export-{id}.ndjson.manifest.json"));
+    let ledger_file = out.join(format!("logbook-export-{id}.ndjson.ledger.ndjson"));
+    std::fs::write(&artefact, fetch("download").await).unwrap();
+    std::fs::write(&manifest_file, fetch("manifest").await).unwrap();
+    let ledger_bytes = fetch("ledger").await;
+    std::fs::write(&ledger_file, &ledger_bytes).unwrap();
+
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_file).unwrap()).unwrap();
+    assert_eq!(manifest["ledger"]["tree_size"], json!(12));
+    assert_eq!(manifest["ledger"]["public_key"], json!(public_key));
+    assert_eq!(
+        manifest["ledger"]["file"]["sha256"],
+        json!(sha256_hex(&ledger_bytes))
+    );
+    // The file: a header, the tenant's 12 entries in seq order, a signed checkpoint.
+    let lines: Vec<Value> = ledger_bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 14);
+    assert_eq!(lines[0]["type"], "header");
+    assert!(lines[1..13]
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l["type"] == "entry"
+            && l["seq"] == json!(i + 1)
+            && l["tenant_id"] == "acme"));
+    assert_eq!(lines[13]["type"], "checkpoint");
+    assert_eq!(lines[13]["tree_size"], json!(12));
+
+    let run = |args: &[&str], file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_logbook"))
+            .args(args)
+            .arg(file)
+            .args(["--public-key", &public_key])
+            .output()
+            .expect("run logbook")
+    };
+    let offline = run(&["ledger", "verify", "--file"], &ledger_file);
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let verified = run(&["export", "verify"], &artefact);
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        stdout.contains("4 exported entries are in the signed ledger"),
+        "{stdout}"
+    );
+
+    // A row whose entryHash was changed is not in the signed ledger: named by seq. (The
+    // manifest is rewritten to the tampered digest, as a forger would, so only the ledger
+    // cross-check can catch it.)
+    let text = std::fs::read_to_string(&artefact).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let hash = first["entryHash"].as_str().unwrap();
+    let forged_hash = format!(
+        "{}{}",
+        if hash.starts_with('0') { "1" } else { "0" },
+        &hash[1..]
+    );
+    let forged = text.replacen(hash, &forged_hash, 1);
+    std::fs::write(&artefact, &forged).unwrap();
+    let mut m = manifest.clone();
+    m["artefact"]["sha256"] = json!(sha256_hex(forged.as_bytes()));
+    std::fs::write(&manifest_file, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let caught = run(&["export", "verify"], &artefact);
+    let stderr = String::from_utf8_lossy(&caught.stderr);
+    assert!(!caught.status.success());
+    assert!(
+        stderr.contains(&format!("seq {}", first["seq"])) && stderr.contains("signed ledger"),
+        "{stderr}"
+    );
+
+    // One flipped byte in the ledger file: its digest no longer matches the manifest.
+    let mut bytes = ledger_bytes.clone();
+    bytes[20] ^= 0x01;
+    std::fs::write(&ledger_file, &bytes).unwrap();
+    let caught = run(&["export", "verify"], &manifest_file);
+    let stderr = String::from_utf8_lossy(&caught.stderr);
+    assert!(!caught.status.success());
+    assert!(stderr.contains("ledger file"), "{stderr}");
+
+    // Only AUDIT exports have a ledger file; another tenant cannot fetch this one.
+    let runs = create(
+        &app,
+        &key,
+        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
+    )
+    .await;
+    assert_eq!(finished(&app, &key, &runs).await["status"], "COMPLETED");
+    let r = get(&app, Some(&key), &format!("/exports/{runs}/ledger"), &[]).await;
+    assert_eq!(r.status(), 404);
+    let reader = app.key("other", Role::Viewer).await;
+    let r = get(&app, Some(&reader), &format!("/exports/{id}/ledger"), &[]).await;
+    assert_eq!(r.status(), 404);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 crate::cases!(
     round_trip_each_format,
     digests_verify_and_anchor_in_the_ledger,
+    audit_export_carries_a_verifiable_ledger,
     csv_quotes_commas_newlines_and_unicode,
     failed_first_attempt_is_retried,
     restart_mid_export_completes,

@@ -358,7 +358,7 @@ async fn paging_filters_and_total_count(backend: Backend) {
 }
 
 async fn records_for_runs_are_batched(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_for_counting(backend).await;
     let _ = app.key("acme", Role::Viewer).await;
     let t = fixed_time();
     let mut rows = Vec::new();
