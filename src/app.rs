@@ -208,33 +208,6 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
 }
 
-/// Gives every error an `extensions.code`: validation failures of async-graphql itself carry
-/// none, so depth and complexity limits and malformed documents are classified here.
-fn classify_errors(response: &mut async_graphql::Response) {
-    for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
-        if has_code {
-            continue;
-        }
-        let code = if error.message.contains("nested too deep") {
-            "QUERY_TOO_DEEP"
-        } else if error.message.contains("too complex") {
-            "QUERY_TOO_COMPLEX"
-        } else if error.path.is_empty() {
-            "BAD_USER_INPUT"
-        } else {
-            "INTERNAL"
-        };
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code);
-    }
-}
-
 async fn graphql(
     req: HttpRequest,
     payload: web::Payload,
@@ -302,10 +275,9 @@ async fn graphql(
         .data(auth)
         .data(rate.clone())
         .data(crate::runs::loaders::RunLoaderCell::default());
-    let mut response = REQUEST_ID
+    let response = REQUEST_ID
         .scope(request_id.clone(), served.schema.execute(request))
         .await;
-    classify_errors(&mut response);
     let stats = &served.state.requests;
     stats.graphql.fetch_add(1, Ordering::Relaxed);
     if !response.errors.is_empty() {

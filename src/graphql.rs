@@ -128,7 +128,8 @@ pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
     .extension(crate::limits::FieldFanOut {
         max: limits.max_fan_out,
     })
-    .extension(crate::ratelimit::RateLimit);
+    .extension(crate::ratelimit::RateLimit)
+    .extension(crate::error::ErrorCodes);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

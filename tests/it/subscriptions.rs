@@ -465,6 +465,25 @@ async fn keys_over_websocket(backend: Backend) {
     writer.subscribe("1", RUNS, json!({})).await;
     assert_eq!(writer.error_code("1").await, "FORBIDDEN");
 
+    // Validation errors carry codes over WebSocket as over HTTP.
+    let mut invalid = Ws::with_key(&app, &viewer).await;
+    invalid
+        .subscribe(
+            "1",
+            "subscription { llmRunAdded { noSuchField } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(invalid.error_code("1").await, "BAD_USER_INPUT");
+    invalid
+        .subscribe(
+            "2",
+            "subscription { llmRunAdded(first: 5) { cursor } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(invalid.error_code("2").await, "BAD_USER_INPUT");
+
     // The upgrade request's Authorization header works too.
     let mut by_header = Ws::connect(&app, json!({}), Some(&viewer)).await;
     by_header.subscribe("1", RUNS, json!({})).await;
