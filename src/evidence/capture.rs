@@ -480,61 +480,37 @@ pub async fn capture(
         captured: Vec::new(),
         failures: Vec::new(),
     };
-    if let Some(env) = &req.environment {
-        guarded(
-            &txn,
-            r,
-            EvidenceClass::Environment,
-            None,
-            &mut out,
-            |sp| async move {
-                let res = write_environment(&sp, r, env).await;
+    // Each row in its own savepoint: a failure is recorded, the other rows still commit.
+    macro_rules! capture {
+        ($class:expr, $step:expr, $write:ident, $item:expr) => {
+            guarded(&txn, r, $class, $step, &mut out, |sp| async move {
+                let res = $write(&sp, r, $item).await;
                 (sp, res)
-            },
-        )
-        .await?;
+            })
+            .await?
+        };
+    }
+    if let Some(env) = &req.environment {
+        capture!(EvidenceClass::Environment, None, write_environment, env);
     }
     for a in &req.activities {
-        guarded(
-            &txn,
-            r,
+        capture!(
             EvidenceClass::Activity,
             Some(a.step_index),
-            &mut out,
-            |sp| async move {
-                let res = write_activity(&sp, r, a).await;
-                (sp, res)
-            },
-        )
-        .await?;
+            write_activity,
+            a
+        );
     }
     for p in &req.providers {
-        guarded(
-            &txn,
-            r,
+        capture!(
             EvidenceClass::Provider,
             Some(p.step_index),
-            &mut out,
-            |sp| async move {
-                let res = write_provider(&sp, r, p).await;
-                (sp, res)
-            },
-        )
-        .await?;
+            write_provider,
+            p
+        );
     }
     for d in &req.policy_decisions {
-        guarded(
-            &txn,
-            r,
-            EvidenceClass::PolicyDecision,
-            None,
-            &mut out,
-            |sp| async move {
-                let res = write_decision(&sp, r, d).await;
-                (sp, res)
-            },
-        )
-        .await?;
+        capture!(EvidenceClass::PolicyDecision, None, write_decision, d);
     }
     for f in &req.failures {
         out.failures.push(
