@@ -354,15 +354,16 @@ impl Ledger {
     ) -> async_graphql::Result<InclusionProof> {
         let s = state(ctx);
         let record_id = record_id_from(&entry_id, NodeKind::AuditEntry);
-        let found = audit_store::get(&s.db, &self.tenant, &record_id)
+        // One statement for the entry and the head, one for the nodes (docs/ledger.md).
+        let found = store::locate_entry(&s.db, &self.tenant, &record_id)
             .await?
             .ok_or(AppError::NotFound("AuditEntry"))?;
-        let head = store::tree_size(&s.db, &self.tenant).await?;
+        let head = found.head;
         let size = match tree_size {
             Some(t) => size_arg("treeSize", t, head)?,
             None => head,
         };
-        let seq = found.seq.max(1) as u64;
+        let seq = found.seq;
         if seq > size {
             return Err(AppError::bad_input(
                 "treeSize",

@@ -70,6 +70,40 @@ pub async fn tree_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResul
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
+/// An audit entry located for a proof: its `id` and `seq`, with the tenant's tree size (head).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedEntry {
+    pub id: String,
+    pub seq: u64,
+    pub head: u64,
+}
+
+/// The tenant's entry with this id and the current tree size, in one statement; `None` when
+/// the tenant has no such entry.
+pub async fn locate_entry(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<Option<LocatedEntry>> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT e.id, e.seq, (SELECT MAX(h.seq) FROM audit_ledger h WHERE h.tenant_id = $1) \
+             AS head FROM audit_ledger e WHERE e.tenant_id = $1 AND e.id = $2",
+            vec![tenant.as_str().into(), id.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let head: Option<i64> = row.try_get("", "head")?;
+    Ok(Some(LocatedEntry {
+        id: row.try_get("", "id")?,
+        seq: row.try_get::<i64>("", "seq")?.max(1) as u64,
+        head: head.unwrap_or(0).max(0) as u64,
+    }))
+}
+
 /// The tree size up to which subtree hashes are stored.
 async fn stored_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResult<u64> {
     let row = db
@@ -85,86 +119,121 @@ async fn stored_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResult<
     })
 }
 
-/// Reads the given nodes: leaves from `audit_ledger`, the rest from `ledger_merkle_nodes`.
+/// Pads a list of bind tuples to a multiple of this by repeating its last tuple, so the SQL text
+/// of the node read takes few distinct shapes: PostgreSQL then reuses one prepared statement and
+/// its generic plan per shape instead of planning every request.
+const SHAPE_STEP: usize = 8;
+
+/// Reads the given nodes in one statement: leaves from `audit_ledger`, the rest from
+/// `ledger_merkle_nodes`, plus the stored tree size from `ledger_merkle_heads` (0 when none).
+/// Nodes that are not stored are simply absent from the map.
 async fn fetch_nodes(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
     ids: &BTreeSet<NodeId>,
-) -> AppResult<HashMap<NodeId, Hash>> {
-    let mut out = HashMap::with_capacity(ids.len());
-    let leaves: Vec<i64> = ids
+) -> AppResult<(u64, HashMap<NodeId, Hash>)> {
+    let (text_type, blob_type) = match db.get_database_backend() {
+        DbBackend::Postgres => ("text", "bytea"),
+        _ => ("TEXT", "BLOB"),
+    };
+    let mut values: Vec<Value> = vec![tenant.as_str().into()];
+    let mut sql = format!(
+        "SELECT -1 AS level, tree_size AS idx, CAST(NULL AS {text_type}) AS leaf, \
+         CAST(NULL AS {blob_type}) AS hash FROM ledger_merkle_heads WHERE tenant_id = $1"
+    );
+    let mut leaves: Vec<i64> = ids
         .iter()
         .filter(|id| id.level == 0)
         .map(|id| id.index as i64 + 1)
         .collect();
-    if !leaves.is_empty() {
-        let mut values: Vec<Value> = vec![tenant.as_str().into()];
+    if let Some(&last) = leaves.last() {
+        while leaves.len() % 2 != 0 {
+            leaves.push(last);
+        }
         let marks: Vec<String> = leaves
             .iter()
-            .enumerate()
-            .map(|(i, seq)| {
+            .map(|seq| {
                 values.push((*seq).into());
-                format!("${}", i + 2)
+                format!("${}", values.len())
             })
             .collect();
-        let sql = format!(
-            "SELECT seq, entry_hash FROM audit_ledger WHERE tenant_id = $1 AND seq IN ({})",
+        sql.push_str(&format!(
+            " UNION ALL SELECT 0, seq - 1, entry_hash, NULL FROM audit_ledger \
+             WHERE tenant_id = $1 AND seq IN ({})",
             marks.join(", ")
-        );
-        for row in db.query_all_raw(statement(db, &sql, values)).await? {
-            let seq: i64 = row.try_get("", "seq")?;
-            let text: String = row.try_get("", "entry_hash")?;
-            let hash = parse_hash(&text).ok_or_else(|| {
-                AppError::internal(format!("audit entry seq {seq} has a malformed entry_hash"))
-            })?;
-            out.insert(
-                NodeId {
-                    level: 0,
-                    index: seq as u64 - 1,
-                },
-                merkle::leaf_hash(&hash),
-            );
-        }
+        ));
     }
-    let inner: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
-    if !inner.is_empty() {
-        let mut values: Vec<Value> = vec![tenant.as_str().into()];
-        let terms: Vec<String> = inner
+    let mut inner: Vec<NodeId> = ids.iter().filter(|id| id.level > 0).copied().collect();
+    if let Some(&last) = inner.last() {
+        while inner.len() % SHAPE_STEP != 0 {
+            inner.push(last);
+        }
+        let pairs: Vec<String> = inner
             .iter()
             .map(|id| {
                 values.push((id.level as i32).into());
                 values.push((id.index as i64).into());
-                format!(
-                    "(level = ${} AND idx = ${})",
-                    values.len() - 1,
-                    values.len()
-                )
+                format!("(${}, ${})", values.len() - 1, values.len())
             })
             .collect();
-        let sql = format!(
-            "SELECT level, idx, hash FROM ledger_merkle_nodes WHERE tenant_id = $1 AND ({})",
-            terms.join(" OR ")
-        );
-        for row in db.query_all_raw(statement(db, &sql, values)).await? {
-            let level: i32 = row.try_get("", "level")?;
-            let index: i64 = row.try_get("", "idx")?;
-            let bytes: Vec<u8> = row.try_get("", "hash")?;
-            let hash: Hash = bytes
-                .try_into()
-                .map_err(|_| AppError::internal("a stored Merkle node is not 32 bytes"))?;
-            out.insert(
-                NodeId {
-                    level: level as u32,
-                    index: index as u64,
-                },
-                hash,
-            );
+        sql.push_str(&format!(
+            " UNION ALL SELECT level, idx, NULL, hash FROM ledger_merkle_nodes \
+             WHERE tenant_id = $1 AND (level, idx) IN (VALUES {})",
+            pairs.join(", ")
+        ));
+    }
+    let mut stored = 0;
+    let mut out = HashMap::with_capacity(ids.len());
+    for row in db.query_all_raw(statement(db, &sql, values)).await? {
+        let level: i32 = row.try_get("", "level")?;
+        let index: i64 = row.try_get("", "idx")?;
+        match level {
+            -1 => stored = index.max(0) as u64,
+            0 => {
+                let text: String = row.try_get("", "leaf")?;
+                let hash = parse_hash(&text).ok_or_else(|| {
+                    AppError::internal(format!(
+                        "audit entry seq {} has a malformed entry_hash",
+                        index + 1
+                    ))
+                })?;
+                out.insert(
+                    NodeId {
+                        level: 0,
+                        index: index as u64,
+                    },
+                    merkle::leaf_hash(&hash),
+                );
+            }
+            _ => {
+                let bytes: Vec<u8> = row.try_get("", "hash")?;
+                let hash: Hash = bytes
+                    .try_into()
+                    .map_err(|_| AppError::internal("a stored Merkle node is not 32 bytes"))?;
+                out.insert(
+                    NodeId {
+                        level: level as u32,
+                        index: index as u64,
+                    },
+                    hash,
+                );
+            }
         }
     }
-    if let Some(id) = ids.iter().find(|id| !out.contains_key(id)) {
+    Ok((stored, out))
+}
+
+/// [`fetch_nodes`], failing when one of `ids` is absent.
+async fn fetch_all_nodes(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    ids: &BTreeSet<NodeId>,
+) -> AppResult<HashMap<NodeId, Hash>> {
+    let (_, nodes) = fetch_nodes(db, tenant, ids).await?;
+    if let Some(id) = ids.iter().find(|id| !nodes.contains_key(id)) {
         return Err(missing(*id));
     }
-    Ok(out)
+    Ok(nodes)
 }
 
 /// One async lock per tenant, so one process catches a tenant up once rather than once per
@@ -189,7 +258,7 @@ pub async fn catch_up(db: &DatabaseConnection, tenant: &TenantId, target: u64) -
         return Ok(());
     }
     let ids: BTreeSet<NodeId> = merkle::frontier_ids(stored).into_iter().collect();
-    let nodes = fetch_nodes(db, tenant, &ids).await?;
+    let nodes = fetch_all_nodes(db, tenant, &ids).await?;
     let frontier = merkle::frontier_ids(stored)
         .into_iter()
         .map(|id| (id, nodes[&id]))
@@ -271,17 +340,25 @@ pub async fn catch_up(db: &DatabaseConnection, tenant: &TenantId, target: u64) -
 }
 
 /// Runs `compute` once over a [`Recorder`] to learn which nodes it reads, fetches exactly those,
-/// and runs it again over them.
+/// and runs it again over them. One statement when the stored nodes already cover `size` (it
+/// reads the stored size with the nodes); otherwise catches up first and reads them again.
 async fn with_nodes<T>(
     db: &DatabaseConnection,
     tenant: &TenantId,
     size: u64,
     compute: impl Fn(&dyn Fn(NodeId) -> Result<Hash, NodeId>) -> Result<T, NodeId>,
 ) -> AppResult<T> {
-    catch_up(db, tenant, size).await?;
     let recorder = Recorder::default();
     compute(&|id| merkle::NodeSource::node(&recorder, id)).map_err(missing)?;
-    let nodes = fetch_nodes(db, tenant, &recorder.into_ids()).await?;
+    let ids = recorder.into_ids();
+    let (stored, mut nodes) = fetch_nodes(db, tenant, &ids).await?;
+    if stored < size {
+        catch_up(db, tenant, size).await?;
+        nodes = fetch_nodes(db, tenant, &ids).await?.1;
+    }
+    if let Some(id) = ids.iter().find(|id| !nodes.contains_key(id)) {
+        return Err(missing(*id));
+    }
     compute(&|id| merkle::NodeSource::node(&nodes, id)).map_err(missing)
 }
 
