@@ -48,7 +48,7 @@ T0=$(date +%s.%N)
 ID=$(gql '{"query":"mutation { createExport(input: {scope: LLM_RUNS, format: NDJSON}) { exportId } }"}' \
   | sed -E 's/.*"exportId":"([^"]+)".*/\1/')
 while :; do
-  S=$(gql "{\"query\":\"{ logExport(id: \\\"$ID\\\") { status rowCount byteSize } }\"}")
+  S=$(gql "{\"query\":\"{ logExport(id: \\\"$ID\\\") { status rowCount byteSize checksum } }\"}")
   case "$S" in *COMPLETED*|*FAILED*) break;; esac
   sleep 0.05
 done

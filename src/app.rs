@@ -274,7 +274,8 @@ async fn graphql(
     let request = request
         .data(auth)
         .data(rate.clone())
-        .data(crate::runs::loaders::RunLoaderCell::default());
+        .data(crate::runs::loaders::RunLoaderCell::default())
+        .data(crate::exports::graphql::ExportJobLoaderCell::default());
     let response = REQUEST_ID
         .scope(request_id.clone(), served.schema.execute(request))
         .await;
@@ -370,6 +371,7 @@ async fn subscriptions(
             let mut data = async_graphql::Data::default();
             data.insert(RequestAuth::from_header(presented.as_deref()));
             data.insert(crate::runs::loaders::RunLoaderCell::default());
+            data.insert(crate::exports::graphql::ExportJobLoaderCell::default());
             Ok(data)
         })
         .start(&req, payload)

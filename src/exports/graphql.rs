@@ -1,9 +1,10 @@
 //! GraphQL for log exports: the `LogExport` node (one per export, not per lifecycle row),
-//! `logExports`, `logExport`, and the per-run loader behind `LlmRun.exports`.
+//! `logExports`, `logExport`, the per-run loader behind `LlmRun.exports` and the per-export
+//! loader behind `LogExport.job`.
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use sea_orm::DatabaseConnection;
 
@@ -115,12 +116,17 @@ impl LogExport {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<super::status::ExportJob>> {
         let state = ctx.data_unchecked::<AppState>();
-        let tenant = TenantId::trusted(self.0.request.tenant_id.clone());
-        Ok(
-            super::jobs::get(&state.db, &tenant, &self.0.request.export_id)
-                .await?
-                .map(super::status::ExportJob),
-        )
+        let tenant = self.0.request.tenant_id.clone();
+        let export_id = self.0.request.export_id.clone();
+        let job = match ctx.data_opt::<ExportJobLoaderCell>() {
+            // Batched: one statement for every `job` of the response.
+            Some(cell) => cell.loader(&state.db).load_one((tenant, export_id)).await?,
+            None => {
+                let tenant = TenantId::trusted(tenant);
+                super::jobs::get(&state.db, &tenant, &export_id).await?
+            }
+        };
+        Ok(job.map(super::status::ExportJob))
     }
     /// Where the artefact is served once completed (`Authorization: Bearer` required).
     async fn download_path(&self) -> String {
@@ -294,5 +300,63 @@ impl Loader<String> for ExportsByRun {
                 .collect())
         })
         .await
+    }
+}
+
+/// Batches `LogExport.job`: keyed by (tenant id, export id), one statement per tenant and batch
+/// (see [`super::jobs::get_many`]); each export's job is read under that export's own tenant.
+pub struct JobsByExport {
+    db: DatabaseConnection,
+    request_id: Option<String>,
+}
+
+impl JobsByExport {
+    pub fn new(db: DatabaseConnection) -> Self {
+        JobsByExport {
+            db,
+            request_id: current_request_id(),
+        }
+    }
+}
+
+impl Loader<(String, String)> for JobsByExport {
+    type Value = super::jobs::JobSnapshot;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), Self::Value>, Self::Error> {
+        in_request(self.request_id.clone(), async {
+            let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+            for (tenant, export_id) in keys {
+                by_tenant
+                    .entry(tenant.as_str())
+                    .or_default()
+                    .push(export_id.clone());
+            }
+            let mut out = HashMap::with_capacity(keys.len());
+            for (tenant, export_ids) in by_tenant {
+                let tenant = TenantId::trusted(tenant.to_owned());
+                for (export_id, job) in
+                    super::jobs::get_many(&self.db, &tenant, &export_ids).await?
+                {
+                    out.insert((tenant.as_str().to_owned(), export_id), job);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Request data: the request's `LogExport.job` loader, created on first use.
+#[derive(Default)]
+pub struct ExportJobLoaderCell(std::sync::OnceLock<DataLoader<JobsByExport>>);
+
+impl ExportJobLoaderCell {
+    fn loader(&self, db: &DatabaseConnection) -> &DataLoader<JobsByExport> {
+        self.0
+            .get_or_init(|| DataLoader::new(JobsByExport::new(db.clone()), tokio::spawn))
     }
 }

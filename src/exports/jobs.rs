@@ -322,6 +322,26 @@ pub async fn get(
         .transpose()
 }
 
+/// A tenant's jobs by export id, in one statement (the batch behind `LogExport.job`). Export
+/// ids without a job of this tenant are absent from the map.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    export_ids: &[String],
+) -> AppResult<std::collections::HashMap<String, JobSnapshot>> {
+    if export_ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let mut q = select_jobs();
+    q.and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.as_str()))
+        .and_where(Expr::col(Alias::new("export_id")).is_in(export_ids.iter().map(String::as_str)));
+    db.query_all(&q)
+        .await?
+        .iter()
+        .map(|row| job_from_row(row).map(|job| (job.export_id.clone(), job)))
+        .collect()
+}
+
 /// A job by export id, whatever its tenant (workers only).
 async fn get_any(db: &impl ConnectionTrait, export_id: &str) -> AppResult<Option<JobSnapshot>> {
     let mut q = select_jobs();

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use entity::{aos_trace_steps, incidents};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 use tokio::sync::Notify;
 
@@ -357,7 +357,7 @@ impl Attempt<'_> {
             .map_err(AppError::from)?;
         self.progress(JobStage::Running, 0, Some(total), true)
             .await?;
-        let mut batches = KeysetBatches {
+        let batches = KeysetBatches {
             db: self.db.clone(),
             select,
             created_at,
@@ -369,6 +369,12 @@ impl Attempt<'_> {
             last: None,
             done: false,
         };
+        // Three stages, each a batch ahead of the next: the fetcher task reads raw rows (the
+        // database works on batch n+1 while batch n is decoded), this loop decodes them into
+        // snapshots, the writer thread encodes, hashes and writes. Bounded channels keep at
+        // most a few batches in memory.
+        let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel(1);
+        let fetcher = tokio::spawn(batches.feed(raw_tx));
         let part = self.part_path();
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<T>>(2);
         let format = self.job.format;
@@ -378,7 +384,8 @@ impl Attempt<'_> {
         };
         let mut done = 0u64;
         let fed: Result<(), Stop> = async {
-            while let Some(batch) = batches.next().await? {
+            while let Some(raw) = raw_rx.recv().await {
+                let batch = decode_rows::<E, T>(raw?, snapshot)?;
                 done += batch.len() as u64;
                 if tx.send(batch).await.is_err() {
                     // The writer stopped: its error is reported below.
@@ -391,6 +398,8 @@ impl Attempt<'_> {
             Ok(())
         }
         .await;
+        drop(raw_rx);
+        fetcher.abort();
         drop(tx);
         let written = writer
             .await
@@ -893,7 +902,9 @@ where
     E: EntityTrait,
     E::Column: IntoIden + Copy,
 {
-    async fn next(&mut self) -> AppResult<Option<Vec<T>>> {
+    /// The next batch as the database returned it; only its last row is decoded (for the
+    /// keyset bound of the batch after it).
+    async fn next_raw(&mut self) -> AppResult<Option<Vec<QueryResult>>> {
         if self.done {
             return Ok(None);
         }
@@ -903,25 +914,56 @@ where
             let at = Expr::tuple([Expr::val(last.created_at), Expr::val(last.id.clone())]);
             q = q.filter(key.lt(at));
         }
-        let models = q
+        let statement = q
             .order_by_desc(self.created_at)
             .order_by_desc(self.id)
             .limit(self.batch)
-            .all(&self.db)
-            .await?;
-        if (models.len() as u64) < self.batch {
+            .into_query();
+        let rows = self.db.query_all(&statement).await?;
+        if (rows.len() as u64) < self.batch {
             self.done = true;
         }
-        if models.is_empty() {
+        let Some(last) = rows.last() else {
             return Ok(None);
-        }
-        let rows = models
-            .into_iter()
-            .map(self.snapshot)
-            .collect::<AppResult<Vec<T>>>()?;
-        self.last = rows.last().map(self.position);
+        };
+        let last = (self.snapshot)(E::Model::from_query_result(last, "")?)?;
+        self.last = Some((self.position)(&last));
         Ok(Some(rows))
     }
+
+    async fn next(&mut self) -> AppResult<Option<Vec<T>>> {
+        match self.next_raw().await? {
+            Some(rows) => Ok(Some(decode_rows::<E, T>(rows, self.snapshot)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends every batch, raw, into `out` (a task of its own, a batch ahead of its reader);
+    /// stops at the end, at the first error (sent on) or when the reader is gone.
+    async fn feed(mut self, out: tokio::sync::mpsc::Sender<AppResult<Vec<QueryResult>>>) {
+        loop {
+            let next = self.next_raw().await;
+            let last = !matches!(next, Ok(Some(_)));
+            let item = match next {
+                Ok(Some(rows)) => Ok(rows),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            if out.send(item).await.is_err() || last {
+                break;
+            }
+        }
+    }
+}
+
+/// Decodes raw rows of `E` into export rows, as `Select::all` and `snapshot` would.
+fn decode_rows<E: EntityTrait, T>(
+    rows: Vec<QueryResult>,
+    snapshot: fn(E::Model) -> AppResult<T>,
+) -> AppResult<Vec<T>> {
+    rows.iter()
+        .map(|row| snapshot(E::Model::from_query_result(row, "")?))
+        .collect()
 }
 
 /// SOC2 control mappings of DOMAIN 3.17 for the incident's category, with each control's

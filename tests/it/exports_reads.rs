@@ -1,6 +1,6 @@
 //! `logExports` and `logExport`: one node per export (its request row, its latest state and
 //! its history), stable paging while exports progress, status filters at `asOf`, tenancy; the
-//! batched read behind `LlmRun.exports`.
+//! batched reads behind `LlmRun.exports` and `LogExport.job`.
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Duration, Utc};
@@ -449,8 +449,93 @@ async fn exports_for_runs_are_batched(backend: Backend) {
     app.stop().await;
 }
 
+const JOBS_PAGE: &str = r#"
+query Jobs($first: Int) {
+  logExports(first: $first) {
+    edges { node { exportId status job { state stage attempt maxAttempts rowsWritten asOf } } }
+  }
+}"#;
+
+const CREATE: &str = r#"
+mutation Create($input: CreateExportInput!) { createExport(input: $input) { exportId } }"#;
+
+/// `LogExport.job` is batched: a page of exports with their jobs costs the same number of
+/// statements whatever its size, and each job is read under its export's tenant.
+async fn export_jobs_are_batched(backend: Backend) {
+    let app = TestApp::spawn_for_counting(backend).await;
+    let key = app.key("acme", Role::Operator).await;
+    let other = app.key("other", Role::Operator).await;
+    let create = |key: String| {
+        let app = &app;
+        async move {
+            let data = app
+                .data(
+                    &key,
+                    CREATE,
+                    json!({ "input": { "scope": "LLM_RUNS", "format": "NDJSON" } }),
+                )
+                .await;
+            data["createExport"]["exportId"]
+                .as_str()
+                .expect("exportId")
+                .to_owned()
+        }
+    };
+    let mut mine = Vec::new();
+    for _ in 0..6 {
+        mine.push(create(key.clone()).await);
+    }
+    let theirs = create(other.clone()).await;
+
+    let mut counts = Vec::new();
+    for first in [1, 2, 6] {
+        let before = app.state.sql.statements();
+        let data = app.data(&key, JOBS_PAGE, json!({ "first": first })).await;
+        counts.push(app.state.sql.statements() - before);
+        let edges = data["logExports"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), first as usize, "{data:#}");
+        for edge in edges {
+            let node = &edge["node"];
+            assert!(
+                mine.iter()
+                    .any(|id| id == node["exportId"].as_str().unwrap()),
+                "{node:#}"
+            );
+            assert_eq!(node["job"]["state"], "QUEUED", "{node:#}");
+            assert_eq!(node["job"]["stage"], "QUEUED", "{node:#}");
+            assert_eq!(node["job"]["attempt"], 0, "{node:#}");
+        }
+    }
+    assert!(
+        counts.windows(2).all(|w| w[0] == w[1]),
+        "statements per page of 1, 2 and 6 exports with their jobs: {counts:?}"
+    );
+
+    // The loader reads each job under its export's tenant: asking for another tenant's export
+    // under this tenant finds nothing.
+    let loader = logbook::exports::graphql::JobsByExport::new(app.db().clone());
+    let keys = vec![
+        ("acme".to_owned(), mine[0].clone()),
+        ("acme".to_owned(), theirs.clone()),
+        ("other".to_owned(), theirs.clone()),
+        ("other".to_owned(), mine[1].clone()),
+    ];
+    let before = app.state.sql.statements();
+    let loaded = loader.load(&keys).await.expect("loader");
+    assert_eq!(
+        app.state.sql.statements() - before,
+        2,
+        "one statement per tenant"
+    );
+    assert_eq!(loaded.len(), 2, "only each tenant's own jobs");
+    assert_eq!(loaded[&keys[0]].tenant_id, "acme");
+    assert_eq!(loaded[&keys[2]].tenant_id, "other");
+    app.stop().await;
+}
+
 crate::cases!(
     one_node_per_export_with_latest_state,
     paging_is_stable_while_exports_progress,
     exports_for_runs_are_batched,
+    export_jobs_are_batched,
 );

@@ -3,7 +3,7 @@
 //! the empty field; JSON cells hold compact JSON text; booleans are `true`/`false`; times are
 //! RFC 3339 UTC.
 
-use super::{write_json_f64, CellSink};
+use super::{write_i64, write_json_f64, CellSink};
 
 /// Renders rows as CSV records into `buf`.
 pub struct CsvCells {
@@ -73,7 +73,9 @@ impl CellSink for CsvCells {
         self.field(v.as_bytes());
     }
     fn int(&mut self, v: i64) {
-        self.field(v.to_string().as_bytes());
+        // Digits and a sign never need quoting.
+        self.sep();
+        write_i64(&mut self.buf, v);
     }
     fn float(&mut self, v: f64) {
         let mut text = Vec::new();

@@ -1,9 +1,7 @@
 //! JSON (one array, one row object per line) and NDJSON (one row object per line). Keys are
 //! the column set's GraphQL field names; nulls are written, so every row has every key.
 
-use std::io::Write;
-
-use super::{write_json_f64, write_json_str, CellSink};
+use super::{write_i64, write_json_f64, write_json_str, CellSink};
 
 /// Renders rows as JSON objects into `buf`.
 pub struct JsonCells {
@@ -61,7 +59,7 @@ impl CellSink for JsonCells {
     }
     fn int(&mut self, v: i64) {
         self.key();
-        let _ = write!(self.buf, "{v}");
+        write_i64(&mut self.buf, v);
     }
     fn float(&mut self, v: f64) {
         self.key();

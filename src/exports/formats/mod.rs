@@ -26,7 +26,8 @@ pub trait CellSink {
     fn json(&mut self, v: &serde_json::Value);
 
     fn time(&mut self, v: DateTime<Utc>) {
-        self.str(&crate::scalars::format_utc(v));
+        let mut text = TimeText::default();
+        self.str(text.format(v));
     }
     fn opt_str(&mut self, v: Option<&str>) {
         match v {
@@ -112,10 +113,102 @@ pub struct FileDigest {
     pub rows: Option<u64>,
 }
 
+/// A `DateTime` rendered exactly as [`crate::scalars::format_utc`] renders it (RFC 3339, `Z`,
+/// fraction digits per `SecondsFormat::AutoSi`), on the stack: exports format two or three
+/// timestamps per row and must not allocate for them.
+#[derive(Default)]
+pub struct TimeText {
+    buf: [u8; 32],
+    fallback: String,
+}
+
+impl TimeText {
+    pub fn format(&mut self, v: DateTime<Utc>) -> &str {
+        use chrono::{Datelike, Timelike};
+        let year = v.year();
+        let nanos = v.nanosecond();
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            // Out-of-range years and leap seconds: chrono's own rendering.
+            self.fallback = crate::scalars::format_utc(v);
+            return &self.fallback;
+        }
+        fn put(buf: &mut [u8], at: usize, value: u32, digits: usize) {
+            let mut v = value;
+            for i in (0..digits).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        let b = &mut self.buf;
+        put(b, 0, year as u32, 4);
+        b[4] = b'-';
+        put(b, 5, v.month(), 2);
+        b[7] = b'-';
+        put(b, 8, v.day(), 2);
+        b[10] = b'T';
+        put(b, 11, v.hour(), 2);
+        b[13] = b':';
+        put(b, 14, v.minute(), 2);
+        b[16] = b':';
+        put(b, 17, v.second(), 2);
+        let mut len = 19;
+        if nanos != 0 {
+            b[len] = b'.';
+            len += 1;
+            if nanos % 1_000_000 == 0 {
+                put(b, len, nanos / 1_000_000, 3);
+                len += 3;
+            } else if nanos % 1_000 == 0 {
+                put(b, len, nanos / 1_000, 6);
+                len += 6;
+            } else {
+                put(b, len, nanos, 9);
+                len += 9;
+            }
+        }
+        b[len] = b'Z';
+        len += 1;
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&self.buf[..len]).unwrap_or_default()
+    }
+}
+
+/// Writes `v` in decimal without going through `fmt`.
+pub fn write_i64(out: &mut Vec<u8>, v: i64) {
+    let mut digits = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Bytes a JSON string literal must escape.
+const fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Writes `s` as a JSON string literal.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| needs_escape(b)) {
+        // The common case (ids, hashes, names): one copy.
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: Option<&[u8]> = match b {
@@ -243,6 +336,46 @@ mod tests {
             write_json_str(&mut out, s);
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn times_render_like_format_utc() {
+        use chrono::TimeZone;
+        let base = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let mut text = TimeText::default();
+        for nanos in [
+            0,
+            1,
+            999,
+            1_000,
+            120_000,
+            123_456,
+            1_000_000,
+            500_000_000,
+            123_456_789,
+        ] {
+            let t = base + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(text.format(t), crate::scalars::format_utc(t), "{nanos}");
+        }
+        for t in [
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.timestamp_opt(1_483_228_799, 1_500_000_000).unwrap(),
+        ] {
+            assert_eq!(text.format(t), crate::scalars::format_utc(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn integers_render_like_display() {
+        for v in [0, 7, -7, 10, 1_234_567, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            write_i64(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
         }
     }
 }
