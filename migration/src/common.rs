@@ -10,6 +10,15 @@ pub fn in_set(col: &'static str, values: &[&'static str]) -> Expr {
     Expr::col(col).is_in(values.iter().copied())
 }
 
+/// `'a', 'b', 'c'`: the values of a SQL `IN (...)` list (fixed identifiers, not user input).
+pub fn quoted_list(values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Column of an index: `name` ascending, or `-name` descending.
 fn index_col(spec: &'static str) -> IndexColumn {
     match spec.strip_prefix('-') {

@@ -13,7 +13,9 @@
 use sea_orm_migration::sea_orm::DbBackend;
 use sea_orm_migration::{prelude::*, schema::*};
 
-use crate::common::{backend, create_indexes, drop_tables, exec, in_set, index, same, unchanged};
+use crate::common::{
+    backend, create_indexes, drop_tables, exec, in_set, index, quoted_list, same, unchanged,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -122,14 +124,6 @@ fn trace_columns(archive: bool) -> Vec<ColumnDef> {
         string_len_null("replay_artifact_version", 64),
         string_len_null("trace_completeness_status", 30),
     ]
-}
-
-fn quoted_list(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("'{v}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Boolean SQL: the UPDATE is an allowed one-way archival.

@@ -10,21 +10,13 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::common::{backend, exec};
+use crate::common::{backend, exec, quoted_list};
 use crate::m20261127_000005_create_audit_ledger::{ENTITY_TYPES, EVENT_TYPES};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 const TABLE: &str = "audit_ledger";
-
-fn quoted_list(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("'{v}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn with(values: &[&'static str], extra: &'static str) -> Vec<&'static str> {
     let mut all = values.to_vec();

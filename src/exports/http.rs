@@ -32,9 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     cfg.service(
         web::scope("/exports")
             .app_data(web::Data::new(state.clone()))
-            .route("/{id}/download", web::get().to(download))
-            .route("/{id}/manifest", web::get().to(manifest_file))
-            .route("/{id}/ledger", web::get().to(ledger_file)),
+            .route("/{id}/{file}", web::get().to(export_file)),
     );
 }
 
@@ -192,34 +190,20 @@ async fn locate(
     Ok(served)
 }
 
-async fn download(
+/// `GET /exports/{id}/{file}`: `download`, `manifest` or `ledger`.
+async fn export_file(
     req: HttpRequest,
-    id: web::Path<String>,
+    path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    match locate(&req, &state, &id, Which::Artefact).await {
-        Ok(served) => serve(&req, served).await,
-        Err(response) => response,
-    }
-}
-
-async fn manifest_file(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    match locate(&req, &state, &id, Which::Manifest).await {
-        Ok(served) => serve(&req, served).await,
-        Err(response) => response,
-    }
-}
-
-async fn ledger_file(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    match locate(&req, &state, &id, Which::Ledger).await {
+    let (id, file) = path.into_inner();
+    let which = match file.as_str() {
+        "download" => Which::Artefact,
+        "manifest" => Which::Manifest,
+        "ledger" => Which::Ledger,
+        _ => return not_found(),
+    };
+    match locate(&req, &state, &id, which).await {
         Ok(served) => serve(&req, served).await,
         Err(response) => response,
     }
