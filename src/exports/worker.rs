@@ -257,58 +257,42 @@ impl Attempt<'_> {
         self.progress(JobStage::Starting, 0, None, true).await?;
         let tenant = self.tenant.clone();
         let as_of = self.job.request.as_of;
+        // A list scope: its domain's filtered select, keyset on (created_at, id).
+        macro_rules! list_of {
+            ($this:ident, $name:literal, $table:ident, $domain:ident, $snapshot:ident, $filter:expr) => {{
+                use entity::$table::Column as C;
+                let select = crate::$domain::store::filtered(&tenant, &$filter);
+                $this
+                    .list(
+                        $name,
+                        select,
+                        C::CreatedAt,
+                        C::Id,
+                        crate::$domain::store::$snapshot,
+                        |r| pos(r.created_at, &r.id),
+                    )
+                    .await
+            }};
+        }
         match self.job.request.subject.clone() {
             ExportSubject::LlmRuns { filter } => {
-                use entity::llm_run_records::Column as C;
-                let select = crate::runs::store::filtered(&tenant, &filter);
-                self.list(
-                    "llm_runs",
-                    select,
-                    C::CreatedAt,
-                    C::Id,
-                    crate::runs::store::snapshot,
-                    |r| pos(r.created_at, &r.id),
-                )
-                .await
+                list_of!(self, "llm_runs", llm_run_records, runs, snapshot, filter)
             }
             ExportSubject::SystemRecords { filter } => {
-                use entity::system_records::Column as C;
-                let select = crate::system::store::filtered(&tenant, &filter);
-                self.list(
+                list_of!(
+                    self,
                     "system_records",
-                    select,
-                    C::CreatedAt,
-                    C::Id,
-                    crate::system::store::snapshot,
-                    |r| pos(r.created_at, &r.id),
+                    system_records,
+                    system,
+                    snapshot,
+                    filter
                 )
-                .await
             }
             ExportSubject::Audit { filter } => {
-                use entity::audit_ledger::Column as C;
-                let select = crate::audit::store::filtered(&tenant, &filter);
-                self.list(
-                    "audit",
-                    select,
-                    C::CreatedAt,
-                    C::Id,
-                    crate::audit::store::snapshot,
-                    |r| pos(r.created_at, &r.id),
-                )
-                .await
+                list_of!(self, "audit", audit_ledger, audit, snapshot, filter)
             }
             ExportSubject::Traces { filter } => {
-                use entity::aos_traces::Column as C;
-                let select = crate::traces::store::filtered(&tenant, &filter);
-                self.list(
-                    "traces",
-                    select,
-                    C::CreatedAt,
-                    C::Id,
-                    crate::traces::store::trace_snapshot,
-                    |r| pos(r.created_at, &r.id),
-                )
-                .await
+                list_of!(self, "traces", aos_traces, traces, trace_snapshot, filter)
             }
             ExportSubject::RunBundle { run_id } => {
                 self.bundle(Some(run_id), None, None, false, as_of).await

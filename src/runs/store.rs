@@ -121,7 +121,7 @@ pub async fn get_by_id(
     found.map(snapshot).transpose()
 }
 
-fn active_model(run: &LlmRunSnapshot) -> llm_run_records::ActiveModel {
+pub(crate) fn active_model(run: &LlmRunSnapshot) -> llm_run_records::ActiveModel {
     llm_run_records::ActiveModel {
         id: Set(run.id.clone()),
         tenant_id: Set(run.tenant_id.clone()),

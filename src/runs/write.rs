@@ -2,8 +2,8 @@
 //! the same run is refused (5 #4), never overwritten — records are immutable.
 
 use chrono::{DateTime, Utc};
-use entity::llm_run_records::{self, Column, Entity};
-use sea_orm::{DatabaseConnection, EntityTrait, Set, TryInsertResult};
+use entity::llm_run_records::{Column, Entity};
+use sea_orm::{DatabaseConnection, EntityTrait, TryInsertResult};
 use serde::Serialize;
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunSource};
@@ -79,26 +79,7 @@ pub async fn record_run(
         synthetic_scenario_id: new.synthetic_scenario_id,
         created_at: crate::scalars::now(),
     };
-    let row = llm_run_records::ActiveModel {
-        id: Set(run.id.clone()),
-        tenant_id: Set(run.tenant_id.clone()),
-        run_id: Set(run.run_id.clone()),
-        trace_id: Set(run.trace_id.clone()),
-        provider: Set(run.provider.clone()),
-        model: Set(run.model.clone()),
-        prompt_hash: Set(run.prompt_hash.clone()),
-        response_hash: Set(run.response_hash.clone()),
-        input_tokens: Set(run.input_tokens),
-        output_tokens: Set(run.output_tokens),
-        cost_cents: Set(run.cost_cents),
-        execution_status: Set(run.execution_status.as_str().to_owned()),
-        started_at: Set(run.started_at),
-        completed_at: Set(run.completed_at),
-        source: Set(run.source.as_str().to_owned()),
-        is_synthetic: Set(run.is_synthetic),
-        synthetic_scenario_id: Set(run.synthetic_scenario_id.clone()),
-        created_at: Set(run.created_at),
-    };
+    let row = super::store::active_model(&run);
     let result = Entity::insert(row)
         .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
         .exec_without_returning(db)
