@@ -16,6 +16,7 @@ mod cost_writes;
 mod evidence_writes;
 mod exports_reads;
 mod exports_writes;
+mod graphql_http;
 mod idempotency;
 mod immutability;
 mod ingest;
@@ -50,6 +51,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
         ("exports_writes", exports_writes::cases()),
+        ("graphql_http", graphql_http::cases()),
         ("idempotency", idempotency::cases()),
         ("immutability", immutability::cases()),
         ("ledger", ledger::cases()),
