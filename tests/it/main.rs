@@ -33,6 +33,7 @@ mod runs;
 mod schema;
 mod subscriptions;
 mod system_records;
+mod tenant_leak;
 mod traces_reads;
 mod transport;
 
@@ -68,6 +69,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("schema", schema::cases()),
         ("subscriptions", subscriptions::cases()),
         ("system_records", system_records::cases()),
+        ("tenant_leak", tenant_leak::cases()),
         ("traces_reads", traces_reads::cases()),
         ("transport", transport::cases()),
     ]
