@@ -7,17 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use async_graphql::parser::types::OperationType;
-use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
+use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
 use crate::auth::{KeyCache, RequestAuth};
 use crate::config::Config;
-use crate::error::{AppResult, REQUEST_ID};
+use crate::error::AppResult;
 use crate::graphql::{build_schema, LogbookSchema};
 use crate::pagination::CursorCodec;
 use crate::redis_link::RedisLink;
@@ -84,10 +82,12 @@ impl AppState {
     }
 }
 
-struct Served {
-    state: AppState,
-    schema: LogbookSchema,
-    sdl: String,
+/// What every handler shares: the state, the schema, its SDL and the admission checks.
+pub struct Served {
+    pub state: AppState,
+    pub schema: LogbookSchema,
+    pub sdl: String,
+    pub admission: Admission,
 }
 
 /// A running server.
@@ -103,23 +103,26 @@ pub struct RunningServer {
 pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
     let schema = build_schema(Some(state.clone()), &state.config.limits);
     let sdl = schema.sdl();
+    let index = SchemaIndex::from_sdl(&sdl).map_err(|e| std::io::Error::other(e.message()))?;
+    let admission = Admission::new(AdmissionLimits::from_limits(&state.config.limits), index);
     let served = web::Data::new(Served {
         state: state.clone(),
         schema,
         sdl,
+        admission,
     });
     let workers = state.config.workers;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(served.clone())
-            .route("/graphql", web::post().to(graphql))
+            .route("/graphql", web::post().to(crate::graphql_http::handle))
             .route(
                 "/graphql",
                 web::get()
                     .guard(actix_web::guard::fn_guard(is_websocket_upgrade))
                     .to(subscriptions),
             )
-            .route("/graphql", web::get().to(graphql))
+            .route("/graphql", web::get().to(crate::graphql_http::handle))
             .route("/graphql", web::route().to(method_not_allowed))
             .route("/graphiql", web::get().to(graphiql))
             .route("/schema.graphql", web::get().to(schema_sdl))
@@ -164,172 +167,6 @@ async fn method_not_allowed() -> HttpResponse {
         ))
 }
 
-/// Whether the client asked for the graphql-over-http media type (which carries 4xx statuses
-/// for request errors) rather than legacy `application/json` (always 200).
-fn wants_graphql_response(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/graphql-response+json"))
-}
-
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            HttpResponse::BadRequest().json(error_body(
-                &format!("could not read the body: {e}"),
-                "BAD_USER_INPUT",
-            ))
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(HttpResponse::PayloadTooLarge().json(error_body(
-                &format!("the request body exceeds {limit} bytes"),
-                "PAYLOAD_TOO_LARGE",
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// The operation a GET request would run, if it parses: a mutation over GET is refused.
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
-    let operations: Vec<_> = document.operations.iter().collect();
-    let chosen = match &request.operation_name {
-        Some(name) => operations
-            .iter()
-            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())),
-        None => operations.first(),
-    };
-    chosen.is_some_and(|(_, op)| op.node.ty == OperationType::Mutation)
-}
-
-async fn graphql(
-    req: HttpRequest,
-    payload: web::Payload,
-    served: web::Data<Served>,
-) -> HttpResponse {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let graphql_response_type = wants_graphql_response(&req);
-
-    let request = if req.method() == Method::GET {
-        match async_graphql::http::parse_query_string(req.query_string()) {
-            Ok(request) => request,
-            Err(e) => {
-                return HttpResponse::BadRequest().json(error_body(
-                    &format!("invalid GraphQL GET request: {e}"),
-                    "BAD_USER_INPUT",
-                ))
-            }
-        }
-    } else {
-        let body = match read_body(payload, served.state.config.limits.max_body_bytes).await {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
-        match serde_json::from_slice::<async_graphql::Request>(&body) {
-            Ok(request) => request,
-            Err(e) => {
-                return HttpResponse::BadRequest().json(error_body(
-                    &format!("the body is not a GraphQL JSON request: {e}"),
-                    "BAD_USER_INPUT",
-                ))
-            }
-        }
-    };
-    let mut request = request;
-    if let Err(err) = crate::persisted::resolve(&served.state, &mut request).await {
-        let status = if graphql_response_type {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        return HttpResponse::build(status).json(error_body(&err.message(), err.code()));
-    }
-    if req.method() == Method::GET && is_mutation(&request) {
-        return HttpResponse::MethodNotAllowed()
-            .insert_header((header::ALLOW, "POST"))
-            .json(error_body(
-                "mutations must be sent with POST",
-                "BAD_USER_INPUT",
-            ));
-    }
-
-    let auth = RequestAuth::from_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let rate = crate::ratelimit::RateSlot::default();
-    let request = request
-        .data(auth)
-        .data(rate.clone())
-        .data(crate::runs::loaders::RunLoaderCell::default())
-        .data(crate::exports::graphql::ExportJobLoaderCell::default());
-    let response = REQUEST_ID
-        .scope(request_id.clone(), served.schema.execute(request))
-        .await;
-    let stats = &served.state.requests;
-    stats.graphql.fetch_add(1, Ordering::Relaxed);
-    if !response.errors.is_empty() {
-        stats.graphql_with_errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    let request_error = response.data == async_graphql::Value::Null
-        && response.errors.iter().all(|e| e.path.is_empty())
-        && !response.errors.is_empty();
-    let window = rate.get();
-    let refused = window.is_some_and(|w| w.refused);
-    let (status, content_type) = if graphql_response_type {
-        (
-            if refused {
-                StatusCode::TOO_MANY_REQUESTS
-            } else if request_error {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            },
-            "application/graphql-response+json",
-        )
-    } else {
-        (StatusCode::OK, "application/json")
-    };
-    let body = match serde_json::to_vec(&response) {
-        Ok(body) => body,
-        Err(e) => {
-            tracing::error!(request_id = %request_id, error = %e, "response serialization failed");
-            return HttpResponse::InternalServerError().json(error_body(
-                &format!("internal error (request id {request_id})"),
-                "INTERNAL",
-            ));
-        }
-    };
-    let mut http = HttpResponse::build(status);
-    http.content_type(content_type);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        http.insert_header(("x-request-id", value));
-    }
-    if let Some(window) = window {
-        http.insert_header(("RateLimit-Limit", window.limit.to_string()));
-        http.insert_header(("RateLimit-Remaining", window.remaining.to_string()));
-        http.insert_header(("RateLimit-Reset", window.reset.to_string()));
-        if refused {
-            http.insert_header((header::RETRY_AFTER, window.reset.to_string()));
-        }
-    }
-    http.body(body)
-}
-
 fn is_websocket_upgrade(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
     ctx.head()
         .headers()
@@ -365,16 +202,22 @@ async fn subscriptions(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    async_graphql_actix_web::GraphQLSubscription::new(served.schema.clone())
-        .on_connection_init(move |init| async move {
-            let presented = init_authorization(&init).or(header);
-            let mut data = async_graphql::Data::default();
-            data.insert(RequestAuth::from_header(presented.as_deref()));
-            data.insert(crate::runs::loaders::RunLoaderCell::default());
-            data.insert(crate::exports::graphql::ExportJobLoaderCell::default());
-            Ok(data)
-        })
-        .start(&req, payload)
+    let state = served.state.clone();
+    async_graphql_actix_web::GraphQLSubscription::new(crate::graphql_http::AdmittedSchema::new(
+        served.clone(),
+    ))
+    .on_connection_init(move |init| async move {
+        let presented = init_authorization(&init).or(header);
+        let mut data = async_graphql::Data::default();
+        let auth = RequestAuth::from_header(presented.as_deref());
+        // Authenticated before any operation of the connection is parsed.
+        auth.resolve(&state).await?;
+        data.insert(auth);
+        data.insert(crate::runs::loaders::RunLoaderCell::default());
+        data.insert(crate::exports::graphql::ExportJobLoaderCell::default());
+        Ok(data)
+    })
+    .start(&req, payload)
 }
 
 async fn graphiql() -> HttpResponse {

@@ -109,6 +109,13 @@ pub struct Principal {
     pub key_id: String,
 }
 
+impl Principal {
+    /// Whether the key's role grants `permission`.
+    pub fn role_may(&self, permission: Permission) -> bool {
+        permission.granted_to(self.role)
+    }
+}
+
 pub fn digest_key(raw: &str) -> String {
     hex::encode(Sha256::digest(raw.as_bytes()))
 }
@@ -174,6 +181,18 @@ impl RequestAuth {
             .as_deref()
             .filter(|raw| !raw.is_empty())
             .map(digest_key)
+    }
+
+    /// The caller, if [`RequestAuth::resolve`] already succeeded.
+    pub fn resolved(&self) -> Option<Principal> {
+        self.resolved.get().cloned().flatten()
+    }
+
+    /// The caller: resolves the presented key once (through the process cache), or
+    /// `UNAUTHENTICATED`. The HTTP and WebSocket transports call it before anything is parsed.
+    pub async fn resolve(&self, state: &crate::app::AppState) -> AppResult<Principal> {
+        self.principal(&state.db, &state.keys, state.config.key_cache_ttl)
+            .await
     }
 
     async fn principal(

@@ -13,6 +13,16 @@ pub struct Limits {
     /// Root fields per operation, and aliases of one field per selection set.
     pub max_fan_out: usize,
     pub max_body_bytes: usize,
+    /// Bytes of GraphQL document text (variables are bounded by the body limit).
+    pub max_query_bytes: usize,
+    /// Brackets open at once anywhere in a document, checked before it is parsed.
+    pub max_nesting: usize,
+    /// Fields a document selects once its fragments are expanded.
+    pub max_fields: u64,
+    /// Fragments spread inside fragments.
+    pub max_fragment_nesting: usize,
+    /// Longest a request may run before it is answered `UNAVAILABLE`.
+    pub request_timeout: Duration,
     pub introspection: bool,
     /// Complexity points each API key may spend per minute (0: no limit).
     pub rate_limit_per_minute: u64,
@@ -25,6 +35,11 @@ impl Default for Limits {
             max_complexity: 5_000,
             max_fan_out: 20,
             max_body_bytes: 1024 * 1024,
+            max_query_bytes: 100 * 1024,
+            max_nesting: 64,
+            max_fields: 2_000,
+            max_fragment_nesting: 32,
+            request_timeout: Duration::from_secs(30),
             introspection: true,
             rate_limit_per_minute: 600_000,
         }

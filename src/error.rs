@@ -3,7 +3,7 @@
 //! one place, never per resolver. `Internal` keeps its cause for the log and shows the client
 //! only a request id.
 
-use async_graphql::ErrorExtensions;
+use async_graphql::{ErrorExtensions, ServerError};
 use sea_orm::DbErr;
 
 /// Deliberately not `Display`: async-graphql converts any `Display` type into an error without
@@ -15,6 +15,11 @@ pub enum AppError {
     Forbidden {
         role: &'static str,
         action: &'static str,
+    },
+    /// A field the caller's role may not read, refused before execution (see `admission`).
+    ForbiddenField {
+        role: &'static str,
+        field: String,
     },
     NotFound(&'static str),
     BadUserInput {
@@ -33,6 +38,8 @@ pub enum AppError {
         expected: String,
         actual: String,
     },
+    QueryTooDeep(String),
+    QueryTooComplex(String),
     RateLimited(String),
     PayloadTooLarge(String),
     Unavailable(String),
@@ -61,6 +68,10 @@ impl AppError {
             AppError::Forbidden { role, action } => {
                 format!("the API key's role {role} may not {action}")
             }
+            AppError::ForbiddenField { role, field } => format!(
+                "the API key's role {role} may not read `{field}`: a role that may only write \
+                 gets receipts (ids, statuses, seals) of its writes, not stored content"
+            ),
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::BadUserInput { message, .. } => message.clone(),
             AppError::BadCursor(why) => format!("invalid cursor: {why}"),
@@ -68,6 +79,8 @@ impl AppError {
             AppError::IdempotencyConflict(detail) => detail.clone(),
             AppError::InvalidTransition(detail) => detail.clone(),
             AppError::ReplayMismatch { message, .. } => message.clone(),
+            AppError::QueryTooDeep(detail) => detail.clone(),
+            AppError::QueryTooComplex(detail) => detail.clone(),
             AppError::RateLimited(detail) => detail.clone(),
             AppError::PayloadTooLarge(detail) => detail.clone(),
             AppError::Unavailable(what) => what.clone(),
@@ -79,7 +92,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated => "UNAUTHENTICATED",
-            AppError::Forbidden { .. } => "FORBIDDEN",
+            AppError::Forbidden { .. } | AppError::ForbiddenField { .. } => "FORBIDDEN",
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::BadCursor(_) => "BAD_CURSOR",
@@ -87,6 +100,8 @@ impl AppError {
             AppError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
             AppError::InvalidTransition(_) => "INVALID_TRANSITION",
             AppError::ReplayMismatch { .. } => "REPLAY_MISMATCH",
+            AppError::QueryTooDeep(_) => "QUERY_TOO_DEEP",
+            AppError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
             AppError::RateLimited(_) => "RATE_LIMITED",
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::Unavailable(_) => "UNAVAILABLE",
@@ -97,7 +112,53 @@ impl AppError {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        if database_unreachable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return AppError::Unavailable("the database is unavailable; retry shortly".into());
+        }
         classify_db_error(&err.to_string())
+    }
+}
+
+/// Whether `err` says the database could not be reached or gave up on the statement rather
+/// than refused it: a lost or refused connection, an exhausted or closed pool, a server
+/// shutting down, a statement timeout, a serialization failure or deadlock, a busy SQLite
+/// file. Each is worth a retry, so clients get `UNAVAILABLE`.
+pub fn database_unreachable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08), insufficient resources (53), operator
+            // intervention (57: shutdown, statement timeout), serialization failure and
+            // deadlock (40001, 40P01). SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) and their
+            // extended codes.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57")
+                || code == "40001"
+                || code == "40P01"
+                || code == "5"
+                || code == "6"
+                || code == "261"
+                || code == "517"
+                || code == "262"
+        }),
+        _ => false,
     }
 }
 
@@ -180,31 +241,57 @@ impl From<AppError> for async_graphql::Error {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+impl AppError {
+    /// The error as a GraphQL response error (no path, no locations), with its code.
+    pub fn to_server_error(&self) -> ServerError {
+        let error: async_graphql::Error = self.clone().into();
+        ServerError {
+            message: error.message,
+            source: None,
+            locations: Vec::new(),
+            path: Vec::new(),
+            extensions: error.extensions,
+        }
+    }
+}
+
 /// Gives every error an `extensions.code`: validation failures of async-graphql itself carry
 /// none, so depth and complexity limits and malformed documents are classified here.
 pub fn classify_errors(response: &mut async_graphql::Response) {
     for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
-        if has_code {
-            continue;
-        }
-        let code = if error.message.contains("nested too deep") {
-            "QUERY_TOO_DEEP"
-        } else if error.message.contains("too complex") {
-            "QUERY_TOO_COMPLEX"
-        } else if error.path.is_empty() {
-            "BAD_USER_INPUT"
-        } else {
-            "INTERNAL"
-        };
-        error
-            .extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code);
+        classify_error(error);
     }
+}
+
+/// Gives one error a code when it has none (see [`classify_errors`]). Argument and variable
+/// values that do not parse (async-graphql reports them from inside execution, with a path)
+/// are the client's input, not an internal failure.
+pub fn classify_error(error: &mut ServerError) {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some());
+    if has_code {
+        return;
+    }
+    let message = error.message.as_str();
+    let code = if message.contains("nested too deep") {
+        "QUERY_TOO_DEEP"
+    } else if message.contains("too complex") {
+        "QUERY_TOO_COMPLEX"
+    } else if error.path.is_empty()
+        || message.starts_with("Failed to parse")
+        || message.starts_with("Invalid value for argument")
+        || message.starts_with("Invalid value for variable")
+    {
+        "BAD_USER_INPUT"
+    } else {
+        "INTERNAL"
+    };
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
 }
 
 /// Schema extension that runs [`classify_errors`] on every response: HTTP requests (`request`)

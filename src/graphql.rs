@@ -125,9 +125,6 @@ pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
-    .extension(crate::limits::FieldFanOut {
-        max: limits.max_fan_out,
-    })
     .extension(crate::ratelimit::RateLimit)
     .extension(crate::error::ErrorCodes);
     if !limits.introspection {

@@ -1,5 +1,6 @@
 //! Logbook: a GraphQL server over the logs of an AI-agent platform.
 
+pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod evidence;
 pub mod exports;
 pub mod graphiql;
 pub mod graphql;
+pub mod graphql_http;
 pub mod idempotency;
 pub mod ids;
 pub mod integrity;

@@ -19,6 +19,11 @@ impl ScalarType for DateTime {
         Ok(DateTime(truncate_to_micros(parsed.with_timezone(&Utc))))
     }
 
+    /// Lets validation refuse a bad literal or variable before execution (a request error).
+    fn is_valid(value: &Value) -> bool {
+        Self::parse(value.clone()).is_ok()
+    }
+
     fn to_value(&self) -> Value {
         Value::String(format_utc(self.0))
     }
@@ -67,6 +72,10 @@ impl ScalarType for Date {
             .map_err(|e| InputValueError::custom(format!("not an ISO 8601 date (YYYY-MM-DD): {e}")))
     }
 
+    fn is_valid(value: &Value) -> bool {
+        Self::parse(value.clone()).is_ok()
+    }
+
     fn to_value(&self) -> Value {
         Value::String(self.0.format("%Y-%m-%d").to_string())
     }
@@ -92,6 +101,10 @@ impl ScalarType for BigInt {
                 .ok_or_else(|| InputValueError::custom("not a 64-bit integer")),
             _ => Err(InputValueError::expected_type(value)),
         }
+    }
+
+    fn is_valid(value: &Value) -> bool {
+        Self::parse(value.clone()).is_ok()
     }
 
     fn to_value(&self) -> Value {

@@ -162,12 +162,13 @@ fn expected_seal(run_id: &str, range: std::ops::Range<i32>) -> (String, String) 
 
 async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
 
     let started = start(
         &app,
-        &ingest,
+        &writer,
         json!({"runId": "run-1", "plan": [{"skill": "llm_invoke"}], "seed": "7"}),
     )
     .await;
@@ -180,7 +181,7 @@ async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
     assert!(started["completedAt"].is_null());
 
     // Two batches.
-    let first = record(&app, &ingest, "trace_run-1", steps(0..4)).await;
+    let first = record(&app, &writer, "trace_run-1", steps(0..4)).await;
     assert!(first.get("errors").is_none(), "{first:#}");
     let first = &first["data"]["recordSteps"];
     assert_eq!(first["insertedStepIndexes"], json!([0, 1, 2, 3]));
@@ -193,13 +194,13 @@ async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
         .map(|s| s["level"].as_str().expect("level"))
         .collect();
     assert_eq!(levels, ["INFO", "WARN", "ERROR", "INFO"]);
-    let second = record(&app, &ingest, "trace_run-1", steps(4..7)).await;
+    let second = record(&app, &writer, "trace_run-1", steps(4..7)).await;
     assert_eq!(
         second["data"]["recordSteps"]["insertedCount"], 3,
         "{second:#}"
     );
 
-    let done = complete(&app, &ingest, "trace_run-1", "COMPLETED").await;
+    let done = complete(&app, &writer, "trace_run-1", "COMPLETED").await;
     assert!(done.get("errors").is_none(), "{done:#}");
     let done = &done["data"]["completeTrace"];
     assert_eq!(done["status"], "COMPLETED");
@@ -248,26 +249,26 @@ async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
     // A replay of the same run with identical steps: parity and an equal root hash.
     start(
         &app,
-        &ingest,
+        &writer,
         json!({"traceId": "replay-1", "runId": "run-1", "seed": 7}),
     )
     .await;
     for batch in [steps(0..4), steps(4..7)] {
-        let body = record(&app, &ingest, "replay-1", batch).await;
+        let body = record(&app, &writer, "replay-1", batch).await;
         assert!(body.get("errors").is_none(), "{body:#}");
     }
-    complete(&app, &ingest, "replay-1", "COMPLETED").await;
+    complete(&app, &writer, "replay-1", "COMPLETED").await;
     // And one whose step 5 failed differently.
     start(
         &app,
-        &ingest,
+        &writer,
         json!({"traceId": "replay-2", "runId": "run-1", "seed": 7}),
     )
     .await;
     let mut diverging = steps(0..7);
     diverging[5]["status"] = json!("success");
-    record(&app, &ingest, "replay-2", diverging).await;
-    complete(&app, &ingest, "replay-2", "FAILED").await;
+    record(&app, &writer, "replay-2", diverging).await;
+    complete(&app, &writer, "replay-2", "FAILED").await;
 
     const COMPARE: &str = r#"query($l: String!, $r: String!) {
       compareTraces(left: $l, right: $r) {
@@ -303,22 +304,23 @@ async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
 
 async fn transitions_allowed_and_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
 
     // running → completed; then nothing more.
-    start(&app, &ingest, json!({"runId": "a"})).await;
-    record(&app, &ingest, "trace_a", steps(0..2)).await;
-    let done = complete(&app, &ingest, "trace_a", "COMPLETED").await;
+    start(&app, &writer, json!({"runId": "a"})).await;
+    record(&app, &writer, "trace_a", steps(0..2)).await;
+    let done = complete(&app, &writer, "trace_a", "COMPLETED").await;
     assert_eq!(
         done["data"]["completeTrace"]["status"], "COMPLETED",
         "{done:#}"
     );
     for body in [
-        complete(&app, &ingest, "trace_a", "COMPLETED").await,
-        complete(&app, &ingest, "trace_a", "FAILED").await,
-        abort(&app, &ingest, "trace_a", "late").await,
-        record(&app, &ingest, "trace_a", steps(2..3)).await,
+        complete(&app, &writer, "trace_a", "COMPLETED").await,
+        complete(&app, &writer, "trace_a", "FAILED").await,
+        abort(&app, &writer, "trace_a", "late").await,
+        record(&app, &writer, "trace_a", steps(2..3)).await,
     ] {
         assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
     }
@@ -329,22 +331,22 @@ async fn transitions_allowed_and_refused(backend: Backend) {
     assert_eq!(read["trace"]["status"], "COMPLETED");
 
     // running → failed.
-    start(&app, &ingest, json!({"runId": "b"})).await;
-    let failed = complete(&app, &ingest, "trace_b", "FAILED").await;
+    start(&app, &writer, json!({"runId": "b"})).await;
+    let failed = complete(&app, &writer, "trace_b", "FAILED").await;
     let failed = &failed["data"]["completeTrace"];
     assert_eq!(failed["status"], "FAILED");
     // No steps: the signature of an empty trace, no run proof.
     assert_eq!(failed["checksum"], trace_signature::<&str>(&[]).as_str());
     assert!(failed["rootHash"].is_null());
     assert_eq!(
-        error_code(&abort(&app, &ingest, "trace_b", "x").await),
+        error_code(&abort(&app, &writer, "trace_b", "x").await),
         "INVALID_TRANSITION"
     );
 
     // running → aborted (steps kept and sealed); then nothing more.
-    start(&app, &ingest, json!({"runId": "c"})).await;
-    record(&app, &ingest, "trace_c", steps(0..3)).await;
-    let aborted = abort(&app, &ingest, "trace_c", "finalization_failed: boom").await;
+    start(&app, &writer, json!({"runId": "c"})).await;
+    record(&app, &writer, "trace_c", steps(0..3)).await;
+    let aborted = abort(&app, &writer, "trace_c", "finalization_failed: boom").await;
     let aborted = &aborted["data"]["abortTrace"];
     assert_eq!(aborted["status"], "ABORTED");
     assert_eq!(
@@ -353,18 +355,18 @@ async fn transitions_allowed_and_refused(backend: Backend) {
     );
     assert_eq!(aborted["rootHash"], expected_seal("c", 0..3).1.as_str());
     for body in [
-        abort(&app, &ingest, "trace_c", "again").await,
-        complete(&app, &ingest, "trace_c", "COMPLETED").await,
-        record(&app, &ingest, "trace_c", steps(3..4)).await,
+        abort(&app, &writer, "trace_c", "again").await,
+        complete(&app, &writer, "trace_c", "COMPLETED").await,
+        record(&app, &writer, "trace_c", steps(3..4)).await,
     ] {
         assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
     }
 
     // Unknown traces.
     for body in [
-        record(&app, &ingest, "nope", steps(0..1)).await,
-        complete(&app, &ingest, "nope", "COMPLETED").await,
-        abort(&app, &ingest, "nope", "x").await,
+        record(&app, &writer, "nope", steps(0..1)).await,
+        complete(&app, &writer, "nope", "COMPLETED").await,
+        abort(&app, &writer, "nope", "x").await,
     ] {
         assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
     }
@@ -373,27 +375,28 @@ async fn transitions_allowed_and_refused(backend: Backend) {
 
 async fn batch_rules(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
-    start(&app, &ingest, json!({"runId": "r"})).await;
+    start(&app, &writer, json!({"runId": "r"})).await;
 
     // 1001 steps: refused, nothing written.
-    let body = record(&app, &ingest, "trace_r", steps(0..1001)).await;
+    let body = record(&app, &writer, "trace_r", steps(0..1001)).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
     assert_eq!(body["errors"][0]["extensions"]["field"], "steps");
     // Exactly 1000 is fine.
-    let body = record(&app, &ingest, "trace_r", steps(0..1000)).await;
+    let body = record(&app, &writer, "trace_r", steps(0..1000)).await;
     assert_eq!(
         body["data"]["recordSteps"]["insertedCount"], 1000,
         "{body:#}"
     );
     assert_eq!(total_steps(&app, &viewer, "trace_r").await, 1000);
 
-    start(&app, &ingest, json!({"runId": "s"})).await;
+    start(&app, &writer, json!({"runId": "s"})).await;
     // One bad step rejects the whole batch.
     let mut bad = steps(0..5);
     bad[3]["skillName"] = json!("");
-    let body = record(&app, &ingest, "trace_s", bad).await;
+    let body = record(&app, &writer, "trace_s", bad).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     assert_eq!(
         body["errors"][0]["extensions"]["field"],
@@ -401,7 +404,7 @@ async fn batch_rules(backend: Backend) {
     );
     let mut negative = steps(0..2);
     negative[1]["costCents"] = json!(-1.0);
-    let body = record(&app, &ingest, "trace_s", negative).await;
+    let body = record(&app, &writer, "trace_s", negative).await;
     assert_eq!(
         body["errors"][0]["extensions"]["field"],
         "steps[1].costCents"
@@ -409,7 +412,7 @@ async fn batch_rules(backend: Backend) {
     // Duplicate indexes within a batch.
     let mut dup = steps(0..3);
     dup[2]["stepIndex"] = json!(0);
-    let body = record(&app, &ingest, "trace_s", dup).await;
+    let body = record(&app, &writer, "trace_s", dup).await;
     assert_eq!(
         body["errors"][0]["extensions"]["field"],
         "steps[2].stepIndex"
@@ -420,14 +423,14 @@ async fn batch_rules(backend: Backend) {
         .as_object_mut()
         .expect("object")
         .remove("stepIndex");
-    let body = record(&app, &ingest, "trace_s", missing).await;
+    let body = record(&app, &writer, "trace_s", missing).await;
     assert!(body["errors"].is_array(), "{body:#}");
     assert_eq!(total_steps(&app, &viewer, "trace_s").await, 0);
 
     // First write wins: a stored index keeps its first version.
     let body = record(
         &app,
-        &ingest,
+        &writer,
         "trace_s",
         json!([step(0, "first", "success")]),
     )
@@ -438,7 +441,7 @@ async fn batch_rules(backend: Backend) {
     );
     let body = record(
         &app,
-        &ingest,
+        &writer,
         "trace_s",
         json!([step(1, "second", "success"), step(0, "rewrite", "failure")]),
     )
@@ -460,18 +463,18 @@ async fn batch_rules(backend: Backend) {
 async fn tenants_roles_and_trace_ids(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ingest = app.key("acme", Role::Ingest).await;
-    let other = app.key("globex", Role::Ingest).await;
+    let other = app.key("globex", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
     let operator = app.key("acme", Role::Operator).await;
     let admin = app.key("acme", Role::Admin).await;
 
-    let first = start(&app, &ingest, json!({"runId": "r1", "plan": []})).await;
+    let first = start(&app, &admin, json!({"runId": "r1", "plan": []})).await;
     // Starting the same trace again returns it unchanged (idempotent start).
     let again = start(&app, &admin, json!({"runId": "r1", "plan": [{"x": 1}]})).await;
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["plan"], json!([]));
     // Without any id: `trace_` + 16 hex, run id = trace id.
-    let generated = start(&app, &ingest, json!({})).await;
+    let generated = start(&app, &admin, json!({})).await;
     let generated_id = generated["traceId"].as_str().expect("traceId");
     assert_eq!(generated_id.len(), 22, "{generated_id}");
     assert!(generated_id.starts_with("trace_"));
@@ -507,6 +510,19 @@ async fn tenants_roles_and_trace_ids(backend: Backend) {
         .gql(None, START, json!({"input": {"runId": "r2"}}))
         .await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    // INGEST writes and gets receipts; stored content needs a role that reads.
+    let receipt = app
+        .data(
+            &ingest,
+            "mutation { startTrace(input: {runId: \"r1\"}) { traceId status rootHash } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(receipt["startTrace"]["traceId"], "trace_r1");
+    let body = app
+        .gql(Some(&ingest), START, json!({"input": {"runId": "r1"}}))
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body:#}");
 
     // Input rules.
     for (input, field) in [
@@ -527,7 +543,7 @@ async fn tenants_roles_and_trace_ids(backend: Backend) {
         ),
     ] {
         let body = app
-            .gql(Some(&ingest), START, json!({ "input": input }))
+            .gql(Some(&admin), START, json!({ "input": input }))
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{input}: {body:#}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{input}");
@@ -535,12 +551,12 @@ async fn tenants_roles_and_trace_ids(backend: Backend) {
     // Steps of a synthetic trace are synthetic, with its scenario.
     let synthetic = start(
         &app,
-        &ingest,
+        &admin,
         json!({"runId": "syn", "isSynthetic": true, "syntheticScenarioId": "sc-1"}),
     )
     .await;
     assert_eq!(synthetic["isSynthetic"], true);
-    let body = record(&app, &ingest, "trace_syn", steps(0..2)).await;
+    let body = record(&app, &admin, "trace_syn", steps(0..2)).await;
     let recorded = &body["data"]["recordSteps"]["steps"];
     assert_eq!(recorded[0]["isSynthetic"], true, "{body:#}");
     assert_eq!(recorded[1]["syntheticScenarioId"], "sc-1");
@@ -579,12 +595,13 @@ fn run_input(run_id: &str) -> Value {
 
 async fn llm_runs_and_system_records(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
     let other_viewer = app.key("globex", Role::Viewer).await;
 
     let run = app
-        .data(&ingest, RECORD_RUN, json!({"input": run_input("run-9")}))
+        .data(&writer, RECORD_RUN, json!({"input": run_input("run-9")}))
         .await;
     let run = &run["recordLlmRun"];
     assert_eq!(run["runId"], "run-9");
@@ -612,7 +629,7 @@ async fn llm_runs_and_system_records(backend: Backend) {
     // A second record for the run is refused; bad inputs name their field.
     let dup = app
         .gql(
-            Some(&ingest),
+            Some(&writer),
             RECORD_RUN,
             json!({"input": run_input("run-9")}),
         )
@@ -635,7 +652,7 @@ async fn llm_runs_and_system_records(backend: Backend) {
             input[k] = v.clone();
         }
         let body = app
-            .gql(Some(&ingest), RECORD_RUN, json!({ "input": input }))
+            .gql(Some(&writer), RECORD_RUN, json!({ "input": input }))
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{patch}: {body:#}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field, "{patch}");
@@ -655,7 +672,7 @@ async fn llm_runs_and_system_records(backend: Backend) {
     // System records belong to the key's tenant.
     let record = app
         .data(
-            &ingest,
+            &writer,
             RECORD_SYSTEM,
             json!({"input": {
                 "component": "WORKER",
@@ -689,7 +706,7 @@ async fn llm_runs_and_system_records(backend: Backend) {
         ),
     ] {
         let body = app
-            .gql(Some(&ingest), RECORD_SYSTEM, json!({ "input": input }))
+            .gql(Some(&writer), RECORD_SYSTEM, json!({ "input": input }))
             .await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field);
@@ -699,7 +716,8 @@ async fn llm_runs_and_system_records(backend: Backend) {
 
 async fn redaction_before_storage(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
     let secrets = [
         "hunter2",
@@ -719,14 +737,14 @@ async fn redaction_before_storage(backend: Backend) {
     }
     start(
         &app,
-        &ingest,
+        &writer,
         json!({"runId": "red", "plan": [{"skill": "email", "to": "alice@example.com",
                "user_password": "hunter2"}]}),
     )
     .await;
     let body = record(
         &app,
-        &ingest,
+        &writer,
         "trace_red",
         json!([{
             "stepIndex": 0,
@@ -747,7 +765,7 @@ async fn redaction_before_storage(backend: Backend) {
     .await;
     assert!(body.get("errors").is_none(), "{body:#}");
     app.gql(
-        Some(&ingest),
+        Some(&writer),
         COMPLETE,
         json!({"traceId": "trace_red", "status": "COMPLETED",
                "metadata": {"clientSecret": "meta-secret-value", "duration_ms": 3}}),
@@ -774,7 +792,7 @@ async fn redaction_before_storage(backend: Backend) {
     // System records: summary and details.
     let record = app
         .data(
-            &ingest,
+            &writer,
             RECORD_SYSTEM,
             json!({"input": {
                 "component": "AUTH", "eventType": "AUTH_CHANGE", "severity": "INFO",
@@ -792,8 +810,8 @@ async fn redaction_before_storage(backend: Backend) {
         "key rotated by <REDACTED_EMAIL>"
     );
     // Abort reasons too.
-    start(&app, &ingest, json!({"runId": "red2"})).await;
-    let aborted = abort(&app, &ingest, "trace_red2", "failed for bob@example.com").await;
+    start(&app, &writer, json!({"runId": "red2"})).await;
+    let aborted = abort(&app, &writer, "trace_red2", "failed for bob@example.com").await;
     assert_eq!(
         aborted["data"]["abortTrace"]["metadata"]["abort_reason"],
         "failed for <REDACTED_EMAIL>"
@@ -804,13 +822,14 @@ async fn redaction_before_storage(backend: Backend) {
 /// 20 concurrent identical requests with one idempotency key: one effect, one result.
 async fn concurrent_identical_requests_one_effect(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let ingest = app.key("acme", Role::Ingest).await;
+    // ADMIN writes and reads back what it wrote (INGEST keys get receipts only).
+    let writer = app.key("acme", Role::Admin).await;
     let viewer = app.key("acme", Role::Viewer).await;
 
     // startTrace without ids generates a fresh trace id per effect.
     let starts = (0..20).map(|_| {
         app.gql(
-            Some(&ingest),
+            Some(&writer),
             START,
             json!({"input": {"agentId": "a1"}, "key": "start-1"}),
         )
@@ -836,7 +855,7 @@ async fn concurrent_identical_requests_one_effect(backend: Backend) {
     // recordSteps: every caller gets the first result (all three steps inserted).
     let records = (0..20).map(|_| {
         app.gql(
-            Some(&ingest),
+            Some(&writer),
             RECORD,
             json!({"traceId": trace_id, "steps": steps(0..3), "key": "steps-1"}),
         )
@@ -850,7 +869,7 @@ async fn concurrent_identical_requests_one_effect(backend: Backend) {
     // Same key, other input.
     let body = app
         .gql(
-            Some(&ingest),
+            Some(&writer),
             RECORD,
             json!({"traceId": trace_id, "steps": steps(0..4), "key": "steps-1"}),
         )
@@ -860,7 +879,7 @@ async fn concurrent_identical_requests_one_effect(backend: Backend) {
     // recordLlmRun: a duplicate run id would be refused, a duplicate request is not.
     let runs = (0..20).map(|_| {
         app.gql(
-            Some(&ingest),
+            Some(&writer),
             RECORD_RUN,
             json!({"input": run_input("run-c"), "key": "run-1"}),
         )
@@ -881,7 +900,7 @@ async fn concurrent_identical_requests_one_effect(backend: Backend) {
     // completeTrace: the duplicate gets the first result, not INVALID_TRANSITION.
     let completes = (0..20).map(|_| {
         app.gql(
-            Some(&ingest),
+            Some(&writer),
             COMPLETE,
             json!({"traceId": trace_id, "status": "COMPLETED", "key": "done-1"}),
         )
