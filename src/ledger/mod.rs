@@ -12,7 +12,9 @@ pub mod export;
 pub mod graphql;
 pub mod merkle;
 pub mod signing;
+pub mod sink;
 pub mod store;
+pub mod trusted;
 pub mod verify;
 
 use chrono::{DateTime, Utc};
