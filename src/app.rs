@@ -57,9 +57,7 @@ impl AppState {
         let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
         let deployment = crate::db::shared_secret(&db, "deployment_id").await?;
         let namespace: Arc<str> = format!("lb:{}", hex::encode(&deployment[..8])).into();
-        let ledger_key =
-            crate::ledger::signing::LedgerKey::load(&db, config.ledger_signing_key.as_deref())
-                .await?;
+        let ledger_key = crate::ledger::signing::LedgerKey::from_config(&db, &config).await?;
         let redis = config
             .redis_url
             .as_deref()
@@ -146,6 +144,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
     let handle = server.handle();
     let task = tokio::spawn(server);
     let export_worker = crate::exports::worker::spawn(state.clone());
+    crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     Ok(RunningServer {
         addr,
         handle,

@@ -57,9 +57,14 @@ pub struct Config {
     pub workers: usize,
     /// Export jobs: artefact directory, worker and retry settings.
     pub exports: crate::exports::settings::ExportSettings,
-    /// The ed25519 seed (hex or base64) that signs ledger checkpoints; when absent, a key is
-    /// generated on first start and kept in the database.
+    /// The ed25519 seed (hex or base64) that signs ledger checkpoints; when neither it nor
+    /// `ledger_signing_key_file` is set, a key is generated on first start and kept in the
+    /// database (and warned about: see docs/ledger.md).
     pub ledger_signing_key: Option<String>,
+    /// A file holding that seed (mode 600); exclusive with `ledger_signing_key`.
+    pub ledger_signing_key_file: Option<std::path::PathBuf>,
+    /// Where signed checkpoints are published outside the database (none by default).
+    pub ledger_checkpoints: crate::ledger::sink::SinkSettings,
 }
 
 impl Config {
@@ -72,6 +77,8 @@ impl Config {
             workers: 0,
             exports: Default::default(),
             ledger_signing_key: None,
+            ledger_signing_key_file: None,
+            ledger_checkpoints: Default::default(),
         }
     }
 }

@@ -23,7 +23,8 @@ struct Cli {
     #[arg(long, env = "REDIS_URL", global = true)]
     redis_url: Option<String>,
     /// Ed25519 seed (64 hex digits or base64) that signs ledger checkpoints; default: a key
-    /// generated on first start and kept in the database.
+    /// generated on first start and kept in the database (warned about: whoever can write the
+    /// database can then re-sign a rewritten history).
     #[arg(
         long,
         env = "LOGBOOK_LEDGER_SIGNING_KEY",
@@ -31,6 +32,16 @@ struct Cli {
         hide_env_values = true
     )]
     ledger_signing_key: Option<String>,
+    /// A file holding that seed (mode 600; `logbook ledger keygen --out FILE` makes one): keeps
+    /// the key out of the database and out of the process environment.
+    #[arg(
+        long,
+        env = "LOGBOOK_LEDGER_SIGNING_KEY_FILE",
+        global = true,
+        value_name = "PATH",
+        conflicts_with = "ledger_signing_key"
+    )]
+    ledger_signing_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,7 +115,8 @@ enum ExportCommand {
 #[derive(Subcommand)]
 enum LedgerCommand {
     /// Check every entry hash and link and the signed checkpoint: online (`--tenant`, against
-    /// the database) or offline (`--file` and `--public-key`); names the first bad entry.
+    /// the database) or offline (`--file` and `--public-key`), and with `--trusted-checkpoint`
+    /// that the ledger extends a checkpoint saved earlier; names the first failure.
     Verify {
         /// Tenant whose ledger to verify in the database.
         #[arg(long, conflicts_with = "file", required_unless_present = "file")]
@@ -115,12 +127,25 @@ enum LedgerCommand {
         /// The trusted ed25519 public key (hex or base64), e.g. from `ledger { publicKey }`.
         #[arg(long)]
         public_key: Option<String>,
+        /// A signed checkpoint saved earlier (the JSON of `ledger { checkpoint }`, or a file of
+        /// the checkpoint sink): the ledger must extend it (consistency proof from its size and
+        /// root), which a rewritten and re-signed history cannot. Signed by --public-key when
+        /// given, else by the key it names.
+        #[arg(long, value_name = "FILE")]
+        trusted_checkpoint: Option<std::path::PathBuf>,
     },
     /// Write a tenant's ledger as NDJSON ending with a signed checkpoint.
     Export {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Create a new checkpoint signing key file (mode 600) for --ledger-signing-key-file;
+    /// prints its public key alone on the last line.
+    Keygen {
+        /// The key file to create (it must not exist).
+        #[arg(long, value_name = "FILE")]
         out: std::path::PathBuf,
     },
 }
@@ -148,6 +173,13 @@ struct ServeArgs {
     /// Directory of export artefacts and manifests (shared by every server process).
     #[arg(long, env = "LOGBOOK_EXPORT_DIR", default_value = "exports")]
     export_dir: std::path::PathBuf,
+    /// Publish every signed ledger checkpoint to this directory too, one file per checkpoint,
+    /// never overwritten (best on storage the database's administrators cannot rewrite).
+    #[arg(long, env = "LOGBOOK_LEDGER_CHECKPOINT_DIR", value_name = "DIR")]
+    ledger_checkpoint_dir: Option<std::path::PathBuf>,
+    /// POST every signed ledger checkpoint (JSON) to this http(s) URL too.
+    #[arg(long, env = "LOGBOOK_LEDGER_CHECKPOINT_URL", value_name = "URL")]
+    ledger_checkpoint_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -218,10 +250,20 @@ fn fail(message: &str) -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let mut config = Config::new(cli.database_url.clone(), cli.redis_url.clone());
     config.ledger_signing_key = cli.ledger_signing_key.clone();
+    config.ledger_signing_key_file = cli.ledger_signing_key_file.clone();
     match cli.command {
         Command::Ledger { command } => {
             use logbook::ledger::cli;
             let line = match command {
+                LedgerCommand::Verify {
+                    tenant: Some(tenant),
+                    trusted_checkpoint: Some(trusted),
+                    public_key,
+                    ..
+                } => {
+                    cli::verify_online_against(&config, &tenant, &trusted, public_key.as_deref())
+                        .await?
+                }
                 LedgerCommand::Verify {
                     tenant: Some(tenant),
                     ..
@@ -229,13 +271,28 @@ async fn run(cli: Cli) -> Result<(), String> {
                 LedgerCommand::Verify {
                     file: Some(file),
                     public_key,
+                    trusted_checkpoint,
                     ..
-                } => cli::verify_offline(&file, public_key.as_deref().unwrap_or_default())?,
+                } => cli::verify_offline_against(
+                    &file,
+                    public_key.as_deref().unwrap_or_default(),
+                    trusted_checkpoint.as_deref(),
+                )?,
                 LedgerCommand::Verify { .. } => {
                     return Err("pass --tenant T, or --file F with --public-key K".into())
                 }
                 LedgerCommand::Export { tenant, out } => {
                     cli::export(&config, &tenant, &out).await?
+                }
+                LedgerCommand::Keygen { out } => {
+                    let public_key = cli::keygen(&out)?;
+                    println!(
+                        "wrote a new ledger signing key to {} (keep it out of the database's \
+                         reach; serve with --ledger-signing-key-file {}); its public key (hex):",
+                        out.display(),
+                        out.display()
+                    );
+                    public_key
                 }
             };
             println!("{line}");
@@ -382,7 +439,34 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.limits.introspection = !args.no_introspection;
             config.limits.rate_limit_per_minute = args.rate_limit;
             config.exports.dir = args.export_dir.clone();
+            config.ledger_checkpoints.dir = args.ledger_checkpoint_dir.clone();
+            config.ledger_checkpoints.url = args.ledger_checkpoint_url.clone();
+            if let Some(url) = &config.ledger_checkpoints.url {
+                logbook::ledger::sink::UrlSink::new(url)?;
+            }
+            if let Some(dir) = &config.ledger_checkpoints.dir {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    eprintln!(
+                        "logbook: WARNING: cannot create --ledger-checkpoint-dir {}: {e}; \
+                         checkpoints are published once it can be written",
+                        dir.display()
+                    );
+                }
+            }
             let state = AppState::connect(config).await.map_err(|e| e.message())?;
+            if state.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
+                eprintln!(
+                    "logbook: {}",
+                    logbook::ledger::signing::DATABASE_KEY_WARNING
+                );
+            }
+            if state.config.ledger_checkpoints.is_empty() {
+                eprintln!(
+                    "logbook: ledger checkpoints are kept only in the database; publish them \
+                     outside it with --ledger-checkpoint-dir DIR or --ledger-checkpoint-url URL \
+                     (docs/ledger.md)"
+                );
+            }
             if args.demo {
                 demo(&state).await?;
             }

@@ -25,6 +25,7 @@ mod m20261128_130000_create_replay_outputs;
 mod m20261128_140000_create_export_jobs;
 mod m20261128_150100_scope_evidence_keys;
 mod m20261128_160000_audit_export_event;
+mod m20261203_120000_index_ledger_checkpoints_created;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_140000_create_export_jobs::Migration),
             Box::new(m20261128_150100_scope_evidence_keys::Migration),
             Box::new(m20261128_160000_audit_export_event::Migration),
+            Box::new(m20261203_120000_index_ledger_checkpoints_created::Migration),
         ]
     }
 }

@@ -171,6 +171,42 @@ pub fn verify_file(
     reader: impl BufRead,
     trusted_public_key_hex: &str,
 ) -> Result<VerificationReport, String> {
+    verify_file_against(reader, trusted_public_key_hex, None)
+}
+
+/// [`verify_file`], and (after the entries themselves) that the file extends `trusted`, a
+/// checkpoint the client saved earlier and already checked against the same key (see
+/// `super::trusted`): the file's first `tree_size` entries must have its root.
+pub fn verify_file_against(
+    reader: impl BufRead,
+    trusted_public_key_hex: &str,
+    trusted: Option<&CheckpointSnapshot>,
+) -> Result<VerificationReport, String> {
+    if let Some(t) = trusted {
+        let problem = if !t.public_key.eq_ignore_ascii_case(trusted_public_key_hex) {
+            Some(format!(
+                "the trusted checkpoint is signed by key {}, not by the trusted key {}",
+                t.public_key, trusted_public_key_hex
+            ))
+        } else {
+            t.verify_signature()
+                .err()
+                .map(|why| format!("the trusted checkpoint's signature: {why}"))
+        };
+        if let Some(message) = problem {
+            let mut report = ChainWalker::new(&t.tenant_id, None).report(None, None);
+            report.ok = false;
+            report.failure = Some((FailureReason::BadSignature, message));
+            return Ok(report);
+        }
+    }
+    let start = |tenant: &str| {
+        let mut w = ChainWalker::new(tenant, None);
+        if let Some(t) = trusted {
+            w.expect_trusted(t.clone());
+        }
+        w
+    };
     let mut walker: Option<ChainWalker> = None;
     let mut tenant = String::new();
     let mut checkpoint: Option<CheckpointSnapshot> = None;
@@ -205,12 +241,12 @@ pub fn verify_file(
                     ));
                 }
                 tenant.clone_from(&tenant_id);
-                walker = Some(ChainWalker::new(&tenant_id, None));
+                walker = Some(start(&tenant_id));
             }
             ExportLine::Entry(entry) => {
                 let w = walker.get_or_insert_with(|| {
                     tenant.clone_from(&entry.tenant_id);
-                    ChainWalker::new(&entry.tenant_id, None)
+                    start(&entry.tenant_id)
                 });
                 if let Err(bad) = w.check(&entry) {
                     return Ok(w.report(None, Some(bad)));
@@ -238,14 +274,16 @@ pub fn verify_file(
             }
         }
     }
-    let walker = walker.unwrap_or_else(|| ChainWalker::new(&tenant, None));
+    let walker = walker.unwrap_or_else(|| start(&tenant));
     let Some(checkpoint) = checkpoint else {
         return Ok(walker
             .report(None, None)
             .with_failure("the file ends without a signed checkpoint line".into()));
     };
     let mut report = walker.report(Some(checkpoint.clone()), None);
-    let failure = if checkpoint.tree_size < walker.size() {
+    let failure = if let Some(found) = verify::check_trusted(&walker, None) {
+        Some(found)
+    } else if checkpoint.tree_size < walker.size() {
         Some((
             FailureReason::MalformedExport,
             format!(

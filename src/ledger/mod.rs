@@ -4,15 +4,18 @@
 //! offline verification reads.
 //!
 //! `merkle` is the pure tree, `store` keeps its complete subtrees and the checkpoints,
-//! `signing` the ed25519 key and the signed message, `verify` walks a chain, `export` writes and
-//! reads the file format, `graphql` serves `ledger { … }`.
+//! `signing` the ed25519 key (and where it comes from) and the signed message, `sink` publishes
+//! checkpoints outside the database, `trusted` reads a checkpoint a client saved, `verify` walks
+//! a chain, `export` writes and reads the file format, `graphql` serves `ledger { … }`.
 
 pub mod cli;
 pub mod export;
 pub mod graphql;
 pub mod merkle;
 pub mod signing;
+pub mod sink;
 pub mod store;
+pub mod trusted;
 pub mod verify;
 
 use chrono::{DateTime, Utc};

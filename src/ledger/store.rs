@@ -462,8 +462,8 @@ pub async fn consistency_proof(
     })
 }
 
-fn checkpoint_snapshot(m: ledger_checkpoints::Model) -> AppResult<CheckpointSnapshot> {
-    Ok(CheckpointSnapshot {
+pub(crate) fn checkpoint_from_model(m: ledger_checkpoints::Model) -> CheckpointSnapshot {
+    CheckpointSnapshot {
         id: m.id,
         tenant_id: m.tenant_id,
         tree_size: m.tree_size.max(0) as u64,
@@ -471,7 +471,11 @@ fn checkpoint_snapshot(m: ledger_checkpoints::Model) -> AppResult<CheckpointSnap
         public_key: m.public_key,
         signature: m.signature,
         issued_at: m.created_at,
-    })
+    }
+}
+
+fn checkpoint_snapshot(m: ledger_checkpoints::Model) -> AppResult<CheckpointSnapshot> {
+    Ok(checkpoint_from_model(m))
 }
 
 fn checkpoint_id(tenant: &TenantId, public_key: &str, size: u64) -> String {
@@ -502,7 +506,8 @@ async fn find_checkpoint(
 
 /// The checkpoint of the tree of `size` entries (`1 ≤ size ≤ head`) signed with `key`: the one
 /// issued before, or a new one signed now and stored. One checkpoint per (tenant, key, size), so
-/// reading the head repeatedly writes nothing.
+/// reading the head repeatedly writes nothing. A new one is then published outside the database
+/// by the sink publishers (`super::sink`), which this wakes.
 pub async fn checkpoint(
     db: &DatabaseConnection,
     key: &LedgerKey,
@@ -517,22 +522,26 @@ pub async fn checkpoint(
     let issued_at = crate::scalars::now();
     let message = super::signing::checkpoint_message(tenant.as_str(), size, &root, issued_at);
     let signature = key.sign(message.as_bytes());
-    db.execute_raw(statement(
-        db,
-        "INSERT INTO ledger_checkpoints \
+    let inserted = db
+        .execute_raw(statement(
+            db,
+            "INSERT INTO ledger_checkpoints \
          (id, tenant_id, tree_size, root_hash, public_key, signature, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        vec![
-            checkpoint_id(tenant, &public_key, size).into(),
-            tenant.as_str().into(),
-            (size as i64).into(),
-            root.into(),
-            public_key.clone().into(),
-            signature.into(),
-            issued_at.into(),
-        ],
-    ))
-    .await?;
+            vec![
+                checkpoint_id(tenant, &public_key, size).into(),
+                tenant.as_str().into(),
+                (size as i64).into(),
+                root.into(),
+                public_key.clone().into(),
+                signature.into(),
+                issued_at.into(),
+            ],
+        ))
+        .await?;
+    if inserted.rows_affected() > 0 {
+        super::sink::checkpoint_issued();
+    }
     // Whoever won a concurrent first issue, everyone returns the stored one.
     find_checkpoint(db, tenant, &public_key, size)
         .await?

@@ -2,6 +2,10 @@
 //! Merkle root alongside, and compare it with a signed checkpoint. The same walker checks the
 //! live database (`ledger { verify }`, `logbook ledger verify --tenant`) and an exported file
 //! (`logbook ledger verify --file --public-key`), and stops at the first bad entry.
+//!
+//! A checkpoint the client saved earlier (`--trusted-checkpoint`) anchors the check outside the
+//! database: the current ledger must extend it (RFC 6962 consistency proof, and the entries' own
+//! root at its size), which a rewrite re-signed with the real key cannot fake.
 
 use entity::audit_ledger;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -65,6 +69,8 @@ pub struct VerificationReport {
     pub root_hash: String,
     /// The signed checkpoint the root was compared with, if any.
     pub checkpoint: Option<CheckpointSnapshot>,
+    /// The client's saved checkpoint the ledger was checked against, if any.
+    pub trusted: Option<CheckpointSnapshot>,
     pub failure: Option<(FailureReason, String)>,
     pub first_bad_entry: Option<BadEntry>,
 }
@@ -74,13 +80,21 @@ impl VerificationReport {
     pub fn summary(&self) -> String {
         match (&self.failure, &self.first_bad_entry) {
             (None, _) => format!(
-                "ledger of tenant {} is valid: {} entries, root {}{}",
+                "ledger of tenant {} is valid: {} entries, root {}{}{}",
                 self.tenant_id,
                 self.entries_checked,
                 self.root_hash,
                 self.checkpoint.as_ref().map_or(String::new(), |c| format!(
                     ", signed checkpoint of size {} verified",
                     c.tree_size
+                )),
+                self.trusted.as_ref().map_or(String::new(), |t| format!(
+                    "; consistent with the trusted checkpoint of size {} (root {}, issued {}, \
+                     key {})",
+                    t.tree_size,
+                    t.root_hash,
+                    crate::scalars::format_utc(t.issued_at),
+                    t.public_key
                 ))
             ),
             (Some(_), Some(bad)) => format!(
@@ -105,6 +119,9 @@ pub struct ChainWalker {
     /// `(size, root hex)`: the root the tree must have after `size` entries.
     expect_root: Option<(u64, String)>,
     root_mismatch: bool,
+    /// A checkpoint saved outside the database, and the entries' root at its size once reached.
+    trusted: Option<CheckpointSnapshot>,
+    root_at_trusted: Option<String>,
 }
 
 impl ChainWalker {
@@ -115,7 +132,15 @@ impl ChainWalker {
             builder: TreeBuilder::default(),
             expect_root,
             root_mismatch: false,
+            trusted: None,
+            root_at_trusted: None,
         }
+    }
+
+    /// Also checks the entries against a checkpoint saved outside the database (its signature
+    /// is the caller's to check): see [`check_trusted`].
+    pub fn expect_trusted(&mut self, trusted: CheckpointSnapshot) {
+        self.trusted = Some(trusted);
     }
 
     pub fn size(&self) -> u64 {
@@ -213,6 +238,13 @@ impl ChainWalker {
                 self.root_mismatch = true;
             }
         }
+        if self
+            .trusted
+            .as_ref()
+            .is_some_and(|t| t.tree_size == self.builder.size())
+        {
+            self.root_at_trusted = Some(self.root_hex());
+        }
         Ok(())
     }
 
@@ -229,6 +261,7 @@ impl ChainWalker {
             entries_checked: self.builder.size(),
             root_hash: self.root_hex(),
             checkpoint,
+            trusted: self.trusted.clone(),
             failure,
             first_bad_entry: bad,
         }
@@ -284,6 +317,77 @@ pub fn check_checkpoint(
         ));
     }
     None
+}
+
+/// Checks a finished walk against the trusted checkpoint (if any): same tenant, no entries
+/// removed below its size, and the first `tree_size` entries still have its root. `proof_ok`
+/// is the outcome of the RFC 6962 consistency proof from the trusted tree to the walked one
+/// (online: built by the store from its nodes; offline there is none, the entries are all
+/// there). Its signature is checked before the walk.
+pub fn check_trusted(
+    walker: &ChainWalker,
+    proof_ok: Option<bool>,
+) -> Option<(FailureReason, String)> {
+    let t = walker.trusted.as_ref()?;
+    let what = format!(
+        "the trusted checkpoint of size {} (root {}, issued {})",
+        t.tree_size,
+        t.root_hash,
+        crate::scalars::format_utc(t.issued_at)
+    );
+    if t.tenant_id != walker.tenant_id {
+        return Some((
+            FailureReason::TenantMismatch,
+            format!("{what} is for tenant {}", t.tenant_id),
+        ));
+    }
+    if t.tree_size > walker.size() {
+        return Some((
+            FailureReason::MissingEntries,
+            format!(
+                "NOT CONSISTENT WITH THE TRUSTED CHECKPOINT: {what} covers {} entries but the \
+                 ledger holds {}: entries were removed after it was issued",
+                t.tree_size,
+                walker.size()
+            ),
+        ));
+    }
+    let entries_root = walker.root_at_trusted.as_deref().unwrap_or_default();
+    let entries_differ = entries_root != t.root_hash;
+    match (proof_ok, entries_differ) {
+        (Some(false), false) => Some((
+            FailureReason::StoredTreeMismatch,
+            format!(
+                "the entries agree with {what}, but the consistency proof built from the stored \
+                 Merkle tree from size {} to {} does not verify: the stored tree is wrong",
+                t.tree_size,
+                walker.size()
+            ),
+        )),
+        (proof, true) => {
+            let proof = match proof {
+                Some(false) => format!(
+                    "the consistency proof from size {} to the current size {} (root {}) does \
+                     not verify, and ",
+                    t.tree_size,
+                    walker.size(),
+                    walker.root_hex()
+                ),
+                _ => String::new(),
+            };
+            Some((
+                FailureReason::RootMismatch,
+                format!(
+                    "NOT CONSISTENT WITH THE TRUSTED CHECKPOINT: {proof}the first {} entries now \
+                     hash to {entries_root}, not to the root of {what}: an entry at or below seq \
+                     {} was changed after that checkpoint was issued (even though every hash, \
+                     link and current signature may check out: history was rewritten)",
+                    t.tree_size, t.tree_size
+                ),
+            ))
+        }
+        _ => None,
+    }
 }
 
 pub(crate) fn record_from_model(m: audit_ledger::Model) -> LedgerEntryRecord {
@@ -346,9 +450,25 @@ pub(crate) async fn for_each_entry(
 
 /// Verifies the tenant's ledger in the database: every entry, the latest signed checkpoint
 /// (signature, size, root) and the stored subtree hashes proofs are served from.
+///
+/// All of these live in the database: whoever can rewrite it (and read a key kept there) can
+/// make this pass. [`verify_tenant_against`] anchors the check in a checkpoint saved outside.
 pub async fn verify_tenant(
     db: &DatabaseConnection,
     tenant: &TenantId,
+) -> AppResult<VerificationReport> {
+    verify_tenant_against(db, tenant, None).await
+}
+
+/// [`verify_tenant`], and first of all (after the entries themselves) that the ledger extends
+/// `trusted`, a checkpoint the client saved earlier, whose key the caller already pinned (see
+/// `super::trusted::check_signature`): its signature verifies, no entry at or below its size
+/// was removed, the RFC 6962 consistency proof from its size and root to the current tree
+/// verifies, and the entries' own root at its size is its root.
+pub async fn verify_tenant_against(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    trusted: Option<CheckpointSnapshot>,
 ) -> AppResult<VerificationReport> {
     let checkpoint = store::latest_checkpoint(db, tenant).await?;
     let mut walker = ChainWalker::new(
@@ -357,6 +477,19 @@ pub async fn verify_tenant(
             .as_ref()
             .map(|c| (c.tree_size, c.root_hash.clone())),
     );
+    if let Some(t) = trusted {
+        let signed = t.verify_signature();
+        walker.expect_trusted(t);
+        if let Err(why) = signed {
+            let mut report = walker.report(checkpoint, None);
+            report.ok = false;
+            report.failure = Some((
+                FailureReason::BadSignature,
+                format!("the trusted checkpoint's signature: {why}"),
+            ));
+            return Ok(report);
+        }
+    }
     let mut bad = None;
     for_each_entry(db, tenant, None, |entry| match walker.check(&entry) {
         Ok(()) => true,
@@ -370,10 +503,34 @@ pub async fn verify_tenant(
         return Ok(walker.report(checkpoint, bad));
     }
     let mut report = walker.report(checkpoint.clone(), None);
-    let failure = match &checkpoint {
+    let proof_ok = match &walker.trusted {
+        Some(t) if t.tree_size >= 1 && t.tree_size <= walker.size() => {
+            let proof = store::consistency_proof(db, tenant, t.tree_size, walker.size()).await?;
+            let path: Option<Vec<merkle::Hash>> =
+                proof.path.iter().map(|h| parse_hash(h)).collect();
+            Some(
+                match (
+                    path,
+                    parse_hash(&t.root_hash),
+                    parse_hash(&walker.root_hex()),
+                ) {
+                    (Some(path), Some(first), Some(second)) => merkle::verify_consistency(
+                        t.tree_size,
+                        walker.size(),
+                        &first,
+                        &second,
+                        &path,
+                    ),
+                    _ => false,
+                },
+            )
+        }
+        _ => None,
+    };
+    let failure = check_trusted(&walker, proof_ok).or_else(|| match &checkpoint {
         Some(c) => check_checkpoint(&walker, c, None),
         None => None,
-    };
+    });
     let failure = match failure {
         Some(f) => Some(f),
         None if walker.size() > 0 => {
