@@ -118,7 +118,7 @@ async fn main() {
                 match &db {
                     Some(db) if o.mode == "grouped" => {
                         queue
-                            .append(db, entry(&o.tenant, w, i))
+                            .append(db, entry(&o.tenant, w, i), None)
                             .await
                             .unwrap_or_else(|e| panic!("append: {e:?}"));
                     }

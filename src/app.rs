@@ -144,6 +144,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
     let handle = server.handle();
     let task = tokio::spawn(server);
     let export_worker = crate::exports::worker::spawn(state.clone());
+    crate::idempotency::spawn_purge(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     Ok(RunningServer {
         addr,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::append::NewAuditEntry;
 use super::graphql::AuditEntry;
+use super::group::{Appended, Keyed};
 use super::{store, ActorType, AuditEntityType, AuditEventType};
 use crate::app::AppState;
 use crate::auth::{self, Permission};
@@ -85,32 +86,29 @@ impl AuditMutation {
             .into());
         }
         entry.validate("input")?;
-        // The idempotency store keeps the entry's id; a duplicate reads the entry back.
-        let mut fresh = None;
-        let slot = &mut fresh;
-        let id: String = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "recordAuditEvent",
-            idempotency_key.as_deref(),
-            &input,
-            move || async move {
-                let snapshot = state.audit_appends.append(&state.db, entry).await?;
-                let id = snapshot.id.clone();
-                *slot = Some(snapshot);
-                Ok(id)
-            },
-        )
-        .await?;
-        let snapshot = match fresh {
-            Some(snapshot) => {
-                events::publish(state, Topic::AuditEntries, &principal.tenant_id).await;
-                snapshot
+        // The key is claimed in the append's own (group) transaction; a duplicate gets the id
+        // of the entry the first request appended.
+        let keyed = match idempotency_key.as_deref() {
+            Some(key) => {
+                crate::idempotency::validate_key(key)?;
+                Some(Keyed {
+                    key: key.to_owned(),
+                    request_hash: crate::idempotency::request_hash("recordAuditEvent", &input)?,
+                })
             }
-            None => store::get(&state.db, &principal.tenant_id, &id)
-                .await?
-                .ok_or_else(|| AppError::internal(format!("audit entry {id} vanished")))?,
+            None => None,
         };
-        Ok(AuditEntry(snapshot))
+        match state.audit_appends.append(&state.db, entry, keyed).await? {
+            Appended::New(snapshot) => {
+                events::publish(state, Topic::AuditEntries, &principal.tenant_id).await;
+                Ok(AuditEntry(*snapshot))
+            }
+            Appended::Replayed(id) => {
+                let snapshot = store::get(&state.db, &principal.tenant_id, &id)
+                    .await?
+                    .ok_or_else(|| AppError::internal(format!("audit entry {id} vanished")))?;
+                Ok(AuditEntry(snapshot))
+            }
+        }
     }
 }

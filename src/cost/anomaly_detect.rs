@@ -23,8 +23,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use entity::{cost_anomalies, cost_budgets, cost_daily_aggregates as cda};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Set, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -872,22 +872,20 @@ async fn persist(
 
 /// Runs detection for the tenant on `at`'s UTC day, in one transaction.
 pub async fn detect(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     at: DateTime<Utc>,
 ) -> AppResult<DetectionOutcome> {
     let today = at.date_naive();
-    let txn = db.begin().await?;
-    lock_tenant(&txn, tenant).await?;
-    let (entities, top_share) = read_histories(&txn, tenant, today).await?;
-    let retries = read_retries(&txn, tenant, today).await?;
-    let budgets = active_budgets(&txn, tenant, today).await?;
+    lock_tenant(txn, tenant).await?;
+    let (entities, top_share) = read_histories(txn, tenant, today).await?;
+    let retries = read_retries(txn, tenant, today).await?;
+    let budgets = active_budgets(txn, tenant, today).await?;
     let mut found = detect_trends(tenant, today, &entities, &retries, top_share);
     found.candidates.extend(detect_budgets(&budgets, today));
-    record_breaches(&txn, tenant, &found.breaches, at).await?;
-    track_drift(&txn, tenant, today, found.drift, at).await?;
-    let (anomaly_ids, created, updated) = persist(&txn, tenant, &found.candidates, at).await?;
-    txn.commit().await?;
+    record_breaches(txn, tenant, &found.breaches, at).await?;
+    track_drift(txn, tenant, today, found.drift, at).await?;
+    let (anomaly_ids, created, updated) = persist(txn, tenant, &found.candidates, at).await?;
     Ok(DetectionOutcome {
         day: today,
         anomaly_ids,

@@ -16,7 +16,7 @@ use super::{store, BudgetWithSpend, CostBudgetType, UNCLASSIFIED};
 use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::scalars::{now, Date, DateTime};
 use crate::traces::mutation::{check_opt, check_text};
 
@@ -392,15 +392,17 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let rows = parse_records(input)?;
         let tenant = &principal.tenant_id;
-        let recorded: Vec<RecordedCost> = idempotency::once(
-            state,
-            tenant,
-            "recordCost",
-            idempotency_key.as_deref(),
-            &records_json(&rows),
-            || write::record_cost_batch(&state.db, tenant, &rows),
-        )
-        .await?;
+        let key = idempotency_key.as_deref();
+        let input = records_json(&rows);
+        let recorded: Vec<RecordedCost> =
+            match idempotency::begin(&state.db, tenant, "recordCost", key, &input).await? {
+                Begun::Replayed(recorded) => recorded,
+                Begun::Fresh(write) => {
+                    let recorded = write::record_cost_batch(write.txn(), tenant, &rows).await?;
+                    write.commit(&recorded).await?;
+                    recorded
+                }
+            };
         Ok(record_payload(recorded))
     }
 
@@ -416,20 +418,16 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse_new_tag(input)?;
         let tenant = &principal.tenant_id;
-        let tag: String = idempotency::once(
-            state,
-            tenant,
-            "createFeatureTag",
-            idempotency_key.as_deref(),
-            &new,
-            || async {
-                Ok(write::create_feature_tag(&state.db, tenant, &new)
-                    .await?
-                    .tag)
-            },
-        )
-        .await?;
-        Ok(tag_node(state, tenant, &tag).await?)
+        let key = idempotency_key.as_deref();
+        match idempotency::begin::<String>(&state.db, tenant, "createFeatureTag", key, &new).await?
+        {
+            Begun::Replayed(tag) => Ok(tag_node(state, tenant, &tag).await?),
+            Begun::Fresh(write) => {
+                let created = write::create_feature_tag(write.txn(), tenant, &new).await?;
+                write.commit(&created.tag).await?;
+                Ok(FeatureTag(created))
+            }
+        }
     }
 
     /// Changes a feature tag of the key's tenant (role ADMIN); `NOT_FOUND` for a tag it does
@@ -447,20 +445,19 @@ impl CostMutation {
         check_text("tag", &tag, 128)?;
         let changes = parse_changes(input)?;
         let tenant = &principal.tenant_id;
-        let tag: String = idempotency::once(
-            state,
-            tenant,
-            "updateFeatureTag",
-            idempotency_key.as_deref(),
-            &json!({ "tag": tag, "changes": changes }),
-            || async {
-                Ok(write::update_feature_tag(&state.db, tenant, &tag, &changes)
-                    .await?
-                    .tag)
-            },
-        )
-        .await?;
-        Ok(tag_node(state, tenant, &tag).await?)
+        let key = idempotency_key.as_deref();
+        let input = json!({ "tag": tag, "changes": changes });
+        match idempotency::begin::<String>(&state.db, tenant, "updateFeatureTag", key, &input)
+            .await?
+        {
+            Begun::Replayed(tag) => Ok(tag_node(state, tenant, &tag).await?),
+            Begun::Fresh(write) => {
+                let updated =
+                    write::update_feature_tag(write.txn(), tenant, &tag, &changes).await?;
+                write.commit(&updated.tag).await?;
+                Ok(FeatureTag(updated))
+            }
+        }
     }
 
     /// Creates or updates the tenant's budget for a type and entity (role ADMIN). There is at
@@ -476,23 +473,38 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let budget = parse_budget(input)?;
         let tenant = &principal.tenant_id;
-        let id: String = idempotency::once(
-            state,
-            tenant,
-            "upsertBudget",
-            idempotency_key.as_deref(),
-            &budget,
-            || async { Ok(write::upsert_budget(&state.db, tenant, &budget).await?.id) },
-        )
-        .await?;
-        let budget = write::budget_by_id(&state.db, tenant, &id)
-            .await?
-            .ok_or(AppError::NotFound("CostBudget"))?;
+        let key = idempotency_key.as_deref();
+        let budget =
+            match idempotency::begin(&state.db, tenant, "upsertBudget", key, &budget).await? {
+                Begun::Replayed(id) => {
+                    let id: String = id;
+                    write::budget_by_id(&state.db, tenant, &id)
+                        .await?
+                        .ok_or(AppError::NotFound("CostBudget"))?
+                }
+                Begun::Fresh(write) => {
+                    let upserted = write::upsert_budget(write.txn(), tenant, &budget).await?;
+                    write.commit(&upserted.id).await?;
+                    upserted
+                }
+            };
+        // The spend is read after the commit; should that read fail, the budget is still
+        // reported with no spend rather than the committed write as failed.
         let today = now().date_naive();
-        let spend = store::budget_spend(&state.db, tenant, std::slice::from_ref(&budget), today)
-            .await?
-            .remove(&budget.id)
-            .unwrap_or_default();
+        let spend = match store::budget_spend(
+            &state.db,
+            tenant,
+            std::slice::from_ref(&budget),
+            today,
+        )
+        .await
+        {
+            Ok(mut spend) => spend.remove(&budget.id).unwrap_or_default(),
+            Err(err) => {
+                tracing::warn!(error = ?err, "budget spend not read after upsertBudget");
+                Default::default()
+            }
+        };
         Ok(CostBudget(BudgetWithSpend { budget, spend }))
     }
 
@@ -510,20 +522,30 @@ impl CostMutation {
         let principal = auth::require(ctx, Permission::Operate).await?;
         let state = ctx.data_unchecked::<AppState>();
         let tenant = &principal.tenant_id;
-        let outcome: DetectionOutcome = idempotency::once(
-            state,
-            tenant,
-            "detectCostAnomalies",
-            idempotency_key.as_deref(),
-            &json!({}),
-            || anomaly_detect::detect(&state.db, tenant, now()),
-        )
-        .await?;
-        let anomalies = anomaly_detect::anomalies_by_id(&state.db, tenant, &outcome.anomaly_ids)
-            .await?
-            .into_iter()
-            .map(CostAnomaly)
-            .collect();
+        let key = idempotency_key.as_deref();
+        // A fresh run reads its anomalies inside its transaction, so nothing after the commit
+        // can fail; a replay reads them again.
+        let (outcome, anomalies) =
+            match idempotency::begin(&state.db, tenant, "detectCostAnomalies", key, &json!({}))
+                .await?
+            {
+                Begun::Replayed(outcome) => {
+                    let outcome: DetectionOutcome = outcome;
+                    let anomalies =
+                        anomaly_detect::anomalies_by_id(&state.db, tenant, &outcome.anomaly_ids)
+                            .await?;
+                    (outcome, anomalies)
+                }
+                Begun::Fresh(write) => {
+                    let outcome = anomaly_detect::detect(write.txn(), tenant, now()).await?;
+                    let anomalies =
+                        anomaly_detect::anomalies_by_id(write.txn(), tenant, &outcome.anomaly_ids)
+                            .await?;
+                    write.commit(&outcome).await?;
+                    (outcome, anomalies)
+                }
+            };
+        let anomalies = anomalies.into_iter().map(CostAnomaly).collect();
         Ok(DetectCostAnomaliesPayload {
             day: Date(outcome.day),
             anomalies,

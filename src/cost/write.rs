@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{cost_budgets, cost_records, feature_tags};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,12 +32,11 @@ pub struct RecordedCost {
 
 /// Writes a batch of cost records and their rollup deltas in one transaction: all or nothing.
 pub async fn record_cost_batch(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     rows: &[NewCostRecord],
 ) -> AppResult<Vec<RecordedCost>> {
-    let txn = db.begin().await?;
-    let ids = record_costs(&txn, tenant, rows).await?;
+    let ids = record_costs(txn, tenant, rows).await?;
     let mut stored: std::collections::HashMap<String, (Option<String>, DateTime<Utc>)> =
         std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
@@ -50,11 +48,10 @@ pub async fn record_cost_batch(
             .filter(cost_records::Column::TenantId.eq(tenant.as_str()))
             .filter(cost_records::Column::Id.is_in(chunk.iter().map(String::as_str)))
             .into_tuple()
-            .all(&txn)
+            .all(txn)
             .await?;
         stored.extend(found.into_iter().map(|(id, tag, at)| (id, (tag, at))));
     }
-    txn.commit().await?;
     ids.into_iter()
         .zip(rows)
         .map(|(id, row)| {
@@ -100,7 +97,7 @@ pub async fn feature_tag_by_tag(
 /// Creates a tag; a tag the tenant already has is `BAD_USER_INPUT` on `input.tag` (the unique
 /// key decides, so two concurrent creations cannot both succeed).
 pub async fn create_feature_tag(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     tenant: &TenantId,
     new: &NewFeatureTag,
 ) -> AppResult<FeatureTagSnapshot> {
@@ -146,7 +143,7 @@ pub struct FeatureTagChanges {
 
 /// Updates the given fields of the tenant's tag; `NOT_FOUND` for a tag it does not have.
 pub async fn update_feature_tag(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     tenant: &TenantId,
     tag: &str,
     changes: &FeatureTagChanges,
@@ -194,7 +191,7 @@ pub struct BudgetUpsert {
 /// flag — one atomic `INSERT … ON CONFLICT` on the unique (tenant, type, entity) key, where the
 /// tenant budget's entity is the `''` sentinel so it is unique too (5 #16).
 pub async fn upsert_budget(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     tenant: &TenantId,
     budget: &BudgetUpsert,
 ) -> AppResult<BudgetSnapshot> {

@@ -11,8 +11,8 @@ use entity::{
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{json, Map, Value};
 
@@ -451,17 +451,16 @@ async fn seal(txn: &DatabaseTransaction, r: &Row<'_>) -> AppResult<CapturedRow> 
 /// Writes one run's evidence in one transaction. `NOT_FOUND` unless the tenant has a run record
 /// with this run id.
 pub async fn capture(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     req: &CaptureRequest,
 ) -> AppResult<CaptureOutcome> {
-    let txn = db.begin().await?;
     if txn.get_database_backend() == DbBackend::Sqlite {
         // Take the write lock before the first read (see `cost::rollup::record_costs`).
         txn.execute_unprepared("UPDATE evidence_capture_failures SET id = id WHERE 0")
             .await?;
     }
-    if !integrity_store::run_exists(&txn, tenant, &req.run_id).await? {
+    if !integrity_store::run_exists(txn, tenant, &req.run_id).await? {
         return Err(AppError::NotFound("LlmRun"));
     }
     let context = req.context.as_ref();
@@ -483,7 +482,7 @@ pub async fn capture(
     // Each row in its own savepoint: a failure is recorded, the other rows still commit.
     macro_rules! capture {
         ($class:expr, $step:expr, $write:ident, $item:expr) => {
-            guarded(&txn, r, $class, $step, &mut out, |sp| async move {
+            guarded(txn, r, $class, $step, &mut out, |sp| async move {
                 let res = $write(&sp, r, $item).await;
                 (sp, res)
             })
@@ -515,7 +514,7 @@ pub async fn capture(
     for f in &req.failures {
         out.failures.push(
             record_failure(
-                &txn,
+                txn,
                 r,
                 f.evidence_type,
                 None,
@@ -527,8 +526,7 @@ pub async fn capture(
         );
     }
     if req.seal {
-        out.captured.push(seal(&txn, r).await?);
+        out.captured.push(seal(txn, r).await?);
     }
-    txn.commit().await?;
     Ok(out)
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::integrity::{store as integrity_store, CaptureResolution, EvidenceArtifact};
 use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
@@ -705,15 +705,16 @@ impl EvidenceMutation {
         let state = ctx.data_unchecked::<AppState>();
         let request = parse(input)?;
         let tenant = &principal.tenant_id;
-        let outcome: CaptureOutcome = idempotency::once(
-            state,
-            tenant,
-            "captureEvidence",
-            idempotency_key.as_deref(),
-            &request,
-            || capture::capture(&state.db, tenant, &request),
-        )
-        .await?;
+        let key = idempotency_key.as_deref();
+        let outcome: CaptureOutcome =
+            match idempotency::begin(&state.db, tenant, "captureEvidence", key, &request).await? {
+                Begun::Replayed(outcome) => outcome,
+                Begun::Fresh(write) => {
+                    let outcome = capture::capture(write.txn(), tenant, &request).await?;
+                    write.commit(&outcome).await?;
+                    outcome
+                }
+            };
         Ok(CaptureEvidencePayload {
             tenant: tenant.clone(),
             outcome,

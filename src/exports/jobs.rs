@@ -15,8 +15,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryResult,
-    TransactionTrait,
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryResult, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -567,9 +567,8 @@ pub struct NewExport<'a> {
 }
 
 /// Creates the export in one transaction.
-pub async fn create(db: &DatabaseConnection, new: NewExport<'_>) -> AppResult<()> {
+pub async fn create(txn: &DatabaseTransaction, new: NewExport<'_>) -> AppResult<()> {
     let now = crate::scalars::now();
-    let txn = db.begin().await?;
     let request_json = serde_json::to_string(new.request)
         .map_err(|e| AppError::internal(format!("export request: {e}")))?;
     entity::log_exports::Entity::insert(entity::log_exports::ActiveModel {
@@ -593,7 +592,7 @@ pub async fn create(db: &DatabaseConnection, new: NewExport<'_>) -> AppResult<()
         error: Set(None),
         created_at: Set(now),
     })
-    .exec_without_returning(&txn)
+    .exec_without_returning(txn)
     .await?;
     let r = new.retry;
     let insert = Query::insert()
@@ -646,7 +645,7 @@ pub async fn create(db: &DatabaseConnection, new: NewExport<'_>) -> AppResult<()
         .to_owned();
     txn.execute(&insert).await?;
     append_event(
-        &txn,
+        txn,
         new.tenant.as_str(),
         new.export_id,
         NewEvent {
@@ -663,7 +662,6 @@ pub async fn create(db: &DatabaseConnection, new: NewExport<'_>) -> AppResult<()
         },
     )
     .await?;
-    txn.commit().await?;
     Ok(())
 }
 

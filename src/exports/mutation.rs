@@ -15,7 +15,7 @@ use crate::audit::ActorType;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Topic};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;
 use crate::system::graphql::SystemRecordFilter;
@@ -250,43 +250,47 @@ impl ExportMutation {
             "asOf": input.as_of.map(|d| crate::scalars::format_utc(d.0)),
             "correlationId": &input.correlation_id,
         });
-        let export_id: String = idempotency::once(
-            state,
-            tenant,
-            "createExport",
-            idempotency_key.as_deref(),
-            &fingerprint,
-            || async {
-                let run_id = check_subject(state, tenant, &subject).await?;
-                let export_id = uuid::Uuid::new_v4().to_string();
-                let request = ExportRequest {
-                    subject: subject.clone(),
-                    format: input.format,
-                    as_of: input.as_of.map_or(now, |d| d.0),
-                };
-                jobs::create(
-                    &state.db,
-                    NewExport {
-                        export_id: &export_id,
-                        tenant,
-                        request: &request,
-                        run_id,
-                        requested_by: format!("key:{}", principal.key_id),
-                        origin: ActorType::Human,
-                        correlation_id: input.correlation_id.clone(),
-                        retry: state.config.exports.retry,
-                    },
-                )
-                .await?;
-                Ok(export_id)
-            },
-        )
-        .await?;
-        let export = store::get(&state.db, tenant, &export_id)
-            .await?
-            .ok_or(AppError::NotFound("LogExport"))?;
-        super::worker::wake();
-        events::publish(state, Topic::ExportProgress, tenant).await;
+        let key = idempotency_key.as_deref();
+        let export =
+            match idempotency::begin(&state.db, tenant, "createExport", key, &fingerprint).await? {
+                Begun::Replayed(export_id) => {
+                    let export_id: String = export_id;
+                    store::get(&state.db, tenant, &export_id)
+                        .await?
+                        .ok_or(AppError::NotFound("LogExport"))?
+                }
+                Begun::Fresh(write) => {
+                    let run_id = check_subject(state, tenant, &subject).await?;
+                    let export_id = uuid::Uuid::new_v4().to_string();
+                    let request = ExportRequest {
+                        subject: subject.clone(),
+                        format: input.format,
+                        as_of: input.as_of.map_or(now, |d| d.0),
+                    };
+                    jobs::create(
+                        write.txn(),
+                        NewExport {
+                            export_id: &export_id,
+                            tenant,
+                            request: &request,
+                            run_id,
+                            requested_by: format!("key:{}", principal.key_id),
+                            origin: ActorType::Human,
+                            correlation_id: input.correlation_id.clone(),
+                            retry: state.config.exports.retry,
+                        },
+                    )
+                    .await?;
+                    // Read inside the transaction: nothing after the commit can fail.
+                    let export = store::get(write.txn(), tenant, &export_id)
+                        .await?
+                        .ok_or_else(|| AppError::internal("created export not found"))?;
+                    write.commit(&export_id).await?;
+                    super::worker::wake();
+                    events::publish(state, Topic::ExportProgress, tenant).await;
+                    export
+                }
+            };
         // The export as created (PENDING), whatever a worker has done since: the mutation's
         // result does not depend on how fast a worker claims the job.
         let request = export.request;

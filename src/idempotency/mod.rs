@@ -1,203 +1,347 @@
-//! Idempotent writes (DOMAIN.md 3.3, with the flaws of 5 #11 fixed).
+//! Idempotent writes: a write mutation with an `idempotencyKey` takes effect at most once per
+//! (tenant, key), across retries, server processes, crashes and Redis restarts.
 //!
-//! Every write mutation that takes an `idempotencyKey` runs its effect through [`once`]:
-//! - first use of a key in a tenant: the effect runs and its result is stored;
-//! - same key, same input: the first result is returned again and the effect does not run;
-//!   a concurrent duplicate waits for the first attempt to finish, then returns its result;
-//! - same key, other input (or another mutation): `IDEMPOTENCY_CONFLICT`;
-//! - a first attempt that fails releases the key, so a retry with the same key runs again.
+//! The key's record lives in the database table `idempotency_keys` and is written **in the same
+//! transaction as the effect** ([`begin`] → the effect's statements on [`Write::txn`] →
+//! [`Write::commit`]), so the effect and the key commit together or not at all:
+//! - first use of a key: the transaction claims it (an insert on the primary key), the effect
+//!   runs, and the result is stored with the claim when the transaction commits;
+//! - a concurrent duplicate waits on the claim's row lock (PostgreSQL) or on the write lock
+//!   (SQLite `BEGIN IMMEDIATE`) until the first transaction ends: if it committed, the stored
+//!   result comes back ([`Begun::Replayed`]) and the effect does not run again; if it rolled
+//!   back (an error, a crash, a dropped connection), the duplicate runs the effect itself;
+//! - same key, other input or another mutation: `IDEMPOTENCY_CONFLICT`;
+//! - a completed key answers duplicates for [`RETENTION`] (24 h), after which it may be reused;
+//!   expired rows are purged by [`purge_expired`].
 //!
-//! The store is Redis when `REDIS_URL` is configured (atomic Lua scripts, [`redis_store`]),
-//! otherwise the `idempotency_keys` table ([`db_store`]): never process memory, so it holds
-//! across server processes. When Redis is configured but down, a write with a key fails with
-//! `UNAVAILABLE` rather than risk a double effect (the original failed open).
-//!
-//! A claim is a lease ([`LEASE`]): if a process dies between claiming and recording the result,
-//! the key frees itself when the lease ends and a retry runs the effect. Completed results are
-//! kept for [`RETENTION`], like the original's 24 h TTL.
+//! Nothing about a key lives in process memory or in Redis, so a Redis restart loses nothing and
+//! there is no lease to expire: a crash before the commit leaves no trace of the attempt. See
+//! `docs/writes.md`.
 
 mod canonical;
-mod db_store;
-mod redis_store;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait, Value,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::auth::TenantId;
+use crate::db::param;
 use crate::error::{AppError, AppResult};
 
 pub use canonical::{canonical_json, request_hash};
 
-/// How long a first attempt owns its key before another attempt may take over.
-pub const LEASE: Duration = Duration::from_secs(60);
-/// How long a completed result answers duplicates.
-pub const RETENTION: Duration = Duration::from_secs(86_400);
-/// How long a duplicate waits for an in-flight first attempt before giving up.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+/// How long a completed key answers duplicates with its first result.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
 const MAX_KEY_LEN: usize = 255;
 
-/// What the store says about a key when asked to claim it.
-#[derive(Debug)]
-enum Claim {
-    /// The key was free; this attempt owns it under `token` and must complete or release it.
-    Owner { token: String },
-    /// Another attempt holds it and has not finished.
-    Pending { request_hash: String },
-    /// A first attempt finished; its result, as JSON.
-    Completed {
-        request_hash: String,
-        response: String,
-    },
+/// What [`begin`] found.
+pub enum Begun<T> {
+    /// The effect should run, on [`Write::txn`].
+    Fresh(Write),
+    /// The key already completed with this input: its stored result.
+    Replayed(T),
 }
 
-/// Where claims live: Redis or the database.
-enum Store<'a> {
-    Redis(&'a AppState),
-    Database(&'a AppState),
+/// A write transaction, holding the claim on its idempotency key (if any) until it commits.
+/// Dropped without [`Write::commit`], it rolls back: effect and claim alike.
+pub struct Write {
+    txn: DatabaseTransaction,
+    claim: Option<Claim>,
 }
 
-/// Which key, for whom, for which input.
-struct Slot<'a> {
-    tenant: &'a TenantId,
-    operation: &'static str,
-    key: &'a str,
-    request_hash: String,
+/// One claimed key of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    tenant: String,
+    key: String,
 }
 
-impl Store<'_> {
-    fn of(state: &AppState) -> Store<'_> {
-        if state.redis.is_some() {
-            Store::Redis(state)
-        } else {
-            Store::Database(state)
-        }
+/// What a claim attempt inside a transaction found.
+pub enum ClaimOutcome {
+    /// The key is this transaction's.
+    Claimed(Claim),
+    /// Completed earlier with the same input: its stored result (JSON).
+    Completed(String),
+}
+
+impl Write {
+    /// The transaction the effect runs in.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
     }
 
-    async fn claim(&self, slot: &Slot<'_>) -> AppResult<Claim> {
-        match self {
-            Store::Redis(state) => redis_store::claim(state, slot).await,
-            Store::Database(state) => db_store::claim(&state.db, slot).await,
+    /// Stores `result` under the key (when there is one) and commits effect and key together.
+    /// `result` is what a duplicate gets back.
+    pub async fn commit<T: Serialize>(self, result: &T) -> AppResult<()> {
+        if let Some(claim) = &self.claim {
+            complete(&self.txn, claim, result).await?;
         }
-    }
-
-    async fn complete(&self, slot: &Slot<'_>, token: &str, response: &str) -> AppResult<()> {
-        match self {
-            Store::Redis(state) => redis_store::complete(state, slot, token, response).await,
-            Store::Database(state) => db_store::complete(&state.db, slot, token, response).await,
-        }
-    }
-
-    async fn release(&self, slot: &Slot<'_>, token: &str) -> AppResult<()> {
-        match self {
-            Store::Redis(state) => redis_store::release(state, slot, token).await,
-            Store::Database(state) => db_store::release(&state.db, slot, token).await,
-        }
+        self.txn.commit().await?;
+        Ok(())
     }
 }
 
-/// Runs `effect` at most once per (tenant, key). `input` is the mutation's whole input (its
-/// canonical JSON, with `operation`, is the request hash); `T` is the mutation's result
-/// snapshot, stored as JSON and returned again to duplicates. Without a key, `effect` just runs.
-pub async fn once<T, F, Fut>(
-    state: &AppState,
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite, so the transaction holds the write lock
+/// from its first statement (a deferred transaction that read first could not upgrade), a plain
+/// `BEGIN` on PostgreSQL.
+pub async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Opens the write transaction of one mutation and, with a key, claims it (see the module
+/// doc). `input` is the mutation's whole input: with `operation` it makes the request hash.
+pub async fn begin<T: DeserializeOwned>(
+    db: &DatabaseConnection,
     tenant: &TenantId,
     operation: &'static str,
     key: Option<&str>,
     input: &impl Serialize,
-    effect: F,
-) -> AppResult<T>
-where
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = AppResult<T>>,
-{
-    let Some(key) = key else {
-        return effect().await;
+) -> AppResult<Begun<T>> {
+    let hash = match key {
+        Some(key) => {
+            validate_key(key)?;
+            Some(request_hash(operation, input)?)
+        }
+        None => None,
     };
-    validate_key(key)?;
-    let slot = Slot {
-        tenant,
-        operation,
-        key,
-        request_hash: request_hash(operation, input)?,
+    let txn = begin_write(db).await?;
+    let (Some(key), Some(hash)) = (key, hash) else {
+        return Ok(Begun::Fresh(Write { txn, claim: None }));
     };
-    let store = Store::of(state);
-    let give_up_at = Instant::now() + WAIT_FOR_FIRST;
-    let mut pause = Duration::from_millis(10);
+    match claim(&txn, tenant, operation, key, &hash).await? {
+        ClaimOutcome::Claimed(claim) => Ok(Begun::Fresh(Write {
+            txn,
+            claim: Some(claim),
+        })),
+        ClaimOutcome::Completed(response) => {
+            txn.rollback().await?;
+            let stored = serde_json::from_str(&response).map_err(|e| {
+                AppError::internal(format!("stored idempotent result unreadable: {e}"))
+            })?;
+            Ok(Begun::Replayed(stored))
+        }
+    }
+}
+
+/// Claims `key` inside `txn` (whose first write this should be). Same key with another input:
+/// `IDEMPOTENCY_CONFLICT`.
+pub async fn claim<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    operation: &'static str,
+    key: &str,
+    hash: &str,
+) -> AppResult<ClaimOutcome> {
+    let b = txn.get_database_backend();
+    let claim = Claim {
+        tenant: tenant.as_str().to_owned(),
+        key: key.to_owned(),
+    };
     loop {
-        match store.claim(&slot).await? {
-            Claim::Owner { token } => return run_as_owner(&store, &slot, &token, effect).await,
-            Claim::Completed {
-                request_hash,
-                response,
-            } => {
-                check_same_request(&slot, &request_hash)?;
-                return serde_json::from_str(&response).map_err(|e| {
-                    AppError::internal(format!("stored idempotent result unreadable: {e}"))
-                });
+        let now = now_ms();
+        let expires = now + RETENTION.as_millis() as i64;
+        // Waits for a concurrent first attempt holding the same key to end (its row lock).
+        let inserted = execute(
+            txn,
+            format!(
+                "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, \
+                 request_hash, status, response, created_at_ms, expires_at_ms) \
+                 VALUES ({}, {}, {}, {}, 'pending', NULL, {}, {}) \
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+                param(b, 1),
+                param(b, 2),
+                param(b, 3),
+                param(b, 4),
+                param(b, 5),
+                param(b, 6)
+            ),
+            vec![
+                tenant.as_str().into(),
+                key.into(),
+                operation.into(),
+                hash.into(),
+                now.into(),
+                expires.into(),
+            ],
+        )
+        .await?;
+        if inserted == 1 {
+            return Ok(ClaimOutcome::Claimed(claim));
+        }
+        let Some(stored) = read(txn, tenant, key).await? else {
+            continue; // purged in between: claim again
+        };
+        if stored.expires_at_ms > now && stored.status == "completed" {
+            if stored.request_hash != hash {
+                return Err(AppError::IdempotencyConflict(format!(
+                    "idempotencyKey {key:?} was already used with a different input or operation"
+                )));
             }
-            Claim::Pending { request_hash } => {
-                check_same_request(&slot, &request_hash)?;
-                if Instant::now() >= give_up_at {
-                    return Err(AppError::Unavailable(
-                        "a request with this idempotencyKey is still in progress; retry shortly"
-                            .into(),
-                    ));
+            let response = stored
+                .response
+                .ok_or_else(|| AppError::internal("completed idempotency key without a result"))?;
+            return Ok(ClaimOutcome::Completed(response));
+        }
+        // Past its retention (or a row an older version left pending): take it over, unless
+        // another transaction did first (compare-and-set on what we read).
+        let taken = execute(
+            txn,
+            format!(
+                "UPDATE idempotency_keys SET operation = {}, request_hash = {}, \
+                 status = 'pending', response = NULL, created_at_ms = {}, expires_at_ms = {} \
+                 WHERE tenant_id = {} AND idempotency_key = {} AND expires_at_ms = {} \
+                 AND status = {}",
+                param(b, 1),
+                param(b, 2),
+                param(b, 3),
+                param(b, 4),
+                param(b, 5),
+                param(b, 6),
+                param(b, 7),
+                param(b, 8)
+            ),
+            vec![
+                operation.into(),
+                hash.into(),
+                now.into(),
+                expires.into(),
+                tenant.as_str().into(),
+                key.into(),
+                stored.expires_at_ms.into(),
+                stored.status.into(),
+            ],
+        )
+        .await?;
+        if taken == 1 {
+            return Ok(ClaimOutcome::Claimed(claim));
+        }
+    }
+}
+
+/// Stores the result of a claimed key, inside the claiming transaction.
+pub async fn complete<C: ConnectionTrait, T: Serialize>(
+    txn: &C,
+    claim: &Claim,
+    result: &T,
+) -> AppResult<()> {
+    let response = serde_json::to_string(result)
+        .map_err(|e| AppError::internal(format!("result not serializable: {e}")))?;
+    let b = txn.get_database_backend();
+    execute(
+        txn,
+        format!(
+            "UPDATE idempotency_keys SET status = 'completed', response = {} \
+             WHERE tenant_id = {} AND idempotency_key = {}",
+            param(b, 1),
+            param(b, 2),
+            param(b, 3)
+        ),
+        vec![
+            response.into(),
+            claim.tenant.clone().into(),
+            claim.key.clone().into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes up to `limit` keys past their retention; returns how many.
+pub async fn purge_expired(db: &DatabaseConnection, limit: u64) -> AppResult<u64> {
+    let b = db.get_database_backend();
+    let sql = match b {
+        DbBackend::Postgres => format!(
+            "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys \
+             WHERE expires_at_ms < {} LIMIT {limit})",
+            param(b, 1)
+        ),
+        _ => format!(
+            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys \
+             WHERE expires_at_ms < {} LIMIT {limit})",
+            param(b, 1)
+        ),
+    };
+    execute(db, sql, vec![now_ms().into()]).await
+}
+
+/// How often each server process deletes expired keys.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes expired keys every [`PURGE_EVERY`], in batches, for as long as the returned task
+/// runs. Every process does it; concurrent deletes of the same rows are harmless.
+pub fn spawn_purge(db: DatabaseConnection) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        tick.tick().await; // the first tick is immediate; start after one period
+        loop {
+            tick.tick().await;
+            loop {
+                match purge_expired(&db, 1_000).await {
+                    Ok(1_000) => continue,
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "expired idempotency keys not purged");
+                        break;
+                    }
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(200));
             }
         }
-    }
+    })
+    .abort_handle()
 }
 
-async fn run_as_owner<T, F, Fut>(
-    store: &Store<'_>,
-    slot: &Slot<'_>,
-    token: &str,
-    effect: F,
-) -> AppResult<T>
-where
-    T: Serialize,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = AppResult<T>>,
-{
-    let outcome = effect().await;
-    match &outcome {
-        Ok(value) => {
-            let response = serde_json::to_string(value)
-                .map_err(|e| AppError::internal(format!("result not serializable: {e}")))?;
-            // The effect has happened: report it even if recording fails. The key then frees
-            // itself when the lease ends, the only window in which a retry could repeat it.
-            if let Err(err) = store.complete(slot, token, &response).await {
-                tracing::warn!(key = slot.key, error = ?err, "idempotent result not recorded");
-            }
-        }
-        Err(_) => {
-            if let Err(err) = store.release(slot, token).await {
-                tracing::warn!(key = slot.key, error = ?err, "idempotency key not released");
-            }
-        }
-    }
-    outcome
+struct Stored {
+    request_hash: String,
+    status: String,
+    response: Option<String>,
+    expires_at_ms: i64,
 }
 
-fn check_same_request(slot: &Slot<'_>, stored_hash: &str) -> AppResult<()> {
-    if stored_hash == slot.request_hash {
-        Ok(())
-    } else {
-        Err(AppError::IdempotencyConflict(format!(
-            "idempotencyKey {:?} was already used with a different input or operation",
-            slot.key
-        )))
-    }
+async fn read<C: ConnectionTrait>(
+    txn: &C,
+    tenant: &TenantId,
+    key: &str,
+) -> AppResult<Option<Stored>> {
+    let b = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            b,
+            format!(
+                "SELECT request_hash, status, response, expires_at_ms FROM idempotency_keys \
+                 WHERE tenant_id = {} AND idempotency_key = {}",
+                param(b, 1),
+                param(b, 2)
+            ),
+            [tenant.as_str().into(), key.into()],
+        ))
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Stored {
+        request_hash: row.try_get("", "request_hash")?,
+        status: row.try_get("", "status")?,
+        response: row.try_get("", "response")?,
+        expires_at_ms: row.try_get("", "expires_at_ms")?,
+    }))
 }
 
-fn validate_key(key: &str) -> AppResult<()> {
+async fn execute<C: ConnectionTrait>(conn: &C, sql: String, values: Vec<Value>) -> AppResult<u64> {
+    let backend = conn.get_database_backend();
+    let result = conn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// An idempotency key is 1..=255 bytes without control characters.
+pub fn validate_key(key: &str) -> AppResult<()> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
         return Err(AppError::bad_input(
             "idempotencyKey",
@@ -209,13 +353,6 @@ fn validate_key(key: &str) -> AppResult<()> {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-fn new_token() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::MismatchSnapshot;
 use crate::app::AppState;
 use crate::auth::{self, Permission, Principal, Role};
 use crate::error::{AppError, AppResult};
+use crate::idempotency::{self, Begun};
 use crate::ids::{self, NodeKind};
 
 /// One replay mismatch to report against one of the tenant's traces.
@@ -107,25 +108,25 @@ impl MismatchMutation {
         let item = NewMismatch::from(&input);
         write::validate(&item, "input")?;
         let reporter = actor(&principal);
-        let mut rows: Vec<MismatchSnapshot> = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "reportMismatch",
-            idempotency_key.as_deref(),
-            &input,
-            || async {
-                write::report(
-                    &state.db,
-                    &principal.tenant_id,
-                    &reporter,
-                    std::slice::from_ref(&item),
-                    &["input".to_owned()],
-                    MissingTrace::NotFound,
-                )
-                .await
-            },
-        )
-        .await?;
+        let tenant = &principal.tenant_id;
+        let key = idempotency_key.as_deref();
+        let mut rows: Vec<MismatchSnapshot> =
+            match idempotency::begin(&state.db, tenant, "reportMismatch", key, &input).await? {
+                Begun::Replayed(rows) => rows,
+                Begun::Fresh(write) => {
+                    let rows = write::report(
+                        write.txn(),
+                        tenant,
+                        &reporter,
+                        std::slice::from_ref(&item),
+                        &["input".to_owned()],
+                        MissingTrace::NotFound,
+                    )
+                    .await?;
+                    write.commit(&rows).await?;
+                    rows
+                }
+            };
         let one = rows
             .pop()
             .ok_or_else(|| AppError::internal("reportMismatch stored no row"))?;
@@ -158,25 +159,27 @@ impl MismatchMutation {
             write::validate(item, prefix)?;
         }
         let reporter = actor(&principal);
-        let rows: Vec<MismatchSnapshot> = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "bulkReportMismatches",
-            idempotency_key.as_deref(),
-            &inputs,
-            || async {
-                write::report(
-                    &state.db,
-                    &principal.tenant_id,
-                    &reporter,
-                    &items,
-                    &prefixes,
-                    MissingTrace::NameTheItem,
-                )
-                .await
-            },
-        )
-        .await?;
+        let tenant = &principal.tenant_id;
+        let key = idempotency_key.as_deref();
+        let rows: Vec<MismatchSnapshot> =
+            match idempotency::begin(&state.db, tenant, "bulkReportMismatches", key, &inputs)
+                .await?
+            {
+                Begun::Replayed(rows) => rows,
+                Begun::Fresh(write) => {
+                    let rows = write::report(
+                        write.txn(),
+                        tenant,
+                        &reporter,
+                        &items,
+                        &prefixes,
+                        MissingTrace::NameTheItem,
+                    )
+                    .await?;
+                    write.commit(&rows).await?;
+                    rows
+                }
+            };
         Ok(to_graphql(state, &principal, rows))
     }
 
@@ -196,24 +199,19 @@ impl MismatchMutation {
         write::validate_note(note.as_deref(), "note")?;
         let resolver = actor(&principal);
         let input = json!({ "id": record_id, "note": note });
-        let row: MismatchSnapshot = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "resolveMismatch",
-            idempotency_key.as_deref(),
-            &input,
-            || async {
-                write::resolve(
-                    &state.db,
-                    &principal.tenant_id,
-                    &record_id,
-                    &resolver,
-                    note.as_deref(),
-                )
-                .await
-            },
-        )
-        .await?;
+        let tenant = &principal.tenant_id;
+        let key = idempotency_key.as_deref();
+        let row: MismatchSnapshot =
+            match idempotency::begin(&state.db, tenant, "resolveMismatch", key, &input).await? {
+                Begun::Replayed(row) => row,
+                Begun::Fresh(write) => {
+                    let row =
+                        write::resolve(write.txn(), tenant, &record_id, &resolver, note.as_deref())
+                            .await?;
+                    write.commit(&row).await?;
+                    row
+                }
+            };
         Ok(TraceMismatch::new(
             row,
             &MismatchLoaders::new(&state.db, &principal.tenant_id),
@@ -234,17 +232,18 @@ impl MismatchMutation {
         let record_id = mismatch_record_id(&id)?;
         write::validate_issue_url(&issue_url, "issueUrl")?;
         let input = json!({ "id": record_id, "issueUrl": issue_url });
-        let row: MismatchSnapshot = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "linkMismatchIssue",
-            idempotency_key.as_deref(),
-            &input,
-            || async {
-                write::link_issue(&state.db, &principal.tenant_id, &record_id, &issue_url).await
-            },
-        )
-        .await?;
+        let tenant = &principal.tenant_id;
+        let key = idempotency_key.as_deref();
+        let row: MismatchSnapshot =
+            match idempotency::begin(&state.db, tenant, "linkMismatchIssue", key, &input).await? {
+                Begun::Replayed(row) => row,
+                Begun::Fresh(write) => {
+                    let row =
+                        write::link_issue(write.txn(), tenant, &record_id, &issue_url).await?;
+                    write.commit(&row).await?;
+                    row
+                }
+            };
         Ok(TraceMismatch::new(
             row,
             &MismatchLoaders::new(&state.db, &principal.tenant_id),

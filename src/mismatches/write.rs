@@ -12,8 +12,7 @@ use std::collections::HashSet;
 use entity::aos_trace_mismatches::{self, ActiveModel, Column, Entity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
 use serde_json::Value;
 
@@ -111,7 +110,7 @@ pub enum MissingTrace {
 /// live traces, else nothing is written. Items must already be validated; `prefixes[i]` is
 /// item i's argument path.
 pub async fn report(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     reporter: &str,
     items: &[NewMismatch],
@@ -122,14 +121,13 @@ pub async fn report(
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    let txn = db.begin().await?;
     let wanted: Vec<&str> = items.iter().map(|i| i.trace_id.as_str()).collect();
     let found: HashSet<String> = crate::traces::store::visible(tenant)
         .filter(T::TraceId.is_in(wanted))
         .select_only()
         .column(T::TraceId)
         .into_tuple::<String>()
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .collect();
@@ -170,9 +168,8 @@ pub async fn report(
         })
         .collect();
     Entity::insert_many(rows.iter().cloned().map(ActiveModel::from))
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
-    txn.commit().await?;
     rows.into_iter().map(snapshot).collect()
 }
 
@@ -205,13 +202,12 @@ pub fn validate_issue_url(url: &str, field: &str) -> AppResult<()> {
 /// `OPEN → RESOLVED`, once. The update only matches an open mismatch of the tenant; when it
 /// matches nothing, the tenant's row (if any) tells `INVALID_TRANSITION` from `NOT_FOUND`.
 pub async fn resolve(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     id: &str,
     resolver: &str,
     note: Option<&str>,
 ) -> AppResult<MismatchSnapshot> {
-    let txn = db.begin().await?;
     let done = Entity::update_many()
         .col_expr(Column::Resolved, Expr::value(true))
         .col_expr(Column::ResolvedAt, Expr::value(now()))
@@ -220,10 +216,10 @@ pub async fn resolve(
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(tenant.as_str()))
         .filter(Column::Resolved.eq(false))
-        .exec(&txn)
+        .exec(txn)
         .await?
         .rows_affected;
-    let current = get_by_id(&txn, tenant, id)
+    let current = get_by_id(txn, tenant, id)
         .await?
         .ok_or(AppError::NotFound("TraceMismatch"))?;
     if done == 0 {
@@ -240,32 +236,28 @@ pub async fn resolve(
                 .unwrap_or_default(),
         )));
     }
-    txn.commit().await?;
     Ok(current)
 }
 
 /// Links the tenant's mismatch to a tracking issue (and marks it notified), in any state.
 pub async fn link_issue(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     id: &str,
     issue_url: &str,
 ) -> AppResult<MismatchSnapshot> {
-    let txn = db.begin().await?;
     let done = Entity::update_many()
         .col_expr(Column::IssueUrl, Expr::value(issue_url.to_owned()))
         .col_expr(Column::NotificationSent, Expr::value(true))
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(tenant.as_str()))
-        .exec(&txn)
+        .exec(txn)
         .await?
         .rows_affected;
     if done == 0 {
         return Err(AppError::NotFound("TraceMismatch"));
     }
-    let current = read_back(&txn, tenant, id).await?;
-    txn.commit().await?;
-    Ok(current)
+    read_back(txn, tenant, id).await
 }
 
 async fn read_back(

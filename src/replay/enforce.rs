@@ -1,11 +1,10 @@
 //! Replay enforcement (DOMAIN.md 3.7): a replay worker hands in a step's new output and learns
 //! whether the step counts as executed, skipped or checked, or gets `REPLAY_MISMATCH`.
 //!
-//! The replay store remembers the last output per (tenant, step idempotency key) for 24 hours.
-//! It lives in Redis when `REDIS_URL` is configured (key
-//! `{namespace}:replay:{tenant}:{key}`, `SET … EX 86400`; Redis down → `UNAVAILABLE`, never a
-//! silent fallback) and otherwise in the `replay_outputs` table. Never in process memory (the
-//! original's default, 5 #11), so every server process sees the same outputs.
+//! The replay store remembers the last output per (tenant, step idempotency key) for 24 hours,
+//! in the `replay_outputs` table, written in the enforcing mutation's own transaction: a
+//! recorded output is an acknowledged write, so it survives crashes and Redis restarts like any
+//! other, and every server process sees the same outputs.
 //!
 //! Output hash, canonical form: the first 16 lower-case hex characters of the SHA-256 of the
 //! output's JSON text as Python's `json.dumps(output, sort_keys=True)` writes it (separators
@@ -22,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::traces::hashing::python_json;
@@ -106,18 +104,18 @@ fn mismatch(step_index: i32, expected: &str, actual: &str) -> AppError {
 /// 4. `check` with an original hash that differs → `REPLAY_MISMATCH` (expected, actual);
 /// 5. otherwise EXECUTED (or CHECKED for a `check` step that matched).
 pub async fn enforce_step(
-    state: &AppState,
+    txn: &impl ConnectionTrait,
     tenant: &TenantId,
     request: &StepReplay,
 ) -> AppResult<Enforcement> {
-    let trace = crate::traces::store::get_by_trace_id(&state.db, tenant, &request.trace_id)
+    let trace = crate::traces::store::get_by_trace_id(txn, tenant, &request.trace_id)
         .await?
         .ok_or(AppError::NotFound("Trace"))?;
     let step = Steps::find()
         .filter(S::TraceId.eq(trace.trace_id.as_str()))
         .filter(S::StepIndex.eq(request.step_index))
         .filter(S::ArchivedAt.is_null())
-        .one(&state.db)
+        .one(txn)
         .await?
         .map(crate::traces::store::step_snapshot)
         .transpose()?
@@ -142,7 +140,7 @@ pub async fn enforce_step(
     };
 
     if let Some(key) = &key {
-        if let Some(cached) = get(state, tenant, key).await? {
+        if let Some(cached) = get(txn, tenant, key).await? {
             match behavior {
                 ReplayBehavior::Skip => {
                     return Ok(Enforcement {
@@ -182,7 +180,7 @@ pub async fn enforce_step(
             output_hash: actual.clone(),
             step_index: step.step_index,
         };
-        put(state, tenant, key, &record).await?;
+        put(txn, tenant, key, &record).await?;
     }
     let check = behavior == ReplayBehavior::Check;
     if check {
@@ -207,44 +205,16 @@ pub async fn enforce_step(
     })
 }
 
-/// `:` and `%` escaped, so a tenant id cannot forge another tenant's key prefix.
-fn escape(part: &str) -> String {
-    part.replace('%', "%25").replace(':', "%3A")
-}
-
-fn redis_key(state: &AppState, tenant: &TenantId, key: &str) -> String {
-    format!(
-        "{}:replay:{}:{key}",
-        state.namespace,
-        escape(tenant.as_str())
-    )
-}
-
-fn unavailable(e: redis::RedisError) -> AppError {
-    AppError::Unavailable(format!("the replay store (Redis) failed: {e}"))
-}
-
 fn epoch_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// The recorded output under (tenant, key), if any and not expired.
 pub async fn get(
-    state: &AppState,
+    conn: &impl ConnectionTrait,
     tenant: &TenantId,
     key: &str,
 ) -> AppResult<Option<RecordedOutput>> {
-    if let Some(link) = &state.redis {
-        let mut conn = link.connection().await?;
-        let text: Option<String> = redis::cmd("GET")
-            .arg(redis_key(state, tenant, key))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        return text
-            .map(|t| serde_json::from_str(&t).map_err(AppError::internal))
-            .transpose();
-    }
     let select = Query::select()
         .columns(["output", "output_hash", "step_index"])
         .from("replay_outputs")
@@ -252,7 +222,7 @@ pub async fn get(
         .and_where(Expr::col("replay_key").eq(key))
         .and_where(Expr::col("expires_at_ms").gt(epoch_ms()))
         .to_owned();
-    let Some(row) = state.db.query_one(&select).await? else {
+    let Some(row) = conn.query_one(&select).await? else {
         return Ok(None);
     };
     let output: String = row.try_get("", "output")?;
@@ -265,24 +235,11 @@ pub async fn get(
 
 /// Records `record` under (tenant, key) for [`REPLAY_TTL_SECONDS`], replacing what was there.
 pub async fn put(
-    state: &AppState,
+    conn: &impl ConnectionTrait,
     tenant: &TenantId,
     key: &str,
     record: &RecordedOutput,
 ) -> AppResult<()> {
-    let text = serde_json::to_string(record).map_err(AppError::internal)?;
-    if let Some(link) = &state.redis {
-        let mut conn = link.connection().await?;
-        let () = redis::cmd("SET")
-            .arg(redis_key(state, tenant, key))
-            .arg(text)
-            .arg("EX")
-            .arg(REPLAY_TTL_SECONDS)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        return Ok(());
-    }
     let now = epoch_ms();
     let expires = now + (REPLAY_TTL_SECONDS as i64) * 1000;
     // Expired rows of the tenant go first: the table stays as small as the live entries.
@@ -291,7 +248,7 @@ pub async fn put(
         .and_where(Expr::col("tenant_id").eq(tenant.as_str()))
         .and_where(Expr::col("expires_at_ms").lte(now))
         .to_owned();
-    state.db.execute(&prune).await?;
+    conn.execute(&prune).await?;
     let output = serde_json::to_string(&record.output).map_err(AppError::internal)?;
     let mut upsert = Query::insert();
     upsert.into_table("replay_outputs").columns([
@@ -325,7 +282,7 @@ pub async fn put(
             ])
             .to_owned(),
     );
-    state.db.execute(&upsert).await?;
+    conn.execute(&upsert).await?;
     Ok(())
 }
 
@@ -348,10 +305,5 @@ mod tests {
         );
         assert_eq!(hash_output(&json!({"a": 1})).len(), 16);
         assert_ne!(hash_output(&json!({"a": 1})), hash_output(&json!({"a": 2})));
-    }
-
-    #[test]
-    fn tenant_ids_cannot_forge_key_prefixes() {
-        assert_eq!(escape("a:b%"), "a%3Ab%25");
     }
 }

@@ -9,6 +9,7 @@ use super::enforce::{self, Enforcement, ReplayOutcome, StepReplay};
 use crate::app::AppState;
 use crate::auth::{self, Role};
 use crate::error::AppError;
+use crate::idempotency::{self, Begun};
 use crate::traces::ReplayBehavior;
 
 /// One replayed step and the output it produced this time.
@@ -109,15 +110,17 @@ impl ReplayMutation {
             output: input.output.0.clone(),
             behavior: input.behavior,
         };
-        let result: Enforcement = crate::idempotency::once(
-            state,
-            &principal.tenant_id,
-            "enforceReplayStep",
-            idempotency_key.as_deref(),
-            &input,
-            || enforce::enforce_step(state, &principal.tenant_id, &request),
-        )
-        .await?;
+        let tenant = &principal.tenant_id;
+        let key = idempotency_key.as_deref();
+        let result: Enforcement =
+            match idempotency::begin(&state.db, tenant, "enforceReplayStep", key, &input).await? {
+                Begun::Replayed(result) => result,
+                Begun::Fresh(write) => {
+                    let result = enforce::enforce_step(write.txn(), tenant, &request).await?;
+                    write.commit(&result).await?;
+                    result
+                }
+            };
         Ok(result.into())
     }
 }

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Topic};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::scalars::DateTime;
 use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
@@ -104,6 +104,17 @@ fn parse(input: RecordLlmRunInput) -> AppResult<NewLlmRun> {
     })
 }
 
+/// The record a completed idempotency key points at.
+async fn stored_run(
+    state: &AppState,
+    tenant: &crate::auth::TenantId,
+    id: &str,
+) -> AppResult<super::LlmRunSnapshot> {
+    store::get_by_id(&state.db, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("LlmRun"))
+}
+
 #[derive(Default)]
 pub struct RunMutation;
 
@@ -123,22 +134,17 @@ impl RunMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse(input)?;
         let tenant = &principal.tenant_id;
-        let id: String = idempotency::once(
-            state,
-            tenant,
-            "recordLlmRun",
-            idempotency_key.as_deref(),
-            &new,
-            || async {
-                let run = write::record_run(&state.db, tenant, new.clone()).await?;
-                events::publish(state, Topic::LlmRuns, tenant).await;
-                Ok(run.id)
-            },
-        )
-        .await?;
-        let run = store::get_by_id(&state.db, tenant, &id)
+        let key = idempotency_key.as_deref();
+        let write = match idempotency::begin::<String>(&state.db, tenant, "recordLlmRun", key, &new)
             .await?
-            .ok_or(AppError::NotFound("LlmRun"))?;
+        {
+            Begun::Fresh(write) => write,
+            Begun::Replayed(id) => return Ok(LlmRun(stored_run(state, tenant, &id).await?)),
+        };
+        let run = write::record_run(write.txn(), tenant, new).await?;
+        write.commit(&run.id).await?;
+        // Committed: from here on nothing may turn the answer into an error.
+        events::publish(state, Topic::LlmRuns, tenant).await;
         Ok(LlmRun(run))
     }
 }

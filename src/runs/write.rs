@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column, Entity};
-use sea_orm::{DatabaseConnection, EntityTrait, TryInsertResult};
+use sea_orm::{ConnectionTrait, EntityTrait, TryInsertResult};
 use serde::Serialize;
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunSource};
@@ -51,7 +51,7 @@ pub fn infer_provider(model: &str) -> &'static str {
 /// `BAD_USER_INPUT` on `input.runId` (retries of one request should carry an idempotency key,
 /// which returns the first result instead).
 pub async fn record_run(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     tenant: &TenantId,
     new: NewLlmRun,
 ) -> AppResult<LlmRunSnapshot> {

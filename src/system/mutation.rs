@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Topic};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::traces::mutation::{check_opt, check_text};
 
 /// An infrastructure or trust event of the key's tenant.
@@ -68,22 +68,21 @@ impl SystemMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse(input)?;
         let tenant = &principal.tenant_id;
-        let id: String = idempotency::once(
-            state,
-            tenant,
-            "recordSystemRecord",
-            idempotency_key.as_deref(),
-            &new,
-            || async {
-                let record = write::record_system_record(&state.db, tenant, new.clone()).await?;
-                events::publish(state, Topic::SystemRecords, tenant).await;
-                Ok(record.id)
-            },
-        )
-        .await?;
-        let record = store::get(&state.db, tenant, &id)
-            .await?
-            .ok_or(AppError::NotFound("SystemRecord"))?;
+        let key = idempotency_key.as_deref();
+        let write =
+            match idempotency::begin(&state.db, tenant, "recordSystemRecord", key, &new).await? {
+                Begun::Fresh(write) => write,
+                Begun::Replayed(id) => {
+                    let id: String = id;
+                    let record = store::get(&state.db, tenant, &id)
+                        .await?
+                        .ok_or(AppError::NotFound("SystemRecord"))?;
+                    return Ok(SystemRecord(record));
+                }
+            };
+        let record = write::record_system_record(write.txn(), tenant, new).await?;
+        write.commit(&record.id).await?;
+        events::publish(state, Topic::SystemRecords, tenant).await;
         Ok(SystemRecord(record))
     }
 }

@@ -3,7 +3,7 @@
 //! `summary`/`details` are redacted before they are stored (5 #22, #23).
 
 use entity::system_records;
-use sea_orm::{DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ pub struct NewSystemRecord {
 }
 
 pub async fn record_system_record(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     tenant: &TenantId,
     new: NewSystemRecord,
 ) -> AppResult<SystemRecordSnapshot> {

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Topic};
-use crate::idempotency;
+use crate::idempotency::{self, Begun};
 use crate::scalars::{BigInt, DateTime};
 
 /// Checks an identifier used as a key (`traceId`, `runId`): 1..=`max` characters of
@@ -358,6 +358,29 @@ async fn load_trace(state: &AppState, tenant: &TenantId, trace_id: &str) -> AppR
     Ok(Trace::new(snapshot, &TraceLoaders::new(&state.db)))
 }
 
+/// `completeTrace` and `abortTrace`: seal the trace once per idempotency key.
+async fn finish_trace(
+    state: &AppState,
+    tenant: &TenantId,
+    operation: &'static str,
+    key: Option<String>,
+    input: &Value,
+    trace_id: &str,
+    finish: Finish,
+) -> async_graphql::Result<Trace> {
+    let write =
+        match idempotency::begin(&state.db, tenant, operation, key.as_deref(), input).await? {
+            Begun::Fresh(write) => write,
+            Begun::Replayed(trace_id) => {
+                let trace_id: String = trace_id;
+                return Ok(load_trace(state, tenant, &trace_id).await?);
+            }
+        };
+    let trace = write::finish_trace(write.txn(), tenant, trace_id, finish).await?;
+    write.commit(&trace.trace_id).await?;
+    Ok(Trace::new(trace, &TraceLoaders::new(&state.db)))
+}
+
 #[derive(Default)]
 pub struct TraceMutation;
 
@@ -376,21 +399,15 @@ impl TraceMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse_start(input)?;
         let tenant = &principal.tenant_id;
-        let trace_id: String = idempotency::once(
-            state,
-            tenant,
-            "startTrace",
-            idempotency_key.as_deref(),
-            &new,
-            || async {
-                let trace =
-                    write::start_trace(&state.db, tenant, Some(&principal.key_id), new.clone())
-                        .await?;
-                Ok(trace.trace_id)
-            },
-        )
-        .await?;
-        Ok(load_trace(state, tenant, &trace_id).await?)
+        let key = idempotency_key.as_deref();
+        let write =
+            match idempotency::begin::<String>(&state.db, tenant, "startTrace", key, &new).await? {
+                Begun::Fresh(write) => write,
+                Begun::Replayed(trace_id) => return Ok(load_trace(state, tenant, &trace_id).await?),
+            };
+        let trace = write::start_trace(write.txn(), tenant, Some(&principal.key_id), new).await?;
+        write.commit(&trace.trace_id).await?;
+        Ok(Trace::new(trace, &TraceLoaders::new(&state.db)))
     }
 
     /// Appends up to 1000 steps to a running trace in one transaction. A step index already
@@ -418,22 +435,22 @@ impl TraceMutation {
             trace_id: &trace_id,
             steps: &steps,
         };
-        let recorded = idempotency::once(
-            state,
-            tenant,
-            "recordSteps",
-            idempotency_key.as_deref(),
-            &fingerprint,
-            || async {
-                let recorded =
-                    write::record_steps(&state.db, tenant, &trace_id, steps.clone()).await?;
-                if !recorded.inserted.is_empty() {
-                    events::publish(state, Topic::TraceSteps, tenant).await;
+        let key = idempotency_key.as_deref();
+        let write =
+            match idempotency::begin(&state.db, tenant, "recordSteps", key, &fingerprint).await? {
+                Begun::Fresh(write) => write,
+                Begun::Replayed(recorded) => {
+                    return Ok(RecordStepsResult {
+                        recorded,
+                        tenant: tenant.clone(),
+                    })
                 }
-                Ok(recorded)
-            },
-        )
-        .await?;
+            };
+        let recorded = write::record_steps(write.txn(), tenant, &trace_id, steps).await?;
+        write.commit(&recorded).await?;
+        if !recorded.inserted.is_empty() {
+            events::publish(state, Topic::TraceSteps, tenant).await;
+        }
         Ok(RecordStepsResult {
             recorded,
             tenant: tenant.clone(),
@@ -465,19 +482,16 @@ impl TraceMutation {
             status: status.into(),
             metadata,
         };
-        let trace_id: String = idempotency::once(
+        finish_trace(
             state,
             tenant,
             "completeTrace",
-            idempotency_key.as_deref(),
+            idempotency_key,
             &input,
-            || async {
-                let trace = write::finish_trace(&state.db, tenant, &trace_id, finish).await?;
-                Ok(trace.trace_id)
-            },
+            &trace_id,
+            finish,
         )
-        .await?;
-        Ok(load_trace(state, tenant, &trace_id).await?)
+        .await
     }
 
     /// Ends a running trace as `ABORTED` (fail-closed: a trace never dangles), with
@@ -496,21 +510,17 @@ impl TraceMutation {
         check_text("reason", &reason, 1000)?;
         let tenant = &principal.tenant_id;
         let input = json!({"traceId": trace_id, "reason": reason});
-        let trace_id: String = idempotency::once(
+        let finish = Finish::Abort { reason };
+        finish_trace(
             state,
             tenant,
             "abortTrace",
-            idempotency_key.as_deref(),
+            idempotency_key,
             &input,
-            || async {
-                let trace =
-                    write::finish_trace(&state.db, tenant, &trace_id, Finish::Abort { reason })
-                        .await?;
-                Ok(trace.trace_id)
-            },
+            &trace_id,
+            finish,
         )
-        .await?;
-        Ok(load_trace(state, tenant, &trace_id).await?)
+        .await
     }
 }
 

@@ -17,9 +17,8 @@ use entity::aos_traces::{self, Column as T, Entity as Traces};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, Unchanged,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -130,22 +129,11 @@ pub fn derived_trace_id(run_id: Option<&str>) -> String {
     }
 }
 
-/// A write transaction: `BEGIN IMMEDIATE` on SQLite (no read-then-write upgrade failures under
-/// concurrency), a plain `BEGIN` on PostgreSQL.
-async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransaction> {
-    Ok(db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?)
-}
-
 /// Starts a trace (status `running`). Starting a trace id the tenant already has returns that
 /// trace unchanged (idempotent start, first truth wins). Trace ids are unique across tenants, so
 /// a trace id held by another tenant (or already archived) is refused as `BAD_USER_INPUT`.
 pub async fn start_trace(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     stored_by: Option<&str>,
     new: NewTrace,
@@ -193,9 +181,9 @@ pub async fn start_trace(
     };
     Traces::insert(row)
         .on_conflict_do_nothing_on([T::TraceId])
-        .exec_without_returning(db)
+        .exec_without_returning(txn)
         .await?;
-    store::get_by_trace_id(db, tenant, &trace_id)
+    store::get_by_trace_id(txn, tenant, &trace_id)
         .await?
         .ok_or_else(|| {
             let field = if new.trace_id.is_some() {
@@ -271,13 +259,12 @@ fn step_row(
 /// first version and is reported as already present. The batch is validated by the caller
 /// (unique indexes, at most [`MAX_STEPS_PER_BATCH`]).
 pub async fn record_steps(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     trace_id: &str,
     steps: Vec<NewStep>,
 ) -> AppResult<StepsRecorded> {
-    let txn = begin_write(db).await?;
-    let trace = locked_trace(&txn, tenant, trace_id, false).await?;
+    let trace = locked_trace(txn, tenant, trace_id, false).await?;
     if trace.status != TraceStatus::Running.as_str() {
         return Err(not_running(&trace, "record steps"));
     }
@@ -301,7 +288,6 @@ pub async fn record_steps(
         .iter()
         .map(|row| row.try_get::<i32>("", "step_index"))
         .collect::<Result<Vec<_>, _>>()?;
-    txn.commit().await?;
     inserted.sort_unstable();
     let already_present = requested
         .into_iter()
@@ -319,13 +305,12 @@ pub async fn record_steps(
 /// proof of an empty trace is unsupported, 3.9) over the stored steps, all in one transaction.
 /// A trace that is not running: `INVALID_TRANSITION`.
 pub async fn finish_trace(
-    db: &DatabaseConnection,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     trace_id: &str,
     finish: Finish,
 ) -> AppResult<TraceSnapshot> {
-    let txn = begin_write(db).await?;
-    let trace = locked_trace(&txn, tenant, trace_id, true).await?;
+    let trace = locked_trace(txn, tenant, trace_id, true).await?;
     let action = match &finish {
         Finish::Complete { .. } => "be completed",
         Finish::Abort { .. } => "be aborted",
@@ -337,7 +322,7 @@ pub async fn finish_trace(
         .filter(S::TraceId.eq(trace.trace_id.as_str()))
         .filter(S::ArchivedAt.is_null())
         .order_by_asc(S::StepIndex)
-        .all(&txn)
+        .all(txn)
         .await?
         .into_iter()
         .map(step_snapshot)
@@ -375,8 +360,7 @@ pub async fn finish_trace(
         }
     }
     // The row is locked and was running; the trigger re-checks the transition anyway.
-    let updated = Traces::update(update).exec(&txn).await?;
-    txn.commit().await?;
+    let updated = Traces::update(update).exec(txn).await?;
     trace_snapshot(updated)
 }
 

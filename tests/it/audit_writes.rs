@@ -536,7 +536,7 @@ async fn concurrent_writers_keep_one_chain(backend: Backend) {
                 } else {
                     app.state
                         .audit_appends
-                        .append(app.db(), direct_entry("acme", w, i))
+                        .append(app.db(), direct_entry("acme", w, i), None)
                         .await
                         .unwrap_or_else(|e| panic!("writer {w} #{i}: {e:?}"));
                 }

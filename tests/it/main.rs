@@ -104,7 +104,7 @@ fn main() {
                 let available = match backend {
                     Backend::Postgres => ctx.template.is_some() && ctx.redis,
                     Backend::Sqlite => true,
-                };
+                } && case.backends.contains(&backend);
                 let run = case.run;
                 let trial = Trial::test(name, move || {
                     let runtime = tokio::runtime::Builder::new_multi_thread()

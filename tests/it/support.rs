@@ -32,19 +32,29 @@ impl Backend {
 
 pub type TestFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A test body, run once per backend.
+/// A test body, run once per backend it applies to; on the others it is reported ignored.
 pub struct TestCase {
     pub name: &'static str,
     pub run: fn(Backend) -> TestFuture,
+    pub backends: &'static [Backend],
 }
 
+/// `cases!(a, b, [postgres] c)`: every case runs on both backends unless prefixed with the one
+/// it applies to (`[postgres]` or `[sqlite]`); on the other it is listed as ignored.
 #[macro_export]
 macro_rules! cases {
-    ($($name:ident),* $(,)?) => {
+    ($($([$only:ident])? $name:ident),* $(,)?) => {
         pub fn cases() -> Vec<$crate::support::TestCase> {
-            vec![$($crate::support::TestCase { name: stringify!($name), run: |b| Box::pin($name(b)) }),*]
+            vec![$($crate::support::TestCase {
+                name: stringify!($name),
+                run: |b| Box::pin($name(b)),
+                backends: $crate::cases!(@backends $($only)?),
+            }),*]
         }
     };
+    (@backends) => { &[$crate::support::Backend::Postgres, $crate::support::Backend::Sqlite] };
+    (@backends postgres) => { &[$crate::support::Backend::Postgres] };
+    (@backends sqlite) => { &[$crate::support::Backend::Sqlite] };
 }
 
 pub fn admin_url() -> String {
