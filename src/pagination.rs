@@ -4,8 +4,9 @@
 //! comparison against the cursor, never OFFSET, so pages neither skip nor repeat rows while new
 //! rows arrive. A cursor is `base64url(version | scope digest | created_at µs | id | tag)` where
 //! the tag is an HMAC-SHA256 under a server secret shared by every server process (stored in the
-//! database) and the scope digest binds it to one list, order and filter. A forged cursor, one
-//! from another list or filter, or garbage is `BAD_CURSOR`, never a wrong page.
+//! database) and the scope digest binds it to one tenant, list, order and filter. A forged
+//! cursor, one from another tenant, list or filter, or garbage is `BAD_CURSOR`, never a wrong
+//! page; another tenant's cursor gets the same answer as an altered one, so it tells nothing.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use sea_orm::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 
 const CURSOR_VERSION: u8 = 1;
@@ -37,19 +39,23 @@ pub struct Position {
     pub id: String,
 }
 
-/// What a cursor is bound to: the list, its order and the canonical form of its filter.
+/// What a cursor is bound to: the tenant, the list, its order and the canonical form of its
+/// filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scope([u8; SCOPE_LEN]);
 
 impl Scope {
     /// `filter` is serialized with serde (field order is the struct's, so it is canonical).
     pub fn new<F: Serialize>(
+        tenant: &str,
         list: &str,
         order: &str,
         filter: &F,
         as_of: Option<DateTime<Utc>>,
     ) -> Self {
         let mut hasher = Sha256::new();
+        hasher.update(tenant.as_bytes());
+        hasher.update([0]);
         hasher.update(list.as_bytes());
         hasher.update([0]);
         hasher.update(order.as_bytes());
@@ -351,9 +357,11 @@ where
 
 /// Fetches one page of `query`: validates the arguments, checks cursors against the scope of
 /// (`list`, `filter`, `asOf`), maps rows to snapshots and signs the new cursors.
+#[expect(clippy::too_many_arguments, reason = "one page request's parts")]
 pub async fn fetch_page<E, T, F>(
     query: KeysetQuery<E>,
     codec: &CursorCodec,
+    tenant: &TenantId,
     list: &str,
     filter: &F,
     request: &PageRequest,
@@ -366,7 +374,13 @@ where
     E::Model: Sync,
     F: Serialize,
 {
-    let scope = Scope::new(list, "CREATED_AT_DESC", filter, request.as_of);
+    let scope = Scope::new(
+        tenant.as_str(),
+        list,
+        "CREATED_AT_DESC",
+        filter,
+        request.as_of,
+    );
     let window = request
         .args
         .window(codec, scope, request.max, request.as_of)?;
@@ -541,7 +555,7 @@ mod tests {
     use super::*;
 
     fn scope(filter: &str) -> Scope {
-        Scope::new("llmRuns", "CREATED_AT_DESC", &filter, None)
+        Scope::new("acme", "llmRuns", "CREATED_AT_DESC", &filter, None)
     }
 
     #[test]
@@ -577,6 +591,13 @@ mod tests {
             codec.decode(scope("a"), "garbage!").unwrap_err().code(),
             "BAD_CURSOR"
         );
+        // Another tenant's cursor for the same list and filter: refused, and with the same
+        // message as another list's, so it does not reveal that the cursor is valid elsewhere.
+        let other = Scope::new("globex", "llmRuns", "CREATED_AT_DESC", &"a", None);
+        let across = codec.decode(other, &cursor).unwrap_err();
+        let elsewhere = codec.decode(scope("b"), &cursor).unwrap_err();
+        assert_eq!(across.code(), "BAD_CURSOR");
+        assert_eq!(across.message(), elsewhere.message());
         assert_eq!(
             codec.decode(scope("a"), "").unwrap_err().code(),
             "BAD_CURSOR"

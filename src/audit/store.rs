@@ -118,6 +118,7 @@ pub async fn page(
     fetch_page(
         query,
         codec,
+        tenant,
         "auditEntries",
         filter,
         request,
@@ -154,6 +155,7 @@ pub async fn entity_history(
     fetch_page(
         query,
         codec,
+        tenant,
         "auditEntityHistory",
         &key,
         request,

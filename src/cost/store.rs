@@ -290,6 +290,7 @@ pub async fn budget_page(
     let page = fetch_page(
         query,
         codec,
+        tenant,
         "cost.budgets",
         &(),
         request,
@@ -363,6 +364,7 @@ pub async fn feature_tag_page(
     fetch_page(
         query,
         codec,
+        tenant,
         "cost.featureTags",
         &include_inactive,
         request,
@@ -443,6 +445,7 @@ pub async fn anomaly_page(
     fetch_page(
         query,
         codec,
+        tenant,
         "cost.anomalies",
         filter,
         request,

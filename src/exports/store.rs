@@ -176,12 +176,19 @@ pub async fn page(
         id: Column::Id,
         as_of: request.as_of,
     };
-    let requests = fetch_page(query, codec, "logExports", filter, request, snapshot, |r| {
-        Position {
+    let requests = fetch_page(
+        query,
+        codec,
+        tenant,
+        "logExports",
+        filter,
+        request,
+        snapshot,
+        |r| Position {
             created_at: r.created_at,
             id: r.id.clone(),
-        }
-    })
+        },
+    )
     .await?;
     let ids: Vec<&str> = requests
         .edges

@@ -581,6 +581,7 @@ pub async fn checkpoints_page(
     fetch_page(
         query,
         codec,
+        tenant,
         "ledgerCheckpoints",
         &(),
         request,

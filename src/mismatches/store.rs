@@ -84,6 +84,7 @@ pub async fn page(
     fetch_page(
         query,
         codec,
+        tenant,
         "traceMismatches",
         filter,
         request,

@@ -86,12 +86,19 @@ pub async fn page(
         id: Column::Id,
         as_of: request.as_of,
     };
-    fetch_page(query, codec, "llmRuns", filter, request, snapshot, |run| {
-        Position {
+    fetch_page(
+        query,
+        codec,
+        tenant,
+        "llmRuns",
+        filter,
+        request,
+        snapshot,
+        |run| Position {
             created_at: run.created_at,
             id: run.id.clone(),
-        }
-    })
+        },
+    )
     .await
 }
 

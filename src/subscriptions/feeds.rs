@@ -103,6 +103,7 @@ list_feed!(
 /// One trace's live steps in step order (the `Trace.steps` list; its cursors). The trace was
 /// resolved tenant-scoped before the feed is built (steps carry no tenant).
 pub struct StepFeed {
+    pub tenant: TenantId,
     pub trace_id: String,
 }
 
@@ -114,7 +115,7 @@ impl StepFeed {
     ) -> AppResult<Vec<(String, StepSnapshot)>> {
         let window = args.window(
             &state.cursors,
-            trace_store::step_scope(&self.trace_id),
+            trace_store::step_scope(self.tenant.as_str(), &self.trace_id),
             MAX_STEP_PAGE,
             None,
         )?;
@@ -125,6 +126,7 @@ impl StepFeed {
         let page = trace_store::step_page(
             &state.db,
             &state.cursors,
+            self.tenant.as_str(),
             &self.trace_id,
             window,
             None,

@@ -102,6 +102,7 @@ pub async fn page(
     fetch_page(
         query,
         codec,
+        tenant,
         "systemRecords",
         filter,
         request,

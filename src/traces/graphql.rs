@@ -501,7 +501,7 @@ impl Trace {
         };
         let window = args.window(
             &state.cursors,
-            store::step_scope(trace_id),
+            store::step_scope(&self.snapshot.tenant_id, trace_id),
             MAX_STEP_PAGE,
             None,
         )?;
@@ -526,6 +526,7 @@ impl Trace {
         let page = store::step_page(
             &state.db,
             &state.cursors,
+            &self.snapshot.tenant_id,
             trace_id,
             window,
             prefetched,

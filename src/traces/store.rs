@@ -184,6 +184,7 @@ pub async fn page(
     fetch_page(
         query,
         codec,
+        tenant,
         "traces",
         filter,
         request,
@@ -400,9 +401,9 @@ pub async fn edge_steps_for_traces(
     Ok(out)
 }
 
-/// The cursor scope of one trace's steps.
-pub fn step_scope(trace_id: &str) -> Scope {
-    Scope::new("traceSteps", "STEP_INDEX_ASC", &trace_id, None)
+/// The cursor scope of one trace's steps (trace ids are the tenant's own).
+pub fn step_scope(tenant: &str, trace_id: &str) -> Scope {
+    Scope::new(tenant, "traceSteps", "STEP_INDEX_ASC", &trace_id, None)
 }
 
 /// A step's position in its (ascending) list: the step index in the cursor's id part.
@@ -462,6 +463,7 @@ impl ListProbe for StepProbe {
 pub async fn step_page(
     db: &DatabaseConnection,
     codec: &CursorCodec,
+    tenant: &str,
     trace_id: &str,
     window: Window,
     prefetched: Option<Vec<StepSnapshot>>,
@@ -496,7 +498,7 @@ pub async fn step_page(
         has_more,
         window,
         codec,
-        step_scope(trace_id),
+        step_scope(tenant, trace_id),
         step_position,
         probe,
     ))

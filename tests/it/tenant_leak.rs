@@ -359,11 +359,13 @@ fn probes() -> Vec<Probe> {
             Post("mutation($v: String!) { updateFeatureTag(tag: $v, input: {displayName: \"x\"}) { tag displayName } }"),
             "tag.update", v),
         // --- writes whose new object is named like one of A's (unique per tenant, or a link)
-        probe("startTrace(traceId)", &["Mutation.startTrace"], Ingest,
+        // ADMIN writes and reads: the answers must show the trace's content to tell A's own
+        // trace from a new one (INGEST gets receipts only; see the test below).
+        probe("startTrace(traceId)", &["Mutation.startTrace"], Admin,
             Post(START_TRACE), "trace.claim", |r, _| json!({ "input": { "traceId": r, "runId": "claim-run" } })),
-        probe("startTrace(runId)", &["Mutation.startTrace"], Ingest,
+        probe("startTrace(runId)", &["Mutation.startTrace"], Admin,
             Post(START_TRACE), "run.auto", |r, _| json!({ "input": { "runId": r } })),
-        probe("recordLlmRun(runId)", &["Mutation.recordLlmRun"], Ingest,
+        probe("recordLlmRun(runId)", &["Mutation.recordLlmRun"], Admin,
             Post("mutation($v: String!) { recordLlmRun(input: {runId: $v, model: \"gpt-4o\", executionStatus: SUCCEEDED, startedAt: \"2026-01-01T00:00:00Z\"}) { runId trace { traceId } } }"),
             "run.claim", v),
         probe("recordLlmRun(traceId)", &["Mutation.recordLlmRun"], Ingest,
