@@ -315,9 +315,15 @@ async fn a_redis_restart_loses_no_key(backend: Backend) {
     app.stop().await;
 }
 
-/// Writers retry keyed writes while every connection of the server is killed again and again
-/// (`pg_terminate_backend`): each answer is a success or `UNAVAILABLE` (never `INTERNAL`), and
-/// at the end every key's effect exists exactly once.
+const RUN: &str = r#"
+mutation R($input: RecordLlmRunInput!, $key: String) {
+  recordLlmRun(input: $input, idempotencyKey: $key) { recordId runId }
+}"#;
+
+/// Writers retry keyed writes (audit appends and LLM runs) while every connection of the server
+/// is killed again and again (`pg_terminate_backend`): each answer is a success or
+/// `UNAVAILABLE` (never `INTERNAL`: a write that committed is never reported as failed), and at
+/// the end every key's effect exists exactly once, the one its answer named.
 async fn dropped_connections_lose_or_double_nothing(backend: Backend) {
     let app = Arc::new(TestApp::spawn(backend).await);
     let key = app.key("acme", Role::Admin).await;
@@ -361,11 +367,28 @@ async fn dropped_connections_lose_or_double_nothing(backend: Backend) {
             let mut acknowledged = Vec::new();
             for i in 0..15 {
                 let entity = format!("drop-{w}-{i}");
-                let variables =
-                    json!({ "input": audit_input(&entity), "key": format!("key-{entity}") });
+                let run = i % 2 == 1;
+                let (document, variables) = if run {
+                    let input = json!({
+                        "runId": entity,
+                        "model": "gpt-4o",
+                        "executionStatus": "SUCCEEDED",
+                        "startedAt": "2026-11-01T00:00:00Z",
+                    });
+                    (
+                        RUN,
+                        json!({ "input": input, "key": format!("key-{entity}") }),
+                    )
+                } else {
+                    let input = audit_input(&entity);
+                    (
+                        AUDIT,
+                        json!({ "input": input, "key": format!("key-{entity}") }),
+                    )
+                };
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
                 loop {
-                    let body = app.gql(Some(&key), AUDIT, variables.clone()).await;
+                    let body = app.gql(Some(&key), document, variables.clone()).await;
                     if body.get("errors").is_none() {
                         acknowledged.push((entity, body["data"].clone()));
                         break;
@@ -394,22 +417,32 @@ async fn dropped_connections_lose_or_double_nothing(backend: Backend) {
     // Every acknowledged write is there once, and its answer was its entry.
     let b = app.db().get_database_backend();
     for (entity, data) in &acknowledged {
-        let row = app
-            .db()
-            .query_one_raw(Statement::from_string(
-                b,
+        let (sql, answered) = match data.get("recordLlmRun") {
+            Some(run) => (
+                format!(
+                    "SELECT COUNT(*) AS n, MIN(id) AS id FROM llm_run_records \
+                     WHERE run_id = '{entity}'"
+                ),
+                run["recordId"].clone(),
+            ),
+            None => (
                 format!(
                     "SELECT COUNT(*) AS n, MIN(id) AS id FROM audit_ledger \
                      WHERE entity_id = '{entity}'"
                 ),
-            ))
+                data["recordAuditEvent"]["recordId"].clone(),
+            ),
+        };
+        let row = app
+            .db()
+            .query_one_raw(Statement::from_string(b, sql))
             .await
             .unwrap()
             .unwrap();
         assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1, "{entity}");
         assert_eq!(
             row.try_get::<String>("", "id").unwrap(),
-            data["recordAuditEvent"]["recordId"].as_str().unwrap(),
+            answered.as_str().unwrap(),
             "{entity}"
         );
     }

@@ -17,6 +17,7 @@ mod evidence_writes;
 mod exports_reads;
 mod exports_writes;
 mod graphql_http;
+mod hostile;
 mod idempotency;
 mod immutability;
 mod ingest;
@@ -52,6 +53,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
         ("exports_writes", exports_writes::cases()),
+        ("hostile", hostile::cases()),
         ("graphql_http", graphql_http::cases()),
         ("idempotency", idempotency::cases()),
         ("immutability", immutability::cases()),
