@@ -113,12 +113,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
         App::new()
             .app_data(served.clone())
             .route("/graphql", web::post().to(graphql))
-            .route(
-                "/graphql",
-                web::get()
-                    .guard(actix_web::guard::fn_guard(is_websocket_upgrade))
-                    .to(subscriptions),
-            )
+            .configure(|cfg| crate::ws::routes(cfg, &served.state, &served.schema))
             .route("/graphql", web::get().to(graphql))
             .route("/graphql", web::route().to(method_not_allowed))
             .route("/graphiql", web::get().to(graphiql))
@@ -328,53 +323,6 @@ async fn graphql(
         }
     }
     http.body(body)
-}
-
-fn is_websocket_upgrade(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
-    ctx.head()
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The API key a `connection_init` payload carries: `{"Authorization": "Bearer …"}` (any case),
-/// also accepted nested under `headers` as some clients send it.
-fn init_authorization(payload: &serde_json::Value) -> Option<String> {
-    let find = |object: &serde_json::Value| {
-        object.as_object().and_then(|fields| {
-            fields
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-                .and_then(|(_, value)| value.as_str().map(str::to_owned))
-        })
-    };
-    find(payload).or_else(|| payload.get("headers").and_then(find))
-}
-
-/// GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`).
-/// The key comes from the `connection_init` payload or else from the upgrade request's
-/// `Authorization` header, and is resolved like an HTTP request's, on first use.
-async fn subscriptions(
-    req: HttpRequest,
-    payload: web::Payload,
-    served: web::Data<Served>,
-) -> actix_web::Result<HttpResponse> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    async_graphql_actix_web::GraphQLSubscription::new(served.schema.clone())
-        .on_connection_init(move |init| async move {
-            let presented = init_authorization(&init).or(header);
-            let mut data = async_graphql::Data::default();
-            data.insert(RequestAuth::from_header(presented.as_deref()));
-            data.insert(crate::runs::loaders::RunLoaderCell::default());
-            data.insert(crate::exports::graphql::ExportJobLoaderCell::default());
-            Ok(data)
-        })
-        .start(&req, payload)
 }
 
 async fn graphiql() -> HttpResponse {

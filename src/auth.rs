@@ -176,7 +176,7 @@ impl RequestAuth {
             .map(digest_key)
     }
 
-    async fn principal(
+    pub async fn principal(
         &self,
         db: &DatabaseConnection,
         cache: &KeyCache,

@@ -45,6 +45,8 @@ pub struct Config {
     /// The ed25519 seed (hex or base64) that signs ledger checkpoints; when absent, a key is
     /// generated on first start and kept in the database.
     pub ledger_signing_key: Option<String>,
+    /// WebSocket caps per server process and the `connection_init` timeout.
+    pub subscriptions: crate::subscriptions::admission::SocketLimits,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             workers: 0,
             exports: Default::default(),
             ledger_signing_key: None,
+            subscriptions: Default::default(),
         }
     }
 }

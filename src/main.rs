@@ -148,6 +148,29 @@ struct ServeArgs {
     /// Directory of export artefacts and manifests (shared by every server process).
     #[arg(long, env = "LOGBOOK_EXPORT_DIR", default_value = "exports")]
     export_dir: std::path::PathBuf,
+    /// WebSocket connections this process holds open at once (0: no cap).
+    #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS", default_value_t = 1024)]
+    ws_max_connections: usize,
+    /// WebSocket connections of one API key in this process (0: no cap).
+    #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS_PER_KEY", default_value_t = 32)]
+    ws_max_connections_per_key: usize,
+    /// Active subscriptions on one WebSocket connection (0: no cap).
+    #[arg(
+        long,
+        env = "LOGBOOK_WS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 32
+    )]
+    ws_max_subscriptions_per_connection: usize,
+    /// Active subscriptions of one API key in this process (0: no cap).
+    #[arg(
+        long,
+        env = "LOGBOOK_WS_MAX_SUBSCRIPTIONS_PER_KEY",
+        default_value_t = 128
+    )]
+    ws_max_subscriptions_per_key: usize,
+    /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
+    #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
+    ws_init_timeout: u64,
 }
 
 #[derive(Args)]
@@ -382,6 +405,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.limits.introspection = !args.no_introspection;
             config.limits.rate_limit_per_minute = args.rate_limit;
             config.exports.dir = args.export_dir.clone();
+            config.subscriptions = logbook::subscriptions::admission::SocketLimits {
+                init_timeout: std::time::Duration::from_secs(args.ws_init_timeout),
+                max_connections: args.ws_max_connections,
+                max_connections_per_key: args.ws_max_connections_per_key,
+                max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
+                max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
+            };
             let state = AppState::connect(config).await.map_err(|e| e.message())?;
             if args.demo {
                 demo(&state).await?;

@@ -90,7 +90,8 @@ fn decode(text: &str) -> Option<Event> {
 }
 
 /// The per-process fan-out point: a broadcast channel fed by the publisher (in-process bus) or
-/// by the one listener task (Redis or PostgreSQL). Part of [`AppState`].
+/// by the one listener task (Redis or PostgreSQL), and the process's subscription counts. Part
+/// of [`AppState`].
 pub struct Hub {
     local: broadcast::Sender<Event>,
     /// The runtime the listener runs on (the one that built the state, which lives as long as
@@ -100,6 +101,9 @@ pub struct Hub {
     task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Notifications received from the shared bus (for `/metrics`-style checks and tests).
     heard: Arc<AtomicU64>,
+    /// This process's counts of WebSocket connections and subscriptions (the caps of
+    /// `Config::subscriptions`).
+    pub admission: Arc<crate::subscriptions::admission::Admission>,
 }
 
 impl Default for Hub {
@@ -110,6 +114,7 @@ impl Default for Hub {
             listener: OnceLock::new(),
             task: Mutex::new(None),
             heard: Arc::default(),
+            admission: Arc::default(),
         }
     }
 }
