@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
-use crate::auth::{KeyCache, RequestAuth};
+use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::graphql::{build_schema, LogbookSchema};
@@ -114,12 +114,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
         App::new()
             .app_data(served.clone())
             .route("/graphql", web::post().to(crate::graphql_http::handle))
-            .route(
-                "/graphql",
-                web::get()
-                    .guard(actix_web::guard::fn_guard(is_websocket_upgrade))
-                    .to(subscriptions),
-            )
+            .configure(|cfg| crate::ws::routes(cfg, &served))
             .route("/graphql", web::get().to(crate::graphql_http::handle))
             .route("/graphql", web::route().to(method_not_allowed))
             .route("/graphiql", web::get().to(graphiql))
@@ -165,59 +160,6 @@ async fn method_not_allowed() -> HttpResponse {
             "GraphQL is served over GET (queries) and POST",
             "BAD_USER_INPUT",
         ))
-}
-
-fn is_websocket_upgrade(ctx: &actix_web::guard::GuardContext<'_>) -> bool {
-    ctx.head()
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// The API key a `connection_init` payload carries: `{"Authorization": "Bearer …"}` (any case),
-/// also accepted nested under `headers` as some clients send it.
-fn init_authorization(payload: &serde_json::Value) -> Option<String> {
-    let find = |object: &serde_json::Value| {
-        object.as_object().and_then(|fields| {
-            fields
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-                .and_then(|(_, value)| value.as_str().map(str::to_owned))
-        })
-    };
-    find(payload).or_else(|| payload.get("headers").and_then(find))
-}
-
-/// GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the legacy `graphql-ws`).
-/// The key comes from the `connection_init` payload or else from the upgrade request's
-/// `Authorization` header, and is resolved like an HTTP request's, on first use.
-async fn subscriptions(
-    req: HttpRequest,
-    payload: web::Payload,
-    served: web::Data<Served>,
-) -> actix_web::Result<HttpResponse> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let state = served.state.clone();
-    async_graphql_actix_web::GraphQLSubscription::new(crate::graphql_http::AdmittedSchema::new(
-        served.clone(),
-    ))
-    .on_connection_init(move |init| async move {
-        let presented = init_authorization(&init).or(header);
-        let mut data = async_graphql::Data::default();
-        let auth = RequestAuth::from_header(presented.as_deref());
-        // Authenticated before any operation of the connection is parsed.
-        auth.resolve(&state).await?;
-        data.insert(auth);
-        data.insert(crate::runs::loaders::RunLoaderCell::default());
-        data.insert(crate::exports::graphql::ExportJobLoaderCell::default());
-        Ok(data)
-    })
-    .start(&req, payload)
 }
 
 async fn graphiql() -> HttpResponse {

@@ -195,7 +195,7 @@ impl RequestAuth {
             .await
     }
 
-    async fn principal(
+    pub async fn principal(
         &self,
         db: &DatabaseConnection,
         cache: &KeyCache,

@@ -65,6 +65,8 @@ pub struct Config {
     pub ledger_signing_key_file: Option<std::path::PathBuf>,
     /// Where signed checkpoints are published outside the database (none by default).
     pub ledger_checkpoints: crate::ledger::sink::SinkSettings,
+    /// WebSocket caps per server process and the `connection_init` timeout.
+    pub subscriptions: crate::subscriptions::admission::SocketLimits,
 }
 
 impl Config {
@@ -79,6 +81,7 @@ impl Config {
             ledger_signing_key: None,
             ledger_signing_key_file: None,
             ledger_checkpoints: Default::default(),
+            subscriptions: Default::default(),
         }
     }
 }

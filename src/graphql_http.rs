@@ -214,23 +214,9 @@ async fn run(
         .await
         .map_err(|err| Refusal::request(&err, media))?;
 
-    let grant = if principal.role_may(Permission::Read) {
-        ReadGrant::Full
-    } else {
-        ReadGrant::ReceiptsOnly {
-            role: principal.role.as_str(),
-        }
-    };
-    let admitted = served
-        .admission
-        .admit(
-            &request.query,
-            request.operation_name.as_deref(),
-            &request.variables,
-            grant,
-        )
-        .map_err(|err| Refusal::request(&err, media))?;
-    if is_get && admitted.operation_type != OperationType::Query {
+    let (operation_type, root_keys) =
+        admit(served, &mut request, &principal).map_err(|err| Refusal::request(&err, media))?;
+    if is_get && operation_type != OperationType::Query {
         let mut refusal = Refusal::malformed(
             StatusCode::METHOD_NOT_ALLOWED,
             &AppError::bad_input("query", "only queries may be sent with GET; use POST"),
@@ -238,8 +224,6 @@ async fn run(
         refusal.headers.push((header::ALLOW, "POST".into()));
         return Err(refusal);
     }
-    let root_keys = admitted.root_keys;
-    request.set_parsed_query(admitted.document);
 
     let rate = crate::ratelimit::RateSlot::default();
     let request = request
@@ -481,96 +465,35 @@ fn build_request(
     Ok(request)
 }
 
-/// The schema behind admission, for transports that hand each operation to an
-/// [`async_graphql::Executor`] (the WebSocket protocol): every operation is admitted exactly
-/// like an HTTP request, with the principal its connection authenticated at `connection_init`
-/// (a [`RequestAuth`] in the connection data).
-#[derive(Clone)]
-pub struct AdmittedSchema {
-    served: web::Data<Served>,
-}
-
-impl AdmittedSchema {
-    pub fn new(served: web::Data<Served>) -> Self {
-        AdmittedSchema { served }
-    }
-
-    /// Admits `request` for the connection's caller and hands back the request to run.
-    fn admit(
-        &self,
-        mut request: async_graphql::Request,
-        auth: Option<&RequestAuth>,
-    ) -> Result<(async_graphql::Request, Vec<String>), Box<async_graphql::Response>> {
-        let refuse = |err: AppError| {
-            let mut error = err.to_server_error();
-            crate::error::classify_error(&mut error);
-            Box::new(async_graphql::Response::from_errors(vec![error]))
-        };
-        let principal = auth
-            .and_then(RequestAuth::resolved)
-            .ok_or_else(|| refuse(AppError::Unauthenticated))?;
-        let grant = if principal.role_may(Permission::Read) {
-            ReadGrant::Full
-        } else {
-            ReadGrant::ReceiptsOnly {
-                role: principal.role.as_str(),
-            }
-        };
-        let admitted = self
-            .served
-            .admission
-            .admit(
-                &request.query,
-                request.operation_name.as_deref(),
-                &request.variables,
-                grant,
-            )
-            .map_err(refuse)?;
-        request.set_parsed_query(admitted.document);
-        Ok((request, admitted.root_keys))
-    }
-}
-
-fn session_auth(data: &async_graphql::Data) -> Option<&RequestAuth> {
-    data.get(&std::any::TypeId::of::<RequestAuth>())
-        .and_then(|value| value.downcast_ref::<RequestAuth>())
-}
-
-impl async_graphql::Executor for AdmittedSchema {
-    fn execute(
-        &self,
-        request: async_graphql::Request,
-    ) -> impl std::future::Future<Output = async_graphql::Response> + Send {
-        // Only the WebSocket transport uses this executor, and it always runs operations as
-        // streams with the connection's data; without that data there is no caller.
-        let refused = self.admit(request, None).err();
-        async move { refused.map(|r| *r).unwrap_or_default() }
-    }
-
-    fn execute_stream(
-        &self,
-        request: async_graphql::Request,
-        session_data: Option<std::sync::Arc<async_graphql::Data>>,
-    ) -> futures_util::stream::BoxStream<'static, async_graphql::Response> {
-        let auth = session_data.as_deref().and_then(session_auth);
-        match self.admit(request, auth) {
-            Ok((request, root_keys)) => self
-                .served
-                .schema
-                .execute_stream_with_session_data(request, session_data.unwrap_or_default())
-                .map(move |mut response| {
-                    reorder_root(&mut response.data, &root_keys);
-                    response
-                })
-                .boxed(),
-            Err(refused) => futures_util::stream::once(async move { *refused }).boxed(),
+/// Admits `request` for `principal` (see `crate::admission`) and leaves the parsed document in
+/// it; returns what the transport needs of it (the operation's type and the root fields'
+/// response keys in selection order). The HTTP and WebSocket transports both call it, after
+/// authenticating and before anything else is parsed.
+pub fn admit(
+    served: &Served,
+    request: &mut async_graphql::Request,
+    principal: &crate::auth::Principal,
+) -> Result<(OperationType, Vec<String>), AppError> {
+    let grant = if principal.role_may(Permission::Read) {
+        ReadGrant::Full
+    } else {
+        ReadGrant::ReceiptsOnly {
+            role: principal.role.as_str(),
         }
-    }
+    };
+    let admitted = served.admission.admit(
+        &request.query,
+        request.operation_name.as_deref(),
+        &request.variables,
+        grant,
+    )?;
+    request.set_parsed_query(admitted.document);
+    Ok((admitted.operation_type, admitted.root_keys))
 }
 
 /// Puts the root fields back in selection order (GraphQL spec 6.3): the merged `Query` root
 /// answers its parts one after another.
-fn reorder_root(data: &mut async_graphql::Value, keys: &[String]) {
+pub fn reorder_root(data: &mut async_graphql::Value, keys: &[String]) {
     let async_graphql::Value::Object(map) = data else {
         return;
     };

@@ -34,3 +34,4 @@ pub mod subscriptions;
 pub mod system;
 pub mod tenants;
 pub mod traces;
+pub mod ws;

@@ -180,6 +180,29 @@ struct ServeArgs {
     /// POST every signed ledger checkpoint (JSON) to this http(s) URL too.
     #[arg(long, env = "LOGBOOK_LEDGER_CHECKPOINT_URL", value_name = "URL")]
     ledger_checkpoint_url: Option<String>,
+    /// WebSocket connections this process holds open at once (0: no cap).
+    #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS", default_value_t = 1024)]
+    ws_max_connections: usize,
+    /// WebSocket connections of one API key in this process (0: no cap).
+    #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS_PER_KEY", default_value_t = 32)]
+    ws_max_connections_per_key: usize,
+    /// Active subscriptions on one WebSocket connection (0: no cap).
+    #[arg(
+        long,
+        env = "LOGBOOK_WS_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 32
+    )]
+    ws_max_subscriptions_per_connection: usize,
+    /// Active subscriptions of one API key in this process (0: no cap).
+    #[arg(
+        long,
+        env = "LOGBOOK_WS_MAX_SUBSCRIPTIONS_PER_KEY",
+        default_value_t = 128
+    )]
+    ws_max_subscriptions_per_key: usize,
+    /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
+    #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
+    ws_init_timeout: u64,
 }
 
 #[derive(Args)]
@@ -453,6 +476,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     );
                 }
             }
+            config.subscriptions = logbook::subscriptions::admission::SocketLimits {
+                init_timeout: std::time::Duration::from_secs(args.ws_init_timeout),
+                max_connections: args.ws_max_connections,
+                max_connections_per_key: args.ws_max_connections_per_key,
+                max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
+                max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
+            };
             let state = AppState::connect(config).await.map_err(|e| e.message())?;
             if state.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
                 eprintln!(

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 
 use crate::app::AppState;
 use crate::auth::TenantId;
@@ -90,7 +90,8 @@ fn decode(text: &str) -> Option<Event> {
 }
 
 /// The per-process fan-out point: a broadcast channel fed by the publisher (in-process bus) or
-/// by the one listener task (Redis or PostgreSQL). Part of [`AppState`].
+/// by the one listener task (Redis or PostgreSQL), and the process's subscription counts. Part
+/// of [`AppState`].
 pub struct Hub {
     local: broadcast::Sender<Event>,
     /// The runtime the listener runs on (the one that built the state, which lives as long as
@@ -100,6 +101,11 @@ pub struct Hub {
     task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Notifications received from the shared bus (for `/metrics`-style checks and tests).
     heard: Arc<AtomicU64>,
+    /// This process's counts of WebSocket connections and subscriptions (the caps of
+    /// `Config::subscriptions`).
+    pub admission: Arc<crate::subscriptions::admission::Admission>,
+    /// Subscription reads running at once (see [`Hub::read_permit`]).
+    reads: OnceLock<Arc<Semaphore>>,
 }
 
 impl Default for Hub {
@@ -110,6 +116,8 @@ impl Default for Hub {
             listener: OnceLock::new(),
             task: Mutex::new(None),
             heard: Arc::default(),
+            admission: Arc::default(),
+            reads: OnceLock::new(),
         }
     }
 }
@@ -126,6 +134,20 @@ impl Hub {
     /// How many notifications this process's listener has received from Redis or PostgreSQL.
     pub fn heard(&self) -> u64 {
         self.heard.load(Ordering::Relaxed)
+    }
+
+    /// A permit to run one subscription read (a tail's keyset page, an export's progress).
+    /// One notification wakes every subscriber of its tenant and topic at once, and ticks of
+    /// subscriptions started together coincide: without a bound each waiting read holds its
+    /// query future (about 11 KiB) while it queues for a pooled connection, and the herd takes
+    /// every connection from HTTP requests. At most half the pool runs subscription reads; the
+    /// rest wait here, holding only this future.
+    pub async fn read_permit(&self, state: &AppState) -> Option<OwnedSemaphorePermit> {
+        let reads = self.reads.get_or_init(|| {
+            let pool = state.config.database.max_connections as usize;
+            Arc::new(Semaphore::new((pool / 2).max(1)))
+        });
+        reads.clone().acquire_owned().await.ok()
     }
 
     fn dispatch(&self, event: Event) {
@@ -300,7 +322,9 @@ pub fn wakeups(state: &AppState, topic: Topic, tenant: &TenantId) -> impl Stream
     let mut receiver = state.events.local.subscribe();
     let tenant: Arc<str> = tenant.as_str().into();
     async_stream::stream! {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+        // A random phase, so subscriptions opened together do not all re-read at once.
+        let phase = TICK.mul_f64(rand::random::<f64>());
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -353,6 +353,34 @@ async fn get_any(db: &impl ConnectionTrait, export_id: &str) -> AppResult<Option
         .transpose()
 }
 
+/// For each export id that has a job, the attempt that may still be writing partial files: its
+/// current attempt while it is running under a lease that has not expired, else `None` (no
+/// attempt of it is live). Export ids without a job are absent. Read by the partial-file sweep
+/// after it listed the directory, so an attempt claimed since is seen as live.
+pub async fn live_attempts(
+    db: &impl ConnectionTrait,
+    export_ids: &[String],
+) -> AppResult<std::collections::HashMap<String, Option<i32>>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in export_ids.chunks(500) {
+        let q = Query::select()
+            .columns(["export_id", "state", "attempt", "lease_expires_ms"].map(Alias::new))
+            .from(Alias::new(JOBS))
+            .and_where(Expr::col(Alias::new("export_id")).is_in(chunk.iter().cloned()))
+            .to_owned();
+        let rows = db.query_all(&q).await?;
+        let now_ms = to_ms(crate::scalars::now());
+        for row in rows {
+            let state: String = row.try_get("", "state")?;
+            let attempt: i32 = row.try_get("", "attempt")?;
+            let lease: Option<i64> = row.try_get("", "lease_expires_ms")?;
+            let live = state == JobState::Running.as_str() && lease.is_some_and(|l| l >= now_ms);
+            out.insert(row.try_get("", "export_id")?, live.then_some(attempt));
+        }
+    }
+    Ok(out)
+}
+
 /// The job's audit trail, oldest first.
 pub async fn events(
     db: &impl ConnectionTrait,

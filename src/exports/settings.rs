@@ -107,6 +107,9 @@ pub struct ExportSettings {
     pub lease_ttl: Duration,
     /// Rows per keyset batch.
     pub batch_size: u64,
+    /// How often a worker deletes partial files (`*.part-<attempt>`) whose attempt is no
+    /// longer the live leased attempt of its job (also done when the worker starts).
+    pub sweep_interval: Duration,
     pub retry: RetryPolicy,
     /// Test hook: the first N attempts of every job fail after writing their first batch.
     pub fail_first_attempts: u32,
@@ -122,6 +125,7 @@ impl Default for ExportSettings {
             poll_interval: Duration::from_secs(1),
             lease_ttl: Duration::from_secs(30),
             batch_size: 5_000,
+            sweep_interval: Duration::from_secs(600),
             retry: RetryPolicy::default(),
             fail_first_attempts: 0,
             batch_delay: Duration::ZERO,

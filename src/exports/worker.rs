@@ -7,6 +7,14 @@
 //! writes it through the hashing writer while the next batch is fetched; at most a few batches
 //! are in memory at any time. The worker uses its own small connection pool, so its polling
 //! never shows up in the server's per-request statement counters.
+//!
+//! Partial files: an attempt writes `<file>.part-<attempt>` and renames it when complete. Its
+//! [`PartFiles`] guard removes whatever of them is left when the attempt ends, however it ends
+//! (an error, a panic, the task aborted). A process killed outright runs no destructor, so every
+//! worker also sweeps the export directory when it starts and every `sweep_interval`: a partial
+//! file whose attempt is not the live leased attempt of its job is deleted. Several processes
+//! share the directory, so a file of an attempt whose lease is still live is never touched, nor
+//! one whose job this database does not know.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -70,7 +78,19 @@ async fn run(state: AppState) {
         }
     };
     let lease = state.config.exports.lease_ttl;
+    let dir = state.config.exports.dir.clone();
+    let mut swept_at: Option<Instant> = None;
     loop {
+        if swept_at.is_none_or(|at| at.elapsed() >= state.config.exports.sweep_interval) {
+            swept_at = Some(Instant::now());
+            match sweep_partial_files(&db, &dir).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "removed partial export files of dead attempts"),
+                Err(e) => {
+                    tracing::warn!(error = %e.message(), "sweeping partial export files failed")
+                }
+            }
+        }
         let woken = WAKE.notified();
         match jobs::claim(&db, &worker, lease).await {
             Ok(Some(Claimed::Job(job))) => {
@@ -121,6 +141,8 @@ fn describe(e: &AppError) -> String {
 
 /// One attempt: produce, then complete or record the failure.
 async fn run_attempt(state: &AppState, db: &DatabaseConnection, worker: &str, job: JobSnapshot) {
+    // Dropped last: after the failure is recorded, or when this future is dropped mid-way.
+    let _parts = PartFiles::of(&state.config.exports.dir, &job);
     let tenant = TenantId::trusted(job.tenant_id.clone());
     publish(state, Topic::ExportProgress, &tenant).await;
     let started = Instant::now();
@@ -312,11 +334,10 @@ impl Attempt<'_> {
     }
 
     fn part_path(&self) -> PathBuf {
-        self.dir().join(format!(
-            "{}.part-{}",
-            manifest::artefact_name(self.job),
-            self.job.attempt
-        ))
+        part_of(
+            &self.dir().join(manifest::artefact_name(self.job)),
+            self.job.attempt,
+        )
     }
 
     /// A list scope: keyset batches → writer thread → file.
@@ -388,17 +409,9 @@ impl Attempt<'_> {
         let written = writer
             .await
             .map_err(|e| AppError::internal(format!("export writer panicked: {e}")))?;
-        if let Err(stop) = fed {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(stop);
-        }
-        let (sha256, bytes, rows) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(e.into());
-            }
-        };
+        // On any early return the attempt's `PartFiles` guard removes the part file.
+        fed?;
+        let (sha256, bytes, rows) = written?;
         let file_name = manifest::artefact_name(self.job);
         let path = self.dir().join(&file_name);
         tokio::fs::rename(&part, &path).await?;
@@ -768,7 +781,7 @@ impl Attempt<'_> {
         let bytes = manifest.to_bytes();
         let manifest_sha256 = manifest::sha256_hex(&bytes);
         let manifest_path = manifest::manifest_path(&done.path);
-        let tmp = manifest_path.with_extension(format!("json.part-{}", job.attempt));
+        let tmp = part_of(&manifest_path, job.attempt);
         tokio::fs::write(&tmp, &bytes).await?;
         tokio::fs::rename(&tmp, &manifest_path).await?;
 
@@ -820,6 +833,110 @@ impl Attempt<'_> {
             }
         }
     }
+}
+
+/// The partial file of `file` written by attempt `attempt`: `<file>.part-<attempt>`.
+fn part_of(file: &Path, attempt: i32) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".part-{attempt}"));
+    file.with_file_name(name)
+}
+
+/// The export id and attempt of a partial file's name
+/// (`logbook-export-<export id>.<ext>[.manifest.json|.ledger.ndjson].part-<attempt>`).
+fn parse_part_name(name: &str) -> Option<(&str, i32)> {
+    let rest = name.strip_prefix("logbook-export-")?;
+    let (export_id, _) = rest.split_once('.')?;
+    let (_, attempt) = rest.rsplit_once(".part-")?;
+    if export_id.is_empty() || attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((export_id, attempt.parse().ok()?))
+}
+
+/// The partial files one attempt may write (artefact, manifest, AUDIT ledger file), removed on
+/// drop: whatever of them still exists when the attempt ends is unfinished. A completed attempt
+/// renamed them all, so nothing is left to remove; no other attempt writes these names.
+struct PartFiles {
+    paths: [PathBuf; 3],
+}
+
+impl PartFiles {
+    fn of(dir: &Path, job: &JobSnapshot) -> Self {
+        let artefact = dir.join(manifest::artefact_name(job));
+        PartFiles {
+            paths: [
+                part_of(&artefact, job.attempt),
+                part_of(&manifest::manifest_path(&artefact), job.attempt),
+                // As `ledger_file::write` names it.
+                part_of(&manifest::ledger_path(&artefact), job.attempt),
+            ],
+        }
+    }
+}
+
+impl Drop for PartFiles {
+    fn drop(&mut self) {
+        for path in &self.paths {
+            match std::fs::remove_file(path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed a partial export file"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial export file")
+                }
+            }
+        }
+    }
+}
+
+/// Deletes the partial files in `dir` that no live attempt owns: those whose job's current
+/// attempt is another one, or is not running under an unexpired lease (a process killed
+/// mid-write leaves them). Files of an attempt whose lease is live, and of export ids this
+/// database has no job for (another deployment's, if directories are shared), are kept.
+/// Returns how many files were deleted.
+pub async fn sweep_partial_files(db: &DatabaseConnection, dir: &Path) -> AppResult<usize> {
+    let io = |e: std::io::Error| AppError::internal(format!("listing {}: {e}", dir.display()));
+    // List first, then read the jobs: an attempt claimed in between is seen as live.
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(e)),
+    };
+    let mut parts = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(io)? {
+        let name = entry.file_name();
+        let Some((export_id, attempt)) = name.to_str().and_then(parse_part_name) else {
+            continue;
+        };
+        if entry.file_type().await.map_err(io)?.is_file() {
+            parts.push((export_id.to_owned(), attempt, entry.path()));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(0);
+    }
+    let mut ids: Vec<String> = parts.iter().map(|(id, _, _)| id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let live = jobs::live_attempts(db, &ids).await?;
+    let mut deleted = 0;
+    for (export_id, attempt, path) in parts {
+        let dead = match live.get(&export_id) {
+            None => false,
+            Some(live) => *live != Some(attempt),
+        };
+        if !dead {
+            continue;
+        }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial export file")
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 fn pos(created_at: DateTime<Utc>, id: &str) -> Position {
@@ -1018,4 +1135,43 @@ fn soc2_mappings(
         "compliance_period_end": crate::scalars::format_utc(as_of),
         "review_status": "PENDING",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_round_trip() {
+        let id = "0b4c1f9e-8a8e-4c55-9d0f-3b1f2a8f8d11";
+        let artefact = Path::new("/x").join(format!("logbook-export-{id}.ndjson"));
+        let parts = [
+            part_of(&artefact, 3),
+            part_of(&manifest::manifest_path(&artefact), 3),
+            part_of(&manifest::ledger_path(&artefact), 3),
+        ];
+        // The names `finish` and `ledger_file::write` give their partial files.
+        assert_eq!(
+            parts[1],
+            manifest::manifest_path(&artefact).with_extension("json.part-3")
+        );
+        assert_eq!(
+            parts[2],
+            manifest::ledger_path(&artefact).with_extension("ndjson.part-3")
+        );
+        for part in &parts {
+            let name = part.file_name().unwrap().to_str().unwrap();
+            assert_eq!(parse_part_name(name), Some((id, 3)), "{name}");
+        }
+        for other in [
+            format!("logbook-export-{id}.ndjson"),
+            format!("logbook-export-{id}.ndjson.manifest.json"),
+            format!("logbook-export-{id}.ndjson.part-"),
+            format!("logbook-export-{id}.ndjson.part-1x"),
+            "notes.part-1".to_owned(),
+            "logbook-export-.csv.part-1".to_owned(),
+        ] {
+            assert_eq!(parse_part_name(&other), None, "{other}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! cursor (a cursor of that list, or of an earlier event), and yields edges (`cursor` + `node`)
 //! oldest first: first what was missed since `after`, then live rows. See `docs/subscriptions.md`.
 
+pub mod admission;
 pub mod feeds;
 pub mod tail;
 

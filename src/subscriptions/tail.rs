@@ -58,12 +58,15 @@ pub async fn start<F: Feed>(
 ) -> AppResult<impl Stream<Item = (String, F::Row)> + Send + 'static> {
     // Listen before reading, so nothing committed in between waits for a tick.
     let wake = Box::pin(events::wakeups(&state, topic, tenant));
-    let position = match after {
-        Some(cursor) => {
-            feed.after(&state, Some(&cursor), 1).await?;
-            Some(cursor)
+    let position = {
+        let _permit = state.events.read_permit(&state).await;
+        match after {
+            Some(cursor) => {
+                feed.after(&state, Some(&cursor), 1).await?;
+                Some(cursor)
+            }
+            None => feed.newest(&state).await?,
         }
-        None => feed.newest(&state).await?,
     };
     Ok(tail(state, feed, wake, position))
 }
@@ -79,7 +82,10 @@ fn tail<F: Feed>(
             // Read until caught up, or until the next row is too young to deliver.
             let mut held: Option<Duration> = None;
             loop {
-                let rows = match feed.after(&state, position.as_deref(), BATCH).await {
+                let permit = state.events.read_permit(&state).await;
+                let read = feed.after(&state, position.as_deref(), BATCH).await;
+                drop(permit);
+                let rows = match read {
                     Ok(rows) => rows,
                     Err(e) => {
                         tracing::warn!(error = %e.message(), "subscription read failed; retrying on the next wake-up");

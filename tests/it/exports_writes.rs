@@ -2,7 +2,8 @@
 //! Each format parses back to exactly what the list query returns for the same filter and
 //! `asOf`; digests verify (and stop verifying after one flipped byte); CSV quoting; a failed
 //! first attempt is retried per the strategy; a server stopped mid-export is finished by
-//! another; tenant isolation; Range requests; roles.
+//! another; tenant isolation; Range requests; roles; partial files removed on failure and abort,
+//! and swept once their attempt is dead.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -1130,6 +1131,168 @@ async fn audit_export_carries_a_verifiable_ledger(backend: Backend) {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The partial files (`*.part-<attempt>`) in `dir`, by name.
+fn part_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(".part-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+async fn wait_for(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// An aborted worker's guard removes its part file at once; what a process killed outright
+/// leaves (here: the same file, put back) is swept by the next worker to start once the
+/// attempt's lease is dead; a live attempt's part file is never swept by another process; files
+/// of unknown jobs and other files are left alone.
+async fn partial_files_are_removed_and_swept(backend: Backend) {
+    let dir = export_dir();
+    let lease = Duration::from_millis(1500);
+    let slow = |c: &mut Config| {
+        fast(c, &dir);
+        c.exports.batch_size = 4;
+        c.exports.batch_delay = Duration::from_millis(250);
+        c.exports.lease_ttl = lease;
+    };
+    let first = TestApp::spawn_with(backend, slow).await;
+    seed_runs(&first).await;
+    insert_runs(first.db(), &make_runs("acme", "more", 40, fixed_time())).await;
+    let key = first.key("acme", Role::Operator).await;
+    let id = create(
+        &first,
+        &key,
+        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
+    )
+    .await;
+    let part = |attempt: i32| dir.join(format!("logbook-export-{id}.ndjson.part-{attempt}"));
+    // Files the sweeps must keep: a part file of a job this database does not know, and others.
+    let foreign = dir.join(format!(
+        "logbook-export-{}.csv.part-1",
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&foreign, b"another deployment's").unwrap();
+    std::fs::write(dir.join("notes.part-1"), b"not an export").unwrap();
+
+    // Mid-export: attempt 1 writes its part file.
+    let mut running = false;
+    for _ in 0..100 {
+        let s = status(&first, &key, &id).await;
+        if s["job"]["state"] == "RUNNING" && s["job"]["rowsWritten"] != "0" && part(1).exists() {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(running, "the export started");
+    // (Possibly still empty: the writer buffers 1 MiB.)
+    let written = std::fs::read(part(1)).unwrap();
+
+    // The worker task is aborted: its guard deletes the part file.
+    if let Some(worker) = &first.server.export_worker {
+        worker.abort();
+    }
+    wait_for("the aborted attempt's part file removed", || {
+        !part(1).exists()
+    })
+    .await;
+    // A process killed outright (SIGKILL) runs no destructor and leaves the file behind.
+    std::fs::write(part(1), &written).unwrap();
+    let url = first.database_url();
+    first.stop().await;
+    // Once attempt 1's lease is dead, a restarted worker's startup sweep deletes its files.
+    tokio::time::sleep(lease + Duration::from_millis(300)).await;
+    let second = TestApp::spawn_on(backend, url.clone(), slow).await;
+    wait_for("the dead attempt's part file swept", || !part(1).exists()).await;
+
+    // The second worker runs attempt 2. A third process starting meanwhile sweeps the
+    // directory (the dead file planted below shows it did) but leaves attempt 2's live part file:
+    // attempt 2 completes (its rename needs the file), with no attempt 3.
+    wait_for("attempt 2 writing", || part(2).exists()).await;
+    let stale = dir.join(format!("logbook-export-{id}.ndjson.manifest.json.part-1"));
+    std::fs::write(&stale, b"{").unwrap();
+    let third = TestApp::spawn_on(backend, url, |c| fast(c, &dir)).await;
+    wait_for("the third worker's sweep", || !stale.exists()).await;
+    let done = finished(&second, &key, &id).await;
+    assert_eq!(done["status"], "COMPLETED", "{done:#}");
+    assert_eq!(done["job"]["attempt"], 2);
+    assert_eq!(done["rowCount"], "80");
+    assert_eq!(
+        part_files(&dir),
+        [
+            foreign.file_name().unwrap().to_string_lossy().into_owned(),
+            "notes.part-1".to_owned()
+        ]
+    );
+    drop(third);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every failed attempt removes its partial files: list exports and bundles alike (a bundle
+/// failing after its first batch of steps used to leave its `.part-N` ZIP behind).
+async fn failing_jobs_leave_no_partial_files(backend: Backend) {
+    let dir = export_dir();
+    let app = TestApp::spawn_with(backend, |c| {
+        fast(c, &dir);
+        c.exports.fail_first_attempts = 10;
+        c.exports.retry.base_delay = Duration::from_millis(50);
+    })
+    .await;
+    seed_runs(&app).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let run_id = "a-run-00003";
+    app.data(
+        &ingest,
+        "mutation($i: StartTraceInput!) { startTrace(input: $i) { traceId } }",
+        json!({ "i": { "traceId": "tr-fail", "runId": run_id, "plan": [{"skill": "llm_invoke"}] } }),
+    )
+    .await;
+    let steps: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({
+                "stepIndex": i, "skillName": "llm_invoke", "params": {"n": i},
+                "status": "success", "outcomeCategory": "SUCCESS", "costCents": 1.5, "durationMs": 10.0,
+            })
+        })
+        .collect();
+    app.data(
+        &ingest,
+        "mutation($s: [TraceStepInput!]!) { recordSteps(traceId: \"tr-fail\", steps: $s) { insertedCount } }",
+        json!({ "s": steps }),
+    )
+    .await;
+    let key = app.key("acme", Role::Operator).await;
+    for input in [
+        json!({ "scope": "RUN_BUNDLE", "format": "ZIP", "runId": run_id }),
+        json!({ "scope": "LLM_RUNS", "format": "CSV" }),
+    ] {
+        let id = create(&app, &key, input.clone()).await;
+        let done = finished(&app, &key, &id).await;
+        assert_eq!(done["status"], "FAILED", "{done:#}");
+        assert_eq!(done["job"]["attempt"], 3);
+        assert!(
+            part_files(&dir).is_empty(),
+            "{input}: {:?}",
+            part_files(&dir)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 crate::cases!(
     round_trip_each_format,
     digests_verify_and_anchor_in_the_ledger,
@@ -1142,4 +1305,6 @@ crate::cases!(
     roles_and_input_checks,
     run_bundle_holds_the_trace_steps,
     progress_subscription_follows_the_job,
+    partial_files_are_removed_and_swept,
+    failing_jobs_leave_no_partial_files,
 );

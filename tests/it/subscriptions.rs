@@ -1,7 +1,8 @@
 //! Subscriptions over WebSocket (`graphql-transport-ws`): live rows arrive in list order exactly
 //! once, `after: cursor` replays what was missed and then continues live, filters and tenants
 //! apply, events written through another server process arrive (Redis, PostgreSQL
-//! LISTEN/NOTIFY, or in-process on SQLite), and auth errors.
+//! LISTEN/NOTIFY, or in-process on SQLite), auth at `connection_init`, the init timeout, and the
+//! per-process caps on connections and subscriptions (refused, then released on close).
 
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,9 @@ struct Ws {
 }
 
 impl Ws {
-    /// Connects and completes `connection_init`; `header` goes on the upgrade request.
-    async fn connect(app: &TestApp, init: Value, header: Option<&str>) -> Ws {
+    /// Opens a socket without `connection_init`; `header` goes on the upgrade request. A refused
+    /// upgrade gives its status and JSON body.
+    async fn open(app: &TestApp, header: Option<&str>) -> Result<Ws, (u16, Value)> {
         let url = format!("{}/graphql", app.base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
         let headers = request.headers_mut();
@@ -51,12 +53,28 @@ impl Ws {
         if let Some(key) = header {
             headers.insert("Authorization", format!("Bearer {key}").parse().unwrap());
         }
-        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"],
-            "graphql-transport-ws"
-        );
-        let mut ws = Ws { stream };
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, response)) => {
+                assert_eq!(
+                    response.headers()["sec-websocket-protocol"],
+                    "graphql-transport-ws"
+                );
+                Ok(Ws { stream })
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                Err((
+                    response.status().as_u16(),
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ))
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        }
+    }
+
+    /// Connects and completes `connection_init`; `header` goes on the upgrade request.
+    async fn connect(app: &TestApp, init: Value, header: Option<&str>) -> Ws {
+        let mut ws = Ws::open(app, header).await.expect("upgrade");
         ws.send(json!({ "type": "connection_init", "payload": init }))
             .await;
         let ack = ws.message(WAIT).await.expect("connection_ack");
@@ -64,31 +82,48 @@ impl Ws {
         ws
     }
 
-    /// Connects and sends `connection_init`, expecting the server to close the connection
-    /// instead of acknowledging it; returns the close code, if any.
-    async fn refused(app: &TestApp, init: Value) -> Option<u16> {
-        let url = format!("{}/graphql", app.base.replacen("http://", "ws://", 1));
-        let mut request = url.into_client_request().unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (stream, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let mut ws = Ws { stream };
-        ws.send(json!({ "type": "connection_init", "payload": init }))
+    /// Sends `connection_init` with `key` (if any) in its payload.
+    async fn init(&mut self, key: Option<&str>) {
+        let payload = match key {
+            Some(key) => json!({ "Authorization": format!("Bearer {key}") }),
+            None => json!({}),
+        };
+        self.send(json!({ "type": "connection_init", "payload": payload }))
             .await;
+    }
+
+    /// The close code the server ends the socket with; a protocol message before it fails.
+    async fn close_code(&mut self) -> u16 {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match tokio::time::timeout_at(deadline, ws.stream.next()).await {
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    assert!(!text.contains("connection_ack"), "acknowledged: {text}")
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(None) | Ok(Some(Err(_))) => return None,
-                Err(_) => panic!("the server neither acknowledged nor closed"),
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("the server closes the socket");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) => panic!("closed without a code"),
+                Some(Ok(Message::Text(text))) => panic!("expected a close, got {text}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("websocket error before the close frame: {e}"),
+                None => panic!("the socket ended without a close frame"),
             }
         }
+    }
+
+    /// A `ping`/`pong` round trip: the server has handled every message sent before it (a
+    /// refused `subscribe` answers with its `error` before the `pong`).
+    async fn sync(&mut self) {
+        self.send(json!({ "type": "ping" })).await;
+        let pong = self.message(WAIT).await.expect("pong");
+        assert_eq!(pong["type"], "pong", "{pong}");
+    }
+
+    /// Closes the socket with a close frame (the clean way).
+    async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+        while let Ok(Some(Ok(_))) =
+            tokio::time::timeout(Duration::from_secs(2), self.stream.next()).await
+        {}
     }
 
     /// Connects with the key in the `connection_init` payload.
@@ -480,9 +515,16 @@ async fn keys_over_websocket(backend: Backend) {
     let viewer = app.key("acme", Role::Viewer).await;
     let ingest = app.key("acme", Role::Ingest).await;
 
-    // A connection is authenticated at `connection_init`, before any operation is parsed.
-    Ws::refused(&app, json!({})).await;
-    Ws::refused(&app, json!({ "Authorization": "Bearer lbk_not-a-key" })).await;
+    // No key, or a key that resolves to nothing: closed with 4403 at `connection_init`.
+    let mut anonymous = Ws::open(&app, None).await.unwrap();
+    anonymous.init(None).await;
+    assert_eq!(anonymous.close_code().await, 4403);
+    let mut forged = Ws::open(&app, None).await.unwrap();
+    forged.init(Some("lbk_not-a-key")).await;
+    assert_eq!(forged.close_code().await, 4403);
+    let mut forged_header = Ws::open(&app, Some("lbk_not-a-key")).await.unwrap();
+    forged_header.init(None).await;
+    assert_eq!(forged_header.close_code().await, 4403);
 
     let mut writer = Ws::with_key(&app, &ingest).await;
     writer.subscribe("1", RUNS, json!({})).await;
@@ -517,6 +559,216 @@ async fn keys_over_websocket(backend: Backend) {
     assert_eq!(run_ids(&by_header.take("1", 1).await), tail_order(&runs));
 }
 
+/// Polls `check` until it holds (slots are released by the server's connection task, a moment
+/// after the client side goes away).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn init_authenticates_and_times_out(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.subscriptions.init_timeout = Duration::from_millis(800);
+    })
+    .await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let admission = app.state.events.admission.clone();
+
+    // A `subscribe` before `connection_init` closes the socket (4401) without being executed:
+    // an invalid query would otherwise be answered with a validation error.
+    let mut early = Ws::open(&app, Some(&viewer)).await.unwrap();
+    early
+        .subscribe(
+            "1",
+            "subscription { llmRunAdded { noSuchField } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(early.close_code().await, 4401);
+    // So does one sent after a refused `connection_init`: nothing after it is read.
+    let mut refused = Ws::open(&app, None).await.unwrap();
+    refused.init(None).await;
+    refused.subscribe("1", RUNS, json!({})).await;
+    assert_eq!(refused.close_code().await, 4403);
+
+    // No `connection_init` within the timeout: 4408, even while the client pings.
+    let started = Instant::now();
+    let mut idle = Ws::open(&app, None).await.unwrap();
+    idle.sync().await;
+    assert_eq!(idle.close_code().await, 4408);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // An initialised socket outlives the timeout and serves.
+    let mut ready = Ws::with_key(&app, &viewer).await;
+    ready.subscribe("1", RUNS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let runs = make_runs("acme", "t", 1, now());
+    insert_runs(app.db(), &runs).await;
+    publish_runs(&app, "acme").await;
+    assert_eq!(run_ids(&ready.take("1", 1).await), tail_order(&runs));
+    // A second `connection_init` is a protocol error (4429).
+    ready.init(Some(&viewer)).await;
+    assert_eq!(ready.close_code().await, 4429);
+    eventually("every socket released", || admission.connections() == 0).await;
+}
+
+async fn caps_refuse_and_release(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.subscriptions.max_connections = 5;
+        c.subscriptions.max_connections_per_key = 3;
+        c.subscriptions.max_subscriptions_per_connection = 2;
+        c.subscriptions.max_subscriptions_per_key = 3;
+    })
+    .await;
+    let key = app.key("acme", Role::Viewer).await;
+    let digest = logbook::auth::digest_key(&key);
+    let admission = app.state.events.admission.clone();
+    let usage = || admission.usage(&digest);
+
+    // Per connection: the third subscription is refused with an `error` for its id, and the
+    // connection stays open.
+    let mut a = Ws::with_key(&app, &key).await;
+    a.subscribe("1", RUNS, json!({})).await;
+    a.subscribe("2", RUNS, json!({})).await;
+    a.subscribe("3", RUNS, json!({})).await;
+    let refused = a.message(WAIT).await.expect("an error message");
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "3");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    a.sync().await;
+    assert_eq!(usage(), (1, 2));
+    // Completing one frees its slot.
+    a.send(json!({ "id": "1", "type": "complete" })).await;
+    a.subscribe("3", RUNS, json!({})).await;
+    a.sync().await;
+    assert_eq!(usage(), (1, 2));
+
+    // Per key, over its connections: a second connection gets one more, then RATE_LIMITED.
+    let mut b = Ws::with_key(&app, &key).await;
+    b.subscribe("1", RUNS, json!({})).await;
+    b.sync().await;
+    b.subscribe("2", RUNS, json!({})).await;
+    assert_eq!(b.error_code("2").await, "RATE_LIMITED");
+    b.sync().await;
+    assert_eq!(usage(), (2, 3));
+    // An abrupt disconnect (no close frame) releases the connection and its subscriptions.
+    drop(a);
+    eventually("a's slots released", || usage() == (1, 1)).await;
+    b.subscribe("2", RUNS, json!({})).await;
+    b.sync().await;
+    assert_eq!(usage(), (1, 2));
+
+    // Connections per key: the key in the payload is refused after `connection_init` (4429),
+    // the key in the upgrade's header before the upgrade (HTTP 429, RATE_LIMITED).
+    let c = Ws::with_key(&app, &key).await;
+    let d = Ws::connect(&app, json!({}), Some(&key)).await;
+    let mut e = Ws::open(&app, None).await.unwrap();
+    e.init(Some(&key)).await;
+    assert_eq!(e.close_code().await, 4429);
+    let (status, body) = Ws::open(&app, Some(&key)).await.err().expect("refused");
+    assert_eq!(status, 429);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{body}"
+    );
+    // A clean close frees the slot: the key connects again.
+    c.close().await;
+    eventually("c's slot released", || usage().0 == 2).await;
+    let c = Ws::with_key(&app, &key).await;
+
+    // Connections per process (5): b, c, d and two sockets not yet initialised.
+    let waiting: Vec<Ws> = vec![
+        Ws::open(&app, None).await.unwrap(),
+        Ws::open(&app, None).await.unwrap(),
+    ];
+    let (status, body) = Ws::open(&app, None).await.err().expect("refused");
+    assert_eq!(status, 429);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    drop(waiting);
+    eventually("the waiting sockets released", || {
+        admission.connections() == 3
+    })
+    .await;
+
+    // The refusals left b's subscriptions serving.
+    let runs = make_runs("acme", "cap", 1, now());
+    insert_runs(app.db(), &runs).await;
+    publish_runs(&app, "acme").await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let message = b.message(WAIT).await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        got.push(message["id"].as_str().unwrap().to_owned());
+        assert_eq!(
+            run_ids(&[message["payload"]["data"].clone()]),
+            tail_order(&runs)
+        );
+    }
+    got.sort();
+    assert_eq!(got, ["1", "2"]);
+    drop((b, c, d));
+    eventually("every slot released", || {
+        admission.connections() == 0 && usage() == (0, 0)
+    })
+    .await;
+}
+
+async fn serves_after_many_connects_and_disconnects(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let digest = logbook::auth::digest_key(&key);
+    let admission = app.state.events.admission.clone();
+    for round in 0..6 {
+        let sockets = (0..25).map(|n| {
+            let (app, key) = (&app, key.clone());
+            async move {
+                match n % 3 {
+                    // Subscribed, then gone without a close frame.
+                    0 => {
+                        let mut ws = Ws::with_key(app, &key).await;
+                        ws.subscribe("1", RUNS, json!({})).await;
+                        ws.subscribe("2", RUNS, json!({})).await;
+                        ws.sync().await;
+                    }
+                    // Subscribed, then closed cleanly.
+                    1 => {
+                        let mut ws = Ws::with_key(app, &key).await;
+                        ws.subscribe("1", RUNS, json!({})).await;
+                        ws.sync().await;
+                        ws.close().await;
+                    }
+                    // Refused at `connection_init`.
+                    _ => {
+                        let mut ws = Ws::open(app, None).await.unwrap();
+                        ws.init(Some("lbk_not-a-key")).await;
+                        assert_eq!(ws.close_code().await, 4403);
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(sockets).await;
+        eventually(&format!("round {round} released"), || {
+            admission.connections() == 0 && admission.usage(&digest) == (0, 0)
+        })
+        .await;
+    }
+    // Still serving.
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe("1", RUNS, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = make_runs("acme", "after", 2, now());
+    insert_runs(app.db(), &runs).await;
+    publish_runs(&app, "acme").await;
+    assert_eq!(run_ids(&ws.take("1", 2).await), tail_order(&runs));
+}
+
 crate::cases!(
     runs_arrive_in_order_exactly_once,
     after_cursor_replays_then_continues,
@@ -524,4 +776,7 @@ crate::cases!(
     events_cross_server_processes,
     system_records_and_steps_arrive,
     keys_over_websocket,
+    init_authenticates_and_times_out,
+    caps_refuse_and_release,
+    serves_after_many_connects_and_disconnects,
 );
