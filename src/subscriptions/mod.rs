@@ -150,6 +150,7 @@ impl LogSubscription {
                 .await?
                 .ok_or(AppError::NotFound("Trace"))?;
         let feed = StepFeed {
+            tenant: principal.tenant_id.clone(),
             trace_id: trace.trace_id,
         };
         let rows = tail::start(state, Topic::TraceSteps, &principal.tenant_id, feed, after).await?;
