@@ -359,9 +359,11 @@ fn probes() -> Vec<Probe> {
             Post("mutation($v: String!) { updateFeatureTag(tag: $v, input: {displayName: \"x\"}) { tag displayName } }"),
             "tag.update", v),
         // --- writes whose new object is named like one of A's (unique per tenant, or a link)
-        probe("startTrace(traceId)", &["Mutation.startTrace"], Ingest,
+        // ADMIN: the answer must show stored content (`agentId`, the stored `runId`) for the owner
+        // control to tell A's existing trace from a new one; INGEST gets receipts only.
+        probe("startTrace(traceId)", &["Mutation.startTrace"], Admin,
             Post(START_TRACE), "trace.claim", |r, _| json!({ "input": { "traceId": r, "runId": "claim-run" } })),
-        probe("startTrace(runId)", &["Mutation.startTrace"], Ingest,
+        probe("startTrace(runId)", &["Mutation.startTrace"], Admin,
             Post(START_TRACE), "run.auto", |r, _| json!({ "input": { "runId": r } })),
         probe("recordLlmRun(runId)", &["Mutation.recordLlmRun"], Ingest,
             Post("mutation($v: String!) { recordLlmRun(input: {runId: $v, model: \"gpt-4o\", executionStatus: SUCCEEDED, startedAt: \"2026-01-01T00:00:00Z\"}) { runId trace { traceId } } }"),
@@ -404,7 +406,7 @@ fn probes() -> Vec<Probe> {
     ]
 }
 
-/// Selects no stored content (plan, metadata, steps): INGEST may not read it.
+/// Selects no large stored content (plan, metadata, steps).
 const START_TRACE: &str =
     "mutation($input: StartTraceInput!) { startTrace(input: $input) { traceId runId status agentId } }";
 
