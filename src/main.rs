@@ -592,7 +592,7 @@ async fn archive_traces(
     );
     if report.conflicts > 0 {
         println!(
-            "left {} older traces in place: their trace_id is already in the archive",
+            "left {} older traces in place: their tenant's trace_id is already in the archive",
             report.conflicts
         );
     }

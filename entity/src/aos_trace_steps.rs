@@ -1,6 +1,8 @@
-//! `aos_trace_steps` (DOMAIN 1.6): one row per executed step. Append-only (first
-//! truth wins on (trace_id, step_index)); UPDATE may only archive; DELETE only via the
-//! cascade from a deleted trace (`S6_IMMUTABILITY_VIOLATION:` otherwise).
+//! `aos_trace_steps` (DOMAIN 1.6): one row per executed step. A step belongs to the trace
+//! (tenant_id, trace_id): trace ids are unique per tenant, so every read or write of steps by
+//! trace id binds the tenant too. Append-only (first truth wins on (tenant_id, trace_id,
+//! step_index)); UPDATE may only archive; DELETE only via the cascade from a deleted trace
+//! (`S6_IMMUTABILITY_VIOLATION:` otherwise).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -39,14 +41,16 @@ pub struct Model {
     pub is_synthetic: bool,
     pub synthetic_scenario_id: Option<String>,
     pub archived_at: Option<DateTimeUtc>,
+    /// The trace's tenant (the last column: added after the others).
+    pub tenant_id: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(
         belongs_to = "super::aos_traces::Entity",
-        from = "Column::TraceId",
-        to = "super::aos_traces::Column::TraceId",
+        from = "(Column::TenantId, Column::TraceId)",
+        to = "(super::aos_traces::Column::TenantId, super::aos_traces::Column::TraceId)",
         on_delete = "Cascade"
     )]
     Trace,

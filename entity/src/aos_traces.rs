@@ -1,11 +1,13 @@
-//! `aos_traces` (DOMAIN 1.5): one row per run trace.
+//! `aos_traces` (DOMAIN 1.5): one row per run trace. `trace_id` is unique per tenant
+//! (unique index on (tenant_id, trace_id)): two tenants may each have a trace with the same
+//! trace id, so a lookup by trace id must bind the tenant.
 //!
 //! Trigger-enforced immutability (errors start with `S6_IMMUTABILITY_VIOLATION:`): an
 //! UPDATE may only (a) archive (`archived_at` NULL -> value, nothing else changes) or
 //! (b) complete a `running` trace: `status` -> completed/failed/aborted, `completed_at`
 //! and `metadata` free, `root_hash` / `checksum` only from NULL, everything else
-//! unchanged. Update only the columns that change. DELETE only once the trace_id is
-//! in `aos_traces_archive`.
+//! unchanged. Update only the columns that change. DELETE only once the (tenant_id,
+//! trace_id) is in `aos_traces_archive`.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

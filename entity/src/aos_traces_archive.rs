@@ -1,5 +1,6 @@
 //! `aos_traces_archive` (DOMAIN 1.7): archived copies of `aos_traces` rows, with
-//! exactly the same columns plus `moved_at`; keyed by `trace_id`. No triggers.
+//! exactly the same columns plus `moved_at`; keyed by (tenant_id, trace_id), as trace ids
+//! are unique per tenant. No triggers.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ pub struct Model {
     pub trace_id: String,
     pub run_id: String,
     pub correlation_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
     pub tenant_id: String,
     pub agent_id: Option<String>,
     pub plan_id: Option<String>,

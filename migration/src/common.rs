@@ -192,3 +192,12 @@ pub fn unchanged(backend: DbBackend, cols: &[&str]) -> String {
 pub fn same(backend: DbBackend, col: &str) -> String {
     unchanged(backend, &[col])
 }
+
+/// `a.c1 = OLD.c1 AND a.c2 = OLD.c2`: the row of `alias` with the same key as the trigger's
+/// OLD row.
+pub fn key_match(alias: &str, key: &[&str]) -> String {
+    key.iter()
+        .map(|c| format!("{alias}.{c} = OLD.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}

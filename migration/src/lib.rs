@@ -26,6 +26,7 @@ mod m20261128_140000_create_export_jobs;
 mod m20261128_150100_scope_evidence_keys;
 mod m20261128_160000_audit_export_event;
 mod m20261203_120000_index_ledger_checkpoints_created;
+mod m20261204_000000_scope_trace_ids_by_tenant;
 mod m20261204_010000_keys_claimed_in_the_effects_transaction;
 
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_150100_scope_evidence_keys::Migration),
             Box::new(m20261128_160000_audit_export_event::Migration),
             Box::new(m20261203_120000_index_ledger_checkpoints_created::Migration),
+            Box::new(m20261204_000000_scope_trace_ids_by_tenant::Migration),
             Box::new(m20261204_010000_keys_claimed_in_the_effects_transaction::Migration),
         ]
     }

@@ -8,20 +8,24 @@
 //!     `archived_at` unchanged, `root_hash` and `checksum` may only be set from
 //!     NULL, and every other column except `completed_at` and `metadata` is
 //!     unchanged (violation_* and replay_* included).
-//! A DELETE is accepted only if the trace_id is already in `aos_traces_archive`.
+//! A DELETE is accepted only if the trace_id is already in `aos_traces_archive` (since
+//! `m20261204_000000_scope_trace_ids_by_tenant`: the same tenant's trace_id).
 
 use sea_orm_migration::sea_orm::DbBackend;
 use sea_orm_migration::{prelude::*, schema::*};
 
 use crate::common::{
-    backend, create_indexes, drop_tables, exec, in_set, index, quoted_list, same, unchanged,
+    backend, create_indexes, drop_tables, exec, in_set, index, key_match, quoted_list, same,
+    unchanged,
 };
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const TABLE: &str = "aos_traces";
-const ARCHIVE: &str = "aos_traces_archive";
+pub(crate) const TABLE: &str = "aos_traces";
+pub(crate) const ARCHIVE: &str = "aos_traces_archive";
+/// How this migration identifies a trace: by `trace_id` alone (global trace ids).
+const KEY: &[&str] = &["trace_id"];
 pub const STATUSES: &[&str] = &["running", "completed", "failed", "aborted"];
 pub const TERMINAL_STATUSES: &[&str] = &["completed", "failed", "aborted"];
 pub const REPLAY_MODES: &[&str] = &["FULL", "TRACE_ONLY"];
@@ -76,7 +80,9 @@ const COMPLETION_MUTABLE: &[&str] = &[
 /// Column definitions shared by `aos_traces` and `aos_traces_archive`.
 /// `archive` selects the key: the live table is keyed by `id` with a unique
 /// `trace_id`; the archive is keyed by `trace_id` and carries no CHECKs.
-fn trace_columns(archive: bool) -> Vec<ColumnDef> {
+/// `m20261204_000000_scope_trace_ids_by_tenant` rebuilds both tables from these
+/// definitions with the trace_id key replaced by (tenant_id, trace_id).
+pub(crate) fn trace_columns(archive: bool) -> Vec<ColumnDef> {
     let mut id = string_len("id", 64);
     let mut trace_id = string_len("trace_id", 64);
     let mut status = string_len("status", 32);
@@ -164,10 +170,176 @@ const MSG_TERMINAL: &str = "S6_IMMUTABILITY_VIOLATION: aos_traces is immutable: 
 const MSG_OTHER: &str = "S6_IMMUTABILITY_VIOLATION: aos_traces is immutable: UPDATE not allowed (only one-way archival, or a running -> completed/failed/aborted completion changing status, completed_at, metadata and a NULL root_hash/checksum)";
 const MSG_DELETE: &str = "S6_IMMUTABILITY_VIOLATION: aos_traces is immutable: DELETE not allowed (trace is not in aos_traces_archive)";
 
+/// The indexes of `aos_traces`.
+pub(crate) fn live_indexes() -> Vec<IndexCreateStatement> {
+    let mut violation = index(
+        "idx_aos_traces_violation",
+        TABLE,
+        &["tenant_id", "violation_step_index"],
+    );
+    violation.and_where(Expr::col("violation_step_index").is_not_null());
+    let mut incident = index("idx_aos_traces_incident", TABLE, &["incident_id"]);
+    incident.and_where(Expr::col("incident_id").is_not_null());
+    vec![
+        index(
+            "idx_aos_traces_tenant_keyset",
+            TABLE,
+            &["tenant_id", "-created_at", "-id"],
+        ),
+        index("idx_aos_traces_tenant_run", TABLE, &["tenant_id", "run_id"]),
+        index(
+            "idx_aos_traces_tenant_root_hash",
+            TABLE,
+            &["tenant_id", "root_hash"],
+        ),
+        index(
+            "idx_aos_traces_tenant_status",
+            TABLE,
+            &["tenant_id", "status"],
+        ),
+        index(
+            "idx_aos_traces_replay_attempt",
+            TABLE,
+            &["replay_attempt_id"],
+        ),
+        violation,
+        incident,
+    ]
+}
+
+/// The indexes of `aos_traces_archive` (besides its key).
+pub(crate) fn archive_indexes() -> Vec<IndexCreateStatement> {
+    vec![index(
+        "idx_aos_traces_archive_tenant_created",
+        ARCHIVE,
+        &["tenant_id", "created_at"],
+    )]
+}
+
+/// Installs, or replaces, the immutability triggers of `aos_traces`. `key` names the columns
+/// that find a trace's copy in `aos_traces_archive`: `trace_id` here, (tenant_id, trace_id)
+/// once trace ids are unique per tenant (`m20261204_000000_scope_trace_ids_by_tenant`).
+pub(crate) async fn install_triggers(
+    manager: &SchemaManager<'_>,
+    key: &[&str],
+) -> Result<(), DbErr> {
+    let b = backend(manager)?;
+    let archived = format!(
+        "EXISTS (SELECT 1 FROM aos_traces_archive a WHERE {})",
+        key_match("a", key)
+    );
+    match b {
+        DbBackend::Postgres => {
+            exec(
+                manager,
+                &format!(
+                    "CREATE OR REPLACE FUNCTION aos_traces_prevent_update() RETURNS trigger \
+                     LANGUAGE plpgsql AS $$\n\
+                     BEGIN\n\
+                     \x20   IF {archival} THEN\n\
+                     \x20       RETURN NEW;\n\
+                     \x20   END IF;\n\
+                     \x20   IF {completion} THEN\n\
+                     \x20       RETURN NEW;\n\
+                     \x20   END IF;\n\
+                     \x20   IF OLD.archived_at IS NOT NULL THEN\n\
+                     \x20       RAISE EXCEPTION '{MSG_ARCHIVED} [trace_id=%]', OLD.trace_id;\n\
+                     \x20   ELSIF OLD.status <> 'running' THEN\n\
+                     \x20       RAISE EXCEPTION '{MSG_TERMINAL} [trace_id=%, status=%]', OLD.trace_id, OLD.status;\n\
+                     \x20   END IF;\n\
+                     \x20   RAISE EXCEPTION '{MSG_OTHER} [trace_id=%]', OLD.trace_id;\n\
+                     END;\n\
+                     $$",
+                    archival = archival_ok(b),
+                    completion = completion_ok(b),
+                ),
+            )
+            .await?;
+            exec(
+                manager,
+                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_update ON aos_traces",
+            )
+            .await?;
+            exec(
+                manager,
+                "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces \
+                 FOR EACH ROW EXECUTE FUNCTION aos_traces_prevent_update()",
+            )
+            .await?;
+            exec(
+                manager,
+                &format!(
+                    "CREATE OR REPLACE FUNCTION aos_traces_prevent_delete() RETURNS trigger \
+                     LANGUAGE plpgsql AS $$\n\
+                     BEGIN\n\
+                     \x20   IF {archived} THEN\n\
+                     \x20       RETURN OLD;\n\
+                     \x20   END IF;\n\
+                     \x20   RAISE EXCEPTION '{MSG_DELETE} [trace_id=%]', OLD.trace_id;\n\
+                     END;\n\
+                     $$"
+                ),
+            )
+            .await?;
+            exec(
+                manager,
+                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_delete ON aos_traces",
+            )
+            .await?;
+            exec(
+                manager,
+                "CREATE TRIGGER trg_aos_traces_prevent_delete BEFORE DELETE ON aos_traces \
+                 FOR EACH ROW EXECUTE FUNCTION aos_traces_prevent_delete()",
+            )
+            .await
+        }
+        _ => {
+            exec(
+                manager,
+                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_update",
+            )
+            .await?;
+            exec(
+                manager,
+                &format!(
+                    "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces\n\
+                     WHEN NOT ({archival}\n    OR {completion})\n\
+                     BEGIN\n\
+                     \x20   SELECT CASE\n\
+                     \x20       WHEN OLD.archived_at IS NOT NULL THEN RAISE(ABORT, '{MSG_ARCHIVED}')\n\
+                     \x20       WHEN OLD.status <> 'running' THEN RAISE(ABORT, '{MSG_TERMINAL}')\n\
+                     \x20       ELSE RAISE(ABORT, '{MSG_OTHER}')\n\
+                     \x20   END;\n\
+                     END",
+                    archival = archival_ok(b),
+                    completion = completion_ok(b),
+                ),
+            )
+            .await?;
+            exec(
+                manager,
+                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_delete",
+            )
+            .await?;
+            exec(
+                manager,
+                &format!(
+                    "CREATE TRIGGER trg_aos_traces_prevent_delete BEFORE DELETE ON aos_traces\n\
+                     WHEN NOT {archived}\n\
+                     BEGIN\n\
+                     \x20   SELECT RAISE(ABORT, '{MSG_DELETE}');\n\
+                     END"
+                ),
+            )
+            .await
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let b = backend(manager)?;
+        backend(manager)?;
 
         let mut live = Table::create();
         live.table(TABLE);
@@ -184,136 +356,9 @@ impl MigrationTrait for Migration {
         archive.col(timestamp_with_time_zone("moved_at"));
         manager.create_table(archive).await?;
 
-        let mut violation = index(
-            "idx_aos_traces_violation",
-            TABLE,
-            &["tenant_id", "violation_step_index"],
-        );
-        violation.and_where(Expr::col("violation_step_index").is_not_null());
-        let mut incident = index("idx_aos_traces_incident", TABLE, &["incident_id"]);
-        incident.and_where(Expr::col("incident_id").is_not_null());
-
-        create_indexes(
-            manager,
-            vec![
-                index(
-                    "idx_aos_traces_tenant_keyset",
-                    TABLE,
-                    &["tenant_id", "-created_at", "-id"],
-                ),
-                index("idx_aos_traces_tenant_run", TABLE, &["tenant_id", "run_id"]),
-                index(
-                    "idx_aos_traces_tenant_root_hash",
-                    TABLE,
-                    &["tenant_id", "root_hash"],
-                ),
-                index(
-                    "idx_aos_traces_tenant_status",
-                    TABLE,
-                    &["tenant_id", "status"],
-                ),
-                index(
-                    "idx_aos_traces_replay_attempt",
-                    TABLE,
-                    &["replay_attempt_id"],
-                ),
-                violation,
-                incident,
-                index(
-                    "idx_aos_traces_archive_tenant_created",
-                    ARCHIVE,
-                    &["tenant_id", "created_at"],
-                ),
-            ],
-        )
-        .await?;
-
-        match b {
-            DbBackend::Postgres => {
-                exec(
-                    manager,
-                    &format!(
-                        "CREATE OR REPLACE FUNCTION aos_traces_prevent_update() RETURNS trigger \
-                         LANGUAGE plpgsql AS $$\n\
-                         BEGIN\n\
-                         \x20   IF {archival} THEN\n\
-                         \x20       RETURN NEW;\n\
-                         \x20   END IF;\n\
-                         \x20   IF {completion} THEN\n\
-                         \x20       RETURN NEW;\n\
-                         \x20   END IF;\n\
-                         \x20   IF OLD.archived_at IS NOT NULL THEN\n\
-                         \x20       RAISE EXCEPTION '{MSG_ARCHIVED} [trace_id=%]', OLD.trace_id;\n\
-                         \x20   ELSIF OLD.status <> 'running' THEN\n\
-                         \x20       RAISE EXCEPTION '{MSG_TERMINAL} [trace_id=%, status=%]', OLD.trace_id, OLD.status;\n\
-                         \x20   END IF;\n\
-                         \x20   RAISE EXCEPTION '{MSG_OTHER} [trace_id=%]', OLD.trace_id;\n\
-                         END;\n\
-                         $$",
-                        archival = archival_ok(b),
-                        completion = completion_ok(b),
-                    ),
-                )
-                .await?;
-                exec(
-                    manager,
-                    "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces \
-                     FOR EACH ROW EXECUTE FUNCTION aos_traces_prevent_update()",
-                )
-                .await?;
-                exec(
-                    manager,
-                    &format!(
-                        "CREATE OR REPLACE FUNCTION aos_traces_prevent_delete() RETURNS trigger \
-                         LANGUAGE plpgsql AS $$\n\
-                         BEGIN\n\
-                         \x20   IF EXISTS (SELECT 1 FROM aos_traces_archive a WHERE a.trace_id = OLD.trace_id) THEN\n\
-                         \x20       RETURN OLD;\n\
-                         \x20   END IF;\n\
-                         \x20   RAISE EXCEPTION '{MSG_DELETE} [trace_id=%]', OLD.trace_id;\n\
-                         END;\n\
-                         $$"
-                    ),
-                )
-                .await?;
-                exec(
-                    manager,
-                    "CREATE TRIGGER trg_aos_traces_prevent_delete BEFORE DELETE ON aos_traces \
-                     FOR EACH ROW EXECUTE FUNCTION aos_traces_prevent_delete()",
-                )
-                .await
-            }
-            _ => {
-                exec(
-                    manager,
-                    &format!(
-                        "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces\n\
-                         WHEN NOT ({archival}\n    OR {completion})\n\
-                         BEGIN\n\
-                         \x20   SELECT CASE\n\
-                         \x20       WHEN OLD.archived_at IS NOT NULL THEN RAISE(ABORT, '{MSG_ARCHIVED}')\n\
-                         \x20       WHEN OLD.status <> 'running' THEN RAISE(ABORT, '{MSG_TERMINAL}')\n\
-                         \x20       ELSE RAISE(ABORT, '{MSG_OTHER}')\n\
-                         \x20   END;\n\
-                         END",
-                        archival = archival_ok(b),
-                        completion = completion_ok(b),
-                    ),
-                )
-                .await?;
-                exec(
-                    manager,
-                    &format!(
-                        "CREATE TRIGGER trg_aos_traces_prevent_delete BEFORE DELETE ON aos_traces\n\
-                         WHEN NOT EXISTS (SELECT 1 FROM aos_traces_archive a WHERE a.trace_id = OLD.trace_id)\n\
-                         BEGIN\n\
-                         \x20   SELECT RAISE(ABORT, '{MSG_DELETE}');\n\
-                         END"
-                    ),
-                )
-                .await
-            }
-        }
+        create_indexes(manager, live_indexes()).await?;
+        create_indexes(manager, archive_indexes()).await?;
+        install_triggers(manager, KEY).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -517,6 +517,7 @@ impl Attempt<'_> {
             let mut after: Option<i32> = None;
             loop {
                 let mut q = aos_trace_steps::Entity::find()
+                    .filter(aos_trace_steps::Column::TenantId.eq(trace.tenant_id.as_str()))
                     .filter(aos_trace_steps::Column::TraceId.eq(trace.trace_id.as_str()))
                     .filter(aos_trace_steps::Column::ArchivedAt.is_null())
                     .filter(aos_trace_steps::Column::Timestamp.lte(as_of));

@@ -112,6 +112,7 @@ pub async fn enforce_step(
         .await?
         .ok_or(AppError::NotFound("Trace"))?;
     let step = Steps::find()
+        .filter(S::TenantId.eq(tenant.as_str()))
         .filter(S::TraceId.eq(trace.trace_id.as_str()))
         .filter(S::StepIndex.eq(request.step_index))
         .filter(S::ArchivedAt.is_null())

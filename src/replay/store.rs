@@ -121,6 +121,7 @@ pub async fn replay_windows_for_runs(
     if !step_ranges.is_empty() {
         type StepRow = (String, String, i32, String, String, DateTime<Utc>);
         let rows: Vec<StepRow> = Steps::find()
+            .filter(S::TenantId.eq(tenant.as_str()))
             .filter(S::ArchivedAt.is_null())
             .filter(step_ranges)
             .select_only()

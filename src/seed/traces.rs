@@ -79,6 +79,7 @@ pub(crate) static AOS_TRACE_STEPS: TableDef = TableDef {
         "level",
         "is_synthetic",
         "synthetic_scenario_id",
+        "tenant_id",
     ],
 };
 
@@ -438,6 +439,7 @@ pub(crate) fn emit(
             s(status_to_level(draft.status)),
             b(synthetic.is_some()),
             os(synthetic.clone()),
+            s(run.tenant.id.clone()),
         ]);
         steps.push(StepSummary {
             index,

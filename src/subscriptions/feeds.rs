@@ -100,8 +100,8 @@ list_feed!(
     audit::store::page
 );
 
-/// One trace's live steps in step order (the `Trace.steps` list; its cursors). The trace was
-/// resolved tenant-scoped before the feed is built (steps carry no tenant).
+/// One of the tenant's traces' live steps in step order (the `Trace.steps` list; its cursors).
+/// Trace ids are unique per tenant: the feed reads the steps of (tenant, trace_id).
 pub struct StepFeed {
     pub tenant: TenantId,
     pub trace_id: String,
@@ -121,12 +121,13 @@ impl StepFeed {
         )?;
         let probe = Arc::new(StepProbe {
             db: state.db.clone(),
+            tenant: self.tenant.clone(),
             trace_id: self.trace_id.clone(),
         });
         let page = trace_store::step_page(
             &state.db,
             &state.cursors,
-            self.tenant.as_str(),
+            &self.tenant,
             &self.trace_id,
             window,
             None,

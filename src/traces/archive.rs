@@ -3,27 +3,29 @@
 //! transaction. `logbook traces archive` calls [`archive_traces`].
 //!
 //! The order is what the triggers demand: the archive copy first (a trace may only be deleted
-//! once its `trace_id` is in the archive), then the DELETE, whose `ON DELETE CASCADE` removes the
-//! trace's steps (a step may only be deleted once its trace is gone). No UPDATE is needed, so
-//! `archived_at` is not marked on the live row; the archive copy carries it (the time of the
-//! move unless the trace was soft-archived earlier) and `moved_at`. The copy names every column
-//! of the live table, so it keeps working as both tables grow together (the original's
+//! once its (tenant_id, trace_id) is in the archive), then the DELETE, whose `ON DELETE CASCADE`
+//! removes the trace's steps (a step may only be deleted once its trace is gone). No UPDATE is
+//! needed, so `archived_at` is not marked on the live row; the archive copy carries it (the time
+//! of the move unless the trace was soft-archived earlier) and `moved_at`. The copy names every
+//! column of the live table, so it keeps working as both tables grow together (the original's
 //! `SELECT *` copy broke once they diverged). The archive holds trace rows only: steps are not
 //! kept once their trace is moved.
 //!
 //! Reads only ever see `aos_traces` rows with `archived_at IS NULL`, so a moved trace leaves every
-//! read (lists, lookups, comparisons, run and mismatch links). A trace whose `trace_id` is
-//! already in the archive (an id reused after an earlier move) is left in place and counted as
-//! `conflicts`: moving it would overwrite the archived copy.
+//! read (lists, lookups, comparisons, run and mismatch links). Trace ids are unique per tenant,
+//! so the archive is keyed by (tenant_id, trace_id). A trace whose (tenant_id, trace_id) is
+//! already in the archive (an id the tenant reused after an earlier move) is left in place and
+//! counted as `conflicts`: moving it would overwrite the archived copy. Another tenant's archived
+//! trace with the same trace id is no conflict.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::aos_trace_steps::{Column as S, Entity as Steps};
+use entity::aos_trace_steps::{self, Entity as Steps};
 use entity::aos_traces::{Column as T, Entity as Traces};
 use entity::aos_traces_archive::{Column as A, Entity as Archive};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, Iterable, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 
 use crate::error::{AppError, AppResult};
@@ -63,11 +65,17 @@ pub struct ArchiveReport {
     pub conflicts: u64,
 }
 
-/// Live traces older than the cutoff whose id is not yet archived.
+/// Live traces older than the cutoff whose (tenant_id, trace_id) is not yet archived.
 fn candidates(options: &ArchiveOptions, cutoff: DateTime<Utc>) -> sea_orm::Select<Traces> {
-    let mut select = Traces::find().filter(T::CreatedAt.lt(cutoff)).filter(
-        T::TraceId.not_in_subquery(Query::select().column(A::TraceId).from(Archive).to_owned()),
-    );
+    let archived = Query::select()
+        .expr(Expr::val(1))
+        .from_as(Archive, Alias::new("a"))
+        .and_where(Expr::col((Alias::new("a"), A::TenantId)).equals((Traces, T::TenantId)))
+        .and_where(Expr::col((Alias::new("a"), A::TraceId)).equals((Traces, T::TraceId)))
+        .to_owned();
+    let mut select = Traces::find()
+        .filter(T::CreatedAt.lt(cutoff))
+        .filter(Expr::not_exists(archived));
     if let Some(tenant) = &options.tenant {
         select = select.filter(T::TenantId.eq(tenant.as_str()));
     }
@@ -126,9 +134,10 @@ async fn archive_batch(
     cutoff: DateTime<Utc>,
 ) -> AppResult<BatchReport> {
     let txn = db.begin().await?;
+    // Row ids: a trace id alone no longer names one trace.
     let ids: Vec<String> = candidates(options, cutoff)
         .select_only()
-        .column(T::TraceId)
+        .column(T::Id)
         .order_by_asc(T::CreatedAt)
         .order_by_asc(T::Id)
         .limit(options.batch)
@@ -153,7 +162,7 @@ async fn archive_batch(
     }
     copy.expr(Expr::val(moved_at))
         .from(Traces)
-        .and_where(Expr::col(T::TraceId).is_in(ids.iter().map(String::as_str)));
+        .and_where(Expr::col(T::Id).is_in(ids.iter().map(String::as_str)));
     let mut insert = Query::insert();
     insert
         .into_table(Archive)
@@ -166,14 +175,19 @@ async fn archive_batch(
         )
         .select_from(copy)
         .map_err(AppError::internal)?
-        .on_conflict(OnConflict::column(A::TraceId).do_nothing().to_owned());
+        .on_conflict(
+            OnConflict::columns([A::TenantId, A::TraceId])
+                .do_nothing()
+                .to_owned(),
+        );
     txn.execute(&insert).await?;
     let steps = Steps::find()
-        .filter(S::TraceId.is_in(ids.iter().map(String::as_str)))
+        .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
+        .filter(T::Id.is_in(ids.iter().map(String::as_str)))
         .count(&txn)
         .await?;
     let traces = Traces::delete_many()
-        .filter(T::TraceId.is_in(ids.iter().map(String::as_str)))
+        .filter(T::Id.is_in(ids.iter().map(String::as_str)))
         .exec(&txn)
         .await?
         .rows_affected;

@@ -46,51 +46,100 @@ impl From<LoadError> for async_graphql::Error {
     }
 }
 
-/// Step aggregates per trace id (trace ids already resolved tenant-scoped).
+/// A trace as the step loaders key it: trace ids are unique per tenant, not globally.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TraceKey {
+    pub tenant: TenantId,
+    pub trace_id: String,
+}
+
+impl TraceKey {
+    pub fn of(trace: &TraceSnapshot) -> Self {
+        TraceKey {
+            tenant: TenantId::trusted(trace.tenant_id.clone()),
+            trace_id: trace.trace_id.clone(),
+        }
+    }
+}
+
+/// The keys' trace ids per tenant (one tenant per response in practice): one statement each.
+fn by_tenant<'a>(
+    keys: impl IntoIterator<Item = &'a TraceKey>,
+) -> HashMap<&'a TenantId, Vec<String>> {
+    let mut out: HashMap<&TenantId, Vec<String>> = HashMap::new();
+    for key in keys {
+        out.entry(&key.tenant)
+            .or_default()
+            .push(key.trace_id.clone());
+    }
+    for ids in out.values_mut() {
+        ids.sort();
+        ids.dedup();
+    }
+    out
+}
+
+/// Step aggregates per trace.
 pub struct TraceSummaryLoader {
     pub db: DatabaseConnection,
 }
 
-impl Loader<String> for TraceSummaryLoader {
+impl Loader<TraceKey> for TraceSummaryLoader {
     type Value = TraceSummary;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, TraceSummary>, LoadError> {
-        Ok(store::summaries_for_traces(&self.db, keys).await?)
+    async fn load(&self, keys: &[TraceKey]) -> Result<HashMap<TraceKey, TraceSummary>, LoadError> {
+        let mut out = HashMap::new();
+        for (tenant, ids) in by_tenant(keys) {
+            for (trace_id, summary) in store::summaries_for_traces(&self.db, tenant, &ids).await? {
+                let key = TraceKey {
+                    tenant: tenant.clone(),
+                    trace_id,
+                };
+                out.insert(key, summary);
+            }
+        }
+        Ok(out)
     }
 }
 
-/// Every live step per trace id, in step order (trace ids already resolved tenant-scoped).
+/// Every live step per trace, in step order.
 pub struct TraceStepsLoader {
     pub db: DatabaseConnection,
 }
 
-impl Loader<String> for TraceStepsLoader {
+impl Loader<TraceKey> for TraceStepsLoader {
     type Value = Arc<Vec<StepSnapshot>>;
     type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[String],
-    ) -> Result<HashMap<String, Arc<Vec<StepSnapshot>>>, LoadError> {
-        Ok(store::steps_for_traces(&self.db, keys)
-            .await?
-            .into_iter()
-            .map(|(k, v)| (k, Arc::new(v)))
-            .collect())
+        keys: &[TraceKey],
+    ) -> Result<HashMap<TraceKey, Arc<Vec<StepSnapshot>>>, LoadError> {
+        let mut out = HashMap::new();
+        for (tenant, ids) in by_tenant(keys) {
+            for (trace_id, steps) in store::steps_for_traces(&self.db, tenant, &ids).await? {
+                let key = TraceKey {
+                    tenant: tenant.clone(),
+                    trace_id,
+                };
+                out.insert(key, Arc::new(steps));
+            }
+        }
+        Ok(out)
     }
 }
 
 /// The first (or, `backward`, the last) page of one trace's steps, without cursors.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EdgePageKey {
-    pub trace_id: String,
+    pub trace: TraceKey,
     pub limit: u64,
     pub backward: bool,
 }
 
-/// Edge pages of many traces' steps: at most one statement per direction for any number of
-/// traces (`ROW_NUMBER()` per trace).
+/// Edge pages of many traces' steps: at most one statement per direction (and tenant) for any
+/// number of traces (`ROW_NUMBER()` per trace).
 pub struct EdgeStepsLoader {
     pub db: DatabaseConnection,
 }
@@ -110,16 +159,16 @@ impl Loader<EdgePageKey> for EdgeStepsLoader {
             let Some(limit) = wanted.iter().map(|k| k.limit).max() else {
                 continue;
             };
-            let mut ids: Vec<String> = wanted.iter().map(|k| k.trace_id.clone()).collect();
-            ids.sort();
-            ids.dedup();
-            let rows = store::edge_steps_for_traces(&self.db, &ids, limit, backward).await?;
-            for key in wanted {
-                let steps = rows
-                    .get(&key.trace_id)
-                    .map(|all| all.iter().take(key.limit as usize + 1).cloned().collect())
-                    .unwrap_or_default();
-                out.insert(key.clone(), Arc::new(steps));
+            for (tenant, ids) in by_tenant(wanted.iter().map(|k| &k.trace)) {
+                let rows =
+                    store::edge_steps_for_traces(&self.db, tenant, &ids, limit, backward).await?;
+                for key in wanted.iter().filter(|k| &k.trace.tenant == tenant) {
+                    let steps = rows
+                        .get(&key.trace.trace_id)
+                        .map(|all| all.iter().take(key.limit as usize + 1).cloned().collect())
+                        .unwrap_or_default();
+                    out.insert((*key).clone(), Arc::new(steps));
+                }
             }
         }
         Ok(out)
@@ -184,18 +233,18 @@ impl TraceLoaders {
         })
     }
 
-    pub async fn summary(&self, trace_id: &str) -> AppResult<TraceSummary> {
+    pub async fn summary(&self, trace: &TraceKey) -> AppResult<TraceSummary> {
         Ok(self
             .summaries
-            .load_one(trace_id.to_owned())
+            .load_one(trace.clone())
             .await?
             .unwrap_or_default())
     }
 
-    pub async fn all_steps(&self, trace_id: &str) -> AppResult<Arc<Vec<StepSnapshot>>> {
+    pub async fn all_steps(&self, trace: &TraceKey) -> AppResult<Arc<Vec<StepSnapshot>>> {
         Ok(self
             .steps
-            .load_one(trace_id.to_owned())
+            .load_one(trace.clone())
             .await?
             .unwrap_or_default())
     }
@@ -210,11 +259,11 @@ struct BatchedStepProbe {
 #[async_trait::async_trait]
 impl ListProbe for BatchedStepProbe {
     async fn count(&self) -> AppResult<i64> {
-        Ok(self
-            .loaders
-            .summary(&self.inner.trace_id)
-            .await?
-            .total_steps)
+        let key = TraceKey {
+            tenant: self.inner.tenant.clone(),
+            trace_id: self.inner.trace_id.clone(),
+        };
+        Ok(self.loaders.summary(&key).await?.total_steps)
     }
 
     async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
@@ -383,7 +432,7 @@ impl Trace {
     pub async fn id(&self) -> ID {
         ids::encode(NodeKind::Trace, &self.snapshot.id)
     }
-    /// The trace id (`trace_<run_id>` for runtime traces); unique.
+    /// The trace id (`trace_<run_id>` for runtime traces); unique within the tenant.
     async fn trace_id(&self) -> &str {
         &self.snapshot.trace_id
     }
@@ -474,12 +523,19 @@ impl Trace {
         if let Some(stored) = &self.snapshot.checksum {
             return Ok(stored.clone());
         }
-        let steps = self.loaders.all_steps(&self.snapshot.trace_id).await?;
+        let steps = self
+            .loaders
+            .all_steps(&TraceKey::of(&self.snapshot))
+            .await?;
         Ok(super::determinism_signature(&steps))
     }
     /// Aggregates over the steps (computed in SQL, batched across traces).
     async fn summary(&self) -> async_graphql::Result<TraceStepSummary> {
-        Ok(self.loaders.summary(&self.snapshot.trace_id).await?.into())
+        Ok(self
+            .loaders
+            .summary(&TraceKey::of(&self.snapshot))
+            .await?
+            .into())
     }
     /// The steps in step order (ascending `stepIndex`), up to 1000 per page.
     #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
@@ -492,6 +548,7 @@ impl Trace {
         before: Option<String>,
     ) -> async_graphql::Result<TraceStepConnection> {
         let state = ctx.data_unchecked::<AppState>();
+        let trace = TraceKey::of(&self.snapshot);
         let trace_id = &self.snapshot.trace_id;
         let args = PageArgs {
             first,
@@ -507,7 +564,7 @@ impl Trace {
         )?;
         let prefetched = if window.after.is_none() && window.before.is_none() {
             let key = EdgePageKey {
-                trace_id: trace_id.clone(),
+                trace: trace.clone(),
                 limit: window.limit,
                 backward: window.direction == Direction::Backward,
             };
@@ -519,6 +576,7 @@ impl Trace {
         let probe = Arc::new(BatchedStepProbe {
             inner: StepProbe {
                 db: state.db.clone(),
+                tenant: trace.tenant.clone(),
                 trace_id: trace_id.clone(),
             },
             loaders: self.loaders.clone(),
@@ -526,7 +584,7 @@ impl Trace {
         let page = store::step_page(
             &state.db,
             &state.cursors,
-            &self.snapshot.tenant_id,
+            &trace.tenant,
             trace_id,
             window,
             prefetched,
@@ -781,7 +839,7 @@ impl TraceQuery {
         let (Some(left_trace), Some(right_trace)) = (left_trace, right_trace) else {
             return Err(AppError::NotFound("Trace").into());
         };
-        let steps = store::steps_for_traces(&state.db, &ids).await?;
+        let steps = store::steps_for_traces(&state.db, &principal.tenant_id, &ids).await?;
         let no_steps = Vec::new();
         let left_steps = steps.get(&left).unwrap_or(&no_steps);
         let right_steps = steps.get(&right).unwrap_or(&no_steps);

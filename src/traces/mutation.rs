@@ -342,7 +342,7 @@ impl RecordStepsResult {
         let mut indexes = self.recorded.inserted.clone();
         indexes.extend_from_slice(&self.recorded.already_present);
         Ok(
-            write::steps_by_index(&state.db, &self.recorded.trace_id, &indexes)
+            write::steps_by_index(&state.db, &self.tenant, &self.recorded.trace_id, &indexes)
                 .await?
                 .into_iter()
                 .map(TraceStep)
@@ -387,7 +387,7 @@ pub struct TraceMutation;
 #[Object]
 impl TraceMutation {
     /// Starts a `RUNNING` trace. Starting a trace id the tenant already has returns that trace
-    /// unchanged; a trace id in use elsewhere is `BAD_USER_INPUT`.
+    /// unchanged; trace ids are unique per tenant (another tenant's trace ids are not taken).
     async fn start_trace(
         &self,
         ctx: &Context<'_>,

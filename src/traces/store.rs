@@ -1,6 +1,7 @@
-//! SQL for `aos_traces` and `aos_trace_steps`. Trace reads are scoped to one tenant in the SQL
-//! itself and skip archived rows; step reads take trace ids that were resolved tenant-scoped.
-//! The `*_for_*` functions are the batch loaders: one statement for any number of keys.
+//! SQL for `aos_traces` and `aos_trace_steps`. Trace ids are unique per tenant, not globally, so
+//! every trace and step read binds the tenant in the SQL itself (another tenant's trace with the
+//! same trace id is never seen) and skips archived rows. The `*_for_*` functions are the batch
+//! loaders: one statement for any number of one tenant's trace ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -286,22 +287,24 @@ pub async fn traces_for_runs(
     Ok(out)
 }
 
-fn live_steps(trace_ids: &[String]) -> Select<Steps> {
+/// The tenant's live steps of these traces.
+pub(crate) fn live_steps(tenant: &TenantId, trace_ids: &[String]) -> Select<Steps> {
     Steps::find()
+        .filter(S::TenantId.eq(tenant.as_str()))
         .filter(S::TraceId.is_in(trace_ids.iter().map(String::as_str)))
         .filter(S::ArchivedAt.is_null())
 }
 
-/// Every live step of each trace, in step order, in one statement. Only for trace ids that were
-/// resolved tenant-scoped (steps carry no tenant).
+/// Every live step of each of the tenant's traces, in step order, in one statement.
 pub async fn steps_for_traces(
     db: &impl ConnectionTrait,
+    tenant: &TenantId,
     trace_ids: &[String],
 ) -> AppResult<HashMap<String, Vec<StepSnapshot>>> {
     if trace_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = live_steps(trace_ids)
+    let rows = live_steps(tenant, trace_ids)
         .order_by_asc(S::TraceId)
         .order_by_asc(S::StepIndex)
         .all(db)
@@ -318,12 +321,13 @@ pub async fn steps_for_traces(
 /// absent (their summary is all zeros).
 pub async fn summaries_for_traces(
     db: &impl ConnectionTrait,
+    tenant: &TenantId,
     trace_ids: &[String],
 ) -> AppResult<HashMap<String, TraceSummary>> {
     if trace_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, i64, i64, i64, f64, f64)> = live_steps(trace_ids)
+    let rows: Vec<(String, i64, i64, i64, f64, f64)> = live_steps(tenant, trace_ids)
         .select_only()
         .column(S::TraceId)
         .column_as(Expr::cust("COUNT(*)"), "total_steps")
@@ -369,6 +373,7 @@ pub async fn summaries_for_traces(
 /// whether the page has more.
 pub async fn edge_steps_for_traces(
     db: &impl ConnectionTrait,
+    tenant: &TenantId,
     trace_ids: &[String],
     limit: u64,
     backward: bool,
@@ -377,7 +382,7 @@ pub async fn edge_steps_for_traces(
         return Ok(HashMap::new());
     }
     let order = if backward { Order::Desc } else { Order::Asc };
-    let mut numbered = live_steps(trace_ids).into_query();
+    let mut numbered = live_steps(tenant, trace_ids).into_query();
     numbered.expr_window_as(
         Func::cust("ROW_NUMBER"),
         WindowStatement::partition_by(S::TraceId)
@@ -425,21 +430,23 @@ fn step_index_of(position: &Position) -> AppResult<i32> {
 /// the list (lower step index).
 pub struct StepProbe {
     pub db: DatabaseConnection,
+    pub tenant: TenantId,
     pub trace_id: String,
 }
 
 #[async_trait::async_trait]
 impl ListProbe for StepProbe {
     async fn count(&self) -> AppResult<i64> {
-        Ok(
-            PaginatorTrait::count(live_steps(std::slice::from_ref(&self.trace_id)), &self.db)
-                .await? as i64,
+        Ok(PaginatorTrait::count(
+            live_steps(&self.tenant, std::slice::from_ref(&self.trace_id)),
+            &self.db,
         )
+        .await? as i64)
     }
 
     async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
         let index = step_index_of(at)?;
-        let select = live_steps(std::slice::from_ref(&self.trace_id));
+        let select = live_steps(&self.tenant, std::slice::from_ref(&self.trace_id));
         let select = if newer {
             select.filter(S::StepIndex.lt(index))
         } else {
@@ -463,7 +470,7 @@ impl ListProbe for StepProbe {
 pub async fn step_page(
     db: &DatabaseConnection,
     codec: &CursorCodec,
-    tenant: &str,
+    tenant: &TenantId,
     trace_id: &str,
     window: Window,
     prefetched: Option<Vec<StepSnapshot>>,
@@ -472,7 +479,7 @@ pub async fn step_page(
     let rows = match prefetched {
         Some(rows) => rows,
         None => {
-            let mut select = live_steps(&[trace_id.to_owned()]);
+            let mut select = live_steps(tenant, &[trace_id.to_owned()]);
             if let Some(after) = &window.after {
                 select = select.filter(S::StepIndex.gt(step_index_of(after)?));
             }
@@ -498,7 +505,7 @@ pub async fn step_page(
         has_more,
         window,
         codec,
-        step_scope(tenant, trace_id),
+        step_scope(tenant.as_str(), trace_id),
         step_position,
         probe,
     ))

@@ -130,8 +130,10 @@ pub fn derived_trace_id(run_id: Option<&str>) -> String {
 }
 
 /// Starts a trace (status `running`). Starting a trace id the tenant already has returns that
-/// trace unchanged (idempotent start, first truth wins). Trace ids are unique across tenants, so
-/// a trace id held by another tenant (or already archived) is refused as `BAD_USER_INPUT`.
+/// trace unchanged (idempotent start, first truth wins). Trace ids are unique per tenant: another
+/// tenant's trace with the same id is invisible here, exactly like an unused id. Only the
+/// tenant's own trace id whose trace was soft-archived (`archived_at` set, still in
+/// `aos_traces`) is refused as `BAD_USER_INPUT`.
 pub async fn start_trace(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
@@ -180,7 +182,7 @@ pub async fn start_trace(
         trace_completeness_status: Set(new.trace_completeness_status),
     };
     Traces::insert(row)
-        .on_conflict_do_nothing_on([T::TraceId])
+        .on_conflict_do_nothing_on([T::TenantId, T::TraceId])
         .exec_without_returning(txn)
         .await?;
     store::get_by_trace_id(txn, tenant, &trace_id)
@@ -191,7 +193,7 @@ pub async fn start_trace(
             } else {
                 "input.runId"
             };
-            AppError::bad_input(field, format!("trace id {trace_id} is already in use"))
+            AppError::bad_input(field, format!("trace id {trace_id} is archived"))
         })
 }
 
@@ -229,6 +231,7 @@ fn step_row(
     aos_trace_steps::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
         trace_id: Set(trace.trace_id.clone()),
+        tenant_id: Set(trace.tenant_id.clone()),
         step_index: Set(step.step_index),
         skill_id: Set(step.skill_id.unwrap_or_else(|| step.skill_name.clone())),
         level: Set(level_for_status(&step.status).as_str().to_owned()),
@@ -277,7 +280,7 @@ pub async fn record_steps(
         .collect();
     let mut insert = Steps::insert_many(rows)
         .on_conflict(
-            OnConflict::columns([S::TraceId, S::StepIndex])
+            OnConflict::columns([S::TenantId, S::TraceId, S::StepIndex])
                 .do_nothing()
                 .to_owned(),
         )
@@ -319,6 +322,7 @@ pub async fn finish_trace(
         return Err(not_running(&trace, action));
     }
     let steps: Vec<StepSnapshot> = Steps::find()
+        .filter(S::TenantId.eq(trace.tenant_id.as_str()))
         .filter(S::TraceId.eq(trace.trace_id.as_str()))
         .filter(S::ArchivedAt.is_null())
         .order_by_asc(S::StepIndex)
@@ -364,10 +368,10 @@ pub async fn finish_trace(
     trace_snapshot(updated)
 }
 
-/// The stored versions of these steps of a trace (resolved tenant-scoped by the caller), in
-/// step order.
+/// The stored versions of these steps of the tenant's trace, in step order.
 pub async fn steps_by_index(
     db: &impl ConnectionTrait,
+    tenant: &TenantId,
     trace_id: &str,
     indexes: &[i32],
 ) -> AppResult<Vec<StepSnapshot>> {
@@ -375,6 +379,7 @@ pub async fn steps_by_index(
         return Ok(Vec::new());
     }
     Steps::find()
+        .filter(S::TenantId.eq(tenant.as_str()))
         .filter(S::TraceId.eq(trace_id))
         .filter(S::StepIndex.is_in(indexes.iter().copied()))
         .filter(S::ArchivedAt.is_null())

@@ -188,7 +188,7 @@ async fn archives_old_traces_and_hides_them_from_every_read(backend: Backend) {
     }
     // The archive copy keeps the trace's content and records the move; a soft-archived trace
     // keeps its original archived_at.
-    let copy = aos_traces_archive::Entity::find_by_id("a-old-3".to_owned())
+    let copy = aos_traces_archive::Entity::find_by_id(("a-old-3".to_owned(), "acme".to_owned()))
         .one(app.db())
         .await
         .expect("read")
@@ -196,7 +196,7 @@ async fn archives_old_traces_and_hides_them_from_every_read(backend: Backend) {
     assert_eq!(copy.archived_at, Some(old + Duration::days(1)));
     assert_eq!(copy.tenant_id, "acme");
     assert_eq!(copy.root_hash.as_deref(), Some("root-a-old-3"));
-    let copy = aos_traces_archive::Entity::find_by_id("a-old-2".to_owned())
+    let copy = aos_traces_archive::Entity::find_by_id(("a-old-2".to_owned(), "acme".to_owned()))
         .one(app.db())
         .await
         .expect("read")
@@ -297,7 +297,75 @@ async fn cli_archives_and_prints_counts(backend: Backend) {
     app.stop().await;
 }
 
+/// Trace ids are unique per tenant, and so is the archive's key: a tenant whose trace id another
+/// tenant already archived moves its own trace all the same; only its own archived copy is a
+/// conflict. The delete trigger checks the archive on (tenant, trace id) too.
+async fn archive_keys_are_per_tenant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let now = fixed_time();
+    let old = now - Duration::days(100);
+    let zeta = trace("zeta", "shared", "run-z", old);
+    let mut other = trace("other", "shared", "run-o", old);
+    other.id = "id-other-shared".into();
+    insert_traces(app.db(), vec![zeta.clone(), other]).await;
+    let mut rows = steps("shared", 3, old);
+    for row in &mut rows {
+        row.tenant_id = "zeta".into();
+    }
+    let mut other_rows = steps("shared", 2, old);
+    for row in &mut other_rows {
+        row.id = format!("other-{}", row.id);
+        row.tenant_id = "other".into();
+    }
+    rows.extend(other_rows);
+    insert_steps(app.db(), rows).await;
+    aos_traces_archive::Entity::insert(archived_copy(&zeta, old).into_active_model())
+        .exec_without_returning(app.db())
+        .await
+        .expect("zeta's archived copy");
+
+    // Another tenant's archived copy does not let zeta's live trace be deleted.
+    let refused = app
+        .raw("DELETE FROM aos_traces WHERE tenant_id = 'other' AND trace_id = 'shared'")
+        .await
+        .expect_err("other's trace is not archived");
+    assert!(
+        refused.to_string().contains("S6_IMMUTABILITY_VIOLATION"),
+        "{refused}"
+    );
+
+    let report = archive_traces(app.db(), &options(now, None, 500), |_, _| {})
+        .await
+        .expect("archive");
+    assert_eq!(
+        (
+            report.traces_archived,
+            report.steps_removed,
+            report.conflicts
+        ),
+        (1, 2, 1)
+    );
+    assert_eq!(counts(&app).await, (1, 3, 2));
+    let live = aos_traces::Entity::find()
+        .one(app.db())
+        .await
+        .expect("read")
+        .expect("zeta's trace stays");
+    assert_eq!(
+        (live.tenant_id.as_str(), live.trace_id.as_str()),
+        ("zeta", "shared")
+    );
+    let copy = aos_traces_archive::Entity::find_by_id(("shared".to_owned(), "other".to_owned()))
+        .one(app.db())
+        .await
+        .expect("read")
+        .expect("other's archived copy");
+    assert_eq!(copy.run_id, "run-o");
+    app.stop().await;
+}
+
 crate::cases!(
     archives_old_traces_and_hides_them_from_every_read,
     cli_archives_and_prints_counts,
+    archive_keys_are_per_tenant,
 );

@@ -488,12 +488,8 @@ async fn tenants_roles_and_trace_ids(backend: Backend) {
     ] {
         assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
     }
-    // Trace ids are global: another tenant cannot start one that is taken.
-    let body = app
-        .gql(Some(&other), START, json!({"input": {"runId": "r1"}}))
-        .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
-    assert_eq!(body["errors"][0]["extensions"]["field"], "input.runId");
+    // Trace ids are unique per tenant: another tenant's trace id behaves like an unused one.
+    trace_ids_are_per_tenant(&app, &admin, &other, &first, &generated).await;
 
     // Roles: INGEST and ADMIN write; VIEWER and OPERATOR may not.
     for key in [&viewer, &operator] {
@@ -561,6 +557,154 @@ async fn tenants_roles_and_trace_ids(backend: Backend) {
     assert_eq!(recorded[0]["isSynthetic"], true, "{body:#}");
     assert_eq!(recorded[1]["syntheticScenarioId"], "sc-1");
     app.stop().await;
+}
+
+const PER_TENANT_READ: &str = r#"
+query($t: String!, $r: String!) {
+  trace(traceId: $t) {
+    id status checksum summary { totalSteps }
+    steps(first: 10) { totalCount nodes { stepIndex skillName } }
+    last: steps(last: 1) { nodes { stepIndex skillName } }
+  }
+  traceByRunId(runId: $r) { id summary { totalSteps } }
+  traces(filter: {runId: $r}) {
+    totalCount
+    nodes { id checksum summary { totalSteps } steps(first: 10) { nodes { skillName } } }
+  }
+  compareTraces(left: $t, right: $t) {
+    match left { id } right { id } parity { leftSignature }
+  }
+  replayWindow(runId: $r) { traceId events { source action stepIndex } }
+  integrity(runId: $r) { artifactCounts { artifact count } }
+}"#;
+
+/// Each tenant's view of its own `trace_r1` (run `r1`): its id, and the skill names of its
+/// steps as every read path returns them.
+async fn own_view(app: &TestApp, key: &str, id: &Value, skills: &[&str]) {
+    let data = app
+        .data(key, PER_TENANT_READ, json!({"t": "trace_r1", "r": "r1"}))
+        .await;
+    let n = skills.len() as i64;
+    let names = |nodes: &Value| -> Vec<String> {
+        nodes
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["skillName"].as_str().expect("skillName").to_owned())
+            .collect()
+    };
+    let trace = &data["trace"];
+    assert_eq!(trace["id"], *id, "{data:#}");
+    assert_eq!(trace["summary"]["totalSteps"], n, "{data:#}");
+    assert_eq!(trace["steps"]["totalCount"], n, "{data:#}");
+    assert_eq!(names(&trace["steps"]["nodes"]), skills, "{data:#}");
+    assert_eq!(names(&trace["last"]["nodes"]), skills[skills.len() - 1..]);
+    assert_eq!(data["traceByRunId"]["id"], *id);
+    assert_eq!(data["traceByRunId"]["summary"]["totalSteps"], n);
+    assert_eq!(data["traces"]["totalCount"], 1, "{data:#}");
+    let listed = &data["traces"]["nodes"][0];
+    assert_eq!(listed["id"], *id);
+    assert_eq!(listed["summary"]["totalSteps"], n);
+    assert_eq!(names(&listed["steps"]["nodes"]), skills);
+    let compared = &data["compareTraces"];
+    assert_eq!(compared["match"], true);
+    assert_eq!(compared["left"]["id"], *id);
+    assert_eq!(compared["right"]["id"], *id);
+    // The signature over the steps compareTraces read is the trace's own checksum.
+    assert_eq!(compared["parity"]["leftSignature"], trace["checksum"]);
+    let window = &data["replayWindow"];
+    assert_eq!(window["traceId"], "trace_r1");
+    let llm: Vec<&str> = window["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["source"] == "LLM")
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(llm, skills, "{data:#}");
+    let counted = data["integrity"]["artifactCounts"]
+        .as_array()
+        .expect("counts")
+        .iter()
+        .find(|c| c["artifact"] == "AOS_TRACE_STEPS")
+        .map(|c| c["count"].clone());
+    assert_eq!(counted, Some(json!(n)), "{data:#}");
+}
+
+/// acme (`mine`) has `trace_r1` (run r1) and a generated trace id; globex (`theirs`) starts
+/// the same ids, writes its own steps under the same step indexes, completes its trace, and
+/// each tenant reads back only its own trace and steps on every path.
+async fn trace_ids_are_per_tenant(
+    app: &TestApp,
+    mine: &str,
+    theirs: &str,
+    first: &Value,
+    generated: &Value,
+) {
+    let acme_steps = json!([
+        step(0, "acme_only", "success"),
+        step(1, "acme_only", "failure")
+    ]);
+    let body = record(app, mine, "trace_r1", acme_steps).await;
+    assert_eq!(
+        body["data"]["recordSteps"]["insertedStepIndexes"],
+        json!([0, 1]),
+        "{body:#}"
+    );
+
+    let own = start(app, theirs, json!({"runId": "r1", "plan": [{"g": 1}]})).await;
+    assert_eq!(own["traceId"], "trace_r1");
+    assert_ne!(own["id"], first["id"]);
+    assert_eq!(own["plan"], json!([{"g": 1}]));
+    assert_eq!(own["status"], "RUNNING");
+    // Restarting it returns globex's trace unchanged, as for any tenant's own trace id.
+    let again = start(app, theirs, json!({"runId": "r1", "plan": []})).await;
+    assert_eq!(again["id"], own["id"]);
+    assert_eq!(again["plan"], json!([{"g": 1}]));
+    // An explicit trace id another tenant holds is free too.
+    let generated_id = generated["traceId"].as_str().expect("traceId");
+    let explicit = start(app, theirs, json!({"traceId": generated_id})).await;
+    assert_eq!(explicit["traceId"], generated_id);
+    assert_ne!(explicit["id"], generated["id"]);
+
+    // The same step indexes acme holds are new for globex.
+    let body = record(app, theirs, "trace_r1", steps(0..5)).await;
+    let recorded = &body["data"]["recordSteps"];
+    assert_eq!(
+        recorded["insertedStepIndexes"],
+        json!([0, 1, 2, 3, 4]),
+        "{body:#}"
+    );
+    assert_eq!(recorded["alreadyPresentStepIndexes"], json!([]));
+    assert_eq!(recorded["steps"][0]["skillName"], "llm_invoke");
+    // The seal covers exactly globex's five steps.
+    let done = app
+        .data(
+            theirs,
+            COMPLETE,
+            json!({"traceId": "trace_r1", "status": "COMPLETED"}),
+        )
+        .await;
+    let (signature, root) = expected_seal("r1", 0..5);
+    assert_eq!(done["completeTrace"]["checksum"], signature);
+    assert_eq!(done["completeTrace"]["rootHash"], root);
+
+    // Both record run r1 with that trace (for the replay window and the integrity report).
+    let now = logbook::scalars::format_utc(chrono::Utc::now());
+    for key in [mine, theirs] {
+        let mut input = run_input("r1");
+        input["startedAt"] = json!(now);
+        input["completedAt"] = json!(now);
+        app.data(key, RECORD_RUN, json!({ "input": input })).await;
+    }
+
+    own_view(app, mine, &first["id"], &["acme_only", "acme_only"]).await;
+    own_view(app, theirs, &own["id"], &["llm_invoke"; 5]).await;
+    // acme's trace is still running: globex's completion did not touch it.
+    let data = app
+        .data(mine, READ, json!({"traceId": "trace_r1", "first": 1}))
+        .await;
+    assert_eq!(data["trace"]["status"], "RUNNING");
 }
 
 const RECORD_RUN: &str = r#"

@@ -23,6 +23,7 @@ mod immutability;
 mod ingest;
 mod ledger;
 mod limits;
+mod migrations;
 mod mismatch_writes;
 mod mismatches_reads;
 mod panel;
@@ -60,6 +61,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("ledger", ledger::cases()),
         ("ingest", ingest::cases()),
         ("limits", limits::cases()),
+        ("migrations", migrations::cases()),
         ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),

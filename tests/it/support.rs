@@ -218,6 +218,24 @@ pub async fn fresh_database_url(backend: Backend) -> String {
     }
 }
 
+/// An empty (unmigrated) database for one test: on PostgreSQL a new database (dropped at the
+/// end of the run), on SQLite a new file.
+pub async fn empty_database_url(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => {
+            let ctx = run_context();
+            let n = ctx.counter.fetch_add(1, Ordering::SeqCst);
+            let name = format!("{}_e{n}", ctx.run_id);
+            ctx.databases.lock().expect("lock").push(name.clone());
+            admin_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create empty test database");
+            pg_url_for(&name)
+        }
+        Backend::Sqlite => fresh_database_url(backend).await,
+    }
+}
+
 /// A server on port 0 over a fresh database.
 pub struct TestApp {
     pub state: AppState,

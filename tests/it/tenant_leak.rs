@@ -359,8 +359,8 @@ fn probes() -> Vec<Probe> {
             Post("mutation($v: String!) { updateFeatureTag(tag: $v, input: {displayName: \"x\"}) { tag displayName } }"),
             "tag.update", v),
         // --- writes whose new object is named like one of A's (unique per tenant, or a link)
-        // ADMIN writes and reads: the answers must show the trace's content to tell A's own
-        // trace from a new one (INGEST gets receipts only; see the test below).
+        // ADMIN: the answer must show stored content (`agentId`, the stored `runId`) for the owner
+        // control to tell A's existing trace from a new one; INGEST gets receipts only.
         probe("startTrace(traceId)", &["Mutation.startTrace"], Admin,
             Post(START_TRACE), "trace.claim", |r, _| json!({ "input": { "traceId": r, "runId": "claim-run" } })),
         probe("startTrace(runId)", &["Mutation.startTrace"], Admin,
@@ -406,7 +406,7 @@ fn probes() -> Vec<Probe> {
     ]
 }
 
-/// Selects no stored content (plan, metadata, steps): INGEST may not read it.
+/// Selects no large stored content (plan, metadata, steps).
 const START_TRACE: &str =
     "mutation($input: StartTraceInput!) { startTrace(input: $input) { traceId runId status agentId } }";
 

@@ -6,7 +6,11 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{aos_trace_steps, aos_traces};
 use logbook::auth::Role;
-use sea_orm::{DatabaseConnection, EntityTrait, IntoActiveModel};
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+};
 use serde_json::{json, Value};
 
 use crate::support::{error_code, fixed_time, Backend, TestApp};
@@ -55,7 +59,8 @@ pub fn trace(
     }
 }
 
-/// Step `index` of `trace_id`, recorded at `at`.
+/// Step `index` of `trace_id`, recorded at `at`. Its `tenant_id` is left empty for
+/// [`insert_steps`] to fill from the trace.
 pub fn step(
     trace_id: &str,
     index: i32,
@@ -93,6 +98,7 @@ pub fn step(
         is_synthetic: false,
         synthetic_scenario_id: None,
         archived_at: None,
+        tenant_id: String::new(),
     }
 }
 
@@ -103,7 +109,31 @@ pub async fn insert_traces(db: &DatabaseConnection, traces: Vec<aos_traces::Mode
         .expect("insert traces");
 }
 
-pub async fn insert_steps(db: &DatabaseConnection, steps: Vec<aos_trace_steps::Model>) {
+/// Inserts the steps; a step without a `tenant_id` gets the tenant of the one trace with its
+/// trace id (trace ids are unique per tenant: when several tenants have it, the fixture must
+/// name the tenant itself).
+pub async fn insert_steps(db: &DatabaseConnection, mut steps: Vec<aos_trace_steps::Model>) {
+    let mut tenants: HashMap<String, String> = HashMap::new();
+    for step in steps.iter_mut().filter(|s| s.tenant_id.is_empty()) {
+        if !tenants.contains_key(&step.trace_id) {
+            let owners: Vec<String> = aos_traces::Entity::find()
+                .filter(aos_traces::Column::TraceId.eq(step.trace_id.as_str()))
+                .select_only()
+                .column(aos_traces::Column::TenantId)
+                .into_tuple()
+                .all(db)
+                .await
+                .expect("trace owners");
+            assert_eq!(
+                owners.len(),
+                1,
+                "step of trace {}: set its tenant_id ({owners:?})",
+                step.trace_id
+            );
+            tenants.insert(step.trace_id.clone(), owners[0].clone());
+        }
+        step.tenant_id = tenants[&step.trace_id].clone();
+    }
     for chunk in steps.chunks(200) {
         aos_trace_steps::Entity::insert_many(
             chunk
