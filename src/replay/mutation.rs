@@ -77,8 +77,9 @@ pub struct ReplayMutation;
 impl ReplayMutation {
     /// Enforces one step's replay behaviour (3.7): `EXECUTED`, `SKIPPED` (a `SKIP` step already
     /// recorded under its idempotency key) or `CHECKED` (a `CHECK` step whose output hash
-    /// matches), else `REPLAY_MISMATCH`. The recorded outputs are shared by every server
-    /// process (Redis, else the database). Roles INGEST, OPERATOR, ADMIN.
+    /// matches), else `REPLAY_MISMATCH`. Recorded outputs are kept in the database, written in
+    /// the same transaction as the enforcement, so every server process sees them. Roles
+    /// INGEST, OPERATOR, ADMIN.
     async fn enforce_replay_step(
         &self,
         ctx: &Context<'_>,
