@@ -1,7 +1,7 @@
 //! Opaque tokens a client hands back: list cursors (`CursorCodec`) and global node ids.
 //! Arbitrary text never panics and is only ever `BAD_CURSOR` (or `None` for ids); a cursor we
-//! issued decodes to exactly the position it was made from, and only in its own scope, under
-//! its own key, unaltered.
+//! issued decodes to exactly the position it was made from, and only in its own scope (tenant,
+//! list, order, filter, snapshot), under its own key, unaltered.
 
 #![no_main]
 
@@ -14,6 +14,8 @@ use logbook::pagination::{CursorCodec, Position, Scope};
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
     key: &'a [u8],
+    tenant: &'a str,
+    other_tenant: &'a str,
     list: &'a str,
     order: &'a str,
     filter: Option<&'a str>,
@@ -39,7 +41,7 @@ const KINDS: [NodeKind; 6] = [
 fuzz_target!(|input: Input<'_>| {
     let codec = CursorCodec::new(input.key);
     let as_of = input.as_of.and_then(|m| Utc.timestamp_micros(m).single());
-    let scope = Scope::new(input.list, input.order, &input.filter, as_of);
+    let scope = Scope::new(input.tenant, input.list, input.order, &input.filter, as_of);
 
     // Whatever a client sends.
     let lossy = String::from_utf8_lossy(input.raw);
@@ -68,7 +70,26 @@ fuzz_target!(|input: Input<'_>| {
         } else {
             assert!(decoded.is_err(), "an id too long to encode must not decode");
         }
-        let other = Scope::new(input.other_list, input.order, &input.filter, as_of);
+        let other = Scope::new(
+            input.other_tenant,
+            input.list,
+            input.order,
+            &input.filter,
+            as_of,
+        );
+        if other != scope {
+            assert!(
+                codec.decode(other, &cursor).is_err(),
+                "another tenant's cursor"
+            );
+        }
+        let other = Scope::new(
+            input.tenant,
+            input.other_list,
+            input.order,
+            &input.filter,
+            as_of,
+        );
         if other != scope {
             assert!(
                 codec.decode(other, &cursor).is_err(),
