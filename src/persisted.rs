@@ -20,11 +20,22 @@ const TTL_SECONDS: u64 = 7 * 86_400;
 /// The message Apollo clients look for to resend the query text.
 pub const NOT_FOUND: &str = "PersistedQueryNotFound";
 
-/// Replaces a hash-only request by its stored document, or stores a new one. Requests without
-/// the extension are left alone.
-pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
+/// What a request's `persistedQuery` extension asks for, decided without any I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// No extension: the request runs as sent.
+    Absent,
+    /// A hash without text: run the stored document.
+    Lookup { hash: String },
+    /// A hash with the text it digests: store the text and run it.
+    Register { hash: String },
+}
+
+/// Takes the extension out of the request and checks it: version 1, a SHA-256 hex hash (any
+/// case, returned lower-case) that, with the query text, matches the text.
+pub fn parse(request: &mut Request) -> AppResult<Persisted> {
     let Some(extension) = request.extensions.remove("persistedQuery") else {
-        return Ok(());
+        return Ok(Persisted::Absent);
     };
     let extension = extension
         .into_json()
@@ -47,10 +58,7 @@ pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
         })?
         .to_ascii_lowercase();
     if request.query.is_empty() {
-        request.query = lookup(state, &hash)
-            .await?
-            .ok_or_else(|| AppError::bad_input("extensions.persistedQuery", NOT_FOUND))?;
-        return Ok(());
+        return Ok(Persisted::Lookup { hash });
     }
     if hex::encode(Sha256::digest(request.query.as_bytes())) != hash {
         return Err(AppError::bad_input(
@@ -58,9 +66,25 @@ pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
             "provided sha256Hash does not match the query",
         ));
     }
-    if let Err(err) = store(state, &hash, &request.query).await {
-        // The text is here, so the request still runs; the client will register again.
-        tracing::warn!(error = ?err, "persisted query not stored");
+    Ok(Persisted::Register { hash })
+}
+
+/// Replaces a hash-only request by its stored document, or stores a new one. Requests without
+/// the extension are left alone.
+pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
+    match parse(request)? {
+        Persisted::Absent => {}
+        Persisted::Lookup { hash } => {
+            request.query = lookup(state, &hash)
+                .await?
+                .ok_or_else(|| AppError::bad_input("extensions.persistedQuery", NOT_FOUND))?;
+        }
+        Persisted::Register { hash } => {
+            if let Err(err) = store(state, &hash, &request.query).await {
+                // The text is here, so the request still runs; the client will register again.
+                tracing::warn!(error = ?err, "persisted query not stored");
+            }
+        }
     }
     Ok(())
 }

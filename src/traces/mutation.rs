@@ -18,7 +18,7 @@ use crate::scalars::{BigInt, DateTime};
 
 /// Checks an identifier used as a key (`traceId`, `runId`): 1..=`max` characters of
 /// `A-Z a-z 0-9 . _ : -`.
-pub(crate) fn check_id(field: &str, value: &str, max: usize) -> AppResult<()> {
+pub fn check_id(field: &str, value: &str, max: usize) -> AppResult<()> {
     check_text(field, value, max)?;
     if !value
         .bytes()
@@ -33,7 +33,7 @@ pub(crate) fn check_id(field: &str, value: &str, max: usize) -> AppResult<()> {
 }
 
 /// Checks a non-empty text of at most `max` characters (the column's width).
-pub(crate) fn check_text(field: &str, value: &str, max: usize) -> AppResult<()> {
+pub fn check_text(field: &str, value: &str, max: usize) -> AppResult<()> {
     if value.trim().is_empty() {
         return Err(AppError::bad_input(
             field,
@@ -57,7 +57,7 @@ pub(crate) fn check_opt(field: &str, value: &Option<String>, max: usize) -> AppR
 }
 
 /// The synthetic-data rule: a synthetic row names its scenario, and only synthetic rows do.
-pub(crate) fn check_synthetic(
+pub fn check_synthetic(
     prefix: &str,
     is_synthetic: bool,
     scenario: &Option<String>,

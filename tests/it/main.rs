@@ -16,6 +16,7 @@ mod cost_writes;
 mod evidence_writes;
 mod exports_reads;
 mod exports_writes;
+mod fuzz_ops;
 mod graphql_http;
 mod hostile;
 mod idempotency;
@@ -54,6 +55,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
         ("exports_writes", exports_writes::cases()),
+        ("fuzz_ops", fuzz_ops::cases()),
         ("hostile", hostile::cases()),
         ("graphql_http", graphql_http::cases()),
         ("idempotency", idempotency::cases()),
