@@ -328,6 +328,7 @@ impl Admission {
         };
         let root = &operation.selection_set.node;
         walk.fan_out(root, true)?;
+        check_required_variables(operation, variables)?;
         check_no_nul(&document, variables)?;
         if let ReadGrant::ReceiptsOnly { role } = grant {
             let walk = Walk { role, ..walk };
@@ -686,6 +687,35 @@ fn receipt_field(ty: &str, field: &str) -> bool {
         .is_some_and(|(_, fields)| fields.iter().any(|f| *f == field || *f == "*"))
 }
 
+/// A variable declared non-null without a default must be given a value: its absence is a
+/// request error (GraphQL's variable coercion), caught here rather than by the resolver that
+/// would read it.
+fn check_required_variables(
+    operation: &OperationDefinition,
+    variables: &Variables,
+) -> AppResult<()> {
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        if definition.var_type.node.nullable || definition.default_value.is_some() {
+            continue;
+        }
+        let name = &definition.name.node;
+        let given = variables
+            .get(name)
+            .is_some_and(|value| !matches!(value, ConstValue::Null));
+        if !given {
+            return Err(AppError::bad_input(
+                format!("variables.{name}"),
+                format!(
+                    "variable ${name} of type {} needs a value",
+                    definition.var_type.node
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses NUL in any string or object key of the document's arguments, its variables'
 /// defaults and the request's variables.
 fn check_no_nul(document: &ExecutableDocument, variables: &Variables) -> AppResult<()> {
@@ -911,6 +941,23 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.code(), "BAD_USER_INPUT");
+    }
+
+    #[test]
+    fn required_variables_need_values() {
+        let query = "query($id: String!, $n: Int, $d: Int! = 3) { llmRun(runId: $id) { id } }";
+        let err = admission()
+            .admit(query, None, &Variables::default(), ReadGrant::Full)
+            .unwrap_err();
+        assert_eq!(err.code(), "BAD_USER_INPUT");
+        let null = Variables::from_json(serde_json::json!({"id": null}));
+        assert!(admission()
+            .admit(query, None, &null, ReadGrant::Full)
+            .is_err());
+        let given = Variables::from_json(serde_json::json!({"id": "r"}));
+        assert!(admission()
+            .admit(query, None, &given, ReadGrant::Full)
+            .is_ok());
     }
 
     #[test]

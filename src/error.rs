@@ -281,8 +281,10 @@ pub fn classify_error(error: &mut ServerError) {
         "QUERY_TOO_COMPLEX"
     } else if error.path.is_empty()
         || message.starts_with("Failed to parse")
+        || message.starts_with("Expected input type")
         || message.starts_with("Invalid value for argument")
         || message.starts_with("Invalid value for variable")
+        || (message.starts_with("Variable ") && message.ends_with(" is not defined."))
     {
         "BAD_USER_INPUT"
     } else {

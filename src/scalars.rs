@@ -15,8 +15,16 @@ impl ScalarType for DateTime {
             return Err(InputValueError::expected_type(value));
         };
         let parsed = chrono::DateTime::parse_from_rfc3339(text)
-            .map_err(|e| InputValueError::custom(format!("not an RFC 3339 date-time: {e}")))?;
-        Ok(DateTime(truncate_to_micros(parsed.with_timezone(&Utc))))
+            .map_err(|e| InputValueError::custom(format!("not an RFC 3339 date-time: {e}")))?
+            .with_timezone(&Utc);
+        // Only instants whose UTC form is itself RFC 3339 (a four-digit year), so every value
+        // accepted here is written back in a form that parses again.
+        if !(0..=9999).contains(&chrono::Datelike::year(&parsed)) {
+            return Err(InputValueError::custom(
+                "the date-time falls outside the years 0000-9999 in UTC",
+            ));
+        }
+        Ok(DateTime(truncate_to_micros(parsed)))
     }
 
     /// Lets validation refuse a bad literal or variable before execution (a request error).
@@ -109,5 +117,31 @@ impl ScalarType for BigInt {
 
     fn to_value(&self) -> Value {
         Value::String(self.0.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_times_round_trip_or_are_refused() {
+        for text in [
+            "2026-11-27T18:55:00.123456Z",
+            "2026-11-27T20:55:00+02:00",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let parsed = DateTime::parse(Value::String(text.into())).unwrap();
+            let again = DateTime::parse(parsed.to_value()).unwrap();
+            assert_eq!(parsed, again, "{text}");
+        }
+        // Valid RFC 3339 whose UTC instant would print outside four-digit years.
+        for text in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+01:00"] {
+            assert!(
+                DateTime::parse(Value::String(text.into())).is_err(),
+                "{text}"
+            );
+        }
     }
 }
