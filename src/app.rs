@@ -1,115 +1,68 @@
-//! The actix-web application: GraphQL over HTTP (POST and GET), GraphiQL, the served SDL, health
-//! and readiness. `start` binds before it serves, so tests and benchmarks can use port 0.
+//! The actix-web application: GraphQL over HTTP (POST and GET) and WebSocket, GraphiQL, the
+//! served SDL, health, readiness and metrics. It names no domain: the schema and any extra
+//! routes (the export downloads) are handed in by `crate::server`. `serve` binds before it
+//! serves, so tests and benchmarks can use port 0.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
-use crate::auth::KeyCache;
-use crate::config::Config;
-use crate::error::AppResult;
-use crate::graphql::{build_schema, LogbookSchema};
-use crate::pagination::CursorCodec;
-use crate::redis_link::RedisLink;
+use crate::graphql::LogbookSchema;
+use crate::state::AppState;
+use crate::subscriptions::admission::Admission as SocketAdmission;
 
-/// What every resolver and handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    pub cursors: CursorCodec,
-    pub keys: Arc<KeyCache>,
-    pub redis: Option<Arc<RedisLink>>,
-    /// Prefix of every Redis key and channel of this deployment: a random id stored in the
-    /// database, so processes sharing a database share keys and other deployments (or test
-    /// databases) on the same Redis never collide.
-    pub namespace: Arc<str>,
-    /// This process's fan-out point for subscription wake-ups (see `crate::events`).
-    pub events: Arc<crate::events::Hub>,
-    pub sql: Arc<crate::db::SqlStats>,
-    pub requests: Arc<RequestStats>,
-    /// Signs ledger checkpoints; the same key in every process sharing the database.
-    pub ledger_key: crate::ledger::signing::LedgerKey,
-    /// Group commit of this process's audit appends (see `crate::audit::group`).
-    pub audit_appends: Arc<crate::audit::group::AppendQueue>,
-}
-
-/// Counters over GraphQL requests served by this process.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    pub graphql: AtomicU64,
-    pub graphql_with_errors: AtomicU64,
-}
-
-impl AppState {
-    /// Connects, migrates and loads the shared secrets.
-    pub async fn connect(config: Config) -> AppResult<Self> {
-        let (db, sql) = crate::db::connect_counted(&config.database).await?;
-        crate::db::migrate(&db).await?;
-        let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
-        let deployment = crate::db::shared_secret(&db, "deployment_id").await?;
-        let namespace: Arc<str> = format!("lb:{}", hex::encode(&deployment[..8])).into();
-        let ledger_key = crate::ledger::signing::LedgerKey::from_config(&db, &config).await?;
-        let redis = config
-            .redis_url
-            .as_deref()
-            .map(RedisLink::open)
-            .transpose()?
-            .map(Arc::new);
-        Ok(AppState {
-            db,
-            config: Arc::new(config),
-            cursors: CursorCodec::new(&cursor_key),
-            keys: Arc::default(),
-            redis,
-            namespace,
-            events: Arc::default(),
-            sql,
-            requests: Arc::default(),
-            ledger_key,
-            audit_appends: Arc::default(),
-        })
-    }
-}
-
-/// What every handler shares: the state, the schema, its SDL and the admission checks.
+/// What every handler shares: the state, the schema, its SDL, the admission checks every
+/// operation passes and this process's WebSocket counts.
 pub struct Served {
     pub state: AppState,
     pub schema: LogbookSchema,
     pub sdl: String,
     pub admission: Admission,
+    /// Open WebSocket connections and subscriptions of this process (`Config::subscriptions`).
+    pub sockets: Arc<SocketAdmission>,
 }
 
-/// A running server.
-pub struct RunningServer {
+impl Served {
+    pub fn new(state: AppState, schema: LogbookSchema) -> std::io::Result<Self> {
+        let sdl = schema.sdl();
+        let index = SchemaIndex::from_sdl(&sdl).map_err(|e| std::io::Error::other(e.message()))?;
+        let admission = Admission::new(AdmissionLimits::from_limits(&state.config.limits), index);
+        Ok(Served {
+            state,
+            schema,
+            sdl,
+            admission,
+            sockets: Arc::default(),
+        })
+    }
+}
+
+/// The HTTP server, listening.
+pub struct Listening {
     pub addr: SocketAddr,
+    /// The process's WebSocket counts (for tests and diagnostics).
+    pub sockets: Arc<SocketAdmission>,
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// This process's export worker (none when disabled); abort it to play a crashed worker.
-    pub export_worker: Option<tokio::task::AbortHandle>,
 }
 
-/// Binds `bind` and starts serving in the background of the current tokio runtime.
-pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
-    let schema = build_schema(Some(state.clone()), &state.config.limits);
-    let sdl = schema.sdl();
-    let index = SchemaIndex::from_sdl(&sdl).map_err(|e| std::io::Error::other(e.message()))?;
-    let admission = Admission::new(AdmissionLimits::from_limits(&state.config.limits), index);
-    let served = web::Data::new(Served {
-        state: state.clone(),
-        schema,
-        sdl,
-        admission,
-    });
-    let workers = state.config.workers;
+/// Binds `bind` and starts serving in the background of the current tokio runtime; `routes`
+/// adds routes beside GraphQL's.
+pub fn serve(
+    served: Served,
+    bind: &str,
+    routes: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<Listening> {
+    let workers = served.state.config.workers;
+    let sockets = served.sockets.clone();
+    let served = web::Data::new(served);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(served.clone())
@@ -122,7 +75,7 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
-            .configure(|cfg| crate::exports::http::routes(cfg, &served.state))
+            .configure(routes.clone())
     })
     .disable_signals()
     .shutdown_timeout(5);
@@ -138,14 +91,11 @@ pub fn start(state: AppState, bind: &str) -> std::io::Result<RunningServer> {
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let export_worker = crate::exports::worker::spawn(state.clone());
-    crate::idempotency::spawn_purge(state.db.clone());
-    crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
-    Ok(RunningServer {
+    Ok(Listening {
         addr,
+        sockets,
         handle,
         task,
-        export_worker,
     })
 }
 

@@ -3,6 +3,9 @@
 //! one place, never per resolver. `Internal` keeps its cause for the log and shows the client
 //! only a request id.
 
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use async_graphql::{ErrorExtensions, ServerError};
 use sea_orm::DbErr;
 
@@ -240,6 +243,73 @@ impl From<AppError> for async_graphql::Error {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// The status of this error when it ends a request before (or outside) GraphQL execution.
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden { .. } | AppError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The one body every non-GraphQL error response has, `{"errors": [{message, extensions:
+    /// {code, requestId, ...}}]}`, with `status`, the `x-request-id` header and, for
+    /// `UNAUTHENTICATED`, `WWW-Authenticate: Bearer`.
+    pub fn respond(&self, status: StatusCode, request_id: &str) -> HttpResponse {
+        let mut error = REQUEST_ID.sync_scope(request_id.to_owned(), || self.to_server_error());
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("requestId", request_id);
+        let mut http = HttpResponse::build(status);
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            http.insert_header(("x-request-id", value));
+        }
+        if matches!(self, AppError::Unauthenticated) {
+            http.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        http.json(serde_json::json!({ "errors": [error] }))
+    }
+}
+
+/// An [`AppError`] ending a plain HTTP route (not GraphQL): `?` converts, and actix answers
+/// with [`AppError::respond`]. A wrapper, because `AppError` must stay out of `Display` (see
+/// there) and actix's `ResponseError` needs it.
+#[derive(Debug)]
+pub struct HttpError(pub AppError);
+
+impl From<AppError> for HttpError {
+    fn from(err: AppError) -> Self {
+        HttpError(err)
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code(), self.0.message())
+    }
+}
+
+impl actix_web::ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.0.http_status()
+    }
+
+    /// The request id is the one being served (`REQUEST_ID`), else a new one.
+    fn error_response(&self) -> HttpResponse {
+        let request_id = REQUEST_ID
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        self.0.respond(self.0.http_status(), &request_id)
+    }
+}
 
 impl AppError {
     /// The error as a GraphQL response error (no path, no locations), with its code.

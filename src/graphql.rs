@@ -1,8 +1,9 @@
 //! The schema root: each domain's `Query` merged into one, plus `node`/`nodes`.
 
-use async_graphql::{Context, Interface, MergedObject, MergedSubscription, Object, Schema, ID};
+use async_graphql::{
+    Context, Interface, MergedObject, MergedSubscription, Object, Schema, SchemaBuilder, ID,
+};
 
-use crate::app::AppState;
 use crate::audit::graphql::{AuditEntry, AuditQuery};
 use crate::config::Limits;
 use crate::error::AppError;
@@ -116,9 +117,10 @@ pub struct Subscription(
     crate::exports::subscription::ExportSubscription,
 );
 
-/// Builds the schema; `state` is available to resolvers as context data.
-pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
-    let mut builder = Schema::build(
+/// The schema with its limits and extensions; `crate::server` adds the context data (the state
+/// and the domains' process components) and finishes it.
+pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
@@ -127,16 +129,14 @@ pub fn build_schema(state: Option<AppState>, limits: &Limits) -> LogbookSchema {
     .limit_complexity(limits.max_complexity)
     .extension(crate::ratelimit::RateLimit)
     .extension(crate::error::ErrorCodes);
-    if !limits.introspection {
-        builder = builder.disable_introspection();
+    if limits.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
     }
-    if let Some(state) = state {
-        builder = builder.data(state);
-    }
-    builder.finish()
 }
 
 /// The SDL served at `/schema.graphql` and printed by `logbook print-schema`.
 pub fn sdl() -> String {
-    build_schema(None, &Limits::default()).sdl()
+    schema_builder(&Limits::default()).finish().sdl()
 }

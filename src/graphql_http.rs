@@ -135,22 +135,13 @@ fn status_of(err: &AppError) -> StatusCode {
     }
 }
 
-fn request_id_of(req: &HttpRequest) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
 /// `POST /graphql` and `GET /graphql`.
 pub async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     served: web::Data<Served>,
 ) -> HttpResponse {
-    let request_id = request_id_of(&req);
+    let request_id = crate::request::request_id_of(&req);
     let Some(media) = negotiate(&req) else {
         let err = AppError::bad_input(
             "accept",
@@ -198,7 +189,7 @@ async fn run(
             .and_then(|v| v.to_str().ok()),
     );
     let principal = REQUEST_ID
-        .scope(request_id.to_owned(), auth.resolve(state))
+        .scope(request_id.to_owned(), auth.resolve(&state.keys))
         .await
         .map_err(|err| Refusal::request(&err, media))?;
 

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use logbook::app::{self, AppState};
 use logbook::auth::{Role, TenantId};
 use logbook::config::Config;
 use logbook::db::DEFAULT_DATABASE_URL;
+use logbook::server::{self, Services};
+use logbook::state::AppState;
 use logbook::tenants::store as tenant_store;
 
 #[derive(Parser)]
@@ -441,7 +442,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tenant_store::ensure_tenant(&db, &tenant, &tenant, "GOVERN")
                 .await
                 .map_err(|e| e.message())?;
-            let key = tenant_store::create_key(
+            let key = logbook::auth::keys::create_key(
                 &db,
                 &TenantId::trusted(tenant.clone()),
                 role,
@@ -483,8 +484,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
                 max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
             };
-            let state = AppState::connect(config).await.map_err(|e| e.message())?;
-            if state.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
+            let services = Services::connect(config).await.map_err(|e| e.message())?;
+            let state = &services.state;
+            if services.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
                 eprintln!(
                     "logbook: {}",
                     logbook::ledger::signing::DATABASE_KEY_WARNING
@@ -498,9 +500,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
             if args.demo {
-                demo(&state).await?;
+                demo(state).await?;
             }
-            let server = app::start(state, &args.bind)
+            let server = server::start(&services, &args.bind)
                 .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
             eprintln!(
                 "logbook serving http://{}/graphql (GraphiQL at /graphiql)",
@@ -544,7 +546,7 @@ async fn demo(state: &AppState) -> Result<(), String> {
             .map_err(|e| e.message())?;
         eprintln!("seeded the demo tenant in {:.1?}", report.elapsed);
     }
-    let key = tenant_store::create_key(
+    let key = logbook::auth::keys::create_key(
         &state.db,
         &TenantId::trusted("demo"),
         Role::Admin,

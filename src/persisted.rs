@@ -12,9 +12,9 @@ use redis::AsyncCommands;
 use sea_orm::{ConnectionTrait, Statement};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::db::param;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 const TTL_SECONDS: u64 = 7 * 86_400;
 /// The message Apollo clients look for to resend the query text.
@@ -93,7 +93,7 @@ async fn lookup(state: &AppState, hash: &str) -> AppResult<Option<String>> {
     if let Some(link) = &state.redis {
         let mut conn = link.connection().await?;
         return conn
-            .get(format!("{}:apq:{hash}", state.namespace))
+            .get(link.key(&["apq", hash]))
             .await
             .map_err(|e| AppError::Unavailable(format!("Redis: {e}")));
     }
@@ -119,11 +119,7 @@ async fn store(state: &AppState, hash: &str, query: &str) -> AppResult<()> {
     if let Some(link) = &state.redis {
         let mut conn = link.connection().await?;
         let _: () = conn
-            .set_ex(
-                format!("{}:apq:{hash}", state.namespace),
-                query,
-                TTL_SECONDS,
-            )
+            .set_ex(link.key(&["apq", hash]), query, TTL_SECONDS)
             .await
             .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
         return Ok(());

@@ -16,10 +16,10 @@ use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
 use redis::Script;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::app::AppState;
 use crate::auth::RequestAuth;
 use crate::db::param;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// The window a request was charged to, for the `RateLimit-*` response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub async fn charge(
     let (used, refused) = match &state.redis {
         Some(link) => {
             let mut conn = link.connection().await?;
-            let key = format!("{}:rl:{bucket}:{window_start}", state.namespace);
+            let key = link.key(&["rl", bucket, &window_start.to_string()]);
             let (used, admitted): (u64, u64) = Script::new(CHARGE)
                 .key(key)
                 .arg(points)

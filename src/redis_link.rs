@@ -1,5 +1,7 @@
 //! The optional Redis connection. Connected lazily with short timeouts, so an unreachable Redis
-//! never stalls start-up; callers that need it get `UNAVAILABLE` instead.
+//! never stalls start-up; callers that need it get `UNAVAILABLE` instead. The link names every
+//! key and channel through [`RedisLink::key`], under the deployment's namespace, so deployments
+//! (and test databases) sharing one Redis never collide.
 
 use std::time::Duration;
 
@@ -10,17 +12,35 @@ use crate::error::{AppError, AppResult};
 
 pub struct RedisLink {
     client: redis::Client,
+    namespace: String,
     connection: OnceCell<ConnectionManager>,
 }
 
 impl RedisLink {
-    pub fn open(url: &str) -> AppResult<Self> {
+    /// A link to `url` whose keys live under `namespace` (`lb:<deployment id prefix>`).
+    pub fn open(url: &str, namespace: String) -> AppResult<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| AppError::bad_input("redisUrl", format!("invalid Redis URL: {e}")))?;
         Ok(RedisLink {
             client,
+            namespace,
             connection: OnceCell::new(),
         })
+    }
+
+    /// `{namespace}:{part}:{part}…`: the one way a Redis key or channel name is made.
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.namespace.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// A client for connections the link does not manage (a pub/sub listener).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     pub async fn connection(&self) -> AppResult<ConnectionManager> {

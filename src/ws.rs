@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::app::Served;
 use crate::auth::RequestAuth;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::subscriptions::admission::{ConnectionSlot, KeySlot, Refusal, SubscriptionSlot};
 
 /// How often the server pings an idle peer.
@@ -129,7 +129,7 @@ async fn upgrade(
     };
     let state = &endpoint.served.state;
     let limits = &state.config.subscriptions;
-    let admission = &state.events.admission;
+    let admission = &endpoint.served.sockets;
     let too_many = |refusal: Refusal| {
         error_body(
             StatusCode::TOO_MANY_REQUESTS,
@@ -394,10 +394,7 @@ impl Connection {
             return self.refuse_init(4403, "Forbidden").await;
         };
         let state = self.state().clone();
-        let principal = match auth
-            .principal(&state.db, &state.keys, state.config.key_cache_ttl)
-            .await
-        {
+        let principal = match auth.resolve(&state.keys).await {
             Ok(principal) => principal,
             Err(AppError::Unauthenticated) => return self.refuse_init(4403, "Forbidden").await,
             Err(e) => {
@@ -411,7 +408,7 @@ impl Connection {
                 // The payload's key is not the header's: count it instead.
                 drop(other);
                 let limits = &state.config.subscriptions;
-                match state.events.admission.admit_key(&key, limits) {
+                match self.endpoint.served.sockets.admit_key(&key, limits) {
                     Ok(slot) => slot,
                     Err(refusal) => {
                         return self.refuse_init(4429, &refusal.message(limits)).await;
@@ -450,25 +447,24 @@ impl Connection {
         };
         let state = &self.endpoint.served.state;
         let limits = &state.config.subscriptions;
-        let slot =
-            match state
-                .events
-                .admission
-                .start_subscription(&ready.key, self.active.len(), limits)
-            {
-                Ok(slot) => slot,
-                Err(refusal) => {
-                    let error = json!({
-                        "message": refusal.message(limits),
-                        "extensions": { "code": "RATE_LIMITED" },
-                    });
-                    let payload = match self.protocol {
-                        Protocol::TransportWs => json!([error]),
-                        Protocol::Legacy => error,
-                    };
-                    return self.send("error", Some(&id), Some(payload)).await;
-                }
-            };
+        let slot = match self.endpoint.served.sockets.start_subscription(
+            &ready.key,
+            self.active.len(),
+            limits,
+        ) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                let error = json!({
+                    "message": refusal.message(limits),
+                    "extensions": { "code": "RATE_LIMITED" },
+                });
+                let payload = match self.protocol {
+                    Protocol::TransportWs => json!([error]),
+                    Protocol::Legacy => error,
+                };
+                return self.send("error", Some(&id), Some(payload)).await;
+            }
+        };
         let mut request = match serde_json::from_slice::<WithPayload<async_graphql::Request>>(bytes)
         {
             Ok(WithPayload {
@@ -480,7 +476,7 @@ impl Connection {
         // then the same admission as an HTTP request before anything is parsed further.
         let auth = RequestAuth::from_header(Some(&ready.authorization));
         let served = &self.endpoint.served;
-        let root_keys = match auth.resolve(&served.state).await {
+        let root_keys = match auth.resolve(&served.state.keys).await {
             Ok(principal) => crate::graphql_http::admit(served, &mut request, &principal)
                 .map(|(_, root_keys)| root_keys),
             Err(err) => Err(err),

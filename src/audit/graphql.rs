@@ -12,7 +12,6 @@ use super::{
     store, ActorType, AuditEntityType, AuditEntrySnapshot, AuditEventType, AuditFilter,
     SignalFeedbackSnapshot,
 };
-use crate::app::AppState;
 use crate::audit::views::{AuditDecision, AuditView};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
@@ -20,6 +19,7 @@ use crate::ids::{self, NodeKind};
 use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::system::graphql::{current_request_id, in_request, record_id_from};
 
 /// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are

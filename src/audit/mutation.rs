@@ -10,10 +10,10 @@ use super::append::NewAuditEntry;
 use super::graphql::AuditEntry;
 use super::group::{Appended, Keyed};
 use super::{store, ActorType, AuditEntityType, AuditEventType};
-use crate::app::AppState;
 use crate::auth::{self, Permission};
 use crate::error::AppError;
-use crate::events::{self, Topic};
+use crate::events::Topic;
+use crate::state::AppState;
 
 /// One governance event. Each event type is about exactly one entity type, and carries the
 /// state snapshots its kind calls for: create, approve, reject, acknowledge, close, breach,
@@ -98,9 +98,13 @@ impl AuditMutation {
             }
             None => None,
         };
-        match state.audit_appends.append(&state.db, entry, keyed).await? {
+        let appends = ctx.data_unchecked::<std::sync::Arc<super::group::AppendQueue>>();
+        match appends.append(&state.db, entry, keyed).await? {
             Appended::New(snapshot) => {
-                events::publish(state, Topic::AuditEntries, &principal.tenant_id).await;
+                state
+                    .events
+                    .publish(Topic::AuditEntries, &principal.tenant_id)
+                    .await;
                 Ok(AuditEntry(*snapshot))
             }
             Appended::Replayed(id) => {

@@ -14,11 +14,11 @@ use super::{
     CostAnomalyType, CostBudgetType, CostDerivedCause, CostEntityType, CostPeriod, CostTotals,
     DayWindow, FeatureTagSnapshot, GroupTotals,
 };
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::AppError;
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, Date, DateTime};
+use crate::state::AppState;
 
 /// The longest range `series` answers, in days.
 const MAX_SERIES_DAYS: i64 = 366;

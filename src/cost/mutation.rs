@@ -13,11 +13,11 @@ use super::graphql::{CostAnomaly, CostBudget, FeatureTag};
 use super::rollup::NewCostRecord;
 use super::write::{self, BudgetUpsert, FeatureTagChanges, NewFeatureTag, RecordedCost};
 use super::{store, BudgetWithSpend, CostBudgetType, UNCLASSIFIED};
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Begun};
 use crate::scalars::{now, Date, DateTime};
+use crate::state::AppState;
 use crate::traces::mutation::{check_opt, check_text};
 
 /// Most records one `recordCost` call takes (they are written in one transaction).

@@ -22,8 +22,10 @@ use futures_util::{Stream, StreamExt};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 
-use crate::app::AppState;
+use sea_orm::DatabaseConnection;
+
 use crate::auth::TenantId;
+use crate::redis_link::RedisLink;
 
 /// How often a subscriber re-reads even without a notification: the longest a lost
 /// notification can delay delivery.
@@ -90,9 +92,11 @@ fn decode(text: &str) -> Option<Event> {
 }
 
 /// The per-process fan-out point: a broadcast channel fed by the publisher (in-process bus) or
-/// by the one listener task (Redis or PostgreSQL), and the process's subscription counts. Part
-/// of [`AppState`].
+/// by the one listener task (Redis or PostgreSQL). Part of `AppState`: it owns the handles it
+/// publishes and listens with.
 pub struct Hub {
+    db: DatabaseConnection,
+    redis: Option<Arc<RedisLink>>,
     local: broadcast::Sender<Event>,
     /// The runtime the listener runs on (the one that built the state, which lives as long as
     /// the server; HTTP workers come and go).
@@ -101,23 +105,22 @@ pub struct Hub {
     task: Mutex<Option<tokio::task::AbortHandle>>,
     /// Notifications received from the shared bus (for `/metrics`-style checks and tests).
     heard: Arc<AtomicU64>,
-    /// This process's counts of WebSocket connections and subscriptions (the caps of
-    /// `Config::subscriptions`).
-    pub admission: Arc<crate::subscriptions::admission::Admission>,
     /// Subscription reads running at once (see [`Hub::read_permit`]).
-    reads: OnceLock<Arc<Semaphore>>,
+    reads: Arc<Semaphore>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
+impl Hub {
+    /// The hub of a process whose database pool holds `pool_size` connections.
+    pub fn new(db: DatabaseConnection, redis: Option<Arc<RedisLink>>, pool_size: usize) -> Self {
         Hub {
+            db,
+            redis,
             local: broadcast::channel(LOCAL_CAPACITY).0,
             runtime: tokio::runtime::Handle::try_current().ok(),
             listener: OnceLock::new(),
             task: Mutex::new(None),
             heard: Arc::default(),
-            admission: Arc::default(),
-            reads: OnceLock::new(),
+            reads: Arc::new(Semaphore::new((pool_size / 2).max(1))),
         }
     }
 }
@@ -142,12 +145,8 @@ impl Hub {
     /// query future (about 11 KiB) while it queues for a pooled connection, and the herd takes
     /// every connection from HTTP requests. At most half the pool runs subscription reads; the
     /// rest wait here, holding only this future.
-    pub async fn read_permit(&self, state: &AppState) -> Option<OwnedSemaphorePermit> {
-        let reads = self.reads.get_or_init(|| {
-            let pool = state.config.database.max_connections as usize;
-            Arc::new(Semaphore::new((pool / 2).max(1)))
-        });
-        reads.clone().acquire_owned().await.ok()
+    pub async fn read_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.reads.clone().acquire_owned().await.ok()
     }
 
     fn dispatch(&self, event: Event) {
@@ -156,7 +155,7 @@ impl Hub {
     }
 
     /// Starts the process's listener once, on the first subscriber.
-    fn ensure_listener(&self, state: &AppState) {
+    fn ensure_listener(&self) {
         self.listener.get_or_init(|| {
             let Some(runtime) = &self.runtime else {
                 return;
@@ -165,11 +164,11 @@ impl Hub {
                 local: self.local.clone(),
                 heard: self.heard.clone(),
             };
-            let handle = if let Some(url) = state.config.redis_url.clone() {
-                let pattern = format!("{}:events:*", state.namespace);
-                runtime.spawn(listen_redis(url, pattern, sender))
-            } else if crate::db::is_postgres(&state.db) {
-                let pool = state.db.get_postgres_connection_pool().clone();
+            let handle = if let Some(redis) = &self.redis {
+                let pattern = redis.key(&["events", "*"]);
+                runtime.spawn(listen_redis(redis.client().clone(), pattern, sender))
+            } else if crate::db::is_postgres(&self.db) {
+                let pool = self.db.get_postgres_connection_pool().clone();
                 runtime.spawn(listen_postgres(pool, sender))
             } else {
                 return;
@@ -196,12 +195,11 @@ impl Forward {
 }
 
 /// Forwards Redis pub/sub messages to the local channel; reconnects with backoff.
-async fn listen_redis(url: String, pattern: String, sender: Forward) {
+async fn listen_redis(client: redis::Client, pattern: String, sender: Forward) {
     let prefix = pattern.trim_end_matches('*').to_owned();
     let mut backoff = Duration::from_millis(250);
     loop {
         let connected = async {
-            let client = redis::Client::open(url.as_str())?;
             let mut pubsub =
                 tokio::time::timeout(Duration::from_secs(3), client.get_async_pubsub())
                     .await
@@ -274,71 +272,73 @@ async fn listen_postgres(pool: sea_orm::sqlx::PgPool, sender: Forward) {
     }
 }
 
-/// Announces new rows for `tenant` on `topic`. Call after the writing transaction committed.
-/// Best effort: a lost notification only delays subscribers until their next tick. When the
-/// shared bus fails, this process's own subscribers are still woken.
-pub async fn publish(state: &AppState, topic: Topic, tenant: &TenantId) {
-    let payload = encode(topic, tenant.as_str());
-    let local = || {
-        state.events.dispatch(Event {
-            topic,
-            tenant: tenant.as_str().into(),
-        })
-    };
-    if let Some(redis) = &state.redis {
-        let channel = format!("{}:events:{payload}", state.namespace);
-        let sent = async {
-            let mut connection = redis.connection().await.map_err(|e| e.message())?;
-            redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg("")
-                .query_async::<i64>(&mut connection)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "publishing an event to Redis failed");
+impl Hub {
+    /// Announces new rows for `tenant` on `topic`. Call after the writing transaction committed.
+    /// Best effort: a lost notification only delays subscribers until their next tick. When the
+    /// shared bus fails, this process's own subscribers are still woken.
+    pub async fn publish(&self, topic: Topic, tenant: &TenantId) {
+        let payload = encode(topic, tenant.as_str());
+        let local = || {
+            self.dispatch(Event {
+                topic,
+                tenant: tenant.as_str().into(),
+            })
+        };
+        if let Some(redis) = &self.redis {
+            let channel = redis.key(&["events", &payload]);
+            let sent = async {
+                let mut connection = redis.connection().await.map_err(|e| e.message())?;
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg("")
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "publishing an event to Redis failed");
+                local();
+            }
+        } else if crate::db::is_postgres(&self.db) {
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [PG_CHANNEL.into(), payload.into()],
+            );
+            if let Err(e) = self.db.execute_raw(statement).await {
+                tracing::warn!(error = %e, "NOTIFY for an event failed");
+                local();
+            }
+        } else {
             local();
         }
-    } else if crate::db::is_postgres(&state.db) {
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [PG_CHANNEL.into(), payload.into()],
-        );
-        if let Err(e) = state.db.execute_raw(statement).await {
-            tracing::warn!(error = %e, "NOTIFY for an event failed");
-            local();
-        }
-    } else {
-        local();
     }
-}
 
-/// Wake-ups for `tenant` on `topic`: one item per notification (coalesced) and one per tick.
-pub fn wakeups(state: &AppState, topic: Topic, tenant: &TenantId) -> impl Stream<Item = ()> {
-    state.events.ensure_listener(state);
-    let mut receiver = state.events.local.subscribe();
-    let tenant: Arc<str> = tenant.as_str().into();
-    async_stream::stream! {
-        // A random phase, so subscriptions opened together do not all re-read at once.
-        let phase = TICK.mul_f64(rand::random::<f64>());
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                received = receiver.recv() => match received {
-                    Ok(event) if event.topic == topic && event.tenant == tenant => {
-                        // Coalesce whatever else is already queued.
-                        while receiver.try_recv().is_ok() {}
-                        yield ();
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => yield (),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tick.tick() => yield (),
+    /// Wake-ups for `tenant` on `topic`: one item per notification (coalesced) and one per tick.
+    pub fn wakeups(&self, topic: Topic, tenant: &TenantId) -> impl Stream<Item = ()> {
+        self.ensure_listener();
+        let mut receiver = self.local.subscribe();
+        let tenant: Arc<str> = tenant.as_str().into();
+        async_stream::stream! {
+            // A random phase, so subscriptions opened together do not all re-read at once.
+            let phase = TICK.mul_f64(rand::random::<f64>());
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    received = receiver.recv() => match received {
+                        Ok(event) if event.topic == topic && event.tenant == tenant => {
+                            // Coalesce whatever else is already queued.
+                            while receiver.try_recv().is_ok() {}
+                            yield ();
+                        }
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => yield (),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = tick.tick() => yield (),
+                }
             }
         }
     }

@@ -14,12 +14,12 @@ use super::{
     CaptureRequest, CaptureSource, CaptureStatus, CapturedRow, EnvironmentCapture, EvidenceClass,
     ExecutionContext, FailureReport, PolicyDecisionCapture, ProviderCapture, RecordedFailure,
 };
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Begun};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::integrity::{store as integrity_store, CaptureResolution, EvidenceArtifact};
+use crate::state::AppState;
 use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
 /// Rows of one class per call.

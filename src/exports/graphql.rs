@@ -12,7 +12,6 @@ use super::{
     store, ExportFilter, ExportFormat, ExportRowSnapshot, ExportScope, ExportStatus,
     LogExportSnapshot,
 };
-use crate::app::AppState;
 use crate::audit::ActorType;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
@@ -20,6 +19,7 @@ use crate::ids::{self, NodeKind};
 use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, DateTime};
+use crate::state::AppState;
 use crate::system::graphql::{current_request_id, in_request, record_id_from};
 
 /// One export of log data (AUDIT O5). The ledger of exports is append-only: each state of an

@@ -18,16 +18,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{manifest, store, ExportStatus};
-use crate::app::AppState;
-use crate::auth::{digest_key, Role, TenantId};
+use crate::auth::{self, Permission, TenantId};
+use crate::error::{AppError, REQUEST_ID};
+use crate::state::AppState;
 
 const CHUNK: usize = 64 * 1024;
 
-/// Registers the routes (called from `app::start`).
+/// Registers the routes (handed to `app::serve` by `crate::server`).
 pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     cfg.service(
         web::scope("/exports")
@@ -44,53 +44,29 @@ enum Which {
     Ledger,
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({
-        "errors": [{ "message": message, "extensions": { "code": code } }]
-    }))
+/// The one error body of plain HTTP routes (`AppError::respond`), with the request id.
+fn error(status: StatusCode, err: AppError) -> HttpResponse {
+    let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+    err.respond(status, &request_id)
 }
 
 fn not_found() -> HttpResponse {
-    error(StatusCode::NOT_FOUND, "NOT_FOUND", "export not found")
+    error(StatusCode::NOT_FOUND, AppError::NotFound("export"))
 }
 
-/// The caller's tenant, or the error response.
+fn internal(e: AppError) -> HttpResponse {
+    error(e.http_status(), e)
+}
+
+/// The caller's tenant (a key that may read), or the error response.
 async fn tenant_of(req: &HttpRequest, state: &AppState) -> Result<TenantId, HttpResponse> {
-    let unauthenticated = || {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "a valid `Authorization: Bearer <api key>` header is required",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        r
-    };
-    let raw = req
+    let header = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(unauthenticated)?;
-    let principal = crate::tenants::store::find_active_key(&state.db, &digest_key(&raw))
+        .map(|v| v.to_str().unwrap_or_default());
+    let principal = auth::authenticate(&state.keys, header, Permission::Read)
         .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.message()))?
-        .ok_or_else(unauthenticated)?;
-    if !matches!(principal.role, Role::Viewer | Role::Operator | Role::Admin) {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "this key's role may not read exports",
-        ));
-    }
+        .map_err(internal)?;
     Ok(principal.tenant_id)
 }
 
@@ -109,14 +85,6 @@ async fn locate(
     which: Which,
 ) -> Result<Served, HttpResponse> {
     let tenant = tenant_of(req, state).await?;
-    let internal = |e: crate::error::AppError| {
-        tracing::error!(error = ?e, "serving an export failed");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "internal error",
-        )
-    };
     let export = store::get(&state.db, &tenant, export_id)
         .await
         .map_err(internal)?
@@ -125,11 +93,10 @@ async fn locate(
     if latest.status != ExportStatus::Completed {
         return Err(error(
             StatusCode::CONFLICT,
-            "UNAVAILABLE",
-            &format!(
+            AppError::Unavailable(format!(
                 "export {export_id} has no artefact yet (status {}); follow exportProgress",
                 latest.status.as_str()
-            ),
+            )),
         ));
     }
     let job = super::jobs::get(&state.db, &tenant, export_id)
@@ -168,14 +135,14 @@ async fn locate(
             // The ledger file's digest is in the manifest, whose own digest is on the row.
             let bytes = tokio::fs::read(manifest::manifest_path(&artefact))
                 .await
-                .map_err(|e| internal(crate::error::AppError::internal(e.to_string())))?;
-            let parsed: manifest::Manifest = serde_json::from_slice(&bytes)
-                .map_err(|e| internal(crate::error::AppError::internal(e.to_string())))?;
+                .map_err(|e| internal(AppError::internal(e)))?;
+            let parsed: manifest::Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| internal(AppError::internal(e)))?;
             let Some(ledger) = parsed.ledger else {
+                // Only AUDIT exports have one.
                 return Err(error(
                     StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    &format!("export {export_id} has no ledger file (only AUDIT exports do)"),
+                    AppError::NotFound("ledger file of this export"),
                 ));
             };
             let path = manifest::ledger_path(&artefact);
@@ -203,10 +170,15 @@ async fn export_file(
         "ledger" => Which::Ledger,
         _ => return not_found(),
     };
-    match locate(&req, &state, &id, which).await {
-        Ok(served) => serve(&req, served).await,
-        Err(response) => response,
-    }
+    let request_id = crate::request::request_id_of(&req);
+    REQUEST_ID
+        .scope(request_id, async {
+            match locate(&req, &state, &id, which).await {
+                Ok(served) => serve(&req, served).await,
+                Err(response) => response,
+            }
+        })
+        .await
 }
 
 /// A parsed `Range` header against a file of `size` bytes.
@@ -265,20 +237,13 @@ async fn serve(req: &HttpRequest, served: Served) -> HttpResponse {
             tracing::error!(path = %served.path.display(), error = %e, "export file missing");
             return error(
                 StatusCode::GONE,
-                "NOT_FOUND",
-                "the export's file is no longer stored",
+                AppError::NotFound("the export's stored file"),
             );
         }
     };
     let size = match file.metadata().await {
         Ok(m) => m.len(),
-        Err(_) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-                "internal error",
-            )
-        }
+        Err(e) => return internal(AppError::internal(e)),
     };
     let etag = format!("\"{}\"", served.sha256);
     let digest = hex::decode(&served.sha256)
@@ -316,17 +281,21 @@ async fn serve(req: &HttpRequest, served: Served) -> HttpResponse {
         RangeRequest::Whole => (StatusCode::OK, 0, size),
         RangeRequest::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
         RangeRequest::Unsatisfiable => {
-            return base(StatusCode::RANGE_NOT_SATISFIABLE)
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
-                .json(json!({ "errors": [{ "message": "the requested range is not satisfiable", "extensions": { "code": "BAD_USER_INPUT" } }] }));
+            let refused = AppError::bad_input("range", "the requested range is not satisfiable");
+            let mut response = error(StatusCode::RANGE_NOT_SATISFIABLE, refused);
+            for (name, value) in base(StatusCode::RANGE_NOT_SATISFIABLE).finish().headers() {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+            if let Ok(value) = header::HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
         }
     };
-    if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "internal error",
-        );
+    if start > 0 {
+        if let Err(e) = file.seek(SeekFrom::Start(start)).await {
+            return internal(AppError::internal(e));
+        }
     }
     let mut response = base(status);
     response.content_type(served.content_type).no_chunking(len);

@@ -12,7 +12,10 @@ pub mod jobs;
 pub mod ledger_file;
 pub mod manifest;
 pub mod mutation;
-pub mod settings;
+pub mod settings {
+    //! Export settings live with the rest of the configuration (`crate::config`).
+    pub use crate::config::{ExportSettings, RetryPolicy, RetryStrategy};
+}
 pub mod status;
 pub mod store;
 pub mod subscription;

@@ -9,15 +9,15 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use super::graphql::LogExport;
 use super::jobs::{self, ExportRequest, ExportSubject, NewExport};
 use super::{store, ExportFormat, ExportScope};
-use crate::app::AppState;
 use crate::audit::graphql::AuditEntryFilter;
 use crate::audit::ActorType;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, Topic};
+use crate::events::Topic;
 use crate::idempotency::{self, Begun};
 use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::system::graphql::SystemRecordFilter;
 use crate::traces::graphql::TraceFilter;
 
@@ -287,7 +287,7 @@ impl ExportMutation {
                         .ok_or_else(|| AppError::internal("created export not found"))?;
                     write.commit(&export_id).await?;
                     super::worker::wake();
-                    events::publish(state, Topic::ExportProgress, tenant).await;
+                    state.events.publish(Topic::ExportProgress, tenant).await;
                     export
                 }
             };

@@ -86,7 +86,7 @@ impl ExportJob {
         &self,
         ctx: &async_graphql::Context<'_>,
     ) -> async_graphql::Result<Vec<ExportJobEvent>> {
-        let state = ctx.data_unchecked::<crate::app::AppState>();
+        let state = ctx.data_unchecked::<crate::state::AppState>();
         let tenant = crate::auth::TenantId::trusted(self.0.tenant_id.clone());
         Ok(super::jobs::events(&state.db, &tenant, &self.0.export_id)
             .await?

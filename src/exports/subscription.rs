@@ -8,11 +8,11 @@ use futures_util::{Stream, StreamExt};
 
 use super::graphql::LogExport;
 use super::{jobs, store, ExportStatus};
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::events::{wakeups, Topic};
+use crate::events::Topic;
 use crate::ids::NodeKind;
+use crate::state::AppState;
 use crate::system::graphql::record_id_from;
 
 /// What a subscriber has already been sent.
@@ -65,7 +65,7 @@ impl ExportSubscription {
         let (first, seen, terminal) = load(&state, &tenant, &export_id)
             .await?
             .ok_or(AppError::NotFound("LogExport"))?;
-        let ticks = wakeups(&state, Topic::ExportProgress, &tenant).boxed();
+        let ticks = state.events.wakeups(Topic::ExportProgress, &tenant).boxed();
         let start = (Some(first), seen, terminal, ticks);
         Ok(futures_util::stream::unfold(
             start,

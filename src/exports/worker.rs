@@ -36,13 +36,14 @@ use super::formats::json::JsonCells;
 use super::formats::{Encoder, ExportRow, FileDigest, HashingWriter};
 use super::jobs::{self, Claimed, Completion, ExportSubject, JobSnapshot, JobStage, Progress};
 use super::manifest::{self, ColumnSet, Manifest};
-use crate::app::AppState;
 use crate::audit::append::{append_entry, NewAuditEntry};
 use crate::audit::{ActorType, AuditEntityType, AuditEventType, AuditFilter};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::events::{publish, Topic};
+use crate::events::Topic;
+use crate::ledger::signing::LedgerKey;
 use crate::pagination::Position;
+use crate::state::AppState;
 use crate::system::{SystemFilter, SystemRecordScope};
 
 static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -53,14 +54,16 @@ pub fn wake() {
 }
 
 /// Starts the worker of this process, unless disabled in the settings.
-pub fn spawn(state: AppState) -> Option<tokio::task::AbortHandle> {
+/// Starts this process's export worker (none when `Config::exports.worker` is off); it signs
+/// audit-export ledger files with `ledger_key`.
+pub fn spawn(state: AppState, ledger_key: LedgerKey) -> Option<tokio::task::AbortHandle> {
     if !state.config.exports.worker {
         return None;
     }
-    Some(tokio::spawn(run(state)).abort_handle())
+    Some(tokio::spawn(run(state, ledger_key)).abort_handle())
 }
 
-async fn run(state: AppState) {
+async fn run(state: AppState, ledger_key: LedgerKey) {
     let worker = format!(
         "worker-{}-{}",
         std::process::id(),
@@ -94,7 +97,7 @@ async fn run(state: AppState) {
         let woken = WAKE.notified();
         match jobs::claim(&db, &worker, lease).await {
             Ok(Some(Claimed::Job(job))) => {
-                run_attempt(&state, &db, &worker, *job).await;
+                run_attempt(&state, &ledger_key, &db, &worker, *job).await;
                 continue;
             }
             Ok(Some(Claimed::Exhausted)) => continue,
@@ -140,14 +143,21 @@ fn describe(e: &AppError) -> String {
 }
 
 /// One attempt: produce, then complete or record the failure.
-async fn run_attempt(state: &AppState, db: &DatabaseConnection, worker: &str, job: JobSnapshot) {
+async fn run_attempt(
+    state: &AppState,
+    ledger_key: &LedgerKey,
+    db: &DatabaseConnection,
+    worker: &str,
+    job: JobSnapshot,
+) {
     // Dropped last: after the failure is recorded, or when this future is dropped mid-way.
     let _parts = PartFiles::of(&state.config.exports.dir, &job);
     let tenant = TenantId::trusted(job.tenant_id.clone());
-    publish(state, Topic::ExportProgress, &tenant).await;
+    state.events.publish(Topic::ExportProgress, &tenant).await;
     let started = Instant::now();
     let mut attempt = Attempt {
         state,
+        ledger_key,
         db,
         worker,
         job: &job,
@@ -172,7 +182,7 @@ async fn run_attempt(state: &AppState, db: &DatabaseConnection, worker: &str, jo
             }
         }
     }
-    publish(state, Topic::ExportProgress, &tenant).await;
+    state.events.publish(Topic::ExportProgress, &tenant).await;
 }
 
 /// What an attempt produced before it is recorded.
@@ -187,6 +197,7 @@ struct Produced {
 
 struct Attempt<'a> {
     state: &'a AppState,
+    ledger_key: &'a LedgerKey,
     db: &'a DatabaseConnection,
     worker: &'a str,
     job: &'a JobSnapshot,
@@ -255,7 +266,10 @@ impl Attempt<'_> {
             Ok(()) => {}
             Err(jobs::LeaseLost) => return Err(Stop::LeaseLost),
         }
-        publish(self.state, Topic::ExportProgress, &self.tenant).await;
+        self.state
+            .events
+            .publish(Topic::ExportProgress, &self.tenant)
+            .await;
         Ok(())
     }
 
@@ -752,7 +766,7 @@ impl Attempt<'_> {
         let ledger = if job.scope == super::ExportScope::Audit {
             super::ledger_file::write(
                 self.db,
-                &self.state.ledger_key,
+                self.ledger_key,
                 &self.tenant,
                 &done.path,
                 job.attempt,

@@ -10,10 +10,10 @@ use super::{
     store, CaptureResolution, EvidenceArtifact, GradedFailure, IntegrityGrade, IntegrityReport,
     IntegrityState, LegacyIntegrityStatus, SealedIntegrity,
 };
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::AppError;
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::traces::graphql::LoadError;
 
 /// Integrity reports by run id (every key gets one; the caller knows the runs exist).

@@ -6,11 +6,11 @@ use async_graphql::{Context, Enum, Object, ID};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
+use super::signing::LedgerKey;
 use super::verify::{self, BadEntry, FailureReason, VerificationReport};
 use super::{
     store, CheckpointSnapshot, ConsistencyProofSnapshot, HeadSnapshot, InclusionProofSnapshot,
 };
-use crate::app::AppState;
 use crate::audit::graphql::AuditEntry;
 use crate::audit::store as audit_store;
 use crate::auth::{self, Permission, TenantId};
@@ -18,6 +18,7 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, DateTime};
+use crate::state::AppState;
 use crate::system::graphql::record_id_from;
 
 /// Signature algorithms of ledger checkpoints.
@@ -34,6 +35,11 @@ fn big(n: u64) -> BigInt {
 
 fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+/// The process's checkpoint signing key (schema data, installed by `crate::server`).
+fn signing_key<'a>(ctx: &Context<'a>) -> &'a LedgerKey {
+    ctx.data_unchecked::<LedgerKey>()
 }
 
 async fn entry(ctx: &Context<'_>, tenant: &TenantId, record_id: &str) -> AppResult<AuditEntry> {
@@ -143,7 +149,7 @@ impl LedgerHead {
         }
         let s = state(ctx);
         let tenant = TenantId::trusted(self.0.tenant_id.clone());
-        let c = store::checkpoint(&s.db, &s.ledger_key, &tenant, self.0.tree_size).await?;
+        let c = store::checkpoint(&s.db, signing_key(ctx), &tenant, self.0.tree_size).await?;
         Ok(Some(SignedCheckpoint(c)))
     }
 }
@@ -181,7 +187,8 @@ impl InclusionProof {
     /// A signed checkpoint of `treeSize`, so the root can be trusted.
     async fn checkpoint(&self, ctx: &Context<'_>) -> async_graphql::Result<SignedCheckpoint> {
         let s = state(ctx);
-        let c = store::checkpoint(&s.db, &s.ledger_key, &self.tenant, self.proof.tree_size).await?;
+        let c =
+            store::checkpoint(&s.db, signing_key(ctx), &self.tenant, self.proof.tree_size).await?;
         Ok(SignedCheckpoint(c))
     }
 }
@@ -304,7 +311,7 @@ impl Ledger {
     /// The key checkpoints are signed with.
     async fn public_key(&self, ctx: &Context<'_>) -> LedgerPublicKey {
         LedgerPublicKey {
-            bytes: state(ctx).ledger_key.public_key(),
+            bytes: signing_key(ctx).public_key(),
         }
     }
 
@@ -323,7 +330,7 @@ impl Ledger {
         let head = store::tree_size(&s.db, &self.tenant).await?;
         let size = size_arg("treeSize", tree_size, head)?;
         Ok(SignedCheckpoint(
-            store::checkpoint(&s.db, &s.ledger_key, &self.tenant, size).await?,
+            store::checkpoint(&s.db, signing_key(ctx), &self.tenant, size).await?,
         ))
     }
 

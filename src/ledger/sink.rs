@@ -28,33 +28,7 @@ use super::store::statement;
 use super::CheckpointSnapshot;
 use crate::error::{AppError, AppResult};
 
-/// Where checkpoints go besides the database.
-#[derive(Debug, Clone)]
-pub struct SinkSettings {
-    /// `--ledger-checkpoint-dir`: `<dir>/<tenant>/<tree size, 20 digits>-<key prefix>.json`.
-    pub dir: Option<PathBuf>,
-    /// `--ledger-checkpoint-url`: each checkpoint POSTed as JSON.
-    pub url: Option<String>,
-    /// How often a publisher looks for checkpoints issued by other processes (it is also woken
-    /// at once when this process issues one).
-    pub poll_interval: Duration,
-}
-
-impl Default for SinkSettings {
-    fn default() -> Self {
-        SinkSettings {
-            dir: None,
-            url: None,
-            poll_interval: Duration::from_secs(5),
-        }
-    }
-}
-
-impl SinkSettings {
-    pub fn is_empty(&self) -> bool {
-        self.dir.is_none() && self.url.is_none()
-    }
-}
+pub use crate::config::SinkSettings;
 
 /// A checkpoint may commit (or another process's clock may run) this much behind one already
 /// seen; each pass re-reads this window so such late rows are not skipped.

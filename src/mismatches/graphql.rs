@@ -11,12 +11,12 @@ use sea_orm::DatabaseConnection;
 
 use super::store::{self, MAX_MISMATCH_PAGE};
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{Page, PageInfo, PageRequest};
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::traces::graphql::{LoadError, Trace, TraceByTraceIdLoader, TraceLoaders};
 
 /// The tenant's mismatches per trace id, newest first.

@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use super::graphql::{MismatchLoaders, TraceMismatch};
 use super::write::{self, MissingTrace, NewMismatch, MAX_BULK_REPORTS};
 use super::MismatchSnapshot;
-use crate::app::AppState;
 use crate::auth::{self, Permission, Principal, Role};
 use crate::error::{AppError, AppResult};
 use crate::idempotency::{self, Begun};
 use crate::ids::{self, NodeKind};
+use crate::state::AppState;
 
 /// One replay mismatch to report against one of the tenant's traces.
 #[derive(Debug, Clone, InputObject, Serialize)]

@@ -7,10 +7,10 @@ use async_graphql::{Context, Object, SimpleObject};
 use sea_orm::DatabaseConnection;
 
 use super::{store, InflectionSource, ReplayEvent, ReplayEventSource, ReplayWindowSnapshot};
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::AppError;
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::traces::graphql::LoadError;
 
 /// Replay windows of the tenant's runs, by run id (runs without a record are absent).

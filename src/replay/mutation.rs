@@ -6,10 +6,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::enforce::{self, Enforcement, ReplayOutcome, StepReplay};
-use crate::app::AppState;
 use crate::auth::{self, Role};
 use crate::error::AppError;
 use crate::idempotency::{self, Begun};
+use crate::state::AppState;
 use crate::traces::ReplayBehavior;
 
 /// One replayed step and the output it produced this time.

@@ -3,7 +3,6 @@
 use async_graphql::{Context, InputObject, Object, ID};
 
 use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
-use crate::app::AppState;
 use crate::audit::graphql::AuditEntry;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
@@ -14,6 +13,7 @@ use crate::mismatches::graphql::TraceMismatch;
 use crate::pagination::{canonical, PageRequest};
 use crate::replay::graphql::ReplayWindow;
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::system::graphql::SystemRecord;
 use crate::traces::graphql::Trace;
 

@@ -8,7 +8,6 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
-use crate::app::AppState;
 use crate::audit::graphql::GovernanceEventsByRun;
 use crate::auth::{self, Permission};
 use crate::error::AppResult;
@@ -16,6 +15,7 @@ use crate::exports::graphql::ExportsByRun;
 use crate::integrity::graphql::IntegrityLoader;
 use crate::mismatches::graphql::{MismatchLoaders, MismatchesByRunLoader};
 use crate::replay::graphql::ReplayWindowLoader;
+use crate::state::AppState;
 use crate::system::graphql::SystemRecordsByRun;
 use crate::traces::graphql::{TraceByRunLoader, TraceLoaders};
 

@@ -5,12 +5,12 @@ use async_graphql::{Context, InputObject, Object};
 use super::graphql::LlmRun;
 use super::write::{self, NewLlmRun};
 use super::{store, ExecutionStatus, RunSource};
-use crate::app::AppState;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, Topic};
+use crate::events::Topic;
 use crate::idempotency::{self, Begun};
 use crate::scalars::DateTime;
+use crate::state::AppState;
 use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
 /// One LLM run's execution record. Written once per run; immutable.
@@ -144,7 +144,7 @@ impl RunMutation {
         let run = write::record_run(write.txn(), tenant, new).await?;
         write.commit(&run.id).await?;
         // Committed: from here on nothing may turn the answer into an error.
-        events::publish(state, Topic::LlmRuns, tenant).await;
+        state.events.publish(Topic::LlmRuns, tenant).await;
         Ok(LlmRun(run))
     }
 }

@@ -12,34 +12,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-/// The caps (`Config::subscriptions`); 0 means no cap.
-#[derive(Debug, Clone)]
-pub struct SocketLimits {
-    /// How long a socket may stay open without sending `connection_init` (closed with 4408).
-    pub init_timeout: Duration,
-    /// WebSocket connections this process holds open at once.
-    pub max_connections: usize,
-    /// WebSocket connections of one API key in this process.
-    pub max_connections_per_key: usize,
-    /// Active subscriptions on one connection.
-    pub max_subscriptions_per_connection: usize,
-    /// Active subscriptions of one API key in this process, over all its connections.
-    pub max_subscriptions_per_key: usize,
-}
-
-impl Default for SocketLimits {
-    fn default() -> Self {
-        SocketLimits {
-            init_timeout: Duration::from_secs(10),
-            max_connections: 1024,
-            max_connections_per_key: 32,
-            max_subscriptions_per_connection: 32,
-            max_subscriptions_per_key: 128,
-        }
-    }
-}
+pub use crate::config::SocketLimits;
 
 /// Which cap refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +77,7 @@ impl Counts {
     }
 }
 
-/// This process's counts (part of `events::Hub`). Keys are API-key digests
+/// This process's counts (part of `app::Served`). Keys are API-key digests
 /// (`RequestAuth::bucket`), known before the key is looked up.
 #[derive(Default)]
 pub struct Admission {

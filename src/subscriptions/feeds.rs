@@ -10,12 +10,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::tail::Feed;
-use crate::app::AppState;
 use crate::audit::{self, AuditEntrySnapshot, AuditFilter};
 use crate::auth::TenantId;
 use crate::error::AppResult;
 use crate::pagination::{Page, PageArgs, PageRequest};
 use crate::runs::{self, LlmRunSnapshot, RunFilter};
+use crate::state::AppState;
 use crate::system::{self, SystemFilter, SystemRecordSnapshot};
 use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
 use crate::traces::StepSnapshot;

@@ -11,12 +11,12 @@ use async_graphql::{Context, SimpleObject, Subscription};
 use futures_util::{Stream, StreamExt};
 
 use self::feeds::{AuditFeed, RunFeed, StepFeed, SystemFeed};
-use crate::app::AppState;
 use crate::audit::graphql::{AuditEntry, AuditEntryFilter};
 use crate::auth::{self, Permission};
 use crate::error::AppError;
 use crate::events::Topic;
 use crate::runs::graphql::{LlmRun, LlmRunFilter};
+use crate::state::AppState;
 use crate::system::graphql::{SystemRecord, SystemRecordFilter};
 use crate::traces::graphql::TraceStep;
 

@@ -14,10 +14,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use crate::app::AppState;
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::events::{self, Topic};
+use crate::events::Topic;
+use crate::state::AppState;
 
 /// How far behind the clock the tail of a time-ordered feed stays.
 pub const SETTLE: Duration = Duration::from_millis(1000);
@@ -57,9 +57,9 @@ pub async fn start<F: Feed>(
     after: Option<String>,
 ) -> AppResult<impl Stream<Item = (String, F::Row)> + Send + 'static> {
     // Listen before reading, so nothing committed in between waits for a tick.
-    let wake = Box::pin(events::wakeups(&state, topic, tenant));
+    let wake = Box::pin(state.events.wakeups(topic, tenant));
     let position = {
-        let _permit = state.events.read_permit(&state).await;
+        let _permit = state.events.read_permit().await;
         match after {
             Some(cursor) => {
                 feed.after(&state, Some(&cursor), 1).await?;
@@ -82,7 +82,7 @@ fn tail<F: Feed>(
             // Read until caught up, or until the next row is too young to deliver.
             let mut held: Option<Duration> = None;
             loop {
-                let permit = state.events.read_permit(&state).await;
+                let permit = state.events.read_permit().await;
                 let read = feed.after(&state, position.as_deref(), BATCH).await;
                 drop(permit);
                 let rows = match read {
@@ -111,7 +111,7 @@ fn tail<F: Feed>(
             let woke = match held {
                 Some(wait) => tokio::select! {
                     woke = wake.next() => woke.is_some(),
-                    _ = tokio::time::sleep(wait.min(events::TICK)) => true,
+                    _ = tokio::time::sleep(wait.min(crate::events::TICK)) => true,
                 },
                 None => wake.next().await.is_some(),
             };

@@ -11,12 +11,12 @@ use super::{
     store, SystemComponent, SystemEventType, SystemFilter, SystemRecordCause, SystemRecordScope,
     SystemRecordSeverity, SystemRecordSnapshot,
 };
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{canonical, PageRequest};
 use crate::scalars::DateTime;
+use crate::state::AppState;
 
 /// An immutable infrastructure or trust event: a worker restart, a deploy, a migration, an auth
 /// change (topic SYSTEM_LOGS). Records without a tenant are system-wide and shown to every
@@ -220,23 +220,4 @@ impl Loader<String> for SystemRecordsByRun {
     }
 }
 
-/// The id of the HTTP request being served, captured when a loader is made: loaders run their
-/// batches on spawned tasks, where the request's task-local id is not set.
-pub(crate) fn current_request_id() -> Option<String> {
-    crate::error::REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// Runs `work` with the request id restored, so an `INTERNAL` error names the right request.
-pub(crate) async fn in_request<T>(
-    request_id: Option<String>,
-    work: impl std::future::Future<Output = AppResult<T>>,
-) -> Result<T, async_graphql::Error> {
-    match request_id {
-        Some(id) => {
-            crate::error::REQUEST_ID
-                .scope(id, async { work.await.map_err(Into::into) })
-                .await
-        }
-        None => work.await.map_err(Into::into),
-    }
-}
+pub(crate) use crate::request::{current_request_id, in_request};

@@ -8,11 +8,11 @@ use serde_json::Value;
 use super::graphql::SystemRecord;
 use super::write::{self, NewSystemRecord};
 use super::{store, SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity};
-use crate::app::AppState;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, Topic};
+use crate::events::Topic;
 use crate::idempotency::{self, Begun};
+use crate::state::AppState;
 use crate::traces::mutation::{check_opt, check_text};
 
 /// An infrastructure or trust event of the key's tenant.
@@ -82,7 +82,7 @@ impl SystemMutation {
             };
         let record = write::record_system_record(write.txn(), tenant, new).await?;
         write.commit(&record.id).await?;
-        events::publish(state, Topic::SystemRecords, tenant).await;
+        state.events.publish(Topic::SystemRecords, tenant).await;
         Ok(SystemRecord(record))
     }
 }

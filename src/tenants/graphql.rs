@@ -2,9 +2,9 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 
-use crate::app::AppState;
 use crate::auth::{self, Role};
 use crate::error::AppError;
+use crate::state::AppState;
 
 use super::store;
 

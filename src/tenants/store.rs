@@ -1,10 +1,10 @@
-//! SQL for tenants and API keys.
+//! SQL for tenants (API keys belong to `crate::auth::keys`).
 
-use entity::{api_keys, tenants};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use entity::tenants;
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 
 use super::TenantSnapshot;
-use crate::auth::{digest_key, generate_key, Principal, Role, TenantId};
+use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::scalars::now;
 
@@ -57,48 +57,4 @@ pub async fn ensure_tenant(
     find_tenant(db, &tenant)
         .await?
         .ok_or(AppError::NotFound("tenant"))
-}
-
-/// Stores a new key for the tenant and returns the raw key (shown once, never stored).
-pub async fn create_key(
-    db: &impl ConnectionTrait,
-    tenant: &TenantId,
-    role: Role,
-    label: Option<&str>,
-) -> AppResult<String> {
-    let raw = generate_key();
-    let model = api_keys::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        tenant_id: Set(tenant.as_str().to_owned()),
-        key_sha256: Set(digest_key(&raw)),
-        role: Set(role.as_str().to_owned()),
-        label: Set(label.map(str::to_owned)),
-        created_at: Set(now()),
-        revoked_at: Set(None),
-    };
-    api_keys::Entity::insert(model)
-        .exec_without_returning(db)
-        .await?;
-    Ok(raw)
-}
-
-/// The principal of an unrevoked key with this sha256 digest.
-pub async fn find_active_key(
-    db: &impl ConnectionTrait,
-    digest: &str,
-) -> AppResult<Option<Principal>> {
-    let key = api_keys::Entity::find()
-        .filter(api_keys::Column::KeySha256.eq(digest))
-        .filter(api_keys::Column::RevokedAt.is_null())
-        .one(db)
-        .await?;
-    let Some(key) = key else { return Ok(None) };
-    let role = Role::parse(&key.role).ok_or_else(|| {
-        AppError::internal(format!("api key {} has unknown role {}", key.id, key.role))
-    })?;
-    Ok(Some(Principal {
-        tenant_id: TenantId::trusted(key.tenant_id),
-        role,
-        key_id: key.id,
-    }))
 }

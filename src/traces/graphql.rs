@@ -15,12 +15,12 @@ use super::{
     ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource, TraceListFilter,
     TraceSnapshot, TraceStatus, TraceSummary, Violation,
 };
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{Direction, ListProbe, PageArgs, PageRequest, Position};
 use crate::scalars::{BigInt, DateTime};
+use crate::state::AppState;
 
 /// A loader failure, shared by every caller of one batch (DataLoader errors must be `Clone`).
 /// Converted back into an [`AppError`] where the resolver awaits it, so `INTERNAL` errors carry

@@ -9,12 +9,12 @@ use serde_json::{json, Value};
 use super::graphql::{Trace, TraceLoaders, TraceStep};
 use super::write::{self, Finish, NewStep, NewTrace, StepsRecorded, MAX_STEPS_PER_BATCH};
 use super::{store, ReplayBehavior, ReplayMode, StepSource, TraceStatus};
-use crate::app::AppState;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::events::{self, Topic};
+use crate::events::Topic;
 use crate::idempotency::{self, Begun};
 use crate::scalars::{BigInt, DateTime};
+use crate::state::AppState;
 
 /// Checks an identifier used as a key (`traceId`, `runId`): 1..=`max` characters of
 /// `A-Z a-z 0-9 . _ : -`.
@@ -449,7 +449,7 @@ impl TraceMutation {
         let recorded = write::record_steps(write.txn(), tenant, &trace_id, steps).await?;
         write.commit(&recorded).await?;
         if !recorded.inserted.is_empty() {
-            events::publish(state, Topic::TraceSteps, tenant).await;
+            state.events.publish(Topic::TraceSteps, tenant).await;
         }
         Ok(RecordStepsResult {
             recorded,

@@ -534,7 +534,7 @@ async fn concurrent_writers_keep_one_chain(backend: Backend) {
                 if w == 0 {
                     gql_append(&app, &key, w, i).await;
                 } else {
-                    app.state
+                    app.services
                         .audit_appends
                         .append(app.db(), direct_entry("acme", w, i), None)
                         .await

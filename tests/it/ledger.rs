@@ -756,7 +756,7 @@ async fn rewrite_history(
     let real_key = logbook::ledger::signing::LedgerKey::load(app.db(), None)
         .await
         .expect("the key kept in the database");
-    assert_eq!(real_key.public_key(), app.state.ledger_key.public_key());
+    assert_eq!(real_key.public_key(), app.services.ledger_key.public_key());
     let tenant = logbook::auth::TenantId::trusted(tenant);
     let size = chain.hashes.len() as u64;
     logbook::ledger::store::catch_up(app.db(), &tenant, size)
@@ -1355,7 +1355,7 @@ async fn signing_key_custody(backend: Backend) {
     })
     .await;
     assert_eq!(
-        app.state.ledger_key.source(),
+        app.services.ledger_key.source(),
         logbook::ledger::signing::KeySource::File
     );
     let key = app.key("acme", Role::Viewer).await;
@@ -1461,7 +1461,7 @@ async fn signing_key_custody(backend: Backend) {
         );
         let mut config = logbook::config::Config::new(url.clone(), None);
         config.ledger_signing_key_file = Some(loose.clone());
-        let refused = logbook::app::AppState::connect(config)
+        let refused = logbook::server::Services::connect(config)
             .await
             .map(|_| ())
             .expect_err("refused in process too");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use logbook::auth::{Role, TenantId};
-use logbook::events::{self, Topic};
+use logbook::events::Topic;
 use logbook::scalars::now;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -241,7 +241,10 @@ fn tail_order(runs: &[logbook::runs::LlmRunSnapshot]) -> Vec<String> {
 }
 
 async fn publish_runs(app: &TestApp, tenant: &str) {
-    events::publish(&app.state, Topic::LlmRuns, &TenantId::trusted(tenant)).await;
+    app.state
+        .events
+        .publish(Topic::LlmRuns, &TenantId::trusted(tenant))
+        .await;
 }
 
 async fn runs_arrive_in_order_exactly_once(backend: Backend) {
@@ -465,7 +468,10 @@ async fn system_records_and_steps_arrive(backend: Backend) {
             .collect(),
     )
     .await;
-    events::publish(&app.state, Topic::TraceSteps, &TenantId::trusted("acme")).await;
+    app.state
+        .events
+        .publish(Topic::TraceSteps, &TenantId::trusted("acme"))
+        .await;
 
     let mut sys = Vec::new();
     let mut steps = Vec::new();
@@ -575,7 +581,7 @@ async fn init_authenticates_and_times_out(backend: Backend) {
     })
     .await;
     let viewer = app.key("acme", Role::Viewer).await;
-    let admission = app.state.events.admission.clone();
+    let admission = app.server.sockets.clone();
 
     // A `subscribe` before `connection_init` closes the socket (4401) without being executed:
     // an invalid query would otherwise be answered with a validation error.
@@ -629,7 +635,7 @@ async fn caps_refuse_and_release(backend: Backend) {
     .await;
     let key = app.key("acme", Role::Viewer).await;
     let digest = logbook::auth::digest_key(&key);
-    let admission = app.state.events.admission.clone();
+    let admission = app.server.sockets.clone();
     let usage = || admission.usage(&digest);
 
     // Per connection: the third subscription is refused with an `error` for its id, and the
@@ -724,7 +730,7 @@ async fn serves_after_many_connects_and_disconnects(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let key = app.key("acme", Role::Viewer).await;
     let digest = logbook::auth::digest_key(&key);
-    let admission = app.state.events.admission.clone();
+    let admission = app.server.sockets.clone();
     for round in 0..6 {
         let sockets = (0..25).map(|n| {
             let (app, key) = (&app, key.clone());

@@ -8,9 +8,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use logbook::app::{self, AppState, RunningServer};
 use logbook::auth::{Role, TenantId};
 use logbook::config::Config;
+use logbook::server::{self, RunningServer, Services};
+use logbook::state::AppState;
 use logbook::tenants::store as tenant_store;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{json, Value};
@@ -239,6 +240,8 @@ pub async fn empty_database_url(backend: Backend) -> String {
 /// A server on port 0 over a fresh database.
 pub struct TestApp {
     pub state: AppState,
+    /// The state plus the domains' process components (ledger key, audit append queue).
+    pub services: Services,
     pub server: RunningServer,
     pub base: String,
     pub http: reqwest::Client,
@@ -278,13 +281,14 @@ impl TestApp {
         config.workers = 2;
         config.database.max_connections = 8;
         adjust(&mut config);
-        let state = AppState::connect(config)
+        let services = Services::connect(config)
             .await
             .expect("connect and migrate");
-        let server = app::start(state.clone(), "127.0.0.1:0").expect("bind port 0");
+        let server = server::start(&services, "127.0.0.1:0").expect("bind port 0");
         let base = format!("http://{}", server.addr);
         TestApp {
-            state,
+            state: services.state.clone(),
+            services,
             server,
             base,
             http: reqwest::Client::new(),
@@ -304,7 +308,7 @@ impl TestApp {
         tenant_store::ensure_tenant(self.db(), tenant, tenant, "GOVERN")
             .await
             .expect("tenant");
-        tenant_store::create_key(self.db(), &TenantId::trusted(tenant), role, Some("test"))
+        logbook::auth::keys::create_key(self.db(), &TenantId::trusted(tenant), role, Some("test"))
             .await
             .expect("key")
     }

@@ -1,24 +1,23 @@
 //! API-key authentication. Keys are random tokens shown once; only their sha256 is stored. Each
 //! key names one tenant and one role. The tenant is always taken from the key, never from input.
 //!
-//! A request's key is resolved lazily, on the first field that needs it, so introspection and
-//! GraphiQL work without a key, and resolved keys are cached per process for a short TTL (the
-//! revocation delay, `Config::key_cache_ttl`).
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! A request's key is resolved once, by the transport before anything is parsed or by the first
+//! field that needs it, so introspection and GraphiQL work without a key; resolved keys are
+//! cached per process for a short TTL (the revocation delay, `Config::key_cache_ttl`, see
+//! [`KeyStore`]).
 
 use async_graphql::{Context, Enum};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use crate::error::{AppError, AppResult};
-use crate::tenants::store as tenant_store;
+
+pub mod keys;
+
+pub use keys::KeyStore;
 
 /// A tenant id, taken from an authenticated key (never from client input).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -91,6 +90,18 @@ impl Permission {
         }
     }
 
+    /// `principal` if its role grants this permission; `FORBIDDEN` otherwise.
+    pub fn check(self, principal: Principal) -> AppResult<Principal> {
+        if self.granted_to(principal.role) {
+            Ok(principal)
+        } else {
+            Err(AppError::Forbidden {
+                role: principal.role.as_str(),
+                action: self.describe(),
+            })
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Permission::Read => "read logs",
@@ -125,29 +136,6 @@ pub fn generate_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     format!("lbk_{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Process-local cache of resolved keys by digest.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: Mutex<HashMap<String, (Principal, Instant)>>,
-}
-
-impl KeyCache {
-    fn get(&self, digest: &str, ttl: Duration) -> Option<Principal> {
-        let entries = self.entries.lock().ok()?;
-        let (principal, at) = entries.get(digest)?;
-        (at.elapsed() < ttl).then(|| principal.clone())
-    }
-
-    fn put(&self, digest: String, principal: Principal) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() > 10_000 {
-                entries.clear();
-            }
-            entries.insert(digest, (principal, Instant::now()));
-        }
-    }
 }
 
 /// The credentials a request presented, resolved at most once.
@@ -190,17 +178,7 @@ impl RequestAuth {
 
     /// The caller: resolves the presented key once (through the process cache), or
     /// `UNAUTHENTICATED`. The HTTP and WebSocket transports call it before anything is parsed.
-    pub async fn resolve(&self, state: &crate::app::AppState) -> AppResult<Principal> {
-        self.principal(&state.db, &state.keys, state.config.key_cache_ttl)
-            .await
-    }
-
-    pub async fn principal(
-        &self,
-        db: &DatabaseConnection,
-        cache: &KeyCache,
-        ttl: Duration,
-    ) -> AppResult<Principal> {
+    pub async fn resolve(&self, keys: &KeyStore) -> AppResult<Principal> {
         let Some(raw) = self.presented.as_deref() else {
             return Err(AppError::Unauthenticated);
         };
@@ -210,41 +188,37 @@ impl RequestAuth {
                 if raw.is_empty() {
                     return Ok::<_, AppError>(None);
                 }
-                let digest = digest_key(raw);
-                if let Some(hit) = cache.get(&digest, ttl) {
-                    return Ok(Some(hit));
-                }
-                let found = tenant_store::find_active_key(db, &digest).await?;
-                if let Some(principal) = &found {
-                    cache.put(digest, principal.clone());
-                }
-                Ok(found)
+                keys.principal_of(&digest_key(raw)).await
             })
             .await?;
         resolved.clone().ok_or(AppError::Unauthenticated)
     }
 }
 
+/// The one authentication of routes outside GraphQL (the export downloads): the
+/// `Authorization` header's bearer key, resolved like GraphQL's, whose role must grant
+/// `permission`.
+pub async fn authenticate(
+    keys: &KeyStore,
+    header: Option<&str>,
+    permission: Permission,
+) -> AppResult<Principal> {
+    let principal = RequestAuth::from_header(header).resolve(keys).await?;
+    permission.check(principal)
+}
+
 /// The authenticated caller of this request, or `UNAUTHENTICATED`.
 pub async fn viewer(ctx: &Context<'_>) -> AppResult<Principal> {
-    let state = ctx.data_unchecked::<crate::app::AppState>();
+    let keys = ctx.data_unchecked::<std::sync::Arc<KeyStore>>();
     let auth = ctx
         .data::<RequestAuth>()
         .map_err(|_| AppError::Unauthenticated)?;
-    auth.principal(&state.db, &state.keys, state.config.key_cache_ttl)
-        .await
+    auth.resolve(keys).await
 }
 
 /// The caller, if its role grants `permission`; `FORBIDDEN` otherwise.
 pub async fn require(ctx: &Context<'_>, permission: Permission) -> AppResult<Principal> {
-    let principal = viewer(ctx).await?;
-    if !permission.granted_to(principal.role) {
-        return Err(AppError::Forbidden {
-            role: principal.role.as_str(),
-            action: permission.describe(),
-        });
-    }
-    Ok(principal)
+    permission.check(viewer(ctx).await?)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Export settings and the retry policy of DOMAIN 3.14.
+//! Export settings and the retry policy of export jobs (docs/domain.md §10.2).
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,9 +1,14 @@
 //! Typed settings: built-in defaults, overridden by `LOGBOOK_*`/`DATABASE_URL`/`REDIS_URL`
 //! environment variables and then command-line flags (clap reads both).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::DbSettings;
+
+mod exports;
+
+pub use exports::{ExportSettings, RetryPolicy, RetryStrategy};
 
 /// Query limits of API.md; each is configurable.
 #[derive(Debug, Clone)]
@@ -56,7 +61,7 @@ pub struct Config {
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
     /// Export jobs: artefact directory, worker and retry settings.
-    pub exports: crate::exports::settings::ExportSettings,
+    pub exports: ExportSettings,
     /// The ed25519 seed (hex or base64) that signs ledger checkpoints; when neither it nor
     /// `ledger_signing_key_file` is set, a key is generated on first start and kept in the
     /// database (and warned about: see docs/ledger.md).
@@ -64,9 +69,9 @@ pub struct Config {
     /// A file holding that seed (mode 600); exclusive with `ledger_signing_key`.
     pub ledger_signing_key_file: Option<std::path::PathBuf>,
     /// Where signed checkpoints are published outside the database (none by default).
-    pub ledger_checkpoints: crate::ledger::sink::SinkSettings,
+    pub ledger_checkpoints: SinkSettings,
     /// WebSocket caps per server process and the `connection_init` timeout.
-    pub subscriptions: crate::subscriptions::admission::SocketLimits,
+    pub subscriptions: SocketLimits,
 }
 
 impl Config {
@@ -82,6 +87,61 @@ impl Config {
             ledger_signing_key_file: None,
             ledger_checkpoints: Default::default(),
             subscriptions: Default::default(),
+        }
+    }
+}
+
+/// Where checkpoints go besides the database.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    /// `--ledger-checkpoint-dir`: `<dir>/<tenant>/<tree size, 20 digits>-<key prefix>.json`.
+    pub dir: Option<PathBuf>,
+    /// `--ledger-checkpoint-url`: each checkpoint POSTed as JSON.
+    pub url: Option<String>,
+    /// How often a publisher looks for checkpoints issued by other processes (it is also woken
+    /// at once when this process issues one).
+    pub poll_interval: Duration,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        SinkSettings {
+            dir: None,
+            url: None,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SinkSettings {
+    pub fn is_empty(&self) -> bool {
+        self.dir.is_none() && self.url.is_none()
+    }
+}
+
+/// The caps (`Config::subscriptions`); 0 means no cap.
+#[derive(Debug, Clone)]
+pub struct SocketLimits {
+    /// How long a socket may stay open without sending `connection_init` (closed with 4408).
+    pub init_timeout: Duration,
+    /// WebSocket connections this process holds open at once.
+    pub max_connections: usize,
+    /// WebSocket connections of one API key in this process.
+    pub max_connections_per_key: usize,
+    /// Active subscriptions on one connection.
+    pub max_subscriptions_per_connection: usize,
+    /// Active subscriptions of one API key in this process, over all its connections.
+    pub max_subscriptions_per_key: usize,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        SocketLimits {
+            init_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_connections_per_key: 32,
+            max_subscriptions_per_connection: 32,
+            max_subscriptions_per_key: 128,
         }
     }
 }

@@ -1,0 +1,77 @@
+//! The state every resolver, handler and background task of one server process shares: the
+//! database pool, the configuration, the cursor codec, the API-key cache, the Redis link and the
+//! event hub. Built once by [`AppState::connect`]; cheap to clone. It holds no domain's
+//! components: those (the ledger's signing key, the audit append queue) are made by
+//! `crate::server` and handed to the schema and the workers that need them.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::KeyStore;
+use crate::config::Config;
+use crate::db::SqlStats;
+use crate::error::AppResult;
+use crate::events::Hub;
+use crate::pagination::CursorCodec;
+use crate::redis_link::RedisLink;
+
+/// What every resolver and handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub cursors: CursorCodec,
+    /// API keys, looked up through a short-lived cache.
+    pub keys: Arc<KeyStore>,
+    /// The deployment's Redis (none without `REDIS_URL`); it prefixes every key and channel
+    /// with the deployment's namespace.
+    pub redis: Option<Arc<RedisLink>>,
+    /// This process's fan-out point for subscription wake-ups (see `crate::events`).
+    pub events: Arc<Hub>,
+    pub sql: Arc<SqlStats>,
+    pub requests: Arc<RequestStats>,
+}
+
+/// Counters over GraphQL requests served by this process.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    pub graphql: AtomicU64,
+    pub graphql_with_errors: AtomicU64,
+}
+
+impl AppState {
+    /// Connects, migrates and loads the shared secrets.
+    pub async fn connect(config: Config) -> AppResult<Self> {
+        let (db, sql) = crate::db::connect_counted(&config.database).await?;
+        crate::db::migrate(&db).await?;
+        let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
+        // A random id stored in the database: processes sharing a database share Redis keys,
+        // and other deployments (or test databases) on the same Redis never collide.
+        let deployment = crate::db::shared_secret(&db, "deployment_id").await?;
+        let namespace = format!("lb:{}", hex::encode(&deployment[..8]));
+        let redis = config
+            .redis_url
+            .as_deref()
+            .map(|url| RedisLink::open(url, namespace))
+            .transpose()?
+            .map(Arc::new);
+        let events = Arc::new(Hub::new(
+            db.clone(),
+            redis.clone(),
+            config.database.max_connections as usize,
+        ));
+        let keys = Arc::new(KeyStore::new(db.clone(), config.key_cache_ttl));
+        Ok(AppState {
+            keys,
+            db,
+            config: Arc::new(config),
+            cursors: CursorCodec::new(&cursor_key),
+            redis,
+            events,
+            sql,
+            requests: Arc::default(),
+        })
+    }
+}
