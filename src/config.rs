@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::db::DbSettings;
 
-/// Query limits of API.md; each is configurable.
+/// Query limits (docs/api.md §8); each is configurable.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_depth: usize,
