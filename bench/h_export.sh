@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# BENCH.md h_export: an NDJSON export of one tenant's LLM runs (default 1 000 000 rows) through
-# a release server on PostgreSQL: rows/s of the export job (database → file, keyset batches),
-# bytes/s and rows/s of the download stream, and the server's RSS growth during both.
+# h_export (BENCHMARKS.md, "Scenarios and targets"): an NDJSON export of one tenant's LLM runs
+# (default 1 000 000 rows) through a release server on PostgreSQL: rows/s of the export job
+# (database → file, keyset batches), bytes/s and rows/s of the download stream, and the server's RSS
+# growth during both.
 #
 #   bench/h_export.sh [ROWS]      (needs PostgreSQL on 127.0.0.1:5432, user postgres)
 set -euo pipefail

@@ -1,5 +1,6 @@
-//! BENCH.md g_ingest: `recordSteps` in batches of 100 steps, every call with its own
-//! idempotency key, from `--concurrency` workers for `--seconds`; prints steps/s and latency.
+//! g_ingest (BENCHMARKS.md, "Scenarios and targets"): `recordSteps` in batches of 100 steps, every
+//! call with its own idempotency key, from `--concurrency` workers for `--seconds`; prints steps/s
+//! and latency.
 //!
 //!     cargo run --release --example g_ingest -- --url http://127.0.0.1:8080 --key <INGEST key> \
 //!         [--concurrency 16] [--seconds 10] [--batch 100] [--batches-per-trace 100]

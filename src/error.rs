@@ -1,7 +1,7 @@
-//! The one error type of Logbook. Every variant maps to a stable `extensions.code` from API.md,
-//! so clients can branch on it. Database constraint and trigger errors are classified here, in
-//! one place, never per resolver. `Internal` keeps its cause for the log and shows the client
-//! only a request id.
+//! The one error type of Logbook. Every variant maps to a stable `extensions.code`
+//! (docs/api.md §7), so clients can branch on it. Database constraint and trigger errors are
+//! classified here, in one place, never per resolver. `Internal` keeps its cause for the log and
+//! shows the client only a request id.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;

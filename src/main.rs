@@ -208,7 +208,7 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct SeedArgs {
-    /// demo | bench (BENCH.md's data set)
+    /// demo | bench (the benchmark data set, BENCHMARKS.md)
     #[arg(long, default_value = "demo")]
     profile: String,
     /// Number of tenants (overrides the profile).

@@ -1,4 +1,4 @@
-//! Per-key rate limit in complexity points per minute (API.md Limits).
+//! Per-key rate limit in complexity points per minute (docs/api.md §8, §9).
 //!
 //! After validation, a request's complexity (the same figure the complexity limit checks, lists
 //! costed by `first`) is charged to its API key's window: fixed windows of one UTC minute,

@@ -1,4 +1,4 @@
-//! `activity_evidence` (class B, DOMAIN 1.11): one per run step with an externally
+//! `activity_evidence` (class B, docs/domain.md §8.1): one per run step with an externally
 //! consequential action; unique (run_id, step_index).
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `aos_trace_mismatches` (DOMAIN 1.8): operator-reported replay mismatches. Mutable.
+//! `aos_trace_mismatches` (docs/domain.md §6.1): operator-reported replay mismatches. Mutable.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! `aos_trace_steps` (DOMAIN 1.6): one row per executed step. A step belongs to the trace
+//! `aos_trace_steps` (docs/domain.md §5.2): one row per executed step. A step belongs to the trace
 //! (tenant_id, trace_id): trace ids are unique per tenant, so every read or write of steps by
 //! trace id binds the tenant too. Append-only (first truth wins on (tenant_id, trace_id,
 //! step_index)); UPDATE may only archive; DELETE only via the cascade from a deleted trace

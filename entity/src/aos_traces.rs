@@ -1,4 +1,4 @@
-//! `aos_traces` (DOMAIN 1.5): one row per run trace. `trace_id` is unique per tenant
+//! `aos_traces` (docs/domain.md §5.1): one row per run trace. `trace_id` is unique per tenant
 //! (unique index on (tenant_id, trace_id)): two tenants may each have a trace with the same
 //! trace id, so a lookup by trace id must bind the tenant.
 //!

@@ -1,4 +1,4 @@
-//! `aos_traces_archive` (DOMAIN 1.7): archived copies of `aos_traces` rows, with
+//! `aos_traces_archive` (docs/domain.md §5.6): archived copies of `aos_traces` rows, with
 //! exactly the same columns plus `moved_at`; keyed by (tenant_id, trace_id), as trace ids
 //! are unique per tenant. No triggers.
 

@@ -1,4 +1,4 @@
-//! `audit_ledger` (DOMAIN 1.3): append-only governance action log (topic AUDIT),
+//! `audit_ledger` (docs/domain.md §4.1): append-only governance action log (topic AUDIT),
 //! hash-chained per tenant: `seq` is gapless from 1, `prev_hash` is the previous
 //! entry's `entry_hash`. Immutable (trigger).
 
@@ -13,7 +13,7 @@ pub struct Model {
     pub tenant_id: String,
     /// per-tenant gapless sequence, starting at 1
     pub seq: i64,
-    /// one of the 18 canonical events of DOMAIN 3.1
+    /// one of the 18 canonical events of docs/domain.md §4.2
     pub event_type: String,
     /// POLICY_RULE, POLICY_PROPOSAL, LIMIT, INCIDENT or SIGNAL
     pub entity_type: String,

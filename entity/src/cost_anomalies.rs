@@ -1,4 +1,4 @@
-//! `cost_anomalies` (DOMAIN 1.10): detected cost anomalies.
+//! `cost_anomalies` (docs/domain.md §9.1): detected cost anomalies.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

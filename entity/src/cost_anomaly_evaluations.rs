@@ -1,4 +1,4 @@
-//! `cost_anomaly_evaluations` (DOMAIN 1.10): audit of every anomaly evaluation.
+//! `cost_anomaly_evaluations` (docs/domain.md §9.1): audit of every anomaly evaluation.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

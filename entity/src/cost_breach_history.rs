@@ -1,4 +1,4 @@
-//! `cost_breach_history` (DOMAIN 1.10): one breach row per entity per day per type.
+//! `cost_breach_history` (docs/domain.md §9.1): one breach row per entity per day per type.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! `cost_budgets` (DOMAIN 1.10). Unique per (tenant_id, budget_type, entity_id);
+//! `cost_budgets` (docs/domain.md §9.1). Unique per (tenant_id, budget_type, entity_id);
 //! `entity_id` is '' for tenant budgets (CHECK-enforced), never NULL.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `cost_daily_aggregates` (DOMAIN 1.10): pre-aggregated daily cost. The group
+//! `cost_daily_aggregates` (docs/domain.md §9.1): pre-aggregated daily cost. The group
 //! columns use '' (never NULL) for "all" so the unique key works.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `cost_drift_tracking` (DOMAIN 1.10): one sustained-drift tracker per entity.
+//! `cost_drift_tracking` (docs/domain.md §9.1): one sustained-drift tracker per entity.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! `cost_records` (DOMAIN 1.10): raw cost metering, append-only by convention.
+//! `cost_records` (docs/domain.md §9.1): raw cost metering, append-only by convention.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

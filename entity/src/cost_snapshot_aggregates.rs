@@ -1,4 +1,4 @@
-//! `cost_snapshot_aggregates` (DOMAIN 1.10): per-entity aggregates of a snapshot.
+//! `cost_snapshot_aggregates` (docs/domain.md §9.1): per-entity aggregates of a snapshot.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! `cost_snapshot_baselines` (DOMAIN 1.10): rolling baselines. At most one row with
+//! `cost_snapshot_baselines` (docs/domain.md §9.1): rolling baselines. At most one row with
 //! `is_current = true` per (tenant_id, entity_type, entity_id, window_days).
 
 use sea_orm::entity::prelude::*;

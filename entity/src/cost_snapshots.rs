@@ -1,4 +1,4 @@
-//! `cost_snapshots` (DOMAIN 1.10): snapshot barrier between ingestion and anomaly
+//! `cost_snapshots` (docs/domain.md §9.1): snapshot barrier between ingestion and anomaly
 //! detection (pending -> computing -> complete | failed).
 
 use sea_orm::entity::prelude::*;

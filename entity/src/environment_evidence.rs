@@ -1,4 +1,4 @@
-//! `environment_evidence` (class H, DOMAIN 1.11): exactly one per run.
+//! `environment_evidence` (class H, docs/domain.md §8.1): exactly one per run.
 //! `active_feature_flags` is a JSON array of strings.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `evidence_capture_failures` (DOMAIN 1.11): first failure per
+//! `evidence_capture_failures` (docs/domain.md §8.1): first failure per
 //! (run_id, evidence_type, failure_reason) (inserts ignore conflicts).
 
 use sea_orm::entity::prelude::*;

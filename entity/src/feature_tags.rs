@@ -1,4 +1,4 @@
-//! `feature_tags` (DOMAIN 1.10): registered feature namespaces (`namespace.action`).
+//! `feature_tags` (docs/domain.md §9.1): registered feature namespaces (`namespace.action`).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

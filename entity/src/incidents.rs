@@ -1,4 +1,4 @@
-//! `incidents` (DOMAIN 1.9): the subset of the Incidents domain table read by the
+//! `incidents` (docs/domain.md §13): the subset of the Incidents domain table read by the
 //! export bundles and O-levels.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `integrity_evidence` (class J, DOMAIN 1.11): the terminal seal, exactly one per
+//! `integrity_evidence` (class J, docs/domain.md §8.1): the terminal seal, exactly one per
 //! run. The former text[] columns are JSON arrays of strings.
 
 use sea_orm::entity::prelude::*;

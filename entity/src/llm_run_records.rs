@@ -1,4 +1,4 @@
-//! `llm_run_records` (DOMAIN 1.1): immutable execution record per LLM run (topic
+//! `llm_run_records` (docs/domain.md §2.1): immutable execution record per LLM run (topic
 //! LLM_RUNS). Unique per (tenant_id, run_id). UPDATE/DELETE are rejected by a trigger
 //! ("llm_run_records is immutable: ...").
 

@@ -1,4 +1,4 @@
-//! `log_exports` (DOMAIN 1.4): append-only export records. Rows are immutable, so
+//! `log_exports` (docs/domain.md §10.1): append-only export records. Rows are immutable, so
 //! an export's lifecycle is several rows sharing `export_id`, one per state.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `policy_activation_audit` (DOMAIN 1.12): one row per activated policy (upsert
+//! `policy_activation_audit` (docs/domain.md §13): one row per activated policy (upsert
 //! on the unique `policy_id`).
 
 use sea_orm::entity::prelude::*;

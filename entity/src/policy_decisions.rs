@@ -1,4 +1,4 @@
-//! `policy_decisions` (class D, DOMAIN 1.11): many per run. The former text[]
+//! `policy_decisions` (class D, docs/domain.md §8.1): many per run. The former text[]
 //! columns are JSON arrays of strings.
 
 use sea_orm::entity::prelude::*;

@@ -1,4 +1,4 @@
-//! `provider_evidence` (class G, DOMAIN 1.11): unique (run_id, step_index).
+//! `provider_evidence` (class G, docs/domain.md §8.1): unique (run_id, step_index).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

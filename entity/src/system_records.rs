@@ -1,4 +1,4 @@
-//! `system_records` (DOMAIN 1.2): immutable system events (topic SYSTEM_LOGS).
+//! `system_records` (docs/domain.md §3.1): immutable system events (topic SYSTEM_LOGS).
 //! `tenant_id` NULL = system-wide, visible to every tenant. Immutable (trigger).
 
 use sea_orm::entity::prelude::*;

@@ -1,5 +1,5 @@
-//! `llm_run_records` (DOMAIN 1.1): immutable execution record per LLM run.
-//! Decision for 5 #4: one record per (tenant, run).
+//! `llm_run_records` (docs/domain.md §2.1): immutable execution record per LLM run.
+//! One record per (tenant, run): docs/decisions.md D4.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! `system_records` (DOMAIN 1.2): immutable system events. `tenant_id` NULL
+//! `system_records` (docs/domain.md §3.1): immutable system events. `tenant_id` NULL
 //! means system-wide (visible to every tenant); no FK.
 
 use sea_orm_migration::{prelude::*, schema::*};

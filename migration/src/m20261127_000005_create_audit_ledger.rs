@@ -1,7 +1,7 @@
-//! `audit_ledger` (DOMAIN 1.3) with a per-tenant hash chain (`seq`, `prev_hash`,
-//! `entry_hash`, `hash_version`), a real `run_id` column (5 #3) and the
-//! previously unused `correlation_id` (5 #5); plus `audit_chain_heads`, the
-//! mutable per-tenant chain head used to serialise appends.
+//! `audit_ledger` (docs/domain.md §4.1) with a per-tenant hash chain (`seq`,
+//! `prev_hash`, `entry_hash`, `hash_version`), a real `run_id` column
+//! (docs/decisions.md D3) and the previously unused `correlation_id` (docs/decisions.md D5); plus
+//! `audit_chain_heads`, the mutable per-tenant chain head used to serialise appends.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -24,7 +24,7 @@ pub const ENTITY_TYPES: &[&str] = &[
     "INCIDENT",
     "SIGNAL",
 ];
-/// The 18 canonical audit event types (DOMAIN 3.1).
+/// The 18 canonical audit event types (docs/domain.md §4.2).
 pub const EVENT_TYPES: &[&str] = &[
     "PolicyRuleCreated",
     "PolicyRuleModified",

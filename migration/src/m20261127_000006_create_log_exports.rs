@@ -1,4 +1,4 @@
-//! `log_exports` (DOMAIN 1.4), append-only: an export's lifecycle is a series
+//! `log_exports` (docs/domain.md §10.1), append-only: an export's lifecycle is a series
 //! of rows sharing `export_id`, one row per state (pending, running,
 //! completed / failed), since rows can never be updated.
 

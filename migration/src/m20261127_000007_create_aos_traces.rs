@@ -1,5 +1,5 @@
-//! `aos_traces` (DOMAIN 1.5, with the fixes of 5 #12, #13, #25) and
-//! `aos_traces_archive` (1.7, kept column-for-column in sync, 5 #14).
+//! `aos_traces` (docs/domain.md §5.1, with docs/decisions.md D14, D15, D32)
+//! and `aos_traces_archive` (§5.6, kept column-for-column in sync, D16).
 //!
 //! Immutability of `aos_traces` (trigger, messages prefixed
 //! `S6_IMMUTABILITY_VIOLATION:`): an UPDATE is accepted only if it is

@@ -1,4 +1,4 @@
-//! `aos_trace_steps` (DOMAIN 1.6). Append-only: an UPDATE may only archive a
+//! `aos_trace_steps` (docs/domain.md §5.2). Append-only: an UPDATE may only archive a
 //! step (`archived_at` NULL -> value, nothing else changes); a DELETE is only
 //! accepted once the parent trace row is gone, i.e. from the ON DELETE CASCADE
 //! of an (archived, then deleted) trace.

@@ -1,5 +1,5 @@
-//! `aos_trace_mismatches` (DOMAIN 1.8): operator-reported replay mismatches.
-//! Mutable (resolve, issue url). `details` is real JSON (5 #10) and the
+//! `aos_trace_mismatches` (docs/domain.md §6.1): operator-reported replay mismatches.
+//! Mutable (resolve, issue url). `details` is real JSON (docs/decisions.md D20) and the
 //! resolution note is persisted in `resolution_note`.
 
 use sea_orm_migration::{prelude::*, schema::*};

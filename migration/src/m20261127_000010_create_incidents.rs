@@ -1,4 +1,4 @@
-//! `incidents` (DOMAIN 1.9): the subset of the Incidents domain table that the
+//! `incidents` (docs/domain.md §13): the subset of the Incidents domain table that the
 //! export bundles and O-levels read.
 
 use sea_orm_migration::{prelude::*, schema::*};

@@ -1,6 +1,6 @@
-//! Cost intelligence tables (DOMAIN 1.10).
+//! Cost intelligence tables (docs/domain.md §9.1).
 //!
-//! NULL-vs-uniqueness fix (5 #16): wherever an "entity" or "group" column takes
+//! NULL-vs-uniqueness fix (docs/decisions.md D30): wherever an "entity" or "group" column takes
 //! part in a unique key (cost_budgets.entity_id, cost_daily_aggregates
 //! feature_tag / user_id / model, and entity_id of cost_snapshot_aggregates,
 //! cost_snapshot_baselines, cost_breach_history, cost_drift_tracking) the
@@ -317,7 +317,7 @@ impl MigrationTrait for Migration {
             .await?;
 
         // One *current* baseline per (tenant, entity, window); any number of
-        // superseded ones (the original UNIQUE(.., is_current) allowed only one).
+        // superseded ones (the Python platform's UNIQUE(.., is_current) allowed only one).
         let mut baseline_current = unique_index(
             "uq_cost_snapshot_baselines_current",
             "cost_snapshot_baselines",

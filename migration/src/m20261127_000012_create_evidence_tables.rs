@@ -1,8 +1,8 @@
-//! Evidence capture tables (DOMAIN 1.11): environment_evidence (H),
+//! Evidence capture tables (docs/domain.md §8.1): environment_evidence (H),
 //! activity_evidence (B), provider_evidence (G), policy_decisions (D),
 //! integrity_evidence (J) and evidence_capture_failures.
 //!
-//! Differences from the original: an explicit `tenant_id` on every table
+//! Differences from the Python platform: an explicit `tenant_id` on every table
 //! (there is no `runs` table here to scope through, so no FK on run_id either);
 //! PostgreSQL `text[]` columns are JSON arrays (jsonb / text) on both backends.
 

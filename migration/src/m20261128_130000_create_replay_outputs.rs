@@ -1,4 +1,4 @@
-//! `replay_outputs`: the database-backed replay store (DOMAIN.md 3.7), used when no Redis is
+//! `replay_outputs`: the database-backed replay store (docs/domain.md §7.2), used when no Redis is
 //! configured (see `src/replay/enforce.rs`). One row per (tenant, step idempotency key): the
 //! last output recorded for it, its hash and step index, valid until `expires_at_ms` (24 h
 //! after it was stored, like the Redis TTL). Times are epoch milliseconds, compared in the

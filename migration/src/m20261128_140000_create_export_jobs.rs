@@ -1,9 +1,9 @@
-//! `export_jobs` and `export_job_events`: the persisted execution state of exports (DOMAIN
-//! 3.14, fixing 5 #6 and #17). `log_exports` stays the append-only record of what was exported;
-//! a job row is the mutable scheduling state of one export (state, attempt, retry strategy,
-//! progress, lease), and `export_job_events` is its append-only audit trail, hash-chained per
-//! job. Times are epoch milliseconds, compared in the application, so both backends claim and
-//! expire leases the same way.
+//! `export_jobs` and `export_job_events`: the persisted execution state of exports
+//! (docs/domain.md §10.2; docs/decisions.md D11, D12). `log_exports` stays the append-only record
+//! of what was exported; a job row is the mutable scheduling state of one export (state, attempt,
+//! retry strategy, progress, lease), and `export_job_events` is its append-only audit trail,
+//! hash-chained per job. Times are epoch milliseconds, compared in the application, so both
+//! backends claim and expire leases the same way.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,5 +1,5 @@
-//! Appending to the audit ledger: the DOMAIN 3.1 rules, then one link of the tenant's hash chain
-//! (`docs/ledger.md`).
+//! Appending to the audit ledger: the rules of docs/domain.md §4.2, then one link of the tenant's
+//! hash chain (`docs/ledger.md`).
 //!
 //! Appends of one tenant are serialised on its row in `audit_chain_heads`. The first statement
 //! of an append is `UPDATE audit_chain_heads SET seq = seq + 1 … RETURNING`: on PostgreSQL it
@@ -50,12 +50,12 @@ pub struct NewAuditEntry {
     pub before_state: Option<Value>,
     pub after_state: Option<Value>,
     /// The run the entry concerns. When absent, taken from the states' `run_id` or
-    /// `source_run_id` (DOMAIN 3.1: that is how governance events name their run).
+    /// `source_run_id` (docs/domain.md §4.3: that is how governance events name their run).
     pub run_id: Option<String>,
     pub correlation_id: Option<String>,
 }
 
-/// Which state snapshots an event carries (DOMAIN 3.1).
+/// Which state snapshots an event carries (docs/domain.md §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateConvention {
     /// create, approve, reject, acknowledge, close, breach, grant, activate, signal events:
@@ -133,8 +133,8 @@ impl ActorType {
 }
 
 impl NewAuditEntry {
-    /// Checks the DOMAIN 3.1 rules. Errors name the field as `<prefix>.<camelCaseField>` (the
-    /// mutation passes `"input"`).
+    /// Checks the rules of docs/domain.md §4.2. Errors name the field as
+    /// `<prefix>.<camelCaseField>` (the mutation passes `"input"`).
     pub fn validate(&self, prefix: &str) -> AppResult<()> {
         let bad = |field: &str, message: String| {
             Err(AppError::bad_input(format!("{prefix}.{field}"), message))

@@ -1,6 +1,7 @@
-//! The audit ledger: append-only governance events, chained per tenant (DOMAIN.md 1.3, 3.1).
-//! This module holds the snapshot types and the pure rules over them (signal feedback, 3.2);
-//! `store` reads the ledger, `graphql` serves it, `chain` defines the hash chain.
+//! The audit ledger: append-only governance events, chained per tenant (docs/domain.md §4).
+//! This module holds the snapshot types and the pure rules over them (signal feedback,
+//! docs/domain.md §4.5); `store` reads the ledger, `graphql` serves it, `chain` defines the hash
+//! chain.
 
 pub mod append;
 pub mod chain;
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::system::stored_enum;
 
 stored_enum! {
-    /// The 18 canonical audit events (DOMAIN 3.1), plus `ExportCompleted`, which only the
+    /// The 18 canonical audit events (docs/domain.md §4.2), plus `ExportCompleted`, which only the
     /// server writes: an export's manifest hash, so the ledger's proofs cover exports.
     AuditEventType {
         PolicyRuleCreated => "PolicyRuleCreated",
@@ -66,7 +67,7 @@ stored_enum! {
 }
 
 impl AuditEntityType {
-    /// The entity types whose entries are a run's governance events (DOMAIN 3.1, O3).
+    /// The entity types whose entries are a run's governance events (O3, docs/domain.md §4.4).
     pub const GOVERNANCE: [AuditEntityType; 4] = [
         Self::PolicyRule,
         Self::Limit,
@@ -114,7 +115,7 @@ pub struct AuditFilter {
 
 /// The feedback operators gave on one signal, folded from its SignalAcknowledged,
 /// SignalSuppressed and SignalEscalated entries: for each kind the latest entry (highest
-/// `seq`) wins (the original reported the oldest, DOMAIN 5 #8).
+/// `seq`) wins (the Python platform reported the oldest; docs/decisions.md D7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalFeedbackSnapshot {
     pub fingerprint: String,
@@ -144,7 +145,7 @@ pub enum SuppressionExpiry {
 }
 
 /// Reads `suppressed_until` from a suppression payload: RFC 3339, or an ISO 8601 date-time
-/// without offset (taken as UTC, as the original producers wrote UTC).
+/// without offset (taken as UTC, as the Python platform's producers wrote UTC).
 pub fn suppression_expiry(after_state: Option<&Value>) -> SuppressionExpiry {
     let Some(value) = after_state.and_then(|s| s.get("suppressed_until")) else {
         return SuppressionExpiry::Indefinite;

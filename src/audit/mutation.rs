@@ -1,6 +1,6 @@
 //! `recordAuditEvent`: appends one governance event to the tenant's hash-chained ledger
-//! (DOMAIN.md 3.1). Thin: check the role, validate the input against the event's rules, append
-//! through the idempotency store, announce the new entry to subscribers.
+//! (docs/domain.md §4.2). Thin: check the role, validate the input against the event's rules,
+//! append through the idempotency store, announce the new entry to subscribers.
 
 use async_graphql::{Context, InputObject, Json, Object};
 use serde::Serialize;

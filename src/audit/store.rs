@@ -135,7 +135,7 @@ struct EntityKey<'a> {
     entity_id: &'a str,
 }
 
-/// One page of the entries about one entity, newest first (DOMAIN 2.4).
+/// One page of the entries about one entity, newest first (docs/domain.md §4.4).
 pub async fn entity_history(
     db: &DatabaseConnection,
     codec: &CursorCodec,
@@ -177,8 +177,8 @@ pub async fn get(
     found.map(snapshot).transpose()
 }
 
-/// The feedback on one signal (DOMAIN 3.2), evaluated at `now`; `None` when the signal has no
-/// feedback entries. Selects only the latest entry of each of the three kinds (at most three
+/// The feedback on one signal (docs/domain.md §4.5), evaluated at `now`; `None` when the signal has
+/// no feedback entries. Selects only the latest entry of each of the three kinds (at most three
 /// rows): an entry for which no later entry (higher `seq`) of the same kind exists.
 pub async fn signal_feedback(
     db: &impl ConnectionTrait,
@@ -226,11 +226,11 @@ pub async fn signal_feedback(
     Ok(fold_signal_feedback(fingerprint, &entries, now))
 }
 
-/// The governance events of each run (DOMAIN 3.1, O3): entries of the tenant whose `run_id`
-/// column is the run and whose entity type is POLICY_RULE, LIMIT, POLICY_PROPOSAL or INCIDENT,
-/// newest first, at most [`GOVERNANCE_EVENTS_PER_RUN`] per run. Both conditions are in the SQL
-/// (the original limited first and filtered after, DOMAIN 5 #3). One statement whatever the
-/// number of runs; a run with no events maps to an empty list.
+/// The governance events of each run (O3, docs/domain.md §4.4): entries of the tenant whose
+/// `run_id` column is the run and whose entity type is POLICY_RULE, LIMIT, POLICY_PROPOSAL or
+/// INCIDENT, newest first, at most [`GOVERNANCE_EVENTS_PER_RUN`] per run. Both conditions are in
+/// the SQL (the Python platform limited first and filtered after; docs/decisions.md D3). One
+/// statement whatever the number of runs; a run with no events maps to an empty list.
 pub async fn governance_events_for_runs(
     db: &impl ConnectionTrait,
     tenant: &TenantId,

@@ -1,6 +1,7 @@
-//! The console's audit views (DOMAIN.md 4.1, AUDIT O1–O3) as real selections of ledger rows,
-//! and the decision an entry records (the original returned constants, 5 #30). AUDIT O4
-//! (integrity) is `ledger { verify }`; O5 (exports) is `logExports`.
+//! The console's audit views (docs/domain.md §4.6, AUDIT O1–O3) as real selections of ledger rows,
+//! and the decision an entry records (the Python platform returned constants;
+//! docs/decisions.md D8). AUDIT O4 (integrity) is `ledger { verify }`; O5 (exports) is
+//! `logExports`.
 
 use async_graphql::Enum;
 use serde::{Deserialize, Serialize};

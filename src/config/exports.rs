@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How a failed attempt's delay grows (DOMAIN 3.14).
+/// How a failed attempt's delay grows (docs/domain.md §10.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryStrategy {
@@ -39,8 +39,8 @@ impl RetryStrategy {
 
 const FIBONACCI: [u64; 12] = [1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144];
 
-/// Retry configuration (DOMAIN 3.14 defaults: 3 attempts, exponential, 60 s base, 3600 s cap,
-/// jitter 0.2). `max_attempts` counts every attempt, the first included.
+/// Retry configuration (docs/domain.md §10.2 defaults: 3 attempts, exponential, 60 s base, 3600 s
+/// cap, jitter 0.2). `max_attempts` counts every attempt, the first included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,

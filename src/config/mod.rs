@@ -10,7 +10,7 @@ mod exports;
 
 pub use exports::{ExportSettings, RetryPolicy, RetryStrategy};
 
-/// Query limits of API.md; each is configurable.
+/// Query limits (docs/api.md §8); each is configurable.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_depth: usize,

@@ -1,21 +1,22 @@
-//! Cost anomaly detection (DOMAIN.md 3.13), run by `detectCostAnomalies` over the daily rollup.
+//! Cost anomaly detection (docs/domain.md §9.5), run by `detectCostAnomalies` over the daily
+//! rollup.
 //!
 //! Each run evaluates one tenant on the current UTC day and writes, in one transaction held under
 //! a per-tenant lock (so concurrent runs serialise):
 //! - `cost_breach_history`: one row per (entity, type, day) that breached, upserted;
 //! - `cost_drift_tracking`: the tenant's drift tracker, upserted on its unique key (re-activation
-//!   no longer collides, 5 #16);
+//!   no longer collides, docs/decisions.md D30);
 //! - `cost_anomalies`: an unresolved anomaly of the same (type, entity) detected since today's
 //!   midnight is updated in place, otherwise a row is inserted — re-running a day never
 //!   duplicates.
 //!
-//! Deliberate change from the original: streaks (consecutive spike days, drift days) are
+//! Deliberate change from the Python platform: streaks (consecutive spike days, drift days) are
 //! computed from the rollup's daily history, not from which days the detector happened to run.
-//! A re-run on the same day therefore gives the same count (the original reset the drift counter
-//! to 1, 5 #16), and a day on which nobody ran the detector still counts.
+//! A re-run on the same day therefore gives the same count (the Python platform reset the drift
+//! counter to 1; docs/decisions.md D30), and a day on which nobody ran the detector still counts.
 //!
-//! Escalation to incidents (3.13 step 6) is not done: Logbook has no incidents writer; HIGH
-//! anomalies are stored and listed for an operator to act on.
+//! Escalation to incidents is not done (docs/decisions.md D31): Logbook has no incidents writer;
+//! HIGH anomalies are stored and listed for an operator to act on.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -180,8 +181,8 @@ fn ratio(today: f64, yesterday: f64) -> Option<f64> {
     (yesterday > 0.0).then(|| today / yesterday)
 }
 
-/// The deterministic cause of a spike or drift (3.13 step 4), first match wins. Ratios against a
-/// zero yesterday are skipped.
+/// The deterministic cause of a spike or drift (docs/domain.md §9.5 step 4), first match wins.
+/// Ratios against a zero yesterday are skipped.
 pub fn derived_cause(
     history: &History,
     today: NaiveDate,
@@ -375,8 +376,8 @@ pub fn detect_trends(
     found
 }
 
-/// Budget anomalies (3.13 step 3). When a budget's daily and monthly checks both raise the same
-/// type, the higher usage is kept (they share one dedup key).
+/// Budget anomalies (docs/domain.md §9.5 step 3). When a budget's daily and monthly checks both
+/// raise the same type, the higher usage is kept (they share one dedup key).
 pub fn detect_budgets(
     budgets: &[(BudgetSnapshot, super::BudgetSpend)],
     today: NaiveDate,

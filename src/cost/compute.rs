@@ -1,5 +1,5 @@
-//! The arithmetic of the cost panels (DOMAIN.md 3.12), pure so it is tested without a database.
-//! Inputs are rollup totals; outputs are the panel values.
+//! The arithmetic of the cost panels (docs/domain.md §9.4), pure so it is tested without a
+//! database. Inputs are rollup totals; outputs are the panel values.
 
 use std::collections::HashMap;
 
@@ -50,8 +50,8 @@ pub fn sum_window(window: &DayWindow, days: &HashMap<NaiveDate, CostTotals>) -> 
     sum
 }
 
-/// The cost summary of a period (3.12, with the 5 #16 fix: the monthly limit is compared with
-/// month-to-date spend, not with the period total).
+/// The cost summary of a period (docs/domain.md §9.4, with the fix of docs/decisions.md D30:
+/// the monthly limit is compared with month-to-date spend, not with the period total).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub window: DayWindow,
@@ -149,7 +149,7 @@ pub enum CostTrend {
     Decreasing,
 }
 
-/// Trend of a daily series (3.12): split at n div 2; needs 4 days or more.
+/// Trend of a daily series (docs/domain.md §9.4): split at n div 2; needs 4 days or more.
 pub fn trend(daily: &[f64]) -> CostTrend {
     let n = daily.len();
     if n < 4 {
@@ -167,8 +167,8 @@ pub fn trend(daily: &[f64]) -> CostTrend {
     }
 }
 
-/// A spend projection (3.12 with the 5 #16 fix: the average is over every day of the lookback,
-/// days without cost counting as zero).
+/// A spend projection (docs/domain.md §9.4, with the fix of docs/decisions.md D30: the average
+/// is over every day of the lookback, days without cost counting as zero).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
     pub lookback_days: u32,

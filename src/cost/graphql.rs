@@ -1,6 +1,6 @@
 //! GraphQL for cost intelligence: the `cost` root field, a namespace of the tenant's cost panels
-//! (DOMAIN.md 4.4). Every panel reads the daily rollup; all fields of one `cost` selection share
-//! one clock, so they agree on what "today" is.
+//! (docs/domain.md §9.4). Every panel reads the daily rollup; all fields of one `cost` selection
+//! share one clock, so they agree on what "today" is.
 
 use std::collections::HashMap;
 
@@ -40,7 +40,7 @@ pub struct CostProvenance {
     period_description: &'static str,
 }
 
-/// Spend of a period with the tenant budget (DOMAIN.md 3.12).
+/// Spend of a period with the tenant budget (docs/domain.md §9.4).
 pub struct CostSummary {
     period: CostPeriod,
     summary: Summary,
@@ -283,7 +283,7 @@ impl CostSeries {
     }
 }
 
-/// Projected spend from the recent daily average (DOMAIN.md 3.12).
+/// Projected spend from the recent daily average (docs/domain.md §9.4).
 pub struct CostProjection(Projection);
 
 #[Object]
@@ -332,7 +332,7 @@ impl CostProjection {
     }
 }
 
-/// A detected cost anomaly (DOMAIN.md 3.13).
+/// A detected cost anomaly (docs/domain.md §9.5).
 pub struct CostAnomaly(pub(crate) AnomalySnapshot);
 
 #[Object]

@@ -1,15 +1,15 @@
-//! Cost intelligence, read side (DOMAIN.md 1.10, 2.8, 3.12, 4.4) and the write primitive that
+//! Cost intelligence, read side (docs/domain.md §9.1, §9.3, §9.4) and the write primitive that
 //! keeps its rollup exact.
 //!
 //! Every cost panel reads the daily rollup `cost_daily_aggregates`, never the raw
-//! `cost_records` (5 #16, BENCH.md e_cost). The rollup is maintained on write, in the same
-//! transaction as the raw rows ([`rollup::record_costs`]), and can be rebuilt from the raw rows
-//! ([`rollup::rebuild_rollups`]). Its design (grains, sentinels, indexes) is described in
-//! [`rollup`].
+//! `cost_records` (docs/decisions.md D29; BENCHMARKS.md, e_cost). The rollup is maintained on
+//! write, in the same transaction as the raw rows ([`rollup::record_costs`]), and can be rebuilt
+//! from the raw rows ([`rollup::rebuild_rollups`]). Its design (grains, sentinels, indexes) is
+//! described in [`rollup`].
 //!
 //! Time: every day boundary is a UTC midnight and every rollup `date` a UTC calendar day
-//! (5 #16). Periods are day-aligned so that rollups answer them exactly: `LAST_7_DAYS` is
-//! `[00:00Z of (today − 6), now]`.
+//! (docs/decisions.md D29). Periods are day-aligned so that rollups answer them exactly:
+//! `LAST_7_DAYS` is `[00:00Z of (today − 6), now]`.
 
 pub mod anomaly_detect;
 pub mod compute;
@@ -224,7 +224,7 @@ macro_rules! db_enum {
 }
 
 db_enum!(
-    /// Kind of cost anomaly (DOMAIN.md 3.13).
+    /// Kind of cost anomaly (docs/domain.md §9.5).
     CostAnomalyType {
         /// Today's spend ≥ 1.4 × the baseline on two consecutive days.
         AbsoluteSpike = "ABSOLUTE_SPIKE",
@@ -263,7 +263,7 @@ db_enum!(
 );
 
 db_enum!(
-    /// The deterministic explanation attached to spikes and drifts (DOMAIN.md 3.13 step 4).
+    /// The deterministic explanation attached to spikes and drifts (docs/domain.md §9.5 step 4).
     CostDerivedCause {
         RetryLoop = "RETRY_LOOP",
         PromptGrowth = "PROMPT_GROWTH",

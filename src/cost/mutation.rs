@@ -1,8 +1,9 @@
-//! Cost write mutations (DOMAIN.md 3.12, 3.13): `recordCost` (INGEST), `createFeatureTag`,
-//! `updateFeatureTag`, `upsertBudget` (ADMIN) and `detectCostAnomalies` (OPERATOR or ADMIN: it
-//! configures nothing, it derives anomaly rows from recorded cost, the kind of action an on-call
-//! operator takes). Resolvers check the input (`BAD_USER_INPUT` naming the argument path), run
-//! the write once per idempotency key and answer with the same types the `cost` reads return.
+//! Cost write mutations (docs/domain.md §9.2, §9.3, §9.5): `recordCost` (INGEST),
+//! `createFeatureTag`, `updateFeatureTag`, `upsertBudget` (ADMIN) and `detectCostAnomalies`
+//! (OPERATOR or ADMIN: it configures nothing, it derives anomaly rows from recorded cost, the kind
+//! of action an on-call operator takes). Resolvers check the input (`BAD_USER_INPUT` naming the
+//! argument path), run the write once per idempotency key and answer with the same types the `cost`
+//! reads return.
 
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::Duration;

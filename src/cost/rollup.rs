@@ -21,10 +21,10 @@
 //! range over exactly those rows.
 //!
 //! Sentinels: a record without a feature tag, or with an unknown or inactive one, is stored and
-//! rolled up as [`UNCLASSIFIED`] (so it appears once, 5 #16); a record without a user is rolled
-//! up as [`ANONYMOUS`] (a user id `''` is treated as none). An empty model is refused on write;
-//! [`rebuild_rollups`] maps one found in raw rows to `unknown`. Money stays fractional cents
-//! (`f64`), never truncated.
+//! rolled up as [`UNCLASSIFIED`] (so it appears once, docs/decisions.md D30); a record without a
+//! user is rolled up as [`ANONYMOUS`] (a user id `''` is treated as none). An empty model is
+//! refused on write; [`rebuild_rollups`] maps one found in raw rows to `unknown`. Money stays
+//! fractional cents (`f64`), never truncated.
 //!
 //! Writes upsert with `ON CONFLICT … DO UPDATE SET total = total + excluded.total` (PostgreSQL
 //! and SQLite), one multi-row statement per chunk, deltas pre-summed per key and sorted so

@@ -177,8 +177,8 @@ pub async fn tenant_budget(
 }
 
 /// Today's and month-to-date spend of each budget, in ONE statement over the rollup whatever
-/// the number of budgets (5 #26): the tenant grain for tenant budgets, the feature and user
-/// grains for the others. Keyed by budget id.
+/// the number of budgets (docs/decisions.md D33): the tenant grain for tenant budgets, the feature
+/// and user grains for the others. Keyed by budget id.
 pub async fn budget_spend(
     db: &impl ConnectionTrait,
     tenant: &TenantId,

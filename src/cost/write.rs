@@ -1,4 +1,4 @@
-//! Cost writes other than detection (DOMAIN.md 2.8, 3.12): recording cost records through the
+//! Cost writes other than detection (docs/domain.md §9.2, §9.3): recording cost records through the
 //! rollup writer, feature tags and budgets. Every statement names the tenant; inputs arrive
 //! already checked by the resolvers (`mutation`), so errors here are conflicts or lookups.
 
@@ -189,7 +189,7 @@ pub struct BudgetUpsert {
 
 /// Creates the tenant's budget for (type, entity) or updates its limits, threshold and hard
 /// flag — one atomic `INSERT … ON CONFLICT` on the unique (tenant, type, entity) key, where the
-/// tenant budget's entity is the `''` sentinel so it is unique too (5 #16).
+/// tenant budget's entity is the `''` sentinel so it is unique too (docs/decisions.md D30).
 pub async fn upsert_budget(
     db: &impl ConnectionTrait,
     tenant: &TenantId,

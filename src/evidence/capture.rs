@@ -1,4 +1,4 @@
-//! SQL of evidence capture (DOMAIN.md 3.6). One transaction per call; each evidence row is
+//! SQL of evidence capture (docs/domain.md §8.2). One transaction per call; each evidence row is
 //! written under its own savepoint so that a failing row is rolled back alone and recorded as a
 //! `database_error` capture failure, in the same transaction, instead of being swallowed.
 

@@ -1,11 +1,11 @@
-//! Evidence capture (DOMAIN.md 1.11, 2.10, 3.6): the write side of the governance evidence
+//! Evidence capture (docs/domain.md §8.1, §8.2): the write side of the governance evidence
 //! classes H (environment), B (activity), G (provider), D (policy decisions) and the J seal,
 //! plus `evidence_capture_failures`. `captureEvidence` writes one run's evidence in one
 //! transaction; integrity grading (`crate::integrity`) reads it.
 //!
-//! Fixes over the original (5 #9): a write error is never swallowed — the failed row is rolled
-//! back to its savepoint, recorded as a `database_error` capture failure in the same
-//! transaction, and reported in the mutation's payload; the seal is graded inside the
+//! Fixes over the Python platform (docs/decisions.md D13): a write error is never swallowed — the
+//! failed row is rolled back to its savepoint, recorded as a `database_error` capture failure in
+//! the same transaction, and reported in the mutation's payload; the seal is graded inside the
 //! transaction, so it sees the evidence written just before it. Evidence keys are per tenant
 //! (run ids are unique per tenant), so ids carry an 8-hex digest of the tenant.
 
@@ -31,7 +31,7 @@ pub fn tenant_tag(tenant: &TenantId) -> String {
     fingerprint(tenant.as_str())[..8].to_owned()
 }
 
-/// The default resolution of a failure reason (DOMAIN.md 3.5); unknown reasons are transient.
+/// The default resolution of a failure reason (docs/domain.md §8.2); unknown reasons are transient.
 pub fn default_resolution(reason: &str) -> CaptureResolution {
     match reason {
         "pre_attach" | "context_invalid" => CaptureResolution::Permanent,
@@ -72,7 +72,7 @@ impl CaptureSource {
     }
 }
 
-/// The execution context every capture except the seal requires (3.6 hard guard).
+/// The execution context every capture except the seal requires (docs/domain.md §8.2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionContext {
     pub trace_id: String,

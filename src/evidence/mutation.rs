@@ -1,4 +1,4 @@
-//! `captureEvidence` (role INGEST): one run's governance evidence (DOMAIN.md 3.6) in one
+//! `captureEvidence` (role INGEST): one run's governance evidence (docs/domain.md §8.2) in one
 //! transaction. The resolver checks the input (the execution-context guard included) and
 //! answers with what was written, the failures recorded, and the run's integrity graded
 //! afterwards — the same report `llmRun { integrity }` returns.

@@ -1,6 +1,6 @@
 //! Export jobs: the persisted execution state of an export (`export_jobs`) and its audit trail
-//! (`export_job_events`, DOMAIN 3.14), plus the `log_exports` lifecycle rows each transition
-//! appends.
+//! (`export_job_events`, docs/domain.md §10.2), plus the `log_exports` lifecycle rows each
+//! transition appends.
 //!
 //! A job is `queued` → `running` (claimed under a lease) → `completed`, or back to
 //! `retry_wait` after a failed attempt (per its retry strategy) and finally `failed` when its
@@ -9,8 +9,8 @@
 //! another process reclaimed the job) cannot overwrite the new owner's work. Claiming takes the
 //! oldest due job: `FOR UPDATE SKIP LOCKED` on PostgreSQL, a conditional `UPDATE` on SQLite.
 //! Job events are chained per job: `integrity_hash` = first 32 hex of sha256 of
-//! `event_id|event_type|job_id|tenant_id|timestamp|previous_event_hash` (3.14, with the chain per
-//! job rather than one per process, 5 #17).
+//! `event_id|event_type|job_id|tenant_id|timestamp|previous_event_hash` (docs/domain.md §10.2, with
+//! the chain per job rather than one per process; docs/decisions.md D12).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
@@ -124,7 +124,7 @@ impl JobState {
     }
 }
 
-/// Progress stage (DOMAIN 3.14).
+/// Progress stage (docs/domain.md §10.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum JobStage {
     Queued,
@@ -429,7 +429,7 @@ pub async fn events(
         .collect()
 }
 
-/// The 3.14 integrity hash of a job event.
+/// The integrity hash of a job event (docs/domain.md §10.2).
 pub fn event_hash(
     event_id: &str,
     event_type: &str,

@@ -1,4 +1,4 @@
-//! Log exports (AUDIT O5, DOMAIN.md 1.4). `log_exports` is append-only, so an export's
+//! Log exports (AUDIT O5, docs/domain.md §10.1). `log_exports` is append-only, so an export's
 //! lifecycle is a series of rows sharing `export_id`, one per state (pending, running, then
 //! completed or failed). Logbook reads them as one export each: the first row is the request
 //! (what, in which format, by whom, when), the latest row is the current state, and every row

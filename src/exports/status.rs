@@ -1,5 +1,5 @@
 //! GraphQL view of an export's job: execution state, progress stage and percent, ETA,
-//! attempts and retry schedule, lease, and the job's audit trail (DOMAIN 3.14).
+//! attempts and retry schedule, lease, and the job's audit trail (docs/domain.md §10.2).
 
 use async_graphql::{Json, Object};
 

@@ -206,7 +206,7 @@ struct Attempt<'a> {
     last_beat: Option<Instant>,
 }
 
-/// ETA of DOMAIN 3.14: `(100 − pct) / (pct / elapsed)`, none before any progress.
+/// ETA of docs/domain.md §10.2: `(100 − pct) / (pct / elapsed)`, none before any progress.
 pub fn eta_seconds(percent: f64, elapsed_secs: f64) -> Option<i64> {
     if percent <= 0.0 || elapsed_secs <= 0.0 {
         return None;
@@ -450,7 +450,7 @@ impl Attempt<'_> {
 
     /// A bundle (ZIP): the run, its trace and steps (with the inflection marked), its system
     /// records and governance audit entries, the incident when there is one, and an evidence
-    /// summary (DOMAIN 3.17); `soc2` adds the compliance mappings.
+    /// summary (docs/domain.md §10.4); `soc2` adds the compliance mappings.
     async fn bundle(
         &mut self,
         run_id: Option<String>,
@@ -520,7 +520,8 @@ impl Attempt<'_> {
         }
         self.progress(JobStage::Running, 0, None, true).await?;
 
-        // Steps: in step order, keyset on step_index, renumbered by position (2.9).
+        // Steps: in step order, keyset on step_index, renumbered by position
+        // (docs/domain.md §10.4).
         let violation_index = trace
             .as_ref()
             .and_then(|t| t.violation.as_ref())
@@ -1082,7 +1083,7 @@ fn decode_rows<E: EntityTrait, T>(
         .collect()
 }
 
-/// SOC2 control mappings of DOMAIN 3.17 for the incident's category, with each control's
+/// SOC2 control mappings of docs/domain.md §10.4 for the incident's category, with each control's
 /// status from the evidence at hand.
 fn soc2_mappings(
     incident: Option<&incidents::Model>,

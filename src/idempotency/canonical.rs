@@ -1,7 +1,7 @@
 //! The request hash: SHA-256 (hex) of the canonical JSON of `{"input": ..., "operation": ...}`.
 //! Canonical JSON here is compact serde_json output with object keys sorted by their UTF-8
 //! bytes at every level (independent of serde_json's `preserve_order` feature). Logbook does not
-//! need bit-compatibility with the original's Python hashes (no such hashes are persisted).
+//! need bit-compatibility with the Python platform's hashes (no such hashes are persisted).
 
 use serde::Serialize;
 use serde_json::Value;

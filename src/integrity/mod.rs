@@ -1,10 +1,10 @@
-//! Integrity of a run's evidence (DOMAIN.md 3.5): which evidence classes were captured, which
+//! Integrity of a run's evidence (docs/domain.md §8.3): which evidence classes were captured, which
 //! capture failures were recorded, and the grade. Three axes kept apart: the run's execution
 //! status (elsewhere), the integrity *state* (always `SEALED` once computed) and the *grade*.
 //!
-//! Unlike the original, the stored `resolution` of each capture failure is honoured, so a
-//! permanent failure of a missing class grades `FAIL` (5 #9); a failure whose class was
-//! nevertheless observed is superseded.
+//! Unlike the Python platform, the stored `resolution` of each capture failure is honoured, so a
+//! permanent failure of a missing class grades `FAIL` (docs/decisions.md D13); a failure whose
+//! class was nevertheless observed is superseded.
 
 pub mod graphql;
 pub mod store;
@@ -31,7 +31,7 @@ pub enum EvidenceArtifact {
 }
 
 impl EvidenceArtifact {
-    /// In the order of the original's `expected_artifacts`.
+    /// In the order of the Python platform's `expected_artifacts`.
     pub const ALL: [EvidenceArtifact; 6] = [
         Self::ActivityEvidence,
         Self::PolicyDecisions,
@@ -61,7 +61,7 @@ impl EvidenceArtifact {
     }
 
     /// A capture failure's `evidence_type` (a table name); unknown strings map to
-    /// `ACTIVITY_EVIDENCE`, as in the original.
+    /// `ACTIVITY_EVIDENCE`, as in the Python platform.
     pub fn from_evidence_type(text: &str) -> Self {
         Self::ALL
             .into_iter()
@@ -100,7 +100,7 @@ impl IntegrityGrade {
     }
 }
 
-/// The grade in the original's vocabulary (stored as `integrity_status`).
+/// The grade in the Python platform's vocabulary (stored as `integrity_status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 pub enum LegacyIntegrityStatus {
     Valid,
@@ -188,8 +188,8 @@ pub struct IntegrityReport {
     pub sealed: Option<SealedIntegrity>,
 }
 
-/// Grades one run (DOMAIN 3.5; first matching rule wins): a required class missing → FAIL; an
-/// unresolved permanent failure → FAIL; any capture failure → WARN; then by score (observed/6):
+/// Grades one run (docs/domain.md §8.3; first matching rule wins): a required class missing → FAIL;
+/// an unresolved permanent failure → FAIL; any capture failure → WARN; then by score (observed/6):
 /// ≥ 0.8 PASS, ≥ 0.5 WARN, else FAIL.
 pub fn evaluate(facts: IntegrityFacts, sealed: Option<SealedIntegrity>) -> IntegrityReport {
     let observed: Vec<EvidenceArtifact> = EvidenceArtifact::ALL

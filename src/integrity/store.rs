@@ -108,7 +108,7 @@ pub async fn integrity_for_runs(
         run_ids,
     )
     .await?;
-    // Live traces only: archived ones are invisible to every read (5 #14).
+    // Live traces only: archived ones are invisible to every read (docs/decisions.md D16).
     let traces: HashMap<String, i64> = Traces::find()
         .filter(T::TenantId.eq(tenant.as_str()))
         .filter(T::ArchivedAt.is_null())

@@ -1,6 +1,6 @@
-//! Trace mismatches: operator-reported divergences found when replaying a trace (DOMAIN.md 1.8,
-//! 3.11). Every read is scoped to the caller's tenant (the original listed them system-wide,
-//! 5 #20).
+//! Trace mismatches: operator-reported divergences found when replaying a trace
+//! (docs/domain.md §6). Every read is scoped to the caller's tenant (the Python platform listed
+//! them system-wide; docs/decisions.md D20).
 
 pub mod graphql;
 pub mod mutation;

@@ -1,11 +1,11 @@
 //! The mismatch workflow's mutations: `reportMismatch`, `bulkReportMismatches`,
-//! `resolveMismatch` and `linkMismatchIssue` (DOMAIN.md 3.11, API.md). Thin: check the role,
+//! `resolveMismatch` and `linkMismatchIssue` (docs/domain.md §6.2). Thin: check the role,
 //! parse and validate the input, run the store write through the idempotency store.
 //!
 //! Roles: reporting is a write made by replay workers (INGEST keys) or by people (OPERATOR),
 //! so INGEST, OPERATOR and ADMIN may report; resolving and linking are operator actions
 //! (OPERATOR, ADMIN). No audit entry is written on resolve: the ledger's event types
-//! (DOMAIN.md 3.1) cover policies, limits, incidents and signals, not mismatches, and the
+//! (docs/domain.md §4.2) cover policies, limits, incidents and signals, not mismatches, and the
 //! resolution is recorded on the mismatch itself (resolver, time and note).
 
 use async_graphql::{Context, InputObject, Json, Object, ID};

@@ -15,7 +15,7 @@ use crate::auth::TenantId;
 use crate::error::AppResult;
 use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
 
-/// Largest page of mismatches (DOMAIN 3.11: limit ≤ 500).
+/// Largest page of mismatches (docs/api.md §4: up to 500).
 pub const MAX_MISMATCH_PAGE: u64 = 500;
 
 pub(crate) fn snapshot(m: aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> {

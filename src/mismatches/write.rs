@@ -1,11 +1,11 @@
-//! Writes to `aos_trace_mismatches` (DOMAIN.md 3.11 with the fixes of 5 #10 and #20): reports
+//! Writes to `aos_trace_mismatches` (docs/domain.md §6.2; docs/decisions.md D20): reports
 //! (one or a batch, in one transaction), resolution and issue links. Every statement carries the
 //! tenant predicate, so another tenant's mismatch behaves exactly like a missing one.
 //!
 //! Lifecycle: a report is `OPEN`; `OPEN → RESOLVED` once (the first resolver, time and note are
 //! kept; resolving again is `INVALID_TRANSITION`); the issue link is orthogonal to the state
-//! (allowed on open and resolved mismatches; a new link replaces the old one, as the original's
-//! bulk report did).
+//! (allowed on open and resolved mismatches; a new link replaces the old one, as the Python
+//! platform's bulk report did).
 
 use std::collections::HashSet;
 

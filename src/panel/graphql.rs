@@ -118,7 +118,7 @@ pub struct PanelQuery;
 
 #[Object]
 impl PanelQuery {
-    /// Cross-slot consistency of a dashboard panel (DOMAIN.md 3.15). A signal reported by two
+    /// Cross-slot consistency of a dashboard panel (docs/domain.md §11). A signal reported by two
     /// slots with different values is a `CONS-DUP` violation (the first value is used); each
     /// rule whose two signals are present and non-null is evaluated: `P implies Q` is
     /// `(not P) or Q`; a condition with `==` or `!=` compares the two values; in `P`/`Q`,

@@ -1,7 +1,7 @@
-//! Panel consistency (DOMAIN.md 3.15): cross-slot rules that a BFF runs over the results of a
+//! Panel consistency (docs/domain.md §11): cross-slot rules that a BFF runs over the results of a
 //! dashboard panel's slots before showing them. Pure logic, no database.
 //!
-//! The algorithm and the condition mini-language are the original's, string matching included:
+//! The algorithm and condition mini-language are the Python platform's, string matching included:
 //!
 //! 1. Signals of all slots are collected in slot order; a signal id seen again with a different
 //!    value is a `CONS-DUP` violation (the first value and slot are kept).
@@ -16,7 +16,7 @@
 //! `signal_b` with `== True`/`== true`, `== False`/`== false`, `== 'STRESSED'` or `!= 'NONE'`
 //! tests b against that value; any other sub-expression is true.
 //!
-//! Differences from the Python original, where JSON makes them observable: values are compared
+//! Differences from the Python platform, where JSON makes them observable: values are compared
 //! as JSON values with numbers compared by value (`1 == 1.0`), but a boolean never equals a
 //! number (Python's `True == 1`); values are rendered in messages as JSON, strings unquoted.
 
@@ -219,7 +219,7 @@ pub fn evaluate(condition: &str, a: &Value, b: &Value) -> bool {
     true
 }
 
-/// Checks a panel's slots against `rules` (DOMAIN.md 3.15).
+/// Checks a panel's slots against `rules` (docs/domain.md §11).
 pub fn check(panel_id: &str, slots: &[SlotResult], rules: &[Rule]) -> CheckResult {
     let mut violations = Vec::new();
     // signal id → (value, source slot), first occurrence wins

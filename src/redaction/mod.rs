@@ -1,5 +1,5 @@
-//! PII and secret redaction, applied to every payload before it is stored (DOMAIN.md 3.4, with
-//! the gaps of 5 #23 closed).
+//! PII and secret redaction, applied to every payload before it is stored (docs/domain.md §12,
+//! with the gaps of docs/decisions.md D27 closed).
 //!
 //! - **Keys**: a map entry whose key names a secret has its whole value (any type) replaced by
 //!   `<REDACTED>`. Keys are split into words (`snake_case`, `kebab-case`, `camelCase`,
@@ -11,8 +11,8 @@
 //!   JSON, `password=...` / `token: ...` pairs in free text, SSNs (`ddd-dd-dddd`), card numbers
 //!   (13–19 digits, optionally grouped by spaces or dashes, Luhn-checked so that ids and epoch
 //!   milliseconds survive) and phone numbers. See [`redact_text`].
-//! - **Depth**: the walk is iterative, so no nesting depth escapes it (the original stopped at
-//!   20 levels and stored the rest unredacted).
+//! - **Depth**: the walk is iterative, so no nesting depth escapes it (the Python platform
+//!   stopped at 20 levels and stored the rest unredacted).
 //!
 //! Callers redact every JSON and free-text field of a payload, not only some of them.
 
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn sensitive_keys_by_containment_and_case() {
         let sensitive = [
-            // the exact list of DOMAIN 3.4
+            // the Python platform's exact key list
             "password",
             "passwd",
             "pwd",
@@ -415,7 +415,7 @@ mod tests {
             "card_number",
             "cvv",
             "cvc",
-            // containment and case (5 #23)
+            // containment and case (docs/decisions.md D27)
             "user_password",
             "apiToken",
             "Authorization",

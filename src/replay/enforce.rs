@@ -1,5 +1,5 @@
-//! Replay enforcement (DOMAIN.md 3.7): a replay worker hands in a step's new output and learns
-//! whether the step counts as executed, skipped or checked, or gets `REPLAY_MISMATCH`.
+//! Replay enforcement (docs/domain.md §7.2): a replay worker hands in a step's new output and
+//! learns whether the step counts as executed, skipped or checked, or gets `REPLAY_MISMATCH`.
 //!
 //! The replay store remembers the last output per (tenant, step idempotency key) for 24 hours,
 //! in the `replay_outputs` table, written in the enforcing mutation's own transaction: a
@@ -10,8 +10,8 @@
 //! output's JSON text as Python's `json.dumps(output, sort_keys=True)` writes it (separators
 //! `", "` and `": "`, keys sorted, `ensure_ascii` escapes, float `repr`;
 //! [`crate::traces::hashing::python_json`]); JSON `null` hashes the 4 bytes `null`. This is the
-//! original's `hash_output`, kept byte-compatible because recorded `outputHash` values of steps
-//! must be re-verified against it.
+//! Python platform's `hash_output`, kept byte-compatible because recorded `outputHash` values of
+//! steps must be re-verified against it.
 
 use async_graphql::Enum;
 use entity::aos_trace_steps::{Column as S, Entity as Steps};
@@ -26,10 +26,10 @@ use crate::error::{AppError, AppResult};
 use crate::traces::hashing::python_json;
 use crate::traces::ReplayBehavior;
 
-/// How long a recorded output is kept (the original's 24 h).
+/// How long a recorded output is kept (the Python platform's 24 h).
 pub const REPLAY_TTL_SECONDS: u64 = 86_400;
 
-/// The output hash of 3.7 (see the module doc for the canonical form).
+/// The output hash of docs/domain.md §7.2 (see the module doc for the canonical form).
 pub fn hash_output(output: &Value) -> String {
     let digest = hex::encode(Sha256::digest(python_json(output).as_bytes()));
     digest[..16].to_owned()
@@ -95,7 +95,7 @@ fn mismatch(step_index: i32, expected: &str, actual: &str) -> AppError {
     }
 }
 
-/// Enforces one step of one of the tenant's live traces (3.7):
+/// Enforces one step of one of the tenant's live traces (docs/domain.md §7.2):
 /// 1. with a key and a recorded output: `skip` answers SKIPPED with the recorded output;
 ///    `check` verifies the new output against the step's original hash (else the recorded
 ///    one) and answers CHECKED with the recorded output; `execute` falls through;
@@ -154,8 +154,8 @@ pub async fn enforce_step(
                     });
                 }
                 ReplayBehavior::Check => {
-                    // The original hands the cached output back for its caller to verify; here
-                    // the caller sent its new output, so the verification happens here.
+                    // The Python platform handed the cached output back for its caller to verify;
+                    // here the caller sent its new output, so the verification happens here.
                     let expected = original.unwrap_or_else(|| cached.output_hash.clone());
                     if expected != actual {
                         return Err(mismatch(step.step_index, &expected, &actual));

@@ -1,4 +1,4 @@
-//! Replay windows (DOMAIN.md 2.1, 3.19 LLM O4): "replay is a query, not storage". A run's
+//! Replay windows (LLM O4, docs/domain.md §7.1): "replay is a query, not storage". A run's
 //! window is ±30 s around its inflection point, and its events are the union of the trace's
 //! steps, the system records and the tenant's policy/limit audit entries in that window.
 

@@ -1,5 +1,6 @@
-//! `enforceReplayStep`: replay enforcement over GraphQL (DOMAIN.md 3.7; see [`super::enforce`]).
-//! A write made by replay workers (INGEST) or operators replaying a trace (OPERATOR), and ADMIN.
+//! `enforceReplayStep`: replay enforcement over GraphQL (docs/domain.md §7.2; see
+//! [`super::enforce`]). A write made by replay workers (INGEST) or operators replaying a trace
+//! (OPERATOR), and ADMIN.
 
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use serde::Serialize;
@@ -75,9 +76,9 @@ pub struct ReplayMutation;
 
 #[Object]
 impl ReplayMutation {
-    /// Enforces one step's replay behaviour (3.7): `EXECUTED`, `SKIPPED` (a `SKIP` step already
-    /// recorded under its idempotency key) or `CHECKED` (a `CHECK` step whose output hash
-    /// matches), else `REPLAY_MISMATCH`. Recorded outputs are kept in the database, written in
+    /// Enforces one step's replay behaviour (docs/domain.md §7.2): `EXECUTED`, `SKIPPED` (a `SKIP`
+    /// step already recorded under its idempotency key) or `CHECKED` (a `CHECK` step whose output
+    /// hash matches), else `REPLAY_MISMATCH`. Recorded outputs are kept in the database, written in
     /// the same transaction as the enforcement, so every server process sees them. Roles
     /// INGEST, OPERATOR, ADMIN.
     async fn enforce_replay_step(

@@ -1,4 +1,4 @@
-//! `EvidenceMetadata` (DOMAIN 3.19, INV-LOG-META-001): the provenance every depth level of a
+//! `EvidenceMetadata` (docs/domain.md §2.3): the provenance every depth level of a
 //! run carries — who and what it concerns, when it happened and was recorded, and a checksum of
 //! the record itself so a copy can be checked against the server.
 

@@ -136,7 +136,7 @@ impl LlmRun {
             .unwrap_or_default())
     }
 
-    /// The run's evidence-completeness grade (DOMAIN 3.5).
+    /// The run's evidence-completeness grade (docs/domain.md §8.3).
     async fn integrity(
         &self,
         ctx: &Context<'_>,
@@ -164,7 +164,7 @@ impl LlmRun {
             .collect())
     }
 
-    /// Provenance of this run's evidence (DOMAIN 3.19).
+    /// Provenance of this run's evidence (docs/domain.md §2.3).
     async fn evidence(&self, ctx: &Context<'_>) -> async_graphql::Result<EvidenceMetadata> {
         let loaders = run_loaders(ctx).await?;
         let key = self.0.run_id.clone();

@@ -1,5 +1,6 @@
-//! LLM run records: one immutable record per run and tenant (DOMAIN.md 1.1). `run_id` is unique
-//! per tenant here (the original allowed duplicates and then failed on lookup, 5 #4).
+//! LLM run records: one immutable record per run and tenant (docs/domain.md §2). `run_id` is unique
+//! per tenant here (the Python platform allowed duplicates and then failed on lookup;
+//! docs/decisions.md D4).
 
 pub mod evidence;
 pub mod graphql;

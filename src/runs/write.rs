@@ -1,5 +1,5 @@
-//! Writing LLM run records (DOMAIN.md 1.1). One record per (tenant, run): a second record for
-//! the same run is refused (5 #4), never overwritten — records are immutable.
+//! Writing LLM run records (docs/domain.md §2.2). One record per (tenant, run): a second record for
+//! the same run is refused (docs/decisions.md D4), never overwritten — records are immutable.
 
 use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column, Entity};

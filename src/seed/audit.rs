@@ -2,10 +2,10 @@
 //! `prev_hash` = previous `entry_hash`, see `audit::chain`), its chain head, and the policy
 //! activation audit of every policy created (plus the tenant's standing policies).
 //!
-//! Events follow the DOMAIN 3.1 state conventions: create/approve/reject/acknowledge/close/
-//! breach/signal events carry `after_state`; modify/update/resolve carry both; retire carries
-//! `before_state`. Governance events about a run name it in the `run_id` column and in
-//! `after_state.run_id`; incident events name real incidents opened by failed runs.
+//! Events follow the state conventions of docs/domain.md §4.2: create/approve/reject/
+//! acknowledge/close/breach/signal events carry `after_state`; modify/update/resolve carry both;
+//! retire carries `before_state`. Governance events about a run name it in the `run_id` column and
+//! in `after_state.run_id`; incident events name real incidents opened by failed runs.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;

@@ -1,6 +1,7 @@
-//! Evidence capture rows for a sample of traced runs (DOMAIN 1.11): environment (H), activity
-//! (B) and provider (G) evidence per LLM step, policy decisions (D), the integrity seal (J), and
-//! capture failures — a failed class is then missing from the seal, which is graded DEGRADED.
+//! Evidence capture rows for a sample of traced runs (docs/domain.md §8.1): environment (H),
+//! activity (B) and provider (G) evidence per LLM step, policy decisions (D), the integrity seal
+//! (J), and capture failures — a failed class is then missing from the seal, which is graded
+//! DEGRADED.
 
 use chrono::Duration;
 use rand::Rng;

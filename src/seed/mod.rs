@@ -1,10 +1,10 @@
 //! `logbook seed`: deterministic synthetic data for every table Logbook serves.
 //!
 //! Two profiles: `Demo` (one tenant, a few hundred rows, every table non-empty) and `Bench` (the
-//! BENCH.md data set: 50 Zipf-skewed tenants, 1 M LLM runs and proportional traces, steps, audit
-//! entries, system and cost records). Everything derives from the seed and the anchor ("now" of
-//! the data set): ids come from keyed ChaCha8 streams, timestamps from a time model over the 90
-//! days before the anchor, so the same options produce byte-identical rows.
+//! benchmark data set of BENCHMARKS.md: 50 Zipf-skewed tenants, 1 M LLM runs and proportional
+//! traces, steps, audit entries, system and cost records). Everything derives from the seed and the
+//! anchor ("now" of the data set): ids come from keyed ChaCha8 streams, timestamps from a time
+//! model over the 90 days before the anchor, so the same options produce byte-identical rows.
 //!
 //! Layout: `synth` (randomness, ids, time model), `writer` (batched COPY / INSERT), and one
 //! generator per domain: `runs` (LLM runs, traces, steps, mismatches, incidents, evidence via
@@ -40,7 +40,7 @@ use writer::{Mode, Sink, TableDef, Writer};
 pub enum Profile {
     /// One tenant `demo`, 200 runs, every table non-empty.
     Demo,
-    /// BENCH.md: 50 tenants, 1 000 000 runs and proportional counts.
+    /// BENCHMARKS.md: 50 tenants, 1 000 000 runs and proportional counts.
     Bench,
 }
 

@@ -86,7 +86,7 @@ pub(crate) static AOS_TRACE_STEPS: TableDef = TableDef {
 /// Traces before steps: steps reference their trace.
 pub(crate) static TRACE_TABLES: [&TableDef; 2] = [&AOS_TRACES, &AOS_TRACE_STEPS];
 
-/// DOMAIN 3.10 `status_to_level` (case-insensitive).
+/// The step level of a status, case-insensitive (docs/domain.md §5.2).
 pub(crate) fn status_to_level(status: &str) -> &'static str {
     match status.to_ascii_lowercase().as_str() {
         "failure" | "error" => "ERROR",

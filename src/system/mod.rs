@@ -1,6 +1,6 @@
-//! System records: immutable infrastructure and trust events (topic SYSTEM_LOGS, DOMAIN.md 1.2).
-//! A record with no tenant is system-wide and visible to every tenant; a tenant's own records
-//! are visible only to it.
+//! System records: immutable infrastructure and trust events (topic SYSTEM_LOGS,
+//! docs/domain.md §3). A record with no tenant is system-wide and visible to every tenant; a
+//! tenant's own records are visible only to it.
 
 pub mod graphql;
 pub mod mutation;

@@ -1,6 +1,6 @@
-//! Writing system records (DOMAIN.md 1.2) through the API: always owned by the key's tenant
+//! Writing system records (docs/domain.md §3.2) through the API: always owned by the key's tenant
 //! (system-wide records, with no tenant, are written only by the platform itself), and
-//! `summary`/`details` are redacted before they are stored (5 #22, #23).
+//! `summary`/`details` are redacted before they are stored (docs/decisions.md D26, D27).
 
 use entity::system_records;
 use sea_orm::{ConnectionTrait, EntityTrait, Set};

@@ -1,5 +1,5 @@
-//! Trace retention (DOMAIN.md 1.7, 3.21; 5 #14): moves traces created before a cutoff into
-//! `aos_traces_archive` and deletes them from `aos_traces`, in batches, each batch one
+//! Trace retention (docs/domain.md §5.6; docs/decisions.md D16): moves traces created before a
+//! cutoff into `aos_traces_archive` and deletes them from `aos_traces`, in batches, each batch one
 //! transaction. `logbook traces archive` calls [`archive_traces`].
 //!
 //! The order is what the triggers demand: the archive copy first (a trace may only be deleted
@@ -7,9 +7,9 @@
 //! removes the trace's steps (a step may only be deleted once its trace is gone). No UPDATE is
 //! needed, so `archived_at` is not marked on the live row; the archive copy carries it (the time
 //! of the move unless the trace was soft-archived earlier) and `moved_at`. The copy names every
-//! column of the live table, so it keeps working as both tables grow together (the original's
-//! `SELECT *` copy broke once they diverged). The archive holds trace rows only: steps are not
-//! kept once their trace is moved.
+//! column of the live table, so it keeps working as both tables grow together (the Python
+//! platform's `SELECT *` copy broke once they diverged). The archive holds trace rows only: steps
+//! are not kept once their trace is moved.
 //!
 //! Reads only ever see `aos_traces` rows with `archived_at IS NULL`, so a moved trace leaves every
 //! read (lists, lookups, comparisons, run and mismatch links). Trace ids are unique per tenant,

@@ -1,5 +1,5 @@
-//! Comparing two traces (DOMAIN.md 3.9): the field diff of the original HTTP compare, and the
-//! parity check over step determinism hashes. Pure functions over snapshots.
+//! Comparing two traces (docs/domain.md §5.5): the field diff of the Python platform's HTTP
+//! compare, and the parity check over step determinism hashes. Pure functions over snapshots.
 
 use super::{determinism_signature, StepSnapshot, TraceSnapshot};
 

@@ -1,8 +1,8 @@
-//! Determinism hashing of traces (DOMAIN.md 3.9), byte-compatible with the original Python:
+//! Determinism hashing of traces (docs/domain.md §5.4), byte-compatible with the Python platform:
 //! the per-step hash, the trace signature (exposed as `checksum`) and the HASH_CHAIN run proof
 //! (stored as `root_hash`).
 //!
-//! The original serialises with Python's `json.dumps(x, sort_keys=True)`; [`python_json`]
+//! The Python platform serialises with `json.dumps(x, sort_keys=True)`; [`python_json`]
 //! reproduces that text: separators `", "` and `": "`, object keys sorted by code point,
 //! non-ASCII and control characters escaped as lower-case `\uXXXX` (surrogate pairs above the
 //! BMP, `ensure_ascii`), the short escapes `\" \\ \n \r \t \b \f`, integers in decimal and floats
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn step_hash_matches_python() {
-        // Reference values printed by CPython 3.11 running the original
+        // Reference values printed by CPython 3.11 running the Python platform's
         // `TraceStep.determinism_hash` logic:
         // relevant = {...}; normalise floats; relevant["params"] = json.dumps(params,
         // sort_keys=True); sha256(json.dumps(relevant, sort_keys=True)).hexdigest()[:16]

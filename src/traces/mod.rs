@@ -1,7 +1,7 @@
-//! Execution traces and their steps (DOMAIN.md 1.5, 1.6, 3.9, 3.10).
+//! Execution traces and their steps (docs/domain.md §5).
 //!
-//! Reads never see archived traces or steps (`archived_at` set, 5 #14), and step statuses are
-//! kept exactly as stored, unknown ones included (5 #15).
+//! Reads never see archived traces or steps (`archived_at` set, docs/decisions.md D16), and step
+//! statuses are kept exactly as stored, unknown ones included (docs/decisions.md D17).
 
 pub mod archive;
 pub mod compare;
@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Lifecycle status of a trace (3.10): `RUNNING` until completed, failed or aborted.
+/// Lifecycle status of a trace (docs/domain.md §5.3): `RUNNING` until completed, failed or aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TraceStatus {
@@ -69,7 +69,7 @@ impl ReplayMode {
     }
 }
 
-/// What a replay does with a step (3.7).
+/// What a replay does with a step (docs/domain.md §7.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReplayBehavior {
@@ -125,7 +125,7 @@ impl StepSource {
     }
 }
 
-/// Log level of a step, derived from its status at insert time (3.10).
+/// Log level of a step, derived from its status at insert time (docs/domain.md §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepLevel {
@@ -224,7 +224,7 @@ pub struct StepSnapshot {
 }
 
 impl StepSnapshot {
-    /// The step determinism hash of DOMAIN 3.9 (16 hex characters).
+    /// The step determinism hash of docs/domain.md §5.4 (16 hex characters).
     pub fn determinism_hash(&self) -> String {
         hashing::step_hash(
             self.step_index,
@@ -238,7 +238,7 @@ impl StepSnapshot {
     }
 }
 
-/// The determinism signature of a trace whose steps are given in step order (3.9).
+/// The determinism signature of a trace whose steps are given in step order (docs/domain.md §5.4).
 pub fn determinism_signature(steps: &[StepSnapshot]) -> String {
     let hashes: Vec<String> = steps.iter().map(StepSnapshot::determinism_hash).collect();
     hashing::trace_signature(&hashes)

@@ -26,7 +26,7 @@ use crate::pagination::{
     Window,
 };
 
-/// Largest page of steps (API.md: trace steps up to 1000).
+/// Largest page of steps (docs/api.md §4: trace steps up to 1000).
 pub const MAX_STEP_PAGE: u64 = 1000;
 
 pub(crate) fn trace_snapshot(m: aos_traces::Model) -> AppResult<TraceSnapshot> {

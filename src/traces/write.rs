@@ -1,12 +1,13 @@
-//! Trace ingestion (DOMAIN.md 2.5, 3.9, 3.10, 5 #12, #13, #15): start a trace, append steps
-//! (insert-only, first write wins), and seal it by completion or abort.
+//! Trace ingestion (docs/domain.md §5.3, §5.4; docs/decisions.md D14, D15, D17): start a trace,
+//! append steps (insert-only, first write wins), and seal it by completion or abort.
 //!
 //! - Every payload is redacted ([`crate::redaction`]) before it is written.
 //! - Steps are written only while the trace is `running`; a finished trace is sealed: at
 //!   completion or abort the determinism signature (`checksum`) and the HASH_CHAIN run proof
 //!   (`root_hash`) are computed from the stored steps in the same transaction, so the seal always
 //!   describes exactly the steps that exist.
-//! - Steps of a synthetic trace are synthetic, with the trace's scenario id (5 #15).
+//! - Steps of a synthetic trace are synthetic, with the trace's scenario id
+//!   (docs/decisions.md D17).
 //! - Concurrency: on PostgreSQL, `recordSteps` holds a share lock on the trace row and a
 //!   completion an exclusive one, so a batch never lands after the seal was computed; on SQLite
 //!   both run in `BEGIN IMMEDIATE` transactions (one writer at a time).
@@ -36,7 +37,8 @@ use crate::redaction::{redact_value, redacted, redacted_text};
 /// Most steps one `recordSteps` call may carry.
 pub const MAX_STEPS_PER_BATCH: usize = 1000;
 
-/// Schema version of traces started through the API (runtime-started traces in the original).
+/// Schema version of traces started through the API (runtime-started traces in the Python
+/// platform).
 const SCHEMA_VERSION: &str = "1.0";
 
 /// A validated `startTrace` input. Defaults that depend on the clock or on randomness (start
@@ -107,7 +109,7 @@ pub enum Finish {
     Abort { reason: String },
 }
 
-/// DOMAIN 3.10 `status_to_level`, case-insensitive.
+/// The step level of a status, case-insensitive (docs/domain.md §5.2).
 pub fn level_for_status(status: &str) -> StepLevel {
     match status.to_ascii_lowercase().as_str() {
         "failure" | "error" => StepLevel::Error,
@@ -305,8 +307,8 @@ pub async fn record_steps(
 
 /// Ends a running trace and seals it: status, `completed_at`, metadata, and the determinism
 /// signature (`checksum`) and run-proof root (`root_hash`, only when there are steps: the run
-/// proof of an empty trace is unsupported, 3.9) over the stored steps, all in one transaction.
-/// A trace that is not running: `INVALID_TRANSITION`.
+/// proof of an empty trace is unsupported, docs/domain.md §5.4) over the stored steps, all in one
+/// transaction. A trace that is not running: `INVALID_TRANSITION`.
 pub async fn finish_trace(
     txn: &DatabaseTransaction,
     tenant: &TenantId,

@@ -1,6 +1,6 @@
-//! `recordAuditEvent` and the per-tenant hash chain behind it: the DOMAIN 3.1 rules (each bad
-//! input named, nothing written), roles, idempotency, the read side over written entries, and
-//! the chain under concurrent writers (in one process and across two) and under tampering.
+//! `recordAuditEvent` and the per-tenant hash chain behind it: the rules of docs/domain.md §4.2
+//! (each bad input named, nothing written), roles, idempotency, the read side over written entries,
+//! and the chain under concurrent writers (in one process and across two) and under tampering.
 //!
 //! The chain check here is written from `docs/ledger.md`, not by calling the code under test.
 

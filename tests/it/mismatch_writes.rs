@@ -115,7 +115,7 @@ async fn report_roles_inputs_and_json_details(backend: Backend) {
     assert_eq!(m["stepIndex"], Value::Null);
     assert_eq!(total(&app, &viewer).await, 3);
     if backend == Backend::Postgres {
-        // Stored as real JSON, not a language-specific repr string (5 #10).
+        // Stored as real JSON, not a language-specific repr string (docs/decisions.md D20).
         let n = app
             .raw(
                 "SELECT 1 FROM aos_trace_mismatches WHERE details->'nested'->'deep'->>'x' = 'true'",

@@ -1,6 +1,6 @@
-//! `enforceReplayStep` (DOMAIN.md 3.7): executed, skipped and checked steps, `REPLAY_MISMATCH`
-//! with expected and actual hashes, tenant isolation, and a replay store shared by two server
-//! processes (Redis on PostgreSQL, the database on SQLite).
+//! `enforceReplayStep` (docs/domain.md §7.2): executed, skipped and checked steps,
+//! `REPLAY_MISMATCH` with expected and actual hashes, tenant isolation, and a replay store shared
+//! by two server processes (Redis on PostgreSQL, the database on SQLite).
 
 use logbook::auth::Role;
 use logbook::replay::enforce::hash_output;

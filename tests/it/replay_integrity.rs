@@ -1,6 +1,6 @@
 //! `replayWindow` (three sources merged inside ±30 s of the inflection point) and `integrity`
-//! (the grading of DOMAIN 3.5 with stored resolutions honoured), tenant-scoped, and their batch
-//! loaders costing a constant number of statements.
+//! (the grading of docs/domain.md §8.3 with stored resolutions honoured), tenant-scoped, and their
+//! batch loaders costing a constant number of statements.
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{

@@ -1,6 +1,6 @@
-//! Request-level limits of API.md that need shared state: the per-key rate limit in complexity
-//! points per minute (with `RateLimit-*` headers), and automatic persisted queries. Both are
-//! shared across server processes (Redis on the PostgreSQL cases, tables on SQLite).
+//! Request-level limits (docs/api.md §8, §9) that need shared state: the per-key rate limit in
+//! complexity points per minute (with `RateLimit-*` headers), and automatic persisted queries. Both
+//! are shared across server processes (Redis on the PostgreSQL cases, tables on SQLite).
 
 use logbook::auth::Role;
 use serde_json::{json, Value};
