@@ -220,8 +220,7 @@ async fn run(
     let request = request
         .data(auth)
         .data(rate.clone())
-        .data(crate::runs::loaders::RunLoaderCell::default())
-        .data(crate::exports::graphql::ExportJobLoaderCell::default());
+        .data(crate::request::RequestScope::default());
     let budget = state.config.limits.request_timeout;
     let execution = REQUEST_ID.scope(request_id.to_owned(), served.schema.execute(request));
     let mut response = match tokio::time::timeout(budget, execution).await {

@@ -497,8 +497,7 @@ impl Connection {
         // DataLoaders that live as long as this subscription, not the socket.
         let request = request
             .data(auth)
-            .data(crate::runs::loaders::RunLoaderCell::default())
-            .data(crate::exports::graphql::ExportJobLoaderCell::default());
+            .data(crate::request::RequestScope::default());
         let stream = served
             .schema
             .execute_stream_with_session_data(request, ready.data.clone())

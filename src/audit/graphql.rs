@@ -20,7 +20,7 @@ use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::DateTime;
 use crate::state::AppState;
-use crate::system::graphql::{current_request_id, in_request, record_id_from};
+use crate::system::graphql::record_id_from;
 
 /// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are
 /// self-describing and hash-chained per tenant: `prevHash` is the `entryHash` of the entry
@@ -317,16 +317,11 @@ impl AuditQuery {
 pub struct GovernanceEventsByRun {
     db: DatabaseConnection,
     tenant: TenantId,
-    request_id: Option<String>,
 }
 
 impl GovernanceEventsByRun {
     pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
-        GovernanceEventsByRun {
-            db,
-            tenant,
-            request_id: current_request_id(),
-        }
+        GovernanceEventsByRun { db, tenant }
     }
 }
 
@@ -335,13 +330,13 @@ impl Loader<String> for GovernanceEventsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        in_request(self.request_id.clone(), async {
+        async {
             let found = store::governance_events_for_runs(&self.db, &self.tenant, keys).await?;
             Ok(found
                 .into_iter()
                 .map(|(run, entries)| (run, entries.into_iter().map(AuditEntry).collect()))
                 .collect())
-        })
+        }
         .await
     }
 }

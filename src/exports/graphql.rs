@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use sea_orm::DatabaseConnection;
 
@@ -20,7 +20,7 @@ use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
-use crate::system::graphql::{current_request_id, in_request, record_id_from};
+use crate::system::graphql::record_id_from;
 
 /// One export of log data (AUDIT O5). The ledger of exports is append-only: each state of an
 /// export is a new row, never an update. This type is the export as a whole: what was requested
@@ -118,14 +118,10 @@ impl LogExport {
         let state = ctx.data_unchecked::<AppState>();
         let tenant = self.0.request.tenant_id.clone();
         let export_id = self.0.request.export_id.clone();
-        let job = match ctx.data_opt::<ExportJobLoaderCell>() {
-            // Batched: one statement for every `job` of the response.
-            Some(cell) => cell.loader(&state.db).load_one((tenant, export_id)).await?,
-            None => {
-                let tenant = TenantId::trusted(tenant);
-                super::jobs::get(&state.db, &tenant, &export_id).await?
-            }
-        };
+        // Batched: one statement for every `job` of the response.
+        let jobs = crate::request::scope(ctx)?
+            .shared(|_| crate::request::loader(JobsByExport::new(state.db.clone())));
+        let job = jobs.load_one((tenant, export_id)).await?;
         Ok(job.map(super::status::ExportJob))
     }
     /// Where the artefact is served once completed (`Authorization: Bearer` required).
@@ -274,16 +270,11 @@ impl ExportQuery {
 pub struct ExportsByRun {
     db: DatabaseConnection,
     tenant: TenantId,
-    request_id: Option<String>,
 }
 
 impl ExportsByRun {
     pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
-        ExportsByRun {
-            db,
-            tenant,
-            request_id: current_request_id(),
-        }
+        ExportsByRun { db, tenant }
     }
 }
 
@@ -292,13 +283,13 @@ impl Loader<String> for ExportsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        in_request(self.request_id.clone(), async {
+        async {
             let found = store::exports_for_runs(&self.db, &self.tenant, keys).await?;
             Ok(found
                 .into_iter()
                 .map(|(run, exports)| (run, exports.into_iter().map(LogExport).collect()))
                 .collect())
-        })
+        }
         .await
     }
 }
@@ -307,15 +298,11 @@ impl Loader<String> for ExportsByRun {
 /// (see [`super::jobs::get_many`]); each export's job is read under that export's own tenant.
 pub struct JobsByExport {
     db: DatabaseConnection,
-    request_id: Option<String>,
 }
 
 impl JobsByExport {
     pub fn new(db: DatabaseConnection) -> Self {
-        JobsByExport {
-            db,
-            request_id: current_request_id(),
-        }
+        JobsByExport { db }
     }
 }
 
@@ -327,7 +314,7 @@ impl Loader<(String, String)> for JobsByExport {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), Self::Value>, Self::Error> {
-        in_request(self.request_id.clone(), async {
+        async {
             let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
             for (tenant, export_id) in keys {
                 by_tenant
@@ -345,18 +332,7 @@ impl Loader<(String, String)> for JobsByExport {
                 }
             }
             Ok(out)
-        })
+        }
         .await
-    }
-}
-
-/// Request data: the request's `LogExport.job` loader, created on first use.
-#[derive(Default)]
-pub struct ExportJobLoaderCell(std::sync::OnceLock<DataLoader<JobsByExport>>);
-
-impl ExportJobLoaderCell {
-    fn loader(&self, db: &DatabaseConnection) -> &DataLoader<JobsByExport> {
-        self.0
-            .get_or_init(|| DataLoader::new(JobsByExport::new(db.clone()), tokio::spawn))
     }
 }

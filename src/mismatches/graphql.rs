@@ -70,17 +70,26 @@ pub struct MismatchLoaders {
 }
 
 impl MismatchLoaders {
+    /// Fresh loaders, for a mutation's result.
     pub fn new(db: &DatabaseConnection, tenant: &TenantId) -> Arc<Self> {
-        Arc::new(MismatchLoaders {
-            traces: DataLoader::new(
-                TraceByTraceIdLoader {
-                    db: db.clone(),
-                    tenant: tenant.clone(),
-                },
-                tokio::spawn,
-            ),
-            trace_fields: TraceLoaders::new(db),
-        })
+        Arc::new(Self::build(db, tenant, TraceLoaders::new(db)))
+    }
+
+    /// The request's shared loaders, for reads (`tenant` is the request's).
+    pub fn of(ctx: &Context<'_>, tenant: &TenantId) -> AppResult<Arc<Self>> {
+        let db = &ctx.data_unchecked::<AppState>().db;
+        let trace_fields = TraceLoaders::of(ctx)?;
+        Ok(crate::request::scope(ctx)?.shared(|_| Self::build(db, tenant, trace_fields)))
+    }
+
+    fn build(db: &DatabaseConnection, tenant: &TenantId, trace_fields: Arc<TraceLoaders>) -> Self {
+        MismatchLoaders {
+            traces: crate::request::loader(TraceByTraceIdLoader {
+                db: db.clone(),
+                tenant: tenant.clone(),
+            }),
+            trace_fields,
+        }
     }
 }
 
@@ -276,7 +285,7 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<TraceMismatch
         .ok_or(AppError::NotFound("TraceMismatch"))?;
     Ok(TraceMismatch::new(
         snapshot,
-        &MismatchLoaders::new(&state.db, &principal.tenant_id),
+        &MismatchLoaders::of(ctx, &principal.tenant_id)?,
     ))
 }
 
@@ -310,7 +319,7 @@ impl MismatchQuery {
         let as_of = as_of.map(|d| d.0);
         let request =
             PageRequest::new(first, after, last, before, as_of).with_max(MAX_MISMATCH_PAGE);
-        let loaders = MismatchLoaders::new(&state.db, &principal.tenant_id);
+        let loaders = MismatchLoaders::of(ctx, &principal.tenant_id)?;
         let page = store::page(
             &state.db,
             &state.cursors,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::Context;
-use tokio::sync::OnceCell;
 
 use crate::audit::graphql::GovernanceEventsByRun;
 use crate::auth::{self, Permission};
@@ -15,6 +14,7 @@ use crate::exports::graphql::ExportsByRun;
 use crate::integrity::graphql::IntegrityLoader;
 use crate::mismatches::graphql::{MismatchLoaders, MismatchesByRunLoader};
 use crate::replay::graphql::ReplayWindowLoader;
+use crate::request::loader;
 use crate::state::AppState;
 use crate::system::graphql::SystemRecordsByRun;
 use crate::traces::graphql::{TraceByRunLoader, TraceLoaders};
@@ -31,65 +31,34 @@ pub struct RunLoaders {
     pub mismatch_fields: Arc<MismatchLoaders>,
 }
 
-/// Request data: the request's loaders, created at most once.
-#[derive(Default)]
-pub struct RunLoaderCell(OnceCell<Arc<RunLoaders>>);
-
-/// The request's run loaders (checking the caller may read).
+/// The request's run loaders (checking the caller may read), made on first use.
 pub async fn run_loaders(ctx: &Context<'_>) -> AppResult<Arc<RunLoaders>> {
     let principal = auth::require(ctx, Permission::Read).await?;
-    let state = ctx.data_unchecked::<AppState>();
-    let cell = ctx.data_unchecked::<RunLoaderCell>();
-    let loaders = cell
-        .0
-        .get_or_init(|| async {
-            let db = state.db.clone();
-            let tenant = principal.tenant_id.clone();
-            Arc::new(RunLoaders {
-                traces: DataLoader::new(
-                    TraceByRunLoader {
-                        db: db.clone(),
-                        tenant: tenant.clone(),
-                    },
-                    tokio::spawn,
-                ),
-                trace_fields: TraceLoaders::new(&db),
-                governance: DataLoader::new(
-                    GovernanceEventsByRun::new(db.clone(), tenant.clone()),
-                    tokio::spawn,
-                ),
-                system_records: DataLoader::new(
-                    SystemRecordsByRun::new(db.clone(), tenant.clone()),
-                    tokio::spawn,
-                ),
-                exports: DataLoader::new(
-                    ExportsByRun::new(db.clone(), tenant.clone()),
-                    tokio::spawn,
-                ),
-                integrity: DataLoader::new(
-                    IntegrityLoader {
-                        db: db.clone(),
-                        tenant: tenant.clone(),
-                    },
-                    tokio::spawn,
-                ),
-                replay: DataLoader::new(
-                    ReplayWindowLoader {
-                        db: db.clone(),
-                        tenant: tenant.clone(),
-                    },
-                    tokio::spawn,
-                ),
-                mismatches: DataLoader::new(
-                    MismatchesByRunLoader {
-                        db: db.clone(),
-                        tenant: tenant.clone(),
-                    },
-                    tokio::spawn,
-                ),
-                mismatch_fields: MismatchLoaders::new(&db, &tenant),
-            })
-        })
-        .await;
-    Ok(loaders.clone())
+    let db = &ctx.data_unchecked::<AppState>().db;
+    let tenant = &principal.tenant_id;
+    let trace_fields = TraceLoaders::of(ctx)?;
+    let mismatch_fields = MismatchLoaders::of(ctx, tenant)?;
+    Ok(crate::request::scope(ctx)?.shared(|_| RunLoaders {
+        traces: loader(TraceByRunLoader {
+            db: db.clone(),
+            tenant: tenant.clone(),
+        }),
+        trace_fields,
+        governance: loader(GovernanceEventsByRun::new(db.clone(), tenant.clone())),
+        system_records: loader(SystemRecordsByRun::new(db.clone(), tenant.clone())),
+        exports: loader(ExportsByRun::new(db.clone(), tenant.clone())),
+        integrity: loader(IntegrityLoader {
+            db: db.clone(),
+            tenant: tenant.clone(),
+        }),
+        replay: loader(ReplayWindowLoader {
+            db: db.clone(),
+            tenant: tenant.clone(),
+        }),
+        mismatches: loader(MismatchesByRunLoader {
+            db: db.clone(),
+            tenant: tenant.clone(),
+        }),
+        mismatch_fields,
+    }))
 }

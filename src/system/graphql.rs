@@ -186,21 +186,15 @@ impl SystemQuery {
 
 /// Batches `LlmRun.systemRecords`: keyed by run id, one SQL statement per batch (see
 /// [`store::system_records_for_runs`]). A request has one tenant, so the loader carries it;
-/// create one per request, e.g. `DataLoader::new(SystemRecordsByRun::new(db, tenant),
-/// tokio::spawn)`. Every requested run gets a value (an empty list when it has no records).
+/// create one per request (`crate::request::loader`). Every requested run gets a value (an empty list when it has no records).
 pub struct SystemRecordsByRun {
     db: DatabaseConnection,
     tenant: TenantId,
-    request_id: Option<String>,
 }
 
 impl SystemRecordsByRun {
     pub fn new(db: DatabaseConnection, tenant: TenantId) -> Self {
-        SystemRecordsByRun {
-            db,
-            tenant,
-            request_id: current_request_id(),
-        }
+        SystemRecordsByRun { db, tenant }
     }
 }
 
@@ -209,15 +203,13 @@ impl Loader<String> for SystemRecordsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        in_request(self.request_id.clone(), async {
+        async {
             let found = store::system_records_for_runs(&self.db, &self.tenant, keys).await?;
             Ok(found
                 .into_iter()
                 .map(|(run, records)| (run, records.into_iter().map(SystemRecord).collect()))
                 .collect())
-        })
+        }
         .await
     }
 }
-
-pub(crate) use crate::request::{current_request_id, in_request};

@@ -216,21 +216,25 @@ pub struct TraceLoaders {
 }
 
 impl TraceLoaders {
+    /// Fresh loaders, for a mutation's result (a later mutation of the same request must not
+    /// see this one's cached summary).
     pub fn new(db: &DatabaseConnection) -> Arc<Self> {
-        Arc::new(TraceLoaders {
+        Arc::new(Self::build(db))
+    }
+
+    /// The request's shared loaders, for reads.
+    pub fn of(ctx: &Context<'_>) -> AppResult<Arc<Self>> {
+        let db = &ctx.data_unchecked::<AppState>().db;
+        Ok(crate::request::scope(ctx)?.shared(|_| Self::build(db)))
+    }
+
+    fn build(db: &DatabaseConnection) -> Self {
+        TraceLoaders {
             db: db.clone(),
-            summaries: DataLoader::with_cache(
-                TraceSummaryLoader { db: db.clone() },
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
-            steps: DataLoader::with_cache(
-                TraceStepsLoader { db: db.clone() },
-                tokio::spawn,
-                HashMapCache::default(),
-            ),
-            edge_steps: DataLoader::new(EdgeStepsLoader { db: db.clone() }, tokio::spawn),
-        })
+            summaries: crate::request::cached_loader(TraceSummaryLoader { db: db.clone() }),
+            steps: crate::request::cached_loader(TraceStepsLoader { db: db.clone() }),
+            edge_steps: crate::request::loader(EdgeStepsLoader { db: db.clone() }),
+        }
     }
 
     pub async fn summary(&self, trace: &TraceKey) -> AppResult<TraceSummary> {
@@ -738,7 +742,7 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
     let snapshot = store::get_by_id(&state.db, &principal.tenant_id, record_id)
         .await?
         .ok_or(AppError::NotFound("Trace"))?;
-    Ok(Trace::new(snapshot, &TraceLoaders::new(&state.db)))
+    Ok(Trace::new(snapshot, &TraceLoaders::of(ctx)?))
 }
 
 #[derive(Default)]
@@ -769,7 +773,7 @@ impl TraceQuery {
         let state = ctx.data_unchecked::<AppState>();
         let filter: TraceListFilter = filter.unwrap_or_default().into();
         let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let loaders = TraceLoaders::new(&state.db);
+        let loaders = TraceLoaders::of(ctx)?;
         let page = store::page(
             &state.db,
             &state.cursors,
@@ -792,7 +796,7 @@ impl TraceQuery {
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_trace_id(&state.db, &principal.tenant_id, &trace_id).await?;
         let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
-        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
     /// The tenant's newest trace of this run.
@@ -805,7 +809,7 @@ impl TraceQuery {
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
         let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
-        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
     /// The tenant's newest trace with this root hash.
@@ -818,7 +822,7 @@ impl TraceQuery {
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_root_hash(&state.db, &principal.tenant_id, &root_hash).await?;
         let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
-        Ok(Some(Trace::new(snapshot, &TraceLoaders::new(&state.db))))
+        Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
     /// Compares two of the tenant's traces by trace id: a field diff and determinism parity.
@@ -848,7 +852,7 @@ impl TraceQuery {
             comparison,
             left: left_trace,
             right: right_trace,
-            loaders: TraceLoaders::new(&state.db),
+            loaders: TraceLoaders::of(ctx)?,
         }))
     }
 }
