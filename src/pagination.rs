@@ -39,6 +39,15 @@ pub struct Position {
     pub id: String,
 }
 
+impl Position {
+    pub fn of(created_at: DateTime<Utc>, id: &str) -> Self {
+        Position {
+            created_at,
+            id: id.to_owned(),
+        }
+    }
+}
+
 /// What a cursor is bound to: the tenant, the list, its order and the canonical form of its
 /// filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -403,6 +412,90 @@ where
     ))
 }
 
+/// The sort columns of a list's table (time, then id).
+pub type ListColumn<L> = <<L as Listed>::Entity as EntityTrait>::Column;
+/// A row of a list's table as SeaORM reads it.
+pub type ListModel<L> = <<L as Listed>::Entity as EntityTrait>::Model;
+
+/// A keyset list: one tenant's rows of one table matching a filter, newest first by
+/// `(time DESC, id DESC)`. A domain store implements it once; the GraphQL page
+/// ([`read_page`] and `list_field!`), `totalCount`, the live tail of a subscription and the export
+/// writer are generic over it, so each list states only what is its own.
+pub trait Listed: Send + Sync + 'static {
+    type Entity: EntityTrait<Column: IntoIden + Copy, Model: Send + Sync>;
+    /// The canonical filter; its serialized form is bound into the cursors.
+    type Filter: Serialize + Send + Sync;
+    /// The immutable snapshot a row becomes.
+    type Row: Send + Sync + 'static;
+    /// Names the list in its cursors (a cursor of one list is refused by another).
+    const NAME: &'static str;
+    /// The largest page a client may ask for.
+    const MAX_PAGE: u64 = MAX_PAGE_SIZE;
+
+    /// The time and id columns the list is ordered by.
+    const ORDER: (ListColumn<Self>, ListColumn<Self>);
+    /// A stored row as the list's snapshot.
+    const ROW: fn(ListModel<Self>) -> AppResult<Self::Row>;
+    /// A snapshot's place in the order.
+    const POSITION: fn(&Self::Row) -> Position;
+
+    /// The tenant's rows matching `filter`; `as_of` is given for lists whose rows carry state
+    /// that must be read as of that instant (the time bound itself is applied by the caller).
+    fn select(
+        tenant: &TenantId,
+        filter: &Self::Filter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Self::Entity>;
+}
+
+/// One page of the list `L` for `tenant`.
+pub async fn page<L: Listed>(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    filter: &L::Filter,
+    request: &PageRequest,
+) -> AppResult<Page<L::Row>> {
+    let (created_at, id) = L::ORDER;
+    let query = KeysetQuery {
+        db: db.clone(),
+        select: L::select(tenant, filter, request.as_of),
+        created_at,
+        id,
+        as_of: request.as_of,
+    };
+    let request = request.clone().with_max(L::MAX_PAGE);
+    fetch_page(
+        query,
+        codec,
+        tenant,
+        L::NAME,
+        filter,
+        &request,
+        L::ROW,
+        L::POSITION,
+    )
+    .await
+}
+
+/// A list field's page: the caller must be able to read, and reads its own tenant.
+pub async fn read_page<L: Listed>(
+    ctx: &async_graphql::Context<'_>,
+    filter: L::Filter,
+    request: PageRequest,
+) -> AppResult<Page<L::Row>> {
+    let principal = crate::auth::require(ctx, crate::auth::Permission::Read).await?;
+    let state = ctx.data_unchecked::<crate::state::AppState>();
+    page::<L>(
+        &state.db,
+        &state.cursors,
+        &principal.tenant_id,
+        &filter,
+        &request,
+    )
+    .await
+}
+
 /// What a connection needs to answer `totalCount` and the far side of `pageInfo` lazily: only
 /// when a client selects them does the SQL run.
 #[async_trait::async_trait]
@@ -502,9 +595,62 @@ impl<T> Page<T> {
     }
 }
 
-/// Defines `<Node>Connection` and `<Node>Edge` for a node type built from a snapshot.
+/// A GraphQL object with one keyset list field over a [`Listed`] list `$list`: the Relay
+/// arguments, `filter` (a GraphQL input converted into the list's filter) and `asOf`. A domain
+/// merges the object into its query root (`MergedObject`) where the field belongs in the
+/// schema. The connection converts from the list's page (`connection_types!` with `from`).
+#[macro_export]
+macro_rules! list_field {
+    ($(#[$doc:meta])* $object:ident . $field:ident ($filter:ty) -> $connection:ty = $list:ty) => {
+        #[derive(Default)]
+        pub struct $object;
+
+        #[async_graphql::Object]
+        impl $object {
+            $(#[$doc])*
+            #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+            #[allow(clippy::too_many_arguments)]
+            async fn $field(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+                filter: Option<$filter>,
+                #[graphql(
+                    desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+                )]
+                as_of: Option<$crate::scalars::DateTime>,
+                first: Option<i32>,
+                after: Option<String>,
+                last: Option<i32>,
+                before: Option<String>,
+            ) -> async_graphql::Result<$connection> {
+                let request = $crate::pagination::PageRequest::new(
+                    first,
+                    after,
+                    last,
+                    before,
+                    as_of.map(|d| d.0),
+                );
+                let filter = filter.unwrap_or_default().into();
+                let page = $crate::pagination::read_page::<$list>(ctx, filter, request).await?;
+                Ok(page.into())
+            }
+        }
+    };
+}
+
+/// Defines `<Node>Connection` and `<Node>Edge` for a node type built from a snapshot; with
+/// `from Snapshot`, also the connection of a page of snapshots (each wrapped in the node type).
 #[macro_export]
 macro_rules! connection_types {
+    ($connection:ident, $edge:ident, $node:ident from $row:ty) => {
+        $crate::connection_types!($connection, $edge, $node);
+
+        impl From<$crate::pagination::Page<$row>> for $connection {
+            fn from(page: $crate::pagination::Page<$row>) -> Self {
+                $connection(page.map($node))
+            }
+        }
+    };
     ($connection:ident, $edge:ident, $node:ty) => {
         pub struct $connection(pub $crate::pagination::Page<$node>);
 

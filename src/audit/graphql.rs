@@ -17,7 +17,7 @@ use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::canonical;
-use crate::pagination::PageRequest;
+use crate::pagination::{read_page, PageRequest};
 use crate::scalars::DateTime;
 use crate::state::AppState;
 use crate::system::graphql::record_id_from;
@@ -96,7 +96,7 @@ impl AuditEntry {
     }
 }
 
-crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry);
+crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry from AuditEntrySnapshot);
 
 /// Filters for `auditEntries`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -206,46 +206,20 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<AuditEntry> {
         .ok_or(AppError::NotFound("AuditEntry"))
 }
 
+crate::list_field!(
+    /// The tenant's audit entries, newest first (ties broken by id).
+    AuditEntriesField.audit_entries(AuditEntryFilter) -> AuditEntryConnection = store::AuditList
+);
+
+/// The root fields, in schema order.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct AuditQuery(AuditEntriesField, AuditLookupQuery);
+
 #[derive(Default)]
-pub struct AuditQuery;
+pub struct AuditLookupQuery;
 
 #[Object]
-impl AuditQuery {
-    /// The tenant's audit entries, newest first (ties broken by id).
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn audit_entries(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<AuditEntryFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<AuditEntryConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: AuditFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::page(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(AuditEntry);
-        Ok(AuditEntryConnection(page))
-    }
-
+impl AuditLookupQuery {
     /// One audit entry, by its `id` or its `recordId`.
     async fn audit_entry(
         &self,
@@ -276,20 +250,13 @@ impl AuditQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<AuditEntryConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
         let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::entity_history(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
+        let key = store::EntityKey {
             entity_type,
-            &entity_id,
-            &request,
-        )
-        .await?
-        .map(AuditEntry);
-        Ok(AuditEntryConnection(page))
+            entity_id,
+        };
+        let page = read_page::<store::EntityHistory>(ctx, key, request).await?;
+        Ok(page.into())
     }
 
     /// Operator feedback on a signal, evaluated now; null when the signal has none.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::audit_ledger::{self, Column, Entity};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 use serde::Serialize;
 
 use super::{
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{Listed, Position};
 use crate::system::store::newest_per_key;
 
 /// Most governance events returned per run by [`governance_events_for_runs`]; the complete
@@ -92,77 +92,47 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &AuditFilter) -> Select<Entity
     q
 }
 
-fn keyset(
-    db: &DatabaseConnection,
-    select: Select<Entity>,
-    request: &PageRequest,
-) -> KeysetQuery<Entity> {
-    KeysetQuery {
-        db: db.clone(),
-        select,
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
+/// The tenant's audit entries matching a filter, newest first (`auditEntries`).
+pub struct AuditList;
+
+impl Listed for AuditList {
+    type Entity = Entity;
+    type Filter = AuditFilter;
+    type Row = AuditEntrySnapshot;
+    const NAME: &'static str = "auditEntries";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(audit_ledger::Model) -> AppResult<AuditEntrySnapshot> = snapshot;
+    const POSITION: fn(&AuditEntrySnapshot) -> Position = position;
+
+    fn select(tenant: &TenantId, filter: &AuditFilter, _: Option<DateTime<Utc>>) -> Select<Entity> {
+        filtered(tenant, filter)
     }
 }
 
-/// One page of the tenant's entries matching `filter`, newest first.
-pub async fn page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &AuditFilter,
-    request: &PageRequest,
-) -> AppResult<Page<AuditEntrySnapshot>> {
-    let query = keyset(db, filtered(tenant, filter), request);
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "auditEntries",
-        filter,
-        request,
-        snapshot,
-        position,
-    )
-    .await
-}
-
-/// What an entity-history cursor is bound to.
+/// The entity an entity-history list is about (and its cursors are bound to).
 #[derive(Serialize)]
-struct EntityKey<'a> {
-    entity_type: AuditEntityType,
-    entity_id: &'a str,
+pub struct EntityKey {
+    pub entity_type: AuditEntityType,
+    pub entity_id: String,
 }
 
-/// One page of the entries about one entity, newest first (docs/domain.md §4.4).
-pub async fn entity_history(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    entity_type: AuditEntityType,
-    entity_id: &str,
-    request: &PageRequest,
-) -> AppResult<Page<AuditEntrySnapshot>> {
-    let select = tenant_rows(tenant)
-        .filter(Column::EntityType.eq(entity_type.as_str()))
-        .filter(Column::EntityId.eq(entity_id));
-    let key = EntityKey {
-        entity_type,
-        entity_id,
-    };
-    let query = keyset(db, select, request);
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "auditEntityHistory",
-        &key,
-        request,
-        snapshot,
-        position,
-    )
-    .await
+/// The entries about one entity, newest first (`auditEntityHistory`, docs/domain.md §4.4).
+pub struct EntityHistory;
+
+impl Listed for EntityHistory {
+    type Entity = Entity;
+    type Filter = EntityKey;
+    type Row = AuditEntrySnapshot;
+    const NAME: &'static str = "auditEntityHistory";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(audit_ledger::Model) -> AppResult<AuditEntrySnapshot> = snapshot;
+    const POSITION: fn(&AuditEntrySnapshot) -> Position = position;
+
+    fn select(tenant: &TenantId, key: &EntityKey, _: Option<DateTime<Utc>>) -> Select<Entity> {
+        tenant_rows(tenant)
+            .filter(Column::EntityType.eq(key.entity_type.as_str()))
+            .filter(Column::EntityId.eq(key.entity_id.as_str()))
+    }
 }
 
 pub async fn get(

@@ -10,7 +10,7 @@ use crate::exports::graphql::LogExport;
 use crate::ids::{self, NodeKind};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::mismatches::graphql::TraceMismatch;
-use crate::pagination::{canonical, PageRequest};
+use crate::pagination::canonical;
 use crate::replay::graphql::ReplayWindow;
 use crate::scalars::DateTime;
 use crate::state::AppState;
@@ -196,7 +196,7 @@ impl LlmRun {
     }
 }
 
-crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun);
+crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun from LlmRunSnapshot);
 
 /// Filters for `llmRuns`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -239,46 +239,20 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<LlmRun> {
         .ok_or(AppError::NotFound("LlmRun"))
 }
 
+crate::list_field!(
+    /// The tenant's LLM run records, newest first (ties broken by id).
+    LlmRunsField.llm_runs(LlmRunFilter) -> LlmRunConnection = store::RunList
+);
+
+/// The runs' root fields, in schema order.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct RunQuery(LlmRunsField, RunLookupQuery);
+
 #[derive(Default)]
-pub struct RunQuery;
+pub struct RunLookupQuery;
 
 #[Object]
-impl RunQuery {
-    /// The tenant's LLM run records, newest first (ties broken by id).
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn llm_runs(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<LlmRunFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<LlmRunConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: RunFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::page(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(LlmRun);
-        Ok(LlmRunConnection(page))
-    }
-
+impl RunLookupQuery {
     /// The tenant's record for one run.
     async fn llm_run(
         &self,

@@ -1,14 +1,14 @@
 //! SQL for `llm_run_records`. Every query is scoped to one tenant in the SQL itself.
 
 use entity::llm_run_records::{self, Column, Entity};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set};
+
+use chrono::{DateTime, Utc};
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{Listed, Position};
 
 pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
@@ -71,35 +71,21 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> 
     q
 }
 
-/// One page of the tenant's runs matching `filter`, newest first.
-pub async fn page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &RunFilter,
-    request: &PageRequest,
-) -> AppResult<Page<LlmRunSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: filtered(tenant, filter),
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "llmRuns",
-        filter,
-        request,
-        snapshot,
-        |run| Position {
-            created_at: run.created_at,
-            id: run.id.clone(),
-        },
-    )
-    .await
+/// The tenant's LLM run records matching a filter, newest first (`llmRuns`).
+pub struct RunList;
+
+impl Listed for RunList {
+    type Entity = Entity;
+    type Filter = RunFilter;
+    type Row = LlmRunSnapshot;
+    const NAME: &'static str = "llmRuns";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(llm_run_records::Model) -> AppResult<LlmRunSnapshot> = snapshot;
+    const POSITION: fn(&LlmRunSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
+
+    fn select(tenant: &TenantId, filter: &RunFilter, _: Option<DateTime<Utc>>) -> Select<Entity> {
+        filtered(tenant, filter)
+    }
 }
 
 pub async fn get_by_run_id(

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::tail::Feed;
-use crate::audit::{self, AuditEntrySnapshot, AuditFilter};
+use crate::audit::store::AuditList;
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::pagination::{Page, PageArgs, PageRequest};
-use crate::runs::{self, LlmRunSnapshot, RunFilter};
+use crate::pagination::{page, Listed, Page, PageArgs, PageRequest};
+use crate::runs::store::RunList;
 use crate::state::AppState;
-use crate::system::{self, SystemFilter, SystemRecordSnapshot};
+use crate::system::store::SystemList;
 use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
 use crate::traces::StepSnapshot;
 
@@ -47,58 +47,55 @@ fn first_cursor<T>(page: Page<T>) -> Option<String> {
 }
 
 /// A feed over one of the time-ordered lists (runs, system records, audit entries): the list's
-/// own keyset `page` with its filter, read oldest first after the cursor.
-macro_rules! list_feed {
-    ($(#[$meta:meta])* $name:ident, $filter:ty, $row:ty, $page:path) => {
-        $(#[$meta])*
-        pub struct $name {
-            pub tenant: TenantId,
-            pub filter: $filter,
-        }
-
-        #[async_trait::async_trait]
-        impl Feed for $name {
-            type Row = $row;
-
-            async fn after(
-                &self,
-                state: &AppState,
-                cursor: Option<&str>,
-                limit: u64,
-            ) -> AppResult<Vec<(String, $row)>> {
-                let request = newer_than(cursor, limit);
-                let page = $page(&state.db, &state.cursors, &self.tenant, &self.filter, &request)
-                    .await?;
-                Ok(oldest_first(page))
-            }
-
-            async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-                let request = newest_first();
-                let page = $page(&state.db, &state.cursors, &self.tenant, &self.filter, &request)
-                    .await?;
-                Ok(first_cursor(page))
-            }
-
-            fn recorded_at(row: &$row) -> Option<DateTime<Utc>> {
-                Some(row.created_at)
-            }
-        }
-    };
+/// own keyset page with its filter, read oldest first after the cursor.
+pub struct ListFeed<L: Listed> {
+    pub tenant: TenantId,
+    pub filter: L::Filter,
 }
 
-list_feed!(RunFeed, RunFilter, LlmRunSnapshot, runs::store::page);
-list_feed!(
-    SystemFeed,
-    SystemFilter,
-    SystemRecordSnapshot,
-    system::store::page
-);
-list_feed!(
-    AuditFeed,
-    AuditFilter,
-    AuditEntrySnapshot,
-    audit::store::page
-);
+pub type RunFeed = ListFeed<RunList>;
+pub type SystemFeed = ListFeed<SystemList>;
+pub type AuditFeed = ListFeed<AuditList>;
+
+#[async_trait::async_trait]
+impl<L: Listed> Feed for ListFeed<L> {
+    type Row = L::Row;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, L::Row)>> {
+        let request = newer_than(cursor, limit);
+        let page = page::<L>(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &request,
+        )
+        .await?;
+        Ok(oldest_first(page))
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let request = newest_first();
+        let page = page::<L>(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &request,
+        )
+        .await?;
+        Ok(first_cursor(page))
+    }
+
+    fn recorded_at(row: &L::Row) -> Option<DateTime<Utc>> {
+        Some((L::POSITION)(row).created_at)
+    }
+}
 
 /// One of the tenant's traces' live steps in step order (the `Trace.steps` list; its cursors).
 /// Trace ids are unique per tenant: the feed reads the steps of (tenant, trace_id).

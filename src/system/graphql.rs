@@ -14,7 +14,7 @@ use super::{
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{canonical, PageRequest};
+use crate::pagination::canonical;
 use crate::scalars::DateTime;
 use crate::state::AppState;
 
@@ -76,7 +76,7 @@ impl SystemRecord {
     }
 }
 
-crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord);
+crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord from SystemRecordSnapshot);
 
 /// Filters for `systemRecords`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
@@ -132,47 +132,21 @@ pub(crate) fn record_id_from(id: &str, kind: NodeKind) -> String {
     }
 }
 
-#[derive(Default)]
-pub struct SystemQuery;
-
-#[Object]
-impl SystemQuery {
+crate::list_field!(
     /// System records the tenant may see (its own and the system-wide ones, see `scope`),
     /// newest first (ties broken by id).
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn system_records(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<SystemRecordFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<SystemRecordConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: SystemFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::page(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(SystemRecord);
-        Ok(SystemRecordConnection(page))
-    }
+    SystemRecordsField.system_records(SystemRecordFilter) -> SystemRecordConnection = store::SystemList
+);
 
+/// The root fields, in schema order.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct SystemQuery(SystemRecordsField, SystemLookupQuery);
+
+#[derive(Default)]
+pub struct SystemLookupQuery;
+
+#[Object]
+impl SystemLookupQuery {
     /// One system record, by its `id` or its `recordId`: the tenant's own or a system-wide one.
     async fn system_record(
         &self,

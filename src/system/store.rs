@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use entity::system_records::{self, Column, Entity};
 use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, IntoIden, Order, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IdenStatic, QueryFilter,
-    QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QueryTrait, Select,
 };
 
 use super::{
@@ -16,7 +17,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{Listed, Position};
 
 /// Most system records returned per run by [`system_records_for_runs`].
 pub const RECORDS_PER_RUN: u64 = 50;
@@ -84,35 +85,25 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entit
     q
 }
 
-/// One page of the records `tenant` may see matching `filter`, newest first.
-pub async fn page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &SystemFilter,
-    request: &PageRequest,
-) -> AppResult<Page<SystemRecordSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: filtered(tenant, filter),
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "systemRecords",
-        filter,
-        request,
-        snapshot,
-        |r| Position {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-    )
-    .await
+/// The records a tenant may see matching a filter, newest first (`systemRecords`).
+pub struct SystemList;
+
+impl Listed for SystemList {
+    type Entity = Entity;
+    type Filter = SystemFilter;
+    type Row = SystemRecordSnapshot;
+    const NAME: &'static str = "systemRecords";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(system_records::Model) -> AppResult<SystemRecordSnapshot> = snapshot;
+    const POSITION: fn(&SystemRecordSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &SystemFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(tenant, filter)
+    }
 }
 
 /// A record by id if `tenant` may see it (its own or system-wide).
