@@ -478,6 +478,12 @@ pub async fn page<L: Listed>(
     .await
 }
 
+/// A GraphQL connection made from a page of a list's snapshots (nodes may take per-request
+/// loaders from the context).
+pub trait FromPage<Row>: Sized {
+    fn from_page(ctx: &async_graphql::Context<'_>, page: Page<Row>) -> AppResult<Self>;
+}
+
 /// A list field's page: the caller must be able to read, and reads its own tenant.
 pub async fn read_page<L: Listed>(
     ctx: &async_graphql::Context<'_>,
@@ -632,7 +638,7 @@ macro_rules! list_field {
                 );
                 let filter = filter.unwrap_or_default().into();
                 let page = $crate::pagination::read_page::<$list>(ctx, filter, request).await?;
-                Ok(page.into())
+                Ok(<$connection as $crate::pagination::FromPage<_>>::from_page(ctx, page)?)
             }
         }
     };
@@ -645,9 +651,12 @@ macro_rules! connection_types {
     ($connection:ident, $edge:ident, $node:ident from $row:ty) => {
         $crate::connection_types!($connection, $edge, $node);
 
-        impl From<$crate::pagination::Page<$row>> for $connection {
-            fn from(page: $crate::pagination::Page<$row>) -> Self {
-                $connection(page.map($node))
+        impl $crate::pagination::FromPage<$row> for $connection {
+            fn from_page(
+                _: &async_graphql::Context<'_>,
+                page: $crate::pagination::Page<$row>,
+            ) -> $crate::error::AppResult<Self> {
+                Ok($connection(page.map($node)))
             }
         }
     };

@@ -17,7 +17,7 @@ use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::canonical;
-use crate::pagination::{read_page, PageRequest};
+use crate::pagination::{read_page, FromPage, PageRequest};
 use crate::scalars::DateTime;
 use crate::state::AppState;
 use crate::system::graphql::record_id_from;
@@ -256,7 +256,7 @@ impl AuditLookupQuery {
             entity_id,
         };
         let page = read_page::<store::EntityHistory>(ctx, key, request).await?;
-        Ok(page.into())
+        Ok(AuditEntryConnection::from_page(ctx, page)?)
     }
 
     /// Operator feedback on a signal, evaluated now; null when the signal has none.

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::auth::{self, Permission, TenantId};
 use crate::error::AppError;
-use crate::pagination::PageRequest;
+use crate::pagination::{self, PageRequest};
 use crate::scalars::{BigInt, Date, DateTime};
 use crate::state::AppState;
 
@@ -718,9 +718,15 @@ impl CostQuery {
         let state = ctx.data_unchecked::<AppState>();
         let filter: AnomalyFilter = filter.unwrap_or_default().into();
         let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::anomaly_page(&state.db, &state.cursors, &self.tenant, &filter, &request)
-            .await?
-            .map(CostAnomaly);
+        let page = pagination::page::<store::AnomalyList>(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &filter,
+            &request,
+        )
+        .await?
+        .map(CostAnomaly);
         Ok(CostAnomalyConnection(page))
     }
 
@@ -789,11 +795,11 @@ impl CostQuery {
     ) -> async_graphql::Result<FeatureTagConnection> {
         let state = ctx.data_unchecked::<AppState>();
         let request = PageRequest::new(first, after, last, before, None);
-        let page = store::feature_tag_page(
+        let page = pagination::page::<store::FeatureTagList>(
             &state.db,
             &state.cursors,
             &self.tenant,
-            include_inactive,
+            &include_inactive,
             &request,
         )
         .await?

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::{cost_anomalies, cost_budgets, cost_daily_aggregates as cda, feature_tags};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{self, CursorCodec, Listed, Page, PageRequest, Position};
 
 /// A grouping of the rollup that the breakdowns read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +269,26 @@ pub async fn budget_spend(
         .collect())
 }
 
+/// The tenant's active budgets, newest first (`cost.budgets`).
+pub struct BudgetList;
+
+impl Listed for BudgetList {
+    type Entity = cost_budgets::Entity;
+    type Filter = ();
+    type Row = BudgetSnapshot;
+    const NAME: &'static str = "cost.budgets";
+    const ORDER: (cost_budgets::Column, cost_budgets::Column) =
+        (cost_budgets::Column::CreatedAt, cost_budgets::Column::Id);
+    const ROW: fn(cost_budgets::Model) -> AppResult<BudgetSnapshot> = budget_snapshot;
+    const POSITION: fn(&BudgetSnapshot) -> Position = |b| Position::of(b.created_at, &b.id);
+
+    fn select(tenant: &TenantId, _: &(), _: Option<DateTime<Utc>>) -> Select<cost_budgets::Entity> {
+        cost_budgets::Entity::find()
+            .filter(cost_budgets::Column::TenantId.eq(tenant.as_str()))
+            .filter(cost_budgets::Column::IsActive.eq(true))
+    }
+}
+
 /// One page of the tenant's active budgets, newest first, each with its current spend (one
 /// statement for the page, one for all its budgets' spend).
 pub async fn budget_page(
@@ -278,29 +298,7 @@ pub async fn budget_page(
     request: &PageRequest,
     today: NaiveDate,
 ) -> AppResult<Page<BudgetWithSpend>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: cost_budgets::Entity::find()
-            .filter(cost_budgets::Column::TenantId.eq(tenant.as_str()))
-            .filter(cost_budgets::Column::IsActive.eq(true)),
-        created_at: cost_budgets::Column::CreatedAt,
-        id: cost_budgets::Column::Id,
-        as_of: request.as_of,
-    };
-    let page = fetch_page(
-        query,
-        codec,
-        tenant,
-        "cost.budgets",
-        &(),
-        request,
-        budget_snapshot,
-        |b| Position {
-            created_at: b.created_at,
-            id: b.id.clone(),
-        },
-    )
-    .await?;
+    let page = pagination::page::<BudgetList>(db, codec, tenant, &(), request).await?;
     let budgets: Vec<BudgetSnapshot> = page.edges.iter().map(|(_, b)| b.clone()).collect();
     let spend = budget_spend(db, tenant, &budgets, today).await?;
     Ok(page.map(|budget| {
@@ -341,40 +339,34 @@ pub async fn feature_tags_by_tag(
         .collect()
 }
 
-/// One page of the tenant's feature tags, newest first.
-pub async fn feature_tag_page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    include_inactive: bool,
-    request: &PageRequest,
-) -> AppResult<Page<FeatureTagSnapshot>> {
-    let mut select =
-        feature_tags::Entity::find().filter(feature_tags::Column::TenantId.eq(tenant.as_str()));
-    if !include_inactive {
-        select = select.filter(feature_tags::Column::IsActive.eq(true));
+/// The tenant's feature tags, newest first; inactive ones only when the filter says so
+/// (`cost.featureTags`).
+pub struct FeatureTagList;
+
+impl Listed for FeatureTagList {
+    type Entity = feature_tags::Entity;
+    /// Whether inactive tags are listed too.
+    type Filter = bool;
+    type Row = FeatureTagSnapshot;
+    const NAME: &'static str = "cost.featureTags";
+    const ORDER: (feature_tags::Column, feature_tags::Column) =
+        (feature_tags::Column::CreatedAt, feature_tags::Column::Id);
+    const ROW: fn(feature_tags::Model) -> AppResult<FeatureTagSnapshot> = feature_tag_snapshot;
+    const POSITION: fn(&FeatureTagSnapshot) -> Position = |t| Position::of(t.created_at, &t.id);
+
+    fn select(
+        tenant: &TenantId,
+        include_inactive: &bool,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<feature_tags::Entity> {
+        let select =
+            feature_tags::Entity::find().filter(feature_tags::Column::TenantId.eq(tenant.as_str()));
+        if *include_inactive {
+            select
+        } else {
+            select.filter(feature_tags::Column::IsActive.eq(true))
+        }
     }
-    let query = KeysetQuery {
-        db: db.clone(),
-        select,
-        created_at: feature_tags::Column::CreatedAt,
-        id: feature_tags::Column::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "cost.featureTags",
-        &include_inactive,
-        request,
-        feature_tag_snapshot,
-        |t| Position {
-            created_at: t.created_at,
-            id: t.id.clone(),
-        },
-    )
-    .await
 }
 
 pub(crate) fn anomaly_snapshot(m: cost_anomalies::Model) -> AppResult<AnomalySnapshot> {
@@ -413,47 +405,40 @@ pub(crate) fn anomaly_snapshot(m: cost_anomalies::Model) -> AppResult<AnomalySna
     })
 }
 
-/// One page of the tenant's anomalies matching `filter`, most recently detected first.
-pub async fn anomaly_page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &AnomalyFilter,
-    request: &PageRequest,
-) -> AppResult<Page<AnomalySnapshot>> {
-    use cost_anomalies::Column as C;
-    let mut select = cost_anomalies::Entity::find().filter(C::TenantId.eq(tenant.as_str()));
-    if !filter.include_resolved {
-        select = select.filter(C::Resolved.eq(false));
+/// The tenant's anomalies matching a filter, most recently detected first (`cost.anomalies`).
+pub struct AnomalyList;
+
+impl Listed for AnomalyList {
+    type Entity = cost_anomalies::Entity;
+    type Filter = AnomalyFilter;
+    type Row = AnomalySnapshot;
+    const NAME: &'static str = "cost.anomalies";
+    const ORDER: (cost_anomalies::Column, cost_anomalies::Column) = (
+        cost_anomalies::Column::DetectedAt,
+        cost_anomalies::Column::Id,
+    );
+    const ROW: fn(cost_anomalies::Model) -> AppResult<AnomalySnapshot> = anomaly_snapshot;
+    const POSITION: fn(&AnomalySnapshot) -> Position = |a| Position::of(a.detected_at, &a.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &AnomalyFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<cost_anomalies::Entity> {
+        use cost_anomalies::Column as C;
+        let mut select = cost_anomalies::Entity::find().filter(C::TenantId.eq(tenant.as_str()));
+        if !filter.include_resolved {
+            select = select.filter(C::Resolved.eq(false));
+        }
+        if let Some(since) = filter.since {
+            select = select.filter(C::DetectedAt.gte(since));
+        }
+        if let Some(severities) = &filter.severity {
+            select = select.filter(C::Severity.is_in(severities.iter().map(|s| s.as_str())));
+        }
+        if let Some(types) = &filter.anomaly_type {
+            select = select.filter(C::AnomalyType.is_in(types.iter().map(|t| t.as_str())));
+        }
+        select
     }
-    if let Some(since) = filter.since {
-        select = select.filter(C::DetectedAt.gte(since));
-    }
-    if let Some(severities) = &filter.severity {
-        select = select.filter(C::Severity.is_in(severities.iter().map(|s| s.as_str())));
-    }
-    if let Some(types) = &filter.anomaly_type {
-        select = select.filter(C::AnomalyType.is_in(types.iter().map(|t| t.as_str())));
-    }
-    let query = KeysetQuery {
-        db: db.clone(),
-        select,
-        created_at: C::DetectedAt,
-        id: C::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "cost.anomalies",
-        filter,
-        request,
-        anomaly_snapshot,
-        |a| Position {
-            created_at: a.detected_at,
-            id: a.id.clone(),
-        },
-    )
-    .await
 }

@@ -21,7 +21,7 @@ use super::{
 use crate::audit::ActorType;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{self, CursorCodec, Listed, Page, PageRequest, Position};
 
 fn snapshot(m: log_exports::Model) -> AppResult<ExportRowSnapshot> {
     let bad = |what: &str, value: &str| {
@@ -137,6 +137,28 @@ fn filtered(
     q
 }
 
+/// The request rows of the tenant's exports matching a filter, newest first; an export's
+/// status is read as of `asOf` (`logExports` adds each export's states to its page).
+pub struct ExportRequests;
+
+impl Listed for ExportRequests {
+    type Entity = Entity;
+    type Filter = ExportFilter;
+    type Row = ExportRowSnapshot;
+    const NAME: &'static str = "logExports";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(log_exports::Model) -> AppResult<ExportRowSnapshot> = snapshot;
+    const POSITION: fn(&ExportRowSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &ExportFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(tenant, filter, as_of)
+    }
+}
+
 /// Every row of the given exports (at or before `as_of`), in one statement.
 async fn rows_of_exports(
     db: &impl ConnectionTrait,
@@ -169,27 +191,7 @@ pub async fn page(
     filter: &ExportFilter,
     request: &PageRequest,
 ) -> AppResult<Page<LogExportSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: filtered(tenant, filter, request.as_of),
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
-    };
-    let requests = fetch_page(
-        query,
-        codec,
-        tenant,
-        "logExports",
-        filter,
-        request,
-        snapshot,
-        |r| Position {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        },
-    )
-    .await?;
+    let requests = pagination::page::<ExportRequests>(db, codec, tenant, filter, request).await?;
     let ids: Vec<&str> = requests
         .edges
         .iter()

@@ -37,14 +37,19 @@ use super::formats::{Encoder, ExportRow, FileDigest, HashingWriter};
 use super::jobs::{self, Claimed, Completion, ExportSubject, JobSnapshot, JobStage, Progress};
 use super::manifest::{self, ColumnSet, Manifest};
 use crate::audit::append::{append_entry, NewAuditEntry};
+use crate::audit::store::AuditList;
 use crate::audit::{ActorType, AuditEntityType, AuditEventType, AuditFilter};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
 use crate::ledger::signing::LedgerKey;
+use crate::pagination::Listed;
 use crate::pagination::Position;
+use crate::runs::store::RunList;
 use crate::state::AppState;
+use crate::system::store::SystemList;
 use crate::system::{SystemFilter, SystemRecordScope};
+use crate::traces::store::TraceList;
 
 static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
 
@@ -291,45 +296,14 @@ impl Attempt<'_> {
     async fn produce(&mut self) -> Result<Produced, Stop> {
         tokio::fs::create_dir_all(self.dir()).await?;
         self.progress(JobStage::Starting, 0, None, true).await?;
-        let tenant = self.tenant.clone();
         let as_of = self.job.request.as_of;
-        // A list scope: its domain's filtered select, keyset on (created_at, id).
-        macro_rules! list_of {
-            ($this:ident, $name:literal, $table:ident, $domain:ident, $snapshot:ident, $filter:expr) => {{
-                use entity::$table::Column as C;
-                let select = crate::$domain::store::filtered(&tenant, &$filter);
-                $this
-                    .list(
-                        $name,
-                        select,
-                        C::CreatedAt,
-                        C::Id,
-                        crate::$domain::store::$snapshot,
-                        |r| pos(r.created_at, &r.id),
-                    )
-                    .await
-            }};
-        }
         match self.job.request.subject.clone() {
-            ExportSubject::LlmRuns { filter } => {
-                list_of!(self, "llm_runs", llm_run_records, runs, snapshot, filter)
-            }
+            ExportSubject::LlmRuns { filter } => self.list::<RunList>("llm_runs", &filter).await,
             ExportSubject::SystemRecords { filter } => {
-                list_of!(
-                    self,
-                    "system_records",
-                    system_records,
-                    system,
-                    snapshot,
-                    filter
-                )
+                self.list::<SystemList>("system_records", &filter).await
             }
-            ExportSubject::Audit { filter } => {
-                list_of!(self, "audit", audit_ledger, audit, snapshot, filter)
-            }
-            ExportSubject::Traces { filter } => {
-                list_of!(self, "traces", aos_traces, traces, trace_snapshot, filter)
-            }
+            ExportSubject::Audit { filter } => self.list::<AuditList>("audit", &filter).await,
+            ExportSubject::Traces { filter } => self.list::<TraceList>("traces", &filter).await,
             ExportSubject::RunBundle { run_id } => {
                 self.bundle(Some(run_id), None, None, false, as_of).await
             }
@@ -355,21 +329,15 @@ impl Attempt<'_> {
     }
 
     /// A list scope: keyset batches → writer thread → file.
-    async fn list<E, T>(
-        &mut self,
-        name: &str,
-        select: Select<E>,
-        created_at: E::Column,
-        id: E::Column,
-        snapshot: fn(E::Model) -> AppResult<T>,
-        position: fn(&T) -> Position,
-    ) -> Result<Produced, Stop>
+    /// A list scope: the list's own filtered select, in keyset batches on its order, under the
+    /// column set `name`.
+    async fn list<L: Listed>(&mut self, name: &str, filter: &L::Filter) -> Result<Produced, Stop>
     where
-        E: EntityTrait,
-        E::Column: IntoIden + Copy,
-        E::Model: Send + Sync,
-        T: ExportRow,
+        L::Row: ExportRow,
     {
+        let select = L::select(&self.tenant, filter, None);
+        let (created_at, id) = L::ORDER;
+        let (snapshot, position) = (L::ROW, L::POSITION);
         let as_of = self.job.request.as_of;
         let total = PaginatorTrait::count(select.clone().filter(created_at.lte(as_of)), self.db)
             .await
@@ -395,16 +363,16 @@ impl Attempt<'_> {
         let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel(1);
         let fetcher = tokio::spawn(batches.feed(raw_tx));
         let part = self.part_path();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<T>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<L::Row>>(2);
         let format = self.job.format;
         let writer = {
             let part = part.clone();
-            tokio::task::spawn_blocking(move || write_rows::<T>(&part, format, rx))
+            tokio::task::spawn_blocking(move || write_rows::<L::Row>(&part, format, rx))
         };
         let mut done = 0u64;
         let fed: Result<(), Stop> = async {
             while let Some(raw) = raw_rx.recv().await {
-                let batch = decode_rows::<E, T>(raw?, snapshot)?;
+                let batch = decode_rows::<L::Entity, L::Row>(raw?, snapshot)?;
                 done += batch.len() as u64;
                 if tx.send(batch).await.is_err() {
                     // The writer stopped: its error is reported below.
@@ -441,7 +409,7 @@ impl Attempt<'_> {
             column_set: Some(ColumnSet {
                 name: name.to_owned(),
                 version: COLUMN_SET_VERSION,
-                columns: T::columns().iter().map(|c| (*c).to_owned()).collect(),
+                columns: L::Row::columns().iter().map(|c| (*c).to_owned()).collect(),
             }),
             path,
             rows,

@@ -16,7 +16,7 @@ use crate::audit::store as audit_store;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::PageRequest;
+use crate::pagination::{self, PageRequest};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
 use crate::system::graphql::record_id_from;
@@ -346,9 +346,15 @@ impl Ledger {
     ) -> async_graphql::Result<SignedCheckpointConnection> {
         let s = state(ctx);
         let request = PageRequest::new(first, after, last, before, None);
-        let page = store::checkpoints_page(&s.db, &s.cursors, &self.tenant, &request)
-            .await?
-            .map(SignedCheckpoint);
+        let page = pagination::page::<store::CheckpointList>(
+            &s.db,
+            &s.cursors,
+            &self.tenant,
+            &(),
+            &request,
+        )
+        .await?
+        .map(SignedCheckpoint);
         Ok(SignedCheckpointConnection(page))
     }
 

@@ -10,10 +10,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
 
+use chrono::{DateTime, Utc};
 use entity::ledger_checkpoints::{self, Column, Entity};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    QueryOrder, QuerySelect, Select, Statement, TransactionTrait, Value,
 };
 use sha2::{Digest, Sha256};
 
@@ -22,7 +23,7 @@ use super::signing::LedgerKey;
 use super::{CheckpointSnapshot, ConsistencyProofSnapshot, HeadSnapshot, InclusionProofSnapshot};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{Listed, Position};
 
 /// Leaves read and hashed per catch-up step (one transaction each).
 const CATCH_UP_CHUNK: u64 = 50_000;
@@ -564,32 +565,19 @@ pub async fn latest_checkpoint(
         .transpose()
 }
 
-/// Issued checkpoints, most recently issued first (Relay page).
-pub async fn checkpoints_page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    request: &PageRequest,
-) -> AppResult<Page<CheckpointSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: Entity::find().filter(Column::TenantId.eq(tenant.as_str())),
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "ledgerCheckpoints",
-        &(),
-        request,
-        checkpoint_snapshot,
-        |c| Position {
-            created_at: c.issued_at,
-            id: c.id.clone(),
-        },
-    )
-    .await
+/// Issued checkpoints, most recently issued first (`ledger.checkpoints`).
+pub struct CheckpointList;
+
+impl Listed for CheckpointList {
+    type Entity = Entity;
+    type Filter = ();
+    type Row = CheckpointSnapshot;
+    const NAME: &'static str = "ledgerCheckpoints";
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(ledger_checkpoints::Model) -> AppResult<CheckpointSnapshot> = checkpoint_snapshot;
+    const POSITION: fn(&CheckpointSnapshot) -> Position = |c| Position::of(c.issued_at, &c.id);
+
+    fn select(tenant: &TenantId, _: &(), _: Option<DateTime<Utc>>) -> Select<Entity> {
+        Entity::find().filter(Column::TenantId.eq(tenant.as_str()))
+    }
 }

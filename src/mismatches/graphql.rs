@@ -9,12 +9,12 @@ use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 
-use super::store::{self, MAX_MISMATCH_PAGE};
+use super::store;
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{Page, PageInfo, PageRequest};
+use crate::pagination::{self, Page, PageInfo, PageRequest};
 use crate::scalars::DateTime;
 use crate::state::AppState;
 use crate::traces::graphql::{LoadError, Trace, TraceByTraceIdLoader, TraceLoaders};
@@ -317,10 +317,9 @@ impl MismatchQuery {
         let state = ctx.data_unchecked::<AppState>();
         let filter: MismatchListFilter = filter.unwrap_or_default().into();
         let as_of = as_of.map(|d| d.0);
-        let request =
-            PageRequest::new(first, after, last, before, as_of).with_max(MAX_MISMATCH_PAGE);
+        let request = PageRequest::new(first, after, last, before, as_of);
         let loaders = MismatchLoaders::of(ctx, &principal.tenant_id)?;
-        let page = store::page(
+        let page = pagination::page::<store::MismatchList>(
             &state.db,
             &state.cursors,
             &principal.tenant_id,

@@ -6,14 +6,13 @@ use chrono::{DateTime, Utc};
 use entity::aos_trace_mismatches::{self, Column, Entity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::pagination::{fetch_page, CursorCodec, KeysetQuery, Page, PageRequest, Position};
+use crate::pagination::{Listed, Position};
 
 /// Largest page of mismatches (docs/api.md §4: up to 500).
 pub const MAX_MISMATCH_PAGE: u64 = 500;
@@ -66,35 +65,26 @@ fn filtered(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
     }
 }
 
-/// One page of the tenant's mismatches matching `filter`, newest first.
-pub async fn page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &MismatchListFilter,
-    request: &PageRequest,
-) -> AppResult<Page<MismatchSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: filtered(tenant, filter),
-        created_at: Column::CreatedAt,
-        id: Column::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "traceMismatches",
-        filter,
-        request,
-        snapshot,
-        |m| Position {
-            created_at: m.created_at,
-            id: m.id.clone(),
-        },
-    )
-    .await
+/// The tenant's mismatches matching a filter, newest first (`traceMismatches`).
+pub struct MismatchList;
+
+impl Listed for MismatchList {
+    type Entity = Entity;
+    type Filter = MismatchListFilter;
+    type Row = MismatchSnapshot;
+    const NAME: &'static str = "traceMismatches";
+    const MAX_PAGE: u64 = MAX_MISMATCH_PAGE;
+    const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
+    const ROW: fn(aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> = snapshot;
+    const POSITION: fn(&MismatchSnapshot) -> Position = |m| Position::of(m.created_at, &m.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &MismatchListFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(tenant, filter)
+    }
 }
 
 /// Open and resolved counts over the filter's trace and window (and `asOf`), ignoring its

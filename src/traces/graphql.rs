@@ -18,7 +18,7 @@ use super::{
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{Direction, ListProbe, PageArgs, PageRequest, Position};
+use crate::pagination::{Direction, FromPage, ListProbe, Page, PageArgs, Position};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
 
@@ -602,6 +602,14 @@ impl Trace {
 
 crate::connection_types!(TraceConnection, TraceEdge, Trace);
 
+impl FromPage<TraceSnapshot> for TraceConnection {
+    /// The page's traces share the request's loaders, so their nested fields batch.
+    fn from_page(ctx: &Context<'_>, page: Page<TraceSnapshot>) -> AppResult<Self> {
+        let loaders = TraceLoaders::of(ctx)?;
+        Ok(TraceConnection(page.map(|t| Trace::new(t, &loaders))))
+    }
+}
+
 /// Filters for `traces`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct TraceFilter {
@@ -745,47 +753,20 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
     Ok(Trace::new(snapshot, &TraceLoaders::of(ctx)?))
 }
 
+crate::list_field!(
+    /// The tenant's live (non-archived) traces, newest first (ties broken by id).
+    TracesField.traces(TraceFilter) -> TraceConnection = store::TraceList
+);
+
+/// The root fields, in schema order.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct TraceQuery(TracesField, TraceLookupQuery);
+
 #[derive(Default)]
-pub struct TraceQuery;
+pub struct TraceLookupQuery;
 
 #[Object]
-impl TraceQuery {
-    /// The tenant's live (non-archived) traces, newest first (ties broken by id).
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn traces(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<TraceFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<TraceConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: TraceListFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let loaders = TraceLoaders::of(ctx)?;
-        let page = store::page(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(|t| Trace::new(t, &loaders));
-        Ok(TraceConnection(page))
-    }
-
+impl TraceLookupQuery {
     /// The tenant's trace with this trace id.
     async fn trace(
         &self,

@@ -21,10 +21,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{
-    fetch_page, CursorCodec, Direction, KeysetQuery, ListProbe, Page, PageRequest, Position, Scope,
-    Window,
-};
+use crate::pagination::{CursorCodec, Direction, ListProbe, Listed, Page, Position, Scope, Window};
 
 /// Largest page of steps (docs/api.md §4: trace steps up to 1000).
 pub const MAX_STEP_PAGE: u64 = 1000;
@@ -167,35 +164,25 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Tr
     q
 }
 
-/// One page of the tenant's traces matching `filter`, newest first.
-pub async fn page(
-    db: &DatabaseConnection,
-    codec: &CursorCodec,
-    tenant: &TenantId,
-    filter: &TraceListFilter,
-    request: &PageRequest,
-) -> AppResult<Page<TraceSnapshot>> {
-    let query = KeysetQuery {
-        db: db.clone(),
-        select: filtered(tenant, filter),
-        created_at: T::CreatedAt,
-        id: T::Id,
-        as_of: request.as_of,
-    };
-    fetch_page(
-        query,
-        codec,
-        tenant,
-        "traces",
-        filter,
-        request,
-        trace_snapshot,
-        |t| Position {
-            created_at: t.created_at,
-            id: t.id.clone(),
-        },
-    )
-    .await
+/// The tenant's live traces matching a filter, newest first (`traces`).
+pub struct TraceList;
+
+impl Listed for TraceList {
+    type Entity = Traces;
+    type Filter = TraceListFilter;
+    type Row = TraceSnapshot;
+    const NAME: &'static str = "traces";
+    const ORDER: (T, T) = (T::CreatedAt, T::Id);
+    const ROW: fn(aos_traces::Model) -> AppResult<TraceSnapshot> = trace_snapshot;
+    const POSITION: fn(&TraceSnapshot) -> Position = |t| Position::of(t.created_at, &t.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &TraceListFilter,
+        _: Option<chrono::DateTime<Utc>>,
+    ) -> Select<Traces> {
+        filtered(tenant, filter)
+    }
 }
 
 async fn newest(
