@@ -1237,14 +1237,29 @@ async fn checkpoints_are_posted_to_a_sink_url(backend: Backend) {
         .collect();
     expected.sort();
     assert_eq!(received, expected);
-    // Its progress is kept in the database for every process publishing there.
+    // Its progress is kept in the database for every process publishing there (written just
+    // after the endpoint answered, so wait for it).
     {
         use sea_orm::{ColumnTrait, QueryFilter};
-        let cursors = entity::server_settings::Entity::find()
-            .filter(entity::server_settings::Column::Name.starts_with("ledger_checkpoint_sink:"))
-            .all(app.db())
-            .await
-            .expect("cursor");
+        let mut cursors = Vec::new();
+        for _ in 0..300 {
+            cursors = entity::server_settings::Entity::find()
+                .filter(
+                    entity::server_settings::Column::Name.starts_with("ledger_checkpoint_sink:"),
+                )
+                .all(app.db())
+                .await
+                .expect("cursor");
+            let newest = issued.iter().map(|c| c.issued_at).max();
+            let caught_up = cursors.first().is_some_and(|c| {
+                chrono::DateTime::parse_from_rfc3339(&c.value)
+                    .is_ok_and(|at| Some(at.with_timezone(&chrono::Utc)) == newest)
+            });
+            if caught_up {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         assert_eq!(cursors.len(), 1);
         let at = chrono::DateTime::parse_from_rfc3339(&cursors[0].value).expect("a time");
         assert_eq!(
