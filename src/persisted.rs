@@ -8,11 +8,12 @@
 //! execution, so a persisted mutation is still refused over GET.
 
 use async_graphql::Request;
+use entity::persisted_queries::{ActiveModel, Column, Entity};
 use redis::AsyncCommands;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
 use sha2::{Digest, Sha256};
 
-use crate::db::param;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -97,22 +98,12 @@ async fn lookup(state: &AppState, hash: &str) -> AppResult<Option<String>> {
             .await
             .map_err(|e| AppError::Unavailable(format!("Redis: {e}")));
     }
-    let b = state.db.get_database_backend();
-    let row = state
-        .db
-        .query_one_raw(Statement::from_sql_and_values(
-            b,
-            format!(
-                "SELECT query FROM persisted_queries WHERE sha256 = {}",
-                param(b, 1)
-            ),
-            [hash.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get("", "query")?),
-        None => None,
-    })
+    Ok(Entity::find_by_id(hash)
+        .select_only()
+        .column(Column::Query)
+        .into_tuple()
+        .one(&state.db)
+        .await?)
 }
 
 async fn store(state: &AppState, hash: &str, query: &str) -> AppResult<()> {
@@ -124,24 +115,14 @@ async fn store(state: &AppState, hash: &str, query: &str) -> AppResult<()> {
             .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
         return Ok(());
     }
-    let b = state.db.get_database_backend();
-    state
-        .db
-        .execute_raw(Statement::from_sql_and_values(
-            b,
-            format!(
-                "INSERT INTO persisted_queries (sha256, query, created_at_ms) \
-                 VALUES ({}, {}, {}) ON CONFLICT (sha256) DO NOTHING",
-                param(b, 1),
-                param(b, 2),
-                param(b, 3)
-            ),
-            [
-                hash.into(),
-                query.into(),
-                chrono::Utc::now().timestamp_millis().into(),
-            ],
-        ))
-        .await?;
+    // Two processes may register the same query at once; the text is the same.
+    Entity::insert(ActiveModel {
+        sha256: Set(hash.to_owned()),
+        query: Set(query.to_owned()),
+        created_at_ms: Set(chrono::Utc::now().timestamp_millis()),
+    })
+    .on_conflict(OnConflict::column(Column::Sha256).do_nothing().to_owned())
+    .exec_without_returning(&state.db)
+    .await?;
     Ok(())
 }

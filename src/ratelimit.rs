@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
+use entity::rate_limit_windows::{Column, Entity};
 use redis::Script;
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect};
 
 use crate::auth::RequestAuth;
-use crate::db::param;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -156,68 +157,49 @@ async fn charge_in_database(
     points: u64,
     limit: u64,
 ) -> AppResult<(u64, bool)> {
+    use sea_orm::sea_query::ExprTrait;
+
     let db = &state.db;
-    let b = db.get_database_backend();
-    let p = |n| param(b, n);
     let (points, limit) = (points as i64, limit as i64);
     // The conditional upsert admits the request and counts it in one statement; no row back
     // means the window is full.
-    let admitted = db
-        .query_one_raw(Statement::from_sql_and_values(
-            b,
-            format!(
-                "INSERT INTO rate_limit_windows (bucket, window_start, points) \
-                 VALUES ({}, {}, {}) ON CONFLICT (bucket, window_start) DO UPDATE \
-                 SET points = rate_limit_windows.points + excluded.points \
-                 WHERE rate_limit_windows.points + excluded.points <= {} RETURNING points",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            [
-                bucket.into(),
-                window_start.into(),
-                points.into(),
-                limit.into(),
-            ],
-        ))
-        .await?;
+    let stored = Expr::col((Entity, Column::Points));
+    let charged = stored
+        .clone()
+        .add(Expr::col((Alias::new("excluded"), Column::Points)));
+    let upsert = Query::insert()
+        .into_table(Entity)
+        .columns([Column::Bucket, Column::WindowStart, Column::Points])
+        .values_panic([bucket.into(), window_start.into(), points.into()])
+        .on_conflict(
+            OnConflict::columns([Column::Bucket, Column::WindowStart])
+                .value(Column::Points, charged.clone())
+                .action_and_where(charged.lte(limit))
+                .to_owned(),
+        )
+        .returning_col(Column::Points)
+        .to_owned();
+    let admitted = db.query_one(&upsert).await?;
     if window_start % 600 == 0 {
         // Once in a while (any process), forget windows older than the previous one.
-        db.execute_raw(Statement::from_sql_and_values(
-            b,
-            format!(
-                "DELETE FROM rate_limit_windows WHERE window_start < {}",
-                p(1)
-            ),
-            [(window_start - 60).into()],
-        ))
-        .await?;
+        Entity::delete_many()
+            .filter(Column::WindowStart.lt(window_start - 60))
+            .exec(db)
+            .await?;
     }
     match admitted {
         Some(row) => {
-            let used: i64 = row.try_get("", "points")?;
+            let used: i64 = row.try_get("", Column::Points.as_str())?;
             Ok((used as u64, false))
         }
         None => {
-            let row = db
-                .query_one_raw(Statement::from_sql_and_values(
-                    b,
-                    format!(
-                        "SELECT points FROM rate_limit_windows \
-                         WHERE bucket = {} AND window_start = {}",
-                        p(1),
-                        p(2)
-                    ),
-                    [bucket.into(), window_start.into()],
-                ))
+            let used: Option<i64> = Entity::find_by_id((bucket.to_owned(), window_start))
+                .select_only()
+                .column(Column::Points)
+                .into_tuple()
+                .one(db)
                 .await?;
-            let used: i64 = match row {
-                Some(row) => row.try_get("", "points")?,
-                None => 0,
-            };
-            Ok((used as u64, true))
+            Ok((used.unwrap_or(0) as u64, true))
         }
     }
 }

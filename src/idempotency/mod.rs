@@ -20,15 +20,16 @@
 
 mod canonical;
 
+use entity::idempotency_keys::{ActiveModel, Column, Entity};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, QueryFilter, TransactionTrait,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::TenantId;
-use crate::db::param;
 use crate::error::{AppError, AppResult};
 
 pub use canonical::{canonical_json, request_hash};
@@ -36,6 +37,10 @@ pub use canonical::{canonical_json, request_hash};
 /// How long a completed key answers duplicates with its first result.
 pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
 const MAX_KEY_LEN: usize = 255;
+/// `status` of a key claimed by a transaction that has not committed yet.
+const PENDING: &str = "pending";
+/// `status` of a key whose effect committed, with its `response`.
+const COMPLETED: &str = "completed";
 
 /// What [`begin`] found.
 pub enum Begun<T> {
@@ -140,7 +145,6 @@ pub async fn claim<C: ConnectionTrait>(
     key: &str,
     hash: &str,
 ) -> AppResult<ClaimOutcome> {
-    let b = txn.get_database_backend();
     let claim = Claim {
         tenant: tenant.as_str().to_owned(),
         key: key.to_owned(),
@@ -149,29 +153,22 @@ pub async fn claim<C: ConnectionTrait>(
         let now = now_ms();
         let expires = now + RETENTION.as_millis() as i64;
         // Waits for a concurrent first attempt holding the same key to end (its row lock).
-        let inserted = execute(
-            txn,
-            format!(
-                "INSERT INTO idempotency_keys (tenant_id, idempotency_key, operation, \
-                 request_hash, status, response, created_at_ms, expires_at_ms) \
-                 VALUES ({}, {}, {}, {}, 'pending', NULL, {}, {}) \
-                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-                param(b, 1),
-                param(b, 2),
-                param(b, 3),
-                param(b, 4),
-                param(b, 5),
-                param(b, 6)
-            ),
-            vec![
-                tenant.as_str().into(),
-                key.into(),
-                operation.into(),
-                hash.into(),
-                now.into(),
-                expires.into(),
-            ],
+        let inserted = Entity::insert(ActiveModel {
+            tenant_id: Set(tenant.as_str().to_owned()),
+            idempotency_key: Set(key.to_owned()),
+            operation: Set(operation.to_owned()),
+            request_hash: Set(hash.to_owned()),
+            status: Set(PENDING.to_owned()),
+            response: Set(None),
+            created_at_ms: Set(now),
+            expires_at_ms: Set(expires),
+        })
+        .on_conflict(
+            OnConflict::columns([Column::TenantId, Column::IdempotencyKey])
+                .do_nothing()
+                .to_owned(),
         )
+        .exec_without_returning(txn)
         .await?;
         if inserted == 1 {
             return Ok(ClaimOutcome::Claimed(claim));
@@ -179,7 +176,7 @@ pub async fn claim<C: ConnectionTrait>(
         let Some(stored) = read(txn, tenant, key).await? else {
             continue; // purged in between: claim again
         };
-        if stored.expires_at_ms > now && stored.status == "completed" {
+        if stored.expires_at_ms > now && stored.status == COMPLETED {
             if stored.request_hash != hash {
                 return Err(AppError::IdempotencyConflict(format!(
                     "idempotencyKey {key:?} was already used with a different input or operation"
@@ -192,34 +189,20 @@ pub async fn claim<C: ConnectionTrait>(
         }
         // Past its retention (or a row an older version left pending): take it over, unless
         // another transaction did first (compare-and-set on what we read).
-        let taken = execute(
-            txn,
-            format!(
-                "UPDATE idempotency_keys SET operation = {}, request_hash = {}, \
-                 status = 'pending', response = NULL, created_at_ms = {}, expires_at_ms = {} \
-                 WHERE tenant_id = {} AND idempotency_key = {} AND expires_at_ms = {} \
-                 AND status = {}",
-                param(b, 1),
-                param(b, 2),
-                param(b, 3),
-                param(b, 4),
-                param(b, 5),
-                param(b, 6),
-                param(b, 7),
-                param(b, 8)
-            ),
-            vec![
-                operation.into(),
-                hash.into(),
-                now.into(),
-                expires.into(),
-                tenant.as_str().into(),
-                key.into(),
-                stored.expires_at_ms.into(),
-                stored.status.into(),
-            ],
-        )
-        .await?;
+        let taken = Entity::update_many()
+            .col_expr(Column::Operation, Expr::value(operation))
+            .col_expr(Column::RequestHash, Expr::value(hash))
+            .col_expr(Column::Status, Expr::value(PENDING))
+            .col_expr(Column::Response, Expr::value(Option::<String>::None))
+            .col_expr(Column::CreatedAtMs, Expr::value(now))
+            .col_expr(Column::ExpiresAtMs, Expr::value(expires))
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::IdempotencyKey.eq(key))
+            .filter(Column::ExpiresAtMs.eq(stored.expires_at_ms))
+            .filter(Column::Status.eq(stored.status))
+            .exec(txn)
+            .await?
+            .rows_affected;
         if taken == 1 {
             return Ok(ClaimOutcome::Claimed(claim));
         }
@@ -234,42 +217,37 @@ pub async fn complete<C: ConnectionTrait, T: Serialize>(
 ) -> AppResult<()> {
     let response = serde_json::to_string(result)
         .map_err(|e| AppError::internal(format!("result not serializable: {e}")))?;
-    let b = txn.get_database_backend();
-    execute(
-        txn,
-        format!(
-            "UPDATE idempotency_keys SET status = 'completed', response = {} \
-             WHERE tenant_id = {} AND idempotency_key = {}",
-            param(b, 1),
-            param(b, 2),
-            param(b, 3)
-        ),
-        vec![
-            response.into(),
-            claim.tenant.clone().into(),
-            claim.key.clone().into(),
-        ],
-    )
-    .await?;
+    Entity::update_many()
+        .col_expr(Column::Status, Expr::value(COMPLETED))
+        .col_expr(Column::Response, Expr::value(response))
+        .filter(Column::TenantId.eq(claim.tenant.as_str()))
+        .filter(Column::IdempotencyKey.eq(claim.key.as_str()))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
 /// Deletes up to `limit` keys past their retention; returns how many.
 pub async fn purge_expired(db: &DatabaseConnection, limit: u64) -> AppResult<u64> {
-    let b = db.get_database_backend();
-    let sql = match b {
-        DbBackend::Postgres => format!(
-            "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys \
-             WHERE expires_at_ms < {} LIMIT {limit})",
-            param(b, 1)
-        ),
-        _ => format!(
-            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys \
-             WHERE expires_at_ms < {} LIMIT {limit})",
-            param(b, 1)
-        ),
-    };
-    execute(db, sql, vec![now_ms().into()]).await
+    // A DELETE has no LIMIT on PostgreSQL: pick the rows by their physical id in a subquery.
+    let row_id = Alias::new(match db.get_database_backend() {
+        DbBackend::Postgres => "ctid",
+        _ => "rowid",
+    });
+    let purge = Query::delete()
+        .from_table(Entity)
+        .and_where(
+            Expr::col(row_id.clone()).in_subquery(
+                Query::select()
+                    .column(row_id)
+                    .from(Entity)
+                    .and_where(Expr::col(Column::ExpiresAtMs).lt(now_ms()))
+                    .limit(limit)
+                    .to_owned(),
+            ),
+        )
+        .to_owned();
+    Ok(db.execute(&purge).await?.rows_affected())
 }
 
 /// How often each server process deletes expired keys.
@@ -298,46 +276,17 @@ pub fn spawn_purge(db: DatabaseConnection) -> tokio::task::AbortHandle {
     .abort_handle()
 }
 
-struct Stored {
-    request_hash: String,
-    status: String,
-    response: Option<String>,
-    expires_at_ms: i64,
-}
-
+/// A key's stored row, read inside the claiming transaction.
 async fn read<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
     key: &str,
-) -> AppResult<Option<Stored>> {
-    let b = txn.get_database_backend();
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            b,
-            format!(
-                "SELECT request_hash, status, response, expires_at_ms FROM idempotency_keys \
-                 WHERE tenant_id = {} AND idempotency_key = {}",
-                param(b, 1),
-                param(b, 2)
-            ),
-            [tenant.as_str().into(), key.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Stored {
-        request_hash: row.try_get("", "request_hash")?,
-        status: row.try_get("", "status")?,
-        response: row.try_get("", "response")?,
-        expires_at_ms: row.try_get("", "expires_at_ms")?,
-    }))
-}
-
-async fn execute<C: ConnectionTrait>(conn: &C, sql: String, values: Vec<Value>) -> AppResult<u64> {
-    let backend = conn.get_database_backend();
-    let result = conn
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    Ok(result.rows_affected())
+) -> AppResult<Option<entity::idempotency_keys::Model>> {
+    Ok(
+        Entity::find_by_id((tenant.as_str().to_owned(), key.to_owned()))
+            .one(txn)
+            .await?,
+    )
 }
 
 /// An idempotency key is 1..=255 bytes without control characters.

@@ -12,9 +12,12 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use entity::ledger_checkpoints::{self, Column, Entity};
+use entity::{ledger_merkle_heads as heads, ledger_merkle_nodes as nodes};
+use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Statement, TransactionTrait, Value,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityName,
+    EntityTrait, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Select, Statement, TransactionTrait,
+    Value,
 };
 use sha2::{Digest, Sha256};
 
@@ -107,17 +110,13 @@ pub async fn locate_entry(
 
 /// The tree size up to which subtree hashes are stored.
 async fn stored_size(db: &impl ConnectionTrait, tenant: &TenantId) -> AppResult<u64> {
-    let row = db
-        .query_one_raw(statement(
-            db,
-            "SELECT tree_size FROM ledger_merkle_heads WHERE tenant_id = $1",
-            vec![tenant.as_str().into()],
-        ))
+    let size: Option<i64> = heads::Entity::find_by_id(tenant.as_str())
+        .select_only()
+        .column(heads::Column::TreeSize)
+        .into_tuple()
+        .one(db)
         .await?;
-    Ok(match row {
-        Some(row) => row.try_get::<i64>("", "tree_size")?.max(0) as u64,
-        None => 0,
-    })
+    Ok(size.map_or(0, |n| n.max(0) as u64))
 }
 
 /// Pads a list of bind tuples to a multiple of this by repeating its last tuple, so the SQL text
@@ -137,10 +136,17 @@ async fn fetch_nodes(
         DbBackend::Postgres => ("text", "bytea"),
         _ => ("TEXT", "BLOB"),
     };
+    // Raw: one UNION ALL over three tables with a row-value `IN (VALUES …)` whose text takes
+    // few shapes (see SHAPE_STEP); column and table names still come from the entities.
+    let (heads_table, size, head_tenant) = (
+        heads::Entity.table_name(),
+        heads::Column::TreeSize.as_str(),
+        heads::Column::TenantId.as_str(),
+    );
     let mut values: Vec<Value> = vec![tenant.as_str().into()];
     let mut sql = format!(
-        "SELECT -1 AS level, tree_size AS idx, CAST(NULL AS {text_type}) AS leaf, \
-         CAST(NULL AS {blob_type}) AS hash FROM ledger_merkle_heads WHERE tenant_id = $1"
+        "SELECT -1 AS level, {size} AS idx, CAST(NULL AS {text_type}) AS leaf, \
+         CAST(NULL AS {blob_type}) AS hash FROM {heads_table} WHERE {head_tenant} = $1"
     );
     let mut leaves: Vec<i64> = ids
         .iter()
@@ -177,9 +183,16 @@ async fn fetch_nodes(
                 format!("(${}, ${})", values.len() - 1, values.len())
             })
             .collect();
+        let (nodes_table, level, idx, hash, node_tenant) = (
+            nodes::Entity.table_name(),
+            nodes::Column::Level.as_str(),
+            nodes::Column::Idx.as_str(),
+            nodes::Column::Hash.as_str(),
+            nodes::Column::TenantId.as_str(),
+        );
         sql.push_str(&format!(
-            " UNION ALL SELECT level, idx, NULL, hash FROM ledger_merkle_nodes \
-             WHERE tenant_id = $1 AND (level, idx) IN (VALUES {})",
+            " UNION ALL SELECT {level}, {idx}, NULL, {hash} FROM {nodes_table} \
+             WHERE {node_tenant} = $1 AND ({level}, {idx}) IN (VALUES {})",
             pairs.join(", ")
         ));
     }
@@ -304,36 +317,41 @@ pub async fn catch_up(db: &DatabaseConnection, tenant: &TenantId, target: u64) -
             )));
         }
         let txn = db.begin().await?;
+        // Nodes are deterministic: a concurrent catch-up inserted the same rows.
         for batch in completed.chunks(INSERT_BATCH) {
-            let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 4);
-            let mut rows_sql = Vec::with_capacity(batch.len());
-            for (id, hash) in batch {
-                let n = values.len();
-                rows_sql.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
-                values.push(tenant.as_str().into());
-                values.push((id.level as i32).into());
-                values.push((id.index as i64).into());
-                values.push(hash.to_vec().into());
-            }
-            let sql = format!(
-                "INSERT INTO ledger_merkle_nodes (tenant_id, level, idx, hash) VALUES {} \
-                 ON CONFLICT DO NOTHING",
-                rows_sql.join(", ")
-            );
-            txn.execute_raw(statement(&txn, &sql, values)).await?;
+            nodes::Entity::insert_many(batch.iter().map(|(id, hash)| nodes::ActiveModel {
+                tenant_id: Set(tenant.as_str().to_owned()),
+                level: Set(id.level as i32),
+                idx: Set(id.index as i64),
+                hash: Set(hash.to_vec()),
+            }))
+            .on_conflict(
+                OnConflict::columns([
+                    nodes::Column::TenantId,
+                    nodes::Column::Level,
+                    nodes::Column::Idx,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
         }
-        txn.execute_raw(statement(
-            &txn,
-            "INSERT INTO ledger_merkle_heads (tenant_id, tree_size, updated_at) \
-             VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO UPDATE \
-             SET tree_size = excluded.tree_size, updated_at = excluded.updated_at \
-             WHERE ledger_merkle_heads.tree_size < excluded.tree_size",
-            vec![
-                tenant.as_str().into(),
-                (to as i64).into(),
-                crate::scalars::now().into(),
-            ],
-        ))
+        // The stored size only grows, whichever catch-up commits last.
+        let stored_size = Expr::col((heads::Entity, heads::Column::TreeSize));
+        let new_size = Expr::col((Alias::new("excluded"), heads::Column::TreeSize));
+        heads::Entity::insert(heads::ActiveModel {
+            tenant_id: Set(tenant.as_str().to_owned()),
+            tree_size: Set(to as i64),
+            updated_at: Set(crate::scalars::now()),
+        })
+        .on_conflict(
+            OnConflict::column(heads::Column::TenantId)
+                .update_columns([heads::Column::TreeSize, heads::Column::UpdatedAt])
+                .action_and_where(sea_orm::sea_query::ExprTrait::lt(stored_size, new_size))
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
         .await?;
         txn.commit().await?;
     }

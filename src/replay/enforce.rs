@@ -15,8 +15,11 @@
 
 use async_graphql::Enum;
 use entity::aos_trace_steps::{Column as S, Entity as Steps};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use entity::replay_outputs::{self, Column as R, Entity as Outputs};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -216,21 +219,22 @@ pub async fn get(
     tenant: &TenantId,
     key: &str,
 ) -> AppResult<Option<RecordedOutput>> {
-    let select = Query::select()
-        .columns(["output", "output_hash", "step_index"])
-        .from("replay_outputs")
-        .and_where(Expr::col("tenant_id").eq(tenant.as_str()))
-        .and_where(Expr::col("replay_key").eq(key))
-        .and_where(Expr::col("expires_at_ms").gt(epoch_ms()))
-        .to_owned();
-    let Some(row) = conn.query_one(&select).await? else {
+    let found: Option<(String, String, i32)> = Outputs::find()
+        .select_only()
+        .columns([R::Output, R::OutputHash, R::StepIndex])
+        .filter(R::TenantId.eq(tenant.as_str()))
+        .filter(R::ReplayKey.eq(key))
+        .filter(R::ExpiresAtMs.gt(epoch_ms()))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let Some((output, output_hash, step_index)) = found else {
         return Ok(None);
     };
-    let output: String = row.try_get("", "output")?;
     Ok(Some(RecordedOutput {
         output: serde_json::from_str(&output).map_err(AppError::internal)?,
-        output_hash: row.try_get("", "output_hash")?,
-        step_index: row.try_get("", "step_index")?,
+        output_hash,
+        step_index,
     }))
 }
 
@@ -244,46 +248,34 @@ pub async fn put(
     let now = epoch_ms();
     let expires = now + (REPLAY_TTL_SECONDS as i64) * 1000;
     // Expired rows of the tenant go first: the table stays as small as the live entries.
-    let prune = Query::delete()
-        .from_table("replay_outputs")
-        .and_where(Expr::col("tenant_id").eq(tenant.as_str()))
-        .and_where(Expr::col("expires_at_ms").lte(now))
-        .to_owned();
-    conn.execute(&prune).await?;
+    Outputs::delete_many()
+        .filter(R::TenantId.eq(tenant.as_str()))
+        .filter(R::ExpiresAtMs.lte(now))
+        .exec(conn)
+        .await?;
     let output = serde_json::to_string(&record.output).map_err(AppError::internal)?;
-    let mut upsert = Query::insert();
-    upsert.into_table("replay_outputs").columns([
-        "tenant_id",
-        "replay_key",
-        "step_index",
-        "output_hash",
-        "output",
-        "stored_at_ms",
-        "expires_at_ms",
-    ]);
-    upsert
-        .values([
-            tenant.as_str().into(),
-            key.into(),
-            record.step_index.into(),
-            record.output_hash.as_str().into(),
-            output.into(),
-            now.into(),
-            expires.into(),
-        ])
-        .map_err(AppError::internal)?;
-    upsert.on_conflict(
-        OnConflict::columns(["tenant_id", "replay_key"])
+    Outputs::insert(replay_outputs::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_owned()),
+        replay_key: Set(key.to_owned()),
+        step_index: Set(record.step_index),
+        output_hash: Set(record.output_hash.clone()),
+        output: Set(output),
+        stored_at_ms: Set(now),
+        expires_at_ms: Set(expires),
+    })
+    .on_conflict(
+        OnConflict::columns([R::TenantId, R::ReplayKey])
             .update_columns([
-                "step_index",
-                "output_hash",
-                "output",
-                "stored_at_ms",
-                "expires_at_ms",
+                R::StepIndex,
+                R::OutputHash,
+                R::Output,
+                R::StoredAtMs,
+                R::ExpiresAtMs,
             ])
             .to_owned(),
-    );
-    conn.execute(&upsert).await?;
+    )
+    .exec_without_returning(conn)
+    .await?;
     Ok(())
 }
 

@@ -1,0 +1,255 @@
+//! What a job is: its request, its state and stage, and the snapshots of its rows.
+
+use chrono::{DateTime, TimeZone, Utc};
+use entity::{export_job_events, export_jobs};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditFilter;
+use crate::error::{AppError, AppResult};
+use crate::exports::settings::{RetryPolicy, RetryStrategy};
+use crate::exports::{ExportFormat, ExportScope};
+use crate::runs::RunFilter;
+use crate::system::SystemFilter;
+use crate::traces::TraceListFilter;
+
+/// What an export contains: a filtered list (as of a watermark) or one bundle subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum ExportSubject {
+    LlmRuns { filter: RunFilter },
+    SystemRecords { filter: SystemFilter },
+    Audit { filter: AuditFilter },
+    Traces { filter: TraceListFilter },
+    RunBundle { run_id: String },
+    TraceBundle { trace_id: String },
+    IncidentBundle { incident_id: String },
+    Compliance { incident_id: String },
+}
+
+impl ExportSubject {
+    pub fn scope(&self) -> ExportScope {
+        match self {
+            Self::LlmRuns { .. } => ExportScope::LlmRuns,
+            Self::SystemRecords { .. } => ExportScope::SystemRecords,
+            Self::Audit { .. } => ExportScope::Audit,
+            Self::Traces { .. } => ExportScope::Traces,
+            Self::RunBundle { .. } => ExportScope::RunBundle,
+            Self::TraceBundle { .. } => ExportScope::TraceBundle,
+            Self::IncidentBundle { .. } => ExportScope::IncidentBundle,
+            Self::Compliance { .. } => ExportScope::Compliance,
+        }
+    }
+
+    /// The list filter (canonical form) of a list scope, as JSON; bundle subjects have none.
+    pub fn filter_json(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::LlmRuns { filter } => serde_json::to_value(filter).ok(),
+            Self::SystemRecords { filter } => serde_json::to_value(filter).ok(),
+            Self::Audit { filter } => serde_json::to_value(filter).ok(),
+            Self::Traces { filter } => serde_json::to_value(filter).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a worker needs to produce the export, fixed at creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    pub subject: ExportSubject,
+    pub format: ExportFormat,
+    /// Only rows recorded at or before this instant are exported.
+    pub as_of: DateTime<Utc>,
+}
+
+/// Where a job is in its execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum JobState {
+    /// Waiting for its first attempt.
+    Queued,
+    /// Claimed by a worker.
+    Running,
+    /// An attempt failed; the next one is due at `nextAttemptAt`.
+    RetryWait,
+    Completed,
+    /// Every attempt failed.
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::RetryWait => "retry_wait",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::RetryWait,
+            Self::Completed,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// Progress stage (docs/domain.md §10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum JobStage {
+    Queued,
+    Starting,
+    Running,
+    Completing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Completing => "completing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Starting,
+            Self::Running,
+            Self::Completing,
+            Self::Completed,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One `export_jobs` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSnapshot {
+    pub export_id: String,
+    pub tenant_id: String,
+    pub scope: ExportScope,
+    pub format: ExportFormat,
+    pub request: ExportRequest,
+    pub state: JobState,
+    pub stage: JobStage,
+    pub percent: f64,
+    pub eta_seconds: Option<i64>,
+    pub rows_done: i64,
+    pub rows_total: Option<i64>,
+    pub attempt: i32,
+    pub retry: RetryPolicy,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub artefact_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<export_jobs::Model> for JobSnapshot {
+    type Error = AppError;
+
+    fn try_from(m: export_jobs::Model) -> AppResult<Self> {
+        let bad = |what: &str| AppError::internal(format!("export job row has a bad {what}"));
+        let request: ExportRequest =
+            serde_json::from_str(&m.request).map_err(|e| bad(&format!("request ({e})")))?;
+        let millis = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
+        Ok(JobSnapshot {
+            scope: ExportScope::parse(&m.scope).ok_or_else(|| bad("scope"))?,
+            format: ExportFormat::parse(&m.format).ok_or_else(|| bad("format"))?,
+            request,
+            state: JobState::parse(&m.state).ok_or_else(|| bad("state"))?,
+            stage: JobStage::parse(&m.stage).ok_or_else(|| bad("stage"))?,
+            percent: m.percent,
+            eta_seconds: m.eta_seconds,
+            rows_done: m.rows_done,
+            rows_total: m.rows_total,
+            attempt: m.attempt,
+            retry: RetryPolicy {
+                max_attempts: m.max_attempts.max(1) as u32,
+                strategy: RetryStrategy::parse(&m.retry_strategy)
+                    .ok_or_else(|| bad("retry strategy"))?,
+                base_delay: millis(m.base_delay_ms),
+                max_delay: millis(m.max_delay_ms),
+                jitter_factor: m.jitter_factor,
+            },
+            next_attempt_at: from_ms(m.next_attempt_ms),
+            last_error: m.last_error,
+            lease_owner: m.lease_owner,
+            lease_expires_at: m.lease_expires_ms.map(from_ms),
+            heartbeat_at: m.heartbeat_ms.map(from_ms),
+            started_at: m.started_ms.map(from_ms),
+            finished_at: m.finished_ms.map(from_ms),
+            artefact_path: m.artefact_path,
+            created_at: from_ms(m.created_ms),
+            updated_at: from_ms(m.updated_ms),
+            export_id: m.export_id,
+            tenant_id: m.tenant_id,
+        })
+    }
+}
+
+/// One `export_job_events` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEventSnapshot {
+    pub id: String,
+    pub seq: i64,
+    pub event_type: String,
+    pub attempt: i32,
+    pub worker: Option<String>,
+    pub error: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub previous_event_hash: Option<String>,
+    pub integrity_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<export_job_events::Model> for JobEventSnapshot {
+    fn from(m: export_job_events::Model) -> Self {
+        JobEventSnapshot {
+            id: m.id,
+            seq: m.seq,
+            event_type: m.event_type,
+            attempt: m.attempt,
+            worker: m.worker,
+            error: m.error,
+            metadata: m.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+            previous_event_hash: m.previous_event_hash,
+            integrity_hash: m.integrity_hash,
+            created_at: from_ms(m.created_ms),
+        }
+    }
+}
+
+pub fn to_ms(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
