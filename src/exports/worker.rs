@@ -200,6 +200,42 @@ struct Produced {
     rows: u64,
 }
 
+/// What a bundle documents: the one record its request names.
+enum BundleSubject {
+    Run(String),
+    Trace(String),
+    Incident(String),
+    /// An incident, with the compliance (SOC 2) mappings added.
+    Compliance(String),
+}
+
+impl BundleSubject {
+    fn run_id(&self) -> Option<&str> {
+        match self {
+            Self::Run(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn trace_id(&self) -> Option<&str> {
+        match self {
+            Self::Trace(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn incident_id(&self) -> Option<&str> {
+        match self {
+            Self::Incident(id) | Self::Compliance(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    fn with_compliance_mappings(&self) -> bool {
+        matches!(self, Self::Compliance(_))
+    }
+}
+
 struct Attempt<'a> {
     state: &'a AppState,
     ledger_key: &'a LedgerKey,
@@ -305,17 +341,17 @@ impl Attempt<'_> {
             ExportSubject::Audit { filter } => self.list::<AuditList>("audit", &filter).await,
             ExportSubject::Traces { filter } => self.list::<TraceList>("traces", &filter).await,
             ExportSubject::RunBundle { run_id } => {
-                self.bundle(Some(run_id), None, None, false, as_of).await
+                self.bundle(BundleSubject::Run(run_id), as_of).await
             }
             ExportSubject::TraceBundle { trace_id } => {
-                self.bundle(None, Some(trace_id), None, false, as_of).await
+                self.bundle(BundleSubject::Trace(trace_id), as_of).await
             }
             ExportSubject::IncidentBundle { incident_id } => {
-                self.bundle(None, None, Some(incident_id), false, as_of)
+                self.bundle(BundleSubject::Incident(incident_id), as_of)
                     .await
             }
             ExportSubject::Compliance { incident_id } => {
-                self.bundle(None, None, Some(incident_id), true, as_of)
+                self.bundle(BundleSubject::Compliance(incident_id), as_of)
                     .await
             }
         }
@@ -418,23 +454,20 @@ impl Attempt<'_> {
 
     /// A bundle (ZIP): the run, its trace and steps (with the inflection marked), its system
     /// records and governance audit entries, the incident when there is one, and an evidence
-    /// summary (docs/domain.md §10.4); `soc2` adds the compliance mappings.
+    /// summary (`docs/domain.md` §10.4); a compliance subject adds the SOC 2 mappings.
     async fn bundle(
         &mut self,
-        run_id: Option<String>,
-        trace_id: Option<String>,
-        incident_id: Option<String>,
-        soc2: bool,
+        subject: BundleSubject,
         as_of: DateTime<Utc>,
     ) -> Result<Produced, Stop> {
         let db = self.db;
         let tenant = self.tenant.clone();
         let not_found = |what: &str| Stop::Failed(format!("{what} not found"));
-        let incident = match &incident_id {
+        let incident = match subject.incident_id() {
             Some(id) => Some(
                 incidents::Entity::find()
                     .filter(incidents::Column::TenantId.eq(tenant.as_str()))
-                    .filter(incidents::Column::Id.eq(id.as_str()))
+                    .filter(incidents::Column::Id.eq(id))
                     .one(db)
                     .await
                     .map_err(AppError::from)?
@@ -442,7 +475,7 @@ impl Attempt<'_> {
             ),
             None => None,
         };
-        let trace = match &trace_id {
+        let trace = match subject.trace_id() {
             Some(id) => Some(
                 crate::traces::store::get_by_trace_id(db, &tenant, id)
                     .await?
@@ -450,14 +483,17 @@ impl Attempt<'_> {
             ),
             None => None,
         };
-        let run_id = run_id
+        let run_id = subject
+            .run_id()
+            .map(str::to_owned)
             .or_else(|| trace.as_ref().map(|t| t.run_id.clone()))
             .or_else(|| incident.as_ref().and_then(|i| i.source_run_id.clone()));
         let run = match &run_id {
             Some(id) => crate::runs::store::get_by_run_id(db, &tenant, id).await?,
             None => None,
         };
-        if trace_id.is_none() && incident_id.is_none() && run.is_none() {
+        // A trace or incident bundle without a run still documents its subject.
+        if matches!(subject, BundleSubject::Run(_)) && run.is_none() {
             return Err(not_found("run"));
         }
         let trace = match trace {
@@ -615,7 +651,7 @@ impl Attempt<'_> {
             "as_of": crate::scalars::format_utc(as_of),
             "tenant_id": tenant.as_str(),
             "run_id": run_id.clone().unwrap_or_else(|| "N/A".into()),
-            "incident_id": incident_id,
+            "incident_id": subject.incident_id(),
             "trace_id": trace.as_ref().map_or("N/A".to_owned(), |t| t.trace_id.clone()),
             "agent_id": trace.as_ref().and_then(|t| t.agent_id.clone()),
             "policy_context": {
@@ -636,7 +672,7 @@ impl Attempt<'_> {
             "exported_by": "system",
         });
         zip.json_member("evidence.json", &evidence)?;
-        if soc2 {
+        if subject.with_compliance_mappings() {
             zip.json_member(
                 "soc2.json",
                 &soc2_mappings(
