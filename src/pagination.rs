@@ -484,6 +484,16 @@ pub trait FromPage<Row>: Sized {
     fn from_page(ctx: &async_graphql::Context<'_>, page: Page<Row>) -> AppResult<Self>;
 }
 
+/// A list field's connection: [`read_page`] made into the connection type.
+pub async fn list_connection<L: Listed, C: FromPage<L::Row>>(
+    ctx: &async_graphql::Context<'_>,
+    filter: L::Filter,
+    request: PageRequest,
+) -> AppResult<C> {
+    let page = read_page::<L>(ctx, filter, request).await?;
+    C::from_page(ctx, page)
+}
+
 /// A list field's page: the caller must be able to read, and reads its own tenant.
 pub async fn read_page<L: Listed>(
     ctx: &async_graphql::Context<'_>,
@@ -607,7 +617,9 @@ impl<T> Page<T> {
 /// schema. The connection converts from the list's page (`connection_types!` with `from`).
 #[macro_export]
 macro_rules! list_field {
-    ($(#[$doc:meta])* $object:ident . $field:ident ($filter:ty) -> $connection:ty = $list:ty) => {
+    // `via`: an async fn (context, the list's filter, the page request) → the connection, for
+    // lists whose connection needs more than the page (states read with it, summary counts).
+    ($(#[$doc:meta])* $object:ident . $field:ident ($filter:ty) -> $connection:ty, via $page:path) => {
         #[derive(Default)]
         pub struct $object;
 
@@ -637,10 +649,16 @@ macro_rules! list_field {
                     as_of.map(|d| d.0),
                 );
                 let filter = filter.unwrap_or_default().into();
-                let page = $crate::pagination::read_page::<$list>(ctx, filter, request).await?;
-                Ok(<$connection as $crate::pagination::FromPage<_>>::from_page(ctx, page)?)
+                Ok($page(ctx, filter, request).await?)
             }
         }
+    };
+    ($(#[$doc:meta])* $object:ident . $field:ident ($filter:ty) -> $connection:ty = $list:ty) => {
+        $crate::list_field!(
+            $(#[$doc])*
+            $object.$field($filter) -> $connection,
+                via $crate::pagination::list_connection::<$list, $connection>
+        );
     };
 }
 

@@ -212,47 +212,34 @@ pub async fn node(ctx: &Context<'_>, export_id: &str) -> AppResult<LogExport> {
         .ok_or(AppError::NotFound("LogExport"))
 }
 
-#[derive(Default)]
-pub struct ExportQuery;
+/// `logExports`: a page of export requests, each with its states as of `asOf`.
+async fn log_exports_page(
+    ctx: &Context<'_>,
+    filter: ExportFilter,
+    request: PageRequest,
+) -> AppResult<LogExportConnection> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    let tenant = &principal.tenant_id;
+    let page = store::page(&state.db, &state.cursors, tenant, &filter, &request).await?;
+    Ok(LogExportConnection(page.map(LogExport)))
+}
 
-#[Object]
-impl ExportQuery {
+crate::list_field!(
     /// The tenant's exports, one node per export, newest request first (ties broken by id). An
     /// export keeps its place while its status changes; `asOf` also pins each export's state.
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn log_exports(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<LogExportFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<LogExportConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: ExportFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
-        let page = store::page(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(LogExport);
-        Ok(LogExportConnection(page))
-    }
+    LogExportsField.log_exports(LogExportFilter) -> LogExportConnection, via log_exports_page
+);
 
+/// The root fields, in schema order.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct ExportQuery(LogExportsField, ExportLookupQuery);
+
+#[derive(Default)]
+pub struct ExportLookupQuery;
+
+#[Object]
+impl ExportLookupQuery {
     /// One export with its current state, by its `id` or its `exportId`.
     async fn log_export(
         &self,

@@ -16,8 +16,8 @@ use entity::{ledger_merkle_heads as heads, ledger_merkle_nodes as nodes};
 use sea_orm::sea_query::{Alias, Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityName,
-    EntityTrait, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Select, Statement, TransactionTrait,
-    Value,
+    EntityTrait, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Select, Statement,
+    TransactionTrait, Value,
 };
 use sha2::{Digest, Sha256};
 

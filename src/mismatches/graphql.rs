@@ -289,51 +289,35 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<TraceMismatch
     ))
 }
 
-#[derive(Default)]
-pub struct MismatchQuery;
-
-#[Object]
-impl MismatchQuery {
-    /// The tenant's replay mismatches, newest first (ties broken by id); up to 500 per page.
-    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the Relay arguments plus filter and asOf"
-    )]
-    async fn trace_mismatches(
-        &self,
-        ctx: &Context<'_>,
-        filter: Option<TraceMismatchFilter>,
-        #[graphql(
-            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
-        )]
-        as_of: Option<DateTime>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<TraceMismatchConnection> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        let filter: MismatchListFilter = filter.unwrap_or_default().into();
-        let as_of = as_of.map(|d| d.0);
-        let request = PageRequest::new(first, after, last, before, as_of);
-        let loaders = MismatchLoaders::of(ctx, &principal.tenant_id)?;
-        let page = pagination::page::<store::MismatchList>(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-        )
-        .await?
-        .map(|m| TraceMismatch::new(m, &loaders));
-        Ok(TraceMismatchConnection {
-            page,
-            db: state.db.clone(),
-            tenant: principal.tenant_id,
-            filter,
-            as_of,
-        })
-    }
+/// `traceMismatches`: a page of mismatches with the open/resolved summary of its filter.
+async fn mismatches_page(
+    ctx: &Context<'_>,
+    filter: MismatchListFilter,
+    request: PageRequest,
+) -> AppResult<TraceMismatchConnection> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>();
+    let loaders = MismatchLoaders::of(ctx, &principal.tenant_id)?;
+    let as_of = request.as_of;
+    let page = pagination::page::<store::MismatchList>(
+        &state.db,
+        &state.cursors,
+        &principal.tenant_id,
+        &filter,
+        &request,
+    )
+    .await?
+    .map(|m| TraceMismatch::new(m, &loaders));
+    Ok(TraceMismatchConnection {
+        page,
+        db: state.db.clone(),
+        tenant: principal.tenant_id,
+        filter,
+        as_of,
+    })
 }
+
+crate::list_field!(
+    /// The tenant's replay mismatches, newest first (ties broken by id); up to 500 per page.
+    MismatchQuery.trace_mismatches(TraceMismatchFilter) -> TraceMismatchConnection, via mismatches_page
+);

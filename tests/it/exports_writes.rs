@@ -646,7 +646,10 @@ async fn other_tenants_export_is_not_found(backend: Backend) {
             let mut body: Value = serde_json::from_str(text).expect("a JSON body");
             let extensions = &mut body["errors"][0]["extensions"];
             assert!(extensions["requestId"].is_string(), "{text}");
-            extensions.as_object_mut().expect("extensions").remove("requestId");
+            extensions
+                .as_object_mut()
+                .expect("extensions")
+                .remove("requestId");
             body
         };
         assert_eq!(
