@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod graphql_http;
 pub mod idempotency;
 pub mod ids;
+pub mod input;
 pub mod integrity;
 pub mod ledger;
 pub mod limits;

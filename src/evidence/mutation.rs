@@ -16,11 +16,11 @@ use super::{
 };
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_id, check_opt, check_sha256, check_synthetic, check_text};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::integrity::{store as integrity_store, CaptureResolution, EvidenceArtifact};
 use crate::state::AppState;
-use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
 /// Rows of one class per call.
 const MAX_ROWS: usize = 100;
@@ -232,20 +232,6 @@ pub struct CaptureEvidenceInput {
     pub seal: bool,
 }
 
-fn sha256_hex(field: &str, value: &str) -> AppResult<String> {
-    if value.len() != 64
-        || !value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} must be a SHA-256 digest: 64 lower-case hex characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
 /// Exactly one (`required`) or at most one of raw text (hashed) and a fingerprint.
 fn either_fingerprint(
     prefix: &str,
@@ -261,7 +247,7 @@ fn either_fingerprint(
             format!("give either {prefix}{name} or {prefix}{name}Fingerprint, not both"),
         )),
         (Some(text), None) => Ok(Some(fingerprint(&text))),
-        (None, Some(fp)) => sha256_hex(&fp_field, &fp).map(Some),
+        (None, Some(fp)) => check_sha256(&fp_field, &fp).map(|()| Some(fp)),
         (None, None) if required => Err(AppError::bad_input(
             fp_field,
             format!("{prefix}{name} or {prefix}{name}Fingerprint is required"),
@@ -705,16 +691,9 @@ impl EvidenceMutation {
         let state = ctx.data_unchecked::<AppState>();
         let request = parse(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let outcome: CaptureOutcome =
-            match idempotency::begin(&state.db, tenant, "captureEvidence", key, &request).await? {
-                Begun::Replayed(outcome) => outcome,
-                Begun::Fresh(write) => {
-                    let outcome = capture::capture(write.txn(), tenant, &request).await?;
-                    write.commit(&outcome).await?;
-                    outcome
-                }
-            };
+        let outcome = WriteOnce::new(state, tenant, "captureEvidence", idempotency_key, &request)?
+            .run(async |txn| capture::capture(txn, tenant, &request).await)
+            .await?;
         Ok(CaptureEvidencePayload {
             tenant: tenant.clone(),
             outcome,
