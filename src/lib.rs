@@ -4,6 +4,7 @@ pub mod admission;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod closed_set;
 pub mod config;
 pub mod cost;
 pub mod db;
