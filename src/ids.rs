@@ -1,47 +1,24 @@
 //! Relay global object ids: `base64url("<TypeName>:<record id>")`. Opaque to clients, stable,
 //! and carrying the type so `node(id)` can dispatch without a lookup table.
 
+use crate::closed_set::closed_set;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-/// The object types `node(id)` can resolve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeKind {
-    LlmRun,
-    SystemRecord,
-    AuditEntry,
-    LogExport,
-    Trace,
-    TraceMismatch,
-}
-
-impl NodeKind {
-    fn name(self) -> &'static str {
-        match self {
-            NodeKind::LlmRun => "LlmRun",
-            NodeKind::SystemRecord => "SystemRecord",
-            NodeKind::AuditEntry => "AuditEntry",
-            NodeKind::LogExport => "LogExport",
-            NodeKind::Trace => "Trace",
-            NodeKind::TraceMismatch => "TraceMismatch",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "LlmRun" => Some(NodeKind::LlmRun),
-            "SystemRecord" => Some(NodeKind::SystemRecord),
-            "AuditEntry" => Some(NodeKind::AuditEntry),
-            "LogExport" => Some(NodeKind::LogExport),
-            "Trace" => Some(NodeKind::Trace),
-            "TraceMismatch" => Some(NodeKind::TraceMismatch),
-            _ => None,
-        }
+closed_set! {
+    /// The object types `node(id)` can resolve.
+    pub enum NodeKind {
+        LlmRun => "LlmRun",
+        SystemRecord => "SystemRecord",
+        AuditEntry => "AuditEntry",
+        LogExport => "LogExport",
+        Trace => "Trace",
+        TraceMismatch => "TraceMismatch",
     }
 }
 
 pub fn encode(kind: NodeKind, record_id: &str) -> async_graphql::ID {
-    async_graphql::ID(URL_SAFE_NO_PAD.encode(format!("{}:{record_id}", kind.name())))
+    async_graphql::ID(URL_SAFE_NO_PAD.encode(format!("{}:{record_id}", kind.as_str())))
 }
 
 /// The longest record id any issued id carries (uuids and client ids are far shorter).
@@ -63,7 +40,7 @@ pub fn decode(id: &str) -> Option<(NodeKind, String)> {
     {
         return None;
     }
-    Some((NodeKind::from_name(kind)?, record_id.to_owned()))
+    Some((NodeKind::parse(kind)?, record_id.to_owned()))
 }
 
 #[cfg(test)]

@@ -432,7 +432,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     label,
                 },
         } => {
-            let role = Role::parse(&role).ok_or_else(|| {
+            let role = Role::parse_any_case(&role).ok_or_else(|| {
                 format!("unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN")
             })?;
             let db = logbook::db::connect(&config.database)

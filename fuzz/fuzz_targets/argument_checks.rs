@@ -1,5 +1,5 @@
 //! The argument checkers every ingestion mutation runs (`check_id`, `check_text`,
-//! `check_synthetic` in src/traces/mutation.rs): no input panics, a refusal is
+//! `check_synthetic` in src/input.rs): no input panics, a refusal is
 //! `BAD_USER_INPUT` naming the field, and what passes really has the promised shape.
 //!
 //! Input: two bytes of limit, one byte of flags, then the text (lossy UTF-8).
@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use logbook::error::AppError;
-use logbook::traces::mutation::{check_id, check_synthetic, check_text};
+use logbook::input::{check_id, check_synthetic, check_text};
 
 fn refused_as_input(result: Result<(), AppError>, field: &str) -> bool {
     match result {

@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn every_event_has_a_valid_form() {
-        for &event in AuditEventType::ALL {
+        for event in AuditEventType::ALL {
             entry(event).validate("input").expect("valid");
         }
     }

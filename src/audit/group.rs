@@ -20,20 +20,13 @@ use super::append::{append_entries, NewAuditEntry};
 use super::AuditEntrySnapshot;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, ClaimOutcome};
+use crate::idempotency::{self, ClaimOutcome, Keyed};
 
 /// Most entries appended in one transaction.
 pub const MAX_BATCH: usize = 256;
 
 /// The idempotency mutation name appends are claimed under.
-const OPERATION: &str = "recordAuditEvent";
-
-/// An append's idempotency key and request hash.
-#[derive(Debug, Clone)]
-pub struct Keyed {
-    pub key: String,
-    pub request_hash: String,
-}
+pub const OPERATION: &str = "recordAuditEvent";
 
 /// What an append did.
 #[derive(Debug, Clone)]
@@ -201,8 +194,8 @@ async fn append_batch(
         items[a]
             .1
             .as_ref()
-            .map(|k| &k.key)
-            .cmp(&items[b].1.as_ref().map(|k| &k.key))
+            .map(|k| k.key.as_str())
+            .cmp(&items[b].1.as_ref().map(|k| k.key.as_str()))
     });
     for i in keyed {
         let Some(key) = &items[i].1 else { continue };
@@ -216,12 +209,12 @@ async fn append_batch(
             } else {
                 outcomes[i] = Some(Err(AppError::IdempotencyConflict(format!(
                     "idempotencyKey {:?} was already used with a different input or operation",
-                    key.key
+                    key.key.as_str()
                 ))));
             }
             continue;
         }
-        match idempotency::claim(&txn, &tenant, OPERATION, &key.key, &key.request_hash).await {
+        match idempotency::claim(&txn, &tenant, key).await {
             Ok(ClaimOutcome::Claimed(claim)) => {
                 owners.insert(key.key.as_str(), i);
                 claims[i] = Some(claim);

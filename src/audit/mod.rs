@@ -15,12 +15,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::system::stored_enum;
+use crate::closed_set::closed_set;
 
-stored_enum! {
+closed_set! {
     /// The 18 canonical audit events (docs/domain.md §4.2), plus `ExportCompleted`, which only the
     /// server writes: an export's manifest hash, so the ledger's proofs cover exports.
-    AuditEventType {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum AuditEventType {
         PolicyRuleCreated => "PolicyRuleCreated",
         PolicyRuleModified => "PolicyRuleModified",
         PolicyRuleRetired => "PolicyRuleRetired",
@@ -43,9 +45,11 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// The kind of object an audit entry is about.
-    AuditEntityType {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum AuditEntityType {
         PolicyRule => "POLICY_RULE",
         PolicyProposal => "POLICY_PROPOSAL",
         Limit => "LIMIT",
@@ -57,9 +61,11 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// Who acted.
-    ActorType {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ActorType {
         Human => "HUMAN",
         System => "SYSTEM",
         Agent => "AGENT",

@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::append::NewAuditEntry;
 use super::graphql::AuditEntry;
-use super::group::{Appended, Keyed};
+use super::group::{Appended, OPERATION};
 use super::{store, ActorType, AuditEntityType, AuditEventType};
 use crate::auth::{self, Permission};
 use crate::error::AppError;
 use crate::events::Topic;
+use crate::idempotency::Keyed;
 use crate::state::AppState;
 
 /// One governance event. Each event type is about exactly one entity type, and carries the
@@ -88,16 +89,7 @@ impl AuditMutation {
         entry.validate("input")?;
         // The key is claimed in the append's own (group) transaction; a duplicate gets the id
         // of the entry the first request appended.
-        let keyed = match idempotency_key.as_deref() {
-            Some(key) => {
-                crate::idempotency::validate_key(key)?;
-                Some(Keyed {
-                    key: key.to_owned(),
-                    request_hash: crate::idempotency::request_hash("recordAuditEvent", &input)?,
-                })
-            }
-            None => None,
-        };
+        let keyed = Keyed::optional(OPERATION, idempotency_key, &input)?;
         let appends = ctx.data_unchecked::<std::sync::Arc<super::group::AppendQueue>>();
         match appends.append(&state.db, entry, keyed).await? {
             Appended::New(snapshot) => {

@@ -91,7 +91,7 @@ pub async fn find_active_key(
         .one(db)
         .await?;
     let Some(key) = key else { return Ok(None) };
-    let role = Role::parse(&key.role).ok_or_else(|| {
+    let role = Role::parse_any_case(&key.role).ok_or_else(|| {
         AppError::internal(format!("api key {} has unknown role {}", key.id, key.role))
     })?;
     Ok(Some(Principal {

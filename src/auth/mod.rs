@@ -13,6 +13,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::closed_set::closed_set;
 use crate::error::{AppError, AppResult};
 
 pub mod keys;
@@ -34,36 +35,24 @@ impl TenantId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
-pub enum Role {
-    /// Read everything in the tenant.
-    Viewer,
-    /// Read, resolve mismatches, create exports.
-    Operator,
-    /// Write runs, traces, system records and cost records.
-    Ingest,
-    /// Everything in its tenant.
-    Admin,
+closed_set! {
+    #[derive(Enum)]
+    pub enum Role {
+        /// Read everything in the tenant.
+        Viewer => "VIEWER",
+        /// Read, resolve mismatches, create exports.
+        Operator => "OPERATOR",
+        /// Write runs, traces, system records and cost records.
+        Ingest => "INGEST",
+        /// Everything in its tenant.
+        Admin => "ADMIN",
+    }
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "VIEWER",
-            Role::Operator => "OPERATOR",
-            Role::Ingest => "INGEST",
-            Role::Admin => "ADMIN",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.to_ascii_uppercase().as_str() {
-            "VIEWER" => Some(Role::Viewer),
-            "OPERATOR" => Some(Role::Operator),
-            "INGEST" => Some(Role::Ingest),
-            "ADMIN" => Some(Role::Admin),
-            _ => None,
-        }
+    /// A role named in any case (`ingest`, `INGEST`), as keys and the CLI have spelled them.
+    pub fn parse_any_case(text: &str) -> Option<Self> {
+        Self::parse(&text.to_ascii_uppercase())
     }
 }
 

@@ -3,37 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::closed_set::closed_set;
 use serde::{Deserialize, Serialize};
 
-/// How a failed attempt's delay grows (docs/domain.md §10.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
-#[serde(rename_all = "snake_case")]
-pub enum RetryStrategy {
-    Fixed,
-    Linear,
-    Exponential,
-    Fibonacci,
-}
-
-impl RetryStrategy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fixed => "fixed",
-            Self::Linear => "linear",
-            Self::Exponential => "exponential",
-            Self::Fibonacci => "fibonacci",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Fixed,
-            Self::Linear,
-            Self::Exponential,
-            Self::Fibonacci,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+closed_set! {
+    /// How a failed attempt's delay grows (docs/domain.md §10.2).
+    #[derive(Serialize, Deserialize, async_graphql::Enum)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RetryStrategy {
+        Fixed => "fixed",
+        Linear => "linear",
+        Exponential => "exponential",
+        Fibonacci => "fibonacci",
     }
 }
 

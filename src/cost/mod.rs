@@ -19,6 +19,7 @@ pub mod rollup;
 pub mod store;
 pub mod write;
 
+use crate::closed_set::closed_set;
 use async_graphql::Enum;
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::Serialize;
@@ -137,34 +138,17 @@ pub struct FeatureTagSnapshot {
     pub updated_at: DateTime<Utc>,
 }
 
-/// What a budget limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CostBudgetType {
-    /// The whole tenant.
-    Tenant,
-    /// One feature tag.
-    Feature,
-    /// One user.
-    User,
-}
-
-impl CostBudgetType {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "tenant" => Some(Self::Tenant),
-            "feature" => Some(Self::Feature),
-            "user" => Some(Self::User),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Tenant => "tenant",
-            Self::Feature => "feature",
-            Self::User => "user",
-        }
+closed_set! {
+    /// What a budget limits.
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum CostBudgetType {
+        /// The whole tenant.
+        Tenant => "tenant",
+        /// One feature tag.
+        Feature => "feature",
+        /// One user.
+        User => "user",
     }
 }
 
@@ -197,81 +181,63 @@ pub struct BudgetWithSpend {
     pub spend: BudgetSpend,
 }
 
-macro_rules! db_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
-        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),*
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),*
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text {
-                    $($text => Some(Self::$variant),)*
-                    _ => None,
-                }
-            }
-        }
-    };
+closed_set! {
+    /// Kind of cost anomaly (docs/domain.md §9.5).
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum CostAnomalyType {
+        /// Today's spend ≥ 1.4 × the baseline on two consecutive days.
+        AbsoluteSpike => "ABSOLUTE_SPIKE",
+        /// The tenant's 7-day average ≥ 1.25 × its baseline for three days.
+        SustainedDrift => "SUSTAINED_DRIFT",
+        /// Spend reached a budget's warning threshold.
+        BudgetWarning => "BUDGET_WARNING",
+        /// Spend reached a budget's limit.
+        BudgetExceeded => "BUDGET_EXCEEDED",
+        /// Legacy per-user spike.
+        UserSpike => "USER_SPIKE",
+        /// Legacy per-feature spike.
+        FeatureSpike => "FEATURE_SPIKE",
+    }
 }
 
-db_enum!(
-    /// Kind of cost anomaly (docs/domain.md §9.5).
-    CostAnomalyType {
-        /// Today's spend ≥ 1.4 × the baseline on two consecutive days.
-        AbsoluteSpike = "ABSOLUTE_SPIKE",
-        /// The tenant's 7-day average ≥ 1.25 × its baseline for three days.
-        SustainedDrift = "SUSTAINED_DRIFT",
-        /// Spend reached a budget's warning threshold.
-        BudgetWarning = "BUDGET_WARNING",
-        /// Spend reached a budget's limit.
-        BudgetExceeded = "BUDGET_EXCEEDED",
-        /// Legacy per-user spike.
-        UserSpike = "USER_SPIKE",
-        /// Legacy per-feature spike.
-        FeatureSpike = "FEATURE_SPIKE",
-    }
-);
-
-db_enum!(
+closed_set! {
     /// Severity of a cost anomaly.
-    CostAnomalySeverity {
-        Low = "LOW",
-        Medium = "MEDIUM",
-        High = "HIGH",
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum CostAnomalySeverity {
+        Low => "LOW",
+        Medium => "MEDIUM",
+        High => "HIGH",
         /// Legacy.
-        Critical = "CRITICAL",
+        Critical => "CRITICAL",
     }
-);
+}
 
-db_enum!(
+closed_set! {
     /// What a cost anomaly is about.
-    CostEntityType {
-        Tenant = "tenant",
-        User = "user",
-        Feature = "feature",
-        Model = "model",
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum CostEntityType {
+        Tenant => "tenant",
+        User => "user",
+        Feature => "feature",
+        Model => "model",
     }
-);
+}
 
-db_enum!(
+closed_set! {
     /// The deterministic explanation attached to spikes and drifts (docs/domain.md §9.5 step 4).
-    CostDerivedCause {
-        RetryLoop = "RETRY_LOOP",
-        PromptGrowth = "PROMPT_GROWTH",
-        FeatureSurge = "FEATURE_SURGE",
-        TrafficGrowth = "TRAFFIC_GROWTH",
-        Unknown = "UNKNOWN",
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum CostDerivedCause {
+        RetryLoop => "RETRY_LOOP",
+        PromptGrowth => "PROMPT_GROWTH",
+        FeatureSurge => "FEATURE_SURGE",
+        TrafficGrowth => "TRAFFIC_GROWTH",
+        Unknown => "UNKNOWN",
     }
-);
+}
 
 /// A detected cost anomaly as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,13 +13,13 @@ use super::anomaly_detect::{self, DetectionOutcome};
 use super::graphql::{CostAnomaly, CostBudget, FeatureTag};
 use super::rollup::NewCostRecord;
 use super::write::{self, BudgetUpsert, FeatureTagChanges, NewFeatureTag, RecordedCost};
-use super::{store, BudgetWithSpend, CostBudgetType, UNCLASSIFIED};
+use super::{store, BudgetWithSpend, CostBudgetType, FeatureTagSnapshot, UNCLASSIFIED};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_opt, check_text, non_negative};
 use crate::scalars::{now, Date, DateTime};
 use crate::state::AppState;
-use crate::traces::mutation::{check_opt, check_text};
 
 /// Most records one `recordCost` call takes (they are written in one transaction).
 pub const MAX_COST_BATCH: usize = 1_000;
@@ -62,16 +62,6 @@ pub struct RecordCostInput {
     pub records: Vec<CostRecordInput>,
 }
 
-fn non_negative(field: String, value: i32) -> AppResult<i32> {
-    if value < 0 {
-        return Err(AppError::bad_input(
-            field.clone(),
-            format!("{field} must be >= 0"),
-        ));
-    }
-    Ok(value)
-}
-
 fn parse_record(
     i: usize,
     r: CostRecordInput,
@@ -109,8 +99,8 @@ fn parse_record(
         request_id: opt("requestId", r.request_id, 64)?,
         workflow_id: opt("workflowId", r.workflow_id, 64)?,
         skill_id: opt("skillId", r.skill_id, 64)?,
-        input_tokens: non_negative(field("inputTokens"), r.input_tokens)?,
-        output_tokens: non_negative(field("outputTokens"), r.output_tokens)?,
+        input_tokens: non_negative(&field("inputTokens"), r.input_tokens)?,
+        output_tokens: non_negative(&field("outputTokens"), r.output_tokens)?,
         model: r.model,
         cost_cents: r.cost_cents,
         is_retry: r.is_retry,
@@ -367,10 +357,14 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-async fn tag_node(state: &AppState, tenant: &TenantId, tag: &str) -> AppResult<FeatureTag> {
+/// The tag a completed idempotency key points at.
+async fn stored_tag(
+    state: &AppState,
+    tenant: &TenantId,
+    tag: &str,
+) -> AppResult<FeatureTagSnapshot> {
     write::feature_tag_by_tag(&state.db, tenant, tag)
         .await?
-        .map(FeatureTag)
         .ok_or(AppError::NotFound("FeatureTag"))
 }
 
@@ -393,17 +387,10 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let rows = parse_records(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
         let input = records_json(&rows);
-        let recorded: Vec<RecordedCost> =
-            match idempotency::begin(&state.db, tenant, "recordCost", key, &input).await? {
-                Begun::Replayed(recorded) => recorded,
-                Begun::Fresh(write) => {
-                    let recorded = write::record_cost_batch(write.txn(), tenant, &rows).await?;
-                    write.commit(&recorded).await?;
-                    recorded
-                }
-            };
+        let recorded = WriteOnce::new(state, tenant, "recordCost", idempotency_key, &input)?
+            .run(async |txn| write::record_cost_batch(txn, tenant, &rows).await)
+            .await?;
         Ok(record_payload(recorded))
     }
 
@@ -419,16 +406,14 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse_new_tag(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        match idempotency::begin::<String>(&state.db, tenant, "createFeatureTag", key, &new).await?
-        {
-            Begun::Replayed(tag) => Ok(tag_node(state, tenant, &tag).await?),
-            Begun::Fresh(write) => {
-                let created = write::create_feature_tag(write.txn(), tenant, &new).await?;
-                write.commit(&created.tag).await?;
-                Ok(FeatureTag(created))
-            }
-        }
+        let created = WriteOnce::new(state, tenant, "createFeatureTag", idempotency_key, &new)?
+            .run_with_receipt(
+                async |txn| write::create_feature_tag(txn, tenant, &new).await,
+                |created| created.tag.clone(),
+                async |tag: String| stored_tag(state, tenant, &tag).await,
+            )
+            .await?;
+        Ok(FeatureTag(created))
     }
 
     /// Changes a feature tag of the key's tenant (role ADMIN); `NOT_FOUND` for a tag it does
@@ -446,19 +431,15 @@ impl CostMutation {
         check_text("tag", &tag, 128)?;
         let changes = parse_changes(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
         let input = json!({ "tag": tag, "changes": changes });
-        match idempotency::begin::<String>(&state.db, tenant, "updateFeatureTag", key, &input)
-            .await?
-        {
-            Begun::Replayed(tag) => Ok(tag_node(state, tenant, &tag).await?),
-            Begun::Fresh(write) => {
-                let updated =
-                    write::update_feature_tag(write.txn(), tenant, &tag, &changes).await?;
-                write.commit(&updated.tag).await?;
-                Ok(FeatureTag(updated))
-            }
-        }
+        let updated = WriteOnce::new(state, tenant, "updateFeatureTag", idempotency_key, &input)?
+            .run_with_receipt(
+                async |txn| write::update_feature_tag(txn, tenant, &tag, &changes).await,
+                |updated| updated.tag.clone(),
+                async |tag: String| stored_tag(state, tenant, &tag).await,
+            )
+            .await?;
+        Ok(FeatureTag(updated))
     }
 
     /// Creates or updates the tenant's budget for a type and entity (role ADMIN). There is at
@@ -474,21 +455,17 @@ impl CostMutation {
         let state = ctx.data_unchecked::<AppState>();
         let budget = parse_budget(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let budget =
-            match idempotency::begin(&state.db, tenant, "upsertBudget", key, &budget).await? {
-                Begun::Replayed(id) => {
-                    let id: String = id;
+        let budget = WriteOnce::new(state, tenant, "upsertBudget", idempotency_key, &budget)?
+            .run_with_receipt(
+                async |txn| write::upsert_budget(txn, tenant, &budget).await,
+                |upserted| upserted.id.clone(),
+                async |id: String| {
                     write::budget_by_id(&state.db, tenant, &id)
                         .await?
-                        .ok_or(AppError::NotFound("CostBudget"))?
-                }
-                Begun::Fresh(write) => {
-                    let upserted = write::upsert_budget(write.txn(), tenant, &budget).await?;
-                    write.commit(&upserted.id).await?;
-                    upserted
-                }
-            };
+                        .ok_or(AppError::NotFound("CostBudget"))
+                },
+            )
+            .await?;
         // The spend is read after the commit; should that read fail, the budget is still
         // reported with no spend rather than the committed write as failed.
         let today = now().date_naive();
@@ -523,29 +500,30 @@ impl CostMutation {
         let principal = auth::require(ctx, Permission::Operate).await?;
         let state = ctx.data_unchecked::<AppState>();
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
         // A fresh run reads its anomalies inside its transaction, so nothing after the commit
         // can fail; a replay reads them again.
-        let (outcome, anomalies) =
-            match idempotency::begin(&state.db, tenant, "detectCostAnomalies", key, &json!({}))
-                .await?
-            {
-                Begun::Replayed(outcome) => {
-                    let outcome: DetectionOutcome = outcome;
-                    let anomalies =
-                        anomaly_detect::anomalies_by_id(&state.db, tenant, &outcome.anomaly_ids)
-                            .await?;
-                    (outcome, anomalies)
-                }
-                Begun::Fresh(write) => {
-                    let outcome = anomaly_detect::detect(write.txn(), tenant, now()).await?;
-                    let anomalies =
-                        anomaly_detect::anomalies_by_id(write.txn(), tenant, &outcome.anomaly_ids)
-                            .await?;
-                    write.commit(&outcome).await?;
-                    (outcome, anomalies)
-                }
-            };
+        let (outcome, anomalies) = WriteOnce::new(
+            state,
+            tenant,
+            "detectCostAnomalies",
+            idempotency_key,
+            &json!({}),
+        )?
+        .run_with_receipt(
+            async |txn| {
+                let outcome = anomaly_detect::detect(txn, tenant, now()).await?;
+                let ids = &outcome.anomaly_ids;
+                let anomalies = anomaly_detect::anomalies_by_id(txn, tenant, ids).await?;
+                Ok((outcome, anomalies))
+            },
+            |(outcome, _)| outcome.clone(),
+            async |outcome: DetectionOutcome| {
+                let ids = &outcome.anomaly_ids;
+                let anomalies = anomaly_detect::anomalies_by_id(&state.db, tenant, ids).await?;
+                Ok((outcome, anomalies))
+            },
+        )
+        .await?;
         let anomalies = anomalies.into_iter().map(CostAnomaly).collect();
         Ok(DetectCostAnomaliesPayload {
             day: Date(outcome.day),

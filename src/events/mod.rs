@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::TenantId;
+use crate::closed_set::closed_set;
 use crate::redis_link::RedisLink;
 
 /// How often a subscriber re-reads even without a notification: the longest a lost
@@ -37,37 +38,14 @@ const PG_CHANNEL: &str = "logbook_events";
 /// Pending wake-ups buffered per process; a subscriber that falls further behind just reads.
 const LOCAL_CAPACITY: usize = 1024;
 
-/// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Topic {
-    LlmRuns,
-    SystemRecords,
-    AuditEntries,
-    TraceSteps,
-    ExportProgress,
-}
-
-impl Topic {
-    const ALL: [Topic; 5] = [
-        Topic::LlmRuns,
-        Topic::SystemRecords,
-        Topic::AuditEntries,
-        Topic::TraceSteps,
-        Topic::ExportProgress,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Topic::LlmRuns => "llm_runs",
-            Topic::SystemRecords => "system_records",
-            Topic::AuditEntries => "audit_entries",
-            Topic::TraceSteps => "trace_steps",
-            Topic::ExportProgress => "export_progress",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == text)
+closed_set! {
+    /// What changed.
+    pub enum Topic {
+        LlmRuns => "llm_runs",
+        SystemRecords => "system_records",
+        AuditEntries => "audit_entries",
+        TraceSteps => "trace_steps",
+        ExportProgress => "export_progress",
     }
 }
 

@@ -17,9 +17,9 @@ use sea_orm::{
 use serde_json::{json, Map, Value};
 
 use super::{
-    resolution_str, tenant_tag, truncate, ActivityCapture, CaptureOutcome, CaptureRequest,
-    CaptureStatus, CapturedRow, EnvironmentCapture, EvidenceClass, PolicyDecisionCapture,
-    ProviderCapture, RecordedFailure,
+    tenant_tag, truncate, ActivityCapture, CaptureOutcome, CaptureRequest, CaptureStatus,
+    CapturedRow, EnvironmentCapture, EvidenceClass, PolicyDecisionCapture, ProviderCapture,
+    RecordedFailure,
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
@@ -381,18 +381,14 @@ fn seal_model(r: &Row<'_>, report: &IntegrityReport) -> ie::ActiveModel {
                 "evidence_type": f.evidence_type,
                 "failure_reason": f.failure_reason,
                 "error_message": f.error_message,
-                "resolution": resolution_str(f.resolution),
+                "resolution": f.resolution.as_str(),
             })
         })
         .collect();
     if !unresolved.is_empty() {
         reasons.insert("_capture_failures".into(), Value::Array(unresolved));
     }
-    let status = match report.grade.legacy() {
-        crate::integrity::LegacyIntegrityStatus::Valid => "VALID",
-        crate::integrity::LegacyIntegrityStatus::Degraded => "DEGRADED",
-        crate::integrity::LegacyIntegrityStatus::Failed => "FAILED",
-    };
+    let status = report.grade.legacy().as_str();
     ie::ActiveModel {
         id: Set(format!("ie-{}-{}", r.tag, r.run_id)),
         tenant_id: Set(r.tenant.as_str().to_owned()),

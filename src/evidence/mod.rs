@@ -18,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::auth::TenantId;
+use crate::closed_set::closed_set;
 use crate::integrity::CaptureResolution;
 
 /// SHA-256 of the UTF-8 text, lower-case hex: how prompts and responses are fingerprinted
@@ -39,36 +40,19 @@ pub fn default_resolution(reason: &str) -> CaptureResolution {
     }
 }
 
-pub fn resolution_str(resolution: CaptureResolution) -> &'static str {
-    match resolution {
-        CaptureResolution::Transient => "transient",
-        CaptureResolution::Permanent => "permanent",
-        CaptureResolution::Superseded => "superseded",
-    }
-}
-
 /// Cuts `text` to at most `max` characters (error texts are kept to 500).
 pub fn truncate(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }
 
-/// Who produced the evidence (the context's `source`, stored as `evidence_source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
-pub enum CaptureSource {
-    Sdk,
-    Worker,
-    Provider,
-    Reconciler,
-}
-
-impl CaptureSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sdk => "sdk",
-            Self::Worker => "worker",
-            Self::Provider => "provider",
-            Self::Reconciler => "reconciler",
-        }
+closed_set! {
+    /// Who produced the evidence (the context's `source`, stored as `evidence_source`).
+    #[derive(Enum, Serialize, Deserialize)]
+    pub enum CaptureSource {
+        Sdk => "sdk",
+        Worker => "worker",
+        Provider => "provider",
+        Reconciler => "reconciler",
     }
 }
 
@@ -187,30 +171,27 @@ pub struct CaptureRequest {
     pub seal: bool,
 }
 
-/// An evidence class written by `captureEvidence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, Deserialize)]
-pub enum EvidenceClass {
-    /// H: `environment_evidence`.
-    Environment,
-    /// B: `activity_evidence`.
-    Activity,
-    /// G: `provider_evidence`.
-    Provider,
-    /// D: `policy_decisions`.
-    PolicyDecision,
-    /// J: `integrity_evidence`, the seal.
-    Integrity,
+closed_set! {
+    /// An evidence class written by `captureEvidence`.
+    #[derive(Enum, Serialize, Deserialize)]
+    pub enum EvidenceClass {
+        /// H: `environment_evidence`.
+        Environment => "environment_evidence",
+        /// B: `activity_evidence`.
+        Activity => "activity_evidence",
+        /// G: `provider_evidence`.
+        Provider => "provider_evidence",
+        /// D: `policy_decisions`.
+        PolicyDecision => "policy_decisions",
+        /// J: `integrity_evidence`, the seal.
+        Integrity => "integrity_evidence",
+    }
 }
 
 impl EvidenceClass {
+    /// The class's table: its stored text.
     pub fn table(self) -> &'static str {
-        match self {
-            Self::Environment => "environment_evidence",
-            Self::Activity => "activity_evidence",
-            Self::Provider => "provider_evidence",
-            Self::PolicyDecision => "policy_decisions",
-            Self::Integrity => "integrity_evidence",
-        }
+        self.as_str()
     }
 }
 

@@ -10,75 +10,121 @@ use serde_json::Value;
 
 use super::capture;
 use super::{
-    default_resolution, fingerprint, resolution_str, truncate, ActivityCapture, CaptureOutcome,
-    CaptureRequest, CaptureSource, CaptureStatus, CapturedRow, EnvironmentCapture, EvidenceClass,
-    ExecutionContext, FailureReport, PolicyDecisionCapture, ProviderCapture, RecordedFailure,
+    default_resolution, fingerprint, truncate, ActivityCapture, CaptureOutcome, CaptureRequest,
+    CaptureSource, CaptureStatus, CapturedRow, EnvironmentCapture, EvidenceClass, ExecutionContext,
+    FailureReport, PolicyDecisionCapture, ProviderCapture, RecordedFailure,
 };
 use crate::auth::{self, Permission, TenantId};
+use crate::closed_set::closed_set;
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_id, check_opt, check_sha256, check_synthetic, check_text};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::integrity::{store as integrity_store, CaptureResolution, EvidenceArtifact};
 use crate::state::AppState;
-use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
 /// Rows of one class per call.
 const MAX_ROWS: usize = 100;
 
-macro_rules! stored_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-        pub enum $name {
-            $($variant),*
-        }
-
-        impl $name {
-            fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text),*
-                }
-            }
-        }
-    };
+closed_set! {
+    /// How the SDK delivered evidence.
+    #[derive(Enum)]
+    pub enum EvidenceSdkMode {
+        Inline => "inline",
+        Async => "async",
+        Degraded => "degraded",
+        Offline => "offline",
+        Api => "api",
+    }
 }
 
-stored_enum!(
-    /// How the SDK delivered evidence.
-    EvidenceSdkMode { Inline = "inline", Async = "async", Degraded = "degraded", Offline = "offline", Api = "api" }
-);
-stored_enum!(
+closed_set! {
     /// The deployment the run executed in.
-    EvidenceEnvironment { Prod = "prod", Staging = "staging", Dev = "dev", Sandbox = "sandbox" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum EvidenceEnvironment {
+        Prod => "prod",
+        Staging => "staging",
+        Dev => "dev",
+        Sandbox => "sandbox",
+    }
+}
+
+closed_set! {
     /// Whether telemetry reached its destination.
-    TelemetryDeliveryStatus { Sent = "sent", Dropped = "dropped", Buffered = "buffered", Unknown = "unknown", Connected = "connected" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum TelemetryDeliveryStatus {
+        Sent => "sent",
+        Dropped => "dropped",
+        Buffered => "buffered",
+        Unknown => "unknown",
+        Connected => "connected",
+    }
+}
+
+closed_set! {
     /// How a model call completed.
-    CompletionType { Final = "final", Partial = "partial", Streaming = "streaming", Refused = "refused" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum CompletionType {
+        Final => "final",
+        Partial => "partial",
+        Streaming => "streaming",
+        Refused => "refused",
+    }
+}
+
+closed_set! {
     /// Sensitivity of the prompt's data.
-    SensitivityClass { Public = "public", Internal = "internal", Pii = "pii", Regulated = "regulated", Code = "code" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum SensitivityClass {
+        Public => "public",
+        Internal => "internal",
+        Pii => "pii",
+        Regulated => "regulated",
+        Code => "code",
+    }
+}
+
+closed_set! {
     /// What was done to the content before capture.
-    RedactionStatus { Raw = "raw", Redacted = "redacted", Hashed = "hashed" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum RedactionStatus {
+        Raw => "raw",
+        Redacted => "redacted",
+        Hashed => "hashed",
+    }
+}
+
+closed_set! {
     /// The kind of policy evaluated.
-    EvidencePolicyType { Budget = "budget", RateLimit = "rate_limit", Capability = "capability", Permission = "permission" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum EvidencePolicyType {
+        Budget => "budget",
+        RateLimit => "rate_limit",
+        Capability => "capability",
+        Permission => "permission",
+    }
+}
+
+closed_set! {
     /// A policy decision.
-    PolicyDecisionOutcome { Granted = "GRANTED", Denied = "DENIED", PendingApproval = "PENDING_APPROVAL" }
-);
-stored_enum!(
+    #[derive(Enum)]
+    pub enum PolicyDecisionOutcome {
+        Granted => "GRANTED",
+        Denied => "DENIED",
+        PendingApproval => "PENDING_APPROVAL",
+    }
+}
+
+closed_set! {
     /// The combined result of the policies evaluated.
-    PolicyResults { Pass = "pass", Warn = "warn", Fail = "fail", Skip = "skip" }
-);
+    #[derive(Enum)]
+    pub enum PolicyResults {
+        Pass => "pass",
+        Warn => "warn",
+        Fail => "fail",
+        Skip => "skip",
+    }
+}
 
 /// The execution context every capture except the seal requires.
 #[derive(Debug, InputObject)]
@@ -232,20 +278,6 @@ pub struct CaptureEvidenceInput {
     pub seal: bool,
 }
 
-fn sha256_hex(field: &str, value: &str) -> AppResult<String> {
-    if value.len() != 64
-        || !value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} must be a SHA-256 digest: 64 lower-case hex characters"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
 /// Exactly one (`required`) or at most one of raw text (hashed) and a fingerprint.
 fn either_fingerprint(
     prefix: &str,
@@ -261,7 +293,7 @@ fn either_fingerprint(
             format!("give either {prefix}{name} or {prefix}{name}Fingerprint, not both"),
         )),
         (Some(text), None) => Ok(Some(fingerprint(&text))),
-        (None, Some(fp)) => sha256_hex(&fp_field, &fp).map(Some),
+        (None, Some(fp)) => check_sha256(&fp_field, &fp).map(|()| Some(fp)),
         (None, None) if required => Err(AppError::bad_input(
             fp_field,
             format!("{prefix}{name} or {prefix}{name}Fingerprint is required"),
@@ -490,7 +522,7 @@ fn parse_failure(i: usize, f: CaptureFailureInput) -> AppResult<FailureReport> {
     Ok(FailureReport {
         evidence_type: f.artifact.table(),
         error_message: f.error_message.map(|m| truncate(&m, 500)),
-        resolution: resolution_str(resolution),
+        resolution: resolution.as_str(),
         failure_reason: f.failure_reason,
     })
 }
@@ -705,16 +737,9 @@ impl EvidenceMutation {
         let state = ctx.data_unchecked::<AppState>();
         let request = parse(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let outcome: CaptureOutcome =
-            match idempotency::begin(&state.db, tenant, "captureEvidence", key, &request).await? {
-                Begun::Replayed(outcome) => outcome,
-                Begun::Fresh(write) => {
-                    let outcome = capture::capture(write.txn(), tenant, &request).await?;
-                    write.commit(&outcome).await?;
-                    outcome
-                }
-            };
+        let outcome = WriteOnce::new(state, tenant, "captureEvidence", idempotency_key, &request)?
+            .run(async |txn| capture::capture(txn, tenant, &request).await)
+            .await?;
         Ok(CaptureEvidencePayload {
             tenant: tenant.clone(),
             outcome,

@@ -26,11 +26,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::ActorType;
-use crate::system::stored_enum;
+use crate::closed_set::closed_set;
 
-stored_enum! {
+closed_set! {
     /// What an export contains.
-    ExportScope {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ExportScope {
         LlmRuns => "llm_runs",
         SystemRecords => "system_records",
         Audit => "audit",
@@ -45,9 +47,11 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// The file format of an export.
-    ExportFormat {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ExportFormat {
         Json => "json",
         Ndjson => "ndjson",
         Csv => "csv",
@@ -55,9 +59,11 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// Where an export is in its lifecycle.
-    ExportStatus {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ExportStatus {
         /// Requested, not started.
         Pending => "pending",
         /// Being produced.

@@ -4,7 +4,7 @@
 //! creation time), so the artefact holds exactly the rows that list showed.
 
 use async_graphql::{Context, InputObject, Object, OneofObject};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::graphql::LogExport;
 use super::jobs::{self, ExportRequest, ExportSubject, NewExport};
@@ -14,7 +14,7 @@ use crate::audit::ActorType;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
 use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;
 use crate::state::AppState;
@@ -250,47 +250,43 @@ impl ExportMutation {
             "asOf": input.as_of.map(|d| crate::scalars::format_utc(d.0)),
             "correlationId": &input.correlation_id,
         });
-        let key = idempotency_key.as_deref();
-        let export =
-            match idempotency::begin(&state.db, tenant, "createExport", key, &fingerprint).await? {
-                Begun::Replayed(export_id) => {
-                    let export_id: String = export_id;
+        let create = async |txn: &DatabaseTransaction| {
+            let run_id = check_subject(state, tenant, &subject).await?;
+            let export_id = uuid::Uuid::new_v4().to_string();
+            let request = ExportRequest {
+                subject: subject.clone(),
+                format: input.format,
+                as_of: input.as_of.map_or(now, |d| d.0),
+            };
+            let new = NewExport {
+                export_id: &export_id,
+                tenant,
+                request: &request,
+                run_id,
+                requested_by: format!("key:{}", principal.key_id),
+                origin: ActorType::Human,
+                correlation_id: input.correlation_id.clone(),
+                retry: state.config.exports.retry,
+            };
+            jobs::create(txn, new).await?;
+            // Read inside the transaction: nothing after the commit can fail.
+            store::get(txn, tenant, &export_id)
+                .await?
+                .ok_or_else(|| AppError::internal("created export not found"))
+        };
+        let export = WriteOnce::new(state, tenant, "createExport", idempotency_key, &fingerprint)?
+            .after_commit(|_| super::worker::wake())
+            .publish(Topic::ExportProgress)
+            .run_with_receipt(
+                create,
+                |export| export.request.export_id.clone(),
+                async |export_id: String| {
                     store::get(&state.db, tenant, &export_id)
                         .await?
-                        .ok_or(AppError::NotFound("LogExport"))?
-                }
-                Begun::Fresh(write) => {
-                    let run_id = check_subject(state, tenant, &subject).await?;
-                    let export_id = uuid::Uuid::new_v4().to_string();
-                    let request = ExportRequest {
-                        subject: subject.clone(),
-                        format: input.format,
-                        as_of: input.as_of.map_or(now, |d| d.0),
-                    };
-                    jobs::create(
-                        write.txn(),
-                        NewExport {
-                            export_id: &export_id,
-                            tenant,
-                            request: &request,
-                            run_id,
-                            requested_by: format!("key:{}", principal.key_id),
-                            origin: ActorType::Human,
-                            correlation_id: input.correlation_id.clone(),
-                            retry: state.config.exports.retry,
-                        },
-                    )
-                    .await?;
-                    // Read inside the transaction: nothing after the commit can fail.
-                    let export = store::get(write.txn(), tenant, &export_id)
-                        .await?
-                        .ok_or_else(|| AppError::internal("created export not found"))?;
-                    write.commit(&export_id).await?;
-                    super::worker::wake();
-                    state.events.publish(Topic::ExportProgress, tenant).await;
-                    export
-                }
-            };
+                        .ok_or(AppError::NotFound("LogExport"))
+                },
+            )
+            .await?;
         // The export as created (PENDING), whatever a worker has done since: the mutation's
         // result does not depend on how fast a worker claims the job.
         let request = export.request;

@@ -19,6 +19,7 @@
 //! `docs/writes.md`.
 
 mod canonical;
+mod once;
 
 use entity::idempotency_keys::{ActiveModel, Column, Entity};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
@@ -31,16 +32,52 @@ use serde::Serialize;
 
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::input::IdempotencyKey;
 
 pub use canonical::{canonical_json, request_hash};
+pub use once::WriteOnce;
 
 /// How long a completed key answers duplicates with its first result.
 pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
-const MAX_KEY_LEN: usize = 255;
 /// `status` of a key claimed by a transaction that has not committed yet.
 const PENDING: &str = "pending";
 /// `status` of a key whose effect committed, with its `response`.
 const COMPLETED: &str = "completed";
+
+/// A write's idempotency key with what a duplicate must match: the mutation and the hash of its
+/// input.
+#[derive(Debug, Clone)]
+pub struct Keyed {
+    pub operation: &'static str,
+    pub key: IdempotencyKey,
+    pub request_hash: String,
+}
+
+impl Keyed {
+    /// `input` is the mutation's whole input: with `operation` it makes the request hash.
+    pub fn new(
+        operation: &'static str,
+        key: IdempotencyKey,
+        input: &impl Serialize,
+    ) -> AppResult<Self> {
+        Ok(Self {
+            operation,
+            request_hash: request_hash(operation, input)?,
+            key,
+        })
+    }
+
+    /// The `idempotencyKey` argument as given (checked here), if any, with its request.
+    pub fn optional(
+        operation: &'static str,
+        key: Option<String>,
+        input: &impl Serialize,
+    ) -> AppResult<Option<Self>> {
+        IdempotencyKey::optional(key)?
+            .map(|key| Self::new(operation, key, input))
+            .transpose()
+    }
+}
 
 /// What [`begin`] found.
 pub enum Begun<T> {
@@ -102,26 +139,17 @@ pub async fn begin_write(db: &DatabaseConnection) -> AppResult<DatabaseTransacti
 }
 
 /// Opens the write transaction of one mutation and, with a key, claims it (see the module
-/// doc). `input` is the mutation's whole input: with `operation` it makes the request hash.
+/// doc).
 pub async fn begin<T: DeserializeOwned>(
     db: &DatabaseConnection,
     tenant: &TenantId,
-    operation: &'static str,
-    key: Option<&str>,
-    input: &impl Serialize,
+    keyed: Option<&Keyed>,
 ) -> AppResult<Begun<T>> {
-    let hash = match key {
-        Some(key) => {
-            validate_key(key)?;
-            Some(request_hash(operation, input)?)
-        }
-        None => None,
-    };
     let txn = begin_write(db).await?;
-    let (Some(key), Some(hash)) = (key, hash) else {
+    let Some(keyed) = keyed else {
         return Ok(Begun::Fresh(Write { txn, claim: None }));
     };
-    match claim(&txn, tenant, operation, key, &hash).await? {
+    match claim(&txn, tenant, keyed).await? {
         ClaimOutcome::Claimed(claim) => Ok(Begun::Fresh(Write {
             txn,
             claim: Some(claim),
@@ -136,15 +164,18 @@ pub async fn begin<T: DeserializeOwned>(
     }
 }
 
-/// Claims `key` inside `txn` (whose first write this should be). Same key with another input:
+/// Claims `keyed` inside `txn` (whose first write this should be). Same key with another input:
 /// `IDEMPOTENCY_CONFLICT`.
 pub async fn claim<C: ConnectionTrait>(
     txn: &C,
     tenant: &TenantId,
-    operation: &'static str,
-    key: &str,
-    hash: &str,
+    keyed: &Keyed,
 ) -> AppResult<ClaimOutcome> {
+    let (operation, key, hash) = (
+        keyed.operation,
+        keyed.key.as_str(),
+        keyed.request_hash.as_str(),
+    );
     let claim = Claim {
         tenant: tenant.as_str().to_owned(),
         key: key.to_owned(),
@@ -289,30 +320,6 @@ async fn read<C: ConnectionTrait>(
     )
 }
 
-/// An idempotency key is 1..=255 bytes without control characters.
-pub fn validate_key(key: &str) -> AppResult<()> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
-        return Err(AppError::bad_input(
-            "idempotencyKey",
-            format!("idempotencyKey must be 1 to {MAX_KEY_LEN} bytes without control characters"),
-        ));
-    }
-    Ok(())
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_validated() {
-        assert!(validate_key("abc-123").is_ok());
-        assert_eq!(validate_key("").unwrap_err().code(), "BAD_USER_INPUT");
-        assert_eq!(validate_key("a\nb").unwrap_err().code(), "BAD_USER_INPUT");
-        assert!(validate_key(&"k".repeat(256)).is_err());
-    }
 }

@@ -9,47 +9,35 @@
 pub mod graphql;
 pub mod store;
 
+use crate::closed_set::closed_set;
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 
-/// An evidence class counted by the grading, named after its table. `INTEGRITY_EVIDENCE` (J) is
-/// the seal itself and never counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Enum)]
-pub enum EvidenceArtifact {
-    /// Class B: one row per externally consequential step. Expected.
-    ActivityEvidence,
-    /// Class D: policy and guardrail decisions. Expected.
-    PolicyDecisions,
-    /// Class G: provider responses. Expected.
-    ProviderEvidence,
-    /// Class H: the run's environment. Required.
-    EnvironmentEvidence,
-    /// The run's trace. Required.
-    AosTraces,
-    /// The trace's steps. Required.
-    AosTraceSteps,
+// `ALL` (declaration order) is the order of the Python platform's `expected_artifacts`.
+closed_set! {
+    /// An evidence class counted by the grading, named after its table. `INTEGRITY_EVIDENCE` (J) is
+    /// the seal itself and never counted.
+    #[derive(Enum)]
+    pub enum EvidenceArtifact {
+        /// Class B: one row per externally consequential step. Expected.
+        ActivityEvidence => "activity_evidence",
+        /// Class D: policy and guardrail decisions. Expected.
+        PolicyDecisions => "policy_decisions",
+        /// Class G: provider responses. Expected.
+        ProviderEvidence => "provider_evidence",
+        /// Class H: the run's environment. Required.
+        EnvironmentEvidence => "environment_evidence",
+        /// The run's trace. Required.
+        AosTraces => "aos_traces",
+        /// The trace's steps. Required.
+        AosTraceSteps => "aos_trace_steps",
+    }
 }
 
 impl EvidenceArtifact {
-    /// In the order of the Python platform's `expected_artifacts`.
-    pub const ALL: [EvidenceArtifact; 6] = [
-        Self::ActivityEvidence,
-        Self::PolicyDecisions,
-        Self::ProviderEvidence,
-        Self::EnvironmentEvidence,
-        Self::AosTraces,
-        Self::AosTraceSteps,
-    ];
-
+    /// The class's table: its stored text.
     pub fn table(self) -> &'static str {
-        match self {
-            Self::ActivityEvidence => "activity_evidence",
-            Self::PolicyDecisions => "policy_decisions",
-            Self::ProviderEvidence => "provider_evidence",
-            Self::EnvironmentEvidence => "environment_evidence",
-            Self::AosTraces => "aos_traces",
-            Self::AosTraceSteps => "aos_trace_steps",
-        }
+        self.as_str()
     }
 
     /// Missing a required class fails the run; missing an expected one degrades it.
@@ -100,33 +88,26 @@ impl IntegrityGrade {
     }
 }
 
-/// The grade in the Python platform's vocabulary (stored as `integrity_status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum LegacyIntegrityStatus {
-    Valid,
-    Degraded,
-    Failed,
+closed_set! {
+    /// The grade in the Python platform's vocabulary (stored as `integrity_status`).
+    #[derive(Enum)]
+    pub enum LegacyIntegrityStatus {
+        Valid => "VALID",
+        Degraded => "DEGRADED",
+        Failed => "FAILED",
+    }
 }
 
-/// How a capture failure stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-pub enum CaptureResolution {
-    /// May recover on retry.
-    Transient,
-    /// Unrecoverable.
-    Permanent,
-    /// A later capture succeeded; ignore.
-    Superseded,
-}
-
-impl CaptureResolution {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "transient" => Some(Self::Transient),
-            "permanent" => Some(Self::Permanent),
-            "superseded" => Some(Self::Superseded),
-            _ => None,
-        }
+closed_set! {
+    /// How a capture failure stands.
+    #[derive(Enum)]
+    pub enum CaptureResolution {
+        /// May recover on retry.
+        Transient => "transient",
+        /// Unrecoverable.
+        Permanent => "permanent",
+        /// A later capture succeeded; ignore.
+        Superseded => "superseded",
     }
 }
 

@@ -17,7 +17,7 @@ use super::write::{self, MissingTrace, NewMismatch, MAX_BULK_REPORTS};
 use super::MismatchSnapshot;
 use crate::auth::{self, Permission, Principal, Role};
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
 use crate::ids::{self, NodeKind};
 use crate::state::AppState;
 
@@ -109,24 +109,21 @@ impl MismatchMutation {
         write::validate(&item, "input")?;
         let reporter = actor(&principal);
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let mut rows: Vec<MismatchSnapshot> =
-            match idempotency::begin(&state.db, tenant, "reportMismatch", key, &input).await? {
-                Begun::Replayed(rows) => rows,
-                Begun::Fresh(write) => {
-                    let rows = write::report(
-                        write.txn(),
-                        tenant,
-                        &reporter,
-                        std::slice::from_ref(&item),
-                        &["input".to_owned()],
-                        MissingTrace::NotFound,
-                    )
-                    .await?;
-                    write.commit(&rows).await?;
-                    rows
-                }
-            };
+        let mut rows = WriteOnce::new(state, tenant, "reportMismatch", idempotency_key, &input)?
+            .run(async |txn| {
+                let items = std::slice::from_ref(&item);
+                let prefixes = ["input".to_owned()];
+                write::report(
+                    txn,
+                    tenant,
+                    &reporter,
+                    items,
+                    &prefixes,
+                    MissingTrace::NotFound,
+                )
+                .await
+            })
+            .await?;
         let one = rows
             .pop()
             .ok_or_else(|| AppError::internal("reportMismatch stored no row"))?;
@@ -160,26 +157,16 @@ impl MismatchMutation {
         }
         let reporter = actor(&principal);
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let rows: Vec<MismatchSnapshot> =
-            match idempotency::begin(&state.db, tenant, "bulkReportMismatches", key, &inputs)
-                .await?
-            {
-                Begun::Replayed(rows) => rows,
-                Begun::Fresh(write) => {
-                    let rows = write::report(
-                        write.txn(),
-                        tenant,
-                        &reporter,
-                        &items,
-                        &prefixes,
-                        MissingTrace::NameTheItem,
-                    )
-                    .await?;
-                    write.commit(&rows).await?;
-                    rows
-                }
-            };
+        let missing = MissingTrace::NameTheItem;
+        let rows = WriteOnce::new(
+            state,
+            tenant,
+            "bulkReportMismatches",
+            idempotency_key,
+            &inputs,
+        )?
+        .run(async |txn| write::report(txn, tenant, &reporter, &items, &prefixes, missing).await)
+        .await?;
         Ok(to_graphql(state, &principal, rows))
     }
 
@@ -200,18 +187,10 @@ impl MismatchMutation {
         let resolver = actor(&principal);
         let input = json!({ "id": record_id, "note": note });
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let row: MismatchSnapshot =
-            match idempotency::begin(&state.db, tenant, "resolveMismatch", key, &input).await? {
-                Begun::Replayed(row) => row,
-                Begun::Fresh(write) => {
-                    let row =
-                        write::resolve(write.txn(), tenant, &record_id, &resolver, note.as_deref())
-                            .await?;
-                    write.commit(&row).await?;
-                    row
-                }
-            };
+        let note = note.as_deref();
+        let row = WriteOnce::new(state, tenant, "resolveMismatch", idempotency_key, &input)?
+            .run(async |txn| write::resolve(txn, tenant, &record_id, &resolver, note).await)
+            .await?;
         Ok(TraceMismatch::new(
             row,
             &MismatchLoaders::new(&state.db, &principal.tenant_id),
@@ -233,17 +212,9 @@ impl MismatchMutation {
         write::validate_issue_url(&issue_url, "issueUrl")?;
         let input = json!({ "id": record_id, "issueUrl": issue_url });
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let row: MismatchSnapshot =
-            match idempotency::begin(&state.db, tenant, "linkMismatchIssue", key, &input).await? {
-                Begun::Replayed(row) => row,
-                Begun::Fresh(write) => {
-                    let row =
-                        write::link_issue(write.txn(), tenant, &record_id, &issue_url).await?;
-                    write.commit(&row).await?;
-                    row
-                }
-            };
+        let row = WriteOnce::new(state, tenant, "linkMismatchIssue", idempotency_key, &input)?
+            .run(async |txn| write::link_issue(txn, tenant, &record_id, &issue_url).await)
+            .await?;
         Ok(TraceMismatch::new(
             row,
             &MismatchLoaders::new(&state.db, &principal.tenant_id),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::enforce::{self, Enforcement, ReplayOutcome, StepReplay};
 use crate::auth::{self, Role};
 use crate::error::AppError;
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
 use crate::state::AppState;
 use crate::traces::ReplayBehavior;
 
@@ -113,16 +113,9 @@ impl ReplayMutation {
             behavior: input.behavior,
         };
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let result: Enforcement =
-            match idempotency::begin(&state.db, tenant, "enforceReplayStep", key, &input).await? {
-                Begun::Replayed(result) => result,
-                Begun::Fresh(write) => {
-                    let result = enforce::enforce_step(write.txn(), tenant, &request).await?;
-                    write.commit(&result).await?;
-                    result
-                }
-            };
-        Ok(result.into())
+        let result = WriteOnce::new(state, tenant, "enforceReplayStep", idempotency_key, &input)?
+            .run(async |txn| enforce::enforce_step(txn, tenant, &request).await)
+            .await?;
+        Ok(ReplayStepResult::from(result))
     }
 }

@@ -9,69 +9,32 @@ pub mod mutation;
 pub mod store;
 pub mod write;
 
+use crate::closed_set::closed_set;
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ExecutionStatus {
-    Succeeded,
-    Failed,
-    Aborted,
-    Timeout,
-}
-
-impl ExecutionStatus {
-    pub const ALL: [ExecutionStatus; 4] =
-        [Self::Succeeded, Self::Failed, Self::Aborted, Self::Timeout];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Succeeded => "SUCCEEDED",
-            Self::Failed => "FAILED",
-            Self::Aborted => "ABORTED",
-            Self::Timeout => "TIMEOUT",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+closed_set! {
+    #[derive(Enum, Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ExecutionStatus {
+        Succeeded => "SUCCEEDED",
+        Failed => "FAILED",
+        Aborted => "ABORTED",
+        Timeout => "TIMEOUT",
     }
 }
 
-/// Who produced the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RunSource {
-    Api,
-    Sdk,
-    System,
-    Synthetic,
-    Worker,
-}
-
-impl RunSource {
-    pub const ALL: [RunSource; 5] = [
-        Self::Api,
-        Self::Sdk,
-        Self::System,
-        Self::Synthetic,
-        Self::Worker,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Api => "API",
-            Self::Sdk => "SDK",
-            Self::System => "SYSTEM",
-            Self::Synthetic => "SYNTHETIC",
-            Self::Worker => "WORKER",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+closed_set! {
+    /// Who produced the record.
+    #[derive(Enum, Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum RunSource {
+        Api => "API",
+        Sdk => "SDK",
+        System => "SYSTEM",
+        Synthetic => "SYNTHETIC",
+        Worker => "WORKER",
     }
 }
 

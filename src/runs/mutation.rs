@@ -8,10 +8,10 @@ use super::{store, ExecutionStatus, RunSource};
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_id, check_opt, check_sha256, check_synthetic, check_text, non_negative};
 use crate::scalars::DateTime;
 use crate::state::AppState;
-use crate::traces::mutation::{check_id, check_opt, check_synthetic, check_text};
 
 /// One LLM run's execution record. Written once per run; immutable.
 #[derive(Debug, InputObject)]
@@ -48,25 +48,6 @@ pub struct RecordLlmRunInput {
     pub synthetic_scenario_id: Option<String>,
 }
 
-fn check_sha256(field: &str, value: &Option<String>) -> AppResult<()> {
-    match value {
-        Some(v) if v.len() != 64 || !v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
-            Err(AppError::bad_input(
-                field,
-                format!("{field} must be a SHA-256 digest: 64 lower-case hex characters"),
-            ))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn non_negative(field: &str, value: i32) -> AppResult<i32> {
-    if value < 0 {
-        return Err(AppError::bad_input(field, format!("{field} must be >= 0")));
-    }
-    Ok(value)
-}
-
 fn parse(input: RecordLlmRunInput) -> AppResult<NewLlmRun> {
     check_id("input.runId", &input.run_id, 64)?;
     if let Some(trace_id) = &input.trace_id {
@@ -74,8 +55,12 @@ fn parse(input: RecordLlmRunInput) -> AppResult<NewLlmRun> {
     }
     check_opt("input.provider", &input.provider, 64)?;
     check_text("input.model", &input.model, 128)?;
-    check_sha256("input.promptHash", &input.prompt_hash)?;
-    check_sha256("input.responseHash", &input.response_hash)?;
+    if let Some(hash) = &input.prompt_hash {
+        check_sha256("input.promptHash", hash)?;
+    }
+    if let Some(hash) = &input.response_hash {
+        check_sha256("input.responseHash", hash)?;
+    }
     check_synthetic("input.", input.is_synthetic, &input.synthetic_scenario_id)?;
     if let Some(done) = input.completed_at {
         if done.0 < input.started_at.0 {
@@ -134,17 +119,14 @@ impl RunMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let write = match idempotency::begin::<String>(&state.db, tenant, "recordLlmRun", key, &new)
-            .await?
-        {
-            Begun::Fresh(write) => write,
-            Begun::Replayed(id) => return Ok(LlmRun(stored_run(state, tenant, &id).await?)),
-        };
-        let run = write::record_run(write.txn(), tenant, new).await?;
-        write.commit(&run.id).await?;
-        // Committed: from here on nothing may turn the answer into an error.
-        state.events.publish(Topic::LlmRuns, tenant).await;
+        let run = WriteOnce::new(state, tenant, "recordLlmRun", idempotency_key, &new)?
+            .publish(Topic::LlmRuns)
+            .run_with_receipt(
+                async |txn| write::record_run(txn, tenant, new).await,
+                |run| run.id.clone(),
+                async |id: String| stored_run(state, tenant, &id).await,
+            )
+            .await?;
         Ok(LlmRun(run))
     }
 }

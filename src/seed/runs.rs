@@ -13,6 +13,7 @@ use serde_json::json;
 use super::synth::{self, b, i, j, oi, os, ots, s, ts, Stream};
 use super::writer::{Sink, TableDef};
 use super::{evidence, traces, Plan, TenantPlan, TRACE_EVERY};
+use crate::closed_set::closed_set;
 use crate::error::AppResult;
 
 /// An LLM with its list prices (USD per million tokens).
@@ -108,22 +109,13 @@ pub(crate) fn cost_cents(model: &Model, input: i64, output: i64) -> f64 {
     (input as f64 * model.input_usd + output as f64 * model.output_usd) / 1e6 * 100.0
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunStatus {
-    Succeeded,
-    Failed,
-    Aborted,
-    Timeout,
-}
+closed_set! {
 
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Succeeded => "SUCCEEDED",
-            RunStatus::Failed => "FAILED",
-            RunStatus::Aborted => "ABORTED",
-            RunStatus::Timeout => "TIMEOUT",
-        }
+    pub(crate) enum RunStatus {
+        Succeeded => "SUCCEEDED",
+        Failed => "FAILED",
+        Aborted => "ABORTED",
+        Timeout => "TIMEOUT",
     }
 }
 

@@ -7,44 +7,15 @@ pub mod mutation;
 pub mod store;
 pub mod write;
 
+use crate::closed_set::closed_set;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// Declares a closed set stored as text: a GraphQL enum (SCREAMING_CASE values) whose variants
-/// map one-to-one to the strings the database CHECK constraint allows.
-macro_rules! stored_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The value stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                Self::ALL.iter().copied().find(|v| v.as_str() == text)
-            }
-        }
-    };
-}
-pub(crate) use stored_enum;
-
-stored_enum! {
+closed_set! {
     /// The part of the platform that emitted a system record.
-    SystemComponent {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum SystemComponent {
         Worker => "worker",
         Api => "api",
         Scheduler => "scheduler",
@@ -54,9 +25,11 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// What happened.
-    SystemEventType {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum SystemEventType {
         Startup => "STARTUP",
         Shutdown => "SHUTDOWN",
         Restart => "RESTART",
@@ -69,18 +42,22 @@ stored_enum! {
     }
 }
 
-stored_enum! {
+closed_set! {
     /// How serious a system record is.
-    SystemRecordSeverity {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum SystemRecordSeverity {
         Info => "INFO",
         Warn => "WARN",
         Critical => "CRITICAL",
     }
 }
 
-stored_enum! {
+closed_set! {
     /// What caused a system event.
-    SystemRecordCause {
+    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum SystemRecordCause {
         System => "SYSTEM",
         Human => "HUMAN",
         Automation => "AUTOMATION",

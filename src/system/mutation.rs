@@ -11,9 +11,9 @@ use super::{store, SystemComponent, SystemEventType, SystemRecordCause, SystemRe
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_opt, check_text};
 use crate::state::AppState;
-use crate::traces::mutation::{check_opt, check_text};
 
 /// An infrastructure or trust event of the key's tenant.
 #[derive(Debug, InputObject)]
@@ -68,21 +68,18 @@ impl SystemMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let write =
-            match idempotency::begin(&state.db, tenant, "recordSystemRecord", key, &new).await? {
-                Begun::Fresh(write) => write,
-                Begun::Replayed(id) => {
-                    let id: String = id;
-                    let record = store::get(&state.db, tenant, &id)
+        let record = WriteOnce::new(state, tenant, "recordSystemRecord", idempotency_key, &new)?
+            .publish(Topic::SystemRecords)
+            .run_with_receipt(
+                async |txn| write::record_system_record(txn, tenant, new).await,
+                |record| record.id.clone(),
+                async |id: String| {
+                    store::get(&state.db, tenant, &id)
                         .await?
-                        .ok_or(AppError::NotFound("SystemRecord"))?;
-                    return Ok(SystemRecord(record));
-                }
-            };
-        let record = write::record_system_record(write.txn(), tenant, new).await?;
-        write.commit(&record.id).await?;
-        state.events.publish(Topic::SystemRecords, tenant).await;
+                        .ok_or(AppError::NotFound("SystemRecord"))
+                },
+            )
+            .await?;
         Ok(SystemRecord(record))
     }
 }

@@ -11,142 +11,72 @@ pub mod mutation;
 pub mod store;
 pub mod write;
 
+use crate::closed_set::closed_set;
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-/// Lifecycle status of a trace (docs/domain.md §5.3): `RUNNING` until completed, failed or aborted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TraceStatus {
-    Running,
-    Completed,
-    Failed,
-    Aborted,
-}
-
-impl TraceStatus {
-    pub const ALL: [TraceStatus; 4] = [Self::Running, Self::Completed, Self::Failed, Self::Aborted];
-
-    /// The stored (lower-case) value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Aborted => "aborted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+closed_set! {
+    /// Lifecycle status of a trace (docs/domain.md §5.3): `RUNNING` until completed, failed or aborted.
+    #[derive(Enum, Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum TraceStatus {
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+        Aborted => "aborted",
     }
 }
 
-/// How a replayed trace was produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReplayMode {
-    /// Every step re-executed.
-    Full,
-    /// Only the recorded trace was replayed.
-    TraceOnly,
-}
-
-impl ReplayMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "FULL",
-            Self::TraceOnly => "TRACE_ONLY",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Full, Self::TraceOnly]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+closed_set! {
+    /// How a replayed trace was produced.
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ReplayMode {
+        /// Every step re-executed.
+        Full => "FULL",
+        /// Only the recorded trace was replayed.
+        TraceOnly => "TRACE_ONLY",
     }
 }
 
-/// What a replay does with a step (docs/domain.md §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ReplayBehavior {
-    /// Always run the step again.
-    Execute,
-    /// Do not re-run a step that already executed.
-    Skip,
-    /// Re-run and verify the output hash matches the original.
-    Check,
-}
-
-impl ReplayBehavior {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Execute => "execute",
-            Self::Skip => "skip",
-            Self::Check => "check",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Execute, Self::Skip, Self::Check]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+closed_set! {
+    /// What a replay does with a step (docs/domain.md §7.2).
+    #[derive(Enum, Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ReplayBehavior {
+        /// Always run the step again.
+        Execute => "execute",
+        /// Do not re-run a step that already executed.
+        Skip => "skip",
+        /// Re-run and verify the output hash matches the original.
+        Check => "check",
     }
 }
 
-/// Where a step was executed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StepSource {
-    /// Normal execution.
-    Engine,
-    /// An external API call.
-    External,
-    /// A replay execution.
-    Replay,
-}
-
-impl StepSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Engine => "engine",
-            Self::External => "external",
-            Self::Replay => "replay",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Engine, Self::External, Self::Replay]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+closed_set! {
+    /// Where a step was executed.
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum StepSource {
+        /// Normal execution.
+        Engine => "engine",
+        /// An external API call.
+        External => "external",
+        /// A replay execution.
+        Replay => "replay",
     }
 }
 
-/// Log level of a step, derived from its status at insert time (docs/domain.md §5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StepLevel {
-    Info,
-    Warn,
-    Error,
-}
-
-impl StepLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Info => "INFO",
-            Self::Warn => "WARN",
-            Self::Error => "ERROR",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Info, Self::Warn, Self::Error]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+closed_set! {
+    /// Log level of a step, derived from its status at insert time (docs/domain.md §5.2).
+    #[derive(Enum, Serialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum StepLevel {
+        Info => "INFO",
+        Warn => "WARN",
+        Error => "ERROR",
     }
 }
 

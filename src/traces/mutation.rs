@@ -8,72 +8,14 @@ use serde_json::{json, Value};
 
 use super::graphql::{Trace, TraceLoaders, TraceStep};
 use super::write::{self, Finish, NewStep, NewTrace, StepsRecorded, MAX_STEPS_PER_BATCH};
-use super::{store, ReplayBehavior, ReplayMode, StepSource, TraceStatus};
+use super::{store, ReplayBehavior, ReplayMode, StepSource, TraceSnapshot, TraceStatus};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::idempotency::{self, Begun};
+use crate::idempotency::WriteOnce;
+use crate::input::{check_id, check_opt, check_synthetic, check_text};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
-
-/// Checks an identifier used as a key (`traceId`, `runId`): 1..=`max` characters of
-/// `A-Z a-z 0-9 . _ : -`.
-pub fn check_id(field: &str, value: &str, max: usize) -> AppResult<()> {
-    check_text(field, value, max)?;
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-    {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} may only contain letters, digits, '.', '_', ':' and '-'"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a non-empty text of at most `max` characters (the column's width).
-pub fn check_text(field: &str, value: &str, max: usize) -> AppResult<()> {
-    if value.trim().is_empty() {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} must not be empty"),
-        ));
-    }
-    if value.chars().count() > max {
-        return Err(AppError::bad_input(
-            field,
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// [`check_text`] on an optional value.
-pub(crate) fn check_opt(field: &str, value: &Option<String>, max: usize) -> AppResult<()> {
-    value
-        .as_deref()
-        .map_or(Ok(()), |v| check_text(field, v, max))
-}
-
-/// The synthetic-data rule: a synthetic row names its scenario, and only synthetic rows do.
-pub fn check_synthetic(
-    prefix: &str,
-    is_synthetic: bool,
-    scenario: &Option<String>,
-) -> AppResult<()> {
-    match (is_synthetic, scenario) {
-        (true, None) => Err(AppError::bad_input(
-            format!("{prefix}syntheticScenarioId"),
-            "synthetic data must name its syntheticScenarioId",
-        )),
-        (false, Some(_)) => Err(AppError::bad_input(
-            format!("{prefix}isSynthetic"),
-            "syntheticScenarioId is only allowed with isSynthetic: true",
-        )),
-        _ => check_opt(&format!("{prefix}syntheticScenarioId"), scenario, 64),
-    }
-}
 
 fn check_amount(field: &str, value: f64) -> AppResult<f64> {
     if !value.is_finite() || value < 0.0 {
@@ -351,10 +293,18 @@ impl RecordStepsResult {
     }
 }
 
-async fn load_trace(state: &AppState, tenant: &TenantId, trace_id: &str) -> AppResult<Trace> {
-    let snapshot = store::get_by_trace_id(&state.db, tenant, trace_id)
+async fn stored_trace(
+    state: &AppState,
+    tenant: &TenantId,
+    trace_id: &str,
+) -> AppResult<TraceSnapshot> {
+    store::get_by_trace_id(&state.db, tenant, trace_id)
         .await?
-        .ok_or(AppError::NotFound("Trace"))?;
+        .ok_or(AppError::NotFound("Trace"))
+}
+
+async fn load_trace(state: &AppState, tenant: &TenantId, trace_id: &str) -> AppResult<Trace> {
+    let snapshot = stored_trace(state, tenant, trace_id).await?;
     Ok(Trace::new(snapshot, &TraceLoaders::new(&state.db)))
 }
 
@@ -362,22 +312,17 @@ async fn load_trace(state: &AppState, tenant: &TenantId, trace_id: &str) -> AppR
 async fn finish_trace(
     state: &AppState,
     tenant: &TenantId,
-    operation: &'static str,
-    key: Option<String>,
-    input: &Value,
+    once: WriteOnce<'_, TraceSnapshot>,
     trace_id: &str,
     finish: Finish,
 ) -> async_graphql::Result<Trace> {
-    let write =
-        match idempotency::begin(&state.db, tenant, operation, key.as_deref(), input).await? {
-            Begun::Fresh(write) => write,
-            Begun::Replayed(trace_id) => {
-                let trace_id: String = trace_id;
-                return Ok(load_trace(state, tenant, &trace_id).await?);
-            }
-        };
-    let trace = write::finish_trace(write.txn(), tenant, trace_id, finish).await?;
-    write.commit(&trace.trace_id).await?;
+    let trace = once
+        .run_with_receipt(
+            async |txn| write::finish_trace(txn, tenant, trace_id, finish).await,
+            |trace| trace.trace_id.clone(),
+            async |trace_id: String| stored_trace(state, tenant, &trace_id).await,
+        )
+        .await?;
     Ok(Trace::new(trace, &TraceLoaders::new(&state.db)))
 }
 
@@ -399,14 +344,14 @@ impl TraceMutation {
         let state = ctx.data_unchecked::<AppState>();
         let new = parse_start(input)?;
         let tenant = &principal.tenant_id;
-        let key = idempotency_key.as_deref();
-        let write =
-            match idempotency::begin::<String>(&state.db, tenant, "startTrace", key, &new).await? {
-                Begun::Fresh(write) => write,
-                Begun::Replayed(trace_id) => return Ok(load_trace(state, tenant, &trace_id).await?),
-            };
-        let trace = write::start_trace(write.txn(), tenant, Some(&principal.key_id), new).await?;
-        write.commit(&trace.trace_id).await?;
+        let key_id = Some(principal.key_id.as_str());
+        let trace = WriteOnce::new(state, tenant, "startTrace", idempotency_key, &new)?
+            .run_with_receipt(
+                async |txn| write::start_trace(txn, tenant, key_id, new).await,
+                |trace| trace.trace_id.clone(),
+                async |trace_id: String| stored_trace(state, tenant, &trace_id).await,
+            )
+            .await?;
         Ok(Trace::new(trace, &TraceLoaders::new(&state.db)))
     }
 
@@ -435,22 +380,12 @@ impl TraceMutation {
             trace_id: &trace_id,
             steps: &steps,
         };
-        let key = idempotency_key.as_deref();
-        let write =
-            match idempotency::begin(&state.db, tenant, "recordSteps", key, &fingerprint).await? {
-                Begun::Fresh(write) => write,
-                Begun::Replayed(recorded) => {
-                    return Ok(RecordStepsResult {
-                        recorded,
-                        tenant: tenant.clone(),
-                    })
-                }
-            };
-        let recorded = write::record_steps(write.txn(), tenant, &trace_id, steps).await?;
-        write.commit(&recorded).await?;
-        if !recorded.inserted.is_empty() {
-            state.events.publish(Topic::TraceSteps, tenant).await;
-        }
+        let recorded = WriteOnce::new(state, tenant, "recordSteps", idempotency_key, &fingerprint)?
+            .publish_if(Topic::TraceSteps, |r: &StepsRecorded| {
+                !r.inserted.is_empty()
+            })
+            .run(async |txn| write::record_steps(txn, tenant, &trace_id, steps).await)
+            .await?;
         Ok(RecordStepsResult {
             recorded,
             tenant: tenant.clone(),
@@ -478,20 +413,12 @@ impl TraceMutation {
         }
         let tenant = &principal.tenant_id;
         let input = json!({"traceId": trace_id, "status": status, "metadata": metadata});
+        let once = WriteOnce::new(state, tenant, "completeTrace", idempotency_key, &input)?;
         let finish = Finish::Complete {
             status: status.into(),
             metadata,
         };
-        finish_trace(
-            state,
-            tenant,
-            "completeTrace",
-            idempotency_key,
-            &input,
-            &trace_id,
-            finish,
-        )
-        .await
+        finish_trace(state, tenant, once, &trace_id, finish).await
     }
 
     /// Ends a running trace as `ABORTED` (fail-closed: a trace never dangles), with
@@ -510,17 +437,8 @@ impl TraceMutation {
         check_text("reason", &reason, 1000)?;
         let tenant = &principal.tenant_id;
         let input = json!({"traceId": trace_id, "reason": reason});
-        let finish = Finish::Abort { reason };
-        finish_trace(
-            state,
-            tenant,
-            "abortTrace",
-            idempotency_key,
-            &input,
-            &trace_id,
-            finish,
-        )
-        .await
+        let once = WriteOnce::new(state, tenant, "abortTrace", idempotency_key, &input)?;
+        finish_trace(state, tenant, once, &trace_id, Finish::Abort { reason }).await
     }
 }
 
@@ -583,23 +501,5 @@ mod tests {
             field(parse_steps(vec![negative]).unwrap_err()),
             "steps[0].stepIndex"
         );
-    }
-
-    #[test]
-    fn ids_and_synthetic_rule() {
-        assert!(check_id("input.runId", "run_abc-1.2:x", 64).is_ok());
-        assert_eq!(
-            field(check_id("input.runId", "run 1", 64).unwrap_err()),
-            "input.runId"
-        );
-        assert_eq!(
-            field(check_synthetic("input.", true, &None).unwrap_err()),
-            "input.syntheticScenarioId"
-        );
-        assert_eq!(
-            field(check_synthetic("input.", false, &Some("s".into())).unwrap_err()),
-            "input.isSynthetic"
-        );
-        assert!(check_synthetic("input.", true, &Some("s".into())).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use logbook::auth::{Role, TenantId};
 use logbook::error::AppResult;
-use logbook::idempotency::{self, Begun};
+use logbook::idempotency::{self, Begun, Keyed};
 use logbook::system::write::{record_system_record, NewSystemRecord};
 use logbook::system::{SystemComponent, SystemEventType, SystemRecordSeverity};
 use sea_orm::{ConnectionTrait, Statement};
@@ -28,7 +28,8 @@ async fn counted(
     effects: Arc<AtomicUsize>,
 ) -> AppResult<String> {
     let tenant = TenantId::trusted(tenant);
-    match idempotency::begin::<String>(app.db(), &tenant, "testWrite", Some(key), &input).await? {
+    let keyed = Keyed::optional("testWrite", Some(key.to_owned()), &input)?;
+    match idempotency::begin::<String>(app.db(), &tenant, keyed.as_ref()).await? {
         Begun::Replayed(stored) => Ok(stored),
         Begun::Fresh(write) => {
             let n = effects.fetch_add(1, Ordering::SeqCst);
@@ -110,20 +111,13 @@ async fn other_input_or_operation_conflicts(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.code(), "IDEMPOTENCY_CONFLICT");
     let tenant = TenantId::trusted("acme");
-    let other_operation = idempotency::begin::<String>(
-        app.db(),
-        &tenant,
-        "otherWrite",
-        Some("k-2"),
-        &json!({"a": 1}),
-    )
-    .await;
+    let keyed = Keyed::optional("otherWrite", Some("k-2".into()), &json!({"a": 1})).unwrap();
+    let other_operation = idempotency::begin::<String>(app.db(), &tenant, keyed.as_ref()).await;
     assert_eq!(
         other_operation.err().map(|e| e.code()),
         Some("IDEMPOTENCY_CONFLICT")
     );
-    let empty =
-        idempotency::begin::<String>(app.db(), &tenant, "testWrite", Some(""), &json!({})).await;
+    let empty = Keyed::optional("testWrite", Some(String::new()), &json!({}));
     assert_eq!(empty.err().map(|e| e.code()), Some("BAD_USER_INPUT"));
     assert_eq!(effects.load(Ordering::SeqCst), 1);
     assert_eq!(rows(&app, "k-2").await, 1);
@@ -136,7 +130,8 @@ async fn an_uncommitted_attempt_leaves_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let tenant = TenantId::trusted("acme");
     let input = json!({"a": 1});
-    match idempotency::begin::<String>(app.db(), &tenant, "testWrite", Some("k-3"), &input)
+    let keyed = Keyed::optional("testWrite", Some("k-3".into()), &input).unwrap();
+    match idempotency::begin::<String>(app.db(), &tenant, keyed.as_ref())
         .await
         .unwrap()
     {

@@ -5,6 +5,7 @@ use entity::{export_job_events, export_jobs};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditFilter;
+use crate::closed_set::closed_set;
 use crate::error::{AppError, AppResult};
 use crate::exports::settings::{RetryPolicy, RetryStrategy};
 use crate::exports::{ExportFormat, ExportScope};
@@ -61,85 +62,39 @@ pub struct ExportRequest {
     pub as_of: DateTime<Utc>,
 }
 
-/// Where a job is in its execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum JobState {
-    /// Waiting for its first attempt.
-    Queued,
-    /// Claimed by a worker.
-    Running,
-    /// An attempt failed; the next one is due at `nextAttemptAt`.
-    RetryWait,
-    Completed,
-    /// Every attempt failed.
-    Failed,
+closed_set! {
+    /// Where a job is in its execution.
+    #[derive(async_graphql::Enum)]
+    pub enum JobState {
+        /// Waiting for its first attempt.
+        Queued => "queued",
+        /// Claimed by a worker.
+        Running => "running",
+        /// An attempt failed; the next one is due at `nextAttemptAt`.
+        RetryWait => "retry_wait",
+        Completed => "completed",
+        /// Every attempt failed.
+        Failed => "failed",
+    }
 }
 
 impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::RetryWait => "retry_wait",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Running,
-            Self::RetryWait,
-            Self::Completed,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
     }
 }
 
-/// Progress stage (docs/domain.md §10.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum JobStage {
-    Queued,
-    Starting,
-    Running,
-    Completing,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl JobStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Starting => "starting",
-            Self::Running => "running",
-            Self::Completing => "completing",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Queued,
-            Self::Starting,
-            Self::Running,
-            Self::Completing,
-            Self::Completed,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+closed_set! {
+    /// Progress stage (docs/domain.md §10.2).
+    #[derive(async_graphql::Enum)]
+    pub enum JobStage {
+        Queued => "queued",
+        Starting => "starting",
+        Running => "running",
+        Completing => "completing",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
     }
 }
 
