@@ -7,6 +7,7 @@ pub mod auth;
 pub mod closed_set;
 pub mod config;
 pub mod cost;
+pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -1,85 +1,25 @@
 //! Keyset pagination and Relay connections, shared by every list.
 //!
 //! Lists are ordered newest first by `(created_at DESC, id DESC)`; a page is fetched with a row
-//! comparison against the cursor, never OFFSET, so pages neither skip nor repeat rows while new
-//! rows arrive. A cursor is `base64url(version | scope digest | created_at µs | id | tag)` where
-//! the tag is an HMAC-SHA256 under a server secret shared by every server process (stored in the
-//! database) and the scope digest binds it to one tenant, list, order and filter. A forged
-//! cursor, one from another tenant, list or filter, or garbage is `BAD_CURSOR`, never a wrong
-//! page; another tenant's cursor gets the same answer as an altered one, so it tells nothing.
+//! comparison against the cursor (signed and scoped, see `crate::cursor`), never OFFSET, so
+//! pages neither skip nor repeat rows while new rows arrive. A list is a [`Listed`] impl.
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use chrono::{DateTime, TimeZone, Utc};
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::TenantId;
+pub use crate::cursor::{CursorCodec, Position, Scope};
 use crate::error::{AppError, AppResult};
-
-const CURSOR_VERSION: u8 = 1;
-const TAG_LEN: usize = 16;
-const SCOPE_LEN: usize = 8;
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 100;
-
-/// A row's position in a newest-first list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub created_at: DateTime<Utc>,
-    pub id: String,
-}
-
-impl Position {
-    pub fn of(created_at: DateTime<Utc>, id: &str) -> Self {
-        Position {
-            created_at,
-            id: id.to_owned(),
-        }
-    }
-}
-
-/// What a cursor is bound to: the tenant, the list, its order and the canonical form of its
-/// filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope([u8; SCOPE_LEN]);
-
-impl Scope {
-    /// `filter` is serialized with serde (field order is the struct's, so it is canonical).
-    pub fn new<F: Serialize>(
-        tenant: &str,
-        list: &str,
-        order: &str,
-        filter: &F,
-        as_of: Option<DateTime<Utc>>,
-    ) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(tenant.as_bytes());
-        hasher.update([0]);
-        hasher.update(list.as_bytes());
-        hasher.update([0]);
-        hasher.update(order.as_bytes());
-        hasher.update([0]);
-        hasher.update(serde_json::to_vec(filter).unwrap_or_default());
-        hasher.update([0]);
-        if let Some(at) = as_of {
-            hasher.update(at.timestamp_micros().to_be_bytes());
-        }
-        let digest = hasher.finalize();
-        let mut scope = [0u8; SCOPE_LEN];
-        scope.copy_from_slice(&digest[..SCOPE_LEN]);
-        Scope(scope)
-    }
-}
 
 /// Sorts an "any of" filter list by its stored text and drops duplicates, so equal filters have
 /// one serialized form and therefore one cursor scope.
@@ -87,87 +27,6 @@ pub fn canonical<T: Copy>(mut values: Vec<T>, key: fn(T) -> &'static str) -> Vec
     values.sort_by_key(|v| key(*v));
     values.dedup_by_key(|v| key(*v));
     values
-}
-
-/// Signs and checks cursors with the shared server secret.
-#[derive(Clone)]
-pub struct CursorCodec {
-    key: Arc<[u8]>,
-}
-
-impl CursorCodec {
-    pub fn new(key: &[u8]) -> Self {
-        CursorCodec {
-            key: Arc::from(key),
-        }
-    }
-
-    fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(body);
-        let full = mac.finalize().into_bytes();
-        let mut tag = [0u8; TAG_LEN];
-        tag.copy_from_slice(&full[..TAG_LEN]);
-        tag
-    }
-
-    pub fn encode(&self, scope: Scope, position: &Position) -> String {
-        let id = position.id.as_bytes();
-        let mut body = Vec::with_capacity(1 + SCOPE_LEN + 8 + 2 + id.len() + TAG_LEN);
-        body.push(CURSOR_VERSION);
-        body.extend_from_slice(&scope.0);
-        body.extend_from_slice(&position.created_at.timestamp_micros().to_be_bytes());
-        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        body.extend_from_slice(id);
-        let tag = self.tag(&body);
-        body.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(body)
-    }
-
-    pub fn decode(&self, scope: Scope, cursor: &str) -> AppResult<Position> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| AppError::BadCursor("not a cursor"))?;
-        let header = 1 + SCOPE_LEN + 8 + 2;
-        if bytes.len() < header + TAG_LEN {
-            return Err(AppError::BadCursor("not a cursor"));
-        }
-        if bytes[0] != CURSOR_VERSION {
-            return Err(AppError::BadCursor("unsupported cursor version"));
-        }
-        let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        // Constant-time comparison of the tag.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(body);
-        if mac.verify_truncated_left(tag).is_err() {
-            return Err(AppError::BadCursor(
-                "the cursor was not issued by this server or was altered",
-            ));
-        }
-        if body[1..1 + SCOPE_LEN] != scope.0 {
-            return Err(AppError::BadCursor(
-                "the cursor belongs to a different list, filter or order",
-            ));
-        }
-        let micros = i64::from_be_bytes(
-            body[1 + SCOPE_LEN..1 + SCOPE_LEN + 8]
-                .try_into()
-                .map_err(|_| AppError::BadCursor("not a cursor"))?,
-        );
-        let id_len = u16::from_be_bytes([body[header - 2], body[header - 1]]) as usize;
-        if body.len() != header + id_len {
-            return Err(AppError::BadCursor("not a cursor"));
-        }
-        let id = String::from_utf8(body[header..].to_vec())
-            .map_err(|_| AppError::BadCursor("not a cursor"))?;
-        let created_at = Utc
-            .timestamp_micros(micros)
-            .single()
-            .ok_or(AppError::BadCursor("not a cursor"))?;
-        Ok(Position { created_at, id })
-    }
 }
 
 /// The Relay arguments every list takes.
@@ -721,59 +580,4 @@ macro_rules! connection_types {
             }
         }
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scope(filter: &str) -> Scope {
-        Scope::new("acme", "llmRuns", "CREATED_AT_DESC", &filter, None)
-    }
-
-    #[test]
-    fn cursor_round_trip_and_tamper_checks() {
-        let codec = CursorCodec::new(b"secret");
-        let position = Position {
-            created_at: Utc.timestamp_micros(1_700_000_000_123_456).unwrap(),
-            id: "run-1".into(),
-        };
-        let cursor = codec.encode(scope("a"), &position);
-        assert_eq!(codec.decode(scope("a"), &cursor).unwrap(), position);
-        assert_eq!(
-            codec.decode(scope("b"), &cursor).unwrap_err().code(),
-            "BAD_CURSOR"
-        );
-        assert_eq!(
-            CursorCodec::new(b"other")
-                .decode(scope("a"), &cursor)
-                .unwrap_err()
-                .code(),
-            "BAD_CURSOR"
-        );
-        let mut bytes = URL_SAFE_NO_PAD.decode(&cursor).unwrap();
-        bytes[12] ^= 1;
-        assert_eq!(
-            codec
-                .decode(scope("a"), &URL_SAFE_NO_PAD.encode(bytes))
-                .unwrap_err()
-                .code(),
-            "BAD_CURSOR"
-        );
-        assert_eq!(
-            codec.decode(scope("a"), "garbage!").unwrap_err().code(),
-            "BAD_CURSOR"
-        );
-        // Another tenant's cursor for the same list and filter: refused, and with the same
-        // message as another list's, so it does not reveal that the cursor is valid elsewhere.
-        let other = Scope::new("globex", "llmRuns", "CREATED_AT_DESC", &"a", None);
-        let across = codec.decode(other, &cursor).unwrap_err();
-        let elsewhere = codec.decode(scope("b"), &cursor).unwrap_err();
-        assert_eq!(across.code(), "BAD_CURSOR");
-        assert_eq!(across.message(), elsewhere.message());
-        assert_eq!(
-            codec.decode(scope("a"), "").unwrap_err().code(),
-            "BAD_CURSOR"
-        );
-    }
 }

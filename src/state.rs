@@ -11,10 +11,10 @@ use sea_orm::DatabaseConnection;
 
 use crate::auth::KeyStore;
 use crate::config::Config;
+use crate::cursor::CursorCodec;
 use crate::db::SqlStats;
 use crate::error::AppResult;
 use crate::events::Hub;
-use crate::pagination::CursorCodec;
 use crate::redis_link::RedisLink;
 
 /// What every resolver and handler can reach. Cheap to clone.

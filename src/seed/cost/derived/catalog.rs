@@ -13,6 +13,15 @@ use super::anomalies::AnomalyRow;
 use super::{Derivation, Latest};
 use crate::error::AppResult;
 
+/// One `feature_tags` row's own values.
+struct FeatureTagRow {
+    tag: &'static str,
+    display: &'static str,
+    description: &'static str,
+    budget: Option<i32>,
+    active: bool,
+}
+
 impl Derivation<'_> {
     /// The tenant's feature tags, plus one retired tag no record uses any more. Returns the
     /// monthly budgets (cents) of the first three features, by feature index.
@@ -28,20 +37,16 @@ impl Derivation<'_> {
             let updated = plan
                 .time
                 .cap(created + Duration::days(self.rng.random_range(0..60)));
-            self.sink.push(
-                X_FEATURE_TAGS,
-                vec![
-                    s(format!("ft_{}", synth::hex_id(&mut self.rng, 8))),
-                    s(t.id.clone()),
-                    s(tag),
-                    s(display),
-                    os(Some(description)),
-                    oi(budget),
-                    b(true),
-                    ts(created),
-                    ts(updated),
-                ],
-            )?;
+            // The id is drawn after `updated`: the draws' order makes the seed's output.
+            let id = format!("ft_{}", synth::hex_id(&mut self.rng, 8));
+            let row = FeatureTagRow {
+                tag,
+                display,
+                description,
+                budget,
+                active: true,
+            };
+            self.push_feature_tag(id, row, updated)?;
         }
         if let Some((tag, display, description)) = FEATURES
             .iter()
@@ -49,24 +54,42 @@ impl Derivation<'_> {
             .find(|(fi, _)| !t.features.contains(fi))
             .map(|(_, f)| *f)
         {
-            self.sink.push(
-                X_FEATURE_TAGS,
-                vec![
-                    s(format!("ft_{}", synth::hex_id(&mut self.rng, 8))),
-                    s(t.id.clone()),
-                    s(tag),
-                    s(display),
-                    os(Some(description)),
-                    oi(None),
-                    b(false),
-                    ts(created),
-                    ts(plan
-                        .time
-                        .cap(created + Duration::days(self.rng.random_range(1..30)))),
-                ],
-            )?;
+            let id = format!("ft_{}", synth::hex_id(&mut self.rng, 8));
+            let updated = plan
+                .time
+                .cap(created + Duration::days(self.rng.random_range(1..30)));
+            let row = FeatureTagRow {
+                tag,
+                display,
+                description,
+                budget: None,
+                active: false,
+            };
+            self.push_feature_tag(id, row, updated)?;
         }
         Ok(feature_budgets)
+    }
+
+    fn push_feature_tag(
+        &mut self,
+        id: String,
+        row: FeatureTagRow,
+        updated: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<()> {
+        self.sink.push(
+            X_FEATURE_TAGS,
+            vec![
+                s(id),
+                s(self.t.id.clone()),
+                s(row.tag),
+                s(row.display),
+                os(Some(row.description)),
+                oi(row.budget),
+                b(row.active),
+                ts(self.created),
+                ts(updated),
+            ],
+        )
     }
 
     /// Budgets for the tenant, its budgeted features and its first two users, sized around the
