@@ -271,6 +271,24 @@ where
     ))
 }
 
+/// `select` narrowed to rows whose `column` lies in `[after, before]` (either bound optional):
+/// the `createdAfter`/`createdBefore` of every list filter.
+pub fn created_within<E: EntityTrait>(
+    select: Select<E>,
+    column: E::Column,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+) -> Select<E> {
+    let select = match after {
+        Some(at) => select.filter(column.gte(at)),
+        None => select,
+    };
+    match before {
+        Some(at) => select.filter(column.lte(at)),
+        None => select,
+    }
+}
+
 /// The sort columns of a list's table (time, then id).
 pub type ListColumn<L> = <<L as Listed>::Entity as EntityTrait>::Column;
 /// A row of a list's table as SeaORM reads it.

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{Listed, Position};
+use crate::pagination::{created_within, Listed, Position};
 use crate::system::store::newest_per_key;
 
 /// Most governance events returned per run by [`governance_events_for_runs`]; the complete
@@ -83,13 +83,12 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &AuditFilter) -> Select<Entity
     if let Some(v) = &filter.run_id {
         q = q.filter(Column::RunId.eq(v.as_str()));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(Column::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(Column::CreatedAt.lte(v));
-    }
-    q
+    created_within(
+        q,
+        Column::CreatedAt,
+        filter.created_after,
+        filter.created_before,
+    )
 }
 
 /// The tenant's audit entries matching a filter, newest first (`auditEntries`).

@@ -21,7 +21,7 @@ use super::{
 use crate::audit::ActorType;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{self, CursorCodec, Listed, Page, PageRequest, Position};
+use crate::pagination::{self, created_within, CursorCodec, Listed, Page, PageRequest, Position};
 
 fn snapshot(m: log_exports::Model) -> AppResult<ExportRowSnapshot> {
     let bad = |what: &str, value: &str| {
@@ -128,13 +128,12 @@ fn filtered(
     if let Some(v) = &filter.run_id {
         q = q.filter(Column::RunId.eq(v.as_str()));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(Column::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(Column::CreatedAt.lte(v));
-    }
-    q
+    created_within(
+        q,
+        Column::CreatedAt,
+        filter.created_after,
+        filter.created_before,
+    )
 }
 
 /// The request rows of the tenant's exports matching a filter, newest first; an export's

@@ -12,7 +12,7 @@ use sea_orm::{
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::pagination::{Listed, Position};
+use crate::pagination::{created_within, Listed, Position};
 
 /// Largest page of mismatches (docs/api.md §4: up to 500).
 pub const MAX_MISMATCH_PAGE: u64 = 500;
@@ -48,13 +48,12 @@ fn windowed(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
     if let Some(v) = &filter.trace_id {
         q = q.filter(Column::TraceId.eq(v.as_str()));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(Column::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(Column::CreatedAt.lte(v));
-    }
-    q
+    created_within(
+        q,
+        Column::CreatedAt,
+        filter.created_after,
+        filter.created_before,
+    )
 }
 
 fn filtered(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{Listed, Position};
+use crate::pagination::{created_within, Listed, Position};
 
 pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
@@ -62,13 +62,12 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> 
     if let Some(v) = filter.is_synthetic {
         q = q.filter(Column::IsSynthetic.eq(v));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(Column::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(Column::CreatedAt.lte(v));
-    }
-    q
+    created_within(
+        q,
+        Column::CreatedAt,
+        filter.created_after,
+        filter.created_before,
+    )
 }
 
 /// The tenant's LLM run records matching a filter, newest first (`llmRuns`).

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{Listed, Position};
+use crate::pagination::{created_within, Listed, Position};
 
 /// Most system records returned per run by [`system_records_for_runs`].
 pub const RECORDS_PER_RUN: u64 = 50;
@@ -76,13 +76,12 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entit
     if let Some(v) = &filter.correlation_id {
         q = q.filter(Column::CorrelationId.eq(v.as_str()));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(Column::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(Column::CreatedAt.lte(v));
-    }
-    q
+    created_within(
+        q,
+        Column::CreatedAt,
+        filter.created_after,
+        filter.created_before,
+    )
 }
 
 /// The records a tenant may see matching a filter, newest first (`systemRecords`).

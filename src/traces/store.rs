@@ -21,7 +21,9 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{CursorCodec, Direction, ListProbe, Listed, Page, Position, Scope, Window};
+use crate::pagination::{
+    created_within, CursorCodec, Direction, ListProbe, Listed, Page, Position, Scope, Window,
+};
 
 /// Largest page of steps (docs/api.md §4: trace steps up to 1000).
 pub const MAX_STEP_PAGE: u64 = 1000;
@@ -155,13 +157,7 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Tr
     if let Some(v) = filter.started_before {
         q = q.filter(T::StartedAt.lte(v));
     }
-    if let Some(v) = filter.created_after {
-        q = q.filter(T::CreatedAt.gte(v));
-    }
-    if let Some(v) = filter.created_before {
-        q = q.filter(T::CreatedAt.lte(v));
-    }
-    q
+    created_within(q, T::CreatedAt, filter.created_after, filter.created_before)
 }
 
 /// The tenant's live traces matching a filter, newest first (`traces`).
