@@ -297,13 +297,10 @@ impl Loader<String> for GovernanceEventsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        async {
-            let found = store::governance_events_for_runs(&self.db, &self.tenant, keys).await?;
-            Ok(found
-                .into_iter()
-                .map(|(run, entries)| (run, entries.into_iter().map(AuditEntry).collect()))
-                .collect())
-        }
-        .await
+        let found = store::governance_events_for_runs(&self.db, &self.tenant, keys).await?;
+        Ok(found
+            .into_iter()
+            .map(|(run, entries)| (run, entries.into_iter().map(AuditEntry).collect()))
+            .collect())
     }
 }

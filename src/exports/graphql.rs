@@ -270,14 +270,11 @@ impl Loader<String> for ExportsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        async {
-            let found = store::exports_for_runs(&self.db, &self.tenant, keys).await?;
-            Ok(found
-                .into_iter()
-                .map(|(run, exports)| (run, exports.into_iter().map(LogExport).collect()))
-                .collect())
-        }
-        .await
+        let found = store::exports_for_runs(&self.db, &self.tenant, keys).await?;
+        Ok(found
+            .into_iter()
+            .map(|(run, exports)| (run, exports.into_iter().map(LogExport).collect()))
+            .collect())
     }
 }
 
@@ -301,25 +298,20 @@ impl Loader<(String, String)> for JobsByExport {
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), Self::Value>, Self::Error> {
-        async {
-            let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
-            for (tenant, export_id) in keys {
-                by_tenant
-                    .entry(tenant.as_str())
-                    .or_default()
-                    .push(export_id.clone());
-            }
-            let mut out = HashMap::with_capacity(keys.len());
-            for (tenant, export_ids) in by_tenant {
-                let tenant = TenantId::trusted(tenant.to_owned());
-                for (export_id, job) in
-                    super::jobs::get_many(&self.db, &tenant, &export_ids).await?
-                {
-                    out.insert((tenant.as_str().to_owned(), export_id), job);
-                }
-            }
-            Ok(out)
+        let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+        for (tenant, export_id) in keys {
+            by_tenant
+                .entry(tenant.as_str())
+                .or_default()
+                .push(export_id.clone());
         }
-        .await
+        let mut out = HashMap::with_capacity(keys.len());
+        for (tenant, export_ids) in by_tenant {
+            let tenant = TenantId::trusted(tenant.to_owned());
+            for (export_id, job) in super::jobs::get_many(&self.db, &tenant, &export_ids).await? {
+                out.insert((tenant.as_str().to_owned(), export_id), job);
+            }
+        }
+        Ok(out)
     }
 }

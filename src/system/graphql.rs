@@ -177,13 +177,10 @@ impl Loader<String> for SystemRecordsByRun {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
-        async {
-            let found = store::system_records_for_runs(&self.db, &self.tenant, keys).await?;
-            Ok(found
-                .into_iter()
-                .map(|(run, records)| (run, records.into_iter().map(SystemRecord).collect()))
-                .collect())
-        }
-        .await
+        let found = store::system_records_for_runs(&self.db, &self.tenant, keys).await?;
+        Ok(found
+            .into_iter()
+            .map(|(run, records)| (run, records.into_iter().map(SystemRecord).collect()))
+            .collect())
     }
 }
