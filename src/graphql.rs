@@ -101,7 +101,7 @@ pub struct Mutation(
     crate::traces::mutation::TraceMutation,
     crate::runs::mutation::RunMutation,
     crate::system::mutation::SystemMutation,
-    crate::exports::mutation::ExportMutation,
+    crate::export_files::mutation::ExportMutation,
     crate::audit::mutation::AuditMutation,
     crate::mismatches::mutation::MismatchMutation,
     crate::replay::mutation::ReplayMutation,

@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 
 use crate::admission::ReadGrant;
-use crate::app::Served;
+use crate::served::Served;
 use crate::auth::{Permission, RequestAuth};
 use crate::error::{AppError, REQUEST_ID};
 

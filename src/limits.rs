@@ -1,7 +1,8 @@
 //! Query cost rules shared by list fields: a list costs its page size times its child cost, so a
 //! client asking for 100 runs with nested lists pays for all of them up front.
 
-use crate::pagination::DEFAULT_PAGE_SIZE;
+/// The page size of a list asked for with neither `first` nor `last`.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
 
 pub fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
     let size = first.or(last).unwrap_or(DEFAULT_PAGE_SIZE as i32).max(1) as usize;

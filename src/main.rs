@@ -330,7 +330,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     public_key,
                 },
         } => {
-            let verified = logbook::exports::verify::verify(
+            let verified = logbook::export_files::verify::verify(
                 &file,
                 manifest.as_deref(),
                 public_key.as_deref(),

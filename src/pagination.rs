@@ -18,7 +18,7 @@ use crate::auth::TenantId;
 pub use crate::cursor::{CursorCodec, Position, Scope};
 use crate::error::{AppError, AppResult};
 
-pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub use crate::limits::DEFAULT_PAGE_SIZE;
 pub const MAX_PAGE_SIZE: u64 = 100;
 
 /// Sorts an "any of" filter list by its stored text and drops duplicates, so equal filters have

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 
-use crate::app::Served;
+use crate::served::Served;
 use crate::audit::group::AppendQueue;
 use crate::config::Config;
 use crate::error::AppResult;
@@ -69,7 +69,7 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     let listening = crate::app::serve(served, bind, move |cfg| {
         crate::exports::http::routes(cfg, &downloads)
     })?;
-    let export_worker = crate::exports::worker::spawn(state.clone(), services.ledger_key.clone());
+    let export_worker = crate::export_files::worker::spawn(state.clone(), services.ledger_key.clone());
     crate::idempotency::spawn_purge(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     Ok(RunningServer {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::app::Served;
+use crate::served::Served;
 use crate::auth::RequestAuth;
 use crate::error::AppError;
 use crate::state::AppState;

@@ -4,14 +4,9 @@
 //! (what, in which format, by whom, when), the latest row is the current state, and every row
 //! is the export's history.
 
-pub mod columns;
-pub mod formats;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
-pub mod ledger_file;
-pub mod manifest;
-pub mod mutation;
 pub mod settings {
     //! Export settings live with the rest of the configuration (`crate::config`).
     pub use crate::config::{ExportSettings, RetryPolicy, RetryStrategy};
@@ -19,8 +14,6 @@ pub mod settings {
 pub mod status;
 pub mod store;
 pub mod subscription;
-pub mod verify;
-pub mod worker;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -57,7 +57,7 @@ impl ExportJob {
     }
     /// The watermark: only rows recorded at or before it are exported.
     async fn as_of(&self) -> DateTime {
-        self.0.request.as_of.into()
+        self.0.as_of.into()
     }
     /// The worker holding the job (while running).
     async fn lease_owner(&self) -> Option<&str> {

@@ -871,11 +871,11 @@ async fn run_bundle_holds_the_trace_steps(backend: Backend) {
     std::fs::write(&artefact, &bytes).unwrap();
     let manifest = get(&app, Some(&key), &format!("/exports/{id}/manifest"), &[]).await;
     std::fs::write(
-        logbook::exports::manifest::manifest_path(&artefact),
+        logbook::export_files::manifest::manifest_path(&artefact),
         manifest.bytes().await.unwrap(),
     )
     .unwrap();
-    let verified = logbook::exports::verify::verify(&artefact, None, None).expect("verifies");
+    let verified = logbook::export_files::verify::verify(&artefact, None, None).expect("verifies");
     assert_eq!(verified.members, 6);
     let exports = app
         .data(

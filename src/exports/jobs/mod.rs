@@ -20,7 +20,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::settings::RetryPolicy;
-use super::ExportStatus;
+use super::{ExportFormat, ExportScope, ExportStatus};
 use crate::audit::ActorType;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
@@ -31,7 +31,7 @@ pub use lease::{
     Progress,
 };
 pub use model::{
-    from_ms, to_ms, ExportRequest, ExportSubject, JobEventSnapshot, JobSnapshot, JobStage, JobState,
+    from_ms, to_ms, JobEventSnapshot, JobSnapshot, JobStage, JobState,
 };
 
 /// A tenant's job by export id.
@@ -133,11 +133,23 @@ pub async fn append_state_row(
 /// `source_component` of the rows the workers append.
 pub const WORKER_COMPONENT: &str = "LogbookExportWorker";
 
+/// An export request, encoded by the producer of export files (which owns the subject's
+/// type): what this domain stores of it and the JSON it keeps for the worker.
+pub struct StoredRequest<'a> {
+    pub scope: ExportScope,
+    pub format: ExportFormat,
+    pub as_of: chrono::DateTime<chrono::Utc>,
+    /// The list filter (canonical form) of a list scope; bundle scopes have none.
+    pub filter: Option<serde_json::Value>,
+    pub json: &'a str,
+}
+
 /// A new export: its request row, its job and its `job_created` event.
 pub struct NewExport<'a> {
     pub export_id: &'a str,
     pub tenant: &'a TenantId,
-    pub request: &'a ExportRequest,
+    /// What to produce, as the producer of export files encoded it.
+    pub request: StoredRequest<'a>,
     pub run_id: Option<String>,
     pub requested_by: String,
     pub origin: ActorType,
@@ -148,13 +160,11 @@ pub struct NewExport<'a> {
 /// Creates the export in one transaction.
 pub async fn create(txn: &DatabaseTransaction, new: NewExport<'_>) -> AppResult<()> {
     let now = crate::scalars::now();
-    let request_json = serde_json::to_string(new.request)
-        .map_err(|e| AppError::internal(format!("export request: {e}")))?;
     entity::log_exports::Entity::insert(entity::log_exports::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
         export_id: Set(new.export_id.to_owned()),
         tenant_id: Set(new.tenant.as_str().to_owned()),
-        scope: Set(new.request.subject.scope().as_str().to_owned()),
+        scope: Set(new.request.scope.as_str().to_owned()),
         run_id: Set(new.run_id),
         requested_by: Set(new.requested_by),
         format: Set(new.request.format.as_str().to_owned()),
@@ -164,7 +174,7 @@ pub async fn create(txn: &DatabaseTransaction, new: NewExport<'_>) -> AppResult<
         checksum: Set(None),
         status: Set(ExportStatus::Pending.as_str().to_owned()),
         delivered_at: Set(None),
-        filter: Set(new.request.subject.filter_json()),
+        filter: Set(new.request.filter),
         row_count: Set(None),
         byte_size: Set(None),
         manifest_sha256: Set(None),
@@ -178,9 +188,9 @@ pub async fn create(txn: &DatabaseTransaction, new: NewExport<'_>) -> AppResult<
     Entity::insert(export_jobs::ActiveModel {
         export_id: Set(new.export_id.to_owned()),
         tenant_id: Set(new.tenant.as_str().to_owned()),
-        scope: Set(new.request.subject.scope().as_str().to_owned()),
+        scope: Set(new.request.scope.as_str().to_owned()),
         format: Set(new.request.format.as_str().to_owned()),
-        request: Set(request_json),
+        request: Set(new.request.json.to_owned()),
         as_of_ms: Set(to_ms(new.request.as_of)),
         state: Set(JobState::Queued.as_str().to_owned()),
         stage: Set(JobStage::Queued.as_str().to_owned()),
@@ -211,7 +221,7 @@ pub async fn create(txn: &DatabaseTransaction, new: NewExport<'_>) -> AppResult<
             metadata: Some(serde_json::json!({
                 "handler": "export",
                 "payload_hash": &hex::encode(Sha256::digest(
-                    serde_json::to_string(new.request).unwrap_or_default().as_bytes()
+                    new.request.json.as_bytes()
                 ))[..16],
             })),
         },

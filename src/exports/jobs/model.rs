@@ -2,64 +2,19 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use entity::{export_job_events, export_jobs};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::audit::AuditFilter;
 use crate::closed_set::closed_set;
 use crate::error::{AppError, AppResult};
 use crate::exports::settings::{RetryPolicy, RetryStrategy};
 use crate::exports::{ExportFormat, ExportScope};
-use crate::runs::RunFilter;
-use crate::system::SystemFilter;
-use crate::traces::TraceListFilter;
 
-/// What an export contains: a filtered list (as of a watermark) or one bundle subject.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "scope", rename_all = "snake_case")]
-pub enum ExportSubject {
-    LlmRuns { filter: RunFilter },
-    SystemRecords { filter: SystemFilter },
-    Audit { filter: AuditFilter },
-    Traces { filter: TraceListFilter },
-    RunBundle { run_id: String },
-    TraceBundle { trace_id: String },
-    IncidentBundle { incident_id: String },
-    Compliance { incident_id: String },
-}
-
-impl ExportSubject {
-    pub fn scope(&self) -> ExportScope {
-        match self {
-            Self::LlmRuns { .. } => ExportScope::LlmRuns,
-            Self::SystemRecords { .. } => ExportScope::SystemRecords,
-            Self::Audit { .. } => ExportScope::Audit,
-            Self::Traces { .. } => ExportScope::Traces,
-            Self::RunBundle { .. } => ExportScope::RunBundle,
-            Self::TraceBundle { .. } => ExportScope::TraceBundle,
-            Self::IncidentBundle { .. } => ExportScope::IncidentBundle,
-            Self::Compliance { .. } => ExportScope::Compliance,
-        }
-    }
-
-    /// The list filter (canonical form) of a list scope, as JSON; bundle subjects have none.
-    pub fn filter_json(&self) -> Option<serde_json::Value> {
-        match self {
-            Self::LlmRuns { filter } => serde_json::to_value(filter).ok(),
-            Self::SystemRecords { filter } => serde_json::to_value(filter).ok(),
-            Self::Audit { filter } => serde_json::to_value(filter).ok(),
-            Self::Traces { filter } => serde_json::to_value(filter).ok(),
-            _ => None,
-        }
-    }
-}
-
-/// Everything a worker needs to produce the export, fixed at creation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportRequest {
-    pub subject: ExportSubject,
-    pub format: ExportFormat,
-    /// Only rows recorded at or before this instant are exported.
-    pub as_of: DateTime<Utc>,
+/// The part of a job's stored request the domain reads: its watermark. The rest (the subject:
+/// a list filter or a bundle id) belongs to the producer of export files, which decodes
+/// [`JobSnapshot::request`] itself, so this domain names no list it might export.
+#[derive(Deserialize)]
+struct Watermark {
+    as_of: DateTime<Utc>,
 }
 
 closed_set! {
@@ -105,7 +60,10 @@ pub struct JobSnapshot {
     pub tenant_id: String,
     pub scope: ExportScope,
     pub format: ExportFormat,
-    pub request: ExportRequest,
+    /// The request as stored (JSON), decoded by the producer of export files.
+    pub request: String,
+    /// Only rows recorded at or before this instant are exported.
+    pub as_of: DateTime<Utc>,
     pub state: JobState,
     pub stage: JobStage,
     pub percent: f64,
@@ -131,13 +89,14 @@ impl TryFrom<export_jobs::Model> for JobSnapshot {
 
     fn try_from(m: export_jobs::Model) -> AppResult<Self> {
         let bad = |what: &str| AppError::internal(format!("export job row has a bad {what}"));
-        let request: ExportRequest =
+        let watermark: Watermark =
             serde_json::from_str(&m.request).map_err(|e| bad(&format!("request ({e})")))?;
         let millis = |ms: i64| std::time::Duration::from_millis(ms.max(0) as u64);
         Ok(JobSnapshot {
             scope: ExportScope::parse(&m.scope).ok_or_else(|| bad("scope"))?,
             format: ExportFormat::parse(&m.format).ok_or_else(|| bad("format"))?,
-            request,
+            as_of: watermark.as_of,
+            request: m.request,
             state: JobState::parse(&m.state).ok_or_else(|| bad("state"))?,
             stage: JobStage::parse(&m.stage).ok_or_else(|| bad("stage"))?,
             percent: m.percent,

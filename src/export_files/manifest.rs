@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::formats::FileDigest;
-use super::jobs::JobSnapshot;
-use super::ExportFormat;
+use crate::exports::jobs::JobSnapshot;
+use crate::exports::ExportFormat;
 
 pub const MANIFEST_VERSION: u32 = 1;
 

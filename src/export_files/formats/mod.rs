@@ -252,8 +252,8 @@ pub enum Encoder {
 
 impl Encoder {
     /// `None` for ZIP (bundles are not row lists).
-    pub fn new(format: super::ExportFormat, columns: &[&str]) -> Option<Self> {
-        use super::ExportFormat;
+    pub fn new(format: crate::exports::ExportFormat, columns: &[&str]) -> Option<Self> {
+        use crate::exports::ExportFormat;
         match format {
             ExportFormat::Json => Some(Encoder::JsonArray(json::JsonCells::new(columns), 0)),
             ExportFormat::Ndjson => Some(Encoder::Ndjson(json::JsonCells::new(columns))),

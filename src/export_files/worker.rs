@@ -34,7 +34,8 @@ use super::columns::COLUMN_SET_VERSION;
 use super::formats::bundle::ZipOut;
 use super::formats::json::JsonCells;
 use super::formats::{Encoder, ExportRow, FileDigest, HashingWriter};
-use super::jobs::{self, Claimed, Completion, ExportSubject, JobSnapshot, JobStage, Progress};
+use super::{ExportRequest, ExportSubject};
+use crate::exports::jobs::{self, Claimed, Completion, JobSnapshot, JobStage, Progress};
 use super::manifest::{self, ColumnSet, Manifest};
 use crate::audit::append::{append_entry, NewAuditEntry};
 use crate::audit::store::AuditList;
@@ -261,7 +262,7 @@ impl Attempt<'_> {
         &self.state.config.exports.dir
     }
 
-    fn settings(&self) -> &super::settings::ExportSettings {
+    fn settings(&self) -> &crate::config::ExportSettings {
         &self.state.config.exports
     }
 
@@ -332,8 +333,8 @@ impl Attempt<'_> {
     async fn produce(&mut self) -> Result<Produced, Stop> {
         tokio::fs::create_dir_all(self.dir()).await?;
         self.progress(JobStage::Starting, 0, None, true).await?;
-        let as_of = self.job.request.as_of;
-        match self.job.request.subject.clone() {
+        let as_of = self.job.as_of;
+        match ExportRequest::of(self.job)?.subject {
             ExportSubject::LlmRuns { filter } => self.list::<RunList>("llm_runs", &filter).await,
             ExportSubject::SystemRecords { filter } => {
                 self.list::<SystemList>("system_records", &filter).await
@@ -374,7 +375,7 @@ impl Attempt<'_> {
         let select = L::select(&self.tenant, filter, None);
         let (created_at, id) = L::ORDER;
         let (snapshot, position) = (L::ROW, L::POSITION);
-        let as_of = self.job.request.as_of;
+        let as_of = self.job.as_of;
         let total = PaginatorTrait::count(select.clone().filter(created_at.lte(as_of)), self.db)
             .await
             .map_err(AppError::from)?;
@@ -727,7 +728,7 @@ impl Attempt<'_> {
             select,
             created_at,
             id,
-            as_of: self.job.request.as_of,
+            as_of: self.job.as_of,
             batch: self.batch_size(),
             snapshot,
             position,
@@ -757,7 +758,8 @@ impl Attempt<'_> {
         self.progress(JobStage::Completing, done.rows, Some(done.rows), true)
             .await?;
         let job = self.job;
-        let subject = match &job.request.subject {
+        let request = ExportRequest::of(job)?;
+        let subject = match &request.subject {
             ExportSubject::RunBundle { run_id } => Some(serde_json::json!({ "run_id": run_id })),
             ExportSubject::TraceBundle { trace_id } => {
                 Some(serde_json::json!({ "trace_id": trace_id }))
@@ -768,7 +770,7 @@ impl Attempt<'_> {
             }
             _ => None,
         };
-        let ledger = if job.scope == super::ExportScope::Audit {
+        let ledger = if job.scope == crate::exports::ExportScope::Audit {
             super::ledger_file::write(
                 self.db,
                 self.ledger_key,
@@ -787,9 +789,9 @@ impl Attempt<'_> {
             tenant_id: job.tenant_id.clone(),
             scope: job.scope.as_str().to_owned(),
             format: job.format.as_str().to_owned(),
-            filter: job.request.subject.filter_json(),
+            filter: request.subject.filter_json(),
             subject,
-            as_of: crate::scalars::format_utc(job.request.as_of),
+            as_of: crate::scalars::format_utc(job.as_of),
             requested_at: crate::scalars::format_utc(job.created_at),
             completed_at: crate::scalars::format_utc(crate::scalars::now()),
             row_counts: done.row_counts,
@@ -835,7 +837,7 @@ impl Attempt<'_> {
                     "scope": job.scope.as_str(),
                     "format": job.format.as_str(),
                     "rows": done.rows,
-                    "as_of": crate::scalars::format_utc(job.request.as_of),
+                    "as_of": crate::scalars::format_utc(job.as_of),
                 })),
                 run_id: None,
                 correlation_id: Some(job.export_id.clone()),
@@ -978,7 +980,7 @@ fn row_json<T: ExportRow>(row: &T) -> serde_json::Value {
 /// The writer thread of a list export: encodes batches as they arrive.
 fn write_rows<T: ExportRow>(
     path: &Path,
-    format: super::ExportFormat,
+    format: crate::exports::ExportFormat,
     mut rx: tokio::sync::mpsc::Receiver<Vec<T>>,
 ) -> std::io::Result<(String, u64, u64)> {
     let file = std::fs::File::create(path)?;

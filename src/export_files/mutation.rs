@@ -6,9 +6,10 @@
 use async_graphql::{Context, InputObject, Object, OneofObject};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::graphql::LogExport;
-use super::jobs::{self, ExportRequest, ExportSubject, NewExport};
-use super::{store, ExportFormat, ExportScope};
+use super::{ExportRequest, ExportSubject};
+use crate::exports::graphql::LogExport;
+use crate::exports::jobs::{self, NewExport};
+use crate::exports::{store, ExportFormat, ExportScope, LogExportSnapshot};
 use crate::audit::graphql::AuditEntryFilter;
 use crate::audit::ActorType;
 use crate::auth::{self, Permission};
@@ -258,10 +259,11 @@ impl ExportMutation {
                 format: input.format,
                 as_of: input.as_of.map_or(now, |d| d.0),
             };
+            let json = request.encode()?;
             let new = NewExport {
                 export_id: &export_id,
                 tenant,
-                request: &request,
+                request: request.stored(&json),
                 run_id,
                 requested_by: format!("key:{}", principal.key_id),
                 origin: ActorType::Human,
@@ -290,7 +292,7 @@ impl ExportMutation {
         // The export as created (PENDING), whatever a worker has done since: the mutation's
         // result does not depend on how fast a worker claims the job.
         let request = export.request;
-        Ok(LogExport(super::LogExportSnapshot {
+        Ok(LogExport(LogExportSnapshot {
             history: vec![request.clone()],
             request,
         }))
