@@ -20,7 +20,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://logbook.db?mode=rwc";
 pub struct DbSettings {
     pub url: String,
     pub max_connections: u32,
-    pub statement_timeout: Duration,
+    /// How long one statement may run (PostgreSQL's `statement_timeout`); `None` for commands
+    /// that bulk-load or rewrite tables (`seed`, `migrate`, `traces archive`), whose single
+    /// statements may rightly take longer than any request should.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DbSettings {
@@ -28,7 +31,15 @@ impl DbSettings {
         DbSettings {
             url: url.into(),
             max_connections: 32,
-            statement_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+
+    /// The same database for an operator's bulk command: no statement timeout.
+    pub fn for_bulk_work(&self) -> Self {
+        DbSettings {
+            statement_timeout: None,
+            ..self.clone()
         }
     }
 }
@@ -68,12 +79,14 @@ pub async fn connect_counted(
 
 pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
     let mut options = ConnectOptions::new(settings.url.clone());
+    if let Some(timeout) = settings.statement_timeout {
+        options.statement_timeout(timeout);
+    }
     options
         .max_connections(settings.max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
-        .statement_timeout(settings.statement_timeout)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             // WAL lets readers run beside the single writer; the busy timeout queues writers

@@ -91,6 +91,15 @@ impl AppError {
         }
     }
 
+    /// The message with an internal error's cause, for the operator's console (the CLI); never
+    /// sent to a client.
+    pub fn detail(&self) -> String {
+        match self {
+            AppError::Internal(cause) => format!("internal error: {cause}"),
+            other => other.message(),
+        }
+    }
+
     /// The `extensions.code` clients branch on.
     pub fn code(&self) -> &'static str {
         match self {

@@ -378,10 +378,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate => {
-            let db = logbook::db::connect(&config.database)
+            let db = logbook::db::connect(&config.database.for_bulk_work())
                 .await
-                .map_err(|e| e.message())?;
-            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+                .map_err(|e| e.detail())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -399,10 +399,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .transpose()
                 .map_err(|e| format!("--anchor: {e}"))?
                 .map(|a| a.with_timezone(&chrono::Utc));
-            let db = logbook::db::connect(&config.database)
+            let db = logbook::db::connect(&config.database.for_bulk_work())
                 .await
-                .map_err(|e| e.message())?;
-            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+                .map_err(|e| e.detail())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
             let options = SeedOptions {
                 profile,
                 tenants: args.tenants,
@@ -413,7 +413,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let report = logbook::seed::run(&db, &options)
                 .await
-                .map_err(|e| e.message())?;
+                .map_err(|e| e.detail())?;
             for (table, rows) in &report.rows {
                 eprintln!("{table:>28} {rows:>10}");
             }
@@ -437,11 +437,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             })?;
             let db = logbook::db::connect(&config.database)
                 .await
-                .map_err(|e| e.message())?;
-            logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+                .map_err(|e| e.detail())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
             tenant_store::ensure_tenant(&db, &tenant, &tenant, "GOVERN")
                 .await
-                .map_err(|e| e.message())?;
+                .map_err(|e| e.detail())?;
             let key = logbook::auth::keys::create_key(
                 &db,
                 &TenantId::trusted(tenant.clone()),
@@ -449,7 +449,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 label.as_deref(),
             )
             .await
-            .map_err(|e| e.message())?;
+            .map_err(|e| e.detail())?;
             println!(
                 "created a {} key for tenant {tenant}; it is shown once:",
                 role.as_str()
@@ -484,7 +484,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
                 max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
             };
-            let services = Services::connect(config).await.map_err(|e| e.message())?;
+            let services = Services::connect(config).await.map_err(|e| e.detail())?;
             let state = &services.state;
             if services.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
                 eprintln!(
@@ -543,7 +543,7 @@ async fn demo(state: &AppState) -> Result<(), String> {
         };
         let report = logbook::seed::run(&state.db, &options)
             .await
-            .map_err(|e| e.message())?;
+            .map_err(|e| e.detail())?;
         eprintln!("seeded the demo tenant in {:.1?}", report.elapsed);
     }
     let key = logbook::auth::keys::create_key(
@@ -553,7 +553,7 @@ async fn demo(state: &AppState) -> Result<(), String> {
         Some("demo"),
     )
     .await
-    .map_err(|e| e.message())?;
+    .map_err(|e| e.detail())?;
     println!("demo tenant `demo`, ADMIN key (shown once): {key}");
     println!("GraphiQL headers: {{\"Authorization\": \"Bearer {key}\"}}");
     Ok(())
@@ -567,10 +567,10 @@ async fn archive_traces(
     batch: u64,
 ) -> Result<(), String> {
     use logbook::traces::archive::{archive_traces, ArchiveOptions};
-    let db = logbook::db::connect(&config.database)
+    let db = logbook::db::connect(&config.database.for_bulk_work())
         .await
-        .map_err(|e| e.message())?;
-    logbook::db::migrate(&db).await.map_err(|e| e.message())?;
+        .map_err(|e| e.detail())?;
+    logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
     let options = ArchiveOptions {
         older_than_days: older_than,
         tenant,
@@ -584,7 +584,7 @@ async fn archive_traces(
         );
     })
     .await
-    .map_err(|e| e.message())?;
+    .map_err(|e| e.detail())?;
     println!(
         "archived {} traces ({} steps removed) created before {} in {} batches",
         report.traces_archived,

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
 
-use crate::served::Served;
 use crate::audit::group::AppendQueue;
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::graphql::LogbookSchema;
 use crate::ledger::signing::LedgerKey;
+use crate::served::Served;
 use crate::state::AppState;
 
 /// The state and the domains' process-wide components. Cheap to clone.
@@ -67,9 +67,10 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     let served = Served::new(state.clone(), services.schema())?;
     let downloads = state.clone();
     let listening = crate::app::serve(served, bind, move |cfg| {
-        crate::exports::http::routes(cfg, &downloads)
+        crate::export_files::http::routes(cfg, &downloads)
     })?;
-    let export_worker = crate::export_files::worker::spawn(state.clone(), services.ledger_key.clone());
+    let export_worker =
+        crate::export_files::worker::spawn(state.clone(), services.ledger_key.clone());
     crate::idempotency::spawn_purge(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     Ok(RunningServer {

@@ -44,8 +44,15 @@ pub struct RequestStats {
 impl AppState {
     /// Connects, migrates and loads the shared secrets.
     pub async fn connect(config: Config) -> AppResult<Self> {
+        // Migrations run on their own connection without the request statement timeout: an
+        // index built over a large table may rightly take longer than any request.
+        let migrator = crate::db::connect(&config.database.for_bulk_work()).await?;
+        crate::db::migrate(&migrator).await?;
+        migrator
+            .close()
+            .await
+            .map_err(crate::error::AppError::from)?;
         let (db, sql) = crate::db::connect_counted(&config.database).await?;
-        crate::db::migrate(&db).await?;
         let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
         // A random id stored in the database: processes sharing a database share Redis keys,
         // and other deployments (or test databases) on the same Redis never collide.

@@ -2,7 +2,7 @@
 //! the `createExport` mutation (which checks the request and records the export), the typed
 //! request a job carries ([`ExportSubject`]: a list filter of runs, system records, audit
 //! entries or traces, or one bundle id), the worker that claims jobs and writes files, their
-//! formats, column sets and manifests, and `export verify`.
+//! formats, column sets and manifests, the download routes that serve them, and `export verify`.
 //!
 //! It sits above the domains because it reads four of them to write one file. The `exports`
 //! domain below it keeps the export records, the job rows and their GraphQL types; it stores
@@ -12,6 +12,7 @@
 
 pub mod columns;
 pub mod formats;
+pub mod http;
 pub mod ledger_file;
 pub mod manifest;
 pub mod mutation;
@@ -99,7 +100,10 @@ impl ExportRequest {
     /// A job's request, decoded.
     pub fn of(job: &JobSnapshot) -> AppResult<Self> {
         serde_json::from_str(&job.request).map_err(|e| {
-            AppError::internal(format!("export job {} has a bad request ({e})", job.export_id))
+            AppError::internal(format!(
+                "export job {} has a bad request ({e})",
+                job.export_id
+            ))
         })
     }
 }

@@ -7,14 +7,14 @@ use async_graphql::{Context, InputObject, Object, OneofObject};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::{ExportRequest, ExportSubject};
-use crate::exports::graphql::LogExport;
-use crate::exports::jobs::{self, NewExport};
-use crate::exports::{store, ExportFormat, ExportScope, LogExportSnapshot};
 use crate::audit::graphql::AuditEntryFilter;
 use crate::audit::ActorType;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
+use crate::exports::graphql::LogExport;
+use crate::exports::jobs::{self, NewExport};
+use crate::exports::{store, ExportFormat, ExportScope, LogExportSnapshot};
 use crate::idempotency::WriteOnce;
 use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;

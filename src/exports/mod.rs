@@ -5,7 +5,6 @@
 //! is the export's history.
 
 pub mod graphql;
-pub mod http;
 pub mod jobs;
 pub mod settings {
     //! Export settings live with the rest of the configuration (`crate::config`).

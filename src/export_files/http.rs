@@ -20,9 +20,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::{manifest, store, ExportStatus};
+use super::manifest;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, REQUEST_ID};
+use crate::exports::{store, ExportStatus};
 use crate::state::AppState;
 
 const CHUNK: usize = 64 * 1024;
@@ -99,7 +100,7 @@ async fn locate(
             )),
         ));
     }
-    let job = super::jobs::get(&state.db, &tenant, export_id)
+    let job = crate::exports::jobs::get(&state.db, &tenant, export_id)
         .await
         .map_err(internal)?;
     let artefact = match job.as_ref().and_then(|j| j.artefact_path.clone()) {
