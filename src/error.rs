@@ -375,45 +375,6 @@ pub fn classify_error(error: &mut ServerError) {
         .set("code", code);
 }
 
-/// Schema extension that runs [`classify_errors`] on every response: HTTP requests (`request`)
-/// and each event of a WebSocket subscription (`subscribe`), so a validation error has a code
-/// whichever transport carried it.
-pub struct ErrorCodes;
-
-impl async_graphql::extensions::ExtensionFactory for ErrorCodes {
-    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl async_graphql::extensions::Extension for ErrorCodes {
-    async fn request(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        next: async_graphql::extensions::NextRequest<'_>,
-    ) -> async_graphql::Response {
-        let mut response = next.run(ctx).await;
-        classify_errors(&mut response);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        stream: futures_util::stream::BoxStream<'s, async_graphql::Response>,
-        next: async_graphql::extensions::NextSubscribe<'_>,
-    ) -> futures_util::stream::BoxStream<'s, async_graphql::Response> {
-        use futures_util::StreamExt;
-        next.run(ctx, stream)
-            .map(|mut response| {
-                classify_errors(&mut response);
-                response
-            })
-            .boxed()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

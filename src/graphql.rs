@@ -117,7 +117,8 @@ pub struct Subscription(
     crate::exports::subscription::ExportSubscription,
 );
 
-/// The schema with its limits and extensions; `crate::server` adds the context data (the state
+/// The schema with its limits (and no extensions: the transports charge the rate limit and
+/// classify errors, see `graphql_http`); `crate::server` adds the context data (the state
 /// and the domains' process components) and finishes it.
 pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(
@@ -126,9 +127,7 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscri
         Subscription::default(),
     )
     .limit_depth(limits.max_depth)
-    .limit_complexity(limits.max_complexity)
-    .extension(crate::ratelimit::RateLimit)
-    .extension(crate::error::ErrorCodes);
+    .limit_complexity(limits.max_complexity);
     if limits.introspection {
         builder
     } else {

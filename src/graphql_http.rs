@@ -28,9 +28,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 
 use crate::admission::ReadGrant;
-use crate::served::Served;
 use crate::auth::{Permission, RequestAuth};
 use crate::error::{AppError, REQUEST_ID};
+use crate::served::Served;
 
 /// The response media type the client negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +205,9 @@ async fn run(
         .await
         .map_err(|err| Refusal::request(&err, media))?;
 
-    let (operation_type, root_keys) =
+    let admitted =
         admit(served, &mut request, &principal).map_err(|err| Refusal::request(&err, media))?;
+    let (operation_type, root_keys) = (admitted.operation_type, admitted.root_keys);
     if is_get && operation_type != OperationType::Query {
         let mut refusal = Refusal::malformed(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -216,10 +217,19 @@ async fn run(
         return Err(refusal);
     }
 
-    let rate = crate::ratelimit::RateSlot::default();
+    let window = crate::ratelimit::charge_request(state, &auth, admitted.cost).await;
+    if let Some(window) = window.filter(|w| w.refused) {
+        return Err(Refusal {
+            status: match media {
+                Media::Json => StatusCode::OK,
+                Media::GraphqlResponse => StatusCode::TOO_MANY_REQUESTS,
+            },
+            errors: vec![crate::ratelimit::refusal(&window, admitted.cost)],
+            headers: rate_headers(window),
+        });
+    }
     let request = request
         .data(auth)
-        .data(rate.clone())
         .data(crate::request::RequestScope::default());
     let budget = state.config.limits.request_timeout;
     let execution = REQUEST_ID.scope(request_id.to_owned(), served.schema.execute(request));
@@ -234,17 +244,15 @@ async fn run(
             return Err(Refusal::request(&err, media));
         }
     };
+    crate::error::classify_errors(&mut response);
     reorder_root(&mut response.data, &root_keys);
 
-    let window = rate.get();
-    let refused = window.is_some_and(|w| w.refused);
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
     if request_error {
         let status = match media {
             Media::Json => StatusCode::OK,
-            Media::GraphqlResponse if refused => StatusCode::TOO_MANY_REQUESTS,
             Media::GraphqlResponse => StatusCode::BAD_REQUEST,
         };
         let mut refusal = Refusal {
@@ -455,15 +463,22 @@ fn build_request(
     Ok(request)
 }
 
+/// What a transport needs of an admitted request: the operation's type, the root fields'
+/// response keys in selection order, and its cost in complexity points.
+pub struct Admitted {
+    pub operation_type: OperationType,
+    pub root_keys: Vec<String>,
+    pub cost: u64,
+}
+
 /// Admits `request` for `principal` (see `crate::admission`) and leaves the parsed document in
-/// it; returns what the transport needs of it (the operation's type and the root fields'
-/// response keys in selection order). The HTTP and WebSocket transports both call it, after
+/// it; returns what the transport needs of it. The HTTP and WebSocket transports both call it, after
 /// authenticating and before anything else is parsed.
 pub fn admit(
     served: &Served,
     request: &mut async_graphql::Request,
     principal: &crate::auth::Principal,
-) -> Result<(OperationType, Vec<String>), AppError> {
+) -> Result<Admitted, AppError> {
     let grant = if principal.role_may(Permission::Read) {
         ReadGrant::Full
     } else {
@@ -478,7 +493,11 @@ pub fn admit(
         grant,
     )?;
     request.set_parsed_query(admitted.document);
-    Ok((admitted.operation_type, admitted.root_keys))
+    Ok(Admitted {
+        operation_type: admitted.operation_type,
+        root_keys: admitted.root_keys,
+        cost: admitted.cost,
+    })
 }
 
 /// Puts the root fields back in selection order (GraphQL spec 6.3): the merged `Query` root

@@ -9,3 +9,10 @@ pub fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
     size.saturating_mul(child_complexity.max(1))
         .saturating_add(1)
 }
+
+/// What `Ledger.verify` costs whatever it selects: it walks the tenant's whole chain.
+pub const LEDGER_VERIFY_COST: usize = 1000;
+
+/// Fields with a fixed complexity, as (type, field, cost). Admission prices documents with the
+/// same figures the schema declares (`#[graphql(complexity = ...)]` names these constants).
+pub const FIXED_COSTS: &[(&str, &str, usize)] = &[("Ledger", "verify", LEDGER_VERIFY_COST)];

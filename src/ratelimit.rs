@@ -1,7 +1,7 @@
 //! Per-key rate limit in complexity points per minute (docs/api.md §8, §9).
 //!
-//! After validation, a request's complexity (the same figure the complexity limit checks, lists
-//! costed by `first`) is charged to its API key's window: fixed windows of one UTC minute,
+//! After admission, a request's complexity (the same figure the complexity limit checks, lists
+//! costed by `first`; computed by `admission::cost`) is charged to its API key's window: fixed windows of one UTC minute,
 //! keyed by the sha256 of the presented key, so no lookup is needed before charging. A request
 //! that would exceed the limit is refused whole with `RATE_LIMITED` and charges nothing. The
 //! counters live in Redis (an atomic Lua script) or, without Redis, in `rate_limit_windows`,
@@ -9,10 +9,7 @@
 //! (the limit protects capacity; refusing all traffic when Redis blinks would be worse) and a
 //! warning is logged. Requests without a key are not charged: they can only introspect.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
-use async_graphql::{ErrorExtensionValues, ServerError, ValidationResult};
+use async_graphql::{ErrorExtensionValues, ServerError};
 use entity::rate_limit_windows::{Column, Entity};
 use redis::Script;
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
@@ -32,79 +29,46 @@ pub struct RateWindow {
     pub refused: bool,
 }
 
-/// Request data the handler reads back after execution to set the headers.
-#[derive(Clone, Default)]
-pub struct RateSlot(pub Arc<Mutex<Option<RateWindow>>>);
-
-impl RateSlot {
-    pub fn get(&self) -> Option<RateWindow> {
-        self.0.lock().ok().and_then(|slot| *slot)
+/// Charges a request's `points` (its complexity, computed at admission) to the caller's
+/// window. `None` when nothing was charged: the limit is off, the request presents no key, or
+/// the counter store is down (the request is then served and a warning logged). Transports call
+/// it after admission and before execution; a refused window means the request must not run.
+pub async fn charge_request(
+    state: &AppState,
+    auth: &RequestAuth,
+    points: u64,
+) -> Option<RateWindow> {
+    let limit = state.config.limits.rate_limit_per_minute;
+    if limit == 0 {
+        return None;
     }
-
-    fn set(&self, window: RateWindow) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(window);
+    let bucket = auth.bucket()?;
+    match charge(state, &bucket, points.max(1), limit).await {
+        Ok(window) => Some(window),
+        Err(err) => {
+            tracing::warn!(error = ?err, "rate-limit counter unavailable; request served");
+            None
         }
     }
 }
 
-/// The schema extension that charges each request.
-pub struct RateLimit;
-
-impl ExtensionFactory for RateLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RateLimitExtension)
-    }
-}
-
-struct RateLimitExtension;
-
-#[async_trait::async_trait]
-impl Extension for RateLimitExtension {
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        let Some(state) = ctx.data_opt::<AppState>() else {
-            return Ok(result);
-        };
-        let limit = state.config.limits.rate_limit_per_minute;
-        let Some(bucket) = ctx.data_opt::<RequestAuth>().and_then(RequestAuth::bucket) else {
-            return Ok(result);
-        };
-        if limit == 0 {
-            return Ok(result);
-        }
-        let points = (result.complexity as u64).max(1);
-        let window = match charge(state, &bucket, points, limit).await {
-            Ok(window) => window,
-            Err(err) => {
-                tracing::warn!(error = ?err, "rate-limit counter unavailable; request served");
-                return Ok(result);
-            }
-        };
-        if let Some(slot) = ctx.data_opt::<RateSlot>() {
-            slot.set(window);
-        }
-        if window.refused {
-            let mut error = ServerError::new(
-                format!(
-                    "rate limit exceeded: this API key may spend {limit} complexity points per \
-                     minute and this request costs {points}; retry in {} s",
-                    window.reset
-                ),
-                None,
-            );
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", "RATE_LIMITED");
-            extensions.set("retryAfter", window.reset);
-            error.extensions = Some(extensions);
-            return Err(vec![error]);
-        }
-        Ok(result)
-    }
+/// The error a refused request answers with (`RATE_LIMITED`, with `retryAfter` in seconds).
+pub fn refusal(window: &RateWindow, points: u64) -> ServerError {
+    let mut error = ServerError::new(
+        format!(
+            "rate limit exceeded: this API key may spend {} complexity points per minute and \
+             this request costs {}; retry in {} s",
+            window.limit,
+            points.max(1),
+            window.reset
+        ),
+        None,
+    );
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", "RATE_LIMITED");
+    extensions.set("retryAfter", window.reset);
+    error.extensions = Some(extensions);
+    error
 }
 
 /// Adds `points` to the current window unless that would pass `limit`.

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::served::Served;
 use crate::auth::RequestAuth;
 use crate::error::AppError;
+use crate::served::Served;
 use crate::state::AppState;
 use crate::subscriptions::admission::{ConnectionSlot, KeySlot, Refusal, SubscriptionSlot};
 
@@ -476,13 +476,12 @@ impl Connection {
         // then the same admission as an HTTP request before anything is parsed further.
         let auth = RequestAuth::from_header(Some(&ready.authorization));
         let served = &self.endpoint.served;
-        let root_keys = match auth.resolve(&served.state.keys).await {
-            Ok(principal) => crate::graphql_http::admit(served, &mut request, &principal)
-                .map(|(_, root_keys)| root_keys),
+        let admitted = match auth.resolve(&served.state.keys).await {
+            Ok(principal) => crate::graphql_http::admit(served, &mut request, &principal),
             Err(err) => Err(err),
         };
-        let root_keys = match root_keys {
-            Ok(keys) => keys,
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
             Err(err) => {
                 let mut error = err.to_server_error();
                 crate::error::classify_error(&mut error);
@@ -494,17 +493,34 @@ impl Connection {
                 return self.send("error", Some(&id), Some(payload)).await;
             }
         };
-        // DataLoaders that live as long as this subscription, not the socket.
-        let request = request
-            .data(auth)
-            .data(crate::request::RequestScope::default());
-        let stream = served
-            .schema
-            .execute_stream_with_session_data(request, ready.data.clone())
-            .map(move |mut response| {
-                crate::graphql_http::reorder_root(&mut response.data, &root_keys);
-                response
-            });
+        // Charged like an HTTP request; a refused operation answers with one response carrying
+        // the `RATE_LIMITED` error, then completes.
+        let window = crate::ratelimit::charge_request(&served.state, &auth, admitted.cost).await;
+        let root_keys = admitted.root_keys;
+        let stream = match window.filter(|w| w.refused) {
+            Some(window) => {
+                let error = crate::ratelimit::refusal(&window, admitted.cost);
+                futures_util::stream::once(async move {
+                    async_graphql::Response::from_errors(vec![error])
+                })
+                .boxed()
+            }
+            None => {
+                // DataLoaders that live as long as this subscription, not the socket.
+                let request = request
+                    .data(auth)
+                    .data(crate::request::RequestScope::default());
+                served
+                    .schema
+                    .execute_stream_with_session_data(request, ready.data.clone())
+                    .map(move |mut response| {
+                        crate::error::classify_errors(&mut response);
+                        crate::graphql_http::reorder_root(&mut response.data, &root_keys);
+                        response
+                    })
+                    .boxed()
+            }
+        };
         let (stream, abort) = futures_util::stream::abortable(stream);
         self.generation += 1;
         let generation = self.generation;

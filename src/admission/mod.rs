@@ -22,7 +22,9 @@
 //! The caller authenticates before calling [`Admission::admit`], so an unauthenticated request
 //! costs no parsing at all (see `app.rs`).
 
-use std::collections::HashMap;
+mod cost;
+
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
@@ -43,6 +45,8 @@ pub struct Admitted {
     /// `Query` root answers its parts one after another, so the response is put back in this
     /// order (GraphQL spec 6.3).
     pub root_keys: Vec<String>,
+    /// The document's complexity points (see [`cost`]), what the rate limit charges.
+    pub cost: u64,
 }
 
 /// What the caller may read, decided by its role before the document is looked at.
@@ -188,6 +192,8 @@ const RECEIPTS: &[(&str, &[&str])] = &[
 pub struct SchemaIndex {
     /// (type, field) → the field's named type (lists and non-null unwrapped).
     fields: HashMap<(String, String), String>,
+    /// What pricing a document needs (see [`cost`]).
+    cost: cost::CostIndex,
 }
 
 impl SchemaIndex {
@@ -195,17 +201,37 @@ impl SchemaIndex {
         let document = async_graphql::parser::parse_schema(sdl)
             .map_err(|e| AppError::internal(format!("the served SDL does not parse: {e}")))?;
         let mut fields = HashMap::new();
+        let mut lists = HashSet::new();
+        let mut roots = ["Query", "Mutation", "Subscription"].map(String::from);
         for definition in document.definitions {
-            let TypeSystemDefinition::Type(ty) = definition else {
-                continue;
+            let ty = match definition {
+                TypeSystemDefinition::Type(ty) => ty.node,
+                TypeSystemDefinition::Schema(schema) => {
+                    let schema = schema.node;
+                    let names = [schema.query, schema.mutation, schema.subscription];
+                    for (root, name) in roots.iter_mut().zip(names) {
+                        if let Some(name) = name {
+                            *root = name.node.to_string();
+                        }
+                    }
+                    continue;
+                }
+                TypeSystemDefinition::Directive(_) => continue,
             };
-            let ty = ty.node;
-            let defs = match ty.kind {
-                TypeKind::Object(object) => object.fields,
-                TypeKind::Interface(interface) => interface.fields,
+            let (defs, object) = match ty.kind {
+                TypeKind::Object(object) => (object.fields, true),
+                TypeKind::Interface(interface) => (interface.fields, false),
                 _ => continue,
             };
             for field in defs {
+                let takes_first = field
+                    .node
+                    .arguments
+                    .iter()
+                    .any(|a| a.node.name.node == "first");
+                if object && takes_first {
+                    lists.insert((ty.name.node.to_string(), field.node.name.node.to_string()));
+                }
                 let mut base = &field.node.ty.node.base;
                 while let BaseType::List(inner) = base {
                     base = &inner.base;
@@ -218,7 +244,10 @@ impl SchemaIndex {
                 }
             }
         }
-        Ok(SchemaIndex { fields })
+        Ok(SchemaIndex {
+            fields,
+            cost: cost::CostIndex { lists, roots },
+        })
     }
 
     fn field_type(&self, ty: &str, field: &str) -> Option<&str> {
@@ -339,10 +368,12 @@ impl Admission {
             root_keys.push(field.node.response_key().node.to_string())
         });
         let operation_type = operation.ty;
+        let cost = cost::document_cost(&document, variables, &self.index);
         Ok(Admitted {
             document,
             operation_type,
             root_keys,
+            cost,
         })
     }
 }

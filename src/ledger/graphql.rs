@@ -422,7 +422,7 @@ impl Ledger {
 
     /// Walks the whole chain: recomputes every entry hash and link and the Merkle root, and
     /// compares them with the latest signed checkpoint. Costly on large ledgers.
-    #[graphql(complexity = 1000)]
+    #[graphql(complexity = "crate::limits::LEDGER_VERIFY_COST")]
     async fn verify(&self, ctx: &Context<'_>) -> async_graphql::Result<LedgerVerification> {
         let report = verify::verify_tenant(&state(ctx).db, &self.tenant).await?;
         Ok(LedgerVerification(report))

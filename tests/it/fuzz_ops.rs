@@ -2469,4 +2469,110 @@ async fn generated_operations(backend: Backend) {
     }
 }
 
-crate::cases!(generated_operations);
+/// Admission prices a document (the figure the rate limit charges, before execution) exactly as
+/// async-graphql's validation does (the figure its complexity limit checks). Compared on
+/// generated documents of every root type, with literal and variable page sizes, fragments
+/// and aliases; a document either side refuses is skipped, and most must be compared.
+async fn admission_cost_matches_async_graphql(_backend: Backend) {
+    use std::sync::{Arc, Mutex};
+
+    use async_graphql::extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextValidation,
+    };
+    use async_graphql::{ServerError, ValidationResult};
+    use logbook::admission::{Admission, AdmissionLimits, ReadGrant, SchemaIndex};
+
+    /// Records the complexity validation computed, then stops the request before execution.
+    struct Capture(Arc<Mutex<Option<usize>>>);
+    impl ExtensionFactory for Capture {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(Capture(self.0.clone()))
+        }
+    }
+    #[async_trait::async_trait]
+    impl Extension for Capture {
+        async fn validation(
+            &self,
+            ctx: &ExtensionContext<'_>,
+            next: NextValidation<'_>,
+        ) -> Result<ValidationResult, Vec<ServerError>> {
+            let result = next.run(ctx).await?;
+            *self.0.lock().unwrap() = Some(result.complexity);
+            Err(vec![ServerError::new("validated; not executed", None)])
+        }
+    }
+
+    let limits = logbook::config::Limits {
+        max_complexity: usize::MAX,
+        max_depth: 64,
+        ..Default::default()
+    };
+    let captured = Arc::new(Mutex::new(None));
+    let schema = logbook::graphql::schema_builder(&limits)
+        .extension(Capture(captured.clone()))
+        .finish();
+    let admission = Admission::new(
+        AdmissionLimits::from_limits(&limits),
+        SchemaIndex::from_sdl(&schema.sdl()).unwrap(),
+    );
+    let model = SchemaModel::parse(&logbook::graphql::sdl());
+    let seeds = Seeds {
+        keys: Vec::new(),
+        other_tenant: String::new(),
+        run_ids: vec!["run-1".into()],
+        trace_ids: vec!["trace-1".into()],
+        node_ids: vec!["TGxtUnVuOnJ1bi0x".into()],
+        run_cursors: vec!["cursor".into()],
+        trace_cursors: vec!["cursor".into()],
+        persisted_mutation: String::new(),
+    };
+    let mut generator = Gen::new(DEFAULT_SEED ^ 0xc057, &model, &seeds);
+    let (mut compared, mut nonzero, mut mismatches) = (0, 0, Vec::new());
+    let total = 3000;
+    for _ in 0..total {
+        let doc = generator.random_document(Mode::Plausible);
+        let variables: Value = doc
+            .variables
+            .as_deref()
+            .map_or(json!({}), |v| serde_json::from_str(v).unwrap_or(json!({})));
+        let variables = async_graphql::Variables::from_json(variables);
+        let Ok(admitted) = admission.admit(
+            &doc.text,
+            doc.operation.as_deref(),
+            &variables,
+            ReadGrant::Full,
+        ) else {
+            continue;
+        };
+        *captured.lock().unwrap() = None;
+        let mut request = async_graphql::Request::new(doc.text.clone()).variables(variables);
+        if let Some(operation) = &doc.operation {
+            request = request.operation_name(operation.clone());
+        }
+        let _ = schema.execute(request).await;
+        let Some(expected) = *captured.lock().unwrap() else {
+            continue;
+        };
+        compared += 1;
+        if expected > 1 {
+            nonzero += 1;
+        }
+        if admitted.cost != expected as u64 && mismatches.len() < 5 {
+            mismatches.push(format!(
+                "async-graphql {expected}, admission {}:\n{}\nvariables {:?}",
+                admitted.cost, doc.text, doc.variables
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "costs differ:\n{}",
+        mismatches.join("\n\n")
+    );
+    assert!(
+        compared >= total / 3 && nonzero >= total / 10,
+        "too few documents compared ({compared} of {total}, {nonzero} costing more than 1)"
+    );
+}
+
+crate::cases!(generated_operations, admission_cost_matches_async_graphql);
