@@ -217,7 +217,7 @@ async fn run(
         return Err(refusal);
     }
 
-    let window = crate::ratelimit::charge_request(state, &auth, admitted.cost).await;
+    let window = state.rate_limit.charge_request(&auth, admitted.cost).await;
     if let Some(window) = window.filter(|w| w.refused) {
         return Err(Refusal {
             status: match media {

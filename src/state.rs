@@ -1,6 +1,6 @@
 //! The state every resolver, handler and background task of one server process shares: the
-//! database pool, the configuration, the cursor codec, the API-key cache, the Redis link and the
-//! event hub. Built once by [`AppState::connect`]; cheap to clone. It holds no domain's
+//! database pool, the configuration, the cursor codec, the API-key cache, the Redis link, the
+//! event hub and the rate limiter. Built once by [`AppState::connect`]; cheap to clone. It holds no domain's
 //! components: those (the ledger's signing key, the audit append queue) are made by
 //! `crate::server` and handed to the schema and the workers that need them.
 
@@ -15,6 +15,7 @@ use crate::cursor::CursorCodec;
 use crate::db::SqlStats;
 use crate::error::AppResult;
 use crate::events::Hub;
+use crate::ratelimit::RateLimiter;
 use crate::redis_link::RedisLink;
 
 /// What every resolver and handler can reach. Cheap to clone.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub redis: Option<Arc<RedisLink>>,
     /// This process's fan-out point for subscription wake-ups (see `crate::events`).
     pub events: Arc<Hub>,
+    /// The per-key rate limit: shared counters and this process's leases on them.
+    pub rate_limit: Arc<RateLimiter>,
     pub sql: Arc<SqlStats>,
     pub requests: Arc<RequestStats>,
 }
@@ -70,6 +73,11 @@ impl AppState {
             config.database.max_connections as usize,
         ));
         let keys = Arc::new(KeyStore::new(db.clone(), config.key_cache_ttl));
+        let rate_limit = Arc::new(RateLimiter::new(
+            config.limits.rate_limit_per_minute,
+            db.clone(),
+            redis.clone(),
+        ));
         Ok(AppState {
             keys,
             db,
@@ -77,6 +85,7 @@ impl AppState {
             cursors: CursorCodec::new(&cursor_key),
             redis,
             events,
+            rate_limit,
             sql,
             requests: Arc::default(),
         })

@@ -495,7 +495,11 @@ impl Connection {
         };
         // Charged like an HTTP request; a refused operation answers with one response carrying
         // the `RATE_LIMITED` error, then completes.
-        let window = crate::ratelimit::charge_request(&served.state, &auth, admitted.cost).await;
+        let window = served
+            .state
+            .rate_limit
+            .charge_request(&auth, admitted.cost)
+            .await;
         let root_keys = admitted.root_keys;
         let stream = match window.filter(|w| w.refused) {
             Some(window) => {

@@ -85,6 +85,76 @@ async fn rate_limit_counts_points_across_processes(backend: Backend) {
     first.stop().await;
 }
 
+/// Processes lease `limit / 64` points at a time from the shared window: one process's headers
+/// stay exact, a second process sees the first one's lease as spent, and together they never
+/// admit more than the limit nor leave more than a few requests' worth of it unused.
+async fn rate_limit_leases_never_admit_past_the_limit(backend: Backend) {
+    let limit = 64 * 20;
+    let lease = limit / 64;
+    let first = TestApp::spawn_with(backend, |c| c.limits.rate_limit_per_minute = limit).await;
+    let second = TestApp::spawn_on(backend, first.database_url(), |c| {
+        c.limits.rate_limit_per_minute = limit
+    })
+    .await;
+    let key = first.key("acme", Role::Viewer).await;
+    wait_for_fresh_window().await;
+
+    let (_, headers, body) = post(&first, &key, json!({ "query": VIEWER })).await;
+    let cost = limit - header(&headers, "RateLimit-Remaining");
+    assert!(cost >= 1 && cost < lease, "{body}");
+    // Spending the first lease and reserving the next one: exact to the point.
+    let mut remaining = limit - cost;
+    for _ in 0..(2 * lease / cost) {
+        let (status, headers, body) = post(&first, &key, json!({ "query": VIEWER })).await;
+        assert_eq!(status, 200, "{body}");
+        remaining -= cost;
+        assert_eq!(header(&headers, "RateLimit-Remaining"), remaining);
+    }
+    // The second process reserves after the first: the first one's unspent lease counts as used.
+    let spent_by_first = limit - remaining;
+    let leased_by_first = spent_by_first.div_ceil(lease) * lease;
+    let (status, headers, body) = post(&second, &key, json!({ "query": VIEWER })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        header(&headers, "RateLimit-Remaining"),
+        limit - leased_by_first - cost,
+        "the first process leased {leased_by_first} points"
+    );
+    let mut admitted = spent_by_first + cost;
+
+    // Alternate until both processes refuse.
+    let mut refused = [false, false];
+    for turn in 0.. {
+        assert!(turn < 4 * limit, "the limit never refused");
+        let process = turn as usize % 2;
+        let app = if process == 0 { &first } else { &second };
+        let (status, _, body) = post(app, &key, json!({ "query": VIEWER })).await;
+        match status {
+            200 => {
+                admitted += cost;
+                refused[process] = false;
+            }
+            429 => {
+                assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+                refused[process] = true;
+            }
+            other => panic!("{other}: {body}"),
+        }
+        if refused == [true, true] {
+            break;
+        }
+    }
+    assert!(admitted <= limit, "admitted {admitted} of {limit} points");
+    // Both refuse only when the window has less than `cost` left and neither lease covers a
+    // request, so at most three requests' worth of points go unused.
+    assert!(
+        admitted + 3 * cost > limit,
+        "refused early: admitted {admitted} of {limit} points with leases of {lease}"
+    );
+    second.stop().await;
+    first.stop().await;
+}
+
 fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -144,5 +214,6 @@ async fn persisted_queries_register_once_for_every_process(backend: Backend) {
 
 crate::cases!(
     rate_limit_counts_points_across_processes,
+    rate_limit_leases_never_admit_past_the_limit,
     persisted_queries_register_once_for_every_process
 );
