@@ -1,5 +1,5 @@
-//! SQL for integrity: one grouped count per evidence table, the capture failures and the stored
-//! seals, each one statement for any number of runs (eight in all). Every statement is scoped to
+//! SQL for integrity: the grouped counts of the six evidence tables (one `UNION ALL`), the capture
+//! failures and the stored seals, each one statement for any number of runs (three in all). Every statement is scoped to
 //! the tenant (the evidence tables carry `tenant_id`; steps through the tenant's traces).
 
 use std::collections::HashMap;
@@ -9,10 +9,10 @@ use entity::aos_traces::{Column as T, Entity as Traces};
 use entity::evidence_capture_failures::{Column as F, Entity as Failures};
 use entity::integrity_evidence::{Column as J, Entity as Seals};
 use entity::{activity_evidence, environment_evidence, policy_decisions, provider_evidence};
-use sea_orm::sea_query::{Expr, IntoIden};
+use sea_orm::sea_query::{Expr, IntoIden, SelectStatement, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    RelationTrait,
+    QueryTrait, RelationTrait,
 };
 
 use super::{
@@ -22,29 +22,112 @@ use super::{
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 
-/// Rows per run in one evidence table: `SELECT run_id, COUNT(*) … GROUP BY run_id`.
-async fn grouped_counts<E>(
-    db: &impl ConnectionTrait,
+/// `SELECT <artifact>, run_id, COUNT(*) FROM <table> … GROUP BY run_id`: one evidence table's
+/// rows per run, tagged with the artifact's index in [`EvidenceArtifact::ALL`].
+fn grouped_count<E>(
+    artifact: EvidenceArtifact,
     tenant_column: E::Column,
     run_column: E::Column,
     tenant: &TenantId,
     run_ids: &[String],
-) -> AppResult<HashMap<String, i64>>
+) -> SelectStatement
 where
     E: EntityTrait,
     E::Column: IntoIden + Copy,
 {
-    let rows: Vec<(String, i64)> = E::find()
+    E::find()
         .filter(tenant_column.eq(tenant.as_str()))
         .filter(run_column.is_in(run_ids.iter().map(String::as_str)))
         .select_only()
+        .column_as(Expr::cust(artifact_index(artifact)), "artifact")
         .column(run_column)
         .column_as(Expr::cust("COUNT(*)"), "n")
         .group_by(run_column)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows.into_iter().collect())
+        .into_query()
+}
+
+/// The artifact's index as an SQL literal (a constant, not a parameter: the statement's text
+/// and plan stay the same for every page).
+fn artifact_index(artifact: EvidenceArtifact) -> String {
+    artifact.index().to_string()
+}
+
+/// Rows per run in each of the six evidence classes, in one statement (`UNION ALL` of one
+/// grouped count per table). Traces and steps count live rows only: archived ones are invisible
+/// to every read (docs/decisions.md D16).
+async fn evidence_counts(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_ids: &[String],
+) -> AppResult<HashMap<String, [i64; 6]>> {
+    use EvidenceArtifact as A;
+    let mut statement = grouped_count::<activity_evidence::Entity>(
+        A::ActivityEvidence,
+        activity_evidence::Column::TenantId,
+        activity_evidence::Column::RunId,
+        tenant,
+        run_ids,
+    );
+    let others = [
+        grouped_count::<policy_decisions::Entity>(
+            A::PolicyDecisions,
+            policy_decisions::Column::TenantId,
+            policy_decisions::Column::RunId,
+            tenant,
+            run_ids,
+        ),
+        grouped_count::<provider_evidence::Entity>(
+            A::ProviderEvidence,
+            provider_evidence::Column::TenantId,
+            provider_evidence::Column::RunId,
+            tenant,
+            run_ids,
+        ),
+        grouped_count::<environment_evidence::Entity>(
+            A::EnvironmentEvidence,
+            environment_evidence::Column::TenantId,
+            environment_evidence::Column::RunId,
+            tenant,
+            run_ids,
+        ),
+        Traces::find()
+            .filter(T::TenantId.eq(tenant.as_str()))
+            .filter(T::ArchivedAt.is_null())
+            .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
+            .select_only()
+            .column_as(Expr::cust(artifact_index(A::AosTraces)), "artifact")
+            .column(T::RunId)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .group_by(T::RunId)
+            .into_query(),
+        Steps::find()
+            .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
+            .filter(T::TenantId.eq(tenant.as_str()))
+            .filter(T::ArchivedAt.is_null())
+            .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
+            .filter(S::ArchivedAt.is_null())
+            .select_only()
+            .column_as(Expr::cust(artifact_index(A::AosTraceSteps)), "artifact")
+            .column(T::RunId)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .group_by(T::RunId)
+            .into_query(),
+    ];
+    for other in others {
+        statement.union(UnionType::All, other);
+    }
+    let mut counts: HashMap<String, [i64; 6]> = HashMap::new();
+    for row in db.query_all(&statement).await? {
+        let artifact: i32 = row.try_get_by_index(0)?;
+        let run_id: String = row.try_get_by_index(1)?;
+        let n: i64 = row.try_get_by_index(2)?;
+        let slot = usize::try_from(artifact)
+            .ok()
+            .filter(|i| *i < EvidenceArtifact::ALL.len())
+            .ok_or_else(|| AppError::internal(format!("evidence count tagged {artifact}")))?;
+        counts.entry(run_id).or_default()[slot] = n;
+    }
+    Ok(counts)
 }
 
 /// Whether the tenant has a run record with this run id.
@@ -76,67 +159,7 @@ pub async fn integrity_for_runs(
     if run_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let activity = grouped_counts::<activity_evidence::Entity>(
-        db,
-        activity_evidence::Column::TenantId,
-        activity_evidence::Column::RunId,
-        tenant,
-        run_ids,
-    )
-    .await?;
-    let decisions = grouped_counts::<policy_decisions::Entity>(
-        db,
-        policy_decisions::Column::TenantId,
-        policy_decisions::Column::RunId,
-        tenant,
-        run_ids,
-    )
-    .await?;
-    let provider = grouped_counts::<provider_evidence::Entity>(
-        db,
-        provider_evidence::Column::TenantId,
-        provider_evidence::Column::RunId,
-        tenant,
-        run_ids,
-    )
-    .await?;
-    let environment = grouped_counts::<environment_evidence::Entity>(
-        db,
-        environment_evidence::Column::TenantId,
-        environment_evidence::Column::RunId,
-        tenant,
-        run_ids,
-    )
-    .await?;
-    // Live traces only: archived ones are invisible to every read (docs/decisions.md D16).
-    let traces: HashMap<String, i64> = Traces::find()
-        .filter(T::TenantId.eq(tenant.as_str()))
-        .filter(T::ArchivedAt.is_null())
-        .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
-        .select_only()
-        .column(T::RunId)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .group_by(T::RunId)
-        .into_tuple::<(String, i64)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let steps: HashMap<String, i64> = Steps::find()
-        .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
-        .filter(T::TenantId.eq(tenant.as_str()))
-        .filter(T::ArchivedAt.is_null())
-        .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
-        .filter(S::ArchivedAt.is_null())
-        .select_only()
-        .column(T::RunId)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .group_by(T::RunId)
-        .into_tuple::<(String, i64)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
+    let mut counts = evidence_counts(db, tenant, run_ids).await?;
 
     let failure_rows = Failures::find()
         .filter(F::TenantId.eq(tenant.as_str()))
@@ -180,27 +203,14 @@ pub async fn integrity_for_runs(
         );
     }
 
-    let count = |map: &HashMap<String, i64>, run: &str| map.get(run).copied().unwrap_or(0);
     let mut out = HashMap::new();
     for run_id in run_ids {
         if out.contains_key(run_id) {
             continue;
         }
-        let mut counts = [0i64; 6];
-        for (slot, artifact) in counts.iter_mut().zip(EvidenceArtifact::ALL) {
-            let map = match artifact {
-                EvidenceArtifact::ActivityEvidence => &activity,
-                EvidenceArtifact::PolicyDecisions => &decisions,
-                EvidenceArtifact::ProviderEvidence => &provider,
-                EvidenceArtifact::EnvironmentEvidence => &environment,
-                EvidenceArtifact::AosTraces => &traces,
-                EvidenceArtifact::AosTraceSteps => &steps,
-            };
-            *slot = count(map, run_id);
-        }
         let facts = IntegrityFacts {
             run_id: run_id.clone(),
-            counts,
+            counts: counts.remove(run_id).unwrap_or_default(),
             failures: failures.remove(run_id).unwrap_or_default(),
         };
         out.insert(run_id.clone(), evaluate(facts, seals.remove(run_id)));
