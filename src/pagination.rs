@@ -146,6 +146,9 @@ pub struct PageRequest {
     pub args: PageArgs,
     pub as_of: Option<DateTime<Utc>>,
     pub max: u64,
+    /// False when the client selected none of the page's rows (`nodes`, `edges`, `pageInfo`),
+    /// only `totalCount`: the arguments are still checked, but no rows are read.
+    pub rows: bool,
 }
 
 impl PageRequest {
@@ -165,6 +168,7 @@ impl PageRequest {
             },
             as_of,
             max: MAX_PAGE_SIZE,
+            rows: true,
         }
     }
 
@@ -182,7 +186,13 @@ pub struct KeysetQuery<E: EntityTrait> {
     pub created_at: E::Column,
     pub id: E::Column,
     pub as_of: Option<DateTime<Utc>>,
+    /// Answers `count` from counts maintained on write, when the list has them for this filter.
+    pub rollup: Option<RollupCount>,
 }
+
+/// Counts a list's matching rows from counts maintained on write (see [`Listed::rollup_count`]).
+pub type RollupCount =
+    Box<dyn Fn() -> futures_util::future::BoxFuture<'static, AppResult<i64>> + Send + Sync>;
 
 impl<E: EntityTrait> KeysetQuery<E>
 where
@@ -204,6 +214,9 @@ where
     E::Model: Sync,
 {
     async fn count(&self) -> AppResult<i64> {
+        if let Some(rollup) = &self.rollup {
+            return rollup().await;
+        }
         Ok(PaginatorTrait::count(self.bounded(), &self.db).await? as i64)
     }
 
@@ -252,9 +265,13 @@ where
     let window = request
         .args
         .window(codec, scope, request.max, request.as_of)?;
-    let rows = apply_window(query.select.clone(), query.created_at, query.id, &window)
-        .all(&query.db)
-        .await?;
+    let rows = if request.rows {
+        apply_window(query.select.clone(), query.created_at, query.id, &window)
+            .all(&query.db)
+            .await?
+    } else {
+        Vec::new()
+    };
     let rows = rows
         .into_iter()
         .map(snapshot)
@@ -323,6 +340,18 @@ pub trait Listed: Send + Sync + 'static {
         filter: &Self::Filter,
         as_of: Option<DateTime<Utc>>,
     ) -> Select<Self::Entity>;
+
+    /// The exact number of rows `select` returns up to `as_of` (inclusive), from counts the
+    /// list maintains on write, or `None` when those cannot answer this filter: `totalCount`
+    /// then counts the rows. Lists without such counts keep the default.
+    fn rollup_count(
+        _db: &DatabaseConnection,
+        _tenant: &TenantId,
+        _filter: &Self::Filter,
+        _as_of: Option<DateTime<Utc>>,
+    ) -> Option<RollupCount> {
+        None
+    }
 }
 
 /// One page of the list `L` for `tenant`.
@@ -340,6 +369,7 @@ pub async fn page<L: Listed>(
         created_at,
         id,
         as_of: request.as_of,
+        rollup: L::rollup_count(db, tenant, filter, request.as_of),
     };
     let request = request.clone().with_max(L::MAX_PAGE);
     fetch_page(
@@ -365,8 +395,12 @@ pub trait FromPage<Row>: Sized {
 pub async fn list_connection<L: Listed, C: FromPage<L::Row>>(
     ctx: &async_graphql::Context<'_>,
     filter: L::Filter,
-    request: PageRequest,
+    mut request: PageRequest,
 ) -> AppResult<C> {
+    let wanted = ctx.look_ahead();
+    request.rows = ["nodes", "edges", "pageInfo"]
+        .iter()
+        .any(|field| wanted.field(field).exists());
     let page = read_page::<L>(ctx, filter, request).await?;
     C::from_page(ctx, page)
 }

@@ -28,6 +28,7 @@ mod m20261128_160000_audit_export_event;
 mod m20261203_120000_index_ledger_checkpoints_created;
 mod m20261204_000000_scope_trace_ids_by_tenant;
 mod m20261204_010000_keys_claimed_in_the_effects_transaction;
+mod m20261204_020000_llm_run_day_counts;
 
 pub struct Migrator;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_120000_index_ledger_checkpoints_created::Migration),
             Box::new(m20261204_000000_scope_trace_ids_by_tenant::Migration),
             Box::new(m20261204_010000_keys_claimed_in_the_effects_transaction::Migration),
+            Box::new(m20261204_020000_llm_run_day_counts::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! per tenant here (the Python platform allowed duplicates and then failed on lookup;
 //! docs/decisions.md D4).
 
+pub mod counts;
 pub mod evidence;
 pub mod graphql;
 pub mod loaders;

@@ -1,14 +1,16 @@
 //! SQL for `llm_run_records`. Every query is scoped to one tenant in the SQL itself.
 
 use entity::llm_run_records::{self, Column, Entity};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set,
+};
 
 use chrono::{DateTime, Utc};
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{created_within, Listed, Position};
+use crate::pagination::{created_within, Listed, Position, RollupCount};
 
 pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
     let execution_status = ExecutionStatus::parse(&m.execution_status).ok_or_else(|| {
@@ -84,6 +86,15 @@ impl Listed for RunList {
 
     fn select(tenant: &TenantId, filter: &RunFilter, _: Option<DateTime<Utc>>) -> Select<Entity> {
         filtered(tenant, filter)
+    }
+
+    fn rollup_count(
+        db: &DatabaseConnection,
+        tenant: &TenantId,
+        filter: &RunFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Option<RollupCount> {
+        super::counts::rollup_count(db, tenant, filter, as_of)
     }
 }
 

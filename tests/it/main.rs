@@ -31,6 +31,7 @@ mod panel;
 mod replay_enforce;
 mod replay_integrity;
 mod request_limits;
+mod run_counts;
 mod run_depth;
 mod runs;
 mod schema;
@@ -70,6 +71,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("replay_integrity", replay_integrity::cases()),
         ("request_limits", request_limits::cases()),
         ("replay_enforce", replay_enforce::cases()),
+        ("run_counts", run_counts::cases()),
         ("run_depth", run_depth::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
