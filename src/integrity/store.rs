@@ -1,18 +1,19 @@
-//! SQL for integrity: the grouped counts of the six evidence tables (one `UNION ALL`), the capture
-//! failures and the stored seals, each one statement for any number of runs (three in all). Every statement is scoped to
+//! SQL for integrity: the grouped counts of the six evidence tables (one `UNION ALL`) and the
+//! capture failures with the stored seals (another), two statements for any number of runs. Every statement is scoped to
 //! the tenant (the evidence tables carry `tenant_id`; steps through the tenant's traces).
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
 use entity::aos_traces::{Column as T, Entity as Traces};
 use entity::evidence_capture_failures::{Column as F, Entity as Failures};
 use entity::integrity_evidence::{Column as J, Entity as Seals};
 use entity::{activity_evidence, environment_evidence, policy_decisions, provider_evidence};
-use sea_orm::sea_query::{Expr, IntoIden, SelectStatement, UnionType};
+use sea_orm::sea_query::{Expr, IntoIden, Order, SelectStatement, UnionType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, RelationTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, QueryTrait,
+    RelationTrait,
 };
 
 use super::{
@@ -130,6 +131,89 @@ async fn evidence_counts(
     Ok(counts)
 }
 
+/// Failures of these runs, oldest first.
+type FailuresByRun = HashMap<String, Vec<StoredFailure>>;
+/// The stored seal of each sealed run.
+type SealsByRun = HashMap<String, SealedIntegrity>;
+
+/// The runs' capture failures (oldest first) and stored seals in one statement: a `UNION ALL` of
+/// both tables into one row shape, `kind` 0 for a failure and 1 for a seal, each leaving the
+/// other's columns NULL.
+async fn failures_and_seals(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_ids: &[String],
+) -> AppResult<(FailuresByRun, SealsByRun)> {
+    let mut statement = Failures::find()
+        .filter(F::TenantId.eq(tenant.as_str()))
+        .filter(F::RunId.is_in(run_ids.iter().map(String::as_str)))
+        .select_only()
+        .column_as(Expr::cust("0"), "kind")
+        .column(F::RunId)
+        .column(F::CreatedAt)
+        .column(F::Id)
+        .column_as(F::EvidenceType, "label")
+        .column(F::FailureReason)
+        .column(F::ErrorMessage)
+        .column(F::Resolution)
+        .column_as(Expr::cust("CAST(NULL AS DOUBLE PRECISION)"), "score")
+        .column_as(Expr::cust("CAST(NULL AS TIMESTAMPTZ)"), "verified_at")
+        .into_query();
+    let seals = Seals::find()
+        .filter(J::TenantId.eq(tenant.as_str()))
+        .filter(J::RunId.is_in(run_ids.iter().map(String::as_str)))
+        .select_only()
+        .column_as(Expr::cust("1"), "kind")
+        .column(J::RunId)
+        .column(J::CreatedAt)
+        .column(J::Id)
+        .column_as(J::IntegrityStatus, "label")
+        .column_as(Expr::cust("NULL"), "failure_reason")
+        .column_as(Expr::cust("NULL"), "error_message")
+        .column_as(Expr::cust("NULL"), "resolution")
+        .column(J::IntegrityScore)
+        .column(J::VerificationTimestamp)
+        .into_query();
+    statement.union(UnionType::All, seals);
+    // Positions, as a compound statement orders by its output columns: kind, created_at, id.
+    for position in ["1", "3", "4"] {
+        statement.order_by_expr(Expr::cust(position), Order::Asc);
+    }
+
+    let (mut failures, mut sealed) = (FailuresByRun::new(), SealsByRun::new());
+    for row in db.query_all(&statement).await? {
+        let kind: i32 = row.try_get_by_index(0)?;
+        let run_id: String = row.try_get_by_index(1)?;
+        let created_at: DateTime<Utc> = row.try_get_by_index(2)?;
+        let id: String = row.try_get_by_index(3)?;
+        let label: String = row.try_get_by_index(4)?;
+        if kind == 0 {
+            let stored: String = row.try_get_by_index(7)?;
+            let resolution = CaptureResolution::parse(&stored).ok_or_else(|| {
+                AppError::internal(format!(
+                    "capture failure {id} has unknown resolution {stored}"
+                ))
+            })?;
+            failures.entry(run_id).or_default().push(StoredFailure {
+                evidence_type: label,
+                failure_reason: row.try_get_by_index(5)?,
+                error_message: row.try_get_by_index(6)?,
+                resolution,
+                created_at,
+            });
+        } else {
+            let seal = SealedIntegrity {
+                status: label,
+                score: row.try_get_by_index(8)?,
+                verified_at: row.try_get_by_index(9)?,
+                created_at,
+            };
+            sealed.insert(run_id, seal);
+        }
+    }
+    Ok((failures, sealed))
+}
+
 /// Whether the tenant has a run record with this run id.
 pub async fn run_exists(
     db: &impl ConnectionTrait,
@@ -161,47 +245,7 @@ pub async fn integrity_for_runs(
     }
     let mut counts = evidence_counts(db, tenant, run_ids).await?;
 
-    let failure_rows = Failures::find()
-        .filter(F::TenantId.eq(tenant.as_str()))
-        .filter(F::RunId.is_in(run_ids.iter().map(String::as_str)))
-        .order_by_asc(F::CreatedAt)
-        .order_by_asc(F::Id)
-        .all(db)
-        .await?;
-    let mut failures: HashMap<String, Vec<StoredFailure>> = HashMap::new();
-    for row in failure_rows {
-        let resolution = CaptureResolution::parse(&row.resolution).ok_or_else(|| {
-            AppError::internal(format!(
-                "capture failure {} has unknown resolution {}",
-                row.id, row.resolution
-            ))
-        })?;
-        failures.entry(row.run_id).or_default().push(StoredFailure {
-            evidence_type: row.evidence_type,
-            failure_reason: row.failure_reason,
-            error_message: row.error_message,
-            resolution,
-            created_at: row.created_at,
-        });
-    }
-
-    let mut seals: HashMap<String, SealedIntegrity> = HashMap::new();
-    for row in Seals::find()
-        .filter(J::TenantId.eq(tenant.as_str()))
-        .filter(J::RunId.is_in(run_ids.iter().map(String::as_str)))
-        .all(db)
-        .await?
-    {
-        seals.insert(
-            row.run_id,
-            SealedIntegrity {
-                status: row.integrity_status,
-                score: row.integrity_score,
-                verified_at: row.verification_timestamp,
-                created_at: row.created_at,
-            },
-        );
-    }
+    let (mut failures, mut seals) = failures_and_seals(db, tenant, run_ids).await?;
 
     let mut out = HashMap::new();
     for run_id in run_ids {

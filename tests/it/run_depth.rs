@@ -24,10 +24,21 @@ query Deep($first: Int!) {
   }
 }"#;
 
+/// The fewest statements the page took over three requests: a DataLoader batch whose 1 ms window
+/// closes before every run of the page has asked (a loaded machine, a debug build) splits in two
+/// and adds a statement, so one request's count is an upper bound; the least of three is the
+/// page's own cost.
 async fn statements_for(app: &TestApp, key: &str, first: i32) -> (u64, Value) {
-    let before = app.state.sql.statements();
-    let data = app.data(key, DEEP, json!({ "first": first })).await;
-    (app.state.sql.statements() - before, data)
+    let mut fewest = None;
+    for _ in 0..3 {
+        let before = app.state.sql.statements();
+        let data = app.data(key, DEEP, json!({ "first": first })).await;
+        let used = app.state.sql.statements() - before;
+        if fewest.as_ref().is_none_or(|(least, _)| used < *least) {
+            fewest = Some((used, data));
+        }
+    }
+    fewest.expect("three requests")
 }
 
 async fn nested_fields_cost_a_constant_number_of_statements(backend: Backend) {
@@ -50,16 +61,16 @@ async fn nested_fields_cost_a_constant_number_of_statements(backend: Backend) {
     eprintln!("SQL statements: 10 runs → {small}, 100 runs → {large}");
     let runs = data["llmRuns"]["nodes"].as_array().expect("nodes");
     assert_eq!(runs.len(), 100);
-    // One statement per batched field (integrity counts the evidence tables, the replay window
-    // merges its sources): about 22 today, whatever the page size.
+    // One statement per batched field (integrity's evidence counts and its failures with seals
+    // are one statement each, the replay window merges its sources): 15 today, whatever the
+    // page size.
     assert!(
-        large <= 26,
+        large <= 18,
         "100 runs with every nested field took {large} statements"
     );
     assert!(
-        // Loader batches can split when a batch window closes early (a few statements either
-        // way); one statement per run would add ~90.
-        large <= small + 5,
+        // One statement per run would add ~90.
+        large <= small + 3,
         "statements grow with the page: {small} for 10, {large} for 100"
     );
 
