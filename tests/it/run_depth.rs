@@ -25,9 +25,9 @@ query Deep($first: Int!) {
 }"#;
 
 /// The fewest statements the page took over ten requests: a DataLoader batch whose 1 ms window
-/// closes before every run of the page has asked (the tests' multi-threaded runtime on a loaded
-/// machine, a debug build) splits in two and adds a statement, so one request's count is an upper
-/// bound; the least of ten is the page's own cost.
+/// closes before every run of the page has asked (a loaded machine descheduling the worker for
+/// longer than that, a debug build) splits in two and adds a statement, so one request's count is
+/// an upper bound; the least of ten is the page's own cost.
 const PANEL: &str = r#"
 query Panel($first: Int!) {
   llmRuns(first: $first) {
