@@ -10,6 +10,13 @@ use logbook::server::{self, Services};
 use logbook::state::AppState;
 use logbook::tenants::store as tenant_store;
 
+/// A page request allocates and frees thousands of small values (rows, async-graphql's `Value`
+/// tree, JSON); glibc's malloc and free were ~30 % of a_newest's CPU. jemalloc takes 18 % of the
+/// server's CPU per request off a_newest and f_panel for ~5 MB of resident memory (mimalloc took
+/// a little more CPU off but held ~25 MB more); BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "logbook",
