@@ -203,12 +203,11 @@ impl RateLimiter {
         match &self.redis {
             Some(link) => {
                 let mut conn = link.connection().await?;
-                let key = link.key(&["rl", bucket, &window_start.to_string()]);
                 let used: Option<u64> = redis::cmd("GET")
-                    .arg(key)
+                    .arg(window_key(link, bucket, window_start))
                     .query_async(&mut conn)
                     .await
-                    .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
+                    .map_err(redis_unavailable)?;
                 Ok(used.unwrap_or(0))
             }
             None => stored_points(&self.db, bucket, window_start).await,
@@ -244,16 +243,24 @@ async fn reserve_in_redis(
     limit: u64,
 ) -> AppResult<Reservation> {
     let mut conn = link.connection().await?;
-    let key = link.key(&["rl", bucket, &window_start.to_string()]);
     let (used, granted): (u64, u64) = RESERVE
-        .key(key)
+        .key(window_key(link, bucket, window_start))
         .arg(need)
         .arg(lease)
         .arg(limit)
         .invoke_async(&mut conn)
         .await
-        .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
+        .map_err(redis_unavailable)?;
     Ok(Reservation { granted, used })
+}
+
+/// The Redis key of one bucket's window.
+fn window_key(link: &RedisLink, bucket: &str, window_start: i64) -> String {
+    link.key(&["rl", bucket, &window_start.to_string()])
+}
+
+fn redis_unavailable(err: redis::RedisError) -> AppError {
+    AppError::Unavailable(format!("Redis: {err}"))
 }
 
 /// Reserves `ARGV[2]` points (the lease) for a request that needs `ARGV[1]` more points than
@@ -292,11 +299,8 @@ async fn reserve_in_database(
             .exec(db)
             .await?;
     }
-    let mut attempts = vec![lease];
-    if lease > need {
-        attempts.push(need);
-    }
-    for granted in attempts {
+    // The lease, then (if it is larger) just the need.
+    for granted in std::iter::once(lease).chain((lease > need).then_some(need)) {
         if let Some(used) = add_points(db, bucket, window_start, granted, limit).await? {
             return Ok(Reservation { granted, used });
         }

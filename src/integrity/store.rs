@@ -10,10 +10,10 @@ use entity::aos_traces::{Column as T, Entity as Traces};
 use entity::evidence_capture_failures::{Column as F, Entity as Failures};
 use entity::integrity_evidence::{Column as J, Entity as Seals};
 use entity::{activity_evidence, environment_evidence, policy_decisions, provider_evidence};
-use sea_orm::sea_query::{Expr, IntoIden, Order, SelectStatement, UnionType};
+use sea_orm::sea_query::{Expr, Order, SelectStatement, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect, QueryTrait,
-    RelationTrait,
+    RelationTrait, Select,
 };
 
 use super::{
@@ -23,9 +23,25 @@ use super::{
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 
-/// `SELECT <artifact>, run_id, COUNT(*) FROM <table> … GROUP BY run_id`: one evidence table's
-/// rows per run, tagged with the artifact's index in [`EvidenceArtifact::ALL`].
-fn grouped_count<E>(
+/// `SELECT <artifact>, run_id, COUNT(*) … GROUP BY run_id` over `rows` (already filtered to the
+/// tenant and the runs): one evidence class's rows per run, tagged with the artifact's index in
+/// [`EvidenceArtifact::ALL`] as an SQL literal (a constant, not a parameter, so the statement's
+/// text and plan stay the same for every page).
+fn tagged_count<E: EntityTrait>(
+    rows: Select<E>,
+    artifact: EvidenceArtifact,
+    run_column: impl ColumnTrait,
+) -> SelectStatement {
+    rows.select_only()
+        .column_as(Expr::cust(artifact.index().to_string()), "artifact")
+        .column(run_column)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .group_by(run_column)
+        .into_query()
+}
+
+/// One evidence table's rows of the tenant's runs, counted per run.
+fn evidence_count<E>(
     artifact: EvidenceArtifact,
     tenant_column: E::Column,
     run_column: E::Column,
@@ -34,23 +50,11 @@ fn grouped_count<E>(
 ) -> SelectStatement
 where
     E: EntityTrait,
-    E::Column: IntoIden + Copy,
 {
-    E::find()
+    let rows = E::find()
         .filter(tenant_column.eq(tenant.as_str()))
-        .filter(run_column.is_in(run_ids.iter().map(String::as_str)))
-        .select_only()
-        .column_as(Expr::cust(artifact_index(artifact)), "artifact")
-        .column(run_column)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .group_by(run_column)
-        .into_query()
-}
-
-/// The artifact's index as an SQL literal (a constant, not a parameter: the statement's text
-/// and plan stay the same for every page).
-fn artifact_index(artifact: EvidenceArtifact) -> String {
-    artifact.index().to_string()
+        .filter(run_column.is_in(run_ids.iter().map(String::as_str)));
+    tagged_count(rows, artifact, run_column)
 }
 
 /// Rows per run in each of the six evidence classes, in one statement (`UNION ALL` of one
@@ -62,57 +66,47 @@ async fn evidence_counts(
     run_ids: &[String],
 ) -> AppResult<HashMap<String, [i64; 6]>> {
     use EvidenceArtifact as A;
-    let mut statement = grouped_count::<activity_evidence::Entity>(
+    let live_traces = Traces::find()
+        .filter(T::TenantId.eq(tenant.as_str()))
+        .filter(T::ArchivedAt.is_null())
+        .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)));
+    let mut statement = evidence_count::<activity_evidence::Entity>(
         A::ActivityEvidence,
         activity_evidence::Column::TenantId,
         activity_evidence::Column::RunId,
         tenant,
         run_ids,
     );
+    let live_steps = Steps::find()
+        .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
+        .filter(T::TenantId.eq(tenant.as_str()))
+        .filter(T::ArchivedAt.is_null())
+        .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
+        .filter(S::ArchivedAt.is_null());
     let others = [
-        grouped_count::<policy_decisions::Entity>(
+        evidence_count::<policy_decisions::Entity>(
             A::PolicyDecisions,
             policy_decisions::Column::TenantId,
             policy_decisions::Column::RunId,
             tenant,
             run_ids,
         ),
-        grouped_count::<provider_evidence::Entity>(
+        evidence_count::<provider_evidence::Entity>(
             A::ProviderEvidence,
             provider_evidence::Column::TenantId,
             provider_evidence::Column::RunId,
             tenant,
             run_ids,
         ),
-        grouped_count::<environment_evidence::Entity>(
+        evidence_count::<environment_evidence::Entity>(
             A::EnvironmentEvidence,
             environment_evidence::Column::TenantId,
             environment_evidence::Column::RunId,
             tenant,
             run_ids,
         ),
-        Traces::find()
-            .filter(T::TenantId.eq(tenant.as_str()))
-            .filter(T::ArchivedAt.is_null())
-            .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
-            .select_only()
-            .column_as(Expr::cust(artifact_index(A::AosTraces)), "artifact")
-            .column(T::RunId)
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .group_by(T::RunId)
-            .into_query(),
-        Steps::find()
-            .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
-            .filter(T::TenantId.eq(tenant.as_str()))
-            .filter(T::ArchivedAt.is_null())
-            .filter(T::RunId.is_in(run_ids.iter().map(String::as_str)))
-            .filter(S::ArchivedAt.is_null())
-            .select_only()
-            .column_as(Expr::cust(artifact_index(A::AosTraceSteps)), "artifact")
-            .column(T::RunId)
-            .column_as(Expr::cust("COUNT(*)"), "n")
-            .group_by(T::RunId)
-            .into_query(),
+        tagged_count(live_traces, A::AosTraces, T::RunId),
+        tagged_count(live_steps, A::AosTraceSteps, T::RunId),
     ];
     for other in others {
         statement.union(UnionType::All, other);
