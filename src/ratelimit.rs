@@ -126,15 +126,7 @@ impl RateLimiter {
         } else {
             let need = points - unspent;
             let lease = need.max(self.limit / LEASE_FRACTION).min(self.limit);
-            match &self.redis {
-                Some(link) => {
-                    reserve_in_redis(link, bucket, window_start, need, lease, self.limit).await?
-                }
-                None => {
-                    reserve_in_database(&self.db, bucket, window_start, need, lease, self.limit)
-                        .await?
-                }
-            }
+            self.reserve(bucket, window_start, need, lease).await?
         };
 
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,6 +190,47 @@ impl RateLimiter {
         }
     }
 
+    /// Reserves `lease` points of the shared window for a request that needs `need` more than
+    /// the lease holds, or fewer (never fewer than `need`) when the window is nearly spent, or
+    /// none when not even `need` fits. Redis: [`RESERVE`]. The database: the whole lease if the
+    /// window has room for it, else just the need.
+    async fn reserve(
+        &self,
+        bucket: &str,
+        window_start: i64,
+        need: u64,
+        lease: u64,
+    ) -> AppResult<Reservation> {
+        if let Some(link) = &self.redis {
+            let mut conn = link.connection().await?;
+            let (used, granted): (u64, u64) = RESERVE
+                .key(window_key(link, bucket, window_start))
+                .arg(need)
+                .arg(lease)
+                .arg(self.limit)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_unavailable)?;
+            return Ok(Reservation { granted, used });
+        }
+        let db = &self.db;
+        if window_start % 600 == 0 {
+            // Once in a while (any process), forget windows older than the previous one.
+            Entity::delete_many()
+                .filter(Column::WindowStart.lt(window_start - 60))
+                .exec(db)
+                .await?;
+        }
+        // The lease, then (if it is larger) just the need.
+        for granted in std::iter::once(lease).chain((lease > need).then_some(need)) {
+            if let Some(used) = add_points(db, bucket, window_start, granted, self.limit).await? {
+                return Ok(Reservation { granted, used });
+            }
+        }
+        let used = stored_points(db, bucket, window_start).await?;
+        Ok(Reservation { granted: 0, used })
+    }
+
     /// The shared counter of one window, without charging it.
     async fn used(&self, bucket: &str, window_start: i64) -> AppResult<u64> {
         match &self.redis {
@@ -234,26 +267,6 @@ pub fn refusal(window: &RateWindow, points: u64) -> ServerError {
     error
 }
 
-async fn reserve_in_redis(
-    link: &RedisLink,
-    bucket: &str,
-    window_start: i64,
-    need: u64,
-    lease: u64,
-    limit: u64,
-) -> AppResult<Reservation> {
-    let mut conn = link.connection().await?;
-    let (used, granted): (u64, u64) = RESERVE
-        .key(window_key(link, bucket, window_start))
-        .arg(need)
-        .arg(lease)
-        .arg(limit)
-        .invoke_async(&mut conn)
-        .await
-        .map_err(redis_unavailable)?;
-    Ok(Reservation { granted, used })
-}
-
 /// The Redis key of one bucket's window.
 fn window_key(link: &RedisLink, bucket: &str, window_start: i64) -> String {
     link.key(&["rl", bucket, &window_start.to_string()])
@@ -281,33 +294,6 @@ return {used, grant}
 ",
     )
 });
-
-/// The database's counterpart of [`RESERVE`]: the whole lease if the window has room for it,
-/// else just what the request needs, else nothing.
-async fn reserve_in_database(
-    db: &DatabaseConnection,
-    bucket: &str,
-    window_start: i64,
-    need: u64,
-    lease: u64,
-    limit: u64,
-) -> AppResult<Reservation> {
-    if window_start % 600 == 0 {
-        // Once in a while (any process), forget windows older than the previous one.
-        Entity::delete_many()
-            .filter(Column::WindowStart.lt(window_start - 60))
-            .exec(db)
-            .await?;
-    }
-    // The lease, then (if it is larger) just the need.
-    for granted in std::iter::once(lease).chain((lease > need).then_some(need)) {
-        if let Some(used) = add_points(db, bucket, window_start, granted, limit).await? {
-            return Ok(Reservation { granted, used });
-        }
-    }
-    let used = stored_points(db, bucket, window_start).await?;
-    Ok(Reservation { granted: 0, used })
-}
 
 /// Adds `points` to the window unless that would pass `limit`; the new total, or `None`.
 async fn add_points(
