@@ -93,9 +93,13 @@ async fn nested_fields_cost_a_constant_number_of_statements(backend: Backend) {
     // A console panel (BENCHMARKS.md, f_panel): runs with trace and steps, integrity and system
     // records in six statements (runs, traces, steps, evidence counts, failures with seals,
     // system records).
+    // In this debug build on the tests' multi-threaded runtime, resolving 100 runs can outlast a
+    // loader's 1 ms batch window, so a batch may split in two on every request (a release build
+    // measured 6.97 per request under load, BENCHMARKS.md): allow two such splits, far below the
+    // ~100 more that one statement per run would cost.
     let (panel, _) = fewest_statements(&app, &key, PANEL, 100).await;
     eprintln!("SQL statements: panel of 100 runs → {panel}");
-    assert!(panel <= 6, "the panel took {panel} statements");
+    assert!(panel <= 6 + 2, "the panel took {panel} statements");
 
     // The nested data is real: traces, integrity grades and evidence checksums are present.
     assert!(runs.iter().any(|r| r["trace"]["steps"]["nodes"]
