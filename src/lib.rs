@@ -27,6 +27,7 @@ pub mod mismatches;
 pub mod pagination;
 pub mod panel;
 pub mod persisted;
+pub mod plain;
 pub mod ratelimit;
 pub mod redaction;
 pub mod redis_link;

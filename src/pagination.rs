@@ -594,16 +594,18 @@ macro_rules! connection_types {
 
         #[async_graphql::Object]
         impl $connection {
-            async fn edges(&self) -> Vec<$edge<'_>> {
-                self.0
-                    .edges
-                    .iter()
-                    .map(|(cursor, node)| $edge { cursor, node })
-                    .collect()
+            async fn edges(&self) -> $crate::plain::PlainEdges<$edge<'_>> {
+                $crate::plain::PlainEdges(
+                    self.0
+                        .edges
+                        .iter()
+                        .map(|(cursor, node)| $edge { cursor, node })
+                        .collect(),
+                )
             }
 
-            async fn nodes(&self) -> Vec<&$node> {
-                self.0.edges.iter().map(|(_, node)| node).collect()
+            async fn nodes(&self) -> $crate::plain::PlainList<'_, $node> {
+                $crate::plain::PlainList(self.0.edges.iter().map(|(_, node)| node).collect())
             }
 
             async fn page_info(&self) -> &$crate::pagination::PageInfo {
@@ -619,6 +621,18 @@ macro_rules! connection_types {
         pub struct $edge<'a> {
             cursor: &'a str,
             node: &'a $node,
+        }
+
+        impl $crate::plain::PlainEdge for $edge<'_> {
+            type Node = $node;
+
+            fn cursor(&self) -> &str {
+                self.cursor
+            }
+
+            fn node(&self) -> &$node {
+                self.node
+            }
         }
 
         #[async_graphql::Object]

@@ -98,6 +98,8 @@ impl AuditEntry {
 
 crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry from AuditEntrySnapshot);
 
+impl crate::plain::PlainFields for AuditEntry {}
+
 /// Filters for `auditEntries`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct AuditEntryFilter {

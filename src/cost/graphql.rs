@@ -402,6 +402,8 @@ impl CostAnomaly {
 
 crate::connection_types!(CostAnomalyConnection, CostAnomalyEdge, CostAnomaly);
 
+impl crate::plain::PlainFields for CostAnomaly {}
+
 /// Filters for `cost.anomalies`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct CostAnomalyFilter {
@@ -495,6 +497,8 @@ impl CostBudget {
 
 crate::connection_types!(CostBudgetConnection, CostBudgetEdge, CostBudget);
 
+impl crate::plain::PlainFields for CostBudget {}
+
 /// A registered feature tag (`namespace.action`) that cost records are attributed to.
 pub struct FeatureTag(pub(crate) FeatureTagSnapshot);
 
@@ -530,6 +534,8 @@ impl FeatureTag {
 }
 
 crate::connection_types!(FeatureTagConnection, FeatureTagEdge, FeatureTag);
+
+impl crate::plain::PlainFields for FeatureTag {}
 
 /// The cost panels of the key's tenant. Every figure is read from the daily rollup
 /// (`cost_daily_aggregates`), and every day is a UTC day.

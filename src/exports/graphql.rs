@@ -172,6 +172,8 @@ impl LogExportState<'_> {
 
 crate::connection_types!(LogExportConnection, LogExportEdge, LogExport);
 
+impl crate::plain::PlainFields for LogExport {}
+
 /// Filters for `logExports`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct LogExportFilter {

@@ -110,6 +110,8 @@ crate::connection_types!(
     SignedCheckpoint
 );
 
+impl crate::plain::PlainFields for SignedCheckpoint {}
+
 /// The current end of the ledger.
 pub struct LedgerHead(HeadSnapshot);
 

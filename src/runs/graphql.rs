@@ -11,6 +11,7 @@ use crate::ids::{self, NodeKind};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::mismatches::graphql::TraceMismatch;
 use crate::pagination::canonical;
+use crate::plain::{value, PlainField, PlainFields};
 use crate::replay::graphql::ReplayWindow;
 use crate::scalars::DateTime;
 use crate::state::AppState;
@@ -197,6 +198,36 @@ impl LlmRun {
 }
 
 crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun from LlmRunSnapshot);
+
+/// The stored columns, read as the resolvers above read them.
+impl PlainFields for LlmRun {
+    fn plain_field(name: &str) -> Option<PlainField<Self>> {
+        let read: PlainField<Self> = match name {
+            "id" => |r| value::scalar(&ids::encode(NodeKind::LlmRun, &r.0.id)),
+            "recordId" => |r| value::text(&r.0.id),
+            "runId" => |r| value::text(&r.0.run_id),
+            "traceId" => |r| value::optional_text(r.0.trace_id.as_deref()),
+            "provider" => |r| value::text(&r.0.provider),
+            "model" => |r| value::text(&r.0.model),
+            "promptHash" => |r| value::optional_text(r.0.prompt_hash.as_deref()),
+            "responseHash" => |r| value::optional_text(r.0.response_hash.as_deref()),
+            "inputTokens" => |r| value::scalar(&r.0.input_tokens),
+            "outputTokens" => |r| value::scalar(&r.0.output_tokens),
+            "costCents" => |r| value::scalar(&r.0.cost_cents),
+            "executionStatus" => |r| value::enumeration(r.0.execution_status),
+            "startedAt" => |r| value::scalar(&DateTime::from(r.0.started_at)),
+            "completedAt" => {
+                |r| value::optional_scalar(r.0.completed_at.map(DateTime::from).as_ref())
+            }
+            "source" => |r| value::enumeration(r.0.source),
+            "isSynthetic" => |r| value::scalar(&r.0.is_synthetic),
+            "syntheticScenarioId" => |r| value::optional_text(r.0.synthetic_scenario_id.as_deref()),
+            "createdAt" => |r| value::scalar(&DateTime::from(r.0.created_at)),
+            _ => return None,
+        };
+        Some(read)
+    }
+}
 
 /// Filters for `llmRuns`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]

@@ -78,6 +78,8 @@ impl SystemRecord {
 
 crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord from SystemRecordSnapshot);
 
+impl crate::plain::PlainFields for SystemRecord {}
+
 /// Filters for `systemRecords`; the same input drives the list and its `totalCount`.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct SystemRecordFilter {

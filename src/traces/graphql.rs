@@ -19,6 +19,7 @@ use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{Direction, FromPage, ListProbe, Page, PageArgs, Position};
+use crate::plain::{value, PlainField, PlainFields};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
 
@@ -367,6 +368,38 @@ impl TraceStep {
 
 crate::connection_types!(TraceStepConnection, TraceStepEdge, TraceStep);
 
+/// The stored columns, read as the resolvers above read them.
+impl PlainFields for TraceStep {
+    fn plain_field(name: &str) -> Option<PlainField<Self>> {
+        let read: PlainField<Self> = match name {
+            "traceId" => |s| value::text(&s.0.trace_id),
+            "stepIndex" => |s| value::scalar(&s.0.step_index),
+            "skillId" => |s| value::text(&s.0.skill_id),
+            "skillName" => |s| value::text(&s.0.skill_name),
+            "params" => |s| value::json(&s.0.params),
+            "status" => |s| value::text(&s.0.status),
+            "outcomeCategory" => |s| value::text(&s.0.outcome_category),
+            "outcomeCode" => |s| value::optional_text(s.0.outcome_code.as_deref()),
+            "outcomeData" => |s| value::optional_json(s.0.outcome_data.as_ref()),
+            "costCents" => |s| value::scalar(&s.0.cost_cents),
+            "durationMs" => |s| value::scalar(&s.0.duration_ms),
+            "retryCount" => |s| value::scalar(&s.0.retry_count),
+            "inputHash" => |s| value::optional_text(s.0.input_hash.as_deref()),
+            "outputHash" => |s| value::optional_text(s.0.output_hash.as_deref()),
+            "rngStateBefore" => |s| value::optional_text(s.0.rng_state_before.as_deref()),
+            "idempotencyKey" => |s| value::optional_text(s.0.idempotency_key.as_deref()),
+            "replayBehavior" => |s| value::enumeration(s.0.replay_behavior),
+            "timestamp" => |s| value::scalar(&DateTime::from(s.0.timestamp)),
+            "source" => |s| value::enumeration(s.0.source),
+            "level" => |s| value::enumeration(s.0.level),
+            "isSynthetic" => |s| value::scalar(&s.0.is_synthetic),
+            "syntheticScenarioId" => |s| value::optional_text(s.0.synthetic_scenario_id.as_deref()),
+            _ => return None,
+        };
+        Some(read)
+    }
+}
+
 /// Where a policy stopped the trace (its inflection point).
 #[derive(SimpleObject)]
 pub struct TraceViolation {
@@ -601,6 +634,8 @@ impl Trace {
 }
 
 crate::connection_types!(TraceConnection, TraceEdge, Trace);
+
+impl crate::plain::PlainFields for Trace {}
 
 impl FromPage<TraceSnapshot> for TraceConnection {
     /// The page's traces share the request's loaders, so their nested fields batch.

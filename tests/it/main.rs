@@ -28,6 +28,7 @@ mod migrations;
 mod mismatch_writes;
 mod mismatches_reads;
 mod panel;
+mod plain_lists;
 mod replay_enforce;
 mod replay_integrity;
 mod request_limits;
@@ -68,6 +69,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
+        ("plain_lists", plain_lists::cases()),
         ("replay_integrity", replay_integrity::cases()),
         ("request_limits", request_limits::cases()),
         ("replay_enforce", replay_enforce::cases()),
