@@ -72,19 +72,25 @@ impl Scope {
 /// Signs and checks cursors with the shared server secret.
 #[derive(Clone)]
 pub struct CursorCodec {
-    key: Arc<[u8]>,
+    /// HMAC already keyed with the secret: a page signs a cursor per row, and keying is half
+    /// of an HMAC's hashing.
+    keyed: Arc<Hmac<Sha256>>,
 }
 
 impl CursorCodec {
     pub fn new(key: &[u8]) -> Self {
+        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
         CursorCodec {
-            key: Arc::from(key),
+            keyed: Arc::new(keyed),
         }
     }
 
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::clone(&self.keyed)
+    }
+
     fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac();
         mac.update(body);
         let full = mac.finalize().into_bytes();
         let mut tag = [0u8; TAG_LEN];
@@ -118,8 +124,7 @@ impl CursorCodec {
         }
         let (body, tag) = bytes.split_at(bytes.len() - TAG_LEN);
         // Constant-time comparison of the tag.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac();
         mac.update(body);
         if mac.verify_truncated_left(tag).is_err() {
             return Err(AppError::BadCursor(
