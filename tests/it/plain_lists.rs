@@ -57,6 +57,28 @@ async fn leaf_fields(app: &TestApp, key: &str, type_name: &str) -> Vec<String> {
         .collect()
 }
 
+/// `type_name`'s leaf fields (at least `least`), each of which must have a plain reader unless
+/// it is computed: a console's list page of stored fields then takes the plain path.
+async fn leaf_fields_with_readers<T: PlainFields>(
+    app: &TestApp,
+    key: &str,
+    type_name: &str,
+    least: usize,
+) -> Vec<String> {
+    let fields = leaf_fields(app, key, type_name).await;
+    assert!(
+        fields.len() >= least,
+        "{type_name}'s leaf fields: {fields:?}"
+    );
+    for field in &fields {
+        assert!(
+            T::plain_field(field).is_some() || COMPUTED.contains(&field.as_str()),
+            "{type_name}.{field} has no plain reader"
+        );
+    }
+    fields
+}
+
 /// Sends `template` with `{FIELDS}` replaced by `fields` inline and through a fragment on
 /// `type_name`; asserts the two bodies are the same bytes and returns the inline one.
 async fn same_both_ways(
@@ -98,15 +120,7 @@ async fn seeded(backend: Backend) -> (TestApp, String) {
 
 async fn plain_run_pages_answer_as_the_resolvers_do(backend: Backend) {
     let (app, key) = seeded(backend).await;
-    let fields = leaf_fields(&app, &key, "LlmRun").await;
-    assert!(fields.len() >= 18, "LlmRun's leaf fields: {fields:?}");
-    // Every stored field has a plain reader, so a console's list page takes the plain path.
-    for field in &fields {
-        assert!(
-            LlmRun::plain_field(field).is_some() || COMPUTED.contains(&field.as_str()),
-            "LlmRun.{field} has no plain reader"
-        );
-    }
+    let fields = leaf_fields_with_readers::<LlmRun>(&app, &key, "LlmRun", 18).await;
 
     let page = "query($first: Int!) { llmRuns(first: $first) { nodes { {FIELDS} } } }";
     let all = format!("{} __typename", fields.join(" "));
@@ -156,14 +170,7 @@ async fn plain_run_pages_answer_as_the_resolvers_do(backend: Backend) {
 
 async fn plain_step_pages_answer_as_the_resolvers_do(backend: Backend) {
     let (app, key) = seeded(backend).await;
-    let fields = leaf_fields(&app, &key, "TraceStep").await;
-    assert!(fields.len() >= 20, "TraceStep's leaf fields: {fields:?}");
-    for field in &fields {
-        assert!(
-            TraceStep::plain_field(field).is_some() || COMPUTED.contains(&field.as_str()),
-            "TraceStep.{field} has no plain reader"
-        );
-    }
+    let fields = leaf_fields_with_readers::<TraceStep>(&app, &key, "TraceStep", 20).await;
     let stored: Vec<&str> = fields
         .iter()
         .map(String::as_str)
