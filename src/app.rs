@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
@@ -34,9 +36,11 @@ pub fn serve(
 ) -> std::io::Result<Listening> {
     let workers = served.state.config.workers;
     let sockets = served.sockets.clone();
+    let cors_origins = served.state.config.cors_origins.clone();
     let served = web::Data::new(served);
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(cors(&cors_origins))
             .app_data(served.clone())
             .route("/graphql", web::post().to(crate::graphql_http::handle))
             .configure(|cfg| crate::ws::routes(cfg, &served))
@@ -69,6 +73,38 @@ pub fn serve(
         handle,
         task,
     })
+}
+
+/// CORS for the configured origins, or no middleware at all when there are none. The browser
+/// enforces CORS, so a request from another origin is still answered, only without the headers
+/// that would let its page read the answer: same-origin pages (GraphiQL) and non-browser clients
+/// never depend on the list. Keys travel in `Authorization`, so credentials are never allowed.
+fn cors(origins: &[String]) -> Condition<Cors> {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("ratelimit-limit"),
+            header::HeaderName::from_static("ratelimit-remaining"),
+            header::HeaderName::from_static("ratelimit-reset"),
+            header::RETRY_AFTER,
+        ])
+        .max_age(600)
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    Condition::new(!origins.is_empty(), cors)
 }
 
 fn error_body(message: &str, code: &str) -> serde_json::Value {

@@ -211,6 +211,17 @@ struct ServeArgs {
     /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
     #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
     ws_init_timeout: u64,
+    /// An origin whose browser pages may call the API (CORS), e.g. `https://console.example.com`;
+    /// repeatable, or comma-separated in the environment; `*` allows any origin (never with
+    /// credentials). None by default.
+    #[arg(
+        long = "cors-origin",
+        env = "LOGBOOK_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_parser = logbook::config::parse_cors_origin,
+        value_name = "ORIGIN"
+    )]
+    cors_origins: Vec<String>,
 }
 
 #[derive(Args)]
@@ -470,6 +481,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             config.limits.introspection = !args.no_introspection;
             config.limits.rate_limit_per_minute = args.rate_limit;
             config.exports.dir = args.export_dir.clone();
+            config.cors_origins = args.cors_origins.clone();
             config.ledger_checkpoints.dir = args.ledger_checkpoint_dir.clone();
             config.ledger_checkpoints.url = args.ledger_checkpoint_url.clone();
             if let Some(url) = &config.ledger_checkpoints.url {

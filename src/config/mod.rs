@@ -72,6 +72,9 @@ pub struct Config {
     pub ledger_checkpoints: SinkSettings,
     /// WebSocket caps per server process and the `connection_init` timeout.
     pub subscriptions: SocketLimits,
+    /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
+    /// none by default, and then no CORS headers are sent.
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -87,8 +90,31 @@ impl Config {
             ledger_signing_key_file: None,
             ledger_checkpoints: Default::default(),
             subscriptions: Default::default(),
+            cors_origins: Vec::new(),
         }
     }
+}
+
+/// A `--cors-origin` value as browsers send it in `Origin`: `*`, or `http(s)://host[:port]`
+/// with no path, query or trailing slash (an origin with one would never match).
+pub fn parse_cors_origin(text: &str) -> Result<String, String> {
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| format!("{text:?}: an origin starts with http:// or https://"))?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !host_ok {
+        return Err(format!(
+            "{text:?}: an origin is scheme://host[:port], with no path, query or trailing slash"
+        ));
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 /// Where checkpoints go besides the database.
@@ -142,6 +168,34 @@ impl Default for SocketLimits {
             max_connections_per_key: 32,
             max_subscriptions_per_connection: 32,
             max_subscriptions_per_key: 128,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cors_origin;
+
+    #[test]
+    fn cors_origins_are_checked_and_lowercased() {
+        assert_eq!(
+            parse_cors_origin("https://Console.Example.com:8443").unwrap(),
+            "https://console.example.com:8443"
+        );
+        assert_eq!(
+            parse_cors_origin("http://[::1]:3000").unwrap(),
+            "http://[::1]:3000"
+        );
+        assert_eq!(parse_cors_origin("*").unwrap(), "*");
+        for bad in [
+            "console.example.com",
+            "https://console.example.com/",
+            "https://console.example.com/app",
+            "https://",
+            "ftp://files.example.com",
+            "https://a.example.com?x=1",
+        ] {
+            assert!(parse_cors_origin(bad).is_err(), "{bad} accepted");
         }
     }
 }

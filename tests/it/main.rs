@@ -11,6 +11,7 @@ mod audit_reads;
 mod audit_writes;
 mod auth;
 mod cli;
+mod cors;
 mod cost_reads;
 mod cost_writes;
 mod evidence_writes;
@@ -53,6 +54,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("auth", auth::cases()),
         ("cli", cli::cases()),
         ("cost_reads", cost_reads::cases()),
+        ("cors", cors::cases()),
         ("cost_writes", cost_writes::cases()),
         ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
