@@ -202,12 +202,8 @@ pub mod value {
         Value::String(text.to_owned())
     }
 
-    pub fn optional_text(text: Option<&str>) -> Value {
-        text.map_or(Value::Null, text_value)
-    }
-
-    fn text_value(text: &str) -> Value {
-        Value::String(text.to_owned())
+    pub fn optional_text(value: Option<&str>) -> Value {
+        value.map_or(Value::Null, text)
     }
 
     pub fn scalar<S: ScalarType>(value: &S) -> Value {

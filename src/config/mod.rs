@@ -96,25 +96,25 @@ impl Config {
 }
 
 /// A `--cors-origin` value as browsers send it in `Origin`: `*`, or `http(s)://host[:port]`
-/// with no path, query or trailing slash (an origin with one would never match).
+/// with no path, query, trailing slash or default port (an origin with one would never match).
 pub fn parse_cors_origin(text: &str) -> Result<String, String> {
     if text == "*" {
         return Ok(text.to_owned());
     }
-    let rest = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-        .ok_or_else(|| format!("{text:?}: an origin starts with http:// or https://"))?;
-    let host_ok = !rest.is_empty()
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    if !host_ok {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "{text:?}: an origin is scheme://host[:port], with no path, query or trailing slash"
+            "{text:?}: an origin starts with http:// or https://"
         ));
     }
-    Ok(text.to_ascii_lowercase())
+    let origin = url.origin().ascii_serialization();
+    if origin != text.to_ascii_lowercase() {
+        return Err(format!(
+            "{text:?}: an origin is scheme://host[:port] ({origin}), with no path, query or \
+             trailing slash"
+        ));
+    }
+    Ok(origin)
 }
 
 /// Where checkpoints go besides the database.
