@@ -11,7 +11,8 @@
 //! 3. [`DocumentFacts`]: per fragment, once, in dependency order and without recursion over the
 //!    fragment graph: the fields it expands to, its field depth and its fragment nesting. A cycle
 //!    is refused here; past the field budget or the depth limit the document is refused
-//!    (`QUERY_TOO_COMPLEX`, `QUERY_TOO_DEEP`). Only then may anything expand fragments;
+//!    (`QUERY_TOO_COMPLEX`, `QUERY_TOO_DEEP`). Introspection has its own depth and list-nesting
+//!    bounds ([`INTROSPECTION_MAX_DEPTH`]). Only then may anything expand fragments;
 //! 4. fan-out: at most `max_fan_out` root fields, and aliases of one field per selection set;
 //! 5. no string anywhere in the arguments or variables carries NUL (neither PostgreSQL text nor
 //!    JSON columns can store it, so it is refused at the door rather than by the database);
@@ -331,6 +332,20 @@ impl Admission {
                     shape.depth, limits.max_depth
                 )));
             }
+            if shape.introspection_depth > INTROSPECTION_MAX_DEPTH {
+                return Err(too_deep(format!(
+                    "the operation nests introspection fields {} deep; the limit is \
+                     {INTROSPECTION_MAX_DEPTH}",
+                    shape.introspection_depth
+                )));
+            }
+            if shape.introspection_lists > INTROSPECTION_MAX_LISTS {
+                return Err(too_deep(format!(
+                    "the operation nests {} introspection lists; the limit is \
+                     {INTROSPECTION_MAX_LISTS}",
+                    shape.introspection_lists
+                )));
+            }
             if shape.nesting > limits.max_fragment_nesting {
                 return Err(too_deep(format!(
                     "fragments are spread {} deep; the limit is {}",
@@ -485,49 +500,106 @@ pub fn check_document_text(text: &str, max: usize) -> AppResult<()> {
 struct Shape {
     /// Fields, every fragment expanded (saturating).
     fields: u64,
-    /// Deepest field level (root fields are level 1).
+    /// Deepest level of a data field (root fields are level 1); introspection is measured apart.
     depth: usize,
+    /// Deepest level of a field under `__schema` or `__type`.
+    introspection_depth: usize,
+    /// Most introspection list fields ([`INTROSPECTION_LISTS`]) on one path.
+    introspection_lists: usize,
     /// Deepest chain of fragment spreads.
     nesting: usize,
 }
+
+/// How deep introspection may go. Introspection is not held to the depth limit: the standard
+/// introspection query that GraphiQL and every client generator send is 15 deep (a type
+/// reference unwraps `ofType` nine times), and the schema, not the data, bounds what it reads.
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+
+/// Introspection fields that return a list of the schema's types or their members. Nested, they
+/// multiply (`types { fields { type { fields { type { fields … ` is a response bomb), so one
+/// path may cross at most [`INTROSPECTION_MAX_LISTS`] of them; the standard query's deepest is
+/// `types → fields → args`.
+const INTROSPECTION_LISTS: &[&str] = &[
+    "types",
+    "fields",
+    "args",
+    "inputFields",
+    "interfaces",
+    "possibleTypes",
+    "enumValues",
+    "directives",
+];
+const INTROSPECTION_MAX_LISTS: usize = 3;
 
 /// The expanded shape of every fragment of a document, computed once per fragment.
 struct DocumentFacts<'d> {
     fragments: HashMap<&'d str, Shape>,
 }
 
-/// A selection set's own fields and the fragments it spreads, at which field level.
+/// Where a selection set sits: its field level, whether it is inside introspection and how many
+/// introspection lists the path to it crossed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Position {
+    level: usize,
+    introspection: bool,
+    lists: usize,
+}
+
+/// A selection set's own fields and the fragments it spreads, from where.
 struct Local<'d> {
     fields: u64,
     depth: usize,
-    spreads: Vec<(&'d str, usize)>,
+    introspection_depth: usize,
+    introspection_lists: usize,
+    spreads: Vec<(&'d str, Position)>,
 }
 
 /// Collects a selection set's own facts. Recursion here follows brackets in the text, which
 /// [`check_document_text`] bounded.
-fn local<'d>(set: &'d SelectionSet, level: usize, out: &mut Local<'d>) {
+fn local<'d>(set: &'d SelectionSet, at: Position, out: &mut Local<'d>) {
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => {
                 out.fields = out.fields.saturating_add(1);
-                out.depth = out.depth.max(level + 1);
-                local(&field.node.selection_set.node, level + 1, out);
+                let name = field.node.name.node.as_str();
+                let mut below = Position {
+                    level: at.level + 1,
+                    introspection: at.introspection || matches!(name, "__schema" | "__type"),
+                    lists: at.lists,
+                };
+                if below.introspection {
+                    if INTROSPECTION_LISTS.contains(&name) {
+                        below.lists += 1;
+                    }
+                    out.introspection_depth = out.introspection_depth.max(below.level);
+                    out.introspection_lists = out.introspection_lists.max(below.lists);
+                } else {
+                    out.depth = out.depth.max(below.level);
+                }
+                local(&field.node.selection_set.node, below, out);
             }
-            Selection::InlineFragment(inline) => local(&inline.node.selection_set.node, level, out),
+            Selection::InlineFragment(inline) => local(&inline.node.selection_set.node, at, out),
             Selection::FragmentSpread(spread) => out
                 .spreads
-                .push((spread.node.fragment_name.node.as_str(), level)),
+                .push((spread.node.fragment_name.node.as_str(), at)),
         }
     }
 }
 
-fn locals(set: &SelectionSet) -> Local<'_> {
+/// `introspection`: the selection set belongs to an introspection type (`on __Type`, …).
+fn locals(set: &SelectionSet, introspection: bool) -> Local<'_> {
     let mut out = Local {
         fields: 0,
         depth: 0,
+        introspection_depth: 0,
+        introspection_lists: 0,
         spreads: Vec::new(),
     };
-    local(set, 0, &mut out);
+    let at = Position {
+        introspection,
+        ..Position::default()
+    };
+    local(set, at, &mut out);
     out
 }
 
@@ -538,7 +610,11 @@ impl<'d> DocumentFacts<'d> {
         let own: HashMap<&str, Local<'_>> = document
             .fragments
             .iter()
-            .map(|(name, fragment)| (name.as_str(), locals(&fragment.node.selection_set.node)))
+            .map(|(name, fragment)| {
+                let on = fragment.node.type_condition.node.on.node.as_str();
+                let own = locals(&fragment.node.selection_set.node, on.starts_with("__"));
+                (name.as_str(), own)
+            })
             .collect();
         let mut facts = DocumentFacts {
             fragments: HashMap::with_capacity(own.len()),
@@ -583,19 +659,38 @@ impl<'d> DocumentFacts<'d> {
         let mut shape = Shape {
             fields: own.fields,
             depth: own.depth,
+            introspection_depth: own.introspection_depth,
+            introspection_lists: own.introspection_lists,
             nesting: 0,
         };
-        for (name, level) in &own.spreads {
+        for (name, at) in &own.spreads {
             let child = self.fragments.get(name).copied().unwrap_or_default();
             shape.fields = shape.fields.saturating_add(child.fields);
-            shape.depth = shape.depth.max(level + child.depth);
+            // A data fragment spread inside introspection does not validate; measured as
+            // introspection, it is still bounded.
+            let (depth, introspection_depth) = if at.introspection {
+                (0, child.depth.max(child.introspection_depth))
+            } else {
+                (child.depth, child.introspection_depth)
+            };
+            if depth > 0 {
+                shape.depth = shape.depth.max(at.level + depth);
+            }
+            if introspection_depth > 0 {
+                shape.introspection_depth = shape
+                    .introspection_depth
+                    .max(at.level + introspection_depth);
+            }
+            shape.introspection_lists = shape
+                .introspection_lists
+                .max(at.lists + child.introspection_lists);
             shape.nesting = shape.nesting.max(child.nesting + 1);
         }
         shape
     }
 
     fn selection(&self, set: &SelectionSet) -> Shape {
-        self.combine(&locals(set))
+        self.combine(&locals(set, false))
     }
 }
 
@@ -848,6 +943,59 @@ mod tests {
 
     fn admit(text: &str) -> AppResult<Admitted> {
         admission().admit(text, None, &Variables::default(), ReadGrant::Full)
+    }
+
+    /// graphql-js's `getIntrospectionQuery()`, what GraphiQL and client generators send.
+    const STANDARD_INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { name }
+        mutationType { name } subscriptionType { name } types { ...FullType }
+        directives { name description locations args { ...InputValue } } } }
+      fragment FullType on __Type { kind name description
+        fields(includeDeprecated: true) { name description args { ...InputValue }
+          type { ...TypeRef } isDeprecated deprecationReason }
+        inputFields { ...InputValue } interfaces { ...TypeRef }
+        enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+        possibleTypes { ...TypeRef } }
+      fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType {
+        kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+        ofType { kind name ofType { kind name } } } } } } } } } }";
+
+    #[test]
+    fn introspection_has_its_own_bounds() {
+        // 15 deep, past the data depth limit (12): admitted.
+        assert!(Limits::default().max_depth < 15);
+        admit(STANDARD_INTROSPECTION).expect("the standard introspection query");
+        // Type members nested in type members multiply: refused, however shallow.
+        let bomb =
+            "{ __schema { types { fields { type { fields { type { fields { name } } } } } } } }";
+        let refused = admit(bomb).expect_err("an introspection bomb");
+        assert_eq!(refused.code(), "QUERY_TOO_DEEP");
+        // The same through fragments on introspection types.
+        let bomb = "{ __type(name: \"Query\") { ...T } }
+            fragment T on __Type { fields { type { ...U } } }
+            fragment U on __Type { fields { type { fields { type { fields { name } } } } } }";
+        assert_eq!(
+            admit(bomb).expect_err("a fragment bomb").code(),
+            "QUERY_TOO_DEEP"
+        );
+        // `ofType` chains past the introspection depth.
+        let chain = format!(
+            "{{ __type(name: \"Query\") {{ {} name {} }} }}",
+            "ofType { ".repeat(INTROSPECTION_MAX_DEPTH),
+            "} ".repeat(INTROSPECTION_MAX_DEPTH)
+        );
+        assert_eq!(
+            admit(&chain).expect_err("too deep").code(),
+            "QUERY_TOO_DEEP"
+        );
+        // Data under a fragment that also introspects is still held to the data depth limit.
+        let data = format!(
+            "{{ ...F }} fragment F on Query {{ __typename __type(name: \"Query\") {{ name }} \
+             viewer {} role {} }}",
+            "{ viewer ".repeat(12),
+            "} ".repeat(12)
+        );
+        assert_eq!(admit(&data).expect_err("too deep").code(), "QUERY_TOO_DEEP");
     }
 
     #[test]
