@@ -12,7 +12,7 @@ use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::Condition;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer};
 use serde_json::json;
 
 pub use crate::served::Served;
@@ -47,6 +47,10 @@ pub fn serve(
             .route("/graphql", web::get().to(crate::graphql_http::handle))
             .route("/graphql", web::route().to(method_not_allowed))
             .route("/graphiql", web::get().to(graphiql))
+            .route(
+                &format!("{}/{{version}}/{{name}}", crate::graphiql::ASSET_PATH),
+                web::get().to(graphiql_asset),
+            )
             .route("/schema.graphql", web::get().to(schema_sdl))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
@@ -123,7 +127,42 @@ async fn method_not_allowed() -> HttpResponse {
 async fn graphiql() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            crate::graphiql::CONTENT_SECURITY_POLICY,
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(crate::graphiql::page())
+}
+
+/// A GraphiQL asset: its URL names its content, so it is cached for a year without revalidation;
+/// gzipped when the client accepts it.
+async fn graphiql_asset(request: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let (version, name) = path.into_inner();
+    let Some(served) = crate::graphiql::asset(&version, &name) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let gzip = request
+        .get_header::<header::AcceptEncoding>()
+        .and_then(|accepted| {
+            accepted.negotiate([header::Encoding::gzip(), header::Encoding::identity()].iter())
+        })
+        .is_some_and(|chosen| chosen == header::Encoding::gzip());
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(served.asset.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if gzip {
+        response
+            .insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(served.gzip())
+    } else {
+        response.body(served.asset.body)
+    }
 }
 
 async fn schema_sdl(served: web::Data<Served>) -> HttpResponse {

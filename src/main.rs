@@ -518,15 +518,26 @@ async fn run(cli: Cli) -> Result<(), String> {
                      (docs/ledger.md)"
                 );
             }
-            if args.demo {
-                demo(state).await?;
-            }
+            let demo_key = if args.demo {
+                Some(demo(state).await?)
+            } else {
+                None
+            };
             let server = server::start(&services, &args.bind)
                 .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
             eprintln!(
                 "logbook serving http://{}/graphql (GraphiQL at /graphiql)",
                 server.addr
             );
+            if let Some(key) = demo_key {
+                // The key rides in the fragment, which the browser never sends; the page moves it
+                // into its headers editor.
+                let mut browsable = server.addr;
+                if browsable.ip().is_unspecified() {
+                    browsable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                println!("GraphiQL with the key filled in: http://{browsable}/graphiql#key={key}");
+            }
             let handle = server.handle.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
@@ -542,8 +553,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Seeds the demo tenant unless it already has data, then prints a fresh ADMIN key for it.
-async fn demo(state: &AppState) -> Result<(), String> {
+/// Seeds the demo tenant unless it already has data, then makes, prints and returns a fresh
+/// ADMIN key for it.
+async fn demo(state: &AppState) -> Result<String, String> {
     use logbook::seed::{Profile, SeedOptions};
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
     let existing = entity::llm_run_records::Entity::find()
@@ -574,8 +586,7 @@ async fn demo(state: &AppState) -> Result<(), String> {
     .await
     .map_err(|e| e.detail())?;
     println!("demo tenant `demo`, ADMIN key (shown once): {key}");
-    println!("GraphiQL headers: {{\"Authorization\": \"Bearer {key}\"}}");
-    Ok(())
+    Ok(key)
 }
 
 /// `logbook traces archive`: prints one line per committed batch and a total.

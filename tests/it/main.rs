@@ -18,6 +18,7 @@ mod evidence_writes;
 mod exports_reads;
 mod exports_writes;
 mod fuzz_ops;
+mod graphiql_browser;
 mod graphql_http;
 mod hostile;
 mod idempotency;
@@ -61,6 +62,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("exports_writes", exports_writes::cases()),
         ("fuzz_ops", fuzz_ops::cases()),
         ("hostile", hostile::cases()),
+        ("graphiql_browser", graphiql_browser::cases()),
         ("graphql_http", graphql_http::cases()),
         ("idempotency", idempotency::cases()),
         ("immutability", immutability::cases()),
@@ -96,7 +98,7 @@ fn main() {
     let missing = support::setup(&runtime);
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if !missing.is_empty() {
-        eprintln!("\n=== BACKENDS NOT REACHABLE ===");
+        eprintln!("\n=== BACKENDS OR TOOLS NOT AVAILABLE ===");
         for what in &missing {
             eprintln!("  * {what}");
         }
@@ -116,7 +118,8 @@ fn main() {
                 let available = match backend {
                     Backend::Postgres => ctx.template.is_some() && ctx.redis,
                     Backend::Sqlite => true,
-                } && case.backends.contains(&backend);
+                } && case.backends.contains(&backend)
+                    && (!case.browser || ctx.browser.is_some());
                 let run = case.run;
                 let trial = Trial::test(name, move || {
                     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -38,10 +38,14 @@ pub struct TestCase {
     pub name: &'static str,
     pub run: fn(Backend) -> TestFuture,
     pub backends: &'static [Backend],
+    /// Needs Chromium and chromedriver (`RunContext::browser`).
+    pub browser: bool,
 }
 
-/// `cases!(a, b, [postgres] c)`: every case runs on both backends unless prefixed with the one
-/// it applies to (`[postgres]` or `[sqlite]`); on the other it is listed as ignored.
+/// `cases!(a, b, [postgres] c, [browser] d)`: every case runs on both backends unless prefixed
+/// with the one it applies to (`[postgres]` or `[sqlite]`); on the other it is listed as
+/// ignored. A `[browser]` case drives Chromium; it runs once, on SQLite (what it tests does not
+/// depend on the database).
 #[macro_export]
 macro_rules! cases {
     ($($([$only:ident])? $name:ident),* $(,)?) => {
@@ -50,12 +54,45 @@ macro_rules! cases {
                 name: stringify!($name),
                 run: |b| Box::pin($name(b)),
                 backends: $crate::cases!(@backends $($only)?),
+                browser: $crate::cases!(@browser $($only)?),
             }),*]
         }
     };
     (@backends) => { &[$crate::support::Backend::Postgres, $crate::support::Backend::Sqlite] };
     (@backends postgres) => { &[$crate::support::Backend::Postgres] };
     (@backends sqlite) => { &[$crate::support::Backend::Sqlite] };
+    (@backends browser) => { &[$crate::support::Backend::Sqlite] };
+    (@browser browser) => { true };
+    (@browser $other:ident) => { false };
+    (@browser) => { false };
+}
+
+/// Debian's Chromium and its chromedriver (`apt-get install chromium chromium-driver`), or the
+/// binaries `LOGBOOK_CHROMIUM` and `LOGBOOK_CHROMEDRIVER` name.
+#[derive(Clone, Debug)]
+pub struct BrowserTools {
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+}
+
+impl BrowserTools {
+    fn find() -> Result<BrowserTools, String> {
+        let find = |variable: &str, name: &str| -> Result<PathBuf, String> {
+            if let Ok(path) = std::env::var(variable) {
+                return Ok(PathBuf::from(path));
+            }
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .map(|dir| dir.join(name))
+                .find(|path| path.is_file())
+                .ok_or_else(|| format!("{name} (not on PATH; set {variable})"))
+        };
+        Ok(BrowserTools {
+            chromium: find("LOGBOOK_CHROMIUM", "chromium")?,
+            chromedriver: find("LOGBOOK_CHROMEDRIVER", "chromedriver")?,
+        })
+    }
 }
 
 pub fn admin_url() -> String {
@@ -85,6 +122,7 @@ pub struct RunContext {
     pub template: Option<String>,
     pub sqlite_dir: PathBuf,
     pub redis: bool,
+    pub browser: Option<BrowserTools>,
     databases: Mutex<Vec<String>>,
     counter: AtomicUsize,
 }
@@ -162,12 +200,23 @@ pub fn setup(runtime: &tokio::runtime::Runtime) -> Vec<String> {
             false
         }
     };
+    let browser = match BrowserTools::find() {
+        Ok(tools) => Some(tools),
+        Err(e) => {
+            missing.push(format!(
+                "Chromium for the GraphiQL browser test: {e}; \
+                 apt-get install chromium chromium-driver"
+            ));
+            None
+        }
+    };
     let databases = Mutex::new(template.iter().cloned().collect());
     let _ = RUN.set(RunContext {
         run_id,
         template,
         sqlite_dir,
         redis,
+        browser,
         databases,
         counter: AtomicUsize::new(0),
     });
