@@ -3,9 +3,7 @@
 //! routes (the export downloads) are handed in by `crate::server`. `serve` binds before it
 //! serves, so tests and benchmarks can use port 0.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix_cors::Cors;
@@ -198,49 +196,29 @@ async fn readyz(served: web::Data<Served>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format (version 0.0.4), this process's counters.
+/// Prometheus text format (version 0.0.4): this process's metrics (`crate::telemetry`), with
+/// the pool and socket readings taken now.
 async fn metrics(served: web::Data<Served>) -> HttpResponse {
     let state = &served.state;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
+    let (idle, size) = match state.db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = state.db.get_postgres_connection_pool();
+            (pool.num_idle(), pool.size())
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let pool = state.db.get_sqlite_connection_pool();
+            (pool.num_idle(), pool.size())
+        }
+        _ => (0, 0),
     };
-    counter(
-        "logbook_graphql_requests_total",
-        "GraphQL requests executed.",
-        state.requests.graphql.load(Ordering::Relaxed).to_string(),
+    crate::telemetry::pool(
+        idle,
+        (size as usize).saturating_sub(idle),
+        state.config.database.max_connections,
     );
-    counter(
-        "logbook_graphql_requests_with_errors_total",
-        "GraphQL requests whose response carried errors.",
-        state
-            .requests
-            .graphql_with_errors
-            .load(Ordering::Relaxed)
-            .to_string(),
-    );
-    counter(
-        "logbook_sql_statements_total",
-        "SQL statements sent.",
-        state.sql.statements().to_string(),
-    );
-    counter(
-        "logbook_sql_failed_total",
-        "SQL statements that failed.",
-        state.sql.failed.load(Ordering::Relaxed).to_string(),
-    );
-    counter(
-        "logbook_sql_seconds_total",
-        "Time spent in SQL statements.",
-        format!(
-            "{:.6}",
-            state.sql.micros.load(Ordering::Relaxed) as f64 / 1e6
-        ),
-    );
+    let (connections, subscriptions) = served.sockets.totals();
+    crate::telemetry::sockets(connections, subscriptions);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out)
+        .body(crate::telemetry::render())
 }

@@ -44,13 +44,11 @@ impl DbSettings {
     }
 }
 
-/// Counters over every SQL statement this process sends (for `/metrics` and for tests that
-/// assert how many statements an operation costs).
+/// The number of SQL statements this process sent (for tests that assert how many statements
+/// an operation costs; `/metrics` has their durations, see `crate::telemetry`).
 #[derive(Debug, Default)]
 pub struct SqlStats {
-    pub statements: AtomicU64,
-    pub failed: AtomicU64,
-    pub micros: AtomicU64,
+    statements: AtomicU64,
 }
 
 impl SqlStats {
@@ -59,7 +57,7 @@ impl SqlStats {
     }
 }
 
-/// Connects and installs the statement counters.
+/// Connects and installs the statement counter and metric.
 pub async fn connect_counted(
     settings: &DbSettings,
 ) -> AppResult<(DatabaseConnection, Arc<SqlStats>)> {
@@ -68,11 +66,7 @@ pub async fn connect_counted(
     let sink = stats.clone();
     db.set_metric_callback(move |info| {
         sink.statements.fetch_add(1, Ordering::Relaxed);
-        sink.micros
-            .fetch_add(info.elapsed.as_micros() as u64, Ordering::Relaxed);
-        if info.failed {
-            sink.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        crate::telemetry::sql_statement(info.elapsed, info.failed);
     });
     Ok((db, stats))
 }

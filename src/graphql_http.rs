@@ -17,7 +17,7 @@
 //! the body); `application/graphql-response+json` answers 4xx when the request could not
 //! execute (no `data` in the body) and 200 when it did. A request error never carries `data`.
 
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -153,14 +153,46 @@ pub async fn handle(
             Refusal::malformed(StatusCode::NOT_ACCEPTABLE, &err),
         );
     };
-    let stats = &served.state.requests;
-    stats.graphql.fetch_add(1, Ordering::Relaxed);
-    match run(&req, payload, &served, media, &request_id).await {
+    let started = Instant::now();
+    let mut observed = Observed::default();
+    let http = match run(&req, payload, &served, media, &request_id, &mut observed).await {
         Ok(http) => http,
         Err(refusal) => {
-            stats.graphql_with_errors.fetch_add(1, Ordering::Relaxed);
+            observed.error_code = refusal.errors.first().and_then(code_of);
             respond(media, &request_id, refusal)
         }
+    };
+    crate::telemetry::request(
+        match &observed.operation {
+            Some(name) => crate::telemetry::operation_label(name.as_deref()),
+            None => "unknown".to_owned(),
+        },
+        match observed.operation_type {
+            Some(OperationType::Query) => "query",
+            Some(OperationType::Mutation) => "mutation",
+            Some(OperationType::Subscription) => "subscription",
+            None => "unknown",
+        },
+        crate::telemetry::outcome_label(observed.error_code.as_deref()),
+        started.elapsed(),
+    );
+    http
+}
+
+/// What the request metric learns as a request goes: its operation once the body is read (none
+/// before: refused unread), its type once admitted, the first error's code.
+#[derive(Default)]
+struct Observed {
+    operation: Option<Option<String>>,
+    operation_type: Option<OperationType>,
+    error_code: Option<String>,
+}
+
+fn code_of(error: &ServerError) -> Option<String> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code.clone()),
+        async_graphql::Value::Enum(code) => Some(code.to_string()),
+        _ => None,
     }
 }
 
@@ -170,6 +202,7 @@ async fn run(
     served: &Served,
     media: Media,
     request_id: &str,
+    observed: &mut Observed,
 ) -> Result<HttpResponse, Refusal> {
     let state = &served.state;
     let is_get = req.method() == Method::GET;
@@ -200,6 +233,7 @@ async fn run(
         request_from_body(&body)
     }
     .map_err(|err| Refusal::malformed(StatusCode::BAD_REQUEST, &err))?;
+    observed.operation = Some(request.operation_name.clone());
 
     crate::persisted::resolve(state, &mut request)
         .await
@@ -208,6 +242,8 @@ async fn run(
     let admitted =
         admit(served, &mut request, &principal).map_err(|err| Refusal::request(&err, media))?;
     let (operation_type, root_keys) = (admitted.operation_type, admitted.root_keys);
+    observed.operation_type = Some(operation_type);
+    observed.operation = Some(admitted.operation_name);
     if is_get && operation_type != OperationType::Query {
         let mut refusal = Refusal::malformed(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -265,12 +301,7 @@ async fn run(
         }
         return Err(refusal);
     }
-    if !response.errors.is_empty() {
-        state
-            .requests
-            .graphql_with_errors
-            .fetch_add(1, Ordering::Relaxed);
-    }
+    observed.error_code = response.errors.first().and_then(code_of);
     let body = serde_json::to_vec(&response).map_err(|e| {
         tracing::error!(request_id, error = %e, "response serialization failed");
         Refusal::request(&AppError::internal(e), media)
@@ -463,9 +494,10 @@ fn build_request(
     Ok(request)
 }
 
-/// What a transport needs of an admitted request: the operation's type, the root fields'
-/// response keys in selection order, and its cost in complexity points.
+/// What a transport needs of an admitted request: the operation's name and type, the root
+/// fields' response keys in selection order, and its cost in complexity points.
 pub struct Admitted {
+    pub operation_name: Option<String>,
     pub operation_type: OperationType,
     pub root_keys: Vec<String>,
     pub cost: u64,
@@ -494,6 +526,7 @@ pub fn admit(
     )?;
     request.set_parsed_query(admitted.document);
     Ok(Admitted {
+        operation_name: admitted.operation_name,
         operation_type: admitted.operation_type,
         root_keys: admitted.root_keys,
         cost: admitted.cost,

@@ -41,6 +41,7 @@ pub mod server;
 pub mod state;
 pub mod subscriptions;
 pub mod system;
+pub mod telemetry;
 pub mod tenants;
 pub mod traces;
 pub mod ws;

@@ -93,10 +93,10 @@ pub async fn resolve(state: &AppState, request: &mut Request) -> AppResult<()> {
 async fn lookup(state: &AppState, hash: &str) -> AppResult<Option<String>> {
     if let Some(link) = &state.redis {
         let mut conn = link.connection().await?;
-        return conn
-            .get(link.key(&["apq", hash]))
-            .await
-            .map_err(|e| AppError::Unavailable(format!("Redis: {e}")));
+        return conn.get(link.key(&["apq", hash])).await.map_err(|e| {
+            crate::telemetry::redis_error("persisted_query");
+            AppError::Unavailable(format!("Redis: {e}"))
+        });
     }
     Ok(Entity::find_by_id(hash)
         .select_only()
@@ -112,7 +112,10 @@ async fn store(state: &AppState, hash: &str, query: &str) -> AppResult<()> {
         let _: () = conn
             .set_ex(link.key(&["apq", hash]), query, TTL_SECONDS)
             .await
-            .map_err(|e| AppError::Unavailable(format!("Redis: {e}")))?;
+            .map_err(|e| {
+                crate::telemetry::redis_error("persisted_query");
+                AppError::Unavailable(format!("Redis: {e}"))
+            })?;
         return Ok(());
     }
     // Two processes may register the same query at once; the text is the same.

@@ -250,6 +250,7 @@ impl RateLimiter {
 
 /// The error a refused request answers with (`RATE_LIMITED`, with `retryAfter` in seconds).
 pub fn refusal(window: &RateWindow, points: u64) -> ServerError {
+    crate::telemetry::rate_limit_refused();
     let mut error = ServerError::new(
         format!(
             "rate limit exceeded: this API key may spend {} complexity points per minute and \
@@ -273,6 +274,7 @@ fn window_key(link: &RedisLink, bucket: &str, window_start: i64) -> String {
 }
 
 fn redis_unavailable(err: redis::RedisError) -> AppError {
+    crate::telemetry::redis_error("rate_limit");
     AppError::Unavailable(format!("Redis: {err}"))
 }
 

@@ -52,7 +52,10 @@ impl RedisLink {
             .get_or_try_init(|| async {
                 ConnectionManager::new_with_config(self.client.clone(), config)
                     .await
-                    .map_err(|e| AppError::Unavailable(format!("Redis is unreachable: {e}")))
+                    .map_err(|e| {
+                        crate::telemetry::redis_error("connect");
+                        AppError::Unavailable(format!("Redis is unreachable: {e}"))
+                    })
             })
             .await
             .cloned()
@@ -63,7 +66,10 @@ impl RedisLink {
         let pong: String = redis::cmd("PING")
             .query_async(&mut connection)
             .await
-            .map_err(|e| AppError::Unavailable(format!("Redis did not answer PING: {e}")))?;
+            .map_err(|e| {
+                crate::telemetry::redis_error("ping");
+                AppError::Unavailable(format!("Redis did not answer PING: {e}"))
+            })?;
         if pong == "PONG" {
             Ok(())
         } else {

@@ -4,7 +4,6 @@
 //! components: those (the ledger's signing key, the audit append queue) are made by
 //! `crate::server` and handed to the schema and the workers that need them.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
@@ -34,19 +33,13 @@ pub struct AppState {
     /// The per-key rate limit: shared counters and this process's leases on them.
     pub rate_limit: Arc<RateLimiter>,
     pub sql: Arc<SqlStats>,
-    pub requests: Arc<RequestStats>,
-}
-
-/// Counters over GraphQL requests served by this process.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    pub graphql: AtomicU64,
-    pub graphql_with_errors: AtomicU64,
 }
 
 impl AppState {
     /// Connects, migrates and loads the shared secrets.
     pub async fn connect(config: Config) -> AppResult<Self> {
+        // Before anything records a metric (the pool's statement callback, below).
+        crate::telemetry::install();
         // Migrations run on their own connection without the request statement timeout: an
         // index built over a large table may rightly take longer than any request.
         let migrator = crate::db::connect(&config.database.for_bulk_work()).await?;
@@ -87,7 +80,6 @@ impl AppState {
             events,
             rate_limit,
             sql,
-            requests: Arc::default(),
         })
     }
 }

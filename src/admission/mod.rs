@@ -41,6 +41,8 @@ use crate::error::{AppError, AppResult};
 #[derive(Debug)]
 pub struct Admitted {
     pub document: ExecutableDocument,
+    /// The chosen operation's name, if it has one (for metrics).
+    pub operation_name: Option<String>,
     pub operation_type: OperationType,
     /// Response keys of the chosen operation's root selection, in document order: the merged
     /// `Query` root answers its parts one after another, so the response is put back in this
@@ -363,7 +365,8 @@ impl Admission {
                 limits.max_fields
             )));
         }
-        let operation = chosen_operation(&document, operation_name)?;
+        let (chosen_name, operation) = chosen_operation(&document, operation_name)?;
+        let operation_name = chosen_name.map(str::to_owned);
         let walk = Walk {
             document: &document,
             index: &self.index,
@@ -386,6 +389,7 @@ impl Admission {
         let cost = cost::document_cost(&document, variables, &self.index);
         Ok(Admitted {
             document,
+            operation_name,
             operation_type,
             root_keys,
             cost,
@@ -410,17 +414,18 @@ fn root_type(ty: OperationType) -> &'static str {
 }
 
 /// The operation a request runs: the named one, or the only one.
+/// The operation to run, with its name.
 fn chosen_operation<'d>(
     document: &'d ExecutableDocument,
     name: Option<&str>,
-) -> AppResult<&'d OperationDefinition> {
+) -> AppResult<(Option<&'d str>, &'d OperationDefinition)> {
     let mut operations = document.operations.iter();
     match name {
         Some(name) => document
             .operations
             .iter()
             .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| &op.node)
+            .map(|(n, op)| (n.map(|n| n.as_str()), &op.node))
             .ok_or_else(|| {
                 AppError::bad_input(
                     "operationName",
@@ -428,7 +433,7 @@ fn chosen_operation<'d>(
                 )
             }),
         None => match (operations.next(), operations.next()) {
-            (Some((_, op)), None) => Ok(&op.node),
+            (Some((n, op)), None) => Ok((n.map(|n| n.as_str()), &op.node)),
             (None, _) => Err(AppError::bad_input(
                 "query",
                 "the document has no operation",

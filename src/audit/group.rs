@@ -120,6 +120,7 @@ fn lock<T>(m: &Mutex<T>) -> AppResult<std::sync::MutexGuard<'_, T>> {
 /// Appends the batch in one transaction; should that fail, each entry alone, so one entry's
 /// failure is not another's.
 async fn commit_batch(db: DatabaseConnection, batch: Vec<Pending>) {
+    crate::telemetry::ledger_batch(batch.len());
     let (items, replies): (Vec<_>, Vec<_>) = batch
         .into_iter()
         .map(|p| ((p.entry, p.keyed), p.reply))

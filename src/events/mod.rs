@@ -203,7 +203,10 @@ async fn listen_redis(client: redis::Client, pattern: String, sender: Forward) {
                 }
                 tracing::warn!("Redis event subscription closed; reconnecting");
             }
-            Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis events; retrying"),
+            Err(e) => {
+                crate::telemetry::redis_error("subscribe");
+                tracing::warn!(error = %e, "cannot subscribe to Redis events; retrying");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -275,6 +278,7 @@ impl Hub {
             }
             .await;
             if let Err(e) = sent {
+                crate::telemetry::redis_error("publish");
                 tracing::warn!(error = %e, "publishing an event to Redis failed");
                 local();
             }

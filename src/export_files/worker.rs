@@ -847,6 +847,8 @@ impl Attempt<'_> {
         match jobs::complete(&txn, job, self.worker, &completion).await? {
             Ok(()) => {
                 txn.commit().await.map_err(AppError::from)?;
+                crate::telemetry::export_job(jobs::JobState::Completed.as_str());
+                crate::telemetry::export_rows(u64::try_from(completion.row_count).unwrap_or(0));
                 Ok(())
             }
             Err(jobs::LeaseLost) => {

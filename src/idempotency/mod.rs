@@ -202,6 +202,7 @@ pub async fn claim<C: ConnectionTrait>(
         .exec_without_returning(txn)
         .await?;
         if inserted == 1 {
+            crate::telemetry::idempotency("new");
             return Ok(ClaimOutcome::Claimed(claim));
         }
         let Some(stored) = read(txn, tenant, key).await? else {
@@ -209,6 +210,7 @@ pub async fn claim<C: ConnectionTrait>(
         };
         if stored.expires_at_ms > now && stored.status == COMPLETED {
             if stored.request_hash != hash {
+                crate::telemetry::idempotency("conflict");
                 return Err(AppError::IdempotencyConflict(format!(
                     "idempotencyKey {key:?} was already used with a different input or operation"
                 )));
@@ -216,6 +218,7 @@ pub async fn claim<C: ConnectionTrait>(
             let response = stored
                 .response
                 .ok_or_else(|| AppError::internal("completed idempotency key without a result"))?;
+            crate::telemetry::idempotency("duplicate");
             return Ok(ClaimOutcome::Completed(response));
         }
         // Past its retention (or a row an older version left pending): take it over, unless
@@ -235,6 +238,7 @@ pub async fn claim<C: ConnectionTrait>(
             .await?
             .rows_affected;
         if taken == 1 {
+            crate::telemetry::idempotency("new");
             return Ok(ClaimOutcome::Claimed(claim));
         }
     }

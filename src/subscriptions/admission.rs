@@ -154,6 +154,13 @@ impl Admission {
         self.counts().connections
     }
 
+    /// `(connections, subscriptions)` open in this process now.
+    pub fn totals(&self) -> (usize, usize) {
+        let counts = self.counts();
+        let subscriptions = counts.keys.values().map(|k| k.subscriptions).sum();
+        (counts.connections, subscriptions)
+    }
+
     /// `(connections, subscriptions)` of the key with digest `key` in this process now.
     pub fn usage(&self, key: &str) -> (usize, usize) {
         self.counts()

@@ -37,13 +37,13 @@ query Status($id: ID!) {
   }
 }"#;
 
-fn export_dir() -> PathBuf {
+pub(crate) fn export_dir() -> PathBuf {
     std::env::temp_dir().join(format!("lbx-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// Fast settings for tests: small batches (keyset paging exercised), quick polling, short
 /// retry delays without jitter.
-fn fast(config: &mut Config, dir: &Path) {
+pub(crate) fn fast(config: &mut Config, dir: &Path) {
     config.exports.dir = dir.to_path_buf();
     config.exports.poll_interval = Duration::from_millis(100);
     config.exports.batch_size = 7;
@@ -60,7 +60,7 @@ async fn spawn(backend: Backend, dir: &Path) -> TestApp {
     TestApp::spawn_with(backend, |c| fast(c, dir)).await
 }
 
-async fn create(app: &TestApp, key: &str, input: Value) -> String {
+pub(crate) async fn create(app: &TestApp, key: &str, input: Value) -> String {
     let data = app.data(key, CREATE, json!({ "input": input })).await;
     assert_eq!(data["createExport"]["status"], "PENDING", "{data:#}");
     data["createExport"]["exportId"]
@@ -74,7 +74,7 @@ async fn status(app: &TestApp, key: &str, id: &str) -> Value {
 }
 
 /// Polls until the export completes or fails.
-async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
     for _ in 0..300 {
         let s = status(app, key, id).await;
         if s["status"] == "COMPLETED" || s["status"] == "FAILED" {

@@ -26,6 +26,7 @@ mod immutability;
 mod ingest;
 mod ledger;
 mod limits;
+mod metrics;
 mod migrations;
 mod mismatch_writes;
 mod mismatches_reads;
@@ -69,6 +70,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("ledger", ledger::cases()),
         ("ingest", ingest::cases()),
         ("limits", limits::cases()),
+        ("metrics", metrics::cases()),
         ("migrations", migrations::cases()),
         ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),

@@ -172,6 +172,7 @@ pub async fn claim(
         )
         .await?;
         txn.commit().await?;
+        crate::telemetry::export_job(JobState::Failed.as_str());
         return Ok(Some(Claimed::Exhausted));
     }
     let attempt = before.attempt + 1;
@@ -242,6 +243,7 @@ pub async fn claim(
         .await?
         .ok_or_else(|| AppError::internal("claimed job vanished"))?;
     txn.commit().await?;
+    crate::telemetry::export_job(JobState::Running.as_str());
     Ok(Some(Claimed::Job(Box::new(job))))
 }
 
@@ -467,5 +469,6 @@ pub async fn fail_attempt(
     )
     .await?;
     txn.commit().await?;
+    crate::telemetry::export_job(state.as_str());
     Ok(Ok(retry))
 }
