@@ -35,6 +35,7 @@ pub fn serve(
     let workers = served.state.config.workers;
     let sockets = served.sockets.clone();
     let cors_origins = served.state.config.cors_origins.clone();
+    let grace = served.state.config.shutdown_grace.as_secs().max(1);
     let served = web::Data::new(served);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -55,8 +56,10 @@ pub fn serve(
             .route("/metrics", web::get().to(metrics))
             .configure(routes.clone())
     })
+    // `serve` handles the signals itself: it triggers `AppState::shutdown` first, so sockets
+    // and the export worker let go while actix-web drains in-flight requests.
     .disable_signals()
-    .shutdown_timeout(5);
+    .shutdown_timeout(grace);
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -38,6 +38,7 @@ pub mod scalars;
 pub mod seed;
 pub mod served;
 pub mod server;
+pub mod shutdown;
 pub mod state;
 pub mod subscriptions;
 pub mod system;

@@ -211,6 +211,10 @@ struct ServeArgs {
     /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
     #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
     ws_init_timeout: u64,
+    /// On SIGTERM or SIGINT, seconds in-flight requests get to finish before their connections
+    /// are closed (WebSockets close at once with 1001; the export job is handed back at once).
+    #[arg(long, env = "LOGBOOK_SHUTDOWN_GRACE", default_value_t = 25)]
+    shutdown_grace: u64,
     /// An origin whose browser pages may call the API (CORS), e.g. `https://console.example.com`;
     /// repeatable, or comma-separated in the environment; `*` allows any origin (never with
     /// credentials). None by default.
@@ -496,6 +500,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     );
                 }
             }
+            config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
             config.subscriptions = logbook::subscriptions::admission::SocketLimits {
                 init_timeout: std::time::Duration::from_secs(args.ws_init_timeout),
                 max_connections: args.ws_max_connections,
@@ -538,17 +543,40 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 println!("GraphiQL with the key filled in: http://{browsable}/graphiql#key={key}");
             }
-            let handle = server.handle.clone();
+            let mut server = server;
+            let trigger = server.shutdown.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    handle.stop(true).await;
-                }
+                stop_signal().await;
+                trigger.trigger();
             });
-            server
-                .task
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+            let asked = server.shutdown.clone();
+            tokio::select! {
+                ended = &mut server.task => {
+                    return ended.map_err(|e| e.to_string())?.map_err(|e| e.to_string());
+                }
+                _ = asked.triggered() => {}
+            }
+            eprintln!(
+                "logbook: shutting down; in-flight requests have {} s",
+                args.shutdown_grace
+            );
+            server.shutdown().await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -57,7 +57,23 @@ pub struct RunningServer {
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// This process's export worker (none when disabled); abort it to play a crashed worker.
-    pub export_worker: Option<tokio::task::AbortHandle>,
+    pub export_worker: Option<tokio::task::JoinHandle<()>>,
+    pub shutdown: crate::shutdown::Shutdown,
+}
+
+impl RunningServer {
+    /// A graceful stop (SIGTERM/SIGINT): stop accepting, close WebSockets with 1001 and hand the
+    /// export worker's job back at once, and give in-flight requests `Config::shutdown_grace` to
+    /// finish before their connections are closed.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.shutdown.trigger();
+        let stopping = self.handle.stop(true);
+        if let Some(worker) = self.export_worker {
+            let _ = worker.await;
+        }
+        stopping.await;
+        self.task.await.map_err(std::io::Error::other)?
+    }
 }
 
 /// Binds `bind`, serves in the background of the current tokio runtime and starts the
@@ -81,5 +97,6 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
         handle: listening.handle,
         task: listening.task,
         export_worker,
+        shutdown: state.shutdown.clone(),
     })
 }

@@ -16,6 +16,7 @@ use crate::error::AppResult;
 use crate::events::Hub;
 use crate::ratelimit::RateLimiter;
 use crate::redis_link::RedisLink;
+use crate::shutdown::Shutdown;
 
 /// What every resolver and handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct AppState {
     /// The per-key rate limit: shared counters and this process's leases on them.
     pub rate_limit: Arc<RateLimiter>,
     pub sql: Arc<SqlStats>,
+    /// Triggered when the process is asked to stop (`crate::shutdown`).
+    pub shutdown: Shutdown,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             events,
             rate_limit,
             sql,
+            shutdown: Shutdown::default(),
         })
     }
 }

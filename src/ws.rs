@@ -280,6 +280,7 @@ enum Event {
     Operation(OperationItem),
     InitTimeout,
     Heartbeat,
+    Shutdown,
 }
 
 impl Connection {
@@ -291,6 +292,7 @@ impl Connection {
         let init_deadline = Instant::now() + self.state().config.subscriptions.init_timeout;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = self.state().shutdown.clone();
         let end = loop {
             let running = !self.operations.is_empty();
             let waiting = self.ready.is_none();
@@ -299,12 +301,15 @@ impl Connection {
                 Some(item) = self.operations.next(), if running => Event::Operation(item),
                 _ = tokio::time::sleep_until(init_deadline), if waiting => Event::InitTimeout,
                 _ = heartbeat.tick() => Event::Heartbeat,
+                _ = shutdown.triggered() => Event::Shutdown,
             };
             let flow = match event {
                 Event::Frame(frame) => self.on_frame(frame).await,
                 Event::Operation(item) => self.on_operation(item).await,
                 Event::InitTimeout => close(4408, "Connection initialisation timeout"),
                 Event::Heartbeat => self.on_heartbeat().await,
+                // RFC 6455 "going away": the client may reconnect to another process.
+                Event::Shutdown => close(1001, "Server shutting down"),
             };
             match flow {
                 Flow::Continue => {}

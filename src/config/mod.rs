@@ -75,6 +75,9 @@ pub struct Config {
     /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
     /// none by default, and then no CORS headers are sent.
     pub cors_origins: Vec<String>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before their
+    /// connections are closed.
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             ledger_checkpoints: Default::default(),
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
+            shutdown_grace: Duration::from_secs(25),
         }
     }
 }

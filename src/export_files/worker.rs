@@ -62,11 +62,13 @@ pub fn wake() {
 /// Starts the worker of this process, unless disabled in the settings.
 /// Starts this process's export worker (none when `Config::exports.worker` is off); it signs
 /// audit-export ledger files with `ledger_key`.
-pub fn spawn(state: AppState, ledger_key: LedgerKey) -> Option<tokio::task::AbortHandle> {
+/// The worker task; it ends by itself once `AppState::shutdown` is triggered, having handed
+/// back the job it held.
+pub fn spawn(state: AppState, ledger_key: LedgerKey) -> Option<tokio::task::JoinHandle<()>> {
     if !state.config.exports.worker {
         return None;
     }
-    Some(tokio::spawn(run(state, ledger_key)).abort_handle())
+    Some(tokio::spawn(run(state, ledger_key)))
 }
 
 async fn run(state: AppState, ledger_key: LedgerKey) {
@@ -77,7 +79,11 @@ async fn run(state: AppState, ledger_key: LedgerKey) {
     );
     let mut settings = state.config.database.clone();
     settings.max_connections = 4;
+    let shutdown = state.shutdown.clone();
     let db = loop {
+        if shutdown.is_triggered() {
+            return;
+        }
         match crate::db::connect(&settings).await {
             Ok(db) => break db,
             Err(e) => {
@@ -103,8 +109,21 @@ async fn run(state: AppState, ledger_key: LedgerKey) {
         let woken = WAKE.notified();
         match jobs::claim(&db, &worker, lease).await {
             Ok(Some(Claimed::Job(job))) => {
-                run_attempt(&state, &ledger_key, &db, &worker, *job).await;
-                continue;
+                let held = (*job).clone();
+                tokio::select! {
+                    _ = run_attempt(&state, &ledger_key, &db, &worker, *job) => continue,
+                    // Dropping the attempt removes its partial files.
+                    _ = shutdown.triggered() => {
+                        match jobs::release(&db, &held, &worker).await {
+                            Ok(true) => tracing::info!(export_id = %held.export_id, "handed an export job back for another process"),
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(error = ?e, "handing an export job back failed; its lease will expire"),
+                        }
+                        let tenant = TenantId::trusted(held.tenant_id.clone());
+                        state.events.publish(Topic::ExportProgress, &tenant).await;
+                        return;
+                    }
+                }
             }
             Ok(Some(Claimed::Exhausted)) => continue,
             Ok(None) => {}
@@ -113,6 +132,7 @@ async fn run(state: AppState, ledger_key: LedgerKey) {
         tokio::select! {
             _ = woken => {}
             _ = tokio::time::sleep(state.config.exports.poll_interval) => {}
+            _ = shutdown.triggered() => return,
         }
     }
 }

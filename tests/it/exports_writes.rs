@@ -69,7 +69,7 @@ pub(crate) async fn create(app: &TestApp, key: &str, input: Value) -> String {
         .to_owned()
 }
 
-async fn status(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn status(app: &TestApp, key: &str, id: &str) -> Value {
     app.data(key, STATUS, json!({ "id": id })).await["logExport"].clone()
 }
 
@@ -104,13 +104,13 @@ async fn get(
     r.send().await.expect("GET")
 }
 
-async fn download(app: &TestApp, key: &str, id: &str) -> Vec<u8> {
+pub(crate) async fn download(app: &TestApp, key: &str, id: &str) -> Vec<u8> {
     let r = get(app, Some(key), &format!("/exports/{id}/download"), &[]).await;
     assert_eq!(r.status(), 200);
     r.bytes().await.expect("body").to_vec()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -182,7 +182,7 @@ async fn list_runs(app: &TestApp, key: &str, filter: &Value, as_of: Option<&str>
     }
 }
 
-async fn seed_runs(app: &TestApp) {
+pub(crate) async fn seed_runs(app: &TestApp) {
     // Keys create the tenants the rows belong to.
     app.key("acme", Role::Viewer).await;
     app.key("other", Role::Viewer).await;

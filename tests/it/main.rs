@@ -39,6 +39,7 @@ mod run_counts;
 mod run_depth;
 mod runs;
 mod schema;
+mod shutdown;
 mod subscriptions;
 mod system_records;
 mod tenant_leak;
@@ -83,6 +84,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("run_depth", run_depth::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
+        ("shutdown", shutdown::cases()),
         ("subscriptions", subscriptions::cases()),
         ("system_records", system_records::cases()),
         ("tenant_leak", tenant_leak::cases()),

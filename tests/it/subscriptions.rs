@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long "nothing more arrives" is watched: one tick plus the settle delay, with margin.
 const QUIET: Duration = Duration::from_millis(3500);
 
-const RUNS: &str = r#"
+pub(crate) const RUNS: &str = r#"
 subscription Runs($filter: LlmRunFilter, $after: String) {
   llmRunAdded(filter: $filter, after: $after) { cursor node { recordId provider createdAt } }
 }"#;
@@ -35,14 +35,14 @@ query List($filter: LlmRunFilter) {
 }"#;
 
 /// A graphql-transport-ws client.
-struct Ws {
+pub(crate) struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Ws {
     /// Opens a socket without `connection_init`; `header` goes on the upgrade request. A refused
     /// upgrade gives its status and JSON body.
-    async fn open(app: &TestApp, header: Option<&str>) -> Result<Ws, (u16, Value)> {
+    pub(crate) async fn open(app: &TestApp, header: Option<&str>) -> Result<Ws, (u16, Value)> {
         let url = format!("{}/graphql", app.base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
         let headers = request.headers_mut();
@@ -73,7 +73,7 @@ impl Ws {
     }
 
     /// Connects and completes `connection_init`; `header` goes on the upgrade request.
-    async fn connect(app: &TestApp, init: Value, header: Option<&str>) -> Ws {
+    pub(crate) async fn connect(app: &TestApp, init: Value, header: Option<&str>) -> Ws {
         let mut ws = Ws::open(app, header).await.expect("upgrade");
         ws.send(json!({ "type": "connection_init", "payload": init }))
             .await;
@@ -83,7 +83,7 @@ impl Ws {
     }
 
     /// Sends `connection_init` with `key` (if any) in its payload.
-    async fn init(&mut self, key: Option<&str>) {
+    pub(crate) async fn init(&mut self, key: Option<&str>) {
         let payload = match key {
             Some(key) => json!({ "Authorization": format!("Bearer {key}") }),
             None => json!({}),
@@ -93,7 +93,7 @@ impl Ws {
     }
 
     /// The close code the server ends the socket with; a protocol message before it fails.
-    async fn close_code(&mut self) -> u16 {
+    pub(crate) async fn close_code(&mut self) -> u16 {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.stream.next())
@@ -112,14 +112,14 @@ impl Ws {
 
     /// A `ping`/`pong` round trip: the server has handled every message sent before it (a
     /// refused `subscribe` answers with its `error` before the `pong`).
-    async fn sync(&mut self) {
+    pub(crate) async fn sync(&mut self) {
         self.send(json!({ "type": "ping" })).await;
         let pong = self.message(WAIT).await.expect("pong");
         assert_eq!(pong["type"], "pong", "{pong}");
     }
 
     /// Closes the socket with a close frame (the clean way).
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.stream.close(None).await;
         while let Ok(Some(Ok(_))) =
             tokio::time::timeout(Duration::from_secs(2), self.stream.next()).await
@@ -127,7 +127,7 @@ impl Ws {
     }
 
     /// Connects with the key in the `connection_init` payload.
-    async fn with_key(app: &TestApp, key: &str) -> Ws {
+    pub(crate) async fn with_key(app: &TestApp, key: &str) -> Ws {
         Ws::connect(
             app,
             json!({ "Authorization": format!("Bearer {key}") }),
@@ -136,14 +136,14 @@ impl Ws {
         .await
     }
 
-    async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.stream
             .send(Message::text(message.to_string()))
             .await
             .unwrap();
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         self.send(json!({
             "id": id,
             "type": "subscribe",
@@ -153,7 +153,7 @@ impl Ws {
     }
 
     /// The next protocol message within `wait` (answering pings on the way).
-    async fn message(&mut self, wait: Duration) -> Option<Value> {
+    pub(crate) async fn message(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.stream.next())
@@ -180,7 +180,7 @@ impl Ws {
     }
 
     /// The payloads of the next `n` `next` messages of subscription `id`, failing on an error.
-    async fn take(&mut self, id: &str, n: usize) -> Vec<Value> {
+    pub(crate) async fn take(&mut self, id: &str, n: usize) -> Vec<Value> {
         let mut out = Vec::new();
         while out.len() < n {
             let message = self
@@ -199,14 +199,14 @@ impl Ws {
     }
 
     /// Asserts no further message arrives for a while (nothing is delivered twice or late).
-    async fn quiet(&mut self) {
+    pub(crate) async fn quiet(&mut self) {
         if let Some(message) = self.message(QUIET).await {
             panic!("unexpected message: {message}");
         }
     }
 
     /// The first error code sent for subscription `id` (as a `next` with errors or an `error`).
-    async fn error_code(&mut self, id: &str) -> String {
+    pub(crate) async fn error_code(&mut self, id: &str) -> String {
         let message = self.message(WAIT).await.expect("an error message");
         assert_eq!(message["id"], id, "{message}");
         let errors = match message["type"].as_str() {

@@ -251,6 +251,62 @@ pub async fn claim(
 #[derive(Debug)]
 pub struct LeaseLost;
 
+/// Hands a running job back when its worker's process shuts down: queued again, due now, its
+/// lease cleared, so any process's worker claims it at its next poll instead of waiting out the
+/// lease. The interrupted attempt is not counted against the job's attempts (its partial files
+/// went with it). Returns whether this worker still held the job.
+pub async fn release(db: &DatabaseConnection, job: &JobSnapshot, worker: &str) -> AppResult<bool> {
+    let now_ms = to_ms(crate::scalars::now());
+    let txn = db.begin().await?;
+    let released = Entity::update_many()
+        .col_expr(Column::State, Expr::value(JobState::Queued.as_str()))
+        .col_expr(Column::Stage, Expr::value(JobStage::Queued.as_str()))
+        .col_expr(Column::EtaSeconds, Expr::value(Option::<i64>::None))
+        .col_expr(
+            Column::Attempt,
+            Expr::value(std::cmp::max(job.attempt - 1, 0)),
+        )
+        .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(Column::LeaseExpiresMs, Expr::value(Option::<i64>::None))
+        .col_expr(Column::NextAttemptMs, Expr::value(now_ms))
+        .col_expr(Column::UpdatedMs, Expr::value(now_ms))
+        .filter(leased_by(&job.export_id, worker))
+        .exec(&txn)
+        .await?;
+    if released.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    // The event table's closed set of types has no "released": the job is queued to run again,
+    // which is what `job_retried` says; the metadata says why.
+    append_event(
+        &txn,
+        &job.tenant_id,
+        &job.export_id,
+        NewEvent {
+            event_type: "job_retried",
+            attempt: job.attempt,
+            worker: Some(worker),
+            error: None,
+            metadata: Some(serde_json::json!({
+                "released": true,
+                "reason": "the worker's process shut down; the attempt is not counted",
+            })),
+        },
+    )
+    .await?;
+    append_state_row(
+        &txn,
+        &TenantId::trusted(job.tenant_id.clone()),
+        &job.export_id,
+        ExportStatus::Pending,
+        StateRow::default(),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
 /// Progress of a running attempt; also renews the lease (the heartbeat).
 pub struct Progress {
     pub stage: JobStage,

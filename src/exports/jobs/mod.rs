@@ -27,8 +27,8 @@ use crate::error::{AppError, AppResult};
 
 pub use events::{append_event, event_hash, events, NewEvent};
 pub use lease::{
-    claim, complete, fail_attempt, heartbeat, live_attempts, Claimed, Completion, LeaseLost,
-    Progress,
+    claim, complete, fail_attempt, heartbeat, live_attempts, release, Claimed, Completion,
+    LeaseLost, Progress,
 };
 pub use model::{from_ms, to_ms, JobEventSnapshot, JobSnapshot, JobStage, JobState};
 
