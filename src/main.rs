@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use logbook::auth::{Role, TenantId};
 use logbook::config::Config;
 use logbook::db::DEFAULT_DATABASE_URL;
@@ -50,6 +50,10 @@ struct Cli {
         conflicts_with = "ledger_signing_key"
     )]
     ledger_signing_key_file: Option<std::path::PathBuf>,
+    /// A TOML file of settings by long flag name (`max-depth = 12`); the environment and the
+    /// command line override it (README, "Configuration").
+    #[arg(long, env = "LOGBOOK_CONFIG", global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,6 +62,9 @@ struct Cli {
 enum Command {
     /// Migrate the database, then serve GraphQL over HTTP.
     Serve(ServeArgs),
+    /// Print the effective configuration `serve` would run with these flags, environment and
+    /// config file, as TOML, each value with its source; secrets masked.
+    Config(ServeArgs),
     /// Apply pending migrations and exit.
     Migrate,
     /// Load deterministic synthetic data into every table.
@@ -211,6 +218,36 @@ struct ServeArgs {
     /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
     #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
     ws_init_timeout: u64,
+    /// Field depth, fragments expanded (introspection has its own bound).
+    #[arg(long, env = "LOGBOOK_MAX_DEPTH", default_value_t = 12)]
+    max_depth: usize,
+    /// Complexity points one operation may cost.
+    #[arg(long, env = "LOGBOOK_MAX_COMPLEXITY", default_value_t = 5_000)]
+    max_complexity: usize,
+    /// Root fields of an operation, and aliases of one field in a selection set.
+    #[arg(long, env = "LOGBOOK_MAX_FAN_OUT", default_value_t = 20)]
+    max_fan_out: usize,
+    /// Fields a document selects once its fragments are expanded.
+    #[arg(long, env = "LOGBOOK_MAX_FIELDS", default_value_t = 2_000)]
+    max_fields: u64,
+    /// Brackets open at once in a document's text, checked before parsing.
+    #[arg(long, env = "LOGBOOK_MAX_NESTING", default_value_t = 64)]
+    max_nesting: usize,
+    /// Fragments spread inside fragments.
+    #[arg(long, env = "LOGBOOK_MAX_FRAGMENT_NESTING", default_value_t = 32)]
+    max_fragment_nesting: usize,
+    /// Bytes of an HTTP request body.
+    #[arg(long, env = "LOGBOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Bytes of GraphQL document text.
+    #[arg(long, env = "LOGBOOK_MAX_QUERY_BYTES", default_value_t = 100 * 1024)]
+    max_query_bytes: usize,
+    /// Seconds a request may run before it is answered UNAVAILABLE.
+    #[arg(long, env = "LOGBOOK_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds one SQL statement may run on PostgreSQL (0: no timeout).
+    #[arg(long, env = "LOGBOOK_STATEMENT_TIMEOUT", default_value_t = 10)]
+    statement_timeout: u64,
     /// On SIGTERM or SIGINT, seconds in-flight requests get to finish before their connections
     /// are closed (WebSockets close at once with 1001; the export job is handed back at once).
     #[arg(long, env = "LOGBOOK_SHUTDOWN_GRACE", default_value_t = 25)]
@@ -274,7 +311,43 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // Parsed twice when a config file is named: its settings become environment variables (so
+    // that the environment and the command line override them), then clap reads again.
+    let mut matches = Cli::command().get_matches();
+    let mut from_file = Default::default();
+    if let Some(path) = matches.get_one::<std::path::PathBuf>("config").cloned() {
+        match logbook::config::file::apply(&Cli::command(), &path) {
+            Ok(set) => from_file = set,
+            Err(message) => return fail(&message),
+        }
+        matches = Cli::command().get_matches();
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Command::Config(args) = &cli.command {
+        let mut config = Config::new(cli.database_url.clone(), cli.redis_url.clone());
+        if let Err(message) = serve_config(&mut config, args) {
+            return fail(&message);
+        }
+        let command = Cli::command();
+        let command = command
+            .find_subcommand("config")
+            .cloned()
+            .unwrap_or_else(|| command.clone());
+        let (_, sub) = matches.subcommand().unwrap_or(("config", &matches));
+        let globals = Cli::command();
+        let mut all = command;
+        for arg in globals.get_arguments().filter(|a| a.is_global_set()) {
+            all = all.arg(arg.clone());
+        }
+        print!(
+            "{}",
+            logbook::config::file::effective(&all, sub, &from_file)
+        );
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -479,18 +552,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{key}");
             Ok(())
         }
+        Command::Config(_) => Ok(()),
         Command::Serve(args) => {
-            config.workers = args.workers;
-            config.database.max_connections = args.db_pool;
-            config.limits.introspection = !args.no_introspection;
-            config.limits.rate_limit_per_minute = args.rate_limit;
-            config.exports.dir = args.export_dir.clone();
-            config.cors_origins = args.cors_origins.clone();
-            config.ledger_checkpoints.dir = args.ledger_checkpoint_dir.clone();
-            config.ledger_checkpoints.url = args.ledger_checkpoint_url.clone();
-            if let Some(url) = &config.ledger_checkpoints.url {
-                logbook::ledger::sink::UrlSink::new(url)?;
-            }
+            serve_config(&mut config, &args)?;
             if let Some(dir) = &config.ledger_checkpoints.dir {
                 if let Err(e) = std::fs::create_dir_all(dir) {
                     eprintln!(
@@ -500,14 +564,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                     );
                 }
             }
-            config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
-            config.subscriptions = logbook::subscriptions::admission::SocketLimits {
-                init_timeout: std::time::Duration::from_secs(args.ws_init_timeout),
-                max_connections: args.ws_max_connections,
-                max_connections_per_key: args.ws_max_connections_per_key,
-                max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
-                max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
-            };
             let services = Services::connect(config).await.map_err(|e| e.detail())?;
             let state = &services.state;
             if services.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
@@ -563,6 +619,44 @@ async fn run(cli: Cli) -> Result<(), String> {
             server.shutdown().await.map_err(|e| e.to_string())
         }
     }
+}
+
+/// `serve`'s configuration from its flags (over the global ones already in `config`).
+fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
+    use std::time::Duration;
+    config.workers = args.workers;
+    config.database.max_connections = args.db_pool;
+    config.database.statement_timeout =
+        (args.statement_timeout > 0).then(|| Duration::from_secs(args.statement_timeout));
+    config.limits = logbook::config::Limits {
+        max_depth: args.max_depth,
+        max_complexity: args.max_complexity,
+        max_fan_out: args.max_fan_out,
+        max_body_bytes: args.max_body_bytes,
+        max_query_bytes: args.max_query_bytes,
+        max_nesting: args.max_nesting,
+        max_fields: args.max_fields,
+        max_fragment_nesting: args.max_fragment_nesting,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        introspection: !args.no_introspection,
+        rate_limit_per_minute: args.rate_limit,
+    };
+    config.exports.dir = args.export_dir.clone();
+    config.cors_origins = args.cors_origins.clone();
+    config.ledger_checkpoints.dir = args.ledger_checkpoint_dir.clone();
+    config.ledger_checkpoints.url = args.ledger_checkpoint_url.clone();
+    if let Some(url) = &config.ledger_checkpoints.url {
+        logbook::ledger::sink::UrlSink::new(url)?;
+    }
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.subscriptions = logbook::subscriptions::admission::SocketLimits {
+        init_timeout: Duration::from_secs(args.ws_init_timeout),
+        max_connections: args.ws_max_connections,
+        max_connections_per_key: args.ws_max_connections_per_key,
+        max_subscriptions_per_connection: args.ws_max_subscriptions_per_connection,
+        max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
+    };
+    Ok(())
 }
 
 /// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::db::DbSettings;
 
 mod exports;
+pub mod file;
 
 pub use exports::{ExportSettings, RetryPolicy, RetryStrategy};
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::support::{fresh_database_url, Backend, TestApp};
 
-fn logbook(database_url: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn logbook(database_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_logbook"))
         .args(args)
         .env("DATABASE_URL", database_url)

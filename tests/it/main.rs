@@ -11,6 +11,7 @@ mod audit_reads;
 mod audit_writes;
 mod auth;
 mod cli;
+mod config_file;
 mod cors;
 mod cost_reads;
 mod cost_writes;
@@ -56,6 +57,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("audit_writes", audit_writes::cases()),
         ("auth", auth::cases()),
         ("cli", cli::cases()),
+        ("config_file", config_file::cases()),
         ("cost_reads", cost_reads::cases()),
         ("cors", cors::cases()),
         ("cost_writes", cost_writes::cases()),
