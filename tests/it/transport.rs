@@ -65,11 +65,15 @@ async fn get_and_post_and_media_types(backend: Backend) {
     let body: Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
 
-    // Depth limit.
+    // Depth limits: data fields past 12; introspection past its own bound of 20 (the
+    // standard introspection query is 15 deep).
+    let deep = format!("{{ {} role {} }}", "viewer { ".repeat(13), "} ".repeat(13));
+    let body = app.gql(Some(&key), &deep, json!({})).await;
+    assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{body:#}");
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
-        "ofType { ".repeat(12),
-        "} ".repeat(12)
+        "ofType { ".repeat(20),
+        "} ".repeat(20)
     );
     let body = app.gql(Some(&key), &deep, json!({})).await;
     assert_eq!(error_code(&body), "QUERY_TOO_DEEP", "{body:#}");
