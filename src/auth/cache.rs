@@ -1,0 +1,201 @@
+//! [`KeyStore`]: the process's view of `api_keys`. A request's key is looked up by digest
+//! through a per-process cache, so the hot path costs no SQL. What keeps the cache honest:
+//!
+//! - an entry lives at most `Config::key_cache_ttl` (30 s) and never past the key's expiry;
+//! - a revocation evicts the key from every process's cache within about a second through the
+//!   revocation bus, with a periodic check of the cached keys as the safety net
+//!   (`auth::revocation` says why both);
+//! - `lastUsedAt` is written at most once a minute per key per process, off the request's path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use super::keys::{self, ActiveKey};
+use super::{revocation, Principal};
+use crate::error::AppResult;
+use crate::redis_link::RedisLink;
+use crate::scalars::now;
+
+/// Past this many entries the cache starts over (a flood of distinct valid keys).
+const MAX_ENTRIES: usize = 10_000;
+/// `lastUsedAt` is written at most this often per key per process.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// The process's view of `api_keys`: lookups by digest, cached (see the module doc). Part of
+/// `AppState`.
+pub struct KeyStore {
+    db: DatabaseConnection,
+    redis: Option<Arc<RedisLink>>,
+    ttl: Duration,
+    cache: Arc<Cache>,
+    /// The runtime the revocation watcher runs on (the one that built the state).
+    runtime: Option<tokio::runtime::Handle>,
+    watcher: OnceLock<()>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// Cached keys by digest, and when each key was last recorded as used.
+#[derive(Default)]
+pub(super) struct Cache {
+    entries: Mutex<HashMap<String, Entry>>,
+    touched: Mutex<HashMap<String, Instant>>,
+    /// Bumped by every eviction: a lookup that raced one does not cache what it read.
+    evictions: AtomicU64,
+}
+
+struct Entry {
+    principal: Principal,
+    expires_at: Option<DateTime<Utc>>,
+    cached_at: Instant,
+}
+
+impl Cache {
+    fn get(&self, digest: &str, ttl: Duration) -> Option<Principal> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(digest)?;
+        let fresh = entry.cached_at.elapsed() < ttl;
+        let unexpired = entry.expires_at.is_none_or(|expiry| now() < expiry);
+        (fresh && unexpired).then(|| entry.principal.clone())
+    }
+
+    fn insert(&self, digest: String, key: ActiveKey, generation: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock evictions take too.
+        if self.evictions.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        let entry = Entry {
+            principal: key.principal,
+            expires_at: key.expires_at,
+            cached_at: Instant::now(),
+        };
+        entries.insert(digest, entry);
+    }
+
+    /// Drops the keys `ids` from the cache.
+    pub(super) fn evict(&self, ids: &[String]) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|_, entry| !ids.contains(&entry.principal.key_id));
+    }
+
+    /// Drops every key (the revocation bus may have missed messages).
+    pub(super) fn clear(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.evictions.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
+    }
+
+    /// The ids of the cached keys.
+    pub(super) fn key_ids(&self) -> Vec<String> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<String> = entries
+            .values()
+            .map(|entry| entry.principal.key_id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Whether this process should record a use of `key_id` now (and notes that it does).
+    fn should_touch(&self, key_id: &str) -> bool {
+        let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        if touched
+            .get(key_id)
+            .is_some_and(|at| at.elapsed() < TOUCH_EVERY)
+        {
+            return false;
+        }
+        if touched.len() >= MAX_ENTRIES {
+            touched.clear();
+        }
+        touched.insert(key_id.to_owned(), Instant::now());
+        true
+    }
+}
+
+impl KeyStore {
+    pub fn new(db: DatabaseConnection, redis: Option<Arc<RedisLink>>, ttl: Duration) -> Self {
+        KeyStore {
+            db,
+            redis,
+            ttl,
+            cache: Arc::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            watcher: OnceLock::new(),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// The principal of the key with this digest, unless it is unknown, revoked or expired.
+    pub async fn principal_of(&self, digest: &str) -> AppResult<Option<Principal>> {
+        if let Some(hit) = self.cache.get(digest, self.ttl) {
+            self.touch(&hit);
+            return Ok(Some(hit));
+        }
+        let generation = self.cache.evictions.load(Ordering::SeqCst);
+        let Some(found) = keys::find_active_key(&self.db, digest).await? else {
+            return Ok(None);
+        };
+        let principal = found.principal.clone();
+        self.ensure_watcher();
+        self.cache.insert(digest.to_owned(), found, generation);
+        self.touch(&principal);
+        Ok(Some(principal))
+    }
+
+    /// After the transaction that revoked `ids` committed: drops them here at once and tells
+    /// every other process (best effort; the periodic check covers a lost message).
+    pub async fn revoked(&self, ids: &[String]) {
+        self.cache.evict(ids);
+        revocation::announce(&self.db, self.redis.as_deref(), ids).await;
+    }
+
+    /// Records the use in the background, at most once a minute per key in this process, so
+    /// the request never waits for the write.
+    fn touch(&self, principal: &Principal) {
+        if !self.cache.should_touch(&principal.key_id) {
+            return;
+        }
+        let Some(runtime) = &self.runtime else { return };
+        let (db, id) = (self.db.clone(), principal.key_id.clone());
+        runtime.spawn(async move {
+            if let Err(e) = keys::touch(&db, &id, now()).await {
+                tracing::warn!(error = %e.detail(), key = %id, "recording an API key's use failed");
+            }
+        });
+    }
+
+    /// Starts the process's revocation watcher once, with the first cached key.
+    fn ensure_watcher(&self) {
+        self.watcher.get_or_init(|| {
+            let Some(runtime) = &self.runtime else { return };
+            let watcher = revocation::watch(
+                self.db.clone(),
+                self.redis.clone(),
+                Arc::downgrade(&self.cache),
+            );
+            let handle = runtime.spawn(watcher);
+            if let Ok(mut task) = self.task.lock() {
+                *task = Some(handle.abort_handle());
+            }
+        });
+    }
+}
+
+impl Drop for KeyStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
