@@ -57,7 +57,7 @@ pub async fn revoke(config: &Config, id: &str) -> Result<ApiKeySnapshot, String>
     revocation::announce(
         &connected.db,
         connected.redis.as_ref(),
-        &[revoked.id.clone()],
+        std::slice::from_ref(&revoked.id),
     )
     .await;
     let _ = connected.db.close().await;
