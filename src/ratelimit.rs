@@ -4,8 +4,8 @@
 //! costed by `first`; computed by `admission::cost`) is charged to its API key's window: fixed
 //! windows of one UTC minute, keyed by the sha256 of the presented key, so no lookup is needed
 //! before charging. The limit is the key's own when it has one (`api_keys.rate_limit_per_minute`,
-//! carried in the resolved principal), else the server's. A request that would exceed the limit is refused whole with `RATE_LIMITED`
-//! and charges nothing. The counters live in Redis (an atomic Lua script) or, without Redis, in
+//! carried in the resolved principal), else the server's. A request that would exceed the limit
+//! is refused whole with `RATE_LIMITED` and charges nothing. The counters live in Redis (an atomic Lua script) or, without Redis, in
 //! `rate_limit_windows`, so every server process shares them. If the counter store is down the
 //! request is served (the limit protects capacity; refusing all traffic when Redis blinks would
 //! be worse) and a warning is logged. Requests without a key are not charged: they can only

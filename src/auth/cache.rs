@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -33,10 +33,11 @@ pub struct KeyStore {
     redis: Option<Arc<RedisLink>>,
     ttl: Duration,
     cache: Arc<Cache>,
-    /// The runtime the revocation watcher runs on (the one that built the state).
+    /// The runtime the revocation watcher and the `lastUsedAt` writes run on (the one that
+    /// built the state, which lives as long as the server; HTTP workers come and go).
     runtime: Option<tokio::runtime::Handle>,
-    watcher: OnceLock<()>,
-    task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The revocation watcher, stopped with the store.
+    task: Option<tokio::task::AbortHandle>,
 }
 
 /// Cached keys by digest, and when each key was last recorded as used.
@@ -124,15 +125,22 @@ impl Cache {
 }
 
 impl KeyStore {
+    /// The store of a server process; its revocation watcher starts now, before anything is
+    /// cached, so nothing cached can predate the watcher's subscription.
     pub fn new(db: DatabaseConnection, redis: Option<Arc<RedisLink>>, ttl: Duration) -> Self {
+        let cache = Arc::<Cache>::default();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let task = runtime.as_ref().map(|runtime| {
+            let watcher = revocation::watch(uncounted(&db), redis.clone(), Arc::downgrade(&cache));
+            runtime.spawn(watcher).abort_handle()
+        });
         KeyStore {
             db,
             redis,
             ttl,
-            cache: Arc::default(),
-            runtime: tokio::runtime::Handle::try_current().ok(),
-            watcher: OnceLock::new(),
-            task: Mutex::new(None),
+            cache,
+            runtime,
+            task,
         }
     }
 
@@ -147,7 +155,6 @@ impl KeyStore {
             return Ok(None);
         };
         let principal = found.principal.clone();
-        self.ensure_watcher();
         self.cache.insert(digest.to_owned(), found, generation);
         self.touch(&principal);
         Ok(Some(principal))
@@ -174,28 +181,24 @@ impl KeyStore {
             }
         });
     }
-
-    /// Starts the process's revocation watcher once, with the first cached key.
-    fn ensure_watcher(&self) {
-        self.watcher.get_or_init(|| {
-            let Some(runtime) = &self.runtime else { return };
-            let watcher = revocation::watch(
-                self.db.clone(),
-                self.redis.clone(),
-                Arc::downgrade(&self.cache),
-            );
-            let handle = runtime.spawn(watcher);
-            if let Ok(mut task) = self.task.lock() {
-                *task = Some(handle.abort_handle());
-            }
-        });
-    }
 }
 
 impl Drop for KeyStore {
     fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+        if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// Another handle on the same pool without the statement counters: the watcher's periodic
+/// reads are the process's upkeep, not any request's statements, and tests that count a
+/// request's statements must not see them.
+fn uncounted(db: &DatabaseConnection) -> DatabaseConnection {
+    use sea_orm::{SqlxPostgresConnector, SqlxSqliteConnector};
+    if crate::db::is_postgres(db) {
+        SqlxPostgresConnector::from_sqlx_postgres_pool(db.get_postgres_connection_pool().clone())
+    } else {
+        SqlxSqliteConnector::from_sqlx_sqlite_pool(db.get_sqlite_connection_pool().clone())
     }
 }

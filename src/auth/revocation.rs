@@ -12,12 +12,14 @@
 //!   cached ids on a local file, and only while keys are cached).
 //!
 //! A bus loses messages: a publish that fails, a listener that was reconnecting. Two things
-//! bound that. The watcher drops the whole cache whenever it (re)subscribes, so nothing
-//! announced while it was away survives; and it asks the database which of its cached keys are
-//! revoked every [`SHARED_CHECK`], a read of a handful of rows by primary key. A lost
-//! announcement therefore delays a revocation by at most that period (and never past the cache
-//! TTL). The check alone would do, but only at a cost per process per second; the bus makes the
-//! common case immediate and the check cheap.
+//! bound that. The watcher starts with the process, before anything is cached, and drops the
+//! whole cache whenever it resubscribes, so nothing announced while it was away survives; and
+//! it asks the database which of its cached keys are revoked every [`SHARED_CHECK`], a read of
+//! a handful of rows by primary key. A lost announcement therefore delays a revocation by at
+//! most that period (and never past the cache TTL). The check alone would do, but only at a
+//! cost per process per second; the bus makes the common case immediate and the check cheap.
+//! The checks go through a handle without the statement counters (`KeyStore`): they are the
+//! process's upkeep, not a request's statements.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -85,15 +87,18 @@ pub(super) async fn watch(
     cache: Weak<Cache>,
 ) {
     let mut backoff = Duration::from_millis(250);
+    // The first subscription precedes anything cached; a later one follows a gap.
+    let mut resubscribing = false;
     loop {
         let outcome = match &redis {
-            Some(redis) => watch_redis(&db, redis, &cache).await,
-            None if crate::db::is_postgres(&db) => watch_postgres(&db, &cache).await,
+            Some(redis) => watch_redis(&db, redis, &cache, resubscribing).await,
+            None if crate::db::is_postgres(&db) => watch_postgres(&db, &cache, resubscribing).await,
             None => watch_database(&db, &cache, SQLITE_CHECK).await,
         };
         match outcome {
             Ended::Stop => return,
             Ended::Lost(reason) => {
+                resubscribing = true;
                 tracing::warn!(error = %reason, "API key revocation listener lost; reconnecting");
             }
         }
@@ -147,9 +152,13 @@ fn evict(cache: &Weak<Cache>, id: String) -> Result<(), ()> {
     Ok(())
 }
 
-/// Drops everything cached: whatever was announced before a (re)subscription was missed.
-fn start_over(cache: &Weak<Cache>) -> Result<(), ()> {
-    cache.upgrade().ok_or(())?.clear();
+/// After a resubscription, drops everything cached: what was announced during the gap was
+/// missed.
+fn start_over(cache: &Weak<Cache>, resubscribing: bool) -> Result<(), ()> {
+    let cache = cache.upgrade().ok_or(())?;
+    if resubscribing {
+        cache.clear();
+    }
     Ok(())
 }
 
@@ -169,7 +178,12 @@ async fn watch_database(db: &DatabaseConnection, cache: &Weak<Cache>, period: Du
     }
 }
 
-async fn watch_redis(db: &DatabaseConnection, redis: &RedisLink, cache: &Weak<Cache>) -> Ended {
+async fn watch_redis(
+    db: &DatabaseConnection,
+    redis: &RedisLink,
+    cache: &Weak<Cache>,
+    resubscribing: bool,
+) -> Ended {
     let connected = async {
         let mut pubsub =
             tokio::time::timeout(Duration::from_secs(3), redis.client().get_async_pubsub())
@@ -187,7 +201,7 @@ async fn watch_redis(db: &DatabaseConnection, redis: &RedisLink, cache: &Weak<Ca
         Ok(pubsub) => pubsub,
         Err(e) => return Ended::Lost(e),
     };
-    if start_over(cache).is_err() {
+    if start_over(cache, resubscribing).is_err() {
         return Ended::Stop;
     }
     let mut messages = pubsub.on_message();
@@ -209,7 +223,11 @@ async fn watch_redis(db: &DatabaseConnection, redis: &RedisLink, cache: &Weak<Ca
     }
 }
 
-async fn watch_postgres(db: &DatabaseConnection, cache: &Weak<Cache>) -> Ended {
+async fn watch_postgres(
+    db: &DatabaseConnection,
+    cache: &Weak<Cache>,
+    resubscribing: bool,
+) -> Ended {
     use sea_orm::sqlx::postgres::PgListener;
     use sea_orm::sqlx::Error;
 
@@ -228,7 +246,7 @@ async fn watch_postgres(db: &DatabaseConnection, cache: &Weak<Cache>) -> Ended {
         Err(Error::PoolClosed) => return Ended::Stop,
         Err(e) => return Ended::Lost(e.to_string()),
     };
-    if start_over(cache).is_err() {
+    if start_over(cache, resubscribing).is_err() {
         return Ended::Stop;
     }
     let mut tick = interval(SHARED_CHECK);

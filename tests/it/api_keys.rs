@@ -349,14 +349,19 @@ async fn rotate_replaces_a_key(backend: Backend) {
     app.stop().await;
 }
 
-fn logbook(database_url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_logbook"))
+/// Runs the binary against `app`'s database, and its Redis when it has one: the CLI reaches
+/// the servers' revocation bus only with their `REDIS_URL`.
+fn logbook(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logbook"));
+    command
         .args(args)
-        .env("DATABASE_URL", database_url)
+        .env("DATABASE_URL", app.database_url())
         .env("LOGBOOK_LOG", "off")
-        .env_remove("REDIS_URL")
-        .output()
-        .expect("run logbook")
+        .env_remove("REDIS_URL");
+    if let Some(redis) = &app.state.config.redis_url {
+        command.env("REDIS_URL", redis);
+    }
+    command.output().expect("run logbook")
 }
 
 fn last_line(out: &std::process::Output) -> String {
@@ -376,9 +381,8 @@ fn last_line(out: &std::process::Output) -> String {
 /// The binary as a user runs it: create with a rate limit and an expiry, list, rotate, revoke.
 async fn keys_commands(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let url = app.database_url();
     let key = last_line(&logbook(
-        &url,
+        &app,
         &[
             "keys",
             "create",
@@ -395,7 +399,7 @@ async fn keys_commands(backend: Backend) {
         ],
     ));
     assert!(key.starts_with("lbk_"));
-    let out = logbook(&url, &["keys", "list", "--tenant", "acme"]);
+    let out = logbook(&app, &["keys", "list", "--tenant", "acme"]);
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success());
     assert_eq!(table.lines().count(), 2, "{table}");
@@ -412,12 +416,12 @@ async fn keys_commands(backend: Backend) {
         .next()
         .expect("id");
 
-    let new = last_line(&logbook(&url, &["keys", "rotate", "--id", id]));
+    let new = last_line(&logbook(&app, &["keys", "rotate", "--id", id]));
     assert!(new.starts_with("lbk_") && new != key);
     let data = app.data(&new, "{ viewer { role } }", json!({})).await;
     assert_eq!(data["viewer"]["role"], "VIEWER");
 
-    let out = logbook(&url, &["keys", "list", "--tenant", "acme", "--all"]);
+    let out = logbook(&app, &["keys", "list", "--tenant", "acme", "--all"]);
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(table.lines().count(), 3, "{table}");
     let new_id = table
@@ -426,10 +430,10 @@ async fn keys_commands(backend: Backend) {
         .and_then(|line| line.split_whitespace().next())
         .expect("the new key")
         .to_owned();
-    last_line(&logbook(&url, &["keys", "revoke", "--id", &new_id]));
+    last_line(&logbook(&app, &["keys", "revoke", "--id", &new_id]));
     refused_within(&app, &new, Duration::from_secs(1), "revoked by the binary").await;
 
-    let missing = logbook(&url, &["keys", "revoke", "--id", "no-such-key"]);
+    let missing = logbook(&app, &["keys", "revoke", "--id", "no-such-key"]);
     assert!(!missing.status.success());
     let reason = String::from_utf8_lossy(&missing.stderr).into_owned();
     assert_eq!(reason.lines().count(), 1, "{reason}");
