@@ -202,3 +202,61 @@ fn uncounted(db: &DatabaseConnection) -> DatabaseConnection {
         SqlxSqliteConnector::from_sqlx_sqlite_pool(db.get_sqlite_connection_pool().clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Role, TenantId};
+
+    fn key(id: &str, expires_at: Option<DateTime<Utc>>) -> ActiveKey {
+        ActiveKey {
+            principal: Principal {
+                tenant_id: TenantId::trusted("acme"),
+                role: Role::Viewer,
+                key_id: id.to_owned(),
+                rate_limit_per_minute: None,
+            },
+            expires_at,
+        }
+    }
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn evicted_keys_and_expired_keys_are_not_answered() {
+        let cache = Cache::default();
+        let generation = cache.evictions.load(Ordering::SeqCst);
+        cache.insert("d1".into(), key("k1", None), generation);
+        cache.insert("d2".into(), key("k2", None), generation);
+        let past = now() - chrono::Duration::seconds(1);
+        cache.insert("d3".into(), key("k3", Some(past)), generation);
+        assert_eq!(cache.get("d1", TTL).map(|p| p.key_id), Some("k1".into()));
+        assert!(cache.get("d3", TTL).is_none(), "expired");
+        assert!(cache.get("d1", Duration::ZERO).is_none(), "past the TTL");
+
+        cache.evict(&["k1".to_owned()]);
+        assert!(cache.get("d1", TTL).is_none());
+        assert!(cache.get("d2", TTL).is_some());
+        assert_eq!(cache.key_ids(), ["k2", "k3"]);
+        cache.clear();
+        assert!(cache.key_ids().is_empty());
+    }
+
+    #[test]
+    fn a_lookup_that_raced_an_eviction_is_not_cached() {
+        let cache = Cache::default();
+        // Read from the database before the revocation was announced, inserted after.
+        let generation = cache.evictions.load(Ordering::SeqCst);
+        cache.evict(&["k1".to_owned()]);
+        cache.insert("d1".into(), key("k1", None), generation);
+        assert!(cache.get("d1", TTL).is_none());
+    }
+
+    #[test]
+    fn use_is_recorded_once_a_minute() {
+        let cache = Cache::default();
+        assert!(cache.should_touch("k1"));
+        assert!(!cache.should_touch("k1"));
+        assert!(cache.should_touch("k2"));
+    }
+}
