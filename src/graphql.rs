@@ -107,6 +107,7 @@ pub struct Mutation(
     crate::replay::mutation::ReplayMutation,
     crate::cost::mutation::CostMutation,
     crate::evidence::mutation::EvidenceMutation,
+    crate::tenants::api_keys::ApiKeyMutation,
 );
 
 /// Live tails of the logs over WebSocket (`graphql-transport-ws`): each event is a new row with

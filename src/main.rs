@@ -300,6 +300,34 @@ enum KeysCommand {
         /// A note to recognise the key by.
         #[arg(long)]
         label: Option<String>,
+        /// When the key stops working, RFC 3339 (default: never).
+        #[arg(long, value_name = "RFC3339")]
+        expires_at: Option<String>,
+        /// The key's own complexity points per minute (0: unlimited; default: the server's
+        /// --rate-limit).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=i32::MAX as u64))]
+        rate_limit: Option<u64>,
+    },
+    /// List a tenant's keys (never the keys themselves), newest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Include revoked keys.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a key by id; running servers refuse it within about a second.
+    Revoke {
+        /// The key's id (from `keys list`).
+        #[arg(long)]
+        id: String,
+    },
+    /// Replace a key with a new one of the same tenant, role, label and rate limit, and revoke
+    /// it, in one transaction; prints the new key alone on the last line of stdout.
+    Rotate {
+        /// The key's id (from `keys list`).
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -519,39 +547,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    tenant,
-                    role,
-                    label,
-                },
-        } => {
-            let role = Role::parse_any_case(&role).ok_or_else(|| {
-                format!("unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN")
-            })?;
-            let db = logbook::db::connect(&config.database)
-                .await
-                .map_err(|e| e.detail())?;
-            logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
-            tenant_store::ensure_tenant(&db, &tenant, &tenant, "GOVERN")
-                .await
-                .map_err(|e| e.detail())?;
-            let key = logbook::auth::keys::create_key(
-                &db,
-                &TenantId::trusted(tenant.clone()),
-                role,
-                label.as_deref(),
-            )
-            .await
-            .map_err(|e| e.detail())?;
-            println!(
-                "created a {} key for tenant {tenant}; it is shown once:",
-                role.as_str()
-            );
-            println!("{key}");
-            Ok(())
-        }
+        Command::Keys { command } => keys_command(&config, command).await,
         Command::Config(_) => Ok(()),
         Command::Serve(args) => {
             serve_config(&mut config, &args)?;
@@ -673,6 +669,71 @@ async fn stop_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `logbook keys …`: the table and the new keys go to stdout, a new key alone on the last line.
+async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), String> {
+    use logbook::auth::cli;
+    match command {
+        KeysCommand::Create {
+            tenant,
+            role,
+            label,
+            expires_at,
+            rate_limit,
+        } => {
+            let role = Role::parse_any_case(&role).ok_or_else(|| {
+                format!("unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN")
+            })?;
+            let expires_at = expires_at
+                .as_deref()
+                .map(chrono::DateTime::parse_from_rfc3339)
+                .transpose()
+                .map_err(|e| format!("--expires-at: {e}"))?
+                .map(|at| at.with_timezone(&chrono::Utc));
+            let db = logbook::db::connect(&config.database)
+                .await
+                .map_err(|e| e.detail())?;
+            logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
+            tenant_store::ensure_tenant(&db, &tenant, &tenant, "GOVERN")
+                .await
+                .map_err(|e| e.detail())?;
+            let new = logbook::auth::keys::NewKey {
+                tenant: TenantId::trusted(tenant.clone()),
+                role,
+                label,
+                expires_at,
+                rate_limit_per_minute: rate_limit,
+            };
+            let (key, created) = logbook::auth::keys::create(&db, &new)
+                .await
+                .map_err(|e| e.detail())?;
+            println!(
+                "created {} key {} for tenant {tenant}; it is shown once:",
+                role.as_str(),
+                created.id
+            );
+            println!("{key}");
+        }
+        KeysCommand::List { tenant, all } => {
+            for line in cli::table(&cli::list(config, &tenant, all).await?) {
+                println!("{line}");
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let revoked = cli::revoke(config, &id).await?;
+            println!("revoked key {} of tenant {}", revoked.id, revoked.tenant_id);
+        }
+        KeysCommand::Rotate { id } => {
+            let (key, created) = cli::rotate(config, &id).await?;
+            println!(
+                "revoked key {id}; its replacement {} for tenant {} is shown once:",
+                created.id, created.tenant_id
+            );
+            println!("{key}");
+        }
+    }
+    Ok(())
 }
 
 /// Seeds the demo tenant unless it already has data, then makes, prints and returns a fresh

@@ -3,8 +3,9 @@
 //! After admission, a request's complexity (the same figure the complexity limit checks, lists
 //! costed by `first`; computed by `admission::cost`) is charged to its API key's window: fixed
 //! windows of one UTC minute, keyed by the sha256 of the presented key, so no lookup is needed
-//! before charging. A request that would exceed the limit is refused whole with `RATE_LIMITED`
-//! and charges nothing. The counters live in Redis (an atomic Lua script) or, without Redis, in
+//! before charging. The limit is the key's own when it has one (`api_keys.rate_limit_per_minute`,
+//! carried in the resolved principal), else the server's. A request that would exceed the limit
+//! is refused whole with `RATE_LIMITED` and charges nothing. The counters live in Redis (an atomic Lua script) or, without Redis, in
 //! `rate_limit_windows`, so every server process shares them. If the counter store is down the
 //! request is served (the limit protects capacity; refusing all traffic when Redis blinks would
 //! be worse) and a warning is logged. Requests without a key are not charged: they can only
@@ -77,7 +78,7 @@ struct Reservation {
 }
 
 impl RateLimiter {
-    /// `limit` points per key per minute (0: off), counted in Redis when there is one, else in
+    /// `limit` points per key per minute unless the key has its own (0: off), counted in Redis when there is one, else in
     /// the database.
     pub fn new(limit: u64, db: DatabaseConnection, redis: Option<Arc<RedisLink>>) -> Self {
         RateLimiter {
@@ -93,12 +94,18 @@ impl RateLimiter {
     /// key, or the counter store is down (the request is then served and a warning logged).
     /// Transports call it after admission and before execution; a refused window means the
     /// request must not run.
+    /// The limit is the key's own when it has one (carried in its resolved principal, so no
+    /// lookup), else the server's.
     pub async fn charge_request(&self, auth: &RequestAuth, points: u64) -> Option<RateWindow> {
-        if self.limit == 0 {
+        let limit = auth
+            .resolved()
+            .and_then(|principal| principal.rate_limit_per_minute)
+            .unwrap_or(self.limit);
+        if limit == 0 {
             return None;
         }
         let bucket = auth.bucket()?;
-        match self.charge(&bucket, points.max(1)).await {
+        match self.charge(&bucket, points.max(1), limit).await {
             Ok(window) => Some(window),
             Err(err) => {
                 tracing::warn!(error = ?err, "rate-limit counter unavailable; request served");
@@ -107,17 +114,18 @@ impl RateLimiter {
         }
     }
 
-    /// Spends `points` from this process's lease on the current window, reserving more from
-    /// the shared counter when the lease does not cover them.
-    pub async fn charge(&self, bucket: &str, points: u64) -> AppResult<RateWindow> {
+    /// Spends `points` from this process's lease on the current window of a key allowed
+    /// `limit` points a minute, reserving more from the shared counter when the lease does not
+    /// cover them.
+    pub async fn charge(&self, bucket: &str, points: u64, limit: u64) -> AppResult<RateWindow> {
         let now = chrono::Utc::now().timestamp();
         let window_start = now - now.rem_euclid(60);
         let reset = (window_start + 60 - now) as u64;
-        let unspent = match self.charge_locally(bucket, window_start, points, reset) {
+        let unspent = match self.charge_locally(bucket, window_start, points, limit, reset) {
             Ok(window) => return Ok(window),
             Err(unspent) => unspent,
         };
-        let reservation = if points > self.limit {
+        let reservation = if points > limit {
             // No window can admit it; the counter is read only for the headers.
             Reservation {
                 granted: 0,
@@ -125,8 +133,9 @@ impl RateLimiter {
             }
         } else {
             let need = points - unspent;
-            let lease = need.max(self.limit / LEASE_FRACTION).min(self.limit);
-            self.reserve(bucket, window_start, need, lease).await?
+            let lease = need.max(limit / LEASE_FRACTION).min(limit);
+            self.reserve(bucket, window_start, need, lease, limit)
+                .await?
         };
 
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,7 +158,7 @@ impl RateLimiter {
         if !refused {
             lease.unspent -= points;
         }
-        Ok(self.window(lease, reset, refused))
+        Ok(window(lease, limit, reset, refused))
     }
 
     /// Charges `points` without the shared counter when this process knows the answer: its
@@ -160,6 +169,7 @@ impl RateLimiter {
         bucket: &str,
         window_start: i64,
         points: u64,
+        limit: u64,
         reset: u64,
     ) -> Result<RateWindow, u64> {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,23 +181,14 @@ impl RateLimiter {
         };
         if lease.unspent >= points {
             lease.unspent -= points;
-            return Ok(self.window(lease, reset, false));
+            return Ok(window(lease, limit, reset, false));
         }
         // `shared_used` only grows within a window, so what it leaves is an upper bound.
-        let at_most_left = lease.unspent + self.limit.saturating_sub(lease.shared_used);
+        let at_most_left = lease.unspent + limit.saturating_sub(lease.shared_used);
         if points > at_most_left {
-            return Ok(self.window(lease, reset, true));
+            return Ok(window(lease, limit, reset, true));
         }
         Err(lease.unspent)
-    }
-
-    fn window(&self, lease: &Lease, reset: u64, refused: bool) -> RateWindow {
-        RateWindow {
-            limit: self.limit,
-            remaining: (self.limit + lease.unspent).saturating_sub(lease.shared_used),
-            reset,
-            refused,
-        }
     }
 
     /// Reserves `lease` points of the shared window for a request that needs `need` more than
@@ -200,6 +201,7 @@ impl RateLimiter {
         window_start: i64,
         need: u64,
         lease: u64,
+        limit: u64,
     ) -> AppResult<Reservation> {
         if let Some(link) = &self.redis {
             let mut conn = link.connection().await?;
@@ -207,7 +209,7 @@ impl RateLimiter {
                 .key(window_key(link, bucket, window_start))
                 .arg(need)
                 .arg(lease)
-                .arg(self.limit)
+                .arg(limit)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(redis_unavailable)?;
@@ -223,7 +225,7 @@ impl RateLimiter {
         }
         // The lease, then (if it is larger) just the need.
         for granted in std::iter::once(lease).chain((lease > need).then_some(need)) {
-            if let Some(used) = add_points(db, bucket, window_start, granted, self.limit).await? {
+            if let Some(used) = add_points(db, bucket, window_start, granted, limit).await? {
                 return Ok(Reservation { granted, used });
             }
         }
@@ -245,6 +247,15 @@ impl RateLimiter {
             }
             None => stored_points(&self.db, bucket, window_start).await,
         }
+    }
+}
+
+fn window(lease: &Lease, limit: u64, reset: u64, refused: bool) -> RateWindow {
+    RateWindow {
+        limit,
+        remaining: (limit + lease.unspent).saturating_sub(lease.shared_used),
+        reset,
+        refused,
     }
 }
 

@@ -28,6 +28,15 @@ impl RedisLink {
         })
     }
 
+    /// The link of the deployment whose database is `db`: the namespace derives from a random
+    /// id stored in the database, so processes sharing a database share Redis keys and
+    /// channels, and other deployments (or test databases) on the same Redis never collide.
+    /// Servers and the CLI (which announces key revocations) name it the same way.
+    pub async fn for_deployment(db: &sea_orm::DatabaseConnection, url: &str) -> AppResult<Self> {
+        let deployment = crate::db::shared_secret(db, "deployment_id").await?;
+        Self::open(url, format!("lb:{}", hex::encode(&deployment[..8])))
+    }
+
     /// `{namespace}:{part}:{part}…`: the one way a Redis key or channel name is made.
     pub fn key(&self, parts: &[&str]) -> String {
         let mut key = self.namespace.clone();

@@ -24,7 +24,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub cursors: CursorCodec,
-    /// API keys, looked up through a short-lived cache.
+    /// API keys, looked up through a per-process cache that revocations evict.
     pub keys: Arc<KeyStore>,
     /// The deployment's Redis (none without `REDIS_URL`); it prefixes every key and channel
     /// with the deployment's namespace.
@@ -53,22 +53,20 @@ impl AppState {
             .map_err(crate::error::AppError::from)?;
         let (db, sql) = crate::db::connect_counted(&config.database).await?;
         let cursor_key = crate::db::shared_secret(&db, "cursor_hmac_key").await?;
-        // A random id stored in the database: processes sharing a database share Redis keys,
-        // and other deployments (or test databases) on the same Redis never collide.
-        let deployment = crate::db::shared_secret(&db, "deployment_id").await?;
-        let namespace = format!("lb:{}", hex::encode(&deployment[..8]));
-        let redis = config
-            .redis_url
-            .as_deref()
-            .map(|url| RedisLink::open(url, namespace))
-            .transpose()?
-            .map(Arc::new);
+        let redis = match config.redis_url.as_deref() {
+            Some(url) => Some(Arc::new(RedisLink::for_deployment(&db, url).await?)),
+            None => None,
+        };
         let events = Arc::new(Hub::new(
             db.clone(),
             redis.clone(),
             config.database.max_connections as usize,
         ));
-        let keys = Arc::new(KeyStore::new(db.clone(), config.key_cache_ttl));
+        let keys = Arc::new(KeyStore::new(
+            db.clone(),
+            redis.clone(),
+            config.key_cache_ttl,
+        ));
         let rate_limit = Arc::new(RateLimiter::new(
             config.limits.rate_limit_per_minute,
             db.clone(),

@@ -16,6 +16,12 @@ pub struct Model {
     pub label: Option<String>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// After this instant the key is refused, like a revoked one.
+    pub expires_at: Option<DateTimeUtc>,
+    /// When a server process last saw the key used (updated at most once a minute per process).
+    pub last_used_at: Option<DateTimeUtc>,
+    /// Complexity points per minute; null: the server's default; 0: unlimited.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,102 +1,262 @@
-//! The `api_keys` table, which auth owns: keys are stored as their sha256 digest with a tenant
-//! and a role, and looked up through a short-lived per-process cache.
+//! The `api_keys` table, which auth owns: keys are stored as their sha256 digest with a tenant,
+//! a role, an optional expiry and an optional rate limit of their own. SQL in, immutable
+//! [`ApiKeySnapshot`]s out; the raw key exists only in the answer to its creation.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
+use chrono::{DateTime, Utc};
 use entity::api_keys;
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
 
 use super::{digest_key, generate_key, Principal, Role, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::scalars::now;
 
-/// The process's view of `api_keys`: lookups by digest, cached for `ttl` (the revocation
-/// delay). Part of `AppState`.
-pub struct KeyStore {
-    db: DatabaseConnection,
-    ttl: Duration,
-    cache: Mutex<HashMap<String, (Principal, Instant)>>,
+/// A key as stored, without its digest (which is never shown after creation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeySnapshot {
+    pub id: String,
+    pub tenant_id: String,
+    pub role: Role,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Complexity points per minute; `None`: the server's default; 0: unlimited.
+    pub rate_limit_per_minute: Option<u64>,
 }
 
-impl KeyStore {
-    pub fn new(db: DatabaseConnection, ttl: Duration) -> Self {
-        KeyStore {
-            db,
-            ttl,
-            cache: Mutex::default(),
-        }
-    }
-
-    /// The principal of the unrevoked key with this digest, if any.
-    pub async fn principal_of(&self, digest: &str) -> AppResult<Option<Principal>> {
-        if let Some(hit) = self.cached(digest) {
-            return Ok(Some(hit));
-        }
-        let found = find_active_key(&self.db, digest).await?;
-        if let Some(principal) = &found {
-            self.remember(digest.to_owned(), principal.clone());
-        }
-        Ok(found)
-    }
-
-    fn cached(&self, digest: &str) -> Option<Principal> {
-        let entries = self.cache.lock().ok()?;
-        let (principal, at) = entries.get(digest)?;
-        (at.elapsed() < self.ttl).then(|| principal.clone())
-    }
-
-    fn remember(&self, digest: String, principal: Principal) {
-        if let Ok(mut entries) = self.cache.lock() {
-            if entries.len() > 10_000 {
-                entries.clear();
-            }
-            entries.insert(digest, (principal, Instant::now()));
-        }
+impl ApiKeySnapshot {
+    /// Whether the key is refused at `at` (revoked, or past its expiry).
+    pub fn is_refused_at(&self, at: DateTime<Utc>) -> bool {
+        self.revoked_at.is_some() || self.expires_at.is_some_and(|expiry| expiry <= at)
     }
 }
 
-/// Stores a new key for the tenant and returns the raw key (shown once, never stored).
+/// A stored row as its snapshot.
+pub fn snapshot(key: api_keys::Model) -> AppResult<ApiKeySnapshot> {
+    let role = Role::parse_any_case(&key.role).ok_or_else(|| {
+        AppError::internal(format!("api key {} has unknown role {}", key.id, key.role))
+    })?;
+    Ok(ApiKeySnapshot {
+        id: key.id,
+        tenant_id: key.tenant_id,
+        role,
+        label: key.label,
+        created_at: key.created_at,
+        expires_at: key.expires_at,
+        last_used_at: key.last_used_at,
+        revoked_at: key.revoked_at,
+        rate_limit_per_minute: key.rate_limit_per_minute.map(|n| n.max(0) as u64),
+    })
+}
+
+/// What a new key is made of.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub tenant: TenantId,
+    pub role: Role,
+    pub label: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_minute: Option<u64>,
+}
+
+/// A key that may be used now, as the key cache keeps it.
+#[derive(Debug, Clone)]
+pub struct ActiveKey {
+    pub principal: Principal,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a new key; returns the raw key (shown once, never stored) and its snapshot.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    new: &NewKey,
+) -> AppResult<(String, ApiKeySnapshot)> {
+    let raw = generate_key();
+    let model = api_keys::Model {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: new.tenant.as_str().to_owned(),
+        key_sha256: digest_key(&raw),
+        role: new.role.as_str().to_owned(),
+        label: new.label.clone(),
+        created_at: now(),
+        revoked_at: None,
+        expires_at: new.expires_at,
+        last_used_at: None,
+        rate_limit_per_minute: new
+            .rate_limit_per_minute
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+    };
+    let active: api_keys::ActiveModel = model.clone().into();
+    api_keys::Entity::insert(active)
+        .exec_without_returning(db)
+        .await?;
+    Ok((raw, snapshot(model)?))
+}
+
+/// Stores a new key for the tenant with the server's default rate limit and no expiry; returns
+/// the raw key.
 pub async fn create_key(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
     role: Role,
     label: Option<&str>,
 ) -> AppResult<String> {
-    let raw = generate_key();
-    let model = api_keys::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        tenant_id: Set(tenant.as_str().to_owned()),
-        key_sha256: Set(digest_key(&raw)),
-        role: Set(role.as_str().to_owned()),
-        label: Set(label.map(str::to_owned)),
-        created_at: Set(now()),
-        revoked_at: Set(None),
+    let new = NewKey {
+        tenant: tenant.clone(),
+        role,
+        label: label.map(str::to_owned),
+        expires_at: None,
+        rate_limit_per_minute: None,
     };
-    api_keys::Entity::insert(model)
-        .exec_without_returning(db)
-        .await?;
-    Ok(raw)
+    Ok(create(db, &new).await?.0)
 }
 
-/// The principal of an unrevoked key with this sha256 digest.
+/// The key with this sha256 digest, unless it is revoked or expired.
 pub async fn find_active_key(
     db: &impl ConnectionTrait,
     digest: &str,
-) -> AppResult<Option<Principal>> {
+) -> AppResult<Option<ActiveKey>> {
     let key = api_keys::Entity::find()
         .filter(api_keys::Column::KeySha256.eq(digest))
         .filter(api_keys::Column::RevokedAt.is_null())
         .one(db)
         .await?;
     let Some(key) = key else { return Ok(None) };
-    let role = Role::parse_any_case(&key.role).ok_or_else(|| {
-        AppError::internal(format!("api key {} has unknown role {}", key.id, key.role))
-    })?;
-    Ok(Some(Principal {
-        tenant_id: TenantId::trusted(key.tenant_id),
-        role,
-        key_id: key.id,
+    let key = snapshot(key)?;
+    if key.is_refused_at(now()) {
+        return Ok(None);
+    }
+    Ok(Some(ActiveKey {
+        principal: Principal {
+            tenant_id: TenantId::trusted(key.tenant_id),
+            role: key.role,
+            key_id: key.id,
+            rate_limit_per_minute: key.rate_limit_per_minute,
+        },
+        expires_at: key.expires_at,
     }))
+}
+
+/// The key `id`, in `tenant` when one is given (the CLI acts on any tenant's key).
+pub async fn find(
+    db: &impl ConnectionTrait,
+    tenant: Option<&TenantId>,
+    id: &str,
+) -> AppResult<Option<ApiKeySnapshot>> {
+    api_keys::Entity::find_by_id(id.to_owned())
+        .filter(in_tenant(tenant))
+        .one(db)
+        .await?
+        .map(snapshot)
+        .transpose()
+}
+
+/// The tenant's keys, newest first (the CLI's list; GraphQL pages them).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    include_revoked: bool,
+) -> AppResult<Vec<ApiKeySnapshot>> {
+    let mut select = api_keys::Entity::find().filter(in_tenant(Some(tenant)));
+    if !include_revoked {
+        select = select.filter(api_keys::Column::RevokedAt.is_null());
+    }
+    select
+        .order_by_desc(api_keys::Column::CreatedAt)
+        .order_by_desc(api_keys::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(snapshot)
+        .collect()
+}
+
+/// Revokes the key `id` (in `tenant` when given) and returns it. Revoking a revoked key changes
+/// nothing (its first `revokedAt` stays). Another tenant's key is `NOT_FOUND`, like a missing
+/// one. Callers announce the revocation after the commit (`KeyStore::revoked`).
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    tenant: Option<&TenantId>,
+    id: &str,
+) -> AppResult<ApiKeySnapshot> {
+    api_keys::Entity::update_many()
+        .col_expr(api_keys::Column::RevokedAt, Expr::value(now()))
+        .filter(api_keys::Column::Id.eq(id))
+        .filter(in_tenant(tenant))
+        .filter(api_keys::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    find(db, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))
+}
+
+/// Replaces the key `id` (in `tenant` when given) with a new one of the same tenant, role,
+/// label and rate limit (not its expiry: that belonged to the old secret), and revokes it, in
+/// one transaction. Returns the raw new key, the new key and the revoked one. A revoked key
+/// cannot be rotated (`INVALID_TRANSITION`): its replacement would revive it.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    tenant: Option<&TenantId>,
+    id: &str,
+) -> AppResult<(String, ApiKeySnapshot, ApiKeySnapshot)> {
+    let txn = db.begin().await?;
+    let old = find(&txn, tenant, id)
+        .await?
+        .ok_or(AppError::NotFound("API key"))?;
+    if old.revoked_at.is_some() {
+        return Err(AppError::InvalidTransition(format!(
+            "API key {id} is revoked; create a new key instead"
+        )));
+    }
+    let new = NewKey {
+        tenant: TenantId::trusted(old.tenant_id.clone()),
+        role: old.role,
+        label: old.label.clone(),
+        expires_at: None,
+        rate_limit_per_minute: old.rate_limit_per_minute,
+    };
+    let (raw, created) = create(&txn, &new).await?;
+    let revoked = revoke(&txn, tenant, id).await?;
+    txn.commit().await?;
+    Ok((raw, created, revoked))
+}
+
+/// Of `ids`, those revoked (the key cache's periodic check; see `auth::revocation`).
+pub async fn revoked_among(db: &impl ConnectionTrait, ids: &[String]) -> AppResult<Vec<String>> {
+    let mut revoked = Vec::new();
+    for chunk in ids.chunks(500) {
+        let found: Vec<String> = api_keys::Entity::find()
+            .select_only()
+            .column(api_keys::Column::Id)
+            .filter(api_keys::Column::Id.is_in(chunk.iter().cloned()))
+            .filter(api_keys::Column::RevokedAt.is_not_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        revoked.extend(found);
+    }
+    Ok(revoked)
+}
+
+/// Records that the key was used at `at`.
+pub async fn touch(db: &impl ConnectionTrait, id: &str, at: DateTime<Utc>) -> AppResult<()> {
+    api_keys::Entity::update_many()
+        .col_expr(api_keys::Column::LastUsedAt, Expr::value(at))
+        .filter(api_keys::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn in_tenant(tenant: Option<&TenantId>) -> Condition {
+    match tenant {
+        Some(tenant) => Condition::all().add(api_keys::Column::TenantId.eq(tenant.as_str())),
+        None => Condition::all(),
+    }
 }

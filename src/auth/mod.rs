@@ -3,8 +3,8 @@
 //!
 //! A request's key is resolved once, by the transport before anything is parsed or by the first
 //! field that needs it, so introspection and GraphiQL work without a key; resolved keys are
-//! cached per process for a short TTL (the revocation delay, `Config::key_cache_ttl`, see
-//! [`KeyStore`]).
+//! cached per process ([`KeyStore`]), and a revocation evicts them from every process's cache
+//! within about a second (`revocation`).
 
 use async_graphql::{Context, Enum};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,9 +16,12 @@ use tokio::sync::OnceCell;
 use crate::closed_set::closed_set;
 use crate::error::{AppError, AppResult};
 
+mod cache;
+pub mod cli;
 pub mod keys;
+pub mod revocation;
 
-pub use keys::KeyStore;
+pub use cache::KeyStore;
 
 /// A tenant id, taken from an authenticated key (never from client input).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -107,6 +110,9 @@ pub struct Principal {
     pub tenant_id: TenantId,
     pub role: Role,
     pub key_id: String,
+    /// The key's own rate limit in complexity points per minute (`None`: the server's
+    /// default; 0: unlimited), carried here so the rate limiter needs no lookup.
+    pub rate_limit_per_minute: Option<u64>,
 }
 
 impl Principal {

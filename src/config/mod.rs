@@ -57,7 +57,8 @@ pub struct Config {
     pub database: DbSettings,
     pub redis_url: Option<String>,
     pub limits: Limits,
-    /// How long a verified API key is trusted before it is looked up again (revocation delay).
+    /// How long a verified API key is trusted before it is looked up again. Revocations evict it
+    /// from every process's cache sooner (within about a second, `auth::revocation`).
     pub key_cache_ttl: Duration,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,

@@ -1,6 +1,6 @@
-//! `viewer`: who the caller is.
+//! `viewer`: who the caller is; and the ADMIN's `apiKeys` (`super::api_keys`).
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, SimpleObject};
 
 use crate::auth::{self, Role};
 use crate::error::AppError;
@@ -18,11 +18,15 @@ pub struct Viewer {
     pub role: Role,
 }
 
+/// `viewer` and the ADMIN's `apiKeys`.
+#[derive(MergedObject, Default)]
+pub struct TenantQuery(ViewerQuery, super::api_keys::ApiKeysField);
+
 #[derive(Default)]
-pub struct TenantQuery;
+pub struct ViewerQuery;
 
 #[Object]
-impl TenantQuery {
+impl ViewerQuery {
     /// The tenant and role of the API key making this request.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let principal = auth::viewer(ctx).await?;

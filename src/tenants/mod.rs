@@ -1,5 +1,6 @@
 //! Tenants and their API keys: who may call Logbook and which tenant a call sees.
 
+pub mod api_keys;
 pub mod graphql;
 pub mod store;
 

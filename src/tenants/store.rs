@@ -1,11 +1,15 @@
 //! SQL for tenants (API keys belong to `crate::auth::keys`).
 
-use entity::tenants;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use chrono::{DateTime, Utc};
+use entity::{api_keys, tenants};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set};
 
 use super::TenantSnapshot;
+use crate::auth::keys::ApiKeySnapshot;
 use crate::auth::TenantId;
+use crate::cursor::Position;
 use crate::error::{AppError, AppResult};
+use crate::pagination::Listed;
 use crate::scalars::now;
 
 fn snapshot(model: tenants::Model) -> TenantSnapshot {
@@ -57,4 +61,42 @@ pub async fn ensure_tenant(
     find_tenant(db, &tenant)
         .await?
         .ok_or(AppError::NotFound("tenant"))
+}
+
+/// A tenant's API keys, newest first (`apiKeys`): rows of `crate::auth::keys`' table, read as
+/// its snapshots.
+pub struct ApiKeyList;
+
+/// The canonical `ApiKeyFilter`: roles (as stored) sorted and de-duplicated.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ApiKeyListFilter {
+    pub roles: Vec<&'static str>,
+    pub include_revoked: bool,
+}
+
+impl Listed for ApiKeyList {
+    type Entity = api_keys::Entity;
+    type Filter = ApiKeyListFilter;
+    type Row = ApiKeySnapshot;
+    const NAME: &'static str = "apiKeys";
+    const ORDER: (api_keys::Column, api_keys::Column) =
+        (api_keys::Column::CreatedAt, api_keys::Column::Id);
+    const ROW: fn(api_keys::Model) -> AppResult<ApiKeySnapshot> = crate::auth::keys::snapshot;
+    const POSITION: fn(&ApiKeySnapshot) -> Position = |k| Position::of(k.created_at, &k.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &ApiKeyListFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<api_keys::Entity> {
+        let mut select =
+            api_keys::Entity::find().filter(api_keys::Column::TenantId.eq(tenant.as_str()));
+        if !filter.roles.is_empty() {
+            select = select.filter(api_keys::Column::Role.is_in(filter.roles.iter().copied()));
+        }
+        if !filter.include_revoked {
+            select = select.filter(api_keys::Column::RevokedAt.is_null());
+        }
+        select
+    }
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod api_keys;
 mod archive;
 mod audit_reads;
 mod audit_writes;
@@ -52,6 +53,7 @@ use support::{Backend, TestCase};
 
 fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
     vec![
+        ("api_keys", api_keys::cases()),
         ("archive", archive::cases()),
         ("audit_reads", audit_reads::cases()),
         ("audit_writes", audit_writes::cases()),

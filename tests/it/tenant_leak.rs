@@ -104,6 +104,10 @@ fn probe(
 const NO_REFERENCE: &[(&str, &str)] = &[
     ("Query.viewer", "no argument"),
     (
+        "Mutation.createApiKey",
+        "creates a key in the caller's own tenant; takes no reference",
+    ),
+    (
         "Query.panel",
         "slot values and rules given inline; reads nothing stored",
     ),
@@ -165,6 +169,10 @@ const ANOMALIES_AFTER: &str = "query($c: String) { cost { anomalies(first: 1, af
 const ANOMALIES_BEFORE: &str = "query($c: String) { cost { anomalies(last: 1, before: $c) { totalCount nodes { anomalyType } } } }";
 const BUDGETS_AFTER: &str = "query($c: String) { cost { budgets(first: 1, after: $c) { totalCount nodes { budgetType } } } }";
 const BUDGETS_BEFORE: &str = "query($c: String) { cost { budgets(last: 1, before: $c) { totalCount nodes { budgetType } } } }";
+const API_KEYS_AFTER: &str =
+    "query($c: String) { apiKeys(first: 1, after: $c) { totalCount nodes { label } } }";
+const API_KEYS_BEFORE: &str =
+    "query($c: String) { apiKeys(last: 1, before: $c) { totalCount nodes { label } } }";
 const TAGS_AFTER: &str =
     "query($c: String) { cost { featureTags(first: 1, after: $c) { totalCount nodes { tag } } } }";
 const TAGS_BEFORE: &str =
@@ -287,6 +295,8 @@ fn probes() -> Vec<Probe> {
             "trace.live", v),
         // --- A's cursors on B's same list and filter
         probe("llmRuns after", &["Query.llmRuns"], Viewer, Post(RUNS_AFTER), "cursor.llmRuns", cursor),
+        probe("apiKeys after", &["Query.apiKeys"], Admin, Post(API_KEYS_AFTER), "cursor.apiKeys", cursor),
+        probe("apiKeys before", &["Query.apiKeys"], Admin, Post(API_KEYS_BEFORE), "cursor.apiKeys", cursor),
         probe("llmRuns before", &["Query.llmRuns"], Viewer, Post(RUNS_BEFORE), "cursor.llmRuns", cursor),
         probe("systemRecords after", &["Query.systemRecords"], Viewer, Post(SYS_AFTER), "cursor.systemRecords", cursor),
         probe("systemRecords before", &["Query.systemRecords"], Viewer, Post(SYS_BEFORE), "cursor.systemRecords", cursor),
@@ -355,6 +365,8 @@ fn probes() -> Vec<Probe> {
         probe("captureEvidence(runId)", &["Mutation.captureEvidence"], Ingest,
             Post("mutation($v: String!) { captureEvidence(input: {runId: $v, seal: true}) { runId captured { evidenceClass } } }"),
             "run.evidence", v),
+        probe("revokeApiKey(id)", &["Mutation.revokeApiKey"], Admin,
+            Post("mutation($v: ID!) { revokeApiKey(id: $v) { id label status } }"), "rec.ApiKey", v),
         probe("updateFeatureTag(tag)", &["Mutation.updateFeatureTag"], Admin,
             Post("mutation($v: String!) { updateFeatureTag(tag: $v, input: {displayName: \"x\"}) { tag displayName } }"),
             "tag.update", v),
@@ -792,6 +804,27 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
             str_at(&d, &format!("{path}/edges/0/cursor")),
         );
     }
+
+    // API keys (ADMIN): a spare key to revoke, and a cursor of the list.
+    let d = app
+        .data(
+            &keys.admin,
+            "mutation { createApiKey(role: VIEWER, label: \"spare\") { apiKey { id } } }",
+            json!({}),
+        )
+        .await;
+    out.insert("rec.ApiKey".into(), str_at(&d, "/createApiKey/apiKey/id"));
+    let d = app
+        .data(
+            &keys.admin,
+            "{ apiKeys(first: 1) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    out.insert(
+        "cursor.apiKeys".into(),
+        str_at(&d, "/apiKeys/edges/0/cursor"),
+    );
     out
 }
 
