@@ -19,6 +19,8 @@ pub enum AppError {
         role: &'static str,
         action: &'static str,
     },
+    /// A document not on the server's trusted list (`crate::trusted`).
+    UntrustedDocument,
     /// A field the caller's role may not read, refused before execution (see `admission`).
     ForbiddenField {
         role: &'static str,
@@ -71,6 +73,9 @@ impl AppError {
             AppError::Forbidden { role, action } => {
                 format!("the API key's role {role} may not {action}")
             }
+            AppError::UntrustedDocument => "this server runs trusted documents only, and this \
+                                             document is not one of them"
+                .into(),
             AppError::ForbiddenField { role, field } => format!(
                 "the API key's role {role} may not read `{field}`: a role that may only write \
                  gets receipts (ids, statuses, seals) of its writes, not stored content"
@@ -104,7 +109,9 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated => "UNAUTHENTICATED",
-            AppError::Forbidden { .. } | AppError::ForbiddenField { .. } => "FORBIDDEN",
+            AppError::Forbidden { .. }
+            | AppError::ForbiddenField { .. }
+            | AppError::UntrustedDocument => "FORBIDDEN",
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",
             AppError::BadCursor(_) => "BAD_CURSOR",
@@ -258,7 +265,9 @@ impl AppError {
     pub fn http_status(&self) -> StatusCode {
         match self {
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden { .. } | AppError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
+            AppError::Forbidden { .. }
+            | AppError::ForbiddenField { .. }
+            | AppError::UntrustedDocument => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -126,7 +126,9 @@ impl Refusal {
 fn status_of(err: &AppError) -> StatusCode {
     match err {
         AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden { .. } | AppError::ForbiddenField { .. } => StatusCode::FORBIDDEN,
+        AppError::Forbidden { .. }
+        | AppError::ForbiddenField { .. }
+        | AppError::UntrustedDocument => StatusCode::FORBIDDEN,
         AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -164,7 +166,7 @@ pub async fn handle(
     };
     crate::telemetry::request(
         match &observed.operation {
-            Some(name) => crate::telemetry::operation_label(name.as_deref()),
+            Some(name) => served.operation_names.label(name.as_deref()),
             None => "unknown".to_owned(),
         },
         match observed.operation_type {
@@ -235,9 +237,11 @@ async fn run(
     .map_err(|err| Refusal::malformed(StatusCode::BAD_REQUEST, &err))?;
     observed.operation = Some(request.operation_name.clone());
 
-    crate::persisted::resolve(state, &mut request)
-        .await
-        .map_err(|err| Refusal::request(&err, media))?;
+    match &served.trusted {
+        Some(trusted) => resolve_trusted(trusted, &mut request),
+        None => crate::persisted::resolve(state, &mut request).await,
+    }
+    .map_err(|err| Refusal::request(&err, media))?;
 
     let admitted =
         admit(served, &mut request, &principal).map_err(|err| Refusal::request(&err, media))?;
@@ -518,12 +522,19 @@ pub fn admit(
             role: principal.role.as_str(),
         }
     };
-    let admitted = served.admission.admit(
-        &request.query,
-        request.operation_name.as_deref(),
-        &request.variables,
-        grant,
-    )?;
+    let operation = request.operation_name.as_deref();
+    let admitted = match &served.trusted {
+        // Parsed and checked at startup: only the request's own checks run.
+        Some(trusted) => served.admission.admit_parsed(
+            trusted.document(&request.query)?,
+            operation,
+            &request.variables,
+            grant,
+        )?,
+        None => served
+            .admission
+            .admit(&request.query, operation, &request.variables, grant)?,
+    };
     request.set_parsed_query(admitted.document);
     Ok(Admitted {
         operation_name: admitted.operation_name,
@@ -531,6 +542,18 @@ pub fn admit(
         root_keys: admitted.root_keys,
         cost: admitted.cost,
     })
+}
+
+/// In trusted-documents mode a persisted-query hash names a listed document (and nothing can be
+/// registered); text is checked against the list at admission.
+pub fn resolve_trusted(
+    trusted: &crate::trusted::TrustedDocuments,
+    request: &mut async_graphql::Request,
+) -> Result<(), AppError> {
+    if let crate::persisted::Persisted::Lookup { hash } = crate::persisted::parse(request)? {
+        request.query = trusted.text(&hash)?.to_owned();
+    }
+    Ok(())
 }
 
 /// Puts the root fields back in selection order (GraphQL spec 6.3): the merged `Query` root

@@ -45,4 +45,5 @@ pub mod system;
 pub mod telemetry;
 pub mod tenants;
 pub mod traces;
+pub mod trusted;
 pub mod ws;

@@ -218,6 +218,11 @@ struct ServeArgs {
     /// Seconds a WebSocket may stay open without `connection_init` (then closed with 4408).
     #[arg(long, env = "LOGBOOK_WS_INIT_TIMEOUT", default_value_t = 10)]
     ws_init_timeout: u64,
+    /// Run only the documents listed here (a JSON manifest of sha256 → document, Apollo's
+    /// persisted-query manifest, or a directory of manifests and `.graphql` files): trusted
+    /// documents for BFFs; anything else is FORBIDDEN.
+    #[arg(long, env = "LOGBOOK_TRUSTED_DOCUMENTS", value_name = "DIR|FILE")]
+    trusted_documents: Option<std::path::PathBuf>,
     /// Field depth, fragments expanded (introspection has its own bound).
     #[arg(long, env = "LOGBOOK_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
@@ -645,6 +650,7 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
         logbook::ledger::sink::UrlSink::new(url)?;
     }
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.trusted_documents = args.trusted_documents.clone();
     config.subscriptions = logbook::subscriptions::admission::SocketLimits {
         init_timeout: Duration::from_secs(args.ws_init_timeout),
         max_connections: args.ws_max_connections,

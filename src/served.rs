@@ -8,6 +8,8 @@ use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
 use crate::graphql::LogbookSchema;
 use crate::state::AppState;
 use crate::subscriptions::admission::Admission as SocketAdmission;
+use crate::telemetry::OperationNames;
+use crate::trusted::TrustedDocuments;
 
 /// What every handler shares: the state, the schema, its SDL, the admission checks every
 /// operation passes and this process's WebSocket counts.
@@ -18,10 +20,18 @@ pub struct Served {
     pub admission: Admission,
     /// Open WebSocket connections and subscriptions of this process (`Config::subscriptions`).
     pub sockets: Arc<SocketAdmission>,
+    /// The allow-list, in trusted-documents mode.
+    pub trusted: Option<Arc<TrustedDocuments>>,
+    /// The bounded operation-name labels of this server's request metric.
+    pub operation_names: OperationNames,
 }
 
 impl Served {
-    pub fn new(state: AppState, schema: LogbookSchema) -> std::io::Result<Self> {
+    pub fn new(
+        state: AppState,
+        schema: LogbookSchema,
+        trusted: Option<Arc<TrustedDocuments>>,
+    ) -> std::io::Result<Self> {
         let sdl = schema.sdl();
         let index = SchemaIndex::from_sdl(&sdl).map_err(|e| std::io::Error::other(e.message()))?;
         let admission = Admission::new(AdmissionLimits::from_limits(&state.config.limits), index);
@@ -31,6 +41,8 @@ impl Served {
             sdl,
             admission,
             sockets: Arc::default(),
+            trusted,
+            operation_names: OperationNames::default(),
         })
     }
 }

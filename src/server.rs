@@ -10,11 +10,12 @@ use actix_web::dev::ServerHandle;
 
 use crate::audit::group::AppendQueue;
 use crate::config::Config;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::graphql::LogbookSchema;
 use crate::ledger::signing::LedgerKey;
 use crate::served::Served;
 use crate::state::AppState;
+use crate::trusted::TrustedDocuments;
 
 /// The state and the domains' process-wide components. Cheap to clone.
 #[derive(Clone)]
@@ -24,17 +25,25 @@ pub struct Services {
     pub ledger_key: LedgerKey,
     /// Group commit of this process's audit appends (see `crate::audit::group`).
     pub audit_appends: Arc<AppendQueue>,
+    /// The allow-list, in trusted-documents mode (`Config::trusted_documents`).
+    pub trusted: Option<Arc<TrustedDocuments>>,
 }
 
 impl Services {
     /// Connects, migrates, loads the shared secrets and the ledger signing key.
     pub async fn connect(config: Config) -> AppResult<Self> {
+        // Read before connecting: a bad list stops the server before it touches anything.
+        let trusted = match &config.trusted_documents {
+            Some(path) => Some(Arc::new(load_trusted(path, &config.limits).await?)),
+            None => None,
+        };
         let state = AppState::connect(config).await?;
         let ledger_key = LedgerKey::from_config(&state.db, &state.config).await?;
         Ok(Services {
             state,
             ledger_key,
             audit_appends: Arc::default(),
+            trusted,
         })
     }
 
@@ -46,6 +55,89 @@ impl Services {
             .data(self.ledger_key.clone())
             .data(self.audit_appends.clone())
             .finish()
+    }
+}
+
+/// Reads the trusted documents, passes each through admission and validates each operation
+/// with async-graphql's own rules, on a schema whose one extension ends every request after
+/// validation, so nothing is executed: a document that does not validate stops the server, with
+/// its hash.
+async fn load_trusted(
+    path: &std::path::Path,
+    limits: &crate::config::Limits,
+) -> AppResult<TrustedDocuments> {
+    use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
+    let refuse = |message: String| AppError::bad_input("trusted-documents", message);
+    let entries = TrustedDocuments::read(path).map_err(refuse)?;
+    let bare = crate::graphql::schema_builder(limits)
+        .extension(ValidateOnly)
+        .finish();
+    let index = SchemaIndex::from_sdl(&bare.sdl())?;
+    let admission = Admission::new(AdmissionLimits::from_limits(limits), index);
+    let trusted =
+        TrustedDocuments::prepare(entries, |text| admission.parse(text)).map_err(refuse)?;
+    let mut failures = Vec::new();
+    for (hash, text) in trusted.texts() {
+        let Ok(document) = async_graphql::parser::parse_query(text) else {
+            continue; // parsed by `prepare` already
+        };
+        for (name, operation) in document.operations.iter() {
+            let mut request = async_graphql::Request::new(text);
+            if let Some(name) = name {
+                request = request.operation_name(name.as_str());
+            }
+            let response = bare.execute(request).await;
+            // Complexity is priced during validation, and a list's `first: $n` has no value
+            // here: that is the request's to give, not a fault of the document.
+            let unvalued: Vec<String> = operation
+                .node
+                .variable_definitions
+                .iter()
+                .map(|v| format!("Variable {} is not defined.", v.node.name.node))
+                .collect();
+            let invalid: Vec<String> = response
+                .errors
+                .iter()
+                .filter(|e| e.message != VALIDATED && !unvalued.contains(&e.message))
+                .map(|e| e.message.clone())
+                .collect();
+            if !invalid.is_empty() {
+                failures.push(format!("{hash}: {}", invalid.join("; ")));
+            }
+        }
+    }
+    if failures.is_empty() {
+        tracing::info!(documents = trusted.len(), "trusted documents loaded");
+        Ok(trusted)
+    } else {
+        Err(refuse(format!(
+            "trusted documents that do not validate against the schema:\n  {}",
+            failures.join("\n  ")
+        )))
+    }
+}
+
+/// What [`ValidateOnly`] answers a document that passed validation.
+const VALIDATED: &str = "validated; not executed";
+
+/// Ends every request once async-graphql has validated it.
+struct ValidateOnly;
+
+impl async_graphql::extensions::ExtensionFactory for ValidateOnly {
+    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        Arc::new(ValidateOnly)
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for ValidateOnly {
+    async fn validation(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        next: async_graphql::extensions::NextValidation<'_>,
+    ) -> Result<async_graphql::ValidationResult, Vec<async_graphql::ServerError>> {
+        next.run(ctx).await?;
+        Err(vec![async_graphql::ServerError::new(VALIDATED, None)])
     }
 }
 
@@ -80,7 +172,7 @@ impl RunningServer {
 /// process's background tasks.
 pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> {
     let state = services.state.clone();
-    let served = Served::new(state.clone(), services.schema())?;
+    let served = Served::new(state.clone(), services.schema(), services.trusted.clone())?;
     let downloads = state.clone();
     let listening = crate::app::serve(served, bind, move |cfg| {
         crate::export_files::http::routes(cfg, &downloads)

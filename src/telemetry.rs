@@ -136,31 +136,37 @@ fn describe() {
     describe_histogram!(LEDGER_BATCH, "Entries per audit ledger group commit.");
 }
 
-/// The operation-name label: the name when it is one of the first [`MAX_OPERATION_NAMES`]
-/// distinct names this process saw, `anonymous` without one, `other` past the cap. GraphQL names
-/// are `[_A-Za-z][_0-9A-Za-z]*`; anything else (a name that never parsed) is `invalid`.
-pub fn operation_label(name: Option<&str>) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let Some(name) = name.filter(|n| !n.is_empty()) else {
-        return "anonymous".into();
-    };
-    let valid = name.len() <= 128
-        && name.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
-        && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
-    if !valid {
-        return "invalid".into();
+/// The operation-name labels of one server: a name is its own label when it is one of the
+/// first [`MAX_OPERATION_NAMES`] distinct names this server saw, `anonymous` without one, `other`
+/// past the cap. GraphQL names are `[_A-Za-z][_0-9A-Za-z]*`; anything else is `invalid`.
+#[derive(Default)]
+pub struct OperationNames {
+    seen: Mutex<HashSet<String>>,
+}
+
+impl OperationNames {
+    pub fn label(&self, name: Option<&str>) -> String {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            return "anonymous".into();
+        };
+        let valid = name.len() <= 128
+            && name.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
+            && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+        if !valid {
+            return "invalid".into();
+        }
+        let Ok(mut seen) = self.seen.lock() else {
+            return "other".into();
+        };
+        if seen.contains(name) {
+            return name.to_owned();
+        }
+        if seen.len() < MAX_OPERATION_NAMES {
+            seen.insert(name.to_owned());
+            return name.to_owned();
+        }
+        "other".into()
     }
-    let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else {
-        return "other".into();
-    };
-    if seen.contains(name) {
-        return name.to_owned();
-    }
-    if seen.len() < MAX_OPERATION_NAMES {
-        seen.insert(name.to_owned());
-        return name.to_owned();
-    }
-    "other".into()
 }
 
 /// The outcome label of an error code.
@@ -245,14 +251,15 @@ mod tests {
 
     #[test]
     fn operation_labels_are_bounded() {
-        assert_eq!(operation_label(None), "anonymous");
-        assert_eq!(operation_label(Some("Runs-Newest")), "invalid");
-        assert_eq!(operation_label(Some("RunsNewest")), "RunsNewest");
+        let names = OperationNames::default();
+        assert_eq!(names.label(None), "anonymous");
+        assert_eq!(names.label(Some("Runs-Newest")), "invalid");
+        assert_eq!(names.label(Some("RunsNewest")), "RunsNewest");
         for n in 0..MAX_OPERATION_NAMES {
-            operation_label(Some(&format!("Op{n}")));
+            names.label(Some(&format!("Op{n}")));
         }
-        assert_eq!(operation_label(Some("OneTooMany")), "other");
-        assert_eq!(operation_label(Some("RunsNewest")), "RunsNewest");
+        assert_eq!(names.label(Some("OneTooMany")), "other");
+        assert_eq!(names.label(Some("RunsNewest")), "RunsNewest");
     }
 
     #[test]

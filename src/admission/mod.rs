@@ -308,6 +308,13 @@ impl Admission {
         variables: &Variables,
         grant: ReadGrant,
     ) -> AppResult<Admitted> {
+        let document = self.parse(text)?;
+        self.admit_parsed(document, operation_name, variables, grant)
+    }
+
+    /// The checks on the text and the parsed document (steps 1 to 3 of the module doc), which
+    /// do not depend on the request: trusted documents pass them once, at startup.
+    pub fn parse(&self, text: &str) -> AppResult<ExecutableDocument> {
         let limits = &self.limits;
         if text.trim().is_empty() {
             return Err(AppError::bad_input(
@@ -365,6 +372,19 @@ impl Admission {
                 limits.max_fields
             )));
         }
+        Ok(document)
+    }
+
+    /// The request's checks on a document [`Admission::parse`] returned: the operation, fan-out,
+    /// variables, NUL characters and the read grant; then its cost.
+    pub fn admit_parsed(
+        &self,
+        document: ExecutableDocument,
+        operation_name: Option<&str>,
+        variables: &Variables,
+        grant: ReadGrant,
+    ) -> AppResult<Admitted> {
+        let limits = &self.limits;
         let (chosen_name, operation) = chosen_operation(&document, operation_name)?;
         let operation_name = chosen_name.map(str::to_owned);
         let walk = Walk {

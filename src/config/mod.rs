@@ -80,6 +80,8 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish before their
     /// connections are closed.
     pub shutdown_grace: Duration,
+    /// Only these documents run (`crate::trusted`); none: any document does.
+    pub trusted_documents: Option<PathBuf>,
 }
 
 impl Config {
@@ -97,6 +99,7 @@ impl Config {
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),
+            trusted_documents: None,
         }
     }
 }

@@ -47,6 +47,7 @@ mod system_records;
 mod tenant_leak;
 mod traces_reads;
 mod transport;
+mod trusted_documents;
 
 use libtest_mimic::{Arguments, Trial};
 use support::{Backend, TestCase};
@@ -94,6 +95,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("tenant_leak", tenant_leak::cases()),
         ("traces_reads", traces_reads::cases()),
         ("transport", transport::cases()),
+        ("trusted_documents", trusted_documents::cases()),
     ]
 }
 
