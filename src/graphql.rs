@@ -130,11 +130,7 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscri
     )
     // Admission (`crate::admission`) holds data fields to `max_depth` and introspection to its
     // own bound before a document gets here; this is the backstop for both.
-    .limit_depth(
-        limits
-            .max_depth
-            .max(crate::admission::INTROSPECTION_MAX_DEPTH),
-    )
+    .limit_depth(limits.max_depth.max(crate::limits::INTROSPECTION_MAX_DEPTH))
     .limit_complexity(limits.max_complexity);
     if limits.introspection {
         builder

@@ -10,6 +10,12 @@ pub fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
         .saturating_add(1)
 }
 
+/// How deep introspection may go. Introspection is not held to the depth limit: the standard
+/// introspection query that GraphiQL and every client generator send is 15 deep (a type
+/// reference unwraps `ofType` nine times), and the schema, not the data, bounds what it reads
+/// (`crate::admission` also bounds how many of its lists nest).
+pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+
 /// What `Ledger.verify` costs whatever it selects: it walks the tenant's whole chain.
 pub const LEDGER_VERIFY_COST: usize = 1000;
 

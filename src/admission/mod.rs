@@ -535,10 +535,7 @@ struct Shape {
     nesting: usize,
 }
 
-/// How deep introspection may go. Introspection is not held to the depth limit: the standard
-/// introspection query that GraphiQL and every client generator send is 15 deep (a type
-/// reference unwraps `ofType` nine times), and the schema, not the data, bounds what it reads.
-pub const INTROSPECTION_MAX_DEPTH: usize = 20;
+pub use crate::limits::INTROSPECTION_MAX_DEPTH;
 
 /// Introspection fields that return a list of the schema's types or their members. Nested, they
 /// multiply (`types { fields { type { fields { type { fields … ` is a response bomb), so one
