@@ -73,6 +73,18 @@ pub(crate) async fn status(app: &TestApp, key: &str, id: &str) -> Value {
     app.data(key, STATUS, json!({ "id": id })).await["logExport"].clone()
 }
 
+/// Polls until the export's job is running and has written rows (fails after 5 s).
+pub(crate) async fn wait_until_writing(app: &TestApp, key: &str, id: &str) {
+    for _ in 0..100 {
+        let s = status(app, key, id).await;
+        if s["job"]["state"] == "RUNNING" && s["job"]["rowsWritten"] != "0" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("export {id} did not start writing");
+}
+
 /// Polls until the export completes or fails.
 pub(crate) async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
     for _ in 0..300 {
@@ -563,16 +575,7 @@ async fn restart_mid_export_completes(backend: Backend) {
     )
     .await;
     // Wait until the first server is mid-export.
-    let mut running = false;
-    for _ in 0..100 {
-        let s = status(&first, &key, &id).await;
-        if s["job"]["state"] == "RUNNING" && s["job"]["rowsWritten"] != "0" {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(running, "the export started");
+    wait_until_writing(&first, &key, &id).await;
     // The first server dies mid-export: its worker stops heartbeating.
     if let Some(worker) = &first.server.export_worker {
         worker.abort();

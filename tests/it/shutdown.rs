@@ -9,7 +9,7 @@ use logbook::auth::Role;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::exports_writes::{create, export_dir, fast, finished, seed_runs, status};
+use crate::exports_writes::{create, export_dir, fast, finished, seed_runs, wait_until_writing};
 use crate::subscriptions::{Ws, RUNS};
 use crate::support::{Backend, TestApp};
 
@@ -87,16 +87,7 @@ async fn the_export_job_is_handed_back(backend: Backend) {
         json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
     )
     .await;
-    let mut running = false;
-    for _ in 0..100 {
-        let s = status(&first, &key, &id).await;
-        if s["job"]["state"] == "RUNNING" && s["job"]["rowsWritten"] != "0" {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(running, "the export started");
+    wait_until_writing(&first, &key, &id).await;
     let url = first.database_url();
     let TestApp { server, state, .. } = first;
     server.shutdown().await.expect("graceful stop");
