@@ -95,8 +95,15 @@ pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
         .map_err(|e| AppError::Unavailable(format!("cannot connect to the database: {e}")))
 }
 
+/// Applies pending migrations and logs one line saying how many (sea-orm-migration's own
+/// per-migration lines are filtered to warnings by the binary's default log filter).
 pub async fn migrate(db: &DatabaseConnection) -> AppResult<()> {
-    Migrator::up(db, None).await.map_err(AppError::from)
+    let pending = Migrator::get_pending_migrations(db).await?.len();
+    Migrator::up(db, None).await?;
+    if pending > 0 {
+        tracing::info!(applied = pending, "database migrated");
+    }
+    Ok(())
 }
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {

@@ -137,13 +137,37 @@ fn status_of(err: &AppError) -> StatusCode {
     }
 }
 
-/// `POST /graphql` and `GET /graphql`.
+/// `POST /graphql` and `GET /graphql`, in a span that puts the request id (and the caller's
+/// trace id, from `traceparent`) on every log line; a valid `traceparent` is sent back.
 pub async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     served: web::Data<Served>,
 ) -> HttpResponse {
+    use tracing::Instrument as _;
     let request_id = crate::request::request_id_of(&req);
+    let trace = crate::request::TraceParent::of(&req);
+    let span = tracing::info_span!(
+        "graphql",
+        request_id = %request_id,
+        trace_id = trace.as_ref().map(|t| t.trace_id.as_str()),
+    );
+    let mut http = handle_traced(req, payload, served, request_id)
+        .instrument(span)
+        .await;
+    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t.echo()).ok()) {
+        http.headers_mut()
+            .insert(header::HeaderName::from_static("traceparent"), value);
+    }
+    http
+}
+
+async fn handle_traced(
+    req: HttpRequest,
+    payload: web::Payload,
+    served: web::Data<Served>,
+    request_id: String,
+) -> HttpResponse {
     let Some(media) = negotiate(&req) else {
         let err = AppError::bad_input(
             "accept",

@@ -337,13 +337,17 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // sea-orm-migration logs each migration at info; `db::migrate` logs one line instead.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
+        .unwrap_or_else(|_| "info,sea_orm_migration=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json_logs() {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     // Parsed twice when a config file is named: its settings become environment variables (so
     // that the environment and the command line override them), then clap reads again.
     let mut matches = Cli::command().get_matches();
@@ -558,26 +562,26 @@ async fn run(cli: Cli) -> Result<(), String> {
             serve_config(&mut config, &args)?;
             if let Some(dir) = &config.ledger_checkpoints.dir {
                 if let Err(e) = std::fs::create_dir_all(dir) {
-                    eprintln!(
+                    say(&format!(
                         "logbook: WARNING: cannot create --ledger-checkpoint-dir {}: {e}; \
                          checkpoints are published once it can be written",
                         dir.display()
-                    );
+                    ));
                 }
             }
             let services = Services::connect(config).await.map_err(|e| e.detail())?;
             let state = &services.state;
             if services.ledger_key.source() == logbook::ledger::signing::KeySource::Database {
-                eprintln!(
+                say(&format!(
                     "logbook: {}",
                     logbook::ledger::signing::DATABASE_KEY_WARNING
-                );
+                ));
             }
             if state.config.ledger_checkpoints.is_empty() {
-                eprintln!(
+                say(
                     "logbook: ledger checkpoints are kept only in the database; publish them \
                      outside it with --ledger-checkpoint-dir DIR or --ledger-checkpoint-url URL \
-                     (docs/ledger.md)"
+                     (docs/ledger.md)",
                 );
             }
             let demo_key = if args.demo {
@@ -587,10 +591,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             };
             let server = server::start(&services, &args.bind)
                 .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
-            eprintln!(
+            say(&format!(
                 "logbook serving http://{}/graphql (GraphiQL at /graphiql)",
                 server.addr
-            );
+            ));
             if let Some(key) = demo_key {
                 // The key rides in the fragment, which the browser never sends; the page moves it
                 // into its headers editor.
@@ -613,10 +617,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 _ = asked.triggered() => {}
             }
-            eprintln!(
+            say(&format!(
                 "logbook: shutting down; in-flight requests have {} s",
                 args.shutdown_grace
-            );
+            ));
             server.shutdown().await.map_err(|e| e.to_string())
         }
     }
@@ -659,6 +663,21 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
         max_subscriptions_per_key: args.ws_max_subscriptions_per_key,
     };
     Ok(())
+}
+
+/// `LOGBOOK_LOG_FORMAT=json`: every line on stderr is a JSON log record.
+fn json_logs() -> bool {
+    std::env::var("LOGBOOK_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
+}
+
+/// What `serve` tells its operator on stderr: a plain line, or a log record when the logs are
+/// JSON (so every stderr line parses).
+fn say(message: &str) {
+    if json_logs() {
+        tracing::info!("{}", message.trim_start_matches("logbook: "));
+    } else {
+        eprintln!("{message}");
+    }
 }
 
 /// SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).

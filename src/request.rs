@@ -25,6 +25,49 @@ pub fn request_id_of(req: &HttpRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// A caller's W3C trace context (`traceparent: 00-<trace id>-<parent id>-<flags>`), if it sent a
+/// valid one: its trace id goes into the request's log lines, and the response carries it on
+/// with this server's own span id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: String,
+    flags: String,
+}
+
+impl TraceParent {
+    pub fn of(req: &HttpRequest) -> Option<TraceParent> {
+        Self::parse(req.headers().get("traceparent")?.to_str().ok()?)
+    }
+
+    fn parse(header: &str) -> Option<TraceParent> {
+        let mut parts = header.trim().split('-');
+        let (version, trace_id, parent, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |text: &str, len: usize| {
+            text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let valid = hex(version, 2)
+            && version != "ff"
+            // Version 00 has exactly four fields; later versions may append more.
+            && (version != "00" || parts.next().is_none())
+            && hex(trace_id, 32)
+            && trace_id.bytes().any(|b| b != b'0')
+            && hex(parent, 16)
+            && parent.bytes().any(|b| b != b'0')
+            && hex(flags, 2);
+        valid.then(|| TraceParent {
+            trace_id: trace_id.to_owned(),
+            flags: flags.to_owned(),
+        })
+    }
+
+    /// The `traceparent` to send back: the same trace, this server's span as the parent.
+    pub fn echo(&self) -> String {
+        let span = uuid::Uuid::new_v4().simple().to_string();
+        format!("00-{}-{}-{}", self.trace_id, &span[..16], self.flags)
+    }
+}
+
 /// The id of the request being served on this task, if any.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
@@ -114,4 +157,31 @@ pub fn scope<'a>(ctx: &Context<'a>) -> AppResult<&'a RequestScope> {
     ctx.data::<RequestScope>().map_err(|_| {
         AppError::internal("the request has no RequestScope (a transport must insert one)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceParent;
+
+    #[test]
+    fn traceparent_is_read_strictly() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parent = TraceParent::parse(good).expect("valid");
+        assert_eq!(parent.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let echoed = parent.echo();
+        assert!(echoed.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(echoed.ends_with("-01") && echoed.len() == good.len());
+        assert!(!echoed.contains("00f067aa0ba902b7"), "a span id of its own");
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -83,42 +83,13 @@ async fn serve_enforces_the_file_and_stops_on_sigterm(backend: Backend) {
     );
     let key = String::from_utf8(out.stdout).expect("UTF-8");
     let key = key.lines().last().expect("the key").trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let file = write_config(
         &format!("serve-{}.toml", backend.name()),
         &format!("bind = \"127.0.0.1:{port}\"\nmax-depth = 3\nshutdown-grace = 5\n"),
     );
-    let mut server = Command::new(env!("CARGO_BIN_EXE_logbook"))
-        .args(["--config", file.to_str().expect("path"), "serve"])
-        .env("DATABASE_URL", &url)
-        .env(
-            "LOGBOOK_EXPORT_DIR",
-            run_context().sqlite_dir.join("config-exports"),
-        )
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start logbook serve");
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = start_serve(&url, &file, port, Stdio::null(), &[]).await;
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "serve did not become ready on {base}");
     let ask = |query: &'static str| {
         http.post(format!("{base}/graphql"))
             .bearer_auth(&key)
@@ -145,27 +116,182 @@ async fn serve_enforces_the_file_and_stops_on_sigterm(backend: Backend) {
     );
     assert!(deep.to_string().contains("the limit is 3"), "{deep:#}");
 
+    let status = stop(&mut server).await;
+    assert!(status.success(), "serve exited with {status}");
+}
+
+/// Starts `logbook --config FILE serve` on `port` over `url` and waits until it is ready.
+async fn start_serve(
+    url: &str,
+    file: &std::path::Path,
+    port: u16,
+    stderr: Stdio,
+    envs: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .args(["--config", file.to_str().expect("path"), "serve"])
+        .envs(envs.iter().copied())
+        .env("DATABASE_URL", url)
+        .env(
+            "LOGBOOK_EXPORT_DIR",
+            run_context().sqlite_dir.join("config-exports"),
+        )
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start logbook serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (server, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    panic!("serve did not become ready on {base}");
+}
+
+/// SIGTERM, then the exit status (fails after 10 s).
+async fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
     let term = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(term.success());
-    let mut status = None;
     for _ in 0..100 {
-        status = server.try_wait().expect("wait");
-        if status.is_some() {
-            break;
+        if let Some(status) = server.try_wait().expect("wait") {
+            return status;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let Some(status) = status else {
-        let _ = server.kill();
-        panic!("serve did not stop within 10 s of SIGTERM");
-    };
-    assert!(status.success(), "serve exited with {status}");
+    let _ = server.kill();
+    let _ = server.wait();
+    panic!("serve did not stop within 10 s of SIGTERM");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `LOGBOOK_LOG_FORMAT=json`: every line is JSON; migrations are one line; a request's lines
+/// carry its request id and its caller's trace id; the caller's `traceparent` comes back.
+async fn json_logs_carry_request_and_trace_ids(backend: Backend) {
+    let url = fresh_database_url(backend).await;
+    let out = logbook(
+        &url,
+        &["keys", "create", "--tenant", "acme", "--role", "VIEWER"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout).expect("UTF-8");
+    let key = key.lines().last().expect("the key").trim().to_owned();
+    // Migrating an empty database logs one summary line.
+    let fresh = crate::support::empty_database_url(backend).await;
+    let migrate_log = Command::new(env!("CARGO_BIN_EXE_logbook"))
+        .arg("migrate")
+        .env("DATABASE_URL", &fresh)
+        .env("LOGBOOK_LOG_FORMAT", "json")
+        .env_remove("LOGBOOK_LOG")
+        .output()
+        .expect("migrate");
+    let lines = String::from_utf8(migrate_log.stderr).expect("UTF-8");
+    // The command's own report ("migrations applied") is plain text; the log lines are JSON.
+    let lines: Vec<Value> = lines
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let migrated: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "database migrated")
+        .collect();
+    assert_eq!(migrated.len(), 1, "{lines:#?}");
+    assert!(migrated[0]["fields"]["applied"]
+        .as_u64()
+        .is_some_and(|n| n > 10));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_string().contains("Applying migration")),
+        "{lines:#?}"
+    );
+
+    // Every request overruns a zero time budget and logs a warning inside its span.
+    let port = free_port();
+    let file = write_config(
+        &format!("json-{}.toml", backend.name()),
+        &format!("bind = \"127.0.0.1:{port}\"\nrequest-timeout = 0\n"),
+    );
+    let log_path = run_context()
+        .sqlite_dir
+        .join(format!("serve-{}.log", backend.name()));
+    let log_file = std::fs::File::create(&log_path).expect("log file");
+    let (mut server, base) = start_serve(
+        &url,
+        &file,
+        port,
+        Stdio::from(log_file),
+        &[("LOGBOOK_LOG_FORMAT", "json")],
+    )
+    .await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-json-logs-1")
+        .header("traceparent", traceparent)
+        .json(&json!({ "query": "{ llmRuns { totalCount } }" }))
+        .send()
+        .await
+        .expect("POST");
+    let echoed = answer.headers()["traceparent"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(
+        echoed.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{echoed}"
+    );
+    assert_ne!(echoed, traceparent, "the server's own span id");
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(crate::support::error_code(&body), "UNAVAILABLE", "{body:#}");
+    assert!(stop(&mut server).await.success());
+
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let overrun = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "request exceeded its time budget")
+        .unwrap_or_else(|| panic!("no overrun line in {text}"));
+    assert_eq!(
+        overrun["span"]["request_id"], "req-json-logs-1",
+        "{overrun:#}"
+    );
+    assert_eq!(
+        overrun["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{overrun:#}"
+    );
 }
 
 crate::cases!(
     [sqlite] config_prints_effective_values_with_sources,
-    serve_enforces_the_file_and_stops_on_sigterm
+    serve_enforces_the_file_and_stops_on_sigterm,
+    json_logs_carry_request_and_trace_ids
 );
