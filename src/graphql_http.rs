@@ -188,19 +188,24 @@ async fn handle_traced(
             respond(media, &request_id, refusal)
         }
     };
+    let operation = match &observed.operation {
+        Some(name) => served.operation_names.label(name.as_deref()),
+        None => "unknown".to_owned(),
+    };
+    let outcome = crate::telemetry::outcome_label(observed.error_code.as_deref());
+    let took = started.elapsed();
+    // The access log, at debug (`LOGBOOK_LOG=logbook=debug`); the span adds the request id.
+    tracing::debug!(%operation, outcome, ms = took.as_secs_f64() * 1e3, "graphql request");
     crate::telemetry::request(
-        match &observed.operation {
-            Some(name) => served.operation_names.label(name.as_deref()),
-            None => "unknown".to_owned(),
-        },
+        operation,
         match observed.operation_type {
             Some(OperationType::Query) => "query",
             Some(OperationType::Mutation) => "mutation",
             Some(OperationType::Subscription) => "subscription",
             None => "unknown",
         },
-        crate::telemetry::outcome_label(observed.error_code.as_deref()),
-        started.elapsed(),
+        outcome,
+        took,
     );
     http
 }
