@@ -1,5 +1,9 @@
 //! The `logbook` command line: serve, migrate, seed, keys, print-schema.
 
+// The schema's query root is a deep type; an optimised build computing the layout of `run`'s
+// future (which reaches `Services::connect`) needs more than the default 128 levels.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
