@@ -152,6 +152,31 @@ pub struct CreateApiKeyPayload {
     pub api_key: ApiKey,
 }
 
+/// A limit a tenant's ADMIN may give a key: the server's limit is the operator's, so a tenant
+/// may lower it for a key but not raise or lift it (the operator can, with `logbook keys create
+/// --rate-limit`). With no server limit, any limit may be set.
+fn tenant_rate_limit(asked: i32, server_limit: u64) -> Result<u64, AppError> {
+    let allowed = if server_limit == 0 {
+        0..=u64::MAX
+    } else {
+        1..=server_limit
+    };
+    u64::try_from(asked)
+        .ok()
+        .filter(|n| allowed.contains(n))
+        .ok_or_else(|| {
+            AppError::bad_input(
+                "rateLimitPerMinute",
+                format!(
+                    "a key's limit may be from {} to {} points a minute (the server's limit); \
+                     only the operator can raise or lift it (`logbook keys create --rate-limit`)",
+                    allowed.start(),
+                    allowed.end()
+                ),
+            )
+        })
+}
+
 #[derive(Default)]
 pub struct ApiKeyMutation;
 
@@ -167,23 +192,20 @@ impl ApiKeyMutation {
         #[graphql(desc = "After this instant the key is refused; it must be in the future.")]
         expires_at: Option<DateTime>,
         #[graphql(
-            desc = "Complexity points the key may spend per minute; 0: unlimited; omitted: the server's default."
+            desc = "Complexity points the key may spend per minute, at most the server's default; omitted: the server's default."
         )]
         rate_limit_per_minute: Option<i32>,
     ) -> async_graphql::Result<CreateApiKeyPayload> {
         let principal = auth::require(ctx, Permission::Administer).await?;
         let state = ctx.data_unchecked::<AppState>();
+        let server_limit = state.config.limits.rate_limit_per_minute;
         let new = NewKey {
             tenant: principal.tenant_id,
             role,
             label: parse_label(label)?,
             expires_at: parse_expiry(expires_at)?,
             rate_limit_per_minute: rate_limit_per_minute
-                .map(|n| {
-                    u64::try_from(n).map_err(|_| {
-                        AppError::bad_input("rateLimitPerMinute", "must be 0 (unlimited) or more")
-                    })
-                })
+                .map(|n| tenant_rate_limit(n, server_limit))
                 .transpose()?,
         };
         let (key, created) = keys::create(&state.db, &new).await?;

@@ -468,7 +468,30 @@ async fn keys_have_their_own_rate_limit(backend: Backend) {
     let admin = app.key("acme", Role::Admin).await;
     let (limited, _) = create(&app, &admin, "VIEWER", Some(12)).await;
     let (default, _) = create(&app, &admin, "VIEWER", None).await;
-    let (unlimited, _) = create(&app, &admin, "VIEWER", Some(0)).await;
+    // Lifting or raising the server's limit is the operator's (the CLI's), not a tenant's.
+    for over in [0, 600_001] {
+        let body = app
+            .gql(
+                Some(&admin),
+                CREATE,
+                json!({ "role": "VIEWER", "limit": over }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{over}: {body:#}");
+    }
+    let unlimited = logbook::auth::keys::create(
+        app.db(),
+        &logbook::auth::keys::NewKey {
+            tenant: logbook::auth::TenantId::trusted("acme"),
+            role: Role::Viewer,
+            label: None,
+            expires_at: None,
+            rate_limit_per_minute: Some(0),
+        },
+    )
+    .await
+    .expect("an operator's unlimited key")
+    .0;
     // The windows are UTC minutes: start early in one so the test stays inside it.
     let second = chrono::Utc::now().second();
     if second >= 45 {
