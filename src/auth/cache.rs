@@ -38,6 +38,9 @@ pub struct KeyStore {
     runtime: Option<tokio::runtime::Handle>,
     /// The revocation watcher, stopped with the store.
     task: Option<tokio::task::AbortHandle>,
+    /// The pool without the statement counters, for the upkeep writes (`lastUsedAt`), which a
+    /// request does not wait for and whose statements are not its own.
+    upkeep: DatabaseConnection,
 }
 
 /// Cached keys by digest, and when each key was last recorded as used.
@@ -130,11 +133,13 @@ impl KeyStore {
     pub fn new(db: DatabaseConnection, redis: Option<Arc<RedisLink>>, ttl: Duration) -> Self {
         let cache = Arc::<Cache>::default();
         let runtime = tokio::runtime::Handle::try_current().ok();
+        let upkeep = uncounted(&db);
         let task = runtime.as_ref().map(|runtime| {
-            let watcher = revocation::watch(uncounted(&db), redis.clone(), Arc::downgrade(&cache));
+            let watcher = revocation::watch(upkeep.clone(), redis.clone(), Arc::downgrade(&cache));
             runtime.spawn(watcher).abort_handle()
         });
         KeyStore {
+            upkeep,
             db,
             redis,
             ttl,
@@ -174,7 +179,7 @@ impl KeyStore {
             return;
         }
         let Some(runtime) = &self.runtime else { return };
-        let (db, id) = (self.db.clone(), principal.key_id.clone());
+        let (db, id) = (self.upkeep.clone(), principal.key_id.clone());
         runtime.spawn(async move {
             if let Err(e) = keys::touch(&db, &id, now()).await {
                 tracing::warn!(error = %e.detail(), key = %id, "recording an API key's use failed");
