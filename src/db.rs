@@ -64,9 +64,12 @@ pub async fn connect_counted(
     let mut db = connect(settings).await?;
     let stats = Arc::new(SqlStats::default());
     let sink = stats.clone();
+    crate::telemetry::install();
+    let [ok, error] = crate::telemetry::sql_statement_histograms();
     db.set_metric_callback(move |info| {
         sink.statements.fetch_add(1, Ordering::Relaxed);
-        crate::telemetry::sql_statement(info.elapsed, info.failed);
+        let histogram = if info.failed { &error } else { &ok };
+        histogram.record(info.elapsed.as_secs_f64());
     });
     Ok((db, stats))
 }
