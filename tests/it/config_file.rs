@@ -72,17 +72,7 @@ async fn config_prints_effective_values_with_sources(_backend: Backend) {
 
 async fn serve_enforces_the_file_and_stops_on_sigterm(backend: Backend) {
     let url = fresh_database_url(backend).await;
-    let out = logbook(
-        &url,
-        &["keys", "create", "--tenant", "acme", "--role", "VIEWER"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).expect("UTF-8");
-    let key = key.lines().last().expect("the key").trim().to_owned();
+    let key = viewer_key(&url);
     let port = free_port();
     let file = write_config(
         &format!("serve-{}.toml", backend.name()),
@@ -177,6 +167,21 @@ async fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
     panic!("serve did not stop within 10 s of SIGTERM");
 }
 
+/// A VIEWER key of `acme` made by `logbook keys create`, as an operator makes one.
+fn viewer_key(url: &str) -> String {
+    let out = logbook(
+        url,
+        &["keys", "create", "--tenant", "acme", "--role", "VIEWER"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    stdout.lines().last().expect("the key").trim().to_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -188,17 +193,7 @@ fn free_port() -> u16 {
 /// carry its request id and its caller's trace id; the caller's `traceparent` comes back.
 async fn json_logs_carry_request_and_trace_ids(backend: Backend) {
     let url = fresh_database_url(backend).await;
-    let out = logbook(
-        &url,
-        &["keys", "create", "--tenant", "acme", "--role", "VIEWER"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8(out.stdout).expect("UTF-8");
-    let key = key.lines().last().expect("the key").trim().to_owned();
+    let key = viewer_key(&url);
     // Migrating an empty database logs one summary line.
     let fresh = crate::support::empty_database_url(backend).await;
     let migrate_log = Command::new(env!("CARGO_BIN_EXE_logbook"))

@@ -85,6 +85,32 @@ pub(crate) async fn wait_until_writing(app: &TestApp, key: &str, id: &str) {
     panic!("export {id} did not start writing");
 }
 
+/// A server slowly exporting 40 runs of `acme` (4 rows a batch, 250 ms apart) under a job lease
+/// of `lease`, returned once its worker has written rows: (server, OPERATOR key, export id).
+pub(crate) async fn mid_export(
+    backend: Backend,
+    dir: &Path,
+    lease: Duration,
+) -> (TestApp, String, String) {
+    let first = TestApp::spawn_with(backend, |c| {
+        fast(c, dir);
+        c.exports.batch_size = 4;
+        c.exports.batch_delay = Duration::from_millis(250);
+        c.exports.lease_ttl = lease;
+    })
+    .await;
+    seed_runs(&first).await;
+    let key = first.key("acme", Role::Operator).await;
+    let id = create(
+        &first,
+        &key,
+        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
+    )
+    .await;
+    wait_until_writing(&first, &key, &id).await;
+    (first, key, id)
+}
+
 /// Polls until the export completes or fails.
 pub(crate) async fn finished(app: &TestApp, key: &str, id: &str) -> Value {
     for _ in 0..300 {
@@ -559,23 +585,7 @@ async fn failed_first_attempt_is_retried(backend: Backend) {
 
 async fn restart_mid_export_completes(backend: Backend) {
     let dir = export_dir();
-    let slow = |c: &mut Config| {
-        fast(c, &dir);
-        c.exports.batch_size = 4;
-        c.exports.batch_delay = Duration::from_millis(250);
-        c.exports.lease_ttl = Duration::from_millis(1500);
-    };
-    let first = TestApp::spawn_with(backend, slow).await;
-    seed_runs(&first).await;
-    let key = first.key("acme", Role::Operator).await;
-    let id = create(
-        &first,
-        &key,
-        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
-    )
-    .await;
-    // Wait until the first server is mid-export.
-    wait_until_writing(&first, &key, &id).await;
+    let (first, key, id) = mid_export(backend, &dir, Duration::from_millis(1500)).await;
     // The first server dies mid-export: its worker stops heartbeating.
     if let Some(worker) = &first.server.export_worker {
         worker.abort();

@@ -9,7 +9,7 @@ use logbook::auth::Role;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::exports_writes::{create, export_dir, fast, finished, seed_runs, wait_until_writing};
+use crate::exports_writes::{export_dir, fast, finished, mid_export};
 use crate::subscriptions::{Ws, RUNS};
 use crate::support::{Backend, TestApp};
 
@@ -72,22 +72,7 @@ async fn the_export_job_is_handed_back(backend: Backend) {
     let dir = export_dir();
     // A lease far longer than the test: the second process can only have the job at once if
     // the first handed it back.
-    let slow = |c: &mut logbook::config::Config| {
-        fast(c, &dir);
-        c.exports.batch_size = 4;
-        c.exports.batch_delay = Duration::from_millis(250);
-        c.exports.lease_ttl = Duration::from_secs(120);
-    };
-    let first = TestApp::spawn_with(backend, slow).await;
-    seed_runs(&first).await;
-    let key = first.key("acme", Role::Operator).await;
-    let id = create(
-        &first,
-        &key,
-        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
-    )
-    .await;
-    wait_until_writing(&first, &key, &id).await;
+    let (first, key, id) = mid_export(backend, &dir, Duration::from_secs(120)).await;
     let url = first.database_url();
     let TestApp { server, state, .. } = first;
     server.shutdown().await.expect("graceful stop");
