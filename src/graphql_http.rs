@@ -122,18 +122,13 @@ impl Refusal {
     }
 }
 
-/// The status of a request error under `application/graphql-response+json`.
+/// The status of a request error under `application/graphql-response+json`: the error's own
+/// status, except that a missing object is a request that could not execute (400), not a
+/// missing resource.
 fn status_of(err: &AppError) -> StatusCode {
     match err {
-        AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        AppError::Forbidden { .. }
-        | AppError::ForbiddenField { .. }
-        | AppError::UntrustedDocument => StatusCode::FORBIDDEN,
-        AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
+        AppError::NotFound(_) => StatusCode::BAD_REQUEST,
+        other => other.http_status(),
     }
 }
 
