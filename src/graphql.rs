@@ -121,7 +121,8 @@ pub struct Subscription(
 /// The schema with its limits (and no extensions: the transports charge the rate limit and
 /// classify errors, see `graphql_http`; an extension hooking field resolution would not see the
 /// fields of a `plain::PlainList`); `crate::server` adds the context data (the state
-/// and the domains' process components) and finishes it.
+/// and the domains' process components), the resolver spans when spans are exported, and
+/// finishes it.
 pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(
         Query::default(),

@@ -26,6 +26,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
+use tracing::Instrument as _;
 
 use crate::admission::ReadGrant;
 use crate::auth::{Permission, RequestAuth};
@@ -139,18 +140,22 @@ pub async fn handle(
     payload: web::Payload,
     served: web::Data<Served>,
 ) -> HttpResponse {
-    use tracing::Instrument as _;
     let request_id = crate::request::request_id_of(&req);
     let trace = crate::request::TraceParent::of(&req);
     let span = tracing::info_span!(
         "graphql",
         request_id = %request_id,
         trace_id = trace.as_ref().map(|t| t.trace_id.as_str()),
+        otel.kind = "server",
     );
+    crate::otel::adopt_caller_context(&span, &req);
+    // With spans exported, the echo names the request's own span; otherwise a made-up one.
+    let echo = trace.map(|t| crate::otel::traceparent_of(&span).unwrap_or_else(|| t.echo()));
     let mut http = handle_traced(req, payload, served, request_id)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
-    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t.echo()).ok()) {
+    crate::otel::record_response(&span, http.status().as_u16());
+    if let Some(value) = echo.and_then(|t| HeaderValue::from_str(&t).ok()) {
         http.headers_mut()
             .insert(header::HeaderName::from_static("traceparent"), value);
     }
@@ -193,16 +198,21 @@ async fn handle_traced(
     tracing::debug!(%operation, outcome, ms = took.as_secs_f64() * 1e3, "graphql request");
     crate::telemetry::request(
         operation,
-        match observed.operation_type {
-            Some(OperationType::Query) => "query",
-            Some(OperationType::Mutation) => "mutation",
-            Some(OperationType::Subscription) => "subscription",
-            None => "unknown",
-        },
+        observed
+            .operation_type
+            .map_or("unknown", operation_type_label),
         outcome,
         took,
     );
     http
+}
+
+fn operation_type_label(operation_type: OperationType) -> &'static str {
+    match operation_type {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    }
 }
 
 /// What the request metric learns as a request goes: its operation once the body is read (none
@@ -296,7 +306,14 @@ async fn run(
         .data(auth)
         .data(crate::request::RequestScope::default());
     let budget = state.config.limits.request_timeout;
-    let execution = REQUEST_ID.scope(request_id.to_owned(), served.schema.execute(request));
+    let operation = crate::otel::operation_span(
+        operation_type_label(operation_type),
+        observed.operation.as_ref().and_then(|name| name.as_deref()),
+    );
+    let execution = REQUEST_ID.scope(
+        request_id.to_owned(),
+        served.schema.execute(request).instrument(operation),
+    );
     let mut response = match tokio::time::timeout(budget, execution).await {
         Ok(response) => response,
         Err(_) => {

@@ -24,6 +24,7 @@ pub mod integrity;
 pub mod ledger;
 pub mod limits;
 pub mod mismatches;
+pub mod otel;
 pub mod pagination;
 pub mod panel;
 pub mod persisted;

@@ -341,17 +341,47 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
-    // sea-orm-migration logs each migration at info; `db::migrate` logs one line instead.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
-        .unwrap_or_else(|_| "info,sea_orm_migration=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json_logs() {
-        logs.json().init();
-    } else {
-        logs.init();
+    let traces = match init_logs_and_traces() {
+        Ok(traces) => traces,
+        Err(message) => return fail(&message),
+    };
+    let code = run_cli();
+    if let Some(traces) = traces {
+        traces.shutdown();
     }
+    code
+}
+
+/// Log lines on stderr (filtered by `LOGBOOK_LOG`) and, when an OTLP endpoint is configured,
+/// spans exported under their own filter (`logbook::otel`).
+fn init_logs_and_traces() -> Result<Option<logbook::otel::Exporting>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    // sea-orm-migration logs each migration at info; `db::migrate` logs one line instead.
+    // SeaORM's statement spans and the resolver spans are for the exporter, not log lines.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG")
+        .unwrap_or_else(|_| "info,sea_orm_migration=warn,sea_orm=warn,logbook::otel=warn".into());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json_logs() {
+        logs.json().with_filter(filter).boxed()
+    } else {
+        logs.with_filter(filter).boxed()
+    };
+    let registry = tracing_subscriber::registry().with(logs);
+    match logbook::otel::layer_from_env()? {
+        Some((traces, exporting)) => {
+            registry.with(traces).init();
+            Ok(Some(exporting))
+        }
+        None => {
+            registry.init();
+            Ok(None)
+        }
+    }
+}
+
+fn run_cli() -> ExitCode {
     // Parsed twice when a config file is named: its settings become environment variables (so
     // that the environment and the command line override them), then clap reads again.
     let mut matches = Cli::command().get_matches();

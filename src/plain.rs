@@ -6,9 +6,9 @@
 //! pass instead when every selected field is *plain*: stored data that needs no arguments, no
 //! context and no I/O, listed by the type's [`PlainFields`]. Anything else in the selection (a
 //! nested object, a fragment, an argument, a directive) takes async-graphql's own path, so the plain path only ever answers documents whose answer it produces byte for
-//! byte the same (`tests/it/plain_lists.rs` compares the two paths field by field). The schema
-//! has no extensions (`graphql::schema_builder`); one that hooks field resolution would not see
-//! the fields of a plain list.
+//! byte the same (`tests/it/plain_lists.rs` compares the two paths field by field). An extension
+//! that hooks field resolution does not see the fields of a plain list: the one Logbook installs
+//! (`otel::GraphqlSpans`, only when spans are exported) skips scalar fields anyway.
 
 use std::borrow::Cow;
 

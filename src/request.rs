@@ -146,9 +146,20 @@ where
 fn batch_spawner(
     request_id: Option<String>,
 ) -> impl Fn(BoxFuture<'static, ()>) -> JoinHandle<()> + Send + Sync + 'static {
-    move |batch| match &request_id {
-        Some(id) => tokio::spawn(REQUEST_ID.scope(id.clone(), batch)),
-        None => tokio::spawn(batch),
+    move |batch| {
+        // With spans exported, a batch's statements belong to the resolver that started it.
+        let batch: BoxFuture<'static, ()> = if crate::otel::enabled() {
+            Box::pin(tracing::Instrument::instrument(
+                batch,
+                tracing::Span::current(),
+            ))
+        } else {
+            batch
+        };
+        match &request_id {
+            Some(id) => tokio::spawn(REQUEST_ID.scope(id.clone(), batch)),
+            None => tokio::spawn(batch),
+        }
     }
 }
 

@@ -49,12 +49,16 @@ impl Services {
 
     /// The executable schema, with everything resolvers take from the context.
     pub fn schema(&self) -> LogbookSchema {
-        crate::graphql::schema_builder(&self.state.config.limits)
+        let builder = crate::graphql::schema_builder(&self.state.config.limits)
             .data(self.state.clone())
             .data(self.state.keys.clone())
             .data(self.ledger_key.clone())
-            .data(self.audit_appends.clone())
-            .finish()
+            .data(self.audit_appends.clone());
+        if crate::otel::enabled() {
+            builder.extension(crate::otel::GraphqlSpans).finish()
+        } else {
+            builder.finish()
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::cli::logbook;
 use crate::support::{fresh_database_url, run_context, Backend};
 
-fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     let path = run_context().sqlite_dir.join(name);
     std::fs::write(&path, text).expect("write the config file");
     path
@@ -111,7 +111,7 @@ async fn serve_enforces_the_file_and_stops_on_sigterm(backend: Backend) {
 }
 
 /// Starts `logbook --config FILE serve` on `port` over `url` and waits until it is ready.
-async fn start_serve(
+pub(crate) async fn start_serve(
     url: &str,
     file: &std::path::Path,
     port: u16,
@@ -150,7 +150,7 @@ async fn start_serve(
 }
 
 /// SIGTERM, then the exit status (fails after 10 s).
-async fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
+pub(crate) async fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
     let term = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
@@ -168,7 +168,7 @@ async fn stop(server: &mut std::process::Child) -> std::process::ExitStatus {
 }
 
 /// A VIEWER key of `acme` made by `logbook keys create`, as an operator makes one.
-fn viewer_key(url: &str) -> String {
+pub(crate) fn viewer_key(url: &str) -> String {
     let out = logbook(
         url,
         &["keys", "create", "--tenant", "acme", "--role", "VIEWER"],
@@ -182,7 +182,7 @@ fn viewer_key(url: &str) -> String {
     stdout.lines().last().expect("the key").trim().to_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -32,6 +32,7 @@ mod metrics;
 mod migrations;
 mod mismatch_writes;
 mod mismatches_reads;
+mod otel;
 mod panel;
 mod plain_lists;
 mod replay_enforce;
@@ -78,6 +79,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("limits", limits::cases()),
         ("metrics", metrics::cases()),
         ("migrations", migrations::cases()),
+        ("otel", otel::cases()),
         ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
