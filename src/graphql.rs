@@ -1,7 +1,9 @@
 //! The schema root: each domain's `Query` merged into one, plus `node`/`nodes`.
 
+use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{
-    Context, Interface, MergedObject, MergedSubscription, Object, Schema, SchemaBuilder, ID,
+    Context, Data, Interface, MergedObject, MergedSubscription, Object, ObjectType, Request,
+    Response, Schema, SchemaBuilder, ID,
 };
 
 use crate::audit::graphql::{AuditEntry, AuditQuery};
@@ -13,7 +15,66 @@ use crate::runs::graphql::{LlmRun, RunQuery};
 use crate::system::graphql::{SystemQuery, SystemRecord};
 use crate::tenants::graphql::TenantQuery;
 
-pub type LogbookSchema = Schema<Query, Mutation, Subscription>;
+/// The executable schema: standalone (the default), or an Apollo Federation subgraph
+/// (`crate::federation`), whose query root is a different type.
+#[derive(Clone)]
+pub enum LogbookSchema {
+    Standalone(Schema<Query, Mutation, Subscription>),
+    Federated(Schema<FederatedQuery, Mutation, Subscription>),
+}
+
+/// What a server adds to either schema before finishing it (context data, extensions).
+pub trait SchemaSetup {
+    fn apply<Q: ObjectType + 'static>(
+        &self,
+        builder: SchemaBuilder<Q, Mutation, Subscription>,
+    ) -> SchemaBuilder<Q, Mutation, Subscription>;
+}
+
+impl LogbookSchema {
+    pub fn build(limits: &Limits, federation: bool, setup: &impl SchemaSetup) -> Self {
+        if federation {
+            LogbookSchema::Federated(
+                setup
+                    .apply(schema_builder(limits).enable_federation())
+                    .finish(),
+            )
+        } else {
+            LogbookSchema::Standalone(setup.apply(schema_builder(limits)).finish())
+        }
+    }
+
+    pub async fn execute(&self, request: Request) -> Response {
+        match self {
+            LogbookSchema::Standalone(schema) => schema.execute(request).await,
+            LogbookSchema::Federated(schema) => schema.execute(request).await,
+        }
+    }
+
+    pub fn execute_stream_with_session_data(
+        &self,
+        request: Request,
+        session_data: std::sync::Arc<Data>,
+    ) -> BoxStream<'static, Response> {
+        use async_graphql::futures_util::StreamExt as _;
+        match self {
+            LogbookSchema::Standalone(schema) => schema
+                .execute_stream_with_session_data(request, session_data)
+                .boxed(),
+            LogbookSchema::Federated(schema) => schema
+                .execute_stream_with_session_data(request, session_data)
+                .boxed(),
+        }
+    }
+
+    /// The SDL (a subgraph's includes `_service`, `_entities` and their types).
+    pub fn sdl(&self) -> String {
+        match self {
+            LogbookSchema::Standalone(schema) => schema.sdl(),
+            LogbookSchema::Federated(schema) => schema.sdl(),
+        }
+    }
+}
 
 /// An object with a global id (Relay).
 #[derive(Interface)]
@@ -67,8 +128,15 @@ impl NodeQuery {
         ctx: &Context<'_>,
         ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<Node>>> {
-        if ids.len() > 100 {
-            return Err(AppError::bad_input("ids", "at most 100 ids per request").into());
+        if ids.len() > crate::limits::MAX_IDS_PER_REQUEST {
+            return Err(AppError::bad_input(
+                "ids",
+                format!(
+                    "at most {} ids per request",
+                    crate::limits::MAX_IDS_PER_REQUEST
+                ),
+            )
+            .into());
         }
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -78,8 +146,23 @@ impl NodeQuery {
     }
 }
 
-#[derive(MergedObject, Default)]
-pub struct Query(
+/// The query root, and the same root with the entity resolvers for a federated server (one
+/// list of parts, so the two cannot drift apart).
+macro_rules! query_roots {
+    ($($part:ty),* $(,)?) => {
+        #[derive(MergedObject, Default)]
+        pub struct Query($($part),*);
+
+        /// `Query` plus `crate::federation::EntityQuery`, whose resolvers async-graphql keeps
+        /// off the type (they answer `_entities`). Under the same GraphQL name; never in the
+        /// same schema as `Query`.
+        #[derive(MergedObject, Default)]
+        #[graphql(name = "Query")]
+        pub struct FederatedQuery($($part),*, crate::federation::EntityQuery);
+    };
+}
+
+query_roots!(
     TenantQuery,
     NodeQuery,
     RunQuery,
@@ -123,16 +206,14 @@ pub struct Subscription(
 /// fields of a `plain::PlainList`); `crate::server` adds the context data (the state
 /// and the domains' process components), the resolver spans when spans are exported, and
 /// finishes it.
-pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscription> {
-    let builder = Schema::build(
-        Query::default(),
-        Mutation::default(),
-        Subscription::default(),
-    )
-    // Admission (`crate::admission`) holds data fields to `max_depth` and introspection to its
-    // own bound before a document gets here; this is the backstop for both.
-    .limit_depth(limits.max_depth.max(crate::limits::INTROSPECTION_MAX_DEPTH))
-    .limit_complexity(limits.max_complexity);
+pub fn schema_builder<Q: ObjectType + Default + 'static>(
+    limits: &Limits,
+) -> SchemaBuilder<Q, Mutation, Subscription> {
+    let builder = Schema::build(Q::default(), Mutation::default(), Subscription::default())
+        // Admission (`crate::admission`) holds data fields to `max_depth` and introspection to its
+        // own bound before a document gets here; this is the backstop for both.
+        .limit_depth(limits.max_depth.max(crate::limits::INTROSPECTION_MAX_DEPTH))
+        .limit_complexity(limits.max_complexity);
     if limits.introspection {
         builder
     } else {
@@ -142,5 +223,18 @@ pub fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, Subscri
 
 /// The SDL served at `/schema.graphql` and printed by `logbook print-schema`.
 pub fn sdl() -> String {
-    schema_builder(&Limits::default()).finish().sdl()
+    schema_builder::<Query>(&Limits::default()).finish().sdl()
+}
+
+/// The subgraph SDL a federated server answers `_service { sdl }` with (Federation v2:
+/// `@link`, `@key`), for composing a supergraph offline (`logbook print-schema --federation`).
+pub fn subgraph_sdl() -> String {
+    schema_builder::<FederatedQuery>(&Limits::default())
+        .enable_federation()
+        .finish()
+        .sdl_with_options(
+            async_graphql::SDLExportOptions::new()
+                .federation()
+                .compose_directive(),
+        )
 }

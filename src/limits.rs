@@ -22,3 +22,7 @@ pub const LEDGER_VERIFY_COST: usize = 1000;
 /// Fields with a fixed complexity, as (type, field, cost). Admission prices documents with the
 /// same figures the schema declares (`#[graphql(complexity = ...)]` names these constants).
 pub const FIXED_COSTS: &[(&str, &str, usize)] = &[("Ledger", "verify", LEDGER_VERIFY_COST)];
+
+/// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of
+/// a federated server's request together.
+pub const MAX_IDS_PER_REQUEST: usize = 100;

@@ -79,7 +79,12 @@ enum Command {
         command: KeysCommand,
     },
     /// Print the GraphQL SDL (what `schema.graphql` must equal).
-    PrintSchema,
+    PrintSchema {
+        /// The Federation v2 subgraph SDL instead (what `_service { sdl }` answers under
+        /// `serve --federation`), for composing a supergraph offline.
+        #[arg(long)]
+        federation: bool,
+    },
     /// Verify or export a tenant's audit ledger (docs/ledger.md).
     Ledger {
         #[command(subcommand)]
@@ -227,6 +232,10 @@ struct ServeArgs {
     /// documents for BFFs; anything else is FORBIDDEN.
     #[arg(long, env = "LOGBOOK_TRUSTED_DOCUMENTS", value_name = "DIR|FILE")]
     trusted_documents: Option<std::path::PathBuf>,
+    /// Serve as an Apollo Federation v2 subgraph: `_service` and `_entities`, with `@key` on
+    /// LlmRun, Trace, AuditEntry and LogExport (docs/federation.md).
+    #[arg(long, env = "LOGBOOK_FEDERATION")]
+    federation: bool,
     /// Field depth, fragments expanded (introspection has its own bound).
     #[arg(long, env = "LOGBOOK_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
@@ -539,8 +548,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                     batch,
                 },
         } => archive_traces(&config, older_than, tenant, batch).await,
-        Command::PrintSchema => {
-            print!("{}", logbook::graphql::sdl());
+        Command::PrintSchema { federation } => {
+            if federation {
+                print!("{}", logbook::graphql::subgraph_sdl());
+            } else {
+                print!("{}", logbook::graphql::sdl());
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -689,6 +702,7 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
     }
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     config.trusted_documents = args.trusted_documents.clone();
+    config.federation = args.federation;
     config.subscriptions = logbook::subscriptions::admission::SocketLimits {
         init_timeout: Duration::from_secs(args.ws_init_timeout),
         max_connections: args.ws_max_connections,

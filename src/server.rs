@@ -11,7 +11,9 @@ use actix_web::dev::ServerHandle;
 use crate::audit::group::AppendQueue;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
-use crate::graphql::LogbookSchema;
+use async_graphql::{ObjectType, SchemaBuilder};
+
+use crate::graphql::{LogbookSchema, Mutation, SchemaSetup, Subscription};
 use crate::ledger::signing::LedgerKey;
 use crate::served::Served;
 use crate::state::AppState;
@@ -34,7 +36,7 @@ impl Services {
     pub async fn connect(config: Config) -> AppResult<Self> {
         // Read before connecting: a bad list stops the server before it touches anything.
         let trusted = match &config.trusted_documents {
-            Some(path) => Some(Arc::new(load_trusted(path, &config.limits).await?)),
+            Some(path) => Some(Arc::new(load_trusted(path, &config).await?)),
             None => None,
         };
         let state = AppState::connect(config).await?;
@@ -49,15 +51,25 @@ impl Services {
 
     /// The executable schema, with everything resolvers take from the context.
     pub fn schema(&self) -> LogbookSchema {
-        let builder = crate::graphql::schema_builder(&self.state.config.limits)
+        let config = &self.state.config;
+        LogbookSchema::build(&config.limits, config.federation, self)
+    }
+}
+
+impl SchemaSetup for Services {
+    fn apply<Q: ObjectType + 'static>(
+        &self,
+        builder: SchemaBuilder<Q, Mutation, Subscription>,
+    ) -> SchemaBuilder<Q, Mutation, Subscription> {
+        let builder = builder
             .data(self.state.clone())
             .data(self.state.keys.clone())
             .data(self.ledger_key.clone())
             .data(self.audit_appends.clone());
         if crate::otel::enabled() {
-            builder.extension(crate::otel::GraphqlSpans).finish()
+            builder.extension(crate::otel::GraphqlSpans)
         } else {
-            builder.finish()
+            builder
         }
     }
 }
@@ -66,16 +78,12 @@ impl Services {
 /// with async-graphql's own rules, on a schema whose one extension ends every request after
 /// validation, so nothing is executed: a document that does not validate stops the server, with
 /// its hash.
-async fn load_trusted(
-    path: &std::path::Path,
-    limits: &crate::config::Limits,
-) -> AppResult<TrustedDocuments> {
+async fn load_trusted(path: &std::path::Path, config: &Config) -> AppResult<TrustedDocuments> {
     use crate::admission::{Admission, AdmissionLimits, SchemaIndex};
+    let limits = &config.limits;
     let refuse = |message: String| AppError::bad_input("trusted-documents", message);
     let entries = TrustedDocuments::read(path).map_err(refuse)?;
-    let bare = crate::graphql::schema_builder(limits)
-        .extension(ValidateOnly)
-        .finish();
+    let bare = LogbookSchema::build(limits, config.federation, &ValidateOnly);
     let index = SchemaIndex::from_sdl(&bare.sdl())?;
     let admission = Admission::new(AdmissionLimits::from_limits(limits), index);
     let trusted =
@@ -127,6 +135,15 @@ const VALIDATED: &str = "validated; not executed";
 
 /// Ends every request once async-graphql has validated it.
 struct ValidateOnly;
+
+impl SchemaSetup for ValidateOnly {
+    fn apply<Q: ObjectType + 'static>(
+        &self,
+        builder: SchemaBuilder<Q, Mutation, Subscription>,
+    ) -> SchemaBuilder<Q, Mutation, Subscription> {
+        builder.extension(ValidateOnly)
+    }
+}
 
 impl async_graphql::extensions::ExtensionFactory for ValidateOnly {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {

@@ -395,6 +395,7 @@ impl Admission {
         };
         let root = &operation.selection_set.node;
         walk.fan_out(root, true)?;
+        walk.entity_representations(root, variables)?;
         check_required_variables(operation, variables)?;
         check_no_nul(&document, variables)?;
         if let ReadGrant::ReceiptsOnly { role } = grant {
@@ -746,6 +747,38 @@ impl<'d> Walk<'d> {
                 }
             }
         }
+    }
+
+    /// A federated server's `_entities` root fields fetch at most
+    /// [`MAX_IDS_PER_REQUEST`](crate::limits::MAX_IDS_PER_REQUEST) representations between them
+    /// (the field's complexity does not grow with the list it is given).
+    fn entity_representations(
+        &self,
+        root: &'d SelectionSet,
+        variables: &Variables,
+    ) -> AppResult<()> {
+        let mut total = 0usize;
+        self.fields_at_level(root, &mut |field| {
+            if field.node.name.node != "_entities" {
+                return;
+            }
+            total += match field.node.get_argument("representations").map(|v| &v.node) {
+                Some(Value::List(items)) => items.len(),
+                Some(Value::Variable(name)) => match variables.get(name) {
+                    Some(ConstValue::List(items)) => items.len(),
+                    _ => 1,
+                },
+                _ => 1,
+            };
+        });
+        let max = crate::limits::MAX_IDS_PER_REQUEST;
+        if total > max {
+            return Err(AppError::bad_input(
+                "representations",
+                format!("{total} entity representations; at most {max} per request"),
+            ));
+        }
+        Ok(())
     }
 
     /// At most `max_fan_out` root fields, and at most `max_fan_out` selections of one field

@@ -82,6 +82,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Only these documents run (`crate::trusted`); none: any document does.
     pub trusted_documents: Option<PathBuf>,
+    /// Serve as an Apollo Federation v2 subgraph (`crate::federation`).
+    pub federation: bool,
 }
 
 impl Config {
@@ -100,6 +102,7 @@ impl Config {
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),
             trusted_documents: None,
+            federation: false,
         }
     }
 }

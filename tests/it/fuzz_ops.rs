@@ -2508,7 +2508,7 @@ async fn admission_cost_matches_async_graphql(_backend: Backend) {
         ..Default::default()
     };
     let captured = Arc::new(Mutex::new(None));
-    let schema = logbook::graphql::schema_builder(&limits)
+    let schema = logbook::graphql::schema_builder::<logbook::graphql::Query>(&limits)
         .extension(Capture(captured.clone()))
         .finish();
     let admission = Admission::new(

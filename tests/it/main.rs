@@ -19,6 +19,7 @@ mod cost_writes;
 mod evidence_writes;
 mod exports_reads;
 mod exports_writes;
+mod federation;
 mod fuzz_ops;
 mod graphiql_browser;
 mod graphql_http;
@@ -68,6 +69,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("evidence_writes", evidence_writes::cases()),
         ("exports_reads", exports_reads::cases()),
         ("exports_writes", exports_writes::cases()),
+        ("federation", federation::cases()),
         ("fuzz_ops", fuzz_ops::cases()),
         ("hostile", hostile::cases()),
         ("graphiql_browser", graphiql_browser::cases()),
@@ -131,7 +133,8 @@ fn main() {
                     Backend::Postgres => ctx.template.is_some() && ctx.redis,
                     Backend::Sqlite => true,
                 } && case.backends.contains(&backend)
-                    && (!case.browser || ctx.browser.is_some());
+                    && (!case.browser || ctx.browser.is_some())
+                    && (!case.node || ctx.node.is_some());
                 let run = case.run;
                 let trial = Trial::test(name, move || {
                     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -40,12 +40,14 @@ pub struct TestCase {
     pub backends: &'static [Backend],
     /// Needs Chromium and chromedriver (`RunContext::browser`).
     pub browser: bool,
+    /// Needs Node.js and npm (`RunContext::node`).
+    pub node: bool,
 }
 
 /// `cases!(a, b, [postgres] c, [browser] d)`: every case runs on both backends unless prefixed
 /// with the one it applies to (`[postgres]` or `[sqlite]`); on the other it is listed as
-/// ignored. A `[browser]` case drives Chromium; it runs once, on SQLite (what it tests does not
-/// depend on the database).
+/// ignored. A `[browser]` case drives Chromium and a `[node]` case runs Node.js; each runs once,
+/// on SQLite (what it tests does not depend on the database).
 #[macro_export]
 macro_rules! cases {
     ($($([$only:ident])? $name:ident),* $(,)?) => {
@@ -55,6 +57,7 @@ macro_rules! cases {
                 run: |b| Box::pin($name(b)),
                 backends: $crate::cases!(@backends $($only)?),
                 browser: $crate::cases!(@browser $($only)?),
+                node: $crate::cases!(@node $($only)?),
             }),*]
         }
     };
@@ -62,9 +65,13 @@ macro_rules! cases {
     (@backends postgres) => { &[$crate::support::Backend::Postgres] };
     (@backends sqlite) => { &[$crate::support::Backend::Sqlite] };
     (@backends browser) => { &[$crate::support::Backend::Sqlite] };
+    (@backends node) => { &[$crate::support::Backend::Sqlite] };
     (@browser browser) => { true };
     (@browser $other:ident) => { false };
     (@browser) => { false };
+    (@node node) => { true };
+    (@node $other:ident) => { false };
+    (@node) => { false };
 }
 
 /// Debian's Chromium and its chromedriver (`apt-get install chromium chromium-driver`), or the
@@ -81,18 +88,21 @@ impl BrowserTools {
             if let Ok(path) = std::env::var(variable) {
                 return Ok(PathBuf::from(path));
             }
-            std::env::var_os("PATH")
-                .iter()
-                .flat_map(std::env::split_paths)
-                .map(|dir| dir.join(name))
-                .find(|path| path.is_file())
-                .ok_or_else(|| format!("{name} (not on PATH; set {variable})"))
+            on_path(name).ok_or_else(|| format!("{name} (not on PATH; set {variable})"))
         };
         Ok(BrowserTools {
             chromium: find("LOGBOOK_CHROMIUM", "chromium")?,
             chromedriver: find("LOGBOOK_CHROMEDRIVER", "chromedriver")?,
         })
     }
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
 }
 
 pub fn admin_url() -> String {
@@ -123,6 +133,8 @@ pub struct RunContext {
     pub sqlite_dir: PathBuf,
     pub redis: bool,
     pub browser: Option<BrowserTools>,
+    /// The `node` binary (with `npm` beside it on PATH), for the federation composition test.
+    pub node: Option<PathBuf>,
     databases: Mutex<Vec<String>>,
     counter: AtomicUsize,
 }
@@ -210,6 +222,17 @@ pub fn setup(runtime: &tokio::runtime::Runtime) -> Vec<String> {
             None
         }
     };
+    let node = match on_path("node").zip(on_path("npm")) {
+        Some((node, _)) => Some(node),
+        None => {
+            missing.push(
+                "Node.js and npm for the federation composition test (apt-get install nodejs \
+                 npm)"
+                    .to_owned(),
+            );
+            None
+        }
+    };
     let databases = Mutex::new(template.iter().cloned().collect());
     let _ = RUN.set(RunContext {
         run_id,
@@ -217,6 +240,7 @@ pub fn setup(runtime: &tokio::runtime::Runtime) -> Vec<String> {
         sqlite_dir,
         redis,
         browser,
+        node,
         databases,
         counter: AtomicUsize::new(0),
     });
