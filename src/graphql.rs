@@ -211,9 +211,9 @@ pub fn schema_builder<Q: ObjectType + Default + 'static>(
 ) -> SchemaBuilder<Q, Mutation, Subscription> {
     let builder = Schema::build(Q::default(), Mutation::default(), Subscription::default())
         // Admission (`crate::admission`) holds data fields to `max_depth` and introspection to its
-        // own bound before a document gets here; this is the backstop for both.
-        .limit_depth(limits.max_depth.max(crate::limits::INTROSPECTION_MAX_DEPTH))
-        .limit_complexity(limits.max_complexity);
+        // own bound before a document gets here; this is the backstop for both. Complexity is
+        // admission's alone to refuse: it prices lists with the configured default page size.
+        .limit_depth(limits.max_depth.max(crate::limits::INTROSPECTION_MAX_DEPTH));
     if limits.introspection {
         builder
     } else {

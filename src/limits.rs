@@ -1,11 +1,67 @@
 //! Query cost rules shared by list fields: a list costs its page size times its child cost, so a
 //! client asking for 100 runs with nested lists pays for all of them up front.
 
-/// The page size of a list asked for with neither `first` nor `last`.
+/// The page size of a list asked for with neither `first` nor `last`, unless configured.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// The largest `first`/`last` of a list, unless configured (trace steps and mismatches have
+/// their own bounds).
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// The largest page size an operator may configure.
+pub const PAGE_SIZE_CEILING: u64 = 1000;
 
+/// A server's page sizes (`serve --default-page-size`, `--max-page-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSizes {
+    /// Rows of a page asked for with neither `first` nor `last`.
+    pub default: u64,
+    /// The largest `first` or `last`.
+    pub max: u64,
+}
+
+impl Default for PageSizes {
+    fn default() -> Self {
+        PageSizes {
+            default: DEFAULT_PAGE_SIZE,
+            max: MAX_PAGE_SIZE,
+        }
+    }
+}
+
+impl PageSizes {
+    /// Checks `1 <= default <= max <= PAGE_SIZE_CEILING`.
+    pub fn new(default: u64, max: u64) -> Result<Self, String> {
+        if max == 0 || max > PAGE_SIZE_CEILING {
+            return Err(format!(
+                "the maximum page size must be between 1 and {PAGE_SIZE_CEILING}, not {max}"
+            ));
+        }
+        if default == 0 || default > max {
+            return Err(format!(
+                "the default page size must be between 1 and the maximum ({max}), not {default}"
+            ));
+        }
+        Ok(PageSizes { default, max })
+    }
+}
+
+/// A list's complexity as the schema declares it (`#[graphql(complexity = ...)]`), with the
+/// built-in default page size: what async-graphql computes, and what admission computes for a
+/// server with the default sizes (`crate::admission` prices with the configured default).
 pub fn list_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
-    let size = first.or(last).unwrap_or(DEFAULT_PAGE_SIZE as i32).max(1) as usize;
+    priced_list(DEFAULT_PAGE_SIZE, first, last, child_complexity)
+}
+
+/// A list costs its page size (`first`, else `last`, else `default_size`) times what one item
+/// selects, plus 1.
+pub fn priced_list(
+    default_size: u64,
+    first: Option<i32>,
+    last: Option<i32>,
+    child_complexity: usize,
+) -> usize {
+    let size = first
+        .or(last)
+        .map_or(default_size as usize, |n| n.max(1) as usize);
     size.saturating_mul(child_complexity.max(1))
         .saturating_add(1)
 }

@@ -242,6 +242,13 @@ struct ServeArgs {
     /// Complexity points one operation may cost.
     #[arg(long, env = "LOGBOOK_MAX_COMPLEXITY", default_value_t = 5_000)]
     max_complexity: usize,
+    /// Rows of a list page asked for with neither `first` nor `last`.
+    #[arg(long, env = "LOGBOOK_DEFAULT_PAGE_SIZE", default_value_t = logbook::limits::DEFAULT_PAGE_SIZE)]
+    default_page_size: u64,
+    /// The largest `first`/`last` of a list (at most 1000; trace steps and mismatches keep their
+    /// own bounds, 1000 and 500).
+    #[arg(long, env = "LOGBOOK_MAX_PAGE_SIZE", default_value_t = logbook::limits::MAX_PAGE_SIZE)]
+    max_page_size: u64,
     /// Root fields of an operation, and aliases of one field in a selection set.
     #[arg(long, env = "LOGBOOK_MAX_FAN_OUT", default_value_t = 20)]
     max_fan_out: usize,
@@ -692,6 +699,7 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
         request_timeout: Duration::from_secs(args.request_timeout),
         introspection: !args.no_introspection,
         rate_limit_per_minute: args.rate_limit,
+        page_sizes: logbook::limits::PageSizes::new(args.default_page_size, args.max_page_size)?,
     };
     config.exports.dir = args.export_dir.clone();
     config.cors_origins = args.cors_origins.clone();

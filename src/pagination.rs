@@ -18,8 +18,7 @@ use crate::auth::TenantId;
 pub use crate::cursor::{CursorCodec, Position, Scope};
 use crate::error::{AppError, AppResult};
 
-pub use crate::limits::DEFAULT_PAGE_SIZE;
-pub const MAX_PAGE_SIZE: u64 = 100;
+pub use crate::limits::{PageSizes, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Sorts an "any of" filter list by its stored text and drops duplicates, so equal filters have
 /// one serialized form and therefore one cursor scope.
@@ -61,6 +60,7 @@ impl PageArgs {
         &self,
         codec: &CursorCodec,
         scope: Scope,
+        default: u64,
         max: u64,
         as_of: Option<DateTime<Utc>>,
     ) -> AppResult<Window> {
@@ -82,7 +82,7 @@ impl PageArgs {
             }
             (Some(first), None) => (size("first", first)?, Direction::Forward),
             (None, Some(last)) => (size("last", last)?, Direction::Backward),
-            (None, None) => (std::cmp::min(DEFAULT_PAGE_SIZE, max), Direction::Forward),
+            (None, None) => (std::cmp::min(default, max), Direction::Forward),
         };
         let after = self
             .after
@@ -140,11 +140,15 @@ pub fn finish_page<T>(mut rows: Vec<T>, window: &Window) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
-/// What a list request asks for: the Relay arguments, `asOf`, and the list's page-size ceiling.
+/// What a list request asks for: the Relay arguments, `asOf`, the server's page sizes and the
+/// list's page-size ceiling.
 #[derive(Debug, Clone)]
 pub struct PageRequest {
     pub args: PageArgs,
     pub as_of: Option<DateTime<Utc>>,
+    /// The server's (`Limits::page_sizes`); the built-in ones until [`PageRequest::sized`].
+    pub sizes: PageSizes,
+    /// The largest page: the server's, or the list's own ([`Listed::OWN_MAX_PAGE`]).
     pub max: u64,
     /// False when the client selected none of the page's rows (`nodes`, `edges`, `pageInfo`),
     /// only `totalCount`: the arguments are still checked, but no rows are read.
@@ -167,9 +171,17 @@ impl PageRequest {
                 before,
             },
             as_of,
+            sizes: PageSizes::default(),
             max: MAX_PAGE_SIZE,
             rows: true,
         }
+    }
+
+    /// The request with a server's configured page sizes (what a resolver asks for).
+    pub fn sized(mut self, sizes: PageSizes) -> Self {
+        self.sizes = sizes;
+        self.max = sizes.max;
+        self
     }
 
     pub fn with_max(mut self, max: u64) -> Self {
@@ -262,9 +274,13 @@ where
         filter,
         request.as_of,
     );
-    let window = request
-        .args
-        .window(codec, scope, request.max, request.as_of)?;
+    let window = request.args.window(
+        codec,
+        scope,
+        request.sizes.default,
+        request.max,
+        request.as_of,
+    )?;
     let rows = if request.rows {
         apply_window(query.select.clone(), query.created_at, query.id, &window)
             .all(&query.db)
@@ -323,8 +339,9 @@ pub trait Listed: Send + Sync + 'static {
     type Row: Send + Sync + 'static;
     /// Names the list in its cursors (a cursor of one list is refused by another).
     const NAME: &'static str;
-    /// The largest page a client may ask for.
-    const MAX_PAGE: u64 = MAX_PAGE_SIZE;
+    /// The largest page a client may ask for, when the list has a bound of its own rather than
+    /// the server's (`Limits::page_sizes`).
+    const OWN_MAX_PAGE: Option<u64> = None;
 
     /// The time and id columns the list is ordered by.
     const ORDER: (ListColumn<Self>, ListColumn<Self>);
@@ -371,7 +388,10 @@ pub async fn page<L: Listed>(
         as_of: request.as_of,
         rollup: L::rollup_count(db, tenant, filter, request.as_of),
     };
-    let request = request.clone().with_max(L::MAX_PAGE);
+    let request = match L::OWN_MAX_PAGE {
+        Some(max) => request.clone().with_max(max),
+        None => request.clone(),
+    };
     fetch_page(
         query,
         codec,
@@ -403,6 +423,14 @@ pub async fn list_connection<L: Listed, C: FromPage<L::Row>>(
         .any(|field| wanted.field(field).exists());
     let page = read_page::<L>(ctx, filter, request).await?;
     C::from_page(ctx, page)
+}
+
+/// The server's page sizes, for a resolver's [`PageRequest::sized`].
+pub fn page_sizes(ctx: &async_graphql::Context<'_>) -> PageSizes {
+    ctx.data_unchecked::<crate::state::AppState>()
+        .config
+        .limits
+        .page_sizes
 }
 
 /// A list field's page: the caller must be able to read, and reads its own tenant.
@@ -558,7 +586,8 @@ macro_rules! list_field {
                     last,
                     before,
                     as_of.map(|d| d.0),
-                );
+                )
+                .sized($crate::pagination::page_sizes(ctx));
                 let filter = filter.unwrap_or_default().into();
                 Ok($page(ctx, filter, request).await?)
             }

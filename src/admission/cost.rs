@@ -1,11 +1,13 @@
-//! The cost of a document in complexity points, computed at admission exactly as
-//! async-graphql's validation computes the figure its complexity limit checks: a field costs 1
-//! plus what it selects; a list field (one taking `first`/`last`) costs its page size times
-//! what one item selects, plus 1 ([`list_cost`]); a field listed in [`FIXED_COSTS`] costs its
-//! fixed figure; `__typename` is free. Fragments count where they are spread, and every
-//! operation of the document counts.
+//! The cost of a document in complexity points, computed at admission as async-graphql's
+//! validation computes its complexity figure: a field costs 1 plus what it selects; a list field
+//! (one taking `first`/`last`) costs its page size times what one item selects, plus 1
+//! ([`priced_list`], with the server's configured default page size where async-graphql has
+//! the built-in one); a field listed in [`FIXED_COSTS`] costs its fixed figure; `__typename` is
+//! free. Fragments count where they are spread, and every operation of the document counts.
 //!
-//! The rate limit charges this figure before execution. Computing it here rather than reading
+//! Admission refuses a document over `max_complexity` with this figure (async-graphql's own
+//! complexity limit is not set: it could not know the configured page size), and the rate
+//! limit charges it before execution. Computing it here rather than reading
 //! it from a schema extension keeps the schema free of extensions: async-graphql wraps every
 //! field resolution in the extension chain as soon as one extension exists, which cost a page
 //! of 50 runs a quarter of its CPU (BENCHMARKS.md). The test `cost_matches_async_graphql`
@@ -22,7 +24,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Positioned, Variables};
 use async_graphql_value::Value;
 
-use crate::limits::{list_cost, FIXED_COSTS};
+use crate::limits::{priced_list, FIXED_COSTS};
 
 /// What the walk needs of the schema: object types, their list fields and output types.
 pub(super) struct CostIndex {
@@ -37,6 +39,7 @@ pub(super) fn document_cost(
     document: &ExecutableDocument,
     variables: &Variables,
     index: &super::SchemaIndex,
+    default_page_size: u64,
 ) -> u64 {
     let fixed: HashMap<(&str, &str), usize> = FIXED_COSTS
         .iter()
@@ -50,6 +53,7 @@ pub(super) fn document_cost(
             definitions: &operation.node.variable_definitions,
             index,
             fixed: &fixed,
+            default_page_size,
         };
         let root = match operation.node.ty {
             OperationType::Query => &index.cost.roots[0],
@@ -68,6 +72,7 @@ struct CostWalk<'d> {
     definitions: &'d [Positioned<VariableDefinition>],
     index: &'d super::SchemaIndex,
     fixed: &'d HashMap<(&'static str, &'static str), usize>,
+    default_page_size: u64,
 }
 
 impl CostWalk<'_> {
@@ -93,7 +98,12 @@ impl CostWalk<'_> {
                                 .lists
                                 .contains(&(t.to_owned(), name.to_owned())) =>
                         {
-                            list_cost(self.int(field, "first"), self.int(field, "last"), children)
+                            priced_list(
+                                self.default_page_size,
+                                self.int(field, "first"),
+                                self.int(field, "last"),
+                                children,
+                            )
                         }
                         Some(t) => match self.fixed.get(&(t, name)) {
                             Some(&fixed) => fixed,

@@ -18,7 +18,8 @@
 //!    JSON columns can store it, so it is refused at the door rather than by the database);
 //! 6. the read grant: a key whose role may not read (INGEST) may select from a mutation's result
 //!    only the receipt fields listed in [`RECEIPTS`] (ids, statuses, seals, what it just wrote),
-//!    never stored content it did not write (`FORBIDDEN`).
+//!    never stored content it did not write (`FORBIDDEN`);
+//! 7. the cost ([`cost`]): at most `max_complexity` points (`QUERY_TOO_COMPLEX`).
 //!
 //! The caller authenticates before calling [`Admission::admit`], so an unauthenticated request
 //! costs no parsing at all (see `app.rs`).
@@ -274,6 +275,10 @@ pub struct AdmissionLimits {
     pub max_fan_out: usize,
     /// Bytes of document text.
     pub max_query_bytes: usize,
+    /// Complexity points one operation may cost ([`cost`]).
+    pub max_complexity: usize,
+    /// What a list asked for without `first` or `last` is priced at.
+    pub default_page_size: u64,
 }
 
 impl AdmissionLimits {
@@ -285,6 +290,8 @@ impl AdmissionLimits {
             max_fragment_nesting: limits.max_fragment_nesting,
             max_fan_out: limits.max_fan_out,
             max_query_bytes: limits.max_query_bytes,
+            max_complexity: limits.max_complexity,
+            default_page_size: limits.page_sizes.default,
         }
     }
 }
@@ -407,7 +414,18 @@ impl Admission {
             root_keys.push(field.node.response_key().node.to_string())
         });
         let operation_type = operation.ty;
-        let cost = cost::document_cost(&document, variables, &self.index);
+        let cost = cost::document_cost(
+            &document,
+            variables,
+            &self.index,
+            self.limits.default_page_size,
+        );
+        if cost > limits.max_complexity as u64 {
+            return Err(too_complex(format!(
+                "the operation costs {cost} complexity points; the limit is {}",
+                limits.max_complexity
+            )));
+        }
         Ok(Admitted {
             document,
             operation_name,

@@ -252,7 +252,8 @@ impl AuditLookupQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<AuditEntryConnection> {
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0))
+            .sized(crate::pagination::page_sizes(ctx));
         let key = store::EntityKey {
             entity_type,
             entity_id,

@@ -32,6 +32,8 @@ pub struct Limits {
     pub introspection: bool,
     /// Complexity points each API key may spend per minute (0: no limit).
     pub rate_limit_per_minute: u64,
+    /// Lists' default and largest page.
+    pub page_sizes: crate::limits::PageSizes,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             introspection: true,
             rate_limit_per_minute: 600_000,
+            page_sizes: Default::default(),
         }
     }
 }

@@ -723,7 +723,8 @@ impl CostQuery {
     ) -> async_graphql::Result<CostAnomalyConnection> {
         let state = ctx.data_unchecked::<AppState>();
         let filter: AnomalyFilter = filter.unwrap_or_default().into();
-        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0));
+        let request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0))
+            .sized(crate::pagination::page_sizes(ctx));
         let page = pagination::page::<store::AnomalyList>(
             &state.db,
             &state.cursors,
@@ -775,7 +776,8 @@ impl CostQuery {
         before: Option<String>,
     ) -> async_graphql::Result<CostBudgetConnection> {
         let state = ctx.data_unchecked::<AppState>();
-        let request = PageRequest::new(first, after, last, before, None);
+        let request = PageRequest::new(first, after, last, before, None)
+            .sized(crate::pagination::page_sizes(ctx));
         let page = store::budget_page(
             &state.db,
             &state.cursors,
@@ -800,7 +802,8 @@ impl CostQuery {
         before: Option<String>,
     ) -> async_graphql::Result<FeatureTagConnection> {
         let state = ctx.data_unchecked::<AppState>();
-        let request = PageRequest::new(first, after, last, before, None);
+        let request = PageRequest::new(first, after, last, before, None)
+            .sized(crate::pagination::page_sizes(ctx));
         let page = pagination::page::<store::FeatureTagList>(
             &state.db,
             &state.cursors,

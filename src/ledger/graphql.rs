@@ -347,7 +347,8 @@ impl Ledger {
         before: Option<String>,
     ) -> async_graphql::Result<SignedCheckpointConnection> {
         let s = state(ctx);
-        let request = PageRequest::new(first, after, last, before, None);
+        let request = PageRequest::new(first, after, last, before, None)
+            .sized(crate::pagination::page_sizes(ctx));
         let page = pagination::page::<store::CheckpointList>(
             &s.db,
             &s.cursors,

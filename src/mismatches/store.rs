@@ -72,7 +72,7 @@ impl Listed for MismatchList {
     type Filter = MismatchListFilter;
     type Row = MismatchSnapshot;
     const NAME: &'static str = "traceMismatches";
-    const MAX_PAGE: u64 = MAX_MISMATCH_PAGE;
+    const OWN_MAX_PAGE: Option<u64> = Some(MAX_MISMATCH_PAGE);
     const ORDER: (Column, Column) = (Column::CreatedAt, Column::Id);
     const ROW: fn(aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> = snapshot;
     const POSITION: fn(&MismatchSnapshot) -> Position = |m| Position::of(m.created_at, &m.id);

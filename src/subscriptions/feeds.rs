@@ -113,6 +113,7 @@ impl StepFeed {
         let window = args.window(
             &state.cursors,
             trace_store::step_scope(self.tenant.as_str(), &self.trace_id),
+            crate::pagination::DEFAULT_PAGE_SIZE,
             MAX_STEP_PAGE,
             None,
         )?;

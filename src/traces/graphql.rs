@@ -596,6 +596,7 @@ impl Trace {
         let window = args.window(
             &state.cursors,
             store::step_scope(&self.snapshot.tenant_id, trace_id),
+            state.config.limits.page_sizes.default,
             MAX_STEP_PAGE,
             None,
         )?;

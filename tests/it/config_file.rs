@@ -60,6 +60,15 @@ async fn config_prints_effective_values_with_sources(_backend: Backend) {
         assert!(!text.contains(secret), "{secret} shown in\n{text}");
     }
 
+    // Page sizes are checked together: the default cannot exceed the maximum.
+    let out = logbook("sqlite::memory:", &["config", "--default-page-size", "200"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the default page size must be between 1 and the maximum (100), not 200"),
+        "{stderr}"
+    );
+
     let unknown = write_config("unknown.toml", "max-dpeth = 3\n");
     let out = logbook(
         "sqlite::memory:",

@@ -4,7 +4,7 @@
 use logbook::auth::Role;
 use serde_json::json;
 
-use crate::support::{error_code, Backend, TestApp};
+use crate::support::{error_code, fixed_time, insert_runs, make_runs, Backend, TestApp};
 
 async fn complexity_and_fan_out_limits(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -78,7 +78,64 @@ async fn root_fields_keep_selection_order(backend: Backend) {
     app.stop().await;
 }
 
+/// Configured page sizes (`--default-page-size 3 --max-page-size 7`): a page without `first`
+/// has 3 rows, `first` goes up to 7, and the cost of a list without `first` is priced at 3, so
+/// a complexity limit of 50 admits what the built-in 50-row default would price at 101.
+async fn page_sizes_are_configurable(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.limits.page_sizes = logbook::limits::PageSizes::new(3, 7).unwrap();
+        c.limits.max_complexity = 50;
+    })
+    .await;
+    let key = app.key("acme", Role::Viewer).await;
+    insert_runs(app.db(), &make_runs("acme", "ps", 12, fixed_time())).await;
+
+    let data = app
+        .data(&key, "{ llmRuns { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(
+        data["llmRuns"]["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{data:#}"
+    );
+    let data = app
+        .data(&key, "{ llmRuns(first: 7) { nodes { id } } }", json!({}))
+        .await;
+    assert_eq!(data["llmRuns"]["nodes"].as_array().map(Vec::len), Some(7));
+    let body = app
+        .gql(
+            Some(&key),
+            "{ llmRuns(first: 8) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    assert!(
+        body.to_string().contains("between 1 and 7"),
+        "names the configured maximum: {body:#}"
+    );
+    // `llmRuns { nodes { id } }` is priced at 3 rows: 3 × (nodes + id) + 1 = 7 points (the
+    // first query above; at the built-in 50 rows it would cost 101, over the limit of 50).
+    // Three lists of 7 (15 points each) and one of the default: 52 points.
+    let body = app
+        .gql(
+            Some(&key),
+            "{ a: llmRuns(first: 7) { nodes { id } } b: llmRuns(first: 7) { nodes { id } } \
+             c: llmRuns(first: 7) { nodes { id } } d: llmRuns { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body:#}");
+    assert!(
+        body.to_string()
+            .contains("costs 52 complexity points; the limit is 50"),
+        "{body:#}"
+    );
+    app.stop().await;
+}
+
 crate::cases!(
     complexity_and_fan_out_limits,
-    root_fields_keep_selection_order
+    root_fields_keep_selection_order,
+    page_sizes_are_configurable
 );
