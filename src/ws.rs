@@ -42,6 +42,10 @@ use crate::subscriptions::admission::{ConnectionSlot, KeySlot, Refusal, Subscrip
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How long a peer may stay silent, or leave a message unread, before it is dropped.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
+/// How often an acknowledged connection checks that its key still stands (through the key
+/// cache, which revocations evict within about a second): a revoked key's open subscriptions
+/// end with the socket (close 4403) rather than running on.
+pub const KEY_CHECK: Duration = Duration::from_millis(500);
 
 /// What the upgrade handler needs: the state, the schema and the admission checks every
 /// operation passes, as over HTTP.
@@ -280,6 +284,7 @@ enum Event {
     Operation(OperationItem),
     InitTimeout,
     Heartbeat,
+    KeyCheck,
     Shutdown,
 }
 
@@ -292,6 +297,8 @@ impl Connection {
         let init_deadline = Instant::now() + self.state().config.subscriptions.init_timeout;
         let mut heartbeat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut key_check = tokio::time::interval_at(Instant::now() + KEY_CHECK, KEY_CHECK);
+        key_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let shutdown = self.state().shutdown.clone();
         let end = loop {
             let running = !self.operations.is_empty();
@@ -301,6 +308,7 @@ impl Connection {
                 Some(item) = self.operations.next(), if running => Event::Operation(item),
                 _ = tokio::time::sleep_until(init_deadline), if waiting => Event::InitTimeout,
                 _ = heartbeat.tick() => Event::Heartbeat,
+                _ = key_check.tick(), if !waiting => Event::KeyCheck,
                 _ = shutdown.triggered() => Event::Shutdown,
             };
             let flow = match event {
@@ -308,6 +316,7 @@ impl Connection {
                 Event::Operation(item) => self.on_operation(item).await,
                 Event::InitTimeout => close(4408, "Connection initialisation timeout"),
                 Event::Heartbeat => self.on_heartbeat().await,
+                Event::KeyCheck => self.on_key_check().await,
                 // RFC 6455 "going away": the client may reconnect to another process.
                 Event::Shutdown => close(1001, "Server shutting down"),
             };
@@ -565,6 +574,23 @@ impl Connection {
             None => {
                 self.active.remove(&id);
                 self.send("complete", Some(&id), None::<()>).await
+            }
+        }
+    }
+
+    /// Ends the connection, and every subscription on it, once its key is revoked or expired.
+    async fn on_key_check(&mut self) -> Flow {
+        let Some(ready) = &self.ready else {
+            return Flow::Continue;
+        };
+        let auth = RequestAuth::from_header(Some(&ready.authorization));
+        match auth.resolve(&self.endpoint.served.state.keys).await {
+            Ok(_) => Flow::Continue,
+            Err(AppError::Unauthenticated) => close(4403, "Forbidden"),
+            // The database is unreachable for a moment: the key was valid, keep serving.
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "re-checking a WebSocket key failed");
+                Flow::Continue
             }
         }
     }

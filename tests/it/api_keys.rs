@@ -320,6 +320,43 @@ async fn two_processes_refuse_a_revoked_key(backend: Backend, redis: bool) {
     first.stop().await;
 }
 
+/// A revoked key's open subscriptions end too, on every process: the socket closes with 4403.
+async fn revocation_closes_open_subscriptions(backend: Backend) {
+    use crate::subscriptions::{Ws, RUNS};
+    let first = TestApp::spawn(backend).await;
+    let second = TestApp::spawn_on(backend, first.database_url(), |c| {
+        c.redis_url = first.state.config.redis_url.clone();
+    })
+    .await;
+    let admin = first.key("acme", Role::Admin).await;
+    let (doomed, created) = create(&first, &admin, "VIEWER", None).await;
+    let (kept, _) = create(&first, &admin, "VIEWER", None).await;
+    let mut revoked_socket = Ws::with_key(&second, &doomed).await;
+    revoked_socket.subscribe("1", RUNS, json!({})).await;
+    let mut other_socket = Ws::with_key(&second, &kept).await;
+    other_socket.subscribe("1", RUNS, json!({})).await;
+    revoked_socket.sync().await;
+
+    let start = Instant::now();
+    first
+        .data(&admin, REVOKE, json!({ "id": created["id"] }))
+        .await;
+    let code = tokio::time::timeout(Duration::from_secs(5), revoked_socket.close_code())
+        .await
+        .expect("the revoked key's socket closes within 5 s");
+    assert_eq!(code, 4403, "closed as Forbidden");
+    eprintln!(
+        "{}: a revoked key's subscription socket closed after {:?}",
+        backend.name(),
+        start.elapsed()
+    );
+    // Another key's subscription on the same process runs on.
+    other_socket.sync().await;
+    other_socket.close().await;
+    second.stop().await;
+    first.stop().await;
+}
+
 async fn rotate_replaces_a_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.key("acme", Role::Admin).await;
@@ -534,6 +571,7 @@ crate::cases!(
     last_use_is_recorded,
     revocation_reaches_every_process_within_a_second,
     [postgres] revocation_without_redis_goes_through_notify,
+    revocation_closes_open_subscriptions,
     rotate_replaces_a_key,
     keys_commands,
     keys_have_their_own_rate_limit,
