@@ -39,6 +39,17 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// Whether the environment asks for spans to be exported (an endpoint is set and the SDK is not
+/// turned off); [`layer_from_env`] then builds the exporter or says why it cannot.
+pub fn configured() -> bool {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+    let endpoint =
+        env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    endpoint.is_some() && !disabled
+}
+
 /// The exporter's provider, kept so that the spans still queued are sent before the process
 /// exits.
 pub struct Exporting {
@@ -72,11 +83,7 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
-    let endpoint =
-        env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
-    if disabled || endpoint.is_none() {
+    if !configured() {
         return Ok(None);
     }
     if let Some(other) = env("OTEL_TRACES_EXPORTER").filter(|v| !v.eq_ignore_ascii_case("otlp")) {

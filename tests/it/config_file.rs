@@ -233,6 +233,11 @@ async fn json_logs_carry_request_and_trace_ids(backend: Backend) {
             .any(|l| l.to_string().contains("Applying migration")),
         "{lines:#?}"
     );
+    // Nor PostgreSQL's notices about the migrations' `IF [NOT] EXISTS` ("..., skipping").
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("skipping")),
+        "{lines:#?}"
+    );
 
     // A request's access line (debug), inside its span.
     let port = free_port();
