@@ -79,17 +79,19 @@ async fn print_schema_matches_file(_backend: Backend) {
     assert_eq!(String::from_utf8(out.stdout).expect("utf8"), file);
 }
 
-async fn seed_demo_fills_every_list(backend: Backend) {
-    let url = fresh_database_url(backend).await;
-    let anchor = "2026-11-20T00:00:00Z";
+/// The anchor of the demo seeds the tests make.
+const DEMO_ANCHOR: &str = "2026-11-20T00:00:00Z";
+
+/// `logbook seed --profile demo` over `url`: tenant `demo`, every list non-empty.
+pub(crate) fn seed_demo(url: &str) {
     let out = logbook(
-        &url,
+        url,
         &[
             "seed",
             "--profile",
             "demo",
             "--anchor",
-            anchor,
+            DEMO_ANCHOR,
             "--no-progress",
         ],
     );
@@ -98,6 +100,12 @@ async fn seed_demo_fills_every_list(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+async fn seed_demo_fills_every_list(backend: Backend) {
+    let url = fresh_database_url(backend).await;
+    let anchor = DEMO_ANCHOR;
+    seed_demo(&url);
     // Seeding the same tenant again is refused rather than duplicated.
     let again = logbook(
         &url,

@@ -22,22 +22,7 @@ const ENTITY_TYPES: [(&str, &str); 4] = [
 /// A federated server over the demo seed (every list non-empty), with a VIEWER key of `demo`.
 async fn federated_demo(backend: Backend) -> (TestApp, String) {
     let url = fresh_database_url(backend).await;
-    let out = logbook(
-        &url,
-        &[
-            "seed",
-            "--profile",
-            "demo",
-            "--anchor",
-            "2026-11-20T00:00:00Z",
-            "--no-progress",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::cli::seed_demo(&url);
     let app = TestApp::spawn_on(backend, url, |c| c.federation = true).await;
     let key = app.key("demo", Role::Viewer).await;
     (app, key)
@@ -90,15 +75,7 @@ async fn federation_is_off_by_default(backend: Backend) {
             .is_some_and(|m| m.contains("Unknown field \"_service\"")),
         "{body:#}"
     );
-    let sdl = app
-        .http
-        .get(format!("{}/schema.graphql", app.base))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("text");
+    let sdl = app.get_text("/schema.graphql").await;
     assert!(!sdl.contains("_entities") && !sdl.contains("@key"), "{sdl}");
     app.stop().await;
 }

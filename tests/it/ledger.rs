@@ -1178,24 +1178,15 @@ async fn fake_sink_post(
     actix_web::HttpResponse::Created().finish()
 }
 
-/// Starts the fake endpoint on port 0 (on the current runtime, like `app::start`).
+/// Starts the fake endpoint on port 0.
 fn start_fake_sink(
     fake: actix_web::web::Data<FakeSink>,
 ) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
+    crate::support::start_fake_endpoint(move |routes| {
+        routes
             .app_data(fake.clone())
-            .route("/checkpoints", actix_web::web::post().to(fake_sink_post))
+            .route("/checkpoints", actix_web::web::post().to(fake_sink_post));
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("bind");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (addr, handle)
 }
 
 async fn checkpoints_are_posted_to_a_sink_url(backend: Backend) {

@@ -50,21 +50,12 @@ async fn receive_traces(
 fn start_collector(
     collector: actix_web::web::Data<Collector>,
 ) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
+    crate::support::start_fake_endpoint(move |routes| {
+        routes
             .app_data(collector.clone())
             .app_data(actix_web::web::PayloadConfig::new(16 << 20))
-            .route("/v1/traces", actix_web::web::post().to(receive_traces))
+            .route("/v1/traces", actix_web::web::post().to(receive_traces));
     })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .expect("bind");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (addr, handle)
 }
 
 /// An attribute's value as text (string, integer or boolean).

@@ -4,15 +4,7 @@ use crate::support::{Backend, TestApp};
 
 async fn served_sdl_equals_schema_file(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let served = app
-        .http
-        .get(format!("{}/schema.graphql", app.base))
-        .send()
-        .await
-        .expect("GET")
-        .text()
-        .await
-        .expect("text");
+    let served = app.get_text("/schema.graphql").await;
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
         .expect("schema.graphql at the repo root");
     assert!(served == file, "the served SDL differs from schema.graphql: run `cargo run -- print-schema > schema.graphql`");
@@ -38,15 +30,7 @@ async fn graphiql_examples_run(backend: Backend) {
         let errors = body["errors"].as_array().map_or(0, Vec::len);
         assert!(body["data"].is_object() || errors > 0, "{name}: {body:#}");
     }
-    let page = app
-        .http
-        .get(format!("{}/graphiql", app.base))
-        .send()
-        .await
-        .expect("graphiql")
-        .text()
-        .await
-        .expect("html");
+    let page = app.get_text("/graphiql").await;
     assert!(page.contains("RunsNewest") && !page.contains("__LOGBOOK_TABS__"));
     app.stop().await;
 }

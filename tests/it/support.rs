@@ -404,6 +404,18 @@ impl TestApp {
         response.json().await.expect("JSON body")
     }
 
+    /// GETs `path` and returns the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"))
+    }
+
     /// Like `gql`, but fails the test on any error and returns `data`.
     pub async fn data(&self, key: &str, query: &str, variables: Value) -> Value {
         let body = self.gql(Some(key), query, variables).await;
@@ -423,6 +435,25 @@ impl TestApp {
             .await
             .map(|r| r.rows_affected())
     }
+}
+
+/// A fake HTTP endpoint on 127.0.0.1 port 0, on the current runtime (like `app::start`), whose
+/// routes `configure` adds: a checkpoint sink, an OTLP collector.
+pub fn start_fake_endpoint<F>(configure: F) -> (std::net::SocketAddr, actix_web::dev::ServerHandle)
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .expect("bind");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (addr, handle)
 }
 
 /// The `extensions.code` of the first error.
