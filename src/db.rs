@@ -66,10 +66,16 @@ pub async fn connect_counted(
     let sink = stats.clone();
     crate::telemetry::install();
     let [ok, error] = crate::telemetry::sql_statement_histograms();
+    let system = match db.get_database_backend() {
+        DbBackend::Postgres => "postgresql",
+        DbBackend::Sqlite => "sqlite",
+        _ => "other_sql",
+    };
     db.set_metric_callback(move |info| {
         sink.statements.fetch_add(1, Ordering::Relaxed);
         let histogram = if info.failed { &error } else { &ok };
         histogram.record(info.elapsed.as_secs_f64());
+        crate::otel::record_statement(system, &info.statement.sql, info.elapsed, info.failed);
     });
     Ok((db, stats))
 }

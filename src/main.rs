@@ -375,11 +375,10 @@ fn init_logs_and_traces() -> Result<Option<logbook::otel::Exporting>, String> {
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
     // sea-orm-migration logs each migration at info, and PostgreSQL's notices ("already exists,
-    // skipping") come through sqlx at info too; `db::migrate` logs one line instead. SeaORM's
-    // statement spans and the resolver spans are for the exporter, not log lines.
+    // skipping") come through sqlx at info too; `db::migrate` logs one line instead. The
+    // operation and resolver spans are for the exporter, not log lines.
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGBOOK_LOG").unwrap_or_else(|_| {
-        "info,sea_orm_migration=warn,sqlx::postgres::notice=warn,sea_orm=warn,logbook::otel=warn"
-            .into()
+        "info,sea_orm_migration=warn,sqlx::postgres::notice=warn,logbook::otel=warn".into()
     });
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = if json_logs() {
@@ -395,16 +394,11 @@ fn init_logs_and_traces() -> Result<Option<logbook::otel::Exporting>, String> {
             .init();
         return Ok(None);
     }
-    // Exporting: the statement and resolver spans must reach the exporter, so the global filter
+    // Exporting: the operation and resolver spans must reach the exporter, so the global filter
     // admits them, and the log lines leave them out again.
-    let filter = filter
-        .add_directive("sea_orm=info".parse().map_err(|e| format!("{e}"))?)
-        .add_directive("logbook::otel=info".parse().map_err(|e| format!("{e}"))?);
+    let filter = filter.add_directive("logbook::otel=info".parse().map_err(|e| format!("{e}"))?);
     let logs = logs.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-        let target = meta.target();
-        let exported_only = target.starts_with("logbook::otel")
-            || (target.starts_with("sea_orm") && *meta.level() > tracing::Level::WARN);
-        !exported_only
+        !meta.target().starts_with("logbook::otel")
     }));
     let registry = tracing_subscriber::registry().with(filter).with(logs);
     match logbook::otel::layer_from_env()? {
