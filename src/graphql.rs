@@ -1,6 +1,5 @@
 //! The schema root: each domain's `Query` merged into one, plus `node`/`nodes`.
 
-use async_graphql::futures_util::future::BoxFuture;
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{
     Context, Data, Interface, MergedObject, MergedSubscription, Object, ObjectType, Request,
@@ -45,13 +44,10 @@ impl LogbookSchema {
         }
     }
 
-    /// Boxed: async-graphql's execution future is large, and the transport wraps it (request
-    /// id, span, time budget); each wrapper would move it again, a memcpy per request that
-    /// cost a `{ viewer { role } }` request 11 % of its instructions (BENCHMARKS.md).
-    pub fn execute(&self, request: Request) -> BoxFuture<'_, Response> {
+    pub async fn execute(&self, request: Request) -> Response {
         match self {
-            LogbookSchema::Standalone(schema) => Box::pin(schema.execute(request)),
-            LogbookSchema::Federated(schema) => Box::pin(schema.execute(request)),
+            LogbookSchema::Standalone(schema) => schema.execute(request).await,
+            LogbookSchema::Federated(schema) => schema.execute(request).await,
         }
     }
 

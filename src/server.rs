@@ -98,9 +98,8 @@ async fn load_trusted(path: &std::path::Path, config: &Config) -> AppResult<Trus
             if let Some(name) = name {
                 request = request.operation_name(name.as_str());
             }
-            // Boxed (by `LogbookSchema::execute`): the query root's future is deep, and this one
-            // sits inside `connect`'s.
-            let response = bare.execute(request).await;
+            // Boxed: the query root's future is deep, and this one sits inside `connect`'s.
+            let response = Box::pin(bare.execute(request)).await;
             // Complexity is priced during validation, and a list's `first: $n` has no value
             // here: that is the request's to give, not a fault of the document.
             let unvalued: Vec<String> = operation
