@@ -66,6 +66,14 @@ impl SchemaSetup for Services {
             .data(self.state.keys.clone())
             .data(self.ledger_key.clone())
             .data(self.audit_appends.clone());
+        // In trusted-documents mode every document that can run was validated at startup
+        // (`load_trusted`): async-graphql's rules are not run again per request, only its
+        // fragment-cycle check and depth count.
+        let builder = if self.trusted.is_some() {
+            builder.validation_mode(async_graphql::ValidationMode::Fast)
+        } else {
+            builder
+        };
         if crate::otel::enabled() {
             builder.extension(crate::otel::GraphqlSpans)
         } else {

@@ -54,6 +54,11 @@ async fn only_listed_documents_run(backend: Backend) {
     assert_eq!(body["data"]["llmRuns"]["totalCount"], 0, "{body:#}");
     let body = by_hash(&app, &key, &sha256(RUNS), json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    // Validation is not run again per request (fast mode), yet a value of the wrong type for a
+    // declared variable is still refused, with no data.
+    let body = by_hash(&app, &key, &sha256(RUNS), json!({ "n": "five" })).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body:#}");
 
     // Anything else is refused: other text (even the same operation reformatted), an unknown
     // hash, and registering a new document the automatic-persisted-query way.
