@@ -42,10 +42,15 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// An environment variable's value, unless it is unset or blank (as the OTel specification
+/// reads its variables).
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
 /// Whether the environment asks for spans to be exported (an endpoint is set and the SDK is not
 /// turned off); [`layer_from_env`] then builds the exporter or says why it cannot.
 pub fn configured() -> bool {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
     let endpoint =
@@ -85,7 +90,6 @@ pub fn layer_from_env<S>() -> Result<
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if !configured() {
         return Ok(None);
     }

@@ -198,6 +198,30 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// POSTs a GraphQL `body` to `base` with a `traceparent` (and an `x-request-id`): the
+/// `traceparent` the server answered, and the JSON body.
+pub(crate) async fn post_traced(
+    base: &str,
+    key: &str,
+    traceparent: &str,
+    request_id: Option<&str>,
+    body: Value,
+) -> (String, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(key)
+        .header("traceparent", traceparent);
+    if let Some(id) = request_id {
+        request = request.header("x-request-id", id);
+    }
+    let answer = request.json(&body).send().await.expect("POST");
+    let echoed = answer.headers()["traceparent"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    (echoed, answer.json().await.expect("JSON"))
+}
+
 /// `LOGBOOK_LOG_FORMAT=json`: every line is JSON; migrations are one line; a request's lines
 /// carry its request id and its caller's trace id; the caller's `traceparent` comes back.
 async fn json_logs_carry_request_and_trace_ids(backend: Backend) {
@@ -261,25 +285,19 @@ async fn json_logs_carry_request_and_trace_ids(backend: Backend) {
     )
     .await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let answer = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&key)
-        .header("x-request-id", "req-json-logs-1")
-        .header("traceparent", traceparent)
-        .json(&json!({ "query": "{ llmRuns { totalCount } }" }))
-        .send()
-        .await
-        .expect("POST");
-    let echoed = answer.headers()["traceparent"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let (echoed, body) = post_traced(
+        &base,
+        &key,
+        traceparent,
+        Some("req-json-logs-1"),
+        json!({ "query": "{ llmRuns { totalCount } }" }),
+    )
+    .await;
     assert!(
         echoed.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
         "{echoed}"
     );
     assert_ne!(echoed, traceparent, "the server's own span id");
-    let body: Value = answer.json().await.expect("JSON");
     assert_eq!(body["data"]["llmRuns"]["totalCount"], 0, "{body:#}");
     assert!(stop(&mut server).await.success());
 

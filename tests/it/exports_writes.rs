@@ -56,6 +56,13 @@ pub(crate) fn fast(config: &mut Config, dir: &Path) {
     };
 }
 
+/// `fast`, but 4 rows a batch, `batch_delay` apart: a job still running when the test looks.
+fn slow(config: &mut Config, dir: &Path, batch_delay: Duration) {
+    fast(config, dir);
+    config.exports.batch_size = 4;
+    config.exports.batch_delay = batch_delay;
+}
+
 async fn spawn(backend: Backend, dir: &Path) -> TestApp {
     TestApp::spawn_with(backend, |c| fast(c, dir)).await
 }
@@ -93,9 +100,7 @@ pub(crate) async fn mid_export(
     lease: Duration,
 ) -> (TestApp, String, String) {
     let first = TestApp::spawn_with(backend, |c| {
-        fast(c, dir);
-        c.exports.batch_size = 4;
-        c.exports.batch_delay = Duration::from_millis(250);
+        slow(c, dir, Duration::from_millis(250));
         c.exports.lease_ttl = lease;
     })
     .await;
@@ -908,9 +913,7 @@ async fn progress_subscription_follows_the_job(backend: Backend) {
     use tokio_tungstenite::tungstenite::Message;
     let dir = export_dir();
     let app = TestApp::spawn_with(backend, |c| {
-        fast(c, &dir);
-        c.exports.batch_size = 4;
-        c.exports.batch_delay = Duration::from_millis(150);
+        slow(c, &dir, Duration::from_millis(150));
     })
     .await;
     seed_runs(&app).await;
@@ -1190,9 +1193,7 @@ async fn partial_files_are_removed_and_swept(backend: Backend) {
     let dir = export_dir();
     let lease = Duration::from_millis(1500);
     let slow = |c: &mut Config| {
-        fast(c, &dir);
-        c.exports.batch_size = 4;
-        c.exports.batch_delay = Duration::from_millis(250);
+        slow(c, &dir, Duration::from_millis(250));
         c.exports.lease_ttl = lease;
     };
     let first = TestApp::spawn_with(backend, slow).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config_file::{free_port, start_serve, stop, viewer_key, write_config};
+use crate::config_file::{free_port, post_traced, start_serve, stop, viewer_key, write_config};
 use crate::support::{fresh_database_url, Backend};
 
 #[derive(Default)]
@@ -122,22 +122,17 @@ async fn requests_are_traced_over_otlp(backend: Backend) {
 
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let answer = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&key)
-        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
-        .json(&json!({
+    let (echoed, body) = post_traced(
+        &base,
+        &key,
+        &format!("00-{caller_trace}-{caller_span}-01"),
+        None,
+        json!({
             "query": "query NewestRuns { llmRuns(first: 5) { totalCount nodes { id } } }",
             "operationName": "NewestRuns",
-        }))
-        .send()
-        .await
-        .expect("POST");
-    let echoed = answer.headers()["traceparent"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
-    let body: Value = answer.json().await.expect("JSON");
+        }),
+    )
+    .await;
     assert_eq!(body["data"]["llmRuns"]["totalCount"], 0, "{body:#}");
 
     // Wait for the request's span (the batch goes out every 100 ms), then stop the server: the
