@@ -1,5 +1,5 @@
 //! Cursors: a row's position in a newest-first list, signed and bound to what it was issued
-//! for. A cursor is `base64url(version | scope digest | created_at µs | id | tag)` where the tag
+//! for. A cursor is `base64url(version | scope digest | sort key | id | tag)` where the tag
 //! is an HMAC-SHA256 under a server secret shared by every server process (stored in the
 //! database) and the scope digest binds it to one tenant, list, order, filter and `asOf`. A
 //! forged cursor, one from another tenant, list or filter, or garbage is `BAD_CURSOR`; another
@@ -20,19 +20,34 @@ const CURSOR_VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
 const SCOPE_LEN: usize = 8;
 
-/// A row's position in a newest-first list.
+/// A row's position in a list: its sort key, then its id. The key is the row's time in
+/// microseconds since the epoch for the time orders (newest first, the default), or the value
+/// of the integer column a list is sorted by (cost, tokens, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
-    pub created_at: DateTime<Utc>,
+    pub key: i64,
     pub id: String,
 }
 
 impl Position {
+    /// The position of a row in a time order.
     pub fn of(created_at: DateTime<Utc>, id: &str) -> Self {
+        Position::keyed(created_at.timestamp_micros(), id)
+    }
+
+    /// The position of a row in an order on an integer column.
+    pub fn keyed(key: i64, id: &str) -> Self {
         Position {
-            created_at,
+            key,
             id: id.to_owned(),
         }
+    }
+
+    /// The key as a time (time orders).
+    pub fn time(&self) -> AppResult<DateTime<Utc>> {
+        Utc.timestamp_micros(self.key)
+            .single()
+            .ok_or(AppError::BadCursor("not a cursor"))
     }
 }
 
@@ -103,7 +118,7 @@ impl CursorCodec {
         let mut body = Vec::with_capacity(1 + SCOPE_LEN + 8 + 2 + id.len() + TAG_LEN);
         body.push(CURSOR_VERSION);
         body.extend_from_slice(&scope.0);
-        body.extend_from_slice(&position.created_at.timestamp_micros().to_be_bytes());
+        body.extend_from_slice(&position.key.to_be_bytes());
         body.extend_from_slice(&(id.len() as u16).to_be_bytes());
         body.extend_from_slice(id);
         let tag = self.tag(&body);
@@ -136,7 +151,7 @@ impl CursorCodec {
                 "the cursor belongs to a different list, filter or order",
             ));
         }
-        let micros = i64::from_be_bytes(
+        let key = i64::from_be_bytes(
             body[1 + SCOPE_LEN..1 + SCOPE_LEN + 8]
                 .try_into()
                 .map_err(|_| AppError::BadCursor("not a cursor"))?,
@@ -147,11 +162,7 @@ impl CursorCodec {
         }
         let id = String::from_utf8(body[header..].to_vec())
             .map_err(|_| AppError::BadCursor("not a cursor"))?;
-        let created_at = Utc
-            .timestamp_micros(micros)
-            .single()
-            .ok_or(AppError::BadCursor("not a cursor"))?;
-        Ok(Position { created_at, id })
+        Ok(Position { key, id })
     }
 }
 
@@ -166,10 +177,10 @@ mod tests {
     #[test]
     fn cursor_round_trip_and_tamper_checks() {
         let codec = CursorCodec::new(b"secret");
-        let position = Position {
-            created_at: Utc.timestamp_micros(1_700_000_000_123_456).unwrap(),
-            id: "run-1".into(),
-        };
+        let position = Position::of(
+            Utc.timestamp_micros(1_700_000_000_123_456).unwrap(),
+            "run-1",
+        );
         let cursor = codec.encode(scope("a"), &position);
         assert_eq!(codec.decode(scope("a"), &cursor).unwrap(), position);
         assert_eq!(

@@ -28,6 +28,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/03_viewer.graphql"),
     ),
     (
+        "04_runs_explore.graphql",
+        include_str!("graphiql/examples/04_runs_explore.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

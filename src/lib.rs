@@ -46,6 +46,7 @@ pub mod served;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod stats;
 pub mod subscriptions;
 pub mod system;
 pub mod telemetry;

@@ -75,9 +75,19 @@ pub const INTROSPECTION_MAX_DEPTH: usize = 20;
 /// What `Ledger.verify` costs whatever it selects: it walks the tenant's whole chain.
 pub const LEDGER_VERIFY_COST: usize = 1000;
 
+/// What a connection's facets, aggregate or histogram costs whatever it selects: each reads the
+/// whole filtered set (or its rollups), not a page. Like every field of a connection it counts
+/// once per row of the page (50 by default), so one costs 500 points at the default size.
+pub const VIEW_COST: usize = 10;
+
 /// Fields with a fixed complexity, as (type, field, cost). Admission prices documents with the
 /// same figures the schema declares (`#[graphql(complexity = ...)]` names these constants).
-pub const FIXED_COSTS: &[(&str, &str, usize)] = &[("Ledger", "verify", LEDGER_VERIFY_COST)];
+pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
+    ("Ledger", "verify", LEDGER_VERIFY_COST),
+    ("LlmRunConnection", "facets", VIEW_COST),
+    ("LlmRunConnection", "aggregate", VIEW_COST),
+    ("LlmRunConnection", "histogram", VIEW_COST),
+];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of
 /// a federated server's request together.

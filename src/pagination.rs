@@ -104,30 +104,86 @@ impl PageArgs {
     }
 }
 
-/// Applies the keyset bounds, `asOf`, order and limit (one extra row to learn whether more
-/// exist) to a SeaORM select.
-pub fn apply_window<E, C>(select: Select<E>, created_at: C, id: C, window: &Window) -> Select<E>
+/// The order a list is read in: a key column (a time or an integer), then the id, both descending
+/// or both ascending. Lists are newest first by default; a list may offer more orders, each with
+/// an index `(tenant_id, key, id)` behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct SortKey<C> {
+    /// Names the order in cursor scopes (`CREATED_AT_DESC`, `COST_CENTS_ASC`): a cursor of one
+    /// order is refused by another.
+    pub name: &'static str,
+    pub column: C,
+    /// The key is a timestamp (its cursor value is microseconds), not an integer.
+    pub time: bool,
+    pub descending: bool,
+    /// Rows whose key is NULL are not in this order (a duration of a run still running).
+    pub skip_null: bool,
+}
+
+impl<C: ColumnTrait + IntoIden + Copy> SortKey<C> {
+    /// The default order of every list: newest first by `column`.
+    pub fn newest_first(column: C) -> Self {
+        SortKey {
+            name: "CREATED_AT_DESC",
+            column,
+            time: true,
+            descending: true,
+            skip_null: false,
+        }
+    }
+
+    /// A cursor's key as the SQL value it is compared with.
+    fn bind(&self, at: &Position) -> AppResult<sea_orm::Value> {
+        Ok(if self.time {
+            at.time()?.into()
+        } else {
+            at.key.into()
+        })
+    }
+
+    /// `(key, id)` strictly before `at` in this order (`earlier`) or strictly after it.
+    fn beyond(
+        &self,
+        id: C,
+        at: &Position,
+        earlier: bool,
+    ) -> AppResult<sea_orm::sea_query::SimpleExpr> {
+        let key = Expr::tuple([Expr::col(self.column), Expr::col(id)]);
+        let bound = Expr::tuple([Expr::val(self.bind(at)?), Expr::val(at.id.clone())]);
+        Ok(if earlier == self.descending {
+            key.gt(bound)
+        } else {
+            key.lt(bound)
+        })
+    }
+}
+
+/// Applies the keyset bounds, order and limit (one extra row to learn whether more exist) to a
+/// SeaORM select.
+pub fn apply_window<E, C>(
+    select: Select<E>,
+    key: &SortKey<C>,
+    id: C,
+    window: &Window,
+) -> AppResult<Select<E>>
 where
     E: EntityTrait,
     C: ColumnTrait + IntoIden + Copy,
 {
-    let key = || Expr::tuple([Expr::col(created_at), Expr::col(id)]);
-    let at = |p: &Position| Expr::tuple([Expr::val(p.created_at), Expr::val(p.id.clone())]);
     let mut select = select;
     if let Some(after) = &window.after {
-        select = select.filter(key().lt(at(after)));
+        select = select.filter(key.beyond(id, after, false)?);
     }
     if let Some(before) = &window.before {
-        select = select.filter(key().gt(at(before)));
+        select = select.filter(key.beyond(id, before, true)?);
     }
-    if let Some(as_of) = window.as_of {
-        select = select.filter(created_at.lte(as_of));
-    }
-    let select = match window.direction {
-        Direction::Forward => select.order_by_desc(created_at).order_by_desc(id),
-        Direction::Backward => select.order_by_asc(created_at).order_by_asc(id),
+    let in_order = (window.direction == Direction::Forward) == key.descending;
+    let select = if in_order {
+        select.order_by_desc(key.column).order_by_desc(id)
+    } else {
+        select.order_by_asc(key.column).order_by_asc(id)
     };
-    select.limit(window.limit + 1)
+    Ok(select.limit(window.limit + 1))
 }
 
 /// Rows of one page in newest-first order, and whether the fetch found more in its direction.
@@ -195,7 +251,9 @@ impl PageRequest {
 pub struct KeysetQuery<E: EntityTrait> {
     pub db: DatabaseConnection,
     pub select: Select<E>,
+    /// The column `asOf` bounds.
     pub created_at: E::Column,
+    pub key: SortKey<E::Column>,
     pub id: E::Column,
     pub as_of: Option<DateTime<Utc>>,
     /// Answers `count` from counts maintained on write, when the list has them for this filter.
@@ -211,7 +269,10 @@ where
     E::Column: IntoIden + Copy,
 {
     fn bounded(&self) -> Select<E> {
-        let select = self.select.clone();
+        let mut select = self.select.clone();
+        if self.key.skip_null {
+            select = select.filter(self.key.column.is_not_null());
+        }
         match self.as_of {
             Some(at) => select.filter(self.created_at.lte(at)),
             None => select,
@@ -233,11 +294,9 @@ where
     }
 
     async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
-        let key = Expr::tuple([Expr::col(self.created_at), Expr::col(self.id)]);
-        let bound = Expr::tuple([Expr::val(at.created_at), Expr::val(at.id.clone())]);
         let hit: Option<String> = self
             .bounded()
-            .filter(if newer { key.gt(bound) } else { key.lt(bound) })
+            .filter(self.key.beyond(self.id, at, newer)?)
             .select_only()
             .column(self.id)
             .limit(1)
@@ -267,13 +326,7 @@ where
     E::Model: Sync,
     F: Serialize,
 {
-    let scope = Scope::new(
-        tenant.as_str(),
-        list,
-        "CREATED_AT_DESC",
-        filter,
-        request.as_of,
-    );
+    let scope = Scope::new(tenant.as_str(), list, query.key.name, filter, request.as_of);
     let window = request.args.window(
         codec,
         scope,
@@ -282,7 +335,7 @@ where
         request.as_of,
     )?;
     let rows = if request.rows {
-        apply_window(query.select.clone(), query.created_at, query.id, &window)
+        apply_window(query.bounded(), &query.key, query.id, &window)?
             .all(&query.db)
             .await?
     } else {
@@ -358,6 +411,17 @@ pub trait Listed: Send + Sync + 'static {
         as_of: Option<DateTime<Utc>>,
     ) -> Select<Self::Entity>;
 
+    /// [`Listed::select`] for a given backend, for lists whose SQL differs between PostgreSQL
+    /// and SQLite (text search).
+    fn select_on(
+        _backend: sea_orm::DbBackend,
+        tenant: &TenantId,
+        filter: &Self::Filter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Self::Entity> {
+        Self::select(tenant, filter, as_of)
+    }
+
     /// The exact number of rows `select` returns up to `as_of` (inclusive), from counts the
     /// list maintains on write, or `None` when those cannot answer this filter: `totalCount`
     /// then counts the rows. Lists without such counts keep the default.
@@ -371,7 +435,23 @@ pub trait Listed: Send + Sync + 'static {
     }
 }
 
-/// One page of the list `L` for `tenant`.
+/// An order a list is read in, with where a row stands in it.
+pub struct ListOrder<L: Listed> {
+    pub key: SortKey<ListColumn<L>>,
+    pub position: fn(&L::Row) -> Position,
+}
+
+impl<L: Listed> ListOrder<L> {
+    /// The list's default order: newest first.
+    pub fn newest_first() -> Self {
+        ListOrder {
+            key: SortKey::newest_first(L::ORDER.0),
+            position: L::POSITION,
+        }
+    }
+}
+
+/// One page of the list `L` for `tenant`, newest first.
 pub async fn page<L: Listed>(
     db: &DatabaseConnection,
     codec: &CursorCodec,
@@ -379,14 +459,45 @@ pub async fn page<L: Listed>(
     filter: &L::Filter,
     request: &PageRequest,
 ) -> AppResult<Page<L::Row>> {
+    page_in::<L>(
+        db,
+        codec,
+        tenant,
+        filter,
+        request,
+        ListOrder::newest_first(),
+    )
+    .await
+}
+
+/// One page of the list `L` for `tenant` in `order`.
+pub async fn page_in<L: Listed>(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    filter: &L::Filter,
+    request: &PageRequest,
+    order: ListOrder<L>,
+) -> AppResult<Page<L::Row>> {
     let (created_at, id) = L::ORDER;
     let query = KeysetQuery {
         db: db.clone(),
-        select: L::select(tenant, filter, request.as_of),
+        select: L::select_on(
+            sea_orm::ConnectionTrait::get_database_backend(db),
+            tenant,
+            filter,
+            request.as_of,
+        ),
         created_at,
+        key: order.key,
         id,
         as_of: request.as_of,
-        rollup: L::rollup_count(db, tenant, filter, request.as_of),
+        // The counts maintained on write know nothing of an order's excluded rows.
+        rollup: if order.key.skip_null {
+            None
+        } else {
+            L::rollup_count(db, tenant, filter, request.as_of)
+        },
     };
     let request = match L::OWN_MAX_PAGE {
         Some(max) => request.clone().with_max(max),
@@ -400,7 +511,7 @@ pub async fn page<L: Listed>(
         filter,
         &request,
         L::ROW,
-        L::POSITION,
+        order.position,
     )
     .await
 }
@@ -621,6 +732,16 @@ macro_rules! connection_types {
     ($connection:ident, $edge:ident, $node:ty) => {
         pub struct $connection(pub $crate::pagination::Page<$node>);
 
+        $crate::connection_types!(@object $connection, $edge, $node, {});
+    };
+    // With `views`: the connection also holds `$views` (`self.1`), and the given resolvers
+    // (facets, aggregates, ...) join the Relay fields.
+    ($connection:ident, $edge:ident, $node:ty, views $views:ty { $($extra:tt)* }) => {
+        pub struct $connection(pub $crate::pagination::Page<$node>, pub $views);
+
+        $crate::connection_types!(@object $connection, $edge, $node, { $($extra)* });
+    };
+    (@object $connection:ident, $edge:ident, $node:ty, { $($extra:tt)* }) => {
         #[async_graphql::Object]
         impl $connection {
             async fn edges(&self) -> $crate::plain::PlainEdges<$edge<'_>> {
@@ -645,6 +766,8 @@ macro_rules! connection_types {
             async fn total_count(&self) -> async_graphql::Result<i64> {
                 Ok(self.0.total_count().await?)
             }
+
+            $($extra)*
         }
 
         pub struct $edge<'a> {

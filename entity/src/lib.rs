@@ -31,6 +31,7 @@ pub mod ledger_merkle_heads;
 pub mod ledger_merkle_nodes;
 pub mod llm_run_day_counts;
 pub mod llm_run_records;
+pub mod llm_run_rollups;
 pub mod log_exports;
 pub mod persisted_queries;
 pub mod policy_activation_audit;
@@ -75,6 +76,7 @@ pub mod prelude {
     pub use super::ledger_merkle_nodes::Entity as LedgerMerkleNodes;
     pub use super::llm_run_day_counts::Entity as LlmRunDayCounts;
     pub use super::llm_run_records::Entity as LlmRunRecords;
+    pub use super::llm_run_rollups::Entity as LlmRunRollups;
     pub use super::log_exports::Entity as LogExports;
     pub use super::persisted_queries::Entity as PersistedQueries;
     pub use super::policy_activation_audit::Entity as PolicyActivationAudit;

@@ -29,6 +29,10 @@ pub struct Model {
     pub is_synthetic: bool,
     pub synthetic_scenario_id: Option<String>,
     pub created_at: DateTimeUtc,
+    /// Generated: `input_tokens + output_tokens`. Never written.
+    pub total_tokens: i64,
+    /// Generated: milliseconds from `started_at` to `completed_at`. Never written.
+    pub duration_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -30,6 +30,7 @@ mod m20261204_000000_scope_trace_ids_by_tenant;
 mod m20261204_010000_keys_claimed_in_the_effects_transaction;
 mod m20261204_020000_llm_run_day_counts;
 mod m20261204_030000_manage_api_keys;
+mod m20261205_000000_run_console_reads;
 
 pub struct Migrator;
 
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_010000_keys_claimed_in_the_effects_transaction::Migration),
             Box::new(m20261204_020000_llm_run_day_counts::Migration),
             Box::new(m20261204_030000_manage_api_keys::Migration),
+            Box::new(m20261205_000000_run_console_reads::Migration),
         ]
     }
 }

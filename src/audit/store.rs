@@ -53,10 +53,7 @@ pub(crate) fn snapshot(m: audit_ledger::Model) -> AppResult<AuditEntrySnapshot> 
 }
 
 fn position(e: &AuditEntrySnapshot) -> Position {
-    Position {
-        created_at: e.created_at,
-        id: e.id.clone(),
-    }
+    Position::of(e.created_at, &e.id)
 }
 
 fn tenant_rows(tenant: &TenantId) -> Select<Entity> {

@@ -34,14 +34,31 @@ use crate::traces::TraceListFilter;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum ExportSubject {
-    LlmRuns { filter: RunFilter },
-    SystemRecords { filter: SystemFilter },
-    Audit { filter: AuditFilter },
-    Traces { filter: TraceListFilter },
-    RunBundle { run_id: String },
-    TraceBundle { trace_id: String },
-    IncidentBundle { incident_id: String },
-    Compliance { incident_id: String },
+    /// Boxed: the run filter is several times the size of the others.
+    LlmRuns {
+        filter: Box<RunFilter>,
+    },
+    SystemRecords {
+        filter: SystemFilter,
+    },
+    Audit {
+        filter: AuditFilter,
+    },
+    Traces {
+        filter: TraceListFilter,
+    },
+    RunBundle {
+        run_id: String,
+    },
+    TraceBundle {
+        trace_id: String,
+    },
+    IncidentBundle {
+        incident_id: String,
+    },
+    Compliance {
+        incident_id: String,
+    },
 }
 
 impl ExportSubject {

@@ -27,7 +27,7 @@ use crate::traces::graphql::TraceFilter;
 #[derive(Debug, Clone, OneofObject)]
 pub enum ExportListFilter {
     /// For `LLM_RUNS` (as `llmRuns(filter:)`).
-    LlmRuns(LlmRunFilter),
+    LlmRuns(Box<LlmRunFilter>),
     /// For `SYSTEM_RECORDS` (as `systemRecords(filter:)`).
     SystemRecords(SystemRecordFilter),
     /// For `AUDIT` (as `auditEntries(filter:)`).
@@ -126,7 +126,9 @@ fn subject(input: &CreateExportInput) -> AppResult<ExportSubject> {
             None => ExportSubject::LlmRuns {
                 filter: Default::default(),
             },
-            Some(ExportListFilter::LlmRuns(f)) => ExportSubject::LlmRuns { filter: f.into() },
+            Some(ExportListFilter::LlmRuns(f)) => ExportSubject::LlmRuns {
+                filter: Box::new((*f).try_into()?),
+            },
             Some(_) => return Err(mismatch()),
         },
         ExportScope::SystemRecords => match filter {

@@ -392,7 +392,7 @@ impl Attempt<'_> {
     where
         L::Row: ExportRow,
     {
-        let select = L::select(&self.tenant, filter, None);
+        let select = L::select_on(self.db.get_database_backend(), &self.tenant, filter, None);
         let (created_at, id) = L::ORDER;
         let (snapshot, position) = (L::ROW, L::POSITION);
         let as_of = self.job.as_of;
@@ -984,10 +984,7 @@ pub async fn sweep_partial_files(db: &DatabaseConnection, dir: &Path) -> AppResu
 }
 
 fn pos(created_at: DateTime<Utc>, id: &str) -> Position {
-    Position {
-        created_at,
-        id: id.to_owned(),
-    }
+    Position::of(created_at, id)
 }
 
 /// A row as the JSON object of its column set.
@@ -1056,7 +1053,7 @@ where
         let mut q = self.select.clone().filter(self.created_at.lte(self.as_of));
         if let Some(last) = &self.last {
             let key = Expr::tuple([Expr::col(self.created_at), Expr::col(self.id)]);
-            let at = Expr::tuple([Expr::val(last.created_at), Expr::val(last.id.clone())]);
+            let at = Expr::tuple([Expr::val(last.time()?), Expr::val(last.id.clone())]);
             q = q.filter(key.lt(at));
         }
         let statement = q

@@ -84,19 +84,10 @@ pub fn rollup_count(
     filter: &RunFilter,
     as_of: Option<DateTime<Utc>>,
 ) -> Option<RollupCount> {
-    let RunFilter {
-        run_id: None,
-        provider: None,
-        model: None,
-        status: None,
-        source: None,
-        is_synthetic: None,
-        created_after,
-        created_before,
-    } = filter
-    else {
+    if !filter.only_created_window() {
         return None;
-    };
+    }
+    let (created_after, created_before) = (&filter.created_after, &filter.created_before);
     let upper = match (*created_before, as_of) {
         (Some(before), Some(as_of)) => Some(before.min(as_of)),
         (bound, None) | (None, bound) => bound,

@@ -1,8 +1,9 @@
 //! GraphQL for LLM runs: the `LlmRun` node, `llmRuns` (a keyset-paged connection) and `llmRun`.
 
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 
-use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
+use super::views::{FacetField, RunSet, TimeField};
+use super::{store, ExecutionStatus, IntRange, LlmRunSnapshot, RunFilter, RunSource};
 use crate::audit::graphql::AuditEntry;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
@@ -10,11 +11,13 @@ use crate::exports::graphql::LogExport;
 use crate::ids::{self, NodeKind};
 use crate::integrity::graphql::IntegrityReportNode;
 use crate::mismatches::graphql::TraceMismatch;
-use crate::pagination::canonical;
+use crate::pagination::{self, canonical, ListOrder, PageRequest, Position, SortKey};
 use crate::plain::{value, PlainField, PlainFields};
 use crate::replay::graphql::ReplayWindow;
+use crate::scalars::BigInt;
 use crate::scalars::DateTime;
 use crate::state::AppState;
+use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval, NumericStats};
 use crate::system::graphql::SystemRecord;
 use crate::traces::graphql::Trace;
 
@@ -65,6 +68,14 @@ impl LlmRun {
     /// Cost in integer US cents.
     async fn cost_cents(&self) -> i32 {
         self.0.cost_cents
+    }
+    /// `inputTokens + outputTokens`.
+    async fn total_tokens(&self) -> BigInt {
+        BigInt(self.0.total_tokens)
+    }
+    /// Milliseconds from `startedAt` to `completedAt`; null while the run is running.
+    async fn duration_ms(&self) -> Option<BigInt> {
+        self.0.duration_ms.map(BigInt)
     }
     async fn execution_status(&self) -> ExecutionStatus {
         self.0.execution_status
@@ -197,7 +208,85 @@ impl LlmRun {
     }
 }
 
-crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun from LlmRunSnapshot);
+crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun, views RunSet {
+    /// Value → count of each named field over the runs matching the filter and `asOf` (all
+    /// pages), most frequent first; for a console's filter dropdowns.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn facets(
+        &self,
+        fields: Vec<FacetField>,
+        #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<LlmRunFacet>> {
+        let limit = crate::stats::facet_limit(limit)?;
+        if fields.is_empty() || fields.len() > 5 {
+            return Err(AppError::bad_input("fields", "name 1 to 5 facet fields").into());
+        }
+        let mut facets = Vec::with_capacity(fields.len());
+        for field in fields {
+            let (values, other_count) = crate::stats::top_values(self.1.facet(field).await?, limit);
+            facets.push(LlmRunFacet {
+                field,
+                values,
+                other_count: BigInt(other_count),
+            });
+        }
+        Ok(facets)
+    }
+
+    /// Count, sum, mean, extremes and percentiles of the numeric fields over the runs matching
+    /// the filter and `asOf` (all pages).
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn aggregate(&self) -> async_graphql::Result<LlmRunAggregate> {
+        let (count, mut stats) = self.1.aggregate().await?;
+        let mut next = || stats.remove(0);
+        Ok(LlmRunAggregate {
+            count: BigInt(count),
+            cost_cents: next(),
+            input_tokens: next(),
+            output_tokens: next(),
+            total_tokens: next(),
+            duration_ms: next(),
+        })
+    }
+
+    /// Runs (and their cost) per time bucket over `[from, to)`, zero-filled, for the runs
+    /// matching the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone`
+    /// (an IANA name; UTC when absent); the first and last are cut at `from` and `to`.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn histogram(
+        &self,
+        #[graphql(default)] field: TimeField,
+        interval: HistogramInterval,
+        from: DateTime,
+        to: DateTime,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+        let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
+        let totals = self.1.histogram(field, &buckets).await?;
+        Ok(buckets.finish(&totals, true))
+    }
+});
+
+/// One facet of `llmRuns`.
+#[derive(SimpleObject)]
+pub struct LlmRunFacet {
+    pub field: FacetField,
+    pub values: Vec<FacetValue>,
+    /// Runs whose value was cut by `limit`.
+    pub other_count: BigInt,
+}
+
+/// Aggregates of `llmRuns` (NULL durations, of runs still running, are not counted).
+#[derive(SimpleObject)]
+pub struct LlmRunAggregate {
+    pub count: BigInt,
+    pub cost_cents: NumericStats,
+    pub input_tokens: NumericStats,
+    pub output_tokens: NumericStats,
+    pub total_tokens: NumericStats,
+    pub duration_ms: NumericStats,
+}
 
 /// The stored columns, read as the resolvers above read them.
 impl PlainFields for LlmRun {
@@ -214,6 +303,8 @@ impl PlainFields for LlmRun {
             "inputTokens" => |r| value::scalar(&r.0.input_tokens),
             "outputTokens" => |r| value::scalar(&r.0.output_tokens),
             "costCents" => |r| value::scalar(&r.0.cost_cents),
+            "totalTokens" => |r| value::scalar(&BigInt(r.0.total_tokens)),
+            "durationMs" => |r| value::optional_scalar(r.0.duration_ms.map(BigInt).as_ref()),
             "executionStatus" => |r| value::enumeration(r.0.execution_status),
             "startedAt" => |r| value::scalar(&DateTime::from(r.0.started_at)),
             "completedAt" => {
@@ -229,33 +320,223 @@ impl PlainFields for LlmRun {
     }
 }
 
-/// Filters for `llmRuns`; the same input drives the list and its `totalCount`.
+/// Filters for `llmRuns`; the same input drives the list, its `totalCount`, facets, aggregate
+/// and histogram, an export of the list and the `llmRunAdded` tail. Every given condition must
+/// hold; ranges and time bounds are inclusive.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct LlmRunFilter {
     pub run_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub synthetic_scenario_id: Option<String>,
     pub provider: Option<String>,
+    /// Any of these providers.
+    pub provider_in: Option<Vec<String>>,
+    /// None of these providers.
+    pub provider_not_in: Option<Vec<String>>,
     pub model: Option<String>,
+    pub model_in: Option<Vec<String>>,
+    pub model_not_in: Option<Vec<String>>,
     /// Any of these statuses.
     pub status: Option<Vec<ExecutionStatus>>,
+    /// None of these statuses.
+    pub status_not_in: Option<Vec<ExecutionStatus>>,
     pub source: Option<RunSource>,
+    pub source_in: Option<Vec<RunSource>>,
+    pub source_not_in: Option<Vec<RunSource>>,
     pub is_synthetic: Option<bool>,
     /// Inclusive lower bound on `createdAt`.
     pub created_after: Option<DateTime>,
     /// Inclusive upper bound on `createdAt`.
     pub created_before: Option<DateTime>,
+    pub started_after: Option<DateTime>,
+    pub started_before: Option<DateTime>,
+    /// Runs still running have no `completedAt` and fall outside these bounds.
+    pub completed_after: Option<DateTime>,
+    pub completed_before: Option<DateTime>,
+    pub cost_cents: Option<IntRangeInput>,
+    pub input_tokens: Option<IntRangeInput>,
+    pub output_tokens: Option<IntRangeInput>,
+    pub total_tokens: Option<IntRangeInput>,
+    /// Milliseconds from start to completion; runs still running fall outside.
+    pub duration_ms: Option<IntRangeInput>,
+    /// Case-insensitive substring (3 to 100 characters) of the run id, model, provider, trace
+    /// id or scenario id, answered from a trigram index.
+    pub search: Option<String>,
 }
 
-impl From<LlmRunFilter> for RunFilter {
-    fn from(f: LlmRunFilter) -> Self {
-        RunFilter {
+/// An inclusive range; either end may be left open.
+#[derive(Debug, Clone, Copy, Default, InputObject)]
+#[graphql(name = "IntRange")]
+pub struct IntRangeInput {
+    pub min: Option<BigInt>,
+    pub max: Option<BigInt>,
+}
+
+/// The most values one "any of" / "none of" list may hold.
+const MAX_FILTER_VALUES: usize = 100;
+
+fn text_set(field: &str, values: Option<Vec<String>>) -> AppResult<Option<Vec<String>>> {
+    let Some(mut values) = values else {
+        return Ok(None);
+    };
+    if values.is_empty() || values.len() > MAX_FILTER_VALUES {
+        return Err(AppError::bad_input(
+            field,
+            format!("`{field}` takes 1 to {MAX_FILTER_VALUES} values"),
+        ));
+    }
+    values.sort();
+    values.dedup();
+    Ok(Some(values))
+}
+
+fn range(field: &str, range: Option<IntRangeInput>) -> AppResult<Option<IntRange>> {
+    let Some(IntRangeInput { min, max }) = range else {
+        return Ok(None);
+    };
+    let (min, max) = (min.map(|v| v.0), max.map(|v| v.0));
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            return Err(AppError::bad_input(
+                field,
+                format!("`{field}.min` is above `max`"),
+            ));
+        }
+    }
+    Ok(Some(IntRange { min, max }))
+}
+
+impl TryFrom<LlmRunFilter> for RunFilter {
+    type Error = AppError;
+
+    fn try_from(f: LlmRunFilter) -> AppResult<Self> {
+        let statuses =
+            |v: Option<Vec<ExecutionStatus>>| v.map(|s| canonical(s, ExecutionStatus::as_str));
+        let sources = |v: Option<Vec<RunSource>>| v.map(|s| canonical(s, RunSource::as_str));
+        if let Some(term) = &f.search {
+            super::search::check("search", term)?;
+        }
+        Ok(RunFilter {
             run_id: f.run_id,
             provider: f.provider,
             model: f.model,
-            status: f.status.map(|s| canonical(s, ExecutionStatus::as_str)),
+            status: statuses(f.status),
             source: f.source,
             is_synthetic: f.is_synthetic,
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
+            trace_id: f.trace_id,
+            synthetic_scenario_id: f.synthetic_scenario_id,
+            provider_in: text_set("providerIn", f.provider_in)?,
+            provider_not_in: text_set("providerNotIn", f.provider_not_in)?,
+            model_in: text_set("modelIn", f.model_in)?,
+            model_not_in: text_set("modelNotIn", f.model_not_in)?,
+            status_not_in: statuses(f.status_not_in),
+            source_in: sources(f.source_in),
+            source_not_in: sources(f.source_not_in),
+            started_after: f.started_after.map(|d| d.0),
+            started_before: f.started_before.map(|d| d.0),
+            completed_after: f.completed_after.map(|d| d.0),
+            completed_before: f.completed_before.map(|d| d.0),
+            cost_cents: range("costCents", f.cost_cents)?,
+            input_tokens: range("inputTokens", f.input_tokens)?,
+            output_tokens: range("outputTokens", f.output_tokens)?,
+            total_tokens: range("totalTokens", f.total_tokens)?,
+            duration_ms: range("durationMs", f.duration_ms)?,
+            search: f.search,
+        })
+    }
+}
+
+/// The columns `llmRuns` can be sorted by; each has an index `(tenant, column, id)`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LlmRunOrderField {
+    #[default]
+    CreatedAt,
+    StartedAt,
+    CostCents,
+    TotalTokens,
+    /// Runs still running have no duration and are not listed in this order.
+    DurationMs,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    #[default]
+    Desc,
+    Asc,
+}
+
+/// The order of `llmRuns`: a column, then the record id, both in `direction`.
+#[derive(Debug, Clone, Copy, Default, InputObject)]
+pub struct LlmRunOrder {
+    #[graphql(default)]
+    pub field: LlmRunOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl LlmRunOrder {
+    fn list_order(self) -> ListOrder<store::RunList> {
+        use entity::llm_run_records::Column as C;
+        use LlmRunOrderField as F;
+        let descending = self.direction == OrderDirection::Desc;
+        let (name, column, time, position): (_, _, _, fn(&LlmRunSnapshot) -> Position) =
+            match (self.field, descending) {
+                (F::CreatedAt, true) => return ListOrder::newest_first(),
+                (F::CreatedAt, false) => ("CREATED_AT_ASC", C::CreatedAt, true, |r| {
+                    Position::of(r.created_at, &r.id)
+                }),
+                (F::StartedAt, d) => (
+                    if d {
+                        "STARTED_AT_DESC"
+                    } else {
+                        "STARTED_AT_ASC"
+                    },
+                    C::StartedAt,
+                    true,
+                    |r| Position::of(r.started_at, &r.id),
+                ),
+                (F::CostCents, d) => (
+                    if d {
+                        "COST_CENTS_DESC"
+                    } else {
+                        "COST_CENTS_ASC"
+                    },
+                    C::CostCents,
+                    false,
+                    |r| Position::keyed(r.cost_cents.into(), &r.id),
+                ),
+                (F::TotalTokens, d) => (
+                    if d {
+                        "TOTAL_TOKENS_DESC"
+                    } else {
+                        "TOTAL_TOKENS_ASC"
+                    },
+                    C::TotalTokens,
+                    false,
+                    |r| Position::keyed(r.total_tokens, &r.id),
+                ),
+                (F::DurationMs, d) => (
+                    if d {
+                        "DURATION_MS_DESC"
+                    } else {
+                        "DURATION_MS_ASC"
+                    },
+                    C::DurationMs,
+                    false,
+                    |r| Position::keyed(r.duration_ms.unwrap_or_default(), &r.id),
+                ),
+            };
+        ListOrder {
+            key: SortKey {
+                name,
+                column,
+                time,
+                descending,
+                skip_null: self.field == F::DurationMs,
+            },
+            position,
         }
     }
 }
@@ -270,10 +551,56 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<LlmRun> {
         .ok_or(AppError::NotFound("LlmRun"))
 }
 
-crate::list_field!(
-    /// The tenant's LLM run records, newest first (ties broken by id).
-    LlmRunsField.llm_runs(LlmRunFilter) -> LlmRunConnection = store::RunList
-);
+#[derive(Default)]
+pub struct LlmRunsField;
+
+#[Object]
+impl LlmRunsField {
+    /// The tenant's LLM run records, newest first (ties broken by id) unless `orderBy` names
+    /// another order. Cursors are bound to the filter, the order and `asOf`.
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn llm_runs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LlmRunFilter>,
+        order_by: Option<LlmRunOrder>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<LlmRunConnection> {
+        let mut request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0))
+            .sized(pagination::page_sizes(ctx));
+        let filter = RunFilter::try_from(filter.unwrap_or_default())?;
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let wanted = ctx.look_ahead();
+        request.rows = ["nodes", "edges", "pageInfo"]
+            .iter()
+            .any(|field| wanted.field(field).exists());
+        let page = pagination::page_in::<store::RunList>(
+            &state.db,
+            &state.cursors,
+            &principal.tenant_id,
+            &filter,
+            &request,
+            order_by.unwrap_or_default().list_order(),
+        )
+        .await?;
+        let views = RunSet {
+            db: state.db.clone(),
+            tenant: principal.tenant_id.clone(),
+            filter,
+            as_of: request.as_of,
+        };
+        Ok(LlmRunConnection(page.map(LlmRun), views))
+    }
+}
 
 /// The runs' root fields, in schema order.
 #[derive(async_graphql::MergedObject, Default)]

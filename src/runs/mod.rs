@@ -7,7 +7,10 @@ pub mod evidence;
 pub mod graphql;
 pub mod loaders;
 pub mod mutation;
+pub mod rollups;
+pub mod search;
 pub mod store;
+pub mod views;
 pub mod write;
 
 use crate::closed_set::closed_set;
@@ -60,10 +63,17 @@ pub struct LlmRunSnapshot {
     pub is_synthetic: bool,
     pub synthetic_scenario_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// `input_tokens + output_tokens`, as the database computes it.
+    pub total_tokens: i64,
+    /// Milliseconds from start to completion, as the database computes it; `None` while
+    /// running.
+    pub duration_ms: Option<i64>,
 }
 
-/// The list filter, as the store applies it. Equality on each given field; the time bounds are
-/// inclusive (`created_at >= created_after`, `created_at <= created_before`).
+/// The list filter, as the store applies it (docs/console.md). Every given condition must hold.
+/// Time bounds are inclusive (`created_at >= created_after`, `created_at <= created_before`);
+/// so are the numeric ranges. Fields added after the first release are left out of the
+/// serialized form when unset, so cursors and stored export jobs made before them stay valid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunFilter {
     pub run_id: Option<String>,
@@ -74,4 +84,126 @@ pub struct RunFilter {
     pub is_synthetic: Option<bool>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_scenario_id: Option<String>,
+    /// Any of these providers / none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_not_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_not_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_not_in: Option<Vec<ExecutionStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_in: Option<Vec<RunSource>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_not_in: Option<Vec<RunSource>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_cents: Option<IntRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<IntRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<IntRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<IntRange>,
+    /// Runs without a completion time have no duration and fall outside any duration range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<IntRange>,
+    /// Case-insensitive substring of the run id, model, provider, trace id or scenario id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+}
+
+impl RunFilter {
+    /// True when the filter names only what the rollups are keyed by (provider, model, status,
+    /// source, synthetic) and the creation time, so rollups can answer facets and histograms.
+    pub fn on_rollup_keys(&self) -> bool {
+        let RunFilter {
+            run_id,
+            trace_id,
+            synthetic_scenario_id,
+            started_after,
+            started_before,
+            completed_after,
+            completed_before,
+            cost_cents,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            duration_ms,
+            search,
+            // Rollup keys.
+            provider: _,
+            model: _,
+            status: _,
+            source: _,
+            is_synthetic: _,
+            created_after: _,
+            created_before: _,
+            provider_in: _,
+            provider_not_in: _,
+            model_in: _,
+            model_not_in: _,
+            status_not_in: _,
+            source_in: _,
+            source_not_in: _,
+        } = self;
+        run_id.is_none()
+            && trace_id.is_none()
+            && synthetic_scenario_id.is_none()
+            && started_after.is_none()
+            && started_before.is_none()
+            && completed_after.is_none()
+            && completed_before.is_none()
+            && cost_cents.is_none()
+            && input_tokens.is_none()
+            && output_tokens.is_none()
+            && total_tokens.is_none()
+            && duration_ms.is_none()
+            && search.is_none()
+    }
+
+    /// True when the filter is at most a creation-time window (what the day counts answer).
+    pub fn only_created_window(&self) -> bool {
+        let window = RunFilter {
+            created_after: self.created_after,
+            created_before: self.created_before,
+            ..RunFilter::default()
+        };
+        *self == window
+    }
+}
+
+/// Milliseconds from start to completion, rounded half away from zero as the database's
+/// generated `duration_ms` column rounds them.
+pub fn duration_ms(started: DateTime<Utc>, completed: Option<DateTime<Utc>>) -> Option<i64> {
+    let micros = (completed? - started).num_microseconds()?;
+    let (ms, rest) = (micros / 1000, micros % 1000);
+    Some(if rest >= 500 {
+        ms + 1
+    } else if rest <= -500 {
+        ms - 1
+    } else {
+        ms
+    })
+}
+
+/// An inclusive integer range; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct IntRange {
+    pub min: Option<i64>,
+    pub max: Option<i64>,
 }

@@ -2,12 +2,13 @@
 
 use entity::llm_run_records::{self, Column, Entity};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet, QueryFilter,
+    Select, Set,
 };
 
 use chrono::{DateTime, Utc};
 
-use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
+use super::{search, ExecutionStatus, IntRange, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::pagination::{created_within, Listed, Position, RollupCount};
@@ -41,29 +42,95 @@ pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
         is_synthetic: m.is_synthetic,
         synthetic_scenario_id: m.synthetic_scenario_id,
         created_at: m.created_at,
+        total_tokens: m.total_tokens,
+        duration_ms: m.duration_ms,
     })
 }
 
-pub(crate) fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Entity> {
+pub(crate) fn filtered(
+    backend: DbBackend,
+    tenant: &TenantId,
+    filter: &RunFilter,
+) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
-    if let Some(v) = &filter.run_id {
-        q = q.filter(Column::RunId.eq(v.as_str()));
+    let text_eq = [
+        (Column::RunId, &filter.run_id),
+        (Column::Provider, &filter.provider),
+        (Column::Model, &filter.model),
+        (Column::TraceId, &filter.trace_id),
+        (Column::SyntheticScenarioId, &filter.synthetic_scenario_id),
+    ];
+    for (column, value) in text_eq {
+        if let Some(v) = value {
+            q = q.filter(column.eq(v.as_str()));
+        }
     }
-    if let Some(v) = &filter.provider {
-        q = q.filter(Column::Provider.eq(v.as_str()));
-    }
-    if let Some(v) = &filter.model {
-        q = q.filter(Column::Model.eq(v.as_str()));
+    let text_sets = [
+        (
+            Column::Provider,
+            &filter.provider_in,
+            &filter.provider_not_in,
+        ),
+        (Column::Model, &filter.model_in, &filter.model_not_in),
+    ];
+    for (column, any, none) in text_sets {
+        if let Some(values) = any {
+            q = q.filter(column.is_in(values.iter().map(String::as_str)));
+        }
+        if let Some(values) = none {
+            q = q.filter(column.is_not_in(values.iter().map(String::as_str)));
+        }
     }
     if let Some(statuses) = &filter.status {
         q = q.filter(Column::ExecutionStatus.is_in(statuses.iter().map(|s| s.as_str())));
     }
+    if let Some(statuses) = &filter.status_not_in {
+        q = q.filter(Column::ExecutionStatus.is_not_in(statuses.iter().map(|s| s.as_str())));
+    }
     if let Some(v) = filter.source {
         q = q.filter(Column::Source.eq(v.as_str()));
+    }
+    if let Some(sources) = &filter.source_in {
+        q = q.filter(Column::Source.is_in(sources.iter().map(|s| s.as_str())));
+    }
+    if let Some(sources) = &filter.source_not_in {
+        q = q.filter(Column::Source.is_not_in(sources.iter().map(|s| s.as_str())));
     }
     if let Some(v) = filter.is_synthetic {
         q = q.filter(Column::IsSynthetic.eq(v));
     }
+    let ranges = [
+        (Column::CostCents, filter.cost_cents),
+        (Column::InputTokens, filter.input_tokens),
+        (Column::OutputTokens, filter.output_tokens),
+        (Column::TotalTokens, filter.total_tokens),
+        (Column::DurationMs, filter.duration_ms),
+    ];
+    for (column, range) in ranges {
+        if let Some(IntRange { min, max }) = range {
+            if let Some(min) = min {
+                q = q.filter(column.gte(min));
+            }
+            if let Some(max) = max {
+                q = q.filter(column.lte(max));
+            }
+        }
+    }
+    if let Some(term) = &filter.search {
+        q = q.filter(search::matches(backend, term));
+    }
+    let q = created_within(
+        q,
+        Column::StartedAt,
+        filter.started_after,
+        filter.started_before,
+    );
+    let q = created_within(
+        q,
+        Column::CompletedAt,
+        filter.completed_after,
+        filter.completed_before,
+    );
     created_within(
         q,
         Column::CreatedAt,
@@ -84,8 +151,21 @@ impl Listed for RunList {
     const ROW: fn(llm_run_records::Model) -> AppResult<LlmRunSnapshot> = snapshot;
     const POSITION: fn(&LlmRunSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
-    fn select(tenant: &TenantId, filter: &RunFilter, _: Option<DateTime<Utc>>) -> Select<Entity> {
-        filtered(tenant, filter)
+    fn select(
+        tenant: &TenantId,
+        filter: &RunFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
+        tenant: &TenantId,
+        filter: &RunFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(backend, tenant, filter)
     }
 
     fn rollup_count(
@@ -144,6 +224,9 @@ pub(crate) fn active_model(run: &LlmRunSnapshot) -> llm_run_records::ActiveModel
         is_synthetic: Set(run.is_synthetic),
         synthetic_scenario_id: Set(run.synthetic_scenario_id.clone()),
         created_at: Set(run.created_at),
+        // Generated by the database.
+        total_tokens: NotSet,
+        duration_ms: NotSet,
     }
 }
 

@@ -78,6 +78,8 @@ pub async fn record_run(
         is_synthetic: new.is_synthetic,
         synthetic_scenario_id: new.synthetic_scenario_id,
         created_at: crate::scalars::now(),
+        total_tokens: i64::from(new.input_tokens) + i64::from(new.output_tokens),
+        duration_ms: super::duration_ms(new.started_at, new.completed_at),
     };
     let row = super::store::active_model(&run);
     let result = Entity::insert(row)

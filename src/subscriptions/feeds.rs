@@ -93,7 +93,7 @@ impl<L: Listed> Feed for ListFeed<L> {
     }
 
     fn recorded_at(row: &L::Row) -> Option<DateTime<Utc>> {
-        Some((L::POSITION)(row).created_at)
+        (L::POSITION)(row).time().ok()
     }
 }
 

@@ -70,7 +70,7 @@ impl LogSubscription {
         let state = ctx.data_unchecked::<AppState>().clone();
         let feed = RunFeed {
             tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().into(),
+            filter: crate::runs::RunFilter::try_from(filter.unwrap_or_default())?,
         };
         let rows = tail::start(state, Topic::LlmRuns, &principal.tenant_id, feed, after).await?;
         Ok(rows.map(|(cursor, run)| LlmRunAdded {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
 use entity::aos_traces::{self, Column as T, Entity as Traces};
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement};
@@ -396,10 +396,7 @@ pub fn step_scope(tenant: &str, trace_id: &str) -> Scope {
 
 /// A step's position in its (ascending) list: the step index in the cursor's id part.
 pub fn step_position(step: &StepSnapshot) -> Position {
-    Position {
-        created_at: Utc.timestamp_micros(0).single().unwrap_or_default(),
-        id: step.step_index.to_string(),
-    }
+    Position::keyed(0, &step.step_index.to_string())
 }
 
 fn step_index_of(position: &Position) -> AppResult<i32> {

@@ -39,6 +39,7 @@ mod plain_lists;
 mod replay_enforce;
 mod replay_integrity;
 mod request_limits;
+mod run_console;
 mod run_counts;
 mod run_depth;
 mod runs;
@@ -89,6 +90,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("replay_integrity", replay_integrity::cases()),
         ("request_limits", request_limits::cases()),
         ("replay_enforce", replay_enforce::cases()),
+        ("run_console", run_console::cases()),
         ("run_counts", run_counts::cases()),
         ("run_depth", run_depth::cases()),
         ("runs", runs::cases()),

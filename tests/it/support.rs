@@ -503,6 +503,8 @@ pub fn make_runs(
                 is_synthetic: i % 10 == 0,
                 synthetic_scenario_id: (i % 10 == 0).then(|| "scenario-1".into()),
                 created_at,
+                total_tokens: 150 + i as i64,
+                duration_ms: Some(5_000),
             }
         })
         .collect()
