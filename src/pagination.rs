@@ -528,12 +528,18 @@ pub async fn list_connection<L: Listed, C: FromPage<L::Row>>(
     filter: L::Filter,
     mut request: PageRequest,
 ) -> AppResult<C> {
-    let wanted = ctx.look_ahead();
-    request.rows = ["nodes", "edges", "pageInfo"]
-        .iter()
-        .any(|field| wanted.field(field).exists());
+    request.rows = rows_wanted(ctx);
     let page = read_page::<L>(ctx, filter, request).await?;
     C::from_page(ctx, page)
+}
+
+/// Whether the client selected any of a connection's rows (`nodes`, `edges`, `pageInfo`) rather
+/// than only its counts and views ([`PageRequest::rows`]).
+pub fn rows_wanted(ctx: &async_graphql::Context<'_>) -> bool {
+    let wanted = ctx.look_ahead();
+    ["nodes", "edges", "pageInfo"]
+        .iter()
+        .any(|field| wanted.field(field).exists())
 }
 
 /// The server's page sizes, for a resolver's [`PageRequest::sized`].

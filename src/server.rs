@@ -211,7 +211,6 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
         crate::export_files::worker::spawn(state.clone(), services.ledger_key.clone());
     crate::idempotency::spawn_purge(state.db.clone());
     crate::runs::counts::spawn_compaction(state.db.clone());
-    crate::runs::rollups::spawn_compaction(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     crate::telemetry::spawn_upkeep();
     Ok(RunningServer {

@@ -164,7 +164,7 @@ pub async fn compact(db: &impl ConnectionTrait) -> AppResult<u64> {
     Ok(folded.rows_affected())
 }
 
-/// Compacts the day counts every minute, on PostgreSQL.
+/// Compacts the day counts and the rollups (`super::rollups`) every minute, on PostgreSQL.
 pub fn spawn_compaction(db: DatabaseConnection) {
     if !crate::db::is_postgres(&db) {
         return;
@@ -175,9 +175,12 @@ pub fn spawn_compaction(db: DatabaseConnection) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            // Two processes folding the same rows may deadlock; one loses and tries again.
             if let Err(err) = compact(&db).await {
-                // Two processes folding the same rows may deadlock; one loses and tries again.
                 tracing::debug!(error = ?err, "run day counts not compacted this time");
+            }
+            if let Err(err) = super::rollups::compact(&db).await {
+                tracing::debug!(error = ?err, "run rollups not compacted this time");
             }
         }
     });

@@ -579,10 +579,7 @@ impl LlmRunsField {
         let filter = RunFilter::try_from(filter.unwrap_or_default())?;
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
-        let wanted = ctx.look_ahead();
-        request.rows = ["nodes", "edges", "pageInfo"]
-            .iter()
-            .any(|field| wanted.field(field).exists());
+        request.rows = pagination::rows_wanted(ctx);
         let page = pagination::page_in::<store::RunList>(
             &state.db,
             &state.cursors,

@@ -7,19 +7,14 @@
 //! range of under an hour each), so a facet or histogram over 30 days reads a few thousand
 //! rollup rows, not the tenant's runs. See docs/console.md.
 
-use std::time::Duration as StdDuration;
-
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, Utc};
 use entity::llm_run_rollups::{Column as U, Entity as Rollups};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
 use super::RunFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
-
-/// How often a process folds the PostgreSQL deltas of each rollup key into one row.
-const COMPACT_EVERY: StdDuration = StdDuration::from_secs(60);
 
 const HOUR_KEY: &str = "%Y-%m-%dT%H";
 const DAY_KEY: &str = "%Y-%m-%d";
@@ -171,43 +166,78 @@ pub fn hour_start(key: &str) -> Option<DateTime<Utc>> {
 /// The tenant's rollup rows matching the filter's rollup keys (the caller checked
 /// [`RunFilter::on_rollup_keys`]).
 pub fn filtered(tenant: &TenantId, filter: &RunFilter) -> Select<Rollups> {
-    let mut q = Rollups::find().filter(U::TenantId.eq(tenant.as_str()));
-    for (column, value) in [(U::Provider, &filter.provider), (U::Model, &filter.model)] {
-        if let Some(v) = value {
-            q = q.filter(column.eq(v.as_str()));
+    let keys = KeyColumns {
+        provider: U::Provider,
+        model: U::Model,
+        status: U::ExecutionStatus,
+        source: U::Source,
+        synthetic: U::IsSynthetic,
+    };
+    keys.narrow(
+        Rollups::find().filter(U::TenantId.eq(tenant.as_str())),
+        filter,
+    )
+}
+
+/// The columns the rollups are keyed by, in a table that has them (the runs or the rollups):
+/// one place applies the filter's conditions on them to both.
+pub struct KeyColumns<C> {
+    pub provider: C,
+    pub model: C,
+    pub status: C,
+    pub source: C,
+    pub synthetic: C,
+}
+
+impl<C: ColumnTrait> KeyColumns<C> {
+    /// `select` narrowed by the filter's provider, model, status, source and synthetic
+    /// conditions.
+    pub fn narrow<E: EntityTrait<Column = C>>(
+        &self,
+        select: Select<E>,
+        filter: &RunFilter,
+    ) -> Select<E> {
+        let mut q = select;
+        for (column, value) in [
+            (self.provider, &filter.provider),
+            (self.model, &filter.model),
+        ] {
+            if let Some(v) = value {
+                q = q.filter(column.eq(v.as_str()));
+            }
         }
-    }
-    let sets = [
-        (U::Provider, &filter.provider_in, &filter.provider_not_in),
-        (U::Model, &filter.model_in, &filter.model_not_in),
-    ];
-    for (column, any, none) in sets {
-        if let Some(values) = any {
-            q = q.filter(column.is_in(values.iter().map(String::as_str)));
+        let sets = [
+            (self.provider, &filter.provider_in, &filter.provider_not_in),
+            (self.model, &filter.model_in, &filter.model_not_in),
+        ];
+        for (column, any, none) in sets {
+            if let Some(values) = any {
+                q = q.filter(column.is_in(values.iter().map(String::as_str)));
+            }
+            if let Some(values) = none {
+                q = q.filter(column.is_not_in(values.iter().map(String::as_str)));
+            }
         }
-        if let Some(values) = none {
-            q = q.filter(column.is_not_in(values.iter().map(String::as_str)));
+        if let Some(statuses) = &filter.status {
+            q = q.filter(self.status.is_in(statuses.iter().map(|s| s.as_str())));
         }
+        if let Some(statuses) = &filter.status_not_in {
+            q = q.filter(self.status.is_not_in(statuses.iter().map(|s| s.as_str())));
+        }
+        if let Some(v) = filter.source {
+            q = q.filter(self.source.eq(v.as_str()));
+        }
+        if let Some(sources) = &filter.source_in {
+            q = q.filter(self.source.is_in(sources.iter().map(|s| s.as_str())));
+        }
+        if let Some(sources) = &filter.source_not_in {
+            q = q.filter(self.source.is_not_in(sources.iter().map(|s| s.as_str())));
+        }
+        if let Some(v) = filter.is_synthetic {
+            q = q.filter(self.synthetic.eq(v));
+        }
+        q
     }
-    if let Some(statuses) = &filter.status {
-        q = q.filter(U::ExecutionStatus.is_in(statuses.iter().map(|s| s.as_str())));
-    }
-    if let Some(statuses) = &filter.status_not_in {
-        q = q.filter(U::ExecutionStatus.is_not_in(statuses.iter().map(|s| s.as_str())));
-    }
-    if let Some(v) = filter.source {
-        q = q.filter(U::Source.eq(v.as_str()));
-    }
-    if let Some(sources) = &filter.source_in {
-        q = q.filter(U::Source.is_in(sources.iter().map(|s| s.as_str())));
-    }
-    if let Some(sources) = &filter.source_not_in {
-        q = q.filter(U::Source.is_not_in(sources.iter().map(|s| s.as_str())));
-    }
-    if let Some(v) = filter.is_synthetic {
-        q = q.filter(U::IsSynthetic.eq(v));
-    }
-    q
 }
 
 /// `SUM(column)` as a 64-bit integer on both backends.
@@ -238,25 +268,6 @@ pub async fn compact(db: &impl ConnectionTrait) -> AppResult<u64> {
         )
         .await?;
     Ok(folded.rows_affected())
-}
-
-/// Compacts the rollups every minute, on PostgreSQL.
-pub fn spawn_compaction(db: DatabaseConnection) {
-    if !crate::db::is_postgres(&db) {
-        return;
-    }
-    tokio::spawn(async move {
-        let first = tokio::time::Instant::now() + COMPACT_EVERY;
-        let mut every = tokio::time::interval_at(first, COMPACT_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            if let Err(err) = compact(&db).await {
-                // Two processes folding the same rows may deadlock; one loses and tries again.
-                tracing::debug!(error = ?err, "run rollups not compacted this time");
-            }
-        }
-    });
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use sea_orm::{
 
 use chrono::{DateTime, Utc};
 
+use super::rollups::KeyColumns;
 use super::{search, ExecutionStatus, IntRange, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
@@ -53,52 +54,23 @@ pub(crate) fn filtered(
     filter: &RunFilter,
 ) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::TenantId.eq(tenant.as_str()));
-    let text_eq = [
+    for (column, value) in [
         (Column::RunId, &filter.run_id),
-        (Column::Provider, &filter.provider),
-        (Column::Model, &filter.model),
         (Column::TraceId, &filter.trace_id),
         (Column::SyntheticScenarioId, &filter.synthetic_scenario_id),
-    ];
-    for (column, value) in text_eq {
+    ] {
         if let Some(v) = value {
             q = q.filter(column.eq(v.as_str()));
         }
     }
-    let text_sets = [
-        (
-            Column::Provider,
-            &filter.provider_in,
-            &filter.provider_not_in,
-        ),
-        (Column::Model, &filter.model_in, &filter.model_not_in),
-    ];
-    for (column, any, none) in text_sets {
-        if let Some(values) = any {
-            q = q.filter(column.is_in(values.iter().map(String::as_str)));
-        }
-        if let Some(values) = none {
-            q = q.filter(column.is_not_in(values.iter().map(String::as_str)));
-        }
-    }
-    if let Some(statuses) = &filter.status {
-        q = q.filter(Column::ExecutionStatus.is_in(statuses.iter().map(|s| s.as_str())));
-    }
-    if let Some(statuses) = &filter.status_not_in {
-        q = q.filter(Column::ExecutionStatus.is_not_in(statuses.iter().map(|s| s.as_str())));
-    }
-    if let Some(v) = filter.source {
-        q = q.filter(Column::Source.eq(v.as_str()));
-    }
-    if let Some(sources) = &filter.source_in {
-        q = q.filter(Column::Source.is_in(sources.iter().map(|s| s.as_str())));
-    }
-    if let Some(sources) = &filter.source_not_in {
-        q = q.filter(Column::Source.is_not_in(sources.iter().map(|s| s.as_str())));
-    }
-    if let Some(v) = filter.is_synthetic {
-        q = q.filter(Column::IsSynthetic.eq(v));
-    }
+    let keys = KeyColumns {
+        provider: Column::Provider,
+        model: Column::Model,
+        status: Column::ExecutionStatus,
+        source: Column::Source,
+        synthetic: Column::IsSynthetic,
+    };
+    let mut q = keys.narrow(q, filter);
     let ranges = [
         (Column::CostCents, filter.cost_cents),
         (Column::InputTokens, filter.input_tokens),
