@@ -39,6 +39,7 @@ pub mod redaction;
 pub mod redis_link;
 pub mod replay;
 pub mod request;
+pub mod run_node;
 pub mod runs;
 pub mod scalars;
 pub mod seed;

@@ -2,6 +2,8 @@
 //! `auditEntityHistory`, `signalFeedback`, and the per-run loader behind
 //! `LlmRun.governanceEvents`.
 
+use crate::runs::graphql::LlmRun;
+use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -79,6 +81,10 @@ impl AuditEntry {
         self.0.correlation_id.as_deref()
     }
     /// The run this entry concerns, when there is one.
+    /// The run this entry names (`runId`), in the caller's tenant.
+    async fn llm_run(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LlmRun>> {
+        Ok(run_by_run_id(ctx, self.0.run_id.as_deref()).await?)
+    }
     async fn run_id(&self) -> Option<&str> {
         self.0.run_id.as_deref()
     }

@@ -2,6 +2,8 @@
 //! `logExports`, `logExport`, the per-run loader behind `LlmRun.exports` and the per-export
 //! loader behind `LogExport.job`.
 
+use crate::runs::graphql::LlmRun;
+use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -49,6 +51,10 @@ impl LogExport {
     /// The run a run-scoped export covers.
     async fn run_id(&self) -> Option<&str> {
         self.0.request.run_id.as_deref()
+    }
+    /// The run a run, trace or incident bundle covers (`runId`), in the caller's tenant.
+    async fn llm_run(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LlmRun>> {
+        Ok(run_by_run_id(ctx, self.0.request.run_id.as_deref()).await?)
     }
     /// Who asked for the export.
     async fn requested_by(&self) -> &str {

@@ -3,9 +3,8 @@
 //! docs/decisions.md D4).
 
 pub mod counts;
-pub mod evidence;
 pub mod graphql;
-pub mod loaders;
+pub mod lookup;
 pub mod mutation;
 pub mod rollups;
 pub mod search;

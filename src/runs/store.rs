@@ -163,6 +163,20 @@ pub async fn get_by_run_id(
     found.map(snapshot).transpose()
 }
 
+/// The tenant's runs with any of these run ids (one statement).
+pub async fn get_by_run_ids(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_ids: &[String],
+) -> AppResult<Vec<LlmRunSnapshot>> {
+    let found = Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::RunId.is_in(run_ids.iter().map(String::as_str)))
+        .all(db)
+        .await?;
+    found.into_iter().map(snapshot).collect()
+}
+
 pub async fn get_by_id(
     db: &impl ConnectionTrait,
     tenant: &TenantId,

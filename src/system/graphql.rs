@@ -1,6 +1,8 @@
 //! GraphQL for system records: the `SystemRecord` node, `systemRecords` (keyset-paged) and
 //! `systemRecord`, plus the per-run loader the `LlmRun.systemRecords` field batches through.
 
+use crate::runs::graphql::LlmRun;
+use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
@@ -67,6 +69,11 @@ impl SystemRecord {
         self.0.caused_by
     }
     /// Correlates the record with a run: records of a run have `correlationId = runId`.
+    /// The run whose run id is this record's `correlationId`, in the caller's tenant (a
+    /// system-wide record's correlated run too, when it is the caller's).
+    async fn llm_run(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LlmRun>> {
+        Ok(run_by_run_id(ctx, self.0.correlation_id.as_deref()).await?)
+    }
     async fn correlation_id(&self) -> Option<&str> {
         self.0.correlation_id.as_deref()
     }

@@ -2,6 +2,8 @@
 //! `steps`, the `traces` list, the lookups by trace id, run id and root hash, and
 //! `compareTraces`. Also the DataLoaders other domains use to hang traces off their nodes.
 
+use crate::runs::graphql::LlmRun;
+use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -472,6 +474,10 @@ impl Trace {
     /// The trace id (`trace_<run_id>` for runtime traces); unique within the tenant.
     async fn trace_id(&self) -> &str {
         &self.snapshot.trace_id
+    }
+    /// The run this trace executed, in the caller's tenant.
+    async fn llm_run(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LlmRun>> {
+        Ok(run_by_run_id(ctx, Some(&self.snapshot.run_id)).await?)
     }
     async fn run_id(&self) -> &str {
         &self.snapshot.run_id

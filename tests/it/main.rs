@@ -42,6 +42,7 @@ mod request_limits;
 mod run_console;
 mod run_counts;
 mod run_depth;
+mod run_links;
 mod runs;
 mod schema;
 mod shutdown;
@@ -93,6 +94,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("run_console", run_console::cases()),
         ("run_counts", run_counts::cases()),
         ("run_depth", run_depth::cases()),
+        ("run_links", run_links::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
         ("shutdown", shutdown::cases()),

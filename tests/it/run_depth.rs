@@ -123,7 +123,7 @@ async fn evidence_checksum_is_the_records_sha256(backend: Backend) {
     let evidence = &data["llmRun"]["evidence"];
     use sha2::Digest;
     let expected = hex::encode(sha2::Sha256::digest(
-        logbook::runs::evidence::checksum_input(&runs[0]).as_bytes(),
+        logbook::run_node::evidence::checksum_input(&runs[0]).as_bytes(),
     ));
     assert_eq!(evidence["checksum"], json!(expected));
     assert_eq!(evidence["origin"], "SYSTEM");

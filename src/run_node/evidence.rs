@@ -6,8 +6,8 @@ use async_graphql::{Enum, SimpleObject};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{LlmRunSnapshot, RunSource};
 use crate::audit::{AuditEntityType, AuditEntrySnapshot};
+use crate::runs::{LlmRunSnapshot, RunSource};
 use crate::scalars::{format_utc, DateTime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
