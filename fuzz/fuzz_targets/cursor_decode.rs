@@ -57,12 +57,9 @@ fuzz_target!(|input: Input<'_>| {
         }
     }
 
-    // What we issue.
-    if let Some(created_at) = Utc.timestamp_micros(input.micros).single() {
-        let position = Position {
-            created_at,
-            id: input.id.to_owned(),
-        };
+    // What we issue: any key (a time in microseconds, or the value of an integer sort column).
+    {
+        let position = Position::keyed(input.micros, input.id);
         let cursor = codec.encode(scope, &position);
         let decoded = codec.decode(scope, &cursor);
         if input.id.len() <= usize::from(u16::MAX) {
