@@ -31,6 +31,7 @@ mod m20261204_010000_keys_claimed_in_the_effects_transaction;
 mod m20261204_020000_llm_run_day_counts;
 mod m20261204_030000_manage_api_keys;
 mod m20261205_000000_run_console_reads;
+mod m20261205_010000_run_rollup_totals;
 
 pub struct Migrator;
 
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_020000_llm_run_day_counts::Migration),
             Box::new(m20261204_030000_manage_api_keys::Migration),
             Box::new(m20261205_000000_run_console_reads::Migration),
+            Box::new(m20261205_010000_run_rollup_totals::Migration),
         ]
     }
 }

@@ -32,16 +32,19 @@ crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun, views RunSet {
         if fields.is_empty() || fields.len() > 5 {
             return Err(AppError::bad_input("fields", "name 1 to 5 facet fields").into());
         }
-        let mut facets = Vec::with_capacity(fields.len());
-        for field in fields {
-            let (values, other_count) = crate::stats::top_values(self.1.facet(field).await?, limit);
-            facets.push(LlmRunFacet {
-                field,
-                values,
-                other_count: BigInt(other_count),
-            });
-        }
-        Ok(facets)
+        let counts = self.1.facets(&fields).await?;
+        Ok(fields
+            .into_iter()
+            .zip(counts)
+            .map(|(field, counts)| {
+                let (values, other_count) = crate::stats::top_values(counts, limit);
+                LlmRunFacet {
+                    field,
+                    values,
+                    other_count: BigInt(other_count),
+                }
+            })
+            .collect())
     }
 
     /// Count, sum, mean, extremes and percentiles of the numeric fields over the runs matching

@@ -175,6 +175,27 @@ impl RunFilter {
             && search.is_none()
     }
 
+    /// True when the filter names none of the rollup keys (provider, model, status, source,
+    /// synthetic): the rollups' totals rows answer it.
+    pub fn names_no_rollup_key(&self) -> bool {
+        let keys = RunFilter {
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            status: self.status.clone(),
+            source: self.source,
+            is_synthetic: self.is_synthetic,
+            provider_in: self.provider_in.clone(),
+            provider_not_in: self.provider_not_in.clone(),
+            model_in: self.model_in.clone(),
+            model_not_in: self.model_not_in.clone(),
+            status_not_in: self.status_not_in.clone(),
+            source_in: self.source_in.clone(),
+            source_not_in: self.source_not_in.clone(),
+            ..RunFilter::default()
+        };
+        keys == RunFilter::default()
+    }
+
     /// True when the filter is at most a creation-time window (what the day counts answer).
     pub fn only_created_window(&self) -> bool {
         let window = RunFilter {

@@ -116,10 +116,15 @@ impl WindowPlan {
         plan
     }
 
-    /// The rollup rows of the plan's days and hours.
-    pub fn rollup_condition(&self) -> Condition {
+    /// The tenant's rollup rows of the plan's days and hours: keyed rows, or the totals rows
+    /// (`totals`, grains `d`/`h`) when the filter names no rollup key. Each arm names the tenant,
+    /// so PostgreSQL reads each range from the `(tenant_id, grain, bucket)` index.
+    pub fn rollup_condition(&self, tenant: &TenantId, totals: bool) -> Condition {
+        let (day, hour) = if totals { ("d", "h") } else { ("D", "H") };
         let range = |grain: &str, (low, high): &(Option<String>, Option<String>)| {
-            let mut c = Condition::all().add(U::Grain.eq(grain));
+            let mut c = Condition::all()
+                .add(U::TenantId.eq(tenant.as_str()))
+                .add(U::Grain.eq(grain));
             if let Some(low) = low {
                 c = c.add(U::Bucket.gte(low.as_str()));
             }
@@ -130,10 +135,10 @@ impl WindowPlan {
         };
         let mut any = Condition::any();
         if let Some(days) = &self.days {
-            any = any.add(range("D", days));
+            any = any.add(range(day, days));
         }
         for hours in &self.hours {
-            any = any.add(range("H", hours));
+            any = any.add(range(hour, hours));
         }
         // No days or hours: `Condition::any()` of nothing is false, as wanted.
         any

@@ -42,16 +42,25 @@ pub enum FacetField {
     IsSynthetic,
 }
 
+/// The five keys as text, on the runs and on the rollups alike (same column names), in
+/// [`FacetField::position`] order.
+const KEY_VALUES: [&str; 5] = [
+    "provider",
+    "model",
+    "execution_status",
+    "source",
+    "CASE WHEN is_synthetic THEN 'true' ELSE 'false' END",
+];
+
 impl FacetField {
-    /// The field's value as text, on the runs and on the rollups alike (same column names).
-    fn value(self) -> Expr {
-        Expr::cust(match self {
-            FacetField::Provider => "provider",
-            FacetField::Model => "model",
-            FacetField::ExecutionStatus => "execution_status",
-            FacetField::Source => "source",
-            FacetField::IsSynthetic => "CASE WHEN is_synthetic THEN 'true' ELSE 'false' END",
-        })
+    fn position(self) -> usize {
+        match self {
+            FacetField::Provider => 0,
+            FacetField::Model => 1,
+            FacetField::ExecutionStatus => 2,
+            FacetField::Source => 3,
+            FacetField::IsSynthetic => 4,
+        }
     }
 }
 
@@ -107,34 +116,36 @@ impl RunSet {
         filtered(self.backend(), &self.tenant, &self.filter).filter(edges)
     }
 
-    /// Value → count of `field` over the matching runs.
-    pub async fn facet(&self, field: FacetField) -> AppResult<Vec<(String, i64)>> {
-        if !self.filter.on_rollup_keys() {
-            return group_count(&self.db, self.rows(), field).await;
-        }
-        let plan = WindowPlan::of(rollups::created_span(&self.filter, self.as_of), true);
-        let mut counts: HashMap<String, i64> = HashMap::new();
-        if plan.reads_rollups() {
-            let rows: Vec<(String, i64)> = rollups::filtered(&self.tenant, &self.filter)
-                .filter(plan.rollup_condition())
-                .select_only()
-                .column_as(field.value(), "value")
-                .column_as(rollups::sum("runs"), "n")
-                .group_by(field.value())
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            for (value, n) in rows {
-                *counts.entry(value).or_default() += n;
+    /// Value → count of each of `fields` over the matching runs. One statement counts the runs
+    /// per combination of all five keys (a few dozen rows), and every facet is summed from it.
+    pub async fn facets(&self, fields: &[FacetField]) -> AppResult<Vec<Vec<(String, i64)>>> {
+        let combos = if self.filter.on_rollup_keys() {
+            let plan = WindowPlan::of(rollups::created_span(&self.filter, self.as_of), true);
+            let mut combos = Vec::new();
+            if plan.reads_rollups() {
+                let select = rollups::filtered(&self.tenant, &self.filter)
+                    .filter(plan.rollup_condition(&self.tenant, false))
+                    .select_only();
+                combos.extend(key_counts(&self.db, select, rollups::sum("runs")).await?);
             }
-        }
-        if !plan.rows.is_empty() {
-            let edge = group_count(&self.db, self.edge_rows(&plan), field).await?;
-            for (value, n) in edge {
-                *counts.entry(value).or_default() += n;
+            if !plan.rows.is_empty() {
+                let select = self.edge_rows(&plan).select_only();
+                combos.extend(key_counts(&self.db, select, count_all()).await?);
             }
-        }
-        Ok(counts.into_iter().collect())
+            combos
+        } else {
+            key_counts(&self.db, self.rows().select_only(), count_all()).await?
+        };
+        Ok(fields
+            .iter()
+            .map(|field| {
+                let mut counts: HashMap<String, i64> = HashMap::new();
+                for (keys, n) in &combos {
+                    *counts.entry(keys[field.position()].clone()).or_default() += n;
+                }
+                counts.into_iter().collect()
+            })
+            .collect())
     }
 
     /// Count and cost per bucket of `field` over the matching runs.
@@ -146,6 +157,8 @@ impl RunSet {
         let mut totals = vec![(0i64, 0i64); buckets.len()];
         let column = field.column();
         let in_range = column.gte(buckets.from()).and(column.lt(buckets.to()));
+        // No key named: the totals rows, one per hour.
+        let all_keys = self.filter.names_no_rollup_key();
         let rollup_ready = field == TimeField::CreatedAt
             && self.filter.on_rollup_keys()
             && buckets.inner_bounds_on_hours();
@@ -165,7 +178,7 @@ impl RunSet {
         let plan = WindowPlan::of((Some(start), Some(end)), false);
         if plan.reads_rollups() {
             let hours: Vec<(String, i64, i64)> = rollups::filtered(&self.tenant, &self.filter)
-                .filter(plan.rollup_condition())
+                .filter(plan.rollup_condition(&self.tenant, all_keys))
                 .select_only()
                 .column(entity::llm_run_rollups::Column::Bucket)
                 .column_as(rollups::sum("runs"), "n")
@@ -326,18 +339,28 @@ fn add_into(
     }
 }
 
-/// `SELECT field, COUNT(*) … GROUP BY field` over `select`.
-async fn group_count(
+fn count_all() -> Expr {
+    Expr::cust("CAST(COUNT(*) AS BIGINT)")
+}
+
+/// `SELECT <the five keys>, n … GROUP BY <the five keys>` over `select` (runs or rollups).
+async fn key_counts<E: sea_orm::EntityTrait>(
     db: &DatabaseConnection,
-    select: Select<Runs>,
-    field: FacetField,
-) -> AppResult<Vec<(String, i64)>> {
-    Ok(select
-        .select_only()
-        .column_as(field.value(), "value")
-        .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
-        .group_by(field.value())
-        .into_tuple()
-        .all(db)
-        .await?)
+    select: Select<E>,
+    n: Expr,
+) -> AppResult<Vec<([String; 5], i64)>> {
+    let mut select = select;
+    for (i, key) in KEY_VALUES.iter().enumerate() {
+        select = select.column_as(Expr::cust(*key), format!("k{i}"));
+    }
+    select = select.column_as(n, "n");
+    for key in KEY_VALUES {
+        select = select.group_by(Expr::cust(key));
+    }
+    let rows: Vec<(String, String, String, String, String, i64)> =
+        select.into_tuple().all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(a, b, c, d, e, n)| ([a, b, c, d, e], n))
+        .collect())
 }
