@@ -32,6 +32,7 @@ mod m20261204_020000_llm_run_day_counts;
 mod m20261204_030000_manage_api_keys;
 mod m20261205_000000_run_console_reads;
 mod m20261205_010000_run_rollup_totals;
+mod m20261205_020000_rollup_grain_varchar;
 
 pub struct Migrator;
 
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_030000_manage_api_keys::Migration),
             Box::new(m20261205_000000_run_console_reads::Migration),
             Box::new(m20261205_010000_run_rollup_totals::Migration),
+            Box::new(m20261205_020000_rollup_grain_varchar::Migration),
         ]
     }
 }
