@@ -12,6 +12,7 @@ if [ -z "${BENCH_TIMEBOXED:-}" ]; then
 fi
 CONSOLE="$HERE"
 HERE="$(cd "$CONSOLE/../side" && pwd)"
+SIDE="$HERE"
 source "$HERE/lb-env.sh"   # lb_start, lb_stop, lb_key, lb_psql and the bench database's settings
 HERE="$CONSOLE"
 C=16; D=10; DOCS="a_newest g_search_id g_search_model h_facets_30d i_histogram_30d j_sort_cost"
@@ -38,7 +39,9 @@ AUTH="Bearer $(lb_key)"
 echo "| document | p50 ms | p99 ms | req/s | errors |"
 echo "|---|---|---|---|---|"
 for doc in $DOCS; do
-  python3 - "$HERE/$doc.graphql" "$FRAGMENT" > "$OUT/$doc.json" <<'PY'
+  file="$HERE/$doc.graphql"   # the baseline, a_newest, is side.sh's own document
+  [ -f "$file" ] || file="$SIDE/scenarios/graphql/logbook/$doc.graphql"
+  python3 - "$file" "$FRAGMENT" > "$OUT/$doc.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read().replace("RUN_ID_FRAGMENT", sys.argv[2])
 print(json.dumps({"query": text}))
