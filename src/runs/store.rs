@@ -123,6 +123,8 @@ impl Listed for RunList {
     const ROW: fn(llm_run_records::Model) -> AppResult<LlmRunSnapshot> = snapshot;
     const POSITION: fn(&LlmRunSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
+    /// Only a search term needs the backend; every caller goes through `select_on` with the
+    /// connection's. Without one, the PostgreSQL form.
     fn select(
         tenant: &TenantId,
         filter: &RunFilter,
