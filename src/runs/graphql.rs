@@ -294,53 +294,41 @@ impl LlmRunOrder {
         use entity::llm_run_records::Column as C;
         use LlmRunOrderField as F;
         let descending = self.direction == OrderDirection::Desc;
-        let (name, column, time, position): (_, _, _, fn(&LlmRunSnapshot) -> Position) =
-            match (self.field, descending) {
-                (F::CreatedAt, true) => return ListOrder::newest_first(),
-                (F::CreatedAt, false) => ("CREATED_AT_ASC", C::CreatedAt, true, |r| {
-                    Position::of(r.created_at, &r.id)
-                }),
-                (F::StartedAt, d) => (
-                    if d {
-                        "STARTED_AT_DESC"
-                    } else {
-                        "STARTED_AT_ASC"
-                    },
-                    C::StartedAt,
-                    true,
-                    |r| Position::of(r.started_at, &r.id),
-                ),
-                (F::CostCents, d) => (
-                    if d {
-                        "COST_CENTS_DESC"
-                    } else {
-                        "COST_CENTS_ASC"
-                    },
-                    C::CostCents,
-                    false,
-                    |r| Position::keyed(r.cost_cents.into(), &r.id),
-                ),
-                (F::TotalTokens, d) => (
-                    if d {
-                        "TOTAL_TOKENS_DESC"
-                    } else {
-                        "TOTAL_TOKENS_ASC"
-                    },
-                    C::TotalTokens,
-                    false,
-                    |r| Position::keyed(r.total_tokens, &r.id),
-                ),
-                (F::DurationMs, d) => (
-                    if d {
-                        "DURATION_MS_DESC"
-                    } else {
-                        "DURATION_MS_ASC"
-                    },
-                    C::DurationMs,
-                    false,
-                    |r| Position::keyed(r.duration_ms.unwrap_or_default(), &r.id),
-                ),
-            };
+        type Key = fn(&LlmRunSnapshot) -> Position;
+        // (names in cursor scopes descending / ascending, column, a time?, the row's key)
+        let (names, column, time, position): ((&str, &str), _, _, Key) = match self.field {
+            F::CreatedAt => (
+                ("CREATED_AT_DESC", "CREATED_AT_ASC"),
+                C::CreatedAt,
+                true,
+                |r| Position::of(r.created_at, &r.id),
+            ),
+            F::StartedAt => (
+                ("STARTED_AT_DESC", "STARTED_AT_ASC"),
+                C::StartedAt,
+                true,
+                |r| Position::of(r.started_at, &r.id),
+            ),
+            F::CostCents => (
+                ("COST_CENTS_DESC", "COST_CENTS_ASC"),
+                C::CostCents,
+                false,
+                |r| Position::keyed(r.cost_cents.into(), &r.id),
+            ),
+            F::TotalTokens => (
+                ("TOTAL_TOKENS_DESC", "TOTAL_TOKENS_ASC"),
+                C::TotalTokens,
+                false,
+                |r| Position::keyed(r.total_tokens, &r.id),
+            ),
+            F::DurationMs => (
+                ("DURATION_MS_DESC", "DURATION_MS_ASC"),
+                C::DurationMs,
+                false,
+                |r| Position::keyed(r.duration_ms.unwrap_or_default(), &r.id),
+            ),
+        };
+        let name = if descending { names.0 } else { names.1 };
         ListOrder {
             key: SortKey {
                 name,
