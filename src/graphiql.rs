@@ -32,6 +32,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/04_runs_explore.graphql"),
     ),
     (
+        "05_traces_explore.graphql",
+        include_str!("graphiql/examples/05_traces_explore.graphql"),
+    ),
+    (
+        "06_incidents.graphql",
+        include_str!("graphiql/examples/06_incidents.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

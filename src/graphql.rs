@@ -86,6 +86,7 @@ pub enum Node {
     LogExport(LogExport),
     Trace(crate::traces::graphql::Trace),
     TraceMismatch(crate::mismatches::graphql::TraceMismatch),
+    Incident(crate::incidents::graphql::Incident),
 }
 
 #[derive(Default)]
@@ -111,6 +112,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Node, AppError> {
         )),
         NodeKind::TraceMismatch => Ok(Node::TraceMismatch(
             crate::mismatches::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::Incident => Ok(Node::Incident(
+            crate::incidents::graphql::node(ctx, &record_id).await?,
         )),
     }
 }
@@ -173,6 +177,7 @@ query_roots!(
     crate::panel::graphql::PanelQuery,
     crate::traces::graphql::TraceQuery,
     crate::mismatches::graphql::MismatchQuery,
+    crate::incidents::graphql::IncidentQuery,
     crate::replay::graphql::ReplayQuery,
     crate::integrity::graphql::IntegrityQuery,
     crate::ledger::graphql::LedgerQuery,

@@ -14,6 +14,7 @@ closed_set! {
         LogExport => "LogExport",
         Trace => "Trace",
         TraceMismatch => "TraceMismatch",
+        Incident => "Incident",
     }
 }
 

@@ -87,6 +87,9 @@ pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
     ("LlmRunConnection", "facets", VIEW_COST),
     ("LlmRunConnection", "aggregate", VIEW_COST),
     ("LlmRunConnection", "histogram", VIEW_COST),
+    ("TraceConnection", "facets", VIEW_COST),
+    ("TraceConnection", "aggregate", VIEW_COST),
+    ("TraceConnection", "histogram", VIEW_COST),
 ];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of

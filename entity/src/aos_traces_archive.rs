@@ -50,6 +50,8 @@ pub struct Model {
     pub replay_attempt_id: Option<String>,
     pub replay_artifact_version: Option<String>,
     pub trace_completeness_status: Option<String>,
+    pub step_count: Option<i32>,
+    pub duration_ms: Option<i64>,
     /// when the row was copied into the archive
     pub moved_at: DateTimeUtc,
 }

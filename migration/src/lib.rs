@@ -33,6 +33,7 @@ mod m20261204_030000_manage_api_keys;
 mod m20261205_000000_run_console_reads;
 mod m20261205_010000_run_rollup_totals;
 mod m20261205_020000_rollup_grain_varchar;
+mod m20261205_030000_trace_console_reads;
 
 pub struct Migrator;
 
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000000_run_console_reads::Migration),
             Box::new(m20261205_010000_run_rollup_totals::Migration),
             Box::new(m20261205_020000_rollup_grain_varchar::Migration),
+            Box::new(m20261205_030000_trace_console_reads::Migration),
         ]
     }
 }

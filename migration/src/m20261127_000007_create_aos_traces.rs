@@ -68,14 +68,22 @@ pub const TRACE_COLUMNS: &[&str] = &[
     "trace_completeness_status",
 ];
 
-/// Columns a completion may change (besides the conditions on root_hash/checksum).
-const COMPLETION_MUTABLE: &[&str] = &[
-    "status",
-    "completed_at",
-    "metadata",
-    "root_hash",
-    "checksum",
-];
+/// The columns of `aos_traces` as a set of trigger rules see them: every column, and those a
+/// completion may set once (from NULL). A completion may also change `status`, `completed_at`
+/// and `metadata`; every other column must stay as it was.
+pub(crate) struct TraceShape<'a> {
+    pub columns: &'a [&'a str],
+    pub set_once: &'a [&'a str],
+}
+
+/// The shape this migration creates.
+pub(crate) const SHAPE: TraceShape<'static> = TraceShape {
+    columns: TRACE_COLUMNS,
+    set_once: &["root_hash", "checksum"],
+};
+
+/// Columns a completion may change freely.
+const COMPLETION_FREE: &[&str] = &["status", "completed_at", "metadata"];
 
 /// Column definitions shared by `aos_traces` and `aos_traces_archive`.
 /// `archive` selects the key: the live table is keyed by `id` with a unique
@@ -133,8 +141,9 @@ pub(crate) fn trace_columns(archive: bool) -> Vec<ColumnDef> {
 }
 
 /// Boolean SQL: the UPDATE is an allowed one-way archival.
-fn archival_ok(b: DbBackend) -> String {
-    let others: Vec<&str> = TRACE_COLUMNS
+fn archival_ok(b: DbBackend, shape: &TraceShape<'_>) -> String {
+    let others: Vec<&str> = shape
+        .columns
         .iter()
         .copied()
         .filter(|c| *c != "archived_at")
@@ -146,20 +155,22 @@ fn archival_ok(b: DbBackend) -> String {
 }
 
 /// Boolean SQL: the UPDATE is an allowed running -> terminal completion.
-fn completion_ok(b: DbBackend) -> String {
-    let others: Vec<&str> = TRACE_COLUMNS
+fn completion_ok(b: DbBackend, shape: &TraceShape<'_>) -> String {
+    let others: Vec<&str> = shape
+        .columns
         .iter()
         .copied()
-        .filter(|c| !COMPLETION_MUTABLE.contains(c))
+        .filter(|c| !COMPLETION_FREE.contains(c) && !shape.set_once.contains(c))
+        .collect();
+    let set_once: String = shape
+        .set_once
+        .iter()
+        .map(|c| format!("\n      AND (OLD.{c} IS NULL OR {})", same(b, c)))
         .collect();
     format!(
-        "(OLD.status = 'running' AND NEW.status IN ({terminal})\n      \
-         AND (OLD.root_hash IS NULL OR {root})\n      \
-         AND (OLD.checksum IS NULL OR {checksum})\n      \
+        "(OLD.status = 'running' AND NEW.status IN ({terminal}){set_once}\n      \
          AND {rest})",
         terminal = quoted_list(TERMINAL_STATUSES),
-        root = same(b, "root_hash"),
-        checksum = same(b, "checksum"),
         rest = unchanged(b, &others),
     )
 }
@@ -223,11 +234,25 @@ pub(crate) async fn install_triggers(
     manager: &SchemaManager<'_>,
     key: &[&str],
 ) -> Result<(), DbErr> {
+    install_shaped_triggers(manager, key, &SHAPE).await
+}
+
+/// [`install_triggers`] for a later shape of the table (more columns, more set-once columns).
+pub(crate) async fn install_shaped_triggers(
+    manager: &SchemaManager<'_>,
+    key: &[&str],
+    shape: &TraceShape<'_>,
+) -> Result<(), DbErr> {
+    install_update_trigger(manager, shape).await?;
+    install_delete_trigger(manager, key).await
+}
+
+/// Installs, or replaces, the UPDATE trigger alone: what a new column changes.
+pub(crate) async fn install_update_trigger(
+    manager: &SchemaManager<'_>,
+    shape: &TraceShape<'_>,
+) -> Result<(), DbErr> {
     let b = backend(manager)?;
-    let archived = format!(
-        "EXISTS (SELECT 1 FROM aos_traces_archive a WHERE {})",
-        key_match("a", key)
-    );
     match b {
         DbBackend::Postgres => {
             exec(
@@ -250,8 +275,8 @@ pub(crate) async fn install_triggers(
                      \x20   RAISE EXCEPTION '{MSG_OTHER} [trace_id=%]', OLD.trace_id;\n\
                      END;\n\
                      $$",
-                    archival = archival_ok(b),
-                    completion = completion_ok(b),
+                    archival = archival_ok(b, shape),
+                    completion = completion_ok(b, shape),
                 ),
             )
             .await?;
@@ -265,7 +290,45 @@ pub(crate) async fn install_triggers(
                 "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces \
                  FOR EACH ROW EXECUTE FUNCTION aos_traces_prevent_update()",
             )
+            .await
+        }
+        _ => {
+            exec(
+                manager,
+                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_update",
+            )
             .await?;
+            exec(manager, &sqlite_update_trigger(shape)).await
+        }
+    }
+}
+
+/// The SQLite `CREATE TRIGGER` of the UPDATE rule for a shape.
+pub(crate) fn sqlite_update_trigger(shape: &TraceShape<'_>) -> String {
+    let b = DbBackend::Sqlite;
+    format!(
+                    "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces\n\
+                     WHEN NOT ({archival}\n    OR {completion})\n\
+                     BEGIN\n\
+                     \x20   SELECT CASE\n\
+                     \x20       WHEN OLD.archived_at IS NOT NULL THEN RAISE(ABORT, '{MSG_ARCHIVED}')\n\
+                     \x20       WHEN OLD.status <> 'running' THEN RAISE(ABORT, '{MSG_TERMINAL}')\n\
+                     \x20       ELSE RAISE(ABORT, '{MSG_OTHER}')\n\
+                     \x20   END;\n\
+                     END",
+                    archival = archival_ok(b, shape),
+                    completion = completion_ok(b, shape),
+                )
+}
+
+/// Installs, or replaces, the DELETE trigger: a trace may go only once its archived copy exists.
+async fn install_delete_trigger(manager: &SchemaManager<'_>, key: &[&str]) -> Result<(), DbErr> {
+    let archived = format!(
+        "EXISTS (SELECT 1 FROM aos_traces_archive a WHERE {})",
+        key_match("a", key)
+    );
+    match backend(manager)? {
+        DbBackend::Postgres => {
             exec(
                 manager,
                 &format!(
@@ -294,28 +357,6 @@ pub(crate) async fn install_triggers(
             .await
         }
         _ => {
-            exec(
-                manager,
-                "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_update",
-            )
-            .await?;
-            exec(
-                manager,
-                &format!(
-                    "CREATE TRIGGER trg_aos_traces_prevent_update BEFORE UPDATE ON aos_traces\n\
-                     WHEN NOT ({archival}\n    OR {completion})\n\
-                     BEGIN\n\
-                     \x20   SELECT CASE\n\
-                     \x20       WHEN OLD.archived_at IS NOT NULL THEN RAISE(ABORT, '{MSG_ARCHIVED}')\n\
-                     \x20       WHEN OLD.status <> 'running' THEN RAISE(ABORT, '{MSG_TERMINAL}')\n\
-                     \x20       ELSE RAISE(ABORT, '{MSG_OTHER}')\n\
-                     \x20   END;\n\
-                     END",
-                    archival = archival_ok(b),
-                    completion = completion_ok(b),
-                ),
-            )
-            .await?;
             exec(
                 manager,
                 "DROP TRIGGER IF EXISTS trg_aos_traces_prevent_delete",

@@ -16,7 +16,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
-use crate::common::{backend, exec};
+use crate::common::{backend, exec, sqlite_micros};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -149,25 +149,6 @@ macro_rules! sqlite_rollup_upsert {
                 cost_cents = cost_cents + excluded.cost_cents,
                 input_tokens = input_tokens + excluded.input_tokens,
                 output_tokens = output_tokens + excluded.output_tokens;"
-        )
-    };
-}
-
-/// Microseconds since the epoch of a stored RFC 3339 time (`2026-11-03T10:00:00.123456+00:00`,
-/// with 0, 3, 6 or 9 fraction digits): whole seconds from `strftime`, the fraction from the
-/// text. `julianday` would round every time to the millisecond first, and a duration would then
-/// differ from PostgreSQL's by one.
-macro_rules! sqlite_micros {
-    ($column:literal) => {
-        concat!(
-            "(CAST(strftime('%s', substr(",
-            $column,
-            ", 1, 19)) AS INTEGER) * 1000000 + ",
-            "CAST(round(CAST('0' || substr(",
-            $column,
-            ", 20, length(",
-            $column,
-            ") - 25) AS REAL) * 1000000) AS INTEGER))"
         )
     };
 }

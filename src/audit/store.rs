@@ -227,3 +227,34 @@ pub async fn governance_events_for_runs(
     }
     Ok(out)
 }
+
+/// The tenant's entries about each of these entities of one type (an incident's lifecycle, say),
+/// newest first, at most [`GOVERNANCE_EVENTS_PER_RUN`] per entity, in one statement.
+pub async fn entries_about(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    entity_type: AuditEntityType,
+    entity_ids: &[String],
+) -> AppResult<HashMap<String, Vec<AuditEntrySnapshot>>> {
+    let mut out: HashMap<String, Vec<AuditEntrySnapshot>> = HashMap::new();
+    if entity_ids.is_empty() {
+        return Ok(out);
+    }
+    let select = tenant_rows(tenant)
+        .filter(Column::EntityType.eq(entity_type.as_str()))
+        .filter(Column::EntityId.is_in(entity_ids.iter().map(String::as_str)));
+    let rows = newest_per_key(
+        db,
+        select,
+        Column::EntityId,
+        Column::CreatedAt,
+        Column::Id,
+        GOVERNANCE_EVENTS_PER_RUN,
+    )
+    .await?;
+    for row in rows {
+        let entry = snapshot(row)?;
+        out.entry(entry.entity_id.clone()).or_default().push(entry);
+    }
+    Ok(out)
+}

@@ -442,3 +442,31 @@ impl Listed for AnomalyList {
         select
     }
 }
+
+/// The tenant's cost anomalies escalated to each of these incidents, newest detection first, in
+/// one statement.
+pub async fn anomalies_for_incidents(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    incident_ids: &[String],
+) -> AppResult<HashMap<String, Vec<AnomalySnapshot>>> {
+    use cost_anomalies::Column as A;
+    let mut out: HashMap<String, Vec<AnomalySnapshot>> = HashMap::new();
+    if incident_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = cost_anomalies::Entity::find()
+        .filter(A::TenantId.eq(tenant.as_str()))
+        .filter(A::IncidentId.is_in(incident_ids.iter().map(String::as_str)))
+        .order_by_desc(A::DetectedAt)
+        .order_by_desc(A::Id)
+        .all(db)
+        .await?;
+    for row in rows {
+        let anomaly = anomaly_snapshot(row)?;
+        if let Some(incident) = anomaly.incident_id.clone() {
+            out.entry(incident).or_default().push(anomaly);
+        }
+    }
+    Ok(out)
+}

@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod mutation;
+pub mod reads;
 
 use async_graphql::Enum;
 use serde::{Deserialize, Serialize};

@@ -34,7 +34,7 @@ use crate::traces::TraceListFilter;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum ExportSubject {
-    /// Boxed: the run filter is several times the size of the others.
+    /// Boxed, like the trace filter: several times the size of the others.
     LlmRuns {
         filter: Box<RunFilter>,
     },
@@ -45,7 +45,7 @@ pub enum ExportSubject {
         filter: AuditFilter,
     },
     Traces {
-        filter: TraceListFilter,
+        filter: Box<TraceListFilter>,
     },
     RunBundle {
         run_id: String,

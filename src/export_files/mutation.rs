@@ -20,7 +20,7 @@ use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;
 use crate::state::AppState;
 use crate::system::graphql::SystemRecordFilter;
-use crate::traces::graphql::TraceFilter;
+use crate::traces::list::TraceFilter;
 
 /// The filter of the exported list: the same input type as the list's own `filter`, one of
 /// them, matching `scope`.
@@ -33,7 +33,7 @@ pub enum ExportListFilter {
     /// For `AUDIT` (as `auditEntries(filter:)`).
     AuditEntries(AuditEntryFilter),
     /// For `TRACES` (as `traces(filter:)`).
-    Traces(TraceFilter),
+    Traces(Box<TraceFilter>),
 }
 
 #[derive(Debug, Clone, InputObject)]
@@ -151,7 +151,9 @@ fn subject(input: &CreateExportInput) -> AppResult<ExportSubject> {
             None => ExportSubject::Traces {
                 filter: Default::default(),
             },
-            Some(ExportListFilter::Traces(f)) => ExportSubject::Traces { filter: f.into() },
+            Some(ExportListFilter::Traces(f)) => ExportSubject::Traces {
+                filter: Box::new((*f).try_into()?),
+            },
             Some(_) => return Err(mismatch()),
         },
         ExportScope::RunBundle => {

@@ -2,11 +2,15 @@
 //! run carries — who and what it concerns, when it happened and was recorded, and a checksum of
 //! the record itself so a copy can be checked against the server.
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::loaders::run_loaders;
 use crate::audit::{AuditEntityType, AuditEntrySnapshot};
+use crate::evidence::reads::{
+    ActivityEvidence, EnvironmentEvidence, PolicyDecision, ProviderEvidence,
+};
 use crate::runs::{LlmRunSnapshot, RunSource};
 use crate::scalars::{format_utc, DateTime};
 
@@ -28,8 +32,10 @@ pub enum EvidenceOrigin {
     Replay,
 }
 
-/// Provenance of a run's evidence.
+/// Provenance of a run's evidence, and the evidence rows captured for it (`captureEvidence`),
+/// each kind batched across a page of runs.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct EvidenceMetadata {
     pub tenant_id: String,
     pub run_id: String,
@@ -55,6 +61,55 @@ pub struct EvidenceMetadata {
     pub checksum: String,
     /// Records are immutable in the database; always true.
     pub immutable: bool,
+}
+
+#[ComplexObject]
+impl EvidenceMetadata {
+    /// Environment captures (class H), oldest first.
+    async fn environment(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<EnvironmentEvidence>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .environment
+            .load_one(self.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Activity evidence (class B), in step order.
+    async fn activities(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ActivityEvidence>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .activities
+            .load_one(self.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Provider evidence (class G), in step order.
+    async fn providers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProviderEvidence>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .providers
+            .load_one(self.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Policy decisions (class D), in evaluation order.
+    async fn policy_decisions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<PolicyDecision>> {
+        let loaders = run_loaders(ctx).await?;
+        Ok(loaders
+            .policy_decisions
+            .load_one(self.run_id.clone())
+            .await?
+            .unwrap_or_default())
+    }
 }
 
 /// The JSON the checksum covers: the record's stored fields, keys sorted, no whitespace.

@@ -10,6 +10,9 @@ use async_graphql::Context;
 use crate::audit::graphql::GovernanceEventsByRun;
 use crate::auth::{self, Permission};
 use crate::error::AppResult;
+use crate::evidence::reads::{
+    ActivityEvidence, EnvironmentEvidence, EvidenceLoader, PolicyDecision, ProviderEvidence,
+};
 use crate::exports::graphql::ExportsByRun;
 use crate::integrity::graphql::IntegrityLoader;
 use crate::mismatches::graphql::{MismatchLoaders, MismatchesByRunLoader};
@@ -29,6 +32,10 @@ pub struct RunLoaders {
     pub replay: DataLoader<ReplayWindowLoader>,
     pub mismatches: DataLoader<MismatchesByRunLoader>,
     pub mismatch_fields: Arc<MismatchLoaders>,
+    pub environment: DataLoader<EvidenceLoader<EnvironmentEvidence>>,
+    pub activities: DataLoader<EvidenceLoader<ActivityEvidence>>,
+    pub providers: DataLoader<EvidenceLoader<ProviderEvidence>>,
+    pub policy_decisions: DataLoader<EvidenceLoader<PolicyDecision>>,
 }
 
 /// The request's run loaders (checking the caller may read), made on first use.
@@ -60,5 +67,9 @@ pub async fn run_loaders(ctx: &Context<'_>) -> AppResult<Arc<RunLoaders>> {
             tenant: tenant.clone(),
         }),
         mismatch_fields,
+        environment: loader(EvidenceLoader::new(db.clone(), tenant.clone())),
+        activities: loader(EvidenceLoader::new(db.clone(), tenant.clone())),
+        providers: loader(EvidenceLoader::new(db.clone(), tenant.clone())),
+        policy_decisions: loader(EvidenceLoader::new(db.clone(), tenant.clone())),
     }))
 }

@@ -3,10 +3,11 @@
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 
 use super::views::{FacetField, RunSet, TimeField};
-use super::{store, ExecutionStatus, IntRange, LlmRunSnapshot, RunFilter, RunSource};
+use super::{store, ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
+use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirection};
 use crate::pagination::{self, canonical, ListOrder, PageRequest, Position, SortKey};
 use crate::plain::{value, PlainField, PlainFields};
 use crate::scalars::BigInt;
@@ -177,48 +178,6 @@ pub struct LlmRunFilter {
     pub search: Option<String>,
 }
 
-/// An inclusive range; either end may be left open.
-#[derive(Debug, Clone, Copy, Default, InputObject)]
-#[graphql(name = "IntRange")]
-pub struct IntRangeInput {
-    pub min: Option<BigInt>,
-    pub max: Option<BigInt>,
-}
-
-/// The most values one "any of" / "none of" list may hold.
-const MAX_FILTER_VALUES: usize = 100;
-
-fn text_set(field: &str, values: Option<Vec<String>>) -> AppResult<Option<Vec<String>>> {
-    let Some(mut values) = values else {
-        return Ok(None);
-    };
-    if values.is_empty() || values.len() > MAX_FILTER_VALUES {
-        return Err(AppError::bad_input(
-            field,
-            format!("`{field}` takes 1 to {MAX_FILTER_VALUES} values"),
-        ));
-    }
-    values.sort();
-    values.dedup();
-    Ok(Some(values))
-}
-
-fn range(field: &str, range: Option<IntRangeInput>) -> AppResult<Option<IntRange>> {
-    let Some(IntRangeInput { min, max }) = range else {
-        return Ok(None);
-    };
-    let (min, max) = (min.map(|v| v.0), max.map(|v| v.0));
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            return Err(AppError::bad_input(
-                field,
-                format!("`{field}.min` is above `max`"),
-            ));
-        }
-    }
-    Ok(Some(IntRange { min, max }))
-}
-
 impl TryFrom<LlmRunFilter> for RunFilter {
     type Error = AppError;
 
@@ -227,7 +186,7 @@ impl TryFrom<LlmRunFilter> for RunFilter {
             |v: Option<Vec<ExecutionStatus>>| v.map(|s| canonical(s, ExecutionStatus::as_str));
         let sources = |v: Option<Vec<RunSource>>| v.map(|s| canonical(s, RunSource::as_str));
         if let Some(term) = &f.search {
-            super::search::check("search", term)?;
+            check_term("search", term)?;
         }
         Ok(RunFilter {
             run_id: f.run_id,
@@ -271,13 +230,6 @@ pub enum LlmRunOrderField {
     TotalTokens,
     /// Runs still running have no duration and are not listed in this order.
     DurationMs,
-}
-
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OrderDirection {
-    #[default]
-    Desc,
-    Asc,
 }
 
 /// The order of `llmRuns`: a column, then the record id, both in `direction`.

@@ -221,9 +221,4 @@ pub fn duration_ms(started: DateTime<Utc>, completed: Option<DateTime<Utc>>) -> 
     })
 }
 
-/// An inclusive integer range; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct IntRange {
-    pub min: Option<i64>,
-    pub max: Option<i64>,
-}
+pub use crate::list_filters::IntRange;

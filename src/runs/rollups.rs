@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, Utc};
 use entity::llm_run_rollups::{Column as U, Entity as Rollups};
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::Condition;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
 use super::RunFilter;
@@ -243,11 +243,6 @@ impl<C: ColumnTrait> KeyColumns<C> {
         }
         q
     }
-}
-
-/// `SUM(column)` as a 64-bit integer on both backends.
-pub fn sum(column: &str) -> Expr {
-    Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
 }
 
 /// Folds the deltas of each rollup key that has several into one row, in one statement (see

@@ -9,9 +9,11 @@ use sea_orm::{
 use chrono::{DateTime, Utc};
 
 use super::rollups::KeyColumns;
-use super::{search, ExecutionStatus, IntRange, LlmRunSnapshot, RunFilter, RunSource};
+use super::search::RUN_SEARCH;
+use super::{ExecutionStatus, LlmRunSnapshot, RunFilter, RunSource};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::list_filters::within_ranges;
 use crate::pagination::{created_within, Listed, Position, RollupCount};
 
 pub(crate) fn snapshot(m: llm_run_records::Model) -> AppResult<LlmRunSnapshot> {
@@ -70,26 +72,18 @@ pub(crate) fn filtered(
         source: Column::Source,
         synthetic: Column::IsSynthetic,
     };
-    let mut q = keys.narrow(q, filter);
-    let ranges = [
-        (Column::CostCents, filter.cost_cents),
-        (Column::InputTokens, filter.input_tokens),
-        (Column::OutputTokens, filter.output_tokens),
-        (Column::TotalTokens, filter.total_tokens),
-        (Column::DurationMs, filter.duration_ms),
-    ];
-    for (column, range) in ranges {
-        if let Some(IntRange { min, max }) = range {
-            if let Some(min) = min {
-                q = q.filter(column.gte(min));
-            }
-            if let Some(max) = max {
-                q = q.filter(column.lte(max));
-            }
-        }
-    }
+    let mut q = within_ranges(
+        keys.narrow(q, filter),
+        [
+            (Column::CostCents, filter.cost_cents),
+            (Column::InputTokens, filter.input_tokens),
+            (Column::OutputTokens, filter.output_tokens),
+            (Column::TotalTokens, filter.total_tokens),
+            (Column::DurationMs, filter.duration_ms),
+        ],
+    );
     if let Some(term) = &filter.search {
-        q = q.filter(search::matches(backend, term));
+        q = q.filter(RUN_SEARCH.matches(backend, term));
     }
     let q = created_within(
         q,

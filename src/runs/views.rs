@@ -3,24 +3,23 @@
 //! exact and computed in SQL; facets and creation-time histograms read the rollups
 //! (`super::rollups`) when the filter names only what they are keyed by.
 
-use std::collections::HashMap;
-
 use async_graphql::Enum;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column as R, Entity as Runs};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, QueryFilter, QuerySelect,
-    QueryTrait, Select, Statement,
+    ColumnTrait, DatabaseConnection, DbBackend, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 
 use super::rollups::{self, WindowPlan};
 use super::store::filtered;
 use super::RunFilter;
 use crate::auth::TenantId;
-use crate::error::{AppError, AppResult};
-use crate::scalars::BigInt;
-use crate::stats::{nearest_rank, Buckets, NumericStats};
+use crate::error::AppResult;
+use crate::stats::sql::{
+    add_into, count_all, facet_of, key_counts, minute_totals, numeric_stats, sum,
+};
+use crate::stats::{Buckets, NumericStats};
 
 /// What one query over the runs is about: the tenant's rows matching a filter, up to `asOf`.
 #[derive(Clone)]
@@ -124,27 +123,21 @@ impl RunSet {
             let mut combos = Vec::new();
             if plan.reads_rollups() {
                 let select = rollups::filtered(&self.tenant, &self.filter)
-                    .filter(plan.rollup_condition(&self.tenant, false))
-                    .select_only();
-                combos.extend(key_counts(&self.db, select, rollups::sum("runs")).await?);
+                    .filter(plan.rollup_condition(&self.tenant, false));
+                combos.extend(key_counts(&self.db, select, &KEY_VALUES, sum("runs")).await?);
             }
             if !plan.rows.is_empty() {
-                let select = self.edge_rows(&plan).select_only();
-                combos.extend(key_counts(&self.db, select, count_all()).await?);
+                let select = self.edge_rows(&plan);
+                combos.extend(key_counts(&self.db, select, &KEY_VALUES, count_all()).await?);
             }
             combos
         } else {
-            key_counts(&self.db, self.rows().select_only(), count_all()).await?
+            key_counts(&self.db, self.rows(), &KEY_VALUES, count_all()).await?
         };
+        // Every key is NOT NULL: nothing is missing.
         Ok(fields
             .iter()
-            .map(|field| {
-                let mut counts: HashMap<String, i64> = HashMap::new();
-                for (keys, n) in &combos {
-                    *counts.entry(keys[field.position()].clone()).or_default() += n;
-                }
-                counts.into_iter().collect()
-            })
+            .map(|field| facet_of(&combos, field.position()).0)
             .collect())
     }
 
@@ -181,8 +174,8 @@ impl RunSet {
                 .filter(plan.rollup_condition(&self.tenant, all_keys))
                 .select_only()
                 .column(entity::llm_run_rollups::Column::Bucket)
-                .column_as(rollups::sum("runs"), "n")
-                .column_as(rollups::sum("cost_cents"), "cost")
+                .column_as(sum("runs"), "n")
+                .column_as(sum("cost_cents"), "cost")
                 .group_by(entity::llm_run_rollups::Column::Bucket)
                 .into_tuple()
                 .all(&self.db)
@@ -210,157 +203,12 @@ impl RunSet {
             R::CompletedAt => "completed_at",
             _ => "created_at",
         };
-        let minute = match self.backend() {
-            DbBackend::Postgres => {
-                format!("to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')")
-            }
-            _ => format!("replace(substr({name}, 1, 16), ' ', 'T')"),
-        };
-        let rows: Vec<(String, i64, i64)> = select
-            .select_only()
-            .column_as(Expr::cust(minute.clone()), "minute")
-            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "n")
-            .column_as(rollups::sum("cost_cents"), "cost")
-            .group_by(Expr::cust(minute))
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(key, n, cost)| {
-                let at = NaiveDateTime::parse_from_str(&key, "%Y-%m-%dT%H:%M").ok()?;
-                Some((at.and_utc(), n, cost))
-            })
-            .collect())
+        minute_totals(&self.db, select, name, Some("cost_cents")).await
     }
 
     /// The matching runs' count and the stats of each of [`NUMERIC_FIELDS`].
     pub async fn aggregate(&self) -> AppResult<(i64, Vec<NumericStats>)> {
-        let backend = self.backend();
-        let inner = self.rows().build(backend);
-        let mut columns = vec!["CAST(COUNT(*) AS BIGINT)".to_owned()];
-        for f in NUMERIC_FIELDS {
-            columns.push(format!("CAST(COUNT({f}) AS BIGINT)"));
-            columns.push(format!("CAST(SUM({f}) AS BIGINT)"));
-            columns.push(format!("CAST(AVG({f}) AS DOUBLE PRECISION)"));
-            columns.push(format!("CAST(MIN({f}) AS BIGINT)"));
-            columns.push(format!("CAST(MAX({f}) AS BIGINT)"));
-            if backend == DbBackend::Postgres {
-                for p in [0.5, 0.95] {
-                    columns.push(format!(
-                        "CAST(percentile_disc({p}) WITHIN GROUP (ORDER BY {f}) AS BIGINT)"
-                    ));
-                }
-            }
-        }
-        let sql = format!(
-            "SELECT {} FROM ({}) matching",
-            columns.join(", "),
-            inner.sql
-        );
-        let row = self
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                inner.values.clone().map(|v| v.0).unwrap_or_default(),
-            ))
-            .await?
-            .ok_or_else(|| AppError::internal("an aggregate returned no row"))?;
-        let count: i64 = row.try_get_by_index(0)?;
-        let per_field = if backend == DbBackend::Postgres { 7 } else { 5 };
-        let mut stats = Vec::with_capacity(NUMERIC_FIELDS.len());
-        for (i, field) in NUMERIC_FIELDS.iter().enumerate() {
-            let at = 1 + i * per_field;
-            let n: i64 = row.try_get_by_index(at)?;
-            let mut s = NumericStats {
-                count: BigInt(n),
-                sum: row.try_get_by_index::<Option<i64>>(at + 1)?.map(BigInt),
-                avg: row.try_get_by_index(at + 2)?,
-                min: row.try_get_by_index::<Option<i64>>(at + 3)?.map(BigInt),
-                max: row.try_get_by_index::<Option<i64>>(at + 4)?.map(BigInt),
-                p50: None,
-                p95: None,
-            };
-            if n > 0 {
-                if backend == DbBackend::Postgres {
-                    s.p50 = row.try_get_by_index::<Option<i64>>(at + 5)?.map(BigInt);
-                    s.p95 = row.try_get_by_index::<Option<i64>>(at + 6)?.map(BigInt);
-                } else {
-                    let (p50, p95) = self.ranked(&inner, field, n).await?;
-                    (s.p50, s.p95) = (Some(BigInt(p50)), Some(BigInt(p95)));
-                }
-            }
-            stats.push(s);
-        }
-        Ok((count, stats))
+        let inner = self.rows().build(self.backend());
+        numeric_stats(&self.db, &inner, &NUMERIC_FIELDS).await
     }
-
-    /// SQLite has no `percentile_disc`: the values at the two nearest ranks, by row number.
-    async fn ranked(&self, inner: &Statement, field: &str, n: i64) -> AppResult<(i64, i64)> {
-        let (k50, k95) = (nearest_rank(0.5, n), nearest_rank(0.95, n));
-        let sql = format!(
-            "SELECT rn, v FROM (SELECT {field} AS v, ROW_NUMBER() OVER (ORDER BY {field}) AS rn \
-             FROM ({}) matching WHERE {field} IS NOT NULL) ranked WHERE rn IN ({k50}, {k95})",
-            inner.sql
-        );
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_sql_and_values(
-                self.backend(),
-                sql,
-                inner.values.clone().map(|v| v.0).unwrap_or_default(),
-            ))
-            .await?;
-        let mut found = HashMap::new();
-        for row in rows {
-            let rank: i64 = row.try_get_by_index(0)?;
-            let value: i64 = row.try_get_by_index(1)?;
-            found.insert(rank, value);
-        }
-        match (found.get(&k50), found.get(&k95)) {
-            (Some(a), Some(b)) => Ok((*a, *b)),
-            _ => Err(AppError::internal("a percentile rank was not found")),
-        }
-    }
-}
-
-/// Adds (time, count, cost) totals into the buckets holding each time.
-fn add_into(
-    totals: &mut [(i64, i64)],
-    buckets: &Buckets,
-    rows: impl IntoIterator<Item = (DateTime<Utc>, i64, i64)>,
-) {
-    for (at, n, cost) in rows {
-        if let Some(i) = buckets.index_of(at) {
-            totals[i].0 += n;
-            totals[i].1 += cost;
-        }
-    }
-}
-
-fn count_all() -> Expr {
-    Expr::cust("CAST(COUNT(*) AS BIGINT)")
-}
-
-/// `SELECT <the five keys>, n … GROUP BY <the five keys>` over `select` (runs or rollups).
-async fn key_counts<E: sea_orm::EntityTrait>(
-    db: &DatabaseConnection,
-    select: Select<E>,
-    n: Expr,
-) -> AppResult<Vec<([String; 5], i64)>> {
-    let mut select = select;
-    for (i, key) in KEY_VALUES.iter().enumerate() {
-        select = select.column_as(Expr::cust(*key), format!("k{i}"));
-    }
-    select = select.column_as(n, "n");
-    for key in KEY_VALUES {
-        select = select.group_by(Expr::cust(key));
-    }
-    let rows: Vec<(String, String, String, String, String, i64)> =
-        select.into_tuple().all(db).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(a, b, c, d, e, n)| ([a, b, c, d, e], n))
-        .collect())
 }

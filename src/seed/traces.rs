@@ -50,6 +50,7 @@ pub(crate) static AOS_TRACES: TableDef = TableDef {
         "replay_attempt_id",
         "replay_artifact_version",
         "trace_completeness_status",
+        "step_count",
     ],
 };
 
@@ -550,6 +551,7 @@ pub(crate) fn emit(
             os(replay.then(|| format!("ra_{}", synth::hex_id(rng, 8)))),
             os(replay.then_some("replay-artifact/v2")),
             s(if finished { "COMPLETE" } else { "IN_PROGRESS" }),
+            oi(finished.then_some(steps.len() as i32)),
         ],
     )?;
     for row in rows {

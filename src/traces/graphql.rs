@@ -8,19 +8,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
+use async_graphql::{Context, Json, Object, SimpleObject, ID};
 use sea_orm::DatabaseConnection;
 
 use super::compare::{self, FieldDifference, Parity, TraceComparison as Comparison};
 use super::store::{self, StepProbe, MAX_STEP_PAGE};
 use super::{
-    ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource, TraceListFilter,
-    TraceSnapshot, TraceStatus, TraceSummary, Violation,
+    ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource, TraceSnapshot, TraceStatus,
+    TraceSummary, Violation,
 };
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{Direction, FromPage, ListProbe, Page, PageArgs, Position};
+use crate::pagination::{Direction, ListProbe, PageArgs, Position};
 use crate::plain::{value, PlainField, PlainFields};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
@@ -560,6 +560,15 @@ impl Trace {
     async fn trace_completeness_status(&self) -> Option<&str> {
         self.snapshot.trace_completeness_status.as_deref()
     }
+    /// Steps of the sealed trace, fixed when it completed; null while it runs (see `summary`
+    /// for the live count).
+    async fn step_count(&self) -> Option<i32> {
+        self.snapshot.step_count
+    }
+    /// Milliseconds from start to completion; null while it runs.
+    async fn duration_ms(&self) -> Option<BigInt> {
+        self.snapshot.duration_ms.map(BigInt)
+    }
     /// The determinism signature (32 hex of SHA-256 over the step hashes joined by `:`): the
     /// stored value when the writer sealed one, otherwise computed from the live steps.
     async fn checksum(&self) -> async_graphql::Result<String> {
@@ -640,58 +649,7 @@ impl Trace {
     }
 }
 
-crate::connection_types!(TraceConnection, TraceEdge, Trace);
-
 impl crate::plain::PlainFields for Trace {}
-
-impl FromPage<TraceSnapshot> for TraceConnection {
-    /// The page's traces share the request's loaders, so their nested fields batch.
-    fn from_page(ctx: &Context<'_>, page: Page<TraceSnapshot>) -> AppResult<Self> {
-        let loaders = TraceLoaders::of(ctx)?;
-        Ok(TraceConnection(page.map(|t| Trace::new(t, &loaders))))
-    }
-}
-
-/// Filters for `traces`; the same input drives the list and its `totalCount`.
-#[derive(Debug, Clone, Default, InputObject)]
-pub struct TraceFilter {
-    pub run_id: Option<String>,
-    pub agent_id: Option<String>,
-    /// Any of these statuses.
-    pub status: Option<Vec<TraceStatus>>,
-    pub root_hash: Option<String>,
-    pub plan_hash: Option<String>,
-    pub seed: Option<BigInt>,
-    pub is_synthetic: Option<bool>,
-    /// Inclusive lower bound on `startedAt`.
-    pub started_after: Option<DateTime>,
-    /// Inclusive upper bound on `startedAt`.
-    pub started_before: Option<DateTime>,
-    /// Inclusive lower bound on `createdAt`.
-    pub created_after: Option<DateTime>,
-    /// Inclusive upper bound on `createdAt`.
-    pub created_before: Option<DateTime>,
-}
-
-impl From<TraceFilter> for TraceListFilter {
-    fn from(f: TraceFilter) -> Self {
-        TraceListFilter {
-            run_id: f.run_id,
-            agent_id: f.agent_id,
-            status: f
-                .status
-                .map(|s| crate::pagination::canonical(s, TraceStatus::as_str)),
-            root_hash: f.root_hash,
-            plan_hash: f.plan_hash,
-            seed: f.seed.map(|s| s.0),
-            is_synthetic: f.is_synthetic,
-            started_after: f.started_after.map(|d| d.0),
-            started_before: f.started_before.map(|d| d.0),
-            created_after: f.created_after.map(|d| d.0),
-            created_before: f.created_before.map(|d| d.0),
-        }
-    }
-}
 
 /// One field that differs between two traces.
 #[derive(SimpleObject)]
@@ -795,14 +753,9 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
     Ok(Trace::new(snapshot, &TraceLoaders::of(ctx)?))
 }
 
-crate::list_field!(
-    /// The tenant's live (non-archived) traces, newest first (ties broken by id).
-    TracesField.traces(TraceFilter) -> TraceConnection = store::TraceList
-);
-
 /// The root fields, in schema order.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct TraceQuery(TracesField, TraceLookupQuery);
+pub struct TraceQuery(super::list::TracesField, TraceLookupQuery);
 
 #[derive(Default)]
 pub struct TraceLookupQuery;

@@ -7,11 +7,14 @@ pub mod archive;
 pub mod compare;
 pub mod graphql;
 pub mod hashing;
+pub mod list;
 pub mod mutation;
 pub mod store;
+pub mod views;
 pub mod write;
 
 use crate::closed_set::closed_set;
+use crate::list_filters::IntRange;
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -122,6 +125,10 @@ pub struct TraceSnapshot {
     pub replay_attempt_id: Option<String>,
     pub replay_artifact_version: Option<String>,
     pub trace_completeness_status: Option<String>,
+    /// Steps of the sealed trace, fixed when it completed; `None` while it runs.
+    pub step_count: Option<i32>,
+    /// Milliseconds from start to completion, as the database computes it; `None` while it runs.
+    pub duration_ms: Option<i64>,
 }
 
 /// One executed step as stored. Immutable.
@@ -186,8 +193,10 @@ pub struct TraceSummary {
     pub total_duration_ms: f64,
 }
 
-/// The list filter, as the store applies it. Equality on each given field; time bounds are
-/// inclusive.
+/// The list filter, as the store applies it (docs/console.md). Every given condition must hold;
+/// time bounds and ranges are inclusive. Fields added after the first release are left out of
+/// the serialized form when unset, so cursors and stored export jobs made before them stay
+/// valid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraceListFilter {
     pub run_id: Option<String>,
@@ -201,4 +210,29 @@ pub struct TraceListFilter {
     pub started_before: Option<DateTime<Utc>>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic_scenario_id: Option<String>,
+    /// Any of these agents / none of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id_not_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_not_in: Option<Vec<TraceStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_after: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_before: Option<DateTime<Utc>>,
+    /// Traces still running have no step count or duration and fall outside these ranges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_count: Option<IntRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<IntRange>,
+    /// Case-insensitive substring of the trace's ids or violation reason (`store::TRACE_SEARCH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
 }

@@ -11,8 +11,8 @@ use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
 use entity::aos_traces::{self, Column as T, Entity as Traces};
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Order, Query, WindowStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use super::{
@@ -21,6 +21,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::list_filters::{within_ranges, within_sets, TextSearch};
 use crate::pagination::{
     created_within, CursorCodec, Direction, ListProbe, Listed, Page, Position, Scope, Window,
 };
@@ -80,6 +81,8 @@ pub(crate) fn trace_snapshot(m: aos_traces::Model) -> AppResult<TraceSnapshot> {
         replay_attempt_id: m.replay_attempt_id,
         replay_artifact_version: m.replay_artifact_version,
         trace_completeness_status: m.trace_completeness_status,
+        step_count: m.step_count,
+        duration_ms: m.duration_ms,
     })
 }
 
@@ -128,22 +131,41 @@ pub(crate) fn visible(tenant: &TenantId) -> Select<Traces> {
         .filter(T::ArchivedAt.is_null())
 }
 
-pub(crate) fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Traces> {
+/// The searchable text of a trace: its ids and violation reason (docs/console.md), indexed by
+/// migration `m20261205_030000_trace_console_reads`.
+pub const TRACE_SEARCH: TextSearch = TextSearch {
+    table: "aos_traces",
+    text: "lower(trace_id || ' ' || run_id || ' ' || correlation_id || ' ' || \
+        coalesce(agent_id, '') || ' ' || coalesce(plan_id, '') || ' ' || \
+        coalesce(incident_id, '') || ' ' || coalesce(synthetic_scenario_id, '') || ' ' || \
+        coalesce(violation_reason, ''))",
+    fts_table: "aos_trace_search",
+};
+
+pub(crate) fn filtered(
+    backend: DbBackend,
+    tenant: &TenantId,
+    filter: &TraceListFilter,
+) -> Select<Traces> {
     let mut q = visible(tenant);
-    if let Some(v) = &filter.run_id {
-        q = q.filter(T::RunId.eq(v.as_str()));
-    }
-    if let Some(v) = &filter.agent_id {
-        q = q.filter(T::AgentId.eq(v.as_str()));
+    for (column, value) in [
+        (T::RunId, &filter.run_id),
+        (T::AgentId, &filter.agent_id),
+        (T::RootHash, &filter.root_hash),
+        (T::PlanHash, &filter.plan_hash),
+        (T::TraceId, &filter.trace_id),
+        (T::IncidentId, &filter.incident_id),
+        (T::SyntheticScenarioId, &filter.synthetic_scenario_id),
+    ] {
+        if let Some(v) = value {
+            q = q.filter(column.eq(v.as_str()));
+        }
     }
     if let Some(statuses) = &filter.status {
         q = q.filter(T::Status.is_in(statuses.iter().map(|s| s.as_str())));
     }
-    if let Some(v) = &filter.root_hash {
-        q = q.filter(T::RootHash.eq(v.as_str()));
-    }
-    if let Some(v) = &filter.plan_hash {
-        q = q.filter(T::PlanHash.eq(v.as_str()));
+    if let Some(statuses) = &filter.status_not_in {
+        q = q.filter(T::Status.is_not_in(statuses.iter().map(|s| s.as_str())));
     }
     if let Some(v) = filter.seed {
         q = q.filter(T::Seed.eq(v));
@@ -151,12 +173,29 @@ pub(crate) fn filtered(tenant: &TenantId, filter: &TraceListFilter) -> Select<Tr
     if let Some(v) = filter.is_synthetic {
         q = q.filter(T::IsSynthetic.eq(v));
     }
-    if let Some(v) = filter.started_after {
-        q = q.filter(T::StartedAt.gte(v));
+    if let Some(term) = &filter.search {
+        q = q.filter(TRACE_SEARCH.matches(backend, term));
     }
-    if let Some(v) = filter.started_before {
-        q = q.filter(T::StartedAt.lte(v));
-    }
+    let q = within_sets(
+        q,
+        T::AgentId,
+        filter.agent_id_in.as_deref(),
+        filter.agent_id_not_in.as_deref(),
+    );
+    let q = within_ranges(
+        q,
+        [
+            (T::StepCount, filter.step_count),
+            (T::DurationMs, filter.duration_ms),
+        ],
+    );
+    let q = created_within(q, T::StartedAt, filter.started_after, filter.started_before);
+    let q = created_within(
+        q,
+        T::CompletedAt,
+        filter.completed_after,
+        filter.completed_before,
+    );
     created_within(q, T::CreatedAt, filter.created_after, filter.created_before)
 }
 
@@ -172,12 +211,23 @@ impl Listed for TraceList {
     const ROW: fn(aos_traces::Model) -> AppResult<TraceSnapshot> = trace_snapshot;
     const POSITION: fn(&TraceSnapshot) -> Position = |t| Position::of(t.created_at, &t.id);
 
+    /// Only a search term needs the backend; every caller goes through `select_on` with the
+    /// connection's. Without one, the PostgreSQL form.
     fn select(
+        tenant: &TenantId,
+        filter: &TraceListFilter,
+        as_of: Option<chrono::DateTime<Utc>>,
+    ) -> Select<Traces> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
         tenant: &TenantId,
         filter: &TraceListFilter,
         _: Option<chrono::DateTime<Utc>>,
     ) -> Select<Traces> {
-        filtered(tenant, filter)
+        filtered(backend, tenant, filter)
     }
 }
 

@@ -18,8 +18,8 @@ use entity::aos_traces::{self, Column as T, Entity as Traces};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -182,6 +182,9 @@ pub async fn start_trace(
         replay_attempt_id: Set(new.replay_attempt_id),
         replay_artifact_version: Set(new.replay_artifact_version),
         trace_completeness_status: Set(new.trace_completeness_status),
+        // Set when the trace is sealed; generated.
+        step_count: Set(None),
+        duration_ms: NotSet,
     };
     Traces::insert(row)
         .on_conflict_do_nothing_on([T::TenantId, T::TraceId])
@@ -344,6 +347,9 @@ pub async fn finish_trace(
     update.id = Unchanged(trace.id.clone());
     update.completed_at = Set(Some(crate::scalars::now()));
     update.checksum = Set(Some(checksum));
+    update.step_count = Set(Some(
+        i32::try_from(steps.len()).map_err(AppError::internal)?,
+    ));
     if root_hash.is_some() {
         update.root_hash = Set(root_hash);
     }

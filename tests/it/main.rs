@@ -26,6 +26,7 @@ mod graphql_http;
 mod hostile;
 mod idempotency;
 mod immutability;
+mod incidents;
 mod ingest;
 mod ledger;
 mod limits;
@@ -42,6 +43,7 @@ mod request_limits;
 mod run_console;
 mod run_counts;
 mod run_depth;
+mod run_evidence;
 mod run_links;
 mod runs;
 mod schema;
@@ -49,6 +51,7 @@ mod shutdown;
 mod subscriptions;
 mod system_records;
 mod tenant_leak;
+mod trace_console;
 mod traces_reads;
 mod transport;
 mod trusted_documents;
@@ -77,6 +80,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("graphiql_browser", graphiql_browser::cases()),
         ("graphql_http", graphql_http::cases()),
         ("idempotency", idempotency::cases()),
+        ("incidents", incidents::cases()),
         ("immutability", immutability::cases()),
         ("ledger", ledger::cases()),
         ("ingest", ingest::cases()),
@@ -94,6 +98,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("run_console", run_console::cases()),
         ("run_counts", run_counts::cases()),
         ("run_depth", run_depth::cases()),
+        ("run_evidence", run_evidence::cases()),
         ("run_links", run_links::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
@@ -101,6 +106,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("subscriptions", subscriptions::cases()),
         ("system_records", system_records::cases()),
         ("tenant_leak", tenant_leak::cases()),
+        ("trace_console", trace_console::cases()),
         ("traces_reads", traces_reads::cases()),
         ("transport", transport::cases()),
         ("trusted_documents", trusted_documents::cases()),

@@ -85,17 +85,17 @@ async fn fixture(backend: Backend) -> Fixture {
     Fixture { app, key, runs }
 }
 
-fn iso(at: DateTime<Utc>) -> String {
+pub(crate) fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn time(value: &Value) -> DateTime<Utc> {
+pub(crate) fn time(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
         .expect("RFC 3339")
         .with_timezone(&Utc)
 }
 
-fn int(value: &Value) -> i64 {
+pub(crate) fn int(value: &Value) -> i64 {
     match value {
         Value::String(s) => s.parse().expect("a BigInt"),
         other => other.as_i64().expect("an integer"),
@@ -339,7 +339,7 @@ fn brute_facet(field: &str, rows: &[&LlmRunSnapshot], limit: usize) -> (Vec<(Str
     (values, rest.iter().map(|(_, n)| n).sum())
 }
 
-fn brute_stats(values: Vec<i64>) -> Value {
+pub(crate) fn brute_stats(values: Vec<i64>) -> Value {
     let mut sorted = values;
     sorted.sort();
     let n = sorted.len() as i64;
@@ -359,7 +359,7 @@ fn brute_stats(values: Vec<i64>) -> Value {
     })
 }
 
-fn assert_stats(got: &Value, expected: &Value, what: &str) {
+pub(crate) fn assert_stats(got: &Value, expected: &Value, what: &str) {
     for name in ["count", "sum", "min", "max", "p50", "p95"] {
         assert_eq!(got[name], expected[name], "{what}.{name}");
     }

@@ -223,6 +223,13 @@ fn probes() -> Vec<Probe> {
         probe("node LogExport", &["Query.node"], Viewer, Post(NODE), "gid.LogExport", id),
         probe("node Trace", &["Query.node"], Viewer, Post(NODE), "gid.Trace", id),
         probe("node TraceMismatch", &["Query.node"], Viewer, Post(NODE), "gid.TraceMismatch", id),
+        probe("node Incident", &["Query.node"], Viewer, Post(NODE), "gid.Incident", id),
+        probe("incident(incidentId)", &["Query.incident"], Viewer,
+            Post("query($v: String!) { incident(incidentId: $v) { title severity sourceRun { runId } auditEntries { seq } costAnomalies { message } } }"),
+            "incident", v),
+        probe("incidents(filter sourceRunId)", &["Query.incidents"], Viewer,
+            Post("query($v: String) { incidents(filter: {sourceRunId: $v}) { totalCount nodes { title incidentId } } }"),
+            "run.main", v),
         probe("nodes [own, A's]", &["Query.nodes"], Viewer,
             Post("query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"), "gid.Trace",
             |r, b| json!({ "ids": [b["gid.LlmRun"], r] })),
@@ -690,6 +697,10 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
     .insert(app.db())
     .await
     .unwrap();
+    out.insert(
+        "gid.Incident".into(),
+        logbook::ids::encode(logbook::ids::NodeKind::Incident, &format!("{p}-incident")).0,
+    );
 
     // Exports: a list, an AUDIT one (with its ledger file) and a bundle of the main run, finished.
     let run_main = json!({ "scope": "RUN_BUNDLE", "format": "ZIP", "runId": format!("{p}-run") });

@@ -2,6 +2,8 @@
 //! in, and the bucket arithmetic of histograms (docs/console.md). Domains compute the numbers;
 //! this module only knows times, counts and values.
 
+pub mod sql;
+
 use std::str::FromStr;
 
 use async_graphql::{Enum, SimpleObject};

@@ -1,0 +1,113 @@
+//! SQL for `incidents`. Every read is scoped to one tenant in the SQL itself.
+
+use chrono::{DateTime, Utc};
+use entity::incidents::{self, Column as I, Entity as Incidents};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+
+use super::{
+    IncidentCause, IncidentFilter, IncidentLifecycle, IncidentSeverity, IncidentSnapshot,
+    IncidentStatus,
+};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::pagination::{created_within, Listed, Position};
+
+fn snapshot(m: incidents::Model) -> AppResult<IncidentSnapshot> {
+    let bad = |what: &str, value: &str| {
+        AppError::internal(format!("incident {} has unknown {what} {value}", m.id))
+    };
+    Ok(IncidentSnapshot {
+        severity: IncidentSeverity::parse(&m.severity)
+            .ok_or_else(|| bad("severity", &m.severity))?,
+        status: IncidentStatus::parse(&m.status).ok_or_else(|| bad("status", &m.status))?,
+        lifecycle_state: IncidentLifecycle::parse(&m.lifecycle_state)
+            .ok_or_else(|| bad("lifecycle state", &m.lifecycle_state))?,
+        cause_type: IncidentCause::parse(&m.cause_type)
+            .ok_or_else(|| bad("cause", &m.cause_type))?,
+        id: m.id,
+        tenant_id: m.tenant_id,
+        title: m.title,
+        trigger_type: m.trigger_type,
+        source_run_id: m.source_run_id,
+        category: m.category,
+        description: m.description,
+        error_code: m.error_code,
+        error_message: m.error_message,
+        inflection_step_index: m.inflection_step_index,
+        inflection_timestamp: m.inflection_timestamp,
+        started_at: m.started_at,
+        ended_at: m.ended_at,
+        resolved_at: m.resolved_at,
+        resolved_by: m.resolved_by,
+        is_synthetic: m.is_synthetic,
+        synthetic_scenario_id: m.synthetic_scenario_id,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn filtered(tenant: &TenantId, filter: &IncidentFilter) -> Select<Incidents> {
+    let mut q = Incidents::find().filter(I::TenantId.eq(tenant.as_str()));
+    if let Some(v) = &filter.severity {
+        q = q.filter(I::Severity.is_in(v.iter().map(|s| s.as_str())));
+    }
+    if let Some(v) = &filter.status {
+        q = q.filter(I::Status.is_in(v.iter().map(|s| s.as_str())));
+    }
+    if let Some(v) = &filter.lifecycle_state {
+        q = q.filter(I::LifecycleState.is_in(v.iter().map(|s| s.as_str())));
+    }
+    if let Some(v) = filter.cause_type {
+        q = q.filter(I::CauseType.eq(v.as_str()));
+    }
+    for (column, value) in [
+        (I::TriggerType, &filter.trigger_type),
+        (I::Category, &filter.category),
+        (I::SourceRunId, &filter.source_run_id),
+    ] {
+        if let Some(v) = value {
+            q = q.filter(column.eq(v.as_str()));
+        }
+    }
+    if let Some(v) = filter.is_synthetic {
+        q = q.filter(I::IsSynthetic.eq(v));
+    }
+    let q = created_within(q, I::StartedAt, filter.started_after, filter.started_before);
+    created_within(q, I::CreatedAt, filter.created_after, filter.created_before)
+}
+
+/// The tenant's incidents matching a filter, newest first (`incidents`).
+pub struct IncidentList;
+
+impl Listed for IncidentList {
+    type Entity = Incidents;
+    type Filter = IncidentFilter;
+    type Row = IncidentSnapshot;
+    const NAME: &'static str = "incidents";
+    const ORDER: (I, I) = (I::CreatedAt, I::Id);
+    const ROW: fn(incidents::Model) -> AppResult<IncidentSnapshot> = snapshot;
+    const POSITION: fn(&IncidentSnapshot) -> Position = |i| Position::of(i.created_at, &i.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &IncidentFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Incidents> {
+        filtered(tenant, filter)
+    }
+}
+
+/// The tenant's incident with this id.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+) -> AppResult<Option<IncidentSnapshot>> {
+    Incidents::find()
+        .filter(I::TenantId.eq(tenant.as_str()))
+        .filter(I::Id.eq(id))
+        .one(db)
+        .await?
+        .map(snapshot)
+        .transpose()
+}

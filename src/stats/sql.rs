@@ -1,0 +1,220 @@
+//! The SQL behind facets, aggregates and histograms, over any list's filtered rows: value
+//! counts per key combination, numeric stats with nearest-rank percentiles, and counts per UTC
+//! minute. A domain names its columns; these build and read the statements on both backends.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect, QueryTrait, Select,
+    Statement,
+};
+
+use super::{nearest_rank, Buckets, NumericStats};
+use crate::error::{AppError, AppResult};
+use crate::scalars::BigInt;
+
+/// `COUNT(*)` as a BIGINT on both backends.
+pub fn count_all() -> Expr {
+    Expr::cust("CAST(COUNT(*) AS BIGINT)")
+}
+
+/// `SUM(column)` as a BIGINT, 0 over no rows.
+pub fn sum(column: &str) -> Expr {
+    Expr::cust(format!("CAST(COALESCE(SUM({column}), 0) AS BIGINT)"))
+}
+
+/// `SELECT <keys>, <n> … GROUP BY <keys>` over `select`: each key combination present and its
+/// count. A key is an SQL expression of text (NULL where the row has no value).
+pub async fn key_counts<E: EntityTrait>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    keys: &[&str],
+    n: Expr,
+) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
+    let mut select = select.select_only();
+    for (i, key) in keys.iter().enumerate() {
+        select = select.column_as(Expr::cust((*key).to_owned()), format!("k{i}"));
+    }
+    select = select.column_as(n, "n");
+    for key in keys {
+        select = select.group_by(Expr::cust((*key).to_owned()));
+    }
+    let rows = db
+        .query_all_raw(select.build(db.get_database_backend()))
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            let mut values = Vec::with_capacity(keys.len());
+            for i in 0..keys.len() {
+                values.push(row.try_get_by_index::<Option<String>>(i)?);
+            }
+            Ok((values, row.try_get_by_index::<i64>(keys.len())?))
+        })
+        .collect()
+}
+
+/// Value → count of the key at `position` over key-combination counts; `None` holds the rows
+/// without a value.
+pub fn facet_of(
+    combos: &[(Vec<Option<String>>, i64)],
+    position: usize,
+) -> (Vec<(String, i64)>, i64) {
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut missing = 0;
+    for (keys, n) in combos {
+        match &keys[position] {
+            Some(value) => *counts.entry(value.clone()).or_default() += n,
+            None => missing += n,
+        }
+    }
+    (counts.into_iter().collect(), missing)
+}
+
+/// The row count of `inner` and the stats of each numeric column of `fields` over its rows.
+pub async fn numeric_stats(
+    db: &DatabaseConnection,
+    inner: &Statement,
+    fields: &[&str],
+) -> AppResult<(i64, Vec<NumericStats>)> {
+    let backend = db.get_database_backend();
+    let postgres = backend == DbBackend::Postgres;
+    let mut columns = vec!["CAST(COUNT(*) AS BIGINT)".to_owned()];
+    for f in fields {
+        columns.push(format!("CAST(COUNT({f}) AS BIGINT)"));
+        columns.push(format!("CAST(SUM({f}) AS BIGINT)"));
+        columns.push(format!("CAST(AVG({f}) AS DOUBLE PRECISION)"));
+        columns.push(format!("CAST(MIN({f}) AS BIGINT)"));
+        columns.push(format!("CAST(MAX({f}) AS BIGINT)"));
+        if postgres {
+            for p in [0.5, 0.95] {
+                columns.push(format!(
+                    "CAST(percentile_disc({p}) WITHIN GROUP (ORDER BY {f}) AS BIGINT)"
+                ));
+            }
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM ({}) matching",
+        columns.join(", "),
+        inner.sql
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            inner.values.clone().map(|v| v.0).unwrap_or_default(),
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("an aggregate returned no row"))?;
+    let count: i64 = row.try_get_by_index(0)?;
+    let per_field = if postgres { 7 } else { 5 };
+    let mut stats = Vec::with_capacity(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        let at = 1 + i * per_field;
+        let n: i64 = row.try_get_by_index(at)?;
+        let mut s = NumericStats {
+            count: BigInt(n),
+            sum: row.try_get_by_index::<Option<i64>>(at + 1)?.map(BigInt),
+            avg: row.try_get_by_index(at + 2)?,
+            min: row.try_get_by_index::<Option<i64>>(at + 3)?.map(BigInt),
+            max: row.try_get_by_index::<Option<i64>>(at + 4)?.map(BigInt),
+            p50: None,
+            p95: None,
+        };
+        if n > 0 {
+            if postgres {
+                s.p50 = row.try_get_by_index::<Option<i64>>(at + 5)?.map(BigInt);
+                s.p95 = row.try_get_by_index::<Option<i64>>(at + 6)?.map(BigInt);
+            } else {
+                let (p50, p95) = ranked(db, inner, field, n).await?;
+                (s.p50, s.p95) = (Some(BigInt(p50)), Some(BigInt(p95)));
+            }
+        }
+        stats.push(s);
+    }
+    Ok((count, stats))
+}
+
+/// SQLite has no `percentile_disc`: the values at the two nearest ranks, by row number.
+async fn ranked(
+    db: &DatabaseConnection,
+    inner: &Statement,
+    field: &str,
+    n: i64,
+) -> AppResult<(i64, i64)> {
+    let (k50, k95) = (nearest_rank(0.5, n), nearest_rank(0.95, n));
+    let sql = format!(
+        "SELECT rn, v FROM (SELECT {field} AS v, ROW_NUMBER() OVER (ORDER BY {field}) AS rn \
+         FROM ({}) matching WHERE {field} IS NOT NULL) ranked WHERE rn IN ({k50}, {k95})",
+        inner.sql
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            inner.values.clone().map(|v| v.0).unwrap_or_default(),
+        ))
+        .await?;
+    let mut found = HashMap::new();
+    for row in rows {
+        let rank: i64 = row.try_get_by_index(0)?;
+        let value: i64 = row.try_get_by_index(1)?;
+        found.insert(rank, value);
+    }
+    match (found.get(&k50), found.get(&k95)) {
+        (Some(a), Some(b)) => Ok((*a, *b)),
+        _ => Err(AppError::internal("a percentile rank was not found")),
+    }
+}
+
+/// (UTC minute, count, summed `sum` or 0) of the rows of `select`, grouped by the minute of the
+/// timestamp column `column` (rows where it is NULL are left out by the caller's range).
+pub async fn minute_totals<E: EntityTrait>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    column: &str,
+    sum_of: Option<&str>,
+) -> AppResult<Vec<(DateTime<Utc>, i64, i64)>> {
+    let minute = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')")
+        }
+        _ => format!("replace(substr({column}, 1, 16), ' ', 'T')"),
+    };
+    let summed = match sum_of {
+        Some(c) => sum(c),
+        None => Expr::cust("CAST(0 AS BIGINT)"),
+    };
+    let rows: Vec<(String, i64, i64)> = select
+        .select_only()
+        .column_as(Expr::cust(minute.clone()), "minute")
+        .column_as(count_all(), "n")
+        .column_as(summed, "total")
+        .group_by(Expr::cust(minute))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(key, n, total)| {
+            let at = NaiveDateTime::parse_from_str(&key, "%Y-%m-%dT%H:%M").ok()?;
+            Some((at.and_utc(), n, total))
+        })
+        .collect())
+}
+
+/// Adds (time, count, total) rows into the buckets holding each time.
+pub fn add_into(
+    totals: &mut [(i64, i64)],
+    buckets: &Buckets,
+    rows: impl IntoIterator<Item = (DateTime<Utc>, i64, i64)>,
+) {
+    for (at, n, total) in rows {
+        if let Some(i) = buckets.index_of(at) {
+            totals[i].0 += n;
+            totals[i].1 += total;
+        }
+    }
+}
