@@ -91,6 +91,12 @@ pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        // sqlx prepares every statement. After five runs PostgreSQL may switch a prepared
+        // statement to a generic plan, blind to the bound tenant, times and ids; on the bench data
+        // that turned the 30-day facets' index ranges into long filtered scans (57 req/s with
+        // generic plans, 286 with custom ones; BENCHMARKS.md "Console reads"). Planning each
+        // execution costs far less than a wrong plan.
+        .map_sqlx_postgres_opts(|opts| opts.options([("plan_cache_mode", "force_custom_plan")]))
         .map_sqlx_sqlite_opts(|opts| {
             // WAL lets readers run beside the single writer; the busy timeout queues writers
             // instead of failing them with SQLITE_BUSY.

@@ -134,8 +134,34 @@ async fn page_sizes_are_configurable(backend: Backend) {
     app.stop().await;
 }
 
+/// The server's PostgreSQL sessions plan each statement for its values (a generic plan of a
+/// prepared statement ignores the bound tenant and times) and bound every statement's time.
+async fn sessions_plan_for_their_values_and_time_out(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn(backend).await;
+    let row = app
+        .db()
+        .query_one_raw(Statement::from_string(
+            app.db().get_database_backend(),
+            "SELECT current_setting('plan_cache_mode') AS mode, \
+             current_setting('statement_timeout') AS timeout"
+                .to_owned(),
+        ))
+        .await
+        .expect("settings")
+        .expect("a row");
+    let mode: String = row.try_get("", "mode").unwrap();
+    let timeout: String = row.try_get("", "timeout").unwrap();
+    assert_eq!(
+        (mode.as_str(), timeout.as_str()),
+        ("force_custom_plan", "10s")
+    );
+    app.stop().await;
+}
+
 crate::cases!(
     complexity_and_fan_out_limits,
     root_fields_keep_selection_order,
-    page_sizes_are_configurable
+    page_sizes_are_configurable,
+    [postgres] sessions_plan_for_their_values_and_time_out
 );
