@@ -34,6 +34,7 @@ mod m20261205_000000_run_console_reads;
 mod m20261205_010000_run_rollup_totals;
 mod m20261205_020000_rollup_grain_varchar;
 mod m20261205_030000_trace_console_reads;
+mod m20261205_040000_trace_view_index;
 
 pub struct Migrator;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_010000_run_rollup_totals::Migration),
             Box::new(m20261205_020000_rollup_grain_varchar::Migration),
             Box::new(m20261205_030000_trace_console_reads::Migration),
+            Box::new(m20261205_040000_trace_view_index::Migration),
         ]
     }
 }
