@@ -17,7 +17,7 @@ use super::RunFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
 use crate::stats::sql::{
-    add_into, count_all, facet_of, key_counts, minute_totals, numeric_stats, sum,
+    add_into, count_all, facet_of, key_counts, numeric_stats, sum, time_totals,
 };
 use crate::stats::{Buckets, NumericStats};
 
@@ -156,10 +156,10 @@ impl RunSet {
             && self.filter.on_rollup_keys()
             && buckets.inner_bounds_on_hours();
         if !rollup_ready {
-            let minutes = self
-                .minute_totals(self.rows().filter(in_range), column)
+            let groups = self
+                .time_totals(self.rows().filter(in_range), column, buckets)
                 .await?;
-            add_into(&mut totals, buckets, minutes);
+            add_into(&mut totals, buckets, groups);
             return Ok(totals);
         }
         let (after, before) = rollups::created_span(&self.filter, self.as_of);
@@ -186,24 +186,28 @@ impl RunSet {
             add_into(&mut totals, buckets, hours);
         }
         if !plan.rows.is_empty() {
-            let minutes = self.minute_totals(self.edge_rows(&plan), column).await?;
-            add_into(&mut totals, buckets, minutes);
+            let groups = self
+                .time_totals(self.edge_rows(&plan), column, buckets)
+                .await?;
+            add_into(&mut totals, buckets, groups);
         }
         Ok(totals)
     }
 
-    /// (UTC minute, count, cost) of the rows of `select`, grouped by `column`'s minute.
-    async fn minute_totals(
+    /// (time, count, cost) of the rows of `select`, grouped by `column`'s UTC hour or minute
+    /// ([`time_totals`]).
+    async fn time_totals(
         &self,
         select: Select<Runs>,
         column: R,
+        buckets: &Buckets,
     ) -> AppResult<Vec<(DateTime<Utc>, i64, i64)>> {
         let name = match column {
             R::StartedAt => "started_at",
             R::CompletedAt => "completed_at",
             _ => "created_at",
         };
-        minute_totals(&self.db, select, name, Some("cost_cents")).await
+        time_totals(&self.db, select, name, Some("cost_cents"), buckets).await
     }
 
     /// The matching runs' count and the stats of each of [`NUMERIC_FIELDS`].

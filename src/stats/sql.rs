@@ -169,19 +169,28 @@ async fn ranked(
     }
 }
 
-/// (UTC minute, count, summed `sum` or 0) of the rows of `select`, grouped by the minute of the
-/// timestamp column `column` (rows where it is NULL are left out by the caller's range).
-pub async fn minute_totals<E: EntityTrait>(
+/// (time, count, summed `sum_of` or 0) of the rows of `select`, grouped by the UTC hour of the
+/// timestamp column `column` when every inner bound of `buckets` falls on a whole hour (an hour
+/// then lies in one bucket, and a few hundred groups come back instead of one per minute), else
+/// by the UTC minute. A group's time is its start, moved up to `buckets.from()` for the first
+/// partial one, so [`add_into`] finds its bucket. The caller limits the rows to the buckets'
+/// range (rows where `column` is NULL fall outside it).
+pub async fn time_totals<E: EntityTrait>(
     db: &DatabaseConnection,
     select: Select<E>,
     column: &str,
     sum_of: Option<&str>,
+    buckets: &Buckets,
 ) -> AppResult<Vec<(DateTime<Utc>, i64, i64)>> {
-    let minute = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')")
-        }
-        _ => format!("replace(substr({column}, 1, 16), ' ', 'T')"),
+    let hourly = buckets.inner_bounds_on_hours();
+    let (pg_format, sqlite_length, suffix) = if hourly {
+        ("YYYY-MM-DD\"T\"HH24", 13, ":00")
+    } else {
+        ("YYYY-MM-DD\"T\"HH24:MI", 16, "")
+    };
+    let group = match db.get_database_backend() {
+        DbBackend::Postgres => format!("to_char({column} AT TIME ZONE 'UTC', '{pg_format}')"),
+        _ => format!("replace(substr({column}, 1, {sqlite_length}), ' ', 'T')"),
     };
     let summed = match sum_of {
         Some(c) => sum(c),
@@ -189,18 +198,20 @@ pub async fn minute_totals<E: EntityTrait>(
     };
     let rows: Vec<(String, i64, i64)> = select
         .select_only()
-        .column_as(Expr::cust(minute.clone()), "minute")
+        .column_as(Expr::cust(group.clone()), "at")
         .column_as(count_all(), "n")
         .column_as(summed, "total")
-        .group_by(Expr::cust(minute))
+        .group_by(Expr::cust(group))
         .into_tuple()
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
         .filter_map(|(key, n, total)| {
-            let at = NaiveDateTime::parse_from_str(&key, "%Y-%m-%dT%H:%M").ok()?;
-            Some((at.and_utc(), n, total))
+            let at = NaiveDateTime::parse_from_str(&format!("{key}{suffix}"), "%Y-%m-%dT%H:%M")
+                .ok()?
+                .and_utc();
+            Some((std::cmp::max(at, buckets.from()), n, total))
         })
         .collect())
 }

@@ -12,7 +12,7 @@ use super::store::filtered;
 use super::TraceListFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::stats::sql::{add_into, count_all, facet_of, key_counts, minute_totals, numeric_stats};
+use crate::stats::sql::{add_into, count_all, facet_of, key_counts, numeric_stats, time_totals};
 use crate::stats::{Buckets, NumericStats};
 
 /// The tenant's live traces matching a filter, up to `asOf`.
@@ -99,13 +99,14 @@ impl TraceSet {
             .collect())
     }
 
-    /// Traces per bucket of `field` (grouped by UTC minute in SQL, then into the buckets).
+    /// Traces per bucket of `field` (grouped by UTC hour or minute in SQL, then into the buckets).
     pub async fn histogram(&self, field: TraceTimeField, buckets: &Buckets) -> AppResult<Vec<i64>> {
         let (column, name) = field.column();
         let in_range = column.gte(buckets.from()).and(column.lt(buckets.to()));
-        let minutes = minute_totals(&self.db, self.rows().filter(in_range), name, None).await?;
+        let groups =
+            time_totals(&self.db, self.rows().filter(in_range), name, None, buckets).await?;
         let mut totals = vec![(0i64, 0i64); buckets.len()];
-        add_into(&mut totals, buckets, minutes);
+        add_into(&mut totals, buckets, groups);
         Ok(totals.into_iter().map(|(n, _)| n).collect())
     }
 
