@@ -568,6 +568,48 @@ pub async fn read_page<L: Listed>(
     .await
 }
 
+/// A page of a console list in the order the client chose, and what the connection's views
+/// (facets, aggregates, histograms) read beside it: the caller's tenant, the filter and `asOf`.
+pub struct OrderedPage<L: Listed> {
+    pub page: Page<L::Row>,
+    pub db: sea_orm::DatabaseConnection,
+    pub tenant: TenantId,
+    pub filter: L::Filter,
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// A list field's page in `order` (the caller must be able to read; its own tenant), reading
+/// rows only when the client selected them ([`rows_wanted`]).
+pub async fn ordered_page<L: Listed>(
+    ctx: &async_graphql::Context<'_>,
+    filter: L::Filter,
+    order: ListOrder<L>,
+    args: PageArgs,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<OrderedPage<L>> {
+    let mut request = PageRequest::new(args.first, args.after, args.last, args.before, as_of)
+        .sized(page_sizes(ctx));
+    let principal = crate::auth::require(ctx, crate::auth::Permission::Read).await?;
+    let state = ctx.data_unchecked::<crate::state::AppState>();
+    request.rows = rows_wanted(ctx);
+    let page = page_in::<L>(
+        &state.db,
+        &state.cursors,
+        &principal.tenant_id,
+        &filter,
+        &request,
+        order,
+    )
+    .await?;
+    Ok(OrderedPage {
+        page,
+        db: state.db.clone(),
+        tenant: principal.tenant_id.clone(),
+        filter,
+        as_of: request.as_of,
+    })
+}
+
 /// What a connection needs to answer `totalCount` and the far side of `pageInfo` lazily: only
 /// when a client selects them does the SQL run.
 #[async_trait::async_trait]

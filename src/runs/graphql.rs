@@ -8,7 +8,7 @@ use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
 use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirection};
-use crate::pagination::{self, canonical, ListOrder, PageRequest, Position, SortKey};
+use crate::pagination::{self, canonical, ListOrder, PageArgs, Position, SortKey};
 use crate::plain::{value, PlainField, PlainFields};
 use crate::scalars::BigInt;
 use crate::scalars::DateTime;
@@ -327,28 +327,22 @@ impl LlmRunsField {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<LlmRunConnection> {
-        let mut request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0))
-            .sized(pagination::page_sizes(ctx));
         let filter = RunFilter::try_from(filter.unwrap_or_default())?;
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        request.rows = pagination::rows_wanted(ctx);
-        let page = pagination::page_in::<store::RunList>(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-            order_by.unwrap_or_default().list_order(),
-        )
-        .await?;
-        let views = RunSet {
-            db: state.db.clone(),
-            tenant: principal.tenant_id.clone(),
-            filter,
-            as_of: request.as_of,
+        let order = order_by.unwrap_or_default().list_order();
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
         };
-        Ok(LlmRunConnection(page.map(LlmRun), views))
+        let listed = pagination::ordered_page(ctx, filter, order, args, as_of.map(|d| d.0)).await?;
+        let views = RunSet {
+            db: listed.db,
+            tenant: listed.tenant,
+            filter: listed.filter,
+            as_of: listed.as_of,
+        };
+        Ok(LlmRunConnection(listed.page.map(LlmRun), views))
     }
 }
 

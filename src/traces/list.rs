@@ -4,15 +4,13 @@
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 
 use super::graphql::{Trace, TraceLoaders};
-use super::store::{self, TraceList};
+use super::store::TraceList;
 use super::views::{TraceFacetField, TraceSet, TraceTimeField};
 use super::{TraceListFilter, TraceSnapshot, TraceStatus};
-use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirection};
-use crate::pagination::{self, canonical, ListOrder, PageRequest, Position, SortKey};
+use crate::pagination::{self, canonical, ListOrder, PageArgs, Position, SortKey};
 use crate::scalars::{BigInt, DateTime};
-use crate::state::AppState;
 use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval, NumericStats};
 
 crate::connection_types!(TraceConnection, TraceEdge, Trace, views TraceSet {
@@ -264,31 +262,25 @@ impl TracesField {
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<TraceConnection> {
-        let mut request = PageRequest::new(first, after, last, before, as_of.map(|d| d.0))
-            .sized(pagination::page_sizes(ctx));
         let filter = TraceListFilter::try_from(filter.unwrap_or_default())?;
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>();
-        request.rows = pagination::rows_wanted(ctx);
-        let page = pagination::page_in::<store::TraceList>(
-            &state.db,
-            &state.cursors,
-            &principal.tenant_id,
-            &filter,
-            &request,
-            order_by.unwrap_or_default().list_order(),
-        )
-        .await?;
+        let order = order_by.unwrap_or_default().list_order();
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let listed = pagination::ordered_page(ctx, filter, order, args, as_of.map(|d| d.0)).await?;
         // The page's traces share the request's loaders, so their nested fields batch.
         let loaders = TraceLoaders::of(ctx)?;
         let views = TraceSet {
-            db: state.db.clone(),
-            tenant: principal.tenant_id.clone(),
-            filter,
-            as_of: request.as_of,
+            db: listed.db,
+            tenant: listed.tenant,
+            filter: listed.filter,
+            as_of: listed.as_of,
         };
         Ok(TraceConnection(
-            page.map(|t| Trace::new(t, &loaders)),
+            listed.page.map(|t| Trace::new(t, &loaders)),
             views,
         ))
     }
