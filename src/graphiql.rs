@@ -40,6 +40,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/06_incidents.graphql"),
     ),
     (
+        "07_system_events.graphql",
+        include_str!("graphiql/examples/07_system_events.graphql"),
+    ),
+    (
+        "08_audit_trail.graphql",
+        include_str!("graphiql/examples/08_audit_trail.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

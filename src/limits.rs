@@ -90,6 +90,10 @@ pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
     ("TraceConnection", "facets", VIEW_COST),
     ("TraceConnection", "aggregate", VIEW_COST),
     ("TraceConnection", "histogram", VIEW_COST),
+    ("SystemRecordConnection", "facets", VIEW_COST),
+    ("SystemRecordConnection", "histogram", VIEW_COST),
+    ("AuditEntryConnection", "facets", VIEW_COST),
+    ("AuditEntryConnection", "histogram", VIEW_COST),
 ];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of

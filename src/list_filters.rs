@@ -1,6 +1,7 @@
 //! Pieces every console list filter shares (docs/console.md): inclusive numeric ranges, "any of"
-//! / "none of" value lists, the sort direction, and case-insensitive substring search over a
-//! table's short text fields, answered from a trigram index on both backends.
+//! / "none of" value lists, the sort direction, case-insensitive substring search over a
+//! table's short text fields (a trigram index on both backends), and full-text word search over
+//! its long text (a `tsvector` column on PostgreSQL, an FTS5 word table on SQLite).
 
 use async_graphql::{Enum, InputObject};
 use sea_orm::sea_query::{Condition, Expr, SimpleExpr};
@@ -116,6 +117,16 @@ pub fn within_sets<E: EntityTrait, C: ColumnTrait>(
     select
 }
 
+/// The stored values of a closed set's members, for [`within_sets`].
+pub fn stored_values<T: Copy>(
+    values: &Option<Vec<T>>,
+    as_str: fn(T) -> &'static str,
+) -> Option<Vec<String>> {
+    values
+        .as_ref()
+        .map(|v| v.iter().map(|&x| as_str(x).to_owned()).collect())
+}
+
 /// A trigram index needs three characters to narrow anything.
 pub const MIN_TERM: usize = 3;
 pub const MAX_TERM: usize = 100;
@@ -173,6 +184,100 @@ impl TextSearch {
     }
 }
 
+/// The most words one full-text query may hold.
+pub const MAX_WORDS: usize = 16;
+
+/// One word of a full-text query: lower-case letters and digits; `prefix` when it ended in `*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Word {
+    pub text: String,
+    pub prefix: bool,
+}
+
+/// Parses a full-text query: words are runs of letters and digits (anything else separates
+/// them), matched whole and ignoring case; a word written with a trailing `*` matches as a
+/// prefix. Every word must occur. 1 to [`MAX_WORDS`] words, at most [`MAX_TERM`] characters.
+pub fn words(field: &str, query: &str) -> AppResult<Vec<Word>> {
+    let bad = |why: &str| AppError::bad_input(field, format!("`{field}` {why}"));
+    if query.chars().count() > MAX_TERM {
+        return Err(bad(&format!("is longer than {MAX_TERM} characters")));
+    }
+    let mut out: Vec<Word> = Vec::new();
+    let mut current = String::new();
+    for c in query.chars() {
+        if c.is_alphanumeric() {
+            current.extend(c.to_lowercase());
+            continue;
+        }
+        if !current.is_empty() {
+            out.push(Word {
+                text: std::mem::take(&mut current),
+                prefix: c == '*',
+            });
+        }
+    }
+    if !current.is_empty() {
+        out.push(Word {
+            text: current,
+            prefix: false,
+        });
+    }
+    if out.is_empty() {
+        return Err(bad("names no word (letters or digits)"));
+    }
+    if out.len() > MAX_WORDS {
+        return Err(bad(&format!("holds more than {MAX_WORDS} words")));
+    }
+    Ok(out)
+}
+
+/// A table's long text and the word indexes that answer a full-text query on it: on
+/// PostgreSQL a stored `tsvector` column (generated, `simple` configuration, no stemming or
+/// stop words) with a GIN index, on SQLite an FTS5 table with the `unicode61` tokenizer keyed
+/// by the table's rowid and kept by triggers.
+pub struct WordSearch {
+    /// The table searched (qualifies `rowid` on SQLite).
+    pub table: &'static str,
+    /// The PostgreSQL `tsvector` column.
+    pub column: &'static str,
+    /// The SQLite FTS5 table.
+    pub fts_table: &'static str,
+}
+
+impl WordSearch {
+    /// The condition "the row's text holds every word of `words`".
+    pub fn matches(&self, backend: DbBackend, words: &[Word]) -> SimpleExpr {
+        match backend {
+            // Quoted lexemes are taken as written (already lower case, letters and digits
+            // only), so the query cannot inject tsquery operators.
+            DbBackend::Postgres => {
+                let query: Vec<String> = words
+                    .iter()
+                    .map(|w| format!("'{}'{}", w.text, if w.prefix { ":*" } else { "" }))
+                    .collect();
+                Expr::cust_with_values(
+                    format!("{} @@ CAST($1 AS tsquery)", self.column),
+                    [query.join(" & ")],
+                )
+            }
+            _ => {
+                let query: Vec<String> = words
+                    .iter()
+                    .map(|w| format!("\"{}\"{}", w.text, if w.prefix { "*" } else { "" }))
+                    .collect();
+                Expr::cust_with_values(
+                    format!(
+                        "{}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?)",
+                        self.table,
+                        fts = self.fts_table
+                    ),
+                    [query.join(" ")],
+                )
+            }
+        }
+    }
+}
+
 /// `term` with LIKE's wildcards and escape character escaped by `\`.
 fn escaped(term: &str) -> String {
     let mut out = String::with_capacity(term.len() + 2);
@@ -200,6 +305,26 @@ mod tests {
         assert!(check_term("search", "gp").is_err());
         assert!(check_term("search", "   ").is_err());
         assert!(check_term("search", &"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn full_text_queries_are_words_of_letters_and_digits() {
+        let parsed = words("text", "Disk-FULL on eu_west* 'héllo'").unwrap();
+        let texts: Vec<(&str, bool)> = parsed.iter().map(|w| (w.text.as_str(), w.prefix)).collect();
+        assert_eq!(
+            texts,
+            [
+                ("disk", false),
+                ("full", false),
+                ("on", false),
+                ("eu", false),
+                ("west", true),
+                ("héllo", false)
+            ]
+        );
+        assert!(words("text", " *-* ").is_err());
+        assert!(words("text", &"a ".repeat(17)).is_err());
+        assert!(words("text", &"a".repeat(101)).is_err());
     }
 
     #[test]

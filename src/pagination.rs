@@ -587,8 +587,27 @@ pub async fn ordered_page<L: Listed>(
     args: PageArgs,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<OrderedPage<L>> {
-    let mut request = PageRequest::new(args.first, args.after, args.last, args.before, as_of)
+    let request = PageRequest::new(args.first, args.after, args.last, args.before, as_of)
         .sized(page_sizes(ctx));
+    page_with_views(ctx, filter, order, request).await
+}
+
+/// [`ordered_page`] newest first, for a `list_field!` with views (`via`), which has built the
+/// page request.
+pub async fn view_page<L: Listed>(
+    ctx: &async_graphql::Context<'_>,
+    filter: L::Filter,
+    request: PageRequest,
+) -> AppResult<OrderedPage<L>> {
+    page_with_views(ctx, filter, ListOrder::newest_first(), request).await
+}
+
+async fn page_with_views<L: Listed>(
+    ctx: &async_graphql::Context<'_>,
+    filter: L::Filter,
+    order: ListOrder<L>,
+    mut request: PageRequest,
+) -> AppResult<OrderedPage<L>> {
     let principal = crate::auth::require(ctx, crate::auth::Permission::Read).await?;
     let state = ctx.data_unchecked::<crate::state::AppState>();
     request.rows = rows_wanted(ctx);

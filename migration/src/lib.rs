@@ -35,6 +35,7 @@ mod m20261205_010000_run_rollup_totals;
 mod m20261205_020000_rollup_grain_varchar;
 mod m20261205_030000_trace_console_reads;
 mod m20261205_040000_trace_view_index;
+mod m20261205_050000_system_audit_console_reads;
 
 pub struct Migrator;
 
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_020000_rollup_grain_varchar::Migration),
             Box::new(m20261205_030000_trace_console_reads::Migration),
             Box::new(m20261205_040000_trace_view_index::Migration),
+            Box::new(m20261205_050000_system_audit_console_reads::Migration),
         ]
     }
 }

@@ -7,9 +7,10 @@ use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, InputObject, Json, Object, ID};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use sea_orm::DatabaseConnection;
 
+use super::facets::{AuditEntrySet, AuditFacetField};
 use super::{
     store, ActorType, AuditEntityType, AuditEntrySnapshot, AuditEventType, AuditFilter,
     SignalFeedbackSnapshot,
@@ -18,10 +19,12 @@ use crate::audit::views::{AuditDecision, AuditView};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::canonical;
-use crate::pagination::{read_page, FromPage, PageRequest};
-use crate::scalars::DateTime;
+use crate::list_filters::{check_term, text_set, words};
+use crate::pagination::PageRequest;
+use crate::pagination::{self, canonical};
+use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
+use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
 use crate::system::graphql::record_id_from;
 
 /// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are
@@ -102,19 +105,94 @@ impl AuditEntry {
     }
 }
 
-crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry from AuditEntrySnapshot);
+crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry, views AuditEntrySet {
+    /// Value → count of each named field over the entries matching the filter and `asOf` (all
+    /// pages), most frequent first; for a console's filter dropdowns.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn facets(
+        &self,
+        fields: Vec<AuditFacetField>,
+        #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<AuditFacet>> {
+        let limit = crate::stats::facet_limit(limit)?;
+        crate::stats::check_facet_fields(fields.len(), 4)?;
+        let counts = self.1.facets(&fields).await?;
+        Ok(fields
+            .into_iter()
+            .zip(counts)
+            .map(|(field, counts)| {
+                let (values, other_count, missing_count) =
+                    crate::stats::facet_with_missing(counts, limit);
+                AuditFacet {
+                    field,
+                    values,
+                    other_count,
+                    missing_count,
+                }
+            })
+            .collect())
+    }
+
+    /// Entries per `createdAt` bucket over `[from, to)`, zero-filled, for the entries matching
+    /// the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone` (an IANA
+    /// name; UTC when absent); the first and last are cut at `from` and `to`.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn histogram(
+        &self,
+        interval: HistogramInterval,
+        from: DateTime,
+        to: DateTime,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+        let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
+        let counts = self.1.histogram(&buckets).await?;
+        let totals: Vec<(i64, i64)> = counts.into_iter().map(|n| (n, 0)).collect();
+        Ok(buckets.finish(&totals, false))
+    }
+});
+
+/// One facet of `auditEntries`.
+#[derive(SimpleObject)]
+pub struct AuditFacet {
+    pub field: AuditFacetField,
+    pub values: Vec<FacetValue>,
+    /// Entries whose value was cut by `limit`.
+    pub other_count: BigInt,
+    /// Entries without a value for the field (no actor id).
+    pub missing_count: BigInt,
+}
 
 impl crate::plain::PlainFields for AuditEntry {}
 
-/// Filters for `auditEntries`; the same input drives the list and its `totalCount`.
+/// Filters for `auditEntries`; the same input drives the list, its `totalCount`, facets and
+/// histogram, an export of the list and `auditEntryAdded`. Every given condition must hold.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct AuditEntryFilter {
     /// Any of these events.
     pub event_type: Option<Vec<AuditEventType>>,
+    /// None of these events.
+    pub event_type_not_in: Option<Vec<AuditEventType>>,
     pub entity_type: Option<AuditEntityType>,
+    /// Any of these entity types.
+    pub entity_type_in: Option<Vec<AuditEntityType>>,
+    /// None of these entity types.
+    pub entity_type_not_in: Option<Vec<AuditEntityType>>,
     pub entity_id: Option<String>,
     pub actor_type: Option<ActorType>,
     pub actor_id: Option<String>,
+    /// Any of these actor ids (1 to 100).
+    pub actor_id_in: Option<Vec<String>>,
+    /// None of these actor ids (entries without an actor id are kept).
+    pub actor_id_not_in: Option<Vec<String>>,
+    pub correlation_id: Option<String>,
+    /// Case-insensitive substring (3 to 100 characters) of the entry, entity, actor, run or
+    /// correlation id or the action reason, answered from a trigram index.
+    pub search: Option<String>,
+    /// Words of the action reason and the before/after states (JSON keys and values), all of
+    /// which must occur, whole and ignoring case; `word*` matches a prefix. Answered from a
+    /// word index.
+    pub text: Option<String>,
     /// Entries about this run.
     pub run_id: Option<String>,
     /// Inclusive lower bound on `createdAt`.
@@ -126,22 +204,38 @@ pub struct AuditEntryFilter {
     pub view: Option<AuditView>,
 }
 
-impl From<AuditEntryFilter> for AuditFilter {
-    fn from(f: AuditEntryFilter) -> Self {
+impl TryFrom<AuditEntryFilter> for AuditFilter {
+    type Error = AppError;
+
+    fn try_from(f: AuditEntryFilter) -> AppResult<Self> {
         let (event_type, actor_type) = match f.view {
             Some(view) => crate::audit::views::narrow(view, f.event_type, f.actor_type),
             None => (f.event_type, f.actor_type),
         };
-        AuditFilter {
+        if let Some(term) = &f.search {
+            check_term("search", term)?;
+        }
+        let entity_types = |v: Option<Vec<_>>| v.map(|v| canonical(v, AuditEntityType::as_str));
+        Ok(AuditFilter {
             event_type: event_type.map(|v| canonical(v, AuditEventType::as_str)),
+            event_type_not_in: f
+                .event_type_not_in
+                .map(|v| canonical(v, AuditEventType::as_str)),
             entity_type: f.entity_type,
+            entity_type_in: entity_types(f.entity_type_in),
+            entity_type_not_in: entity_types(f.entity_type_not_in),
             entity_id: f.entity_id,
             actor_type,
             actor_id: f.actor_id,
+            actor_id_in: text_set("actorIdIn", f.actor_id_in)?,
+            actor_id_not_in: text_set("actorIdNotIn", f.actor_id_not_in)?,
             run_id: f.run_id,
+            correlation_id: f.correlation_id,
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
-        }
+            search: f.search,
+            text: f.text.map(|t| words("text", &t)).transpose()?,
+        })
     }
 }
 
@@ -216,8 +310,25 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<AuditEntry> {
 
 crate::list_field!(
     /// The tenant's audit entries, newest first (ties broken by id).
-    AuditEntriesField.audit_entries(AuditEntryFilter) -> AuditEntryConnection = store::AuditList
+    AuditEntriesField.audit_entries(AuditEntryFilter) -> AuditEntryConnection, via audit_entries_page
 );
+
+/// A page of `auditEntries` and the views over the same filter.
+async fn audit_entries_page(
+    ctx: &Context<'_>,
+    filter: AuditEntryFilter,
+    request: PageRequest,
+) -> AppResult<AuditEntryConnection> {
+    let filter = AuditFilter::try_from(filter)?;
+    let listed = pagination::view_page::<store::AuditList>(ctx, filter, request).await?;
+    let views = AuditEntrySet {
+        db: listed.db,
+        tenant: listed.tenant,
+        filter: listed.filter,
+        as_of: listed.as_of,
+    };
+    Ok(AuditEntryConnection(listed.page.map(AuditEntry), views))
+}
 
 /// The root fields, in schema order.
 #[derive(async_graphql::MergedObject, Default)]
@@ -264,8 +375,20 @@ impl AuditLookupQuery {
             entity_type,
             entity_id,
         };
-        let page = read_page::<store::EntityHistory>(ctx, key, request).await?;
-        Ok(AuditEntryConnection::from_page(ctx, page)?)
+        // The views read the same entries through the list filter.
+        let filter = AuditFilter {
+            entity_type: Some(key.entity_type),
+            entity_id: Some(key.entity_id.clone()),
+            ..AuditFilter::default()
+        };
+        let listed = pagination::view_page::<store::EntityHistory>(ctx, key, request).await?;
+        let views = AuditEntrySet {
+            db: listed.db,
+            tenant: listed.tenant,
+            filter,
+            as_of: listed.as_of,
+        };
+        Ok(AuditEntryConnection(listed.page.map(AuditEntry), views))
     }
 
     /// Operator feedback on a signal, evaluated now; null when the signal has none.

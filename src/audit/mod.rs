@@ -5,6 +5,7 @@
 
 pub mod append;
 pub mod chain;
+pub mod facets;
 pub mod graphql;
 pub mod group;
 pub mod mutation;
@@ -117,6 +118,27 @@ pub struct AuditFilter {
     pub run_id: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    // Fields added after the first release are skipped when absent, so export jobs stored
+    // before them still read and earlier cursors stay bound to the same filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_not_in: Option<Vec<AuditEventType>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_type_in: Option<Vec<AuditEntityType>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_type_not_in: Option<Vec<AuditEntityType>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id_in: Option<Vec<String>>,
+    /// Entries without an actor id are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id_not_in: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// A substring of the entry, entity, actor, run or correlation id or the action reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Words of the action reason and the before/after states (all must occur).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Vec<crate::list_filters::Word>>,
 }
 
 /// The feedback operators gave on one signal, folded from its SignalAcknowledged,

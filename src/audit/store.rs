@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::audit_ledger::{self, Column, Entity};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Select};
 use serde::Serialize;
 
 use super::{
@@ -14,6 +14,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::list_filters::{stored_values, within_sets, TextSearch, WordSearch};
 use crate::pagination::{created_within, Listed, Position};
 use crate::system::store::newest_per_key;
 
@@ -60,10 +61,64 @@ fn tenant_rows(tenant: &TenantId) -> Select<Entity> {
     Entity::find().filter(Column::TenantId.eq(tenant.as_str()))
 }
 
-pub(crate) fn filtered(tenant: &TenantId, filter: &AuditFilter) -> Select<Entity> {
+/// The substring search over an entry's short text: its id, entity, actor, run and correlation
+/// ids and its action reason (migration `m20261205_050000_system_audit_console_reads`).
+pub const AUDIT_SEARCH: TextSearch = TextSearch {
+    table: "audit_ledger",
+    text: "lower(id || ' ' || entity_id || ' ' || coalesce(actor_id, '') || ' ' || \
+        coalesce(run_id, '') || ' ' || coalesce(correlation_id, '') || ' ' || \
+        coalesce(action_reason, ''))",
+    fts_table: "audit_entry_search",
+};
+
+/// The word search over an entry's action reason and before/after states (keys and values).
+pub const AUDIT_WORDS: WordSearch = WordSearch {
+    table: "audit_ledger",
+    column: "search_words",
+    fts_table: "audit_entry_words",
+};
+
+/// The tenant's entries matching `filter`; the text searches are written for `backend`.
+pub(crate) fn filtered(
+    backend: DbBackend,
+    tenant: &TenantId,
+    filter: &AuditFilter,
+) -> Select<Entity> {
     let mut q = tenant_rows(tenant);
-    if let Some(values) = &filter.event_type {
-        q = q.filter(Column::EventType.is_in(values.iter().map(|v| v.as_str())));
+    let event_types = (
+        stored_values(&filter.event_type, AuditEventType::as_str),
+        stored_values(&filter.event_type_not_in, AuditEventType::as_str),
+    );
+    q = within_sets(
+        q,
+        Column::EventType,
+        event_types.0.as_deref(),
+        event_types.1.as_deref(),
+    );
+    let entity_types = (
+        stored_values(&filter.entity_type_in, AuditEntityType::as_str),
+        stored_values(&filter.entity_type_not_in, AuditEntityType::as_str),
+    );
+    q = within_sets(
+        q,
+        Column::EntityType,
+        entity_types.0.as_deref(),
+        entity_types.1.as_deref(),
+    );
+    q = within_sets(
+        q,
+        Column::ActorId,
+        filter.actor_id_in.as_deref(),
+        filter.actor_id_not_in.as_deref(),
+    );
+    if let Some(v) = &filter.correlation_id {
+        q = q.filter(Column::CorrelationId.eq(v.as_str()));
+    }
+    if let Some(term) = &filter.search {
+        q = q.filter(AUDIT_SEARCH.matches(backend, term));
+    }
+    if let Some(words) = &filter.text {
+        q = q.filter(AUDIT_WORDS.matches(backend, words));
     }
     if let Some(v) = filter.entity_type {
         q = q.filter(Column::EntityType.eq(v.as_str()));
@@ -100,8 +155,23 @@ impl Listed for AuditList {
     const ROW: fn(audit_ledger::Model) -> AppResult<AuditEntrySnapshot> = snapshot;
     const POSITION: fn(&AuditEntrySnapshot) -> Position = position;
 
-    fn select(tenant: &TenantId, filter: &AuditFilter, _: Option<DateTime<Utc>>) -> Select<Entity> {
-        filtered(tenant, filter)
+    /// Only the text searches need the backend; every caller goes through `select_on` with
+    /// the connection's. Without one, the PostgreSQL form.
+    fn select(
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
+        tenant: &TenantId,
+        filter: &AuditFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(backend, tenant, filter)
     }
 }
 

@@ -135,16 +135,18 @@ fn subject(input: &CreateExportInput) -> AppResult<ExportSubject> {
             None => ExportSubject::SystemRecords {
                 filter: Default::default(),
             },
-            Some(ExportListFilter::SystemRecords(f)) => {
-                ExportSubject::SystemRecords { filter: f.into() }
-            }
+            Some(ExportListFilter::SystemRecords(f)) => ExportSubject::SystemRecords {
+                filter: f.try_into()?,
+            },
             Some(_) => return Err(mismatch()),
         },
         ExportScope::Audit => match filter {
             None => ExportSubject::Audit {
                 filter: Default::default(),
             },
-            Some(ExportListFilter::AuditEntries(f)) => ExportSubject::Audit { filter: f.into() },
+            Some(ExportListFilter::AuditEntries(f)) => ExportSubject::Audit {
+                filter: f.try_into()?,
+            },
             Some(_) => return Err(mismatch()),
         },
         ExportScope::Traces => match filter {

@@ -483,6 +483,7 @@ impl Attempt<'_> {
     ) -> Result<Produced, Stop> {
         let db = self.db;
         let tenant = self.tenant.clone();
+        let backend = self.db.get_database_backend();
         let not_found = |what: &str| Stop::Failed(format!("{what} not found"));
         let incident = match subject.incident_id() {
             Some(id) => Some(
@@ -635,7 +636,7 @@ impl Attempt<'_> {
                 .ndjson_member(
                     &mut zip,
                     "system_records.ndjson",
-                    crate::system::store::filtered(&tenant, &filter),
+                    crate::system::store::filtered(backend, &tenant, &filter),
                     C::CreatedAt,
                     C::Id,
                     crate::system::store::snapshot,
@@ -653,7 +654,7 @@ impl Attempt<'_> {
                 .ndjson_member(
                     &mut zip,
                     "audit.ndjson",
-                    crate::audit::store::filtered(&tenant, &filter),
+                    crate::audit::store::filtered(backend, &tenant, &filter),
                     A::CreatedAt,
                     A::Id,
                     crate::audit::store::snapshot,

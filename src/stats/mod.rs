@@ -43,6 +43,36 @@ pub fn top_values(mut counts: Vec<(String, i64)>, limit: i32) -> (Vec<FacetValue
     (values, other)
 }
 
+/// A GraphQL enum value's name (`POLICY_RULE_CREATED`), for facets over columns that store
+/// another spelling.
+pub fn enum_name<T: async_graphql::InputType>(value: &T) -> String {
+    match value.to_value() {
+        async_graphql::Value::Enum(name) => name.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks a `facets(fields)` argument: 1 to `max` fields.
+pub fn check_facet_fields(count: usize, max: usize) -> AppResult<()> {
+    if count == 0 || count > max {
+        return Err(AppError::bad_input(
+            "fields",
+            format!("name 1 to {max} facet fields"),
+        ));
+    }
+    Ok(())
+}
+
+/// A facet of a field some rows have no value for: the values cut at `limit` (as
+/// [`top_values`]), the rows whose value was cut, and the rows without a value.
+pub fn facet_with_missing(
+    (counts, missing): (Vec<(String, i64)>, i64),
+    limit: i32,
+) -> (Vec<FacetValue>, BigInt, BigInt) {
+    let (values, other) = top_values(counts, limit);
+    (values, BigInt(other), BigInt(missing))
+}
+
 /// Checks a facet `limit` argument.
 pub fn facet_limit(limit: Option<i32>) -> AppResult<i32> {
     let limit = limit.unwrap_or(DEFAULT_FACET_VALUES);

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect, QueryTrait, Select,
-    Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, QueryTrait, Select, Statement,
 };
 
 use super::{nearest_rank, Buckets, NumericStats};
@@ -228,4 +228,19 @@ pub fn add_into(
             totals[i].1 += total;
         }
     }
+}
+
+/// Rows of `select` per bucket of the timestamp `column` (`name` in SQL) over the buckets'
+/// range: [`time_totals`] of the rows in range, added into the buckets.
+pub async fn counts_per_bucket<E: EntityTrait, C: ColumnTrait>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    (column, name): (C, &str),
+    buckets: &Buckets,
+) -> AppResult<Vec<i64>> {
+    let in_range = column.gte(buckets.from()).and(column.lt(buckets.to()));
+    let groups = time_totals(db, select.filter(in_range), name, None, buckets).await?;
+    let mut totals = vec![(0i64, 0i64); buckets.len()];
+    add_into(&mut totals, buckets, groups);
+    Ok(totals.into_iter().map(|(n, _)| n).collect())
 }

@@ -91,7 +91,7 @@ impl LogSubscription {
         let state = ctx.data_unchecked::<AppState>().clone();
         let feed = SystemFeed {
             tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().into(),
+            filter: filter.unwrap_or_default().try_into()?,
         };
         let rows = tail::start(
             state,
@@ -119,7 +119,7 @@ impl LogSubscription {
         let state = ctx.data_unchecked::<AppState>().clone();
         let feed = AuditFeed {
             tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().into(),
+            filter: filter.unwrap_or_default().try_into()?,
         };
         let rows = tail::start(
             state,

@@ -6,9 +6,10 @@ use crate::runs::lookup::run_by_run_id;
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, InputObject, Json, Object, ID};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
 use sea_orm::DatabaseConnection;
 
+use super::views::{SystemRecordFacetField, SystemRecordSet};
 use super::{
     store, SystemComponent, SystemEventType, SystemFilter, SystemRecordCause, SystemRecordScope,
     SystemRecordSeverity, SystemRecordSnapshot,
@@ -16,9 +17,11 @@ use super::{
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::canonical;
-use crate::scalars::DateTime;
+use crate::list_filters::{check_term, words};
+use crate::pagination::{self, canonical, PageRequest};
+use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
+use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
 
 /// An immutable infrastructure or trust event: a worker restart, a deploy, a migration, an auth
 /// change (topic SYSTEM_LOGS). Records without a tenant are system-wide and shown to every
@@ -83,11 +86,68 @@ impl SystemRecord {
     }
 }
 
-crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord from SystemRecordSnapshot);
+crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord, views SystemRecordSet {
+    /// Value → count of each named field over the records matching the filter and `asOf` (all
+    /// pages), most frequent first; for a console's filter dropdowns.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn facets(
+        &self,
+        fields: Vec<SystemRecordFacetField>,
+        #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<SystemRecordFacet>> {
+        let limit = crate::stats::facet_limit(limit)?;
+        crate::stats::check_facet_fields(fields.len(), 5)?;
+        let counts = self.1.facets(&fields).await?;
+        Ok(fields
+            .into_iter()
+            .zip(counts)
+            .map(|(field, counts)| {
+                let (values, other_count, missing_count) =
+                    crate::stats::facet_with_missing(counts, limit);
+                SystemRecordFacet {
+                    field,
+                    values,
+                    other_count,
+                    missing_count,
+                }
+            })
+            .collect())
+    }
+
+    /// Records per `createdAt` bucket over `[from, to)`, zero-filled, for the records matching
+    /// the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone` (an IANA
+    /// name; UTC when absent); the first and last are cut at `from` and `to`.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn histogram(
+        &self,
+        interval: HistogramInterval,
+        from: DateTime,
+        to: DateTime,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+        let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
+        let counts = self.1.histogram(&buckets).await?;
+        let totals: Vec<(i64, i64)> = counts.into_iter().map(|n| (n, 0)).collect();
+        Ok(buckets.finish(&totals, false))
+    }
+});
+
+/// One facet of `systemRecords`.
+#[derive(SimpleObject)]
+pub struct SystemRecordFacet {
+    pub field: SystemRecordFacetField,
+    pub values: Vec<FacetValue>,
+    /// Records whose value was cut by `limit`.
+    pub other_count: BigInt,
+    /// Records without a value for the field (no cause).
+    pub missing_count: BigInt,
+}
 
 impl crate::plain::PlainFields for SystemRecord {}
 
-/// Filters for `systemRecords`; the same input drives the list and its `totalCount`.
+/// Filters for `systemRecords`; the same input drives the list, its `totalCount`, facets and
+/// histogram, an export of the list and `systemRecordAdded`. Every given condition must hold.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct SystemRecordFilter {
     /// The tenant's records, the system-wide ones, or both (the default).
@@ -95,31 +155,67 @@ pub struct SystemRecordFilter {
     pub scope: SystemRecordScope,
     /// Any of these components.
     pub component: Option<Vec<SystemComponent>>,
+    /// None of these components.
+    pub component_not_in: Option<Vec<SystemComponent>>,
     /// Any of these event types.
     pub event_type: Option<Vec<SystemEventType>>,
+    /// None of these event types.
+    pub event_type_not_in: Option<Vec<SystemEventType>>,
     /// Any of these severities.
     pub severity: Option<Vec<SystemRecordSeverity>>,
+    /// None of these severities.
+    pub severity_not_in: Option<Vec<SystemRecordSeverity>>,
+    /// Any of these causes.
+    pub caused_by: Option<Vec<SystemRecordCause>>,
+    /// None of these causes (records without a cause are kept).
+    pub caused_by_not_in: Option<Vec<SystemRecordCause>>,
     /// Exact correlation id (a run id for run-correlated records).
     pub correlation_id: Option<String>,
     /// Inclusive lower bound on `createdAt`.
     pub created_after: Option<DateTime>,
     /// Inclusive upper bound on `createdAt`.
     pub created_before: Option<DateTime>,
+    /// Case-insensitive substring (3 to 100 characters) of the record id, summary or
+    /// correlation id, answered from a trigram index.
+    pub search: Option<String>,
+    /// Words of the summary and details (JSON keys and values), all of which must occur, whole
+    /// and ignoring case; `word*` matches a prefix. Answered from a word index.
+    pub text: Option<String>,
 }
 
-impl From<SystemRecordFilter> for SystemFilter {
-    fn from(f: SystemRecordFilter) -> Self {
-        SystemFilter {
+impl TryFrom<SystemRecordFilter> for SystemFilter {
+    type Error = AppError;
+
+    fn try_from(f: SystemRecordFilter) -> AppResult<Self> {
+        if let Some(term) = &f.search {
+            check_term("search", term)?;
+        }
+        Ok(SystemFilter {
             scope: f.scope,
             component: f.component.map(|v| canonical(v, SystemComponent::as_str)),
+            component_not_in: f
+                .component_not_in
+                .map(|v| canonical(v, SystemComponent::as_str)),
             event_type: f.event_type.map(|v| canonical(v, SystemEventType::as_str)),
+            event_type_not_in: f
+                .event_type_not_in
+                .map(|v| canonical(v, SystemEventType::as_str)),
             severity: f
                 .severity
                 .map(|v| canonical(v, SystemRecordSeverity::as_str)),
+            severity_not_in: f
+                .severity_not_in
+                .map(|v| canonical(v, SystemRecordSeverity::as_str)),
+            caused_by: f.caused_by.map(|v| canonical(v, SystemRecordCause::as_str)),
+            caused_by_not_in: f
+                .caused_by_not_in
+                .map(|v| canonical(v, SystemRecordCause::as_str)),
             correlation_id: f.correlation_id,
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
-        }
+            search: f.search,
+            text: f.text.map(|t| words("text", &t)).transpose()?,
+        })
     }
 }
 
@@ -144,8 +240,25 @@ pub(crate) fn record_id_from(id: &str, kind: NodeKind) -> String {
 crate::list_field!(
     /// System records the tenant may see (its own and the system-wide ones, see `scope`),
     /// newest first (ties broken by id).
-    SystemRecordsField.system_records(SystemRecordFilter) -> SystemRecordConnection = store::SystemList
+    SystemRecordsField.system_records(SystemRecordFilter) -> SystemRecordConnection, via system_records_page
 );
+
+/// A page of `systemRecords` and the views over the same filter.
+async fn system_records_page(
+    ctx: &Context<'_>,
+    filter: SystemRecordFilter,
+    request: PageRequest,
+) -> AppResult<SystemRecordConnection> {
+    let filter = SystemFilter::try_from(filter)?;
+    let listed = pagination::view_page::<store::SystemList>(ctx, filter, request).await?;
+    let views = SystemRecordSet {
+        db: listed.db,
+        tenant: listed.tenant,
+        filter: listed.filter,
+        as_of: listed.as_of,
+    };
+    Ok(SystemRecordConnection(listed.page.map(SystemRecord), views))
+}
 
 /// The root fields, in schema order.
 #[derive(async_graphql::MergedObject, Default)]

@@ -5,6 +5,7 @@
 pub mod graphql;
 pub mod mutation;
 pub mod store;
+pub mod views;
 pub mod write;
 
 use crate::closed_set::closed_set;
@@ -104,8 +105,10 @@ pub struct SystemRecordSnapshot {
     pub created_at: DateTime<Utc>,
 }
 
-/// The list filter, as the store applies it. Each list means "any of"; the time bounds are
-/// inclusive. Lists are kept sorted and deduplicated so equal filters bind equal cursors.
+/// The list filter, as the store applies it. Each plain list means "any of", each `_not_in`
+/// list "none of"; the time bounds are inclusive. Lists are kept sorted and deduplicated so
+/// equal filters bind equal cursors. Fields added after the first release are skipped when
+/// absent, so export jobs stored before them still read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct SystemFilter {
     pub scope: SystemRecordScope,
@@ -115,4 +118,21 @@ pub struct SystemFilter {
     pub correlation_id: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_not_in: Option<Vec<SystemComponent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_not_in: Option<Vec<SystemEventType>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_not_in: Option<Vec<SystemRecordSeverity>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<Vec<SystemRecordCause>>,
+    /// Records without a cause are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by_not_in: Option<Vec<SystemRecordCause>>,
+    /// A substring of the record id, summary or correlation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Words of the summary and details (all must occur).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Vec<crate::list_filters::Word>>,
 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::system_records::{self, Column, Entity};
 use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, IntoIden, Order, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, QueryFilter, QueryTrait,
+    Select,
 };
 
 use super::{
@@ -17,6 +18,7 @@ use super::{
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::list_filters::{stored_values, within_sets, TextSearch, WordSearch};
 use crate::pagination::{created_within, Listed, Position};
 
 /// Most system records returned per run by [`system_records_for_runs`].
@@ -62,19 +64,61 @@ fn visible(tenant: &TenantId, scope: SystemRecordScope) -> Condition {
     }
 }
 
-pub(crate) fn filtered(tenant: &TenantId, filter: &SystemFilter) -> Select<Entity> {
+/// The substring search over a record's short text: its id, summary and correlation id
+/// (migration `m20261205_050000_system_audit_console_reads`).
+pub const SYSTEM_SEARCH: TextSearch = TextSearch {
+    table: "system_records",
+    text: "lower(id || ' ' || summary || ' ' || coalesce(correlation_id, ''))",
+    fts_table: "system_record_search",
+};
+
+/// The word search over a record's summary and details (keys and values).
+pub const SYSTEM_WORDS: WordSearch = WordSearch {
+    table: "system_records",
+    column: "search_words",
+    fts_table: "system_record_words",
+};
+
+/// The records `tenant` may see matching `filter`; the text searches are written for `backend`.
+pub(crate) fn filtered(
+    backend: DbBackend,
+    tenant: &TenantId,
+    filter: &SystemFilter,
+) -> Select<Entity> {
     let mut q = Entity::find().filter(visible(tenant, filter.scope));
-    if let Some(values) = &filter.component {
-        q = q.filter(Column::Component.is_in(values.iter().map(|v| v.as_str())));
-    }
-    if let Some(values) = &filter.event_type {
-        q = q.filter(Column::EventType.is_in(values.iter().map(|v| v.as_str())));
-    }
-    if let Some(values) = &filter.severity {
-        q = q.filter(Column::Severity.is_in(values.iter().map(|v| v.as_str())));
+    let sets = [
+        (
+            Column::Component,
+            stored_values(&filter.component, SystemComponent::as_str),
+            stored_values(&filter.component_not_in, SystemComponent::as_str),
+        ),
+        (
+            Column::EventType,
+            stored_values(&filter.event_type, SystemEventType::as_str),
+            stored_values(&filter.event_type_not_in, SystemEventType::as_str),
+        ),
+        (
+            Column::Severity,
+            stored_values(&filter.severity, SystemRecordSeverity::as_str),
+            stored_values(&filter.severity_not_in, SystemRecordSeverity::as_str),
+        ),
+        (
+            Column::CausedBy,
+            stored_values(&filter.caused_by, SystemRecordCause::as_str),
+            stored_values(&filter.caused_by_not_in, SystemRecordCause::as_str),
+        ),
+    ];
+    for (column, any_of, none_of) in sets {
+        q = within_sets(q, column, any_of.as_deref(), none_of.as_deref());
     }
     if let Some(v) = &filter.correlation_id {
         q = q.filter(Column::CorrelationId.eq(v.as_str()));
+    }
+    if let Some(term) = &filter.search {
+        q = q.filter(SYSTEM_SEARCH.matches(backend, term));
+    }
+    if let Some(words) = &filter.text {
+        q = q.filter(SYSTEM_WORDS.matches(backend, words));
     }
     created_within(
         q,
@@ -96,12 +140,23 @@ impl Listed for SystemList {
     const ROW: fn(system_records::Model) -> AppResult<SystemRecordSnapshot> = snapshot;
     const POSITION: fn(&SystemRecordSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
+    /// Only the text searches need the backend; every caller goes through `select_on` with
+    /// the connection's. Without one, the PostgreSQL form.
     fn select(
+        tenant: &TenantId,
+        filter: &SystemFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
         tenant: &TenantId,
         filter: &SystemFilter,
         _: Option<DateTime<Utc>>,
     ) -> Select<Entity> {
-        filtered(tenant, filter)
+        filtered(backend, tenant, filter)
     }
 }
 

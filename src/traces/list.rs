@@ -24,20 +24,19 @@ crate::connection_types!(TraceConnection, TraceEdge, Trace, views TraceSet {
         limit: Option<i32>,
     ) -> async_graphql::Result<Vec<TraceFacet>> {
         let limit = crate::stats::facet_limit(limit)?;
-        if fields.is_empty() || fields.len() > 4 {
-            return Err(AppError::bad_input("fields", "name 1 to 4 facet fields").into());
-        }
+        crate::stats::check_facet_fields(fields.len(), 4)?;
         let counts = self.1.facets(&fields).await?;
         Ok(fields
             .into_iter()
             .zip(counts)
-            .map(|(field, (counts, missing))| {
-                let (values, other_count) = crate::stats::top_values(counts, limit);
+            .map(|(field, counts)| {
+                let (values, other_count, missing_count) =
+                    crate::stats::facet_with_missing(counts, limit);
                 TraceFacet {
                     field,
                     values,
-                    other_count: BigInt(other_count),
-                    missing_count: BigInt(missing),
+                    other_count,
+                    missing_count,
                 }
             })
             .collect())

@@ -5,14 +5,13 @@
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use entity::aos_traces::{Column as T, Entity as Traces};
-use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ColumnTrait, DatabaseConnection, QueryFilter, QueryTrait, Select};
 
 use super::store::filtered;
 use super::TraceListFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
-use crate::stats::sql::{add_into, count_all, facet_of, key_counts, numeric_stats, time_totals};
+use crate::stats::sql::{count_all, counts_per_bucket, facet_of, key_counts, numeric_stats};
 use crate::stats::{Buckets, NumericStats};
 
 /// The tenant's live traces matching a filter, up to `asOf`.
@@ -101,13 +100,7 @@ impl TraceSet {
 
     /// Traces per bucket of `field` (grouped by UTC hour or minute in SQL, then into the buckets).
     pub async fn histogram(&self, field: TraceTimeField, buckets: &Buckets) -> AppResult<Vec<i64>> {
-        let (column, name) = field.column();
-        let in_range = column.gte(buckets.from()).and(column.lt(buckets.to()));
-        let groups =
-            time_totals(&self.db, self.rows().filter(in_range), name, None, buckets).await?;
-        let mut totals = vec![(0i64, 0i64); buckets.len()];
-        add_into(&mut totals, buckets, groups);
-        Ok(totals.into_iter().map(|(n, _)| n).collect())
+        counts_per_bucket(&self.db, self.rows(), field.column(), buckets).await
     }
 
     /// The matching traces' count and the stats of each of [`NUMERIC_FIELDS`] (traces still

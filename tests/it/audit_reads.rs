@@ -53,6 +53,10 @@ pub struct Entry {
     pub actor_type: &'static str,
     pub actor_id: Option<String>,
     pub after_state: Option<Value>,
+    /// `None`: `reason <seq>`.
+    pub action_reason: Option<String>,
+    pub before_state: Option<Value>,
+    pub correlation_id: Option<String>,
     pub run_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -71,6 +75,9 @@ impl Entry {
             actor_type: "HUMAN",
             actor_id: None,
             after_state: None,
+            action_reason: None,
+            before_state: None,
+            correlation_id: None,
             run_id: None,
             created_at: at,
         }
@@ -97,7 +104,7 @@ impl Ledger {
     pub fn push(&mut self, e: Entry) -> String {
         let seq = self.rows.len() as i64 + 1;
         let id = format!("{}-e{seq:04}", self.tenant);
-        let reason = format!("reason {seq}");
+        let reason = e.action_reason.unwrap_or_else(|| format!("reason {seq}"));
         let hash = entry_hash(&ChainFields {
             tenant_id: &self.tenant,
             seq,
@@ -109,9 +116,9 @@ impl Ledger {
             actor_type: e.actor_type,
             actor_id: e.actor_id.as_deref(),
             action_reason: Some(&reason),
-            before_state: None,
+            before_state: e.before_state.as_ref(),
             after_state: e.after_state.as_ref(),
-            correlation_id: None,
+            correlation_id: e.correlation_id.as_deref(),
             run_id: e.run_id.as_deref(),
             created_at: e.created_at,
         });
@@ -125,10 +132,10 @@ impl Ledger {
             actor_type: Set(e.actor_type.to_owned()),
             actor_id: Set(e.actor_id),
             action_reason: Set(Some(reason)),
-            before_state: Set(None),
+            before_state: Set(e.before_state),
             after_state: Set(e.after_state),
             run_id: Set(e.run_id),
-            correlation_id: Set(None),
+            correlation_id: Set(e.correlation_id),
             prev_hash: Set(self.prev_hash.clone()),
             entry_hash: Set(hash.clone()),
             hash_version: Set(1),

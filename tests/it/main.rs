@@ -30,6 +30,7 @@ mod incidents;
 mod ingest;
 mod ledger;
 mod limits;
+mod log_console;
 mod metrics;
 mod migrations;
 mod mismatch_writes;
@@ -85,6 +86,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("ledger", ledger::cases()),
         ("ingest", ingest::cases()),
         ("limits", limits::cases()),
+        ("log_console", log_console::cases()),
         ("metrics", metrics::cases()),
         ("migrations", migrations::cases()),
         ("otel", otel::cases()),

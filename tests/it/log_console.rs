@@ -1,0 +1,830 @@
+//! What a console reads of `systemRecords` and `auditEntries` besides the newest page: "any of"
+//! and "none of" filters, substring search over the short text, full-text word search over the
+//! long text (summaries, details, reasons, before/after states), facets and histograms. Every
+//! figure is compared with a brute-force reading of the same rows in Rust, with another
+//! tenant's rows (holding the same words) in the database throughout.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use entity::system_records;
+use logbook::auth::Role;
+use sea_orm::{EntityTrait, Set};
+use serde_json::{json, Value};
+
+use crate::audit_reads::{Entry, Ledger};
+use crate::run_console::{int, iso, time};
+use crate::support::{error_code, Backend, TestApp};
+use crate::system_records::{walk, List};
+
+fn anchor() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
+}
+
+/// A small deterministic generator (an LCG), so fixtures vary but never between runs.
+fn generator(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |m: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % m
+    }
+}
+
+/// The words of a text as both word indexes read them: runs of letters and digits, lower case.
+fn words_of(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether `text` holds every word of a full-text query (`word*` as a prefix).
+fn holds_words(query: &str, text: &str) -> bool {
+    let words = words_of(text);
+    let mut rest = query;
+    let mut wanted: Vec<(String, bool)> = Vec::new();
+    while !rest.is_empty() {
+        let start = rest.find(char::is_alphanumeric).unwrap_or(rest.len());
+        rest = &rest[start..];
+        let end = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
+        if end == 0 {
+            break;
+        }
+        wanted.push((rest[..end].to_lowercase(), rest[end..].starts_with('*')));
+        rest = &rest[end..];
+    }
+    assert!(!wanted.is_empty(), "a query of no words: {query}");
+    wanted.iter().all(|(w, prefix)| {
+        if *prefix {
+            words.iter().any(|x| x.starts_with(w.as_str()))
+        } else {
+            words.contains(w)
+        }
+    })
+}
+
+/// `filter[name]` as a list of strings, if given.
+fn list(filter: &Value, name: &str) -> Option<Vec<String>> {
+    filter.get(name).and_then(Value::as_array).map(|values| {
+        values
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    })
+}
+
+/// "Any of" and "none of" over an optional value: a missing value is in no "any of" list and
+/// kept by every "none of" list.
+fn in_sets(filter: &Value, any: &str, none: &str, value: Option<&str>) -> bool {
+    let value = value.map(str::to_owned);
+    list(filter, any).is_none_or(|l| value.as_ref().is_some_and(|v| l.contains(v)))
+        && list(filter, none).is_none_or(|l| value.as_ref().is_none_or(|v| !l.contains(v)))
+}
+
+fn text_of(filter: &Value, name: &str) -> Option<String> {
+    filter.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+// ---- system records -----------------------------------------------------------------------
+
+const SUMMARIES: [&str; 5] = [
+    "Worker restarted after OOM on node-7",
+    "Deploy of api v2.3 finished",
+    "Disk usage at 91% on db-primary",
+    "Rotated signing key",
+    "Health check failed: upstream timeout",
+];
+const COMPONENTS: [&str; 4] = ["worker", "api", "db", "auth"];
+const SYSTEM_EVENTS: [&str; 4] = ["STARTUP", "ERROR", "DEPLOY", "CONFIG_CHANGE"];
+const SEVERITIES: [&str; 3] = ["INFO", "WARN", "CRITICAL"];
+const CAUSES: [Option<&str>; 4] = [Some("SYSTEM"), Some("HUMAN"), Some("AUTOMATION"), None];
+
+fn details(i: u64) -> Option<Value> {
+    match i {
+        0 => None,
+        1 => Some(json!({ "host": "ip-10-0-0-7", "reason": "OutOfMemory", "attempt": 3 })),
+        2 => Some(json!({ "region": "eu-west-1", "note": "naïve café" })),
+        _ => Some(json!({ "error": "connection refused", "retries": [1, 2] })),
+    }
+}
+
+/// `n` varied records of `tenant` (`None`: system-wide) over about two days before the anchor.
+fn varied_records(
+    tenant: Option<&str>,
+    prefix: &str,
+    n: usize,
+    seed: u64,
+) -> Vec<system_records::Model> {
+    let mut next = generator(seed);
+    let mut at = anchor();
+    (0..n)
+        .map(|i| {
+            at -= Duration::seconds(next(1_200) as i64) + Duration::microseconds(next(999) as i64);
+            system_records::Model {
+                id: format!("{prefix}-sys-{i:03}"),
+                tenant_id: tenant.map(str::to_owned),
+                component: COMPONENTS[next(4) as usize].to_owned(),
+                event_type: SYSTEM_EVENTS[next(4) as usize].to_owned(),
+                severity: SEVERITIES[next(3) as usize].to_owned(),
+                summary: SUMMARIES[next(5) as usize].to_owned(),
+                details: details(next(4)),
+                caused_by: CAUSES[next(4) as usize].map(str::to_owned),
+                correlation_id: (next(3) == 0).then(|| format!("{prefix}_run_{:02}", next(20))),
+                created_at: at,
+            }
+        })
+        .collect()
+}
+
+async fn insert_system(app: &TestApp, rows: &[system_records::Model]) {
+    let models = rows.iter().map(|r| system_records::ActiveModel {
+        id: Set(r.id.clone()),
+        tenant_id: Set(r.tenant_id.clone()),
+        component: Set(r.component.clone()),
+        event_type: Set(r.event_type.clone()),
+        severity: Set(r.severity.clone()),
+        summary: Set(r.summary.clone()),
+        details: Set(r.details.clone()),
+        caused_by: Set(r.caused_by.clone()),
+        correlation_id: Set(r.correlation_id.clone()),
+        created_at: Set(r.created_at),
+    });
+    system_records::Entity::insert_many(models)
+        .exec_without_returning(app.db())
+        .await
+        .expect("insert system records");
+}
+
+struct SystemFixture {
+    app: TestApp,
+    key: String,
+    /// What acme may see: its own records and the system-wide ones.
+    visible: Vec<system_records::Model>,
+}
+
+async fn system_fixture(backend: Backend) -> SystemFixture {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    app.key("globex", Role::Viewer).await;
+    let mut visible = varied_records(Some("acme"), "acme", 160, 3);
+    visible.extend(varied_records(None, "shared", 40, 5));
+    insert_system(&app, &visible).await;
+    // Another tenant's records: the same words, ids and times interleaved.
+    insert_system(&app, &varied_records(Some("globex"), "globex", 80, 3)).await;
+    SystemFixture { app, key, visible }
+}
+
+fn keeps_record(filter: &Value, r: &system_records::Model) -> bool {
+    let scope = text_of(filter, "scope");
+    let short = format!(
+        "{} {} {}",
+        r.id,
+        r.summary,
+        r.correlation_id.clone().unwrap_or_default()
+    )
+    .to_lowercase();
+    let long = format!(
+        "{} {}",
+        r.summary,
+        r.details.as_ref().map(Value::to_string).unwrap_or_default()
+    );
+    let component = r.component.to_uppercase();
+    let in_scope = match scope.as_deref() {
+        Some("TENANT_ONLY") => r.tenant_id.is_some(),
+        Some("SYSTEM_WIDE_ONLY") => r.tenant_id.is_none(),
+        _ => true,
+    };
+    in_scope
+        && in_sets(filter, "component", "componentNotIn", Some(&component))
+        && in_sets(filter, "eventType", "eventTypeNotIn", Some(&r.event_type))
+        && in_sets(filter, "severity", "severityNotIn", Some(&r.severity))
+        && in_sets(filter, "causedBy", "causedByNotIn", r.caused_by.as_deref())
+        && text_of(filter, "search").is_none_or(|s| short.contains(&s.to_lowercase()))
+        && text_of(filter, "text").is_none_or(|q| holds_words(&q, &long))
+}
+
+const SYSTEM_PAGE: &str = r#"
+query Page($filter: SystemRecordFilter, $first: Int, $after: String, $last: Int, $before: String) {
+  systemRecords(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    edges { node { recordId } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"#;
+
+const SYSTEM_LIST: List = List {
+    query: SYSTEM_PAGE,
+    root: "systemRecords",
+    field: "recordId",
+};
+
+/// Records newest first by (createdAt, id), as the list orders them.
+fn newest_first<T>(rows: Vec<&T>, key: impl Fn(&T) -> (DateTime<Utc>, String)) -> Vec<String> {
+    let mut keyed: Vec<_> = rows.into_iter().map(key).collect();
+    keyed.sort_by(|x, y| y.cmp(x));
+    keyed.into_iter().map(|(_, id)| id).collect()
+}
+
+async fn system_record_filters_and_searches_agree_with_a_brute_force_reading(backend: Backend) {
+    let f = system_fixture(backend).await;
+    let filters = [
+        json!({}),
+        json!({ "componentNotIn": ["WORKER"], "severity": ["WARN", "CRITICAL"] }),
+        json!({ "causedBy": ["HUMAN", "AUTOMATION"] }),
+        json!({ "causedByNotIn": ["SYSTEM"], "scope": "TENANT_ONLY" }),
+        json!({ "eventTypeNotIn": ["DEPLOY", "ERROR"], "severityNotIn": ["INFO"] }),
+        json!({ "search": "NODE-7" }),
+        json!({ "search": "acme-sys-01" }),
+        json!({ "search": "91%" }),
+        json!({ "search": "shared_run_1" }),
+        json!({ "text": "oom" }),
+        json!({ "text": "Disk usage" }),
+        json!({ "text": "eu west*" }),
+        json!({ "text": "outof*", "scope": "SYSTEM_WIDE_ONLY" }),
+        json!({ "text": "café" }),
+        json!({ "text": "refused timeout" }),
+        json!({ "text": "connection", "component": ["DB", "API"] }),
+        json!({ "text": "10 0 7" }),
+    ];
+    for filter in &filters {
+        let kept: Vec<&system_records::Model> = f
+            .visible
+            .iter()
+            .filter(|r| keeps_record(filter, r))
+            .collect();
+        let expected = newest_first(kept, |r| (r.created_at, r.id.clone()));
+        let ids = walk(
+            &f.app,
+            &f.key,
+            &SYSTEM_LIST,
+            37,
+            true,
+            json!({ "filter": filter }),
+        )
+        .await;
+        assert_eq!(ids, expected, "filter {filter}");
+        let data = f
+            .app
+            .data(&f.key, SYSTEM_PAGE, json!({ "filter": filter, "first": 1 }))
+            .await;
+        assert_eq!(
+            data["systemRecords"]["totalCount"].as_i64().unwrap() as usize,
+            expected.len(),
+            "totalCount of {filter}"
+        );
+    }
+    // Cases that must match something, so the comparisons above are not all of empty lists.
+    for filter in [
+        json!({ "text": "café" }),
+        json!({ "search": "91%" }),
+        json!({ "text": "outof*" }),
+    ] {
+        assert!(
+            f.visible.iter().any(|r| keeps_record(&filter, r)),
+            "{filter} matches no fixture record"
+        );
+    }
+    f.app.stop().await;
+}
+
+const SYSTEM_VIEWS: &str = r#"
+query Views($filter: SystemRecordFilter, $fields: [SystemRecordFacetField!]!, $limit: Int,
+            $interval: HistogramInterval!, $from: DateTime!, $to: DateTime!, $tz: String) {
+  systemRecords(filter: $filter, first: 1) {
+    totalCount
+    facets(fields: $fields, limit: $limit) { field values { value count } otherCount missingCount }
+    histogram(interval: $interval, from: $from, to: $to, timeZone: $tz) { start end count }
+  }
+}"#;
+
+/// Checks facets against value → count over `rows`.
+fn assert_facets<T>(
+    facets: &Value,
+    fields: &[&str],
+    rows: &[&T],
+    value: impl Fn(&str, &T) -> Option<String>,
+    limit: usize,
+    what: &str,
+) {
+    let facets = facets.as_array().expect("facets");
+    assert_eq!(facets.len(), fields.len());
+    for (facet, field) in facets.iter().zip(fields) {
+        assert_eq!(facet["field"], *field);
+        let mut counts = BTreeMap::<String, i64>::new();
+        let mut missing = 0;
+        for &row in rows {
+            match value(field, row) {
+                Some(v) => *counts.entry(v).or_default() += 1,
+                None => missing += 1,
+            }
+        }
+        let mut values: Vec<_> = counts.into_iter().collect();
+        values.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        let rest = values.split_off(limit.min(values.len()));
+        let got: Vec<(String, i64)> = facet["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["value"].as_str().unwrap().to_owned(), int(&v["count"])))
+            .collect();
+        assert_eq!(got, values, "{field} of {what}");
+        let other: i64 = rest.iter().map(|(_, n)| n).sum();
+        assert_eq!(int(&facet["otherCount"]), other, "{field} other of {what}");
+        assert_eq!(
+            int(&facet["missingCount"]),
+            missing,
+            "{field} missing of {what}"
+        );
+    }
+}
+
+/// Checks a zero-filled histogram against the rows' times.
+fn assert_histogram(
+    buckets: &Value,
+    times: &[DateTime<Utc>],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    what: &str,
+) {
+    let buckets = buckets.as_array().expect("buckets");
+    assert_eq!(time(&buckets[0]["start"]), from, "{what}");
+    assert_eq!(time(&buckets[buckets.len() - 1]["end"]), to, "{what}");
+    let mut total = 0;
+    for (i, bucket) in buckets.iter().enumerate() {
+        if i > 0 {
+            assert_eq!(buckets[i - 1]["end"], bucket["start"], "{what}");
+        }
+        let (start, end) = (time(&bucket["start"]), time(&bucket["end"]));
+        let inside = times.iter().filter(|&&at| at >= start && at < end).count();
+        assert_eq!(int(&bucket["count"]) as usize, inside, "{what} at {start}");
+        total += inside;
+    }
+    assert!(total > 0, "{what}: the case reads no rows");
+}
+
+fn system_facet_value(field: &str, r: &system_records::Model) -> Option<String> {
+    match field {
+        "COMPONENT" => Some(r.component.to_uppercase()),
+        "EVENT_TYPE" => Some(r.event_type.clone()),
+        "SEVERITY" => Some(r.severity.clone()),
+        "CAUSED_BY" => r.caused_by.clone(),
+        _ => Some(r.tenant_id.is_none().to_string()),
+    }
+}
+
+async fn system_record_facets_and_histograms_are_exact(backend: Backend) {
+    let f = system_fixture(backend).await;
+    let a = anchor();
+    let fields = [
+        "COMPONENT",
+        "EVENT_TYPE",
+        "SEVERITY",
+        "CAUSED_BY",
+        "IS_SYSTEM_WIDE",
+    ];
+    let cases = [
+        (
+            json!({}),
+            20,
+            "HOUR",
+            a - Duration::minutes(40 * 60 + 7),
+            a + Duration::hours(1),
+            None,
+        ),
+        (
+            json!({ "text": "connection" }),
+            2,
+            "DAY",
+            a - Duration::days(3),
+            a,
+            Some("Europe/Berlin"),
+        ),
+        (
+            json!({ "search": "node-7", "scope": "TENANT_ONLY" }),
+            1,
+            "MINUTE",
+            a - Duration::hours(20),
+            a,
+            None,
+        ),
+        (
+            json!({ "causedByNotIn": ["HUMAN"] }),
+            3,
+            "HOUR",
+            a - Duration::hours(30),
+            a,
+            Some("Asia/Kolkata"),
+        ),
+    ];
+    for (filter, limit, interval, from, to, tz) in &cases {
+        let rows: Vec<&system_records::Model> = f
+            .visible
+            .iter()
+            .filter(|r| keeps_record(filter, r))
+            .collect();
+        assert!(!rows.is_empty(), "{filter}: the case reads no records");
+        let vars = json!({
+            "filter": filter, "fields": fields, "limit": limit,
+            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
+        });
+        let data = f.app.data(&f.key, SYSTEM_VIEWS, vars).await;
+        let connection = &data["systemRecords"];
+        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
+        let what = format!("{filter}");
+        assert_facets(
+            &connection["facets"],
+            &fields,
+            &rows,
+            system_facet_value,
+            *limit,
+            &what,
+        );
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+        let what = format!("{interval} {filter} {tz:?}");
+        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+    }
+    f.app.stop().await;
+}
+
+// ---- audit entries ------------------------------------------------------------------------
+
+const AUDIT_EVENTS: [(&str, &str, &str); 5] = [
+    ("LimitCreated", "LIMIT_CREATED", "LIMIT"),
+    ("LimitBreached", "LIMIT_BREACHED", "LIMIT"),
+    ("PolicyRuleModified", "POLICY_RULE_MODIFIED", "POLICY_RULE"),
+    ("IncidentResolved", "INCIDENT_RESOLVED", "INCIDENT"),
+    ("SignalSuppressed", "SIGNAL_SUPPRESSED", "SIGNAL"),
+];
+const ACTORS: [(&str, Option<&str>); 4] = [
+    ("HUMAN", Some("alice")),
+    ("HUMAN", Some("bob")),
+    ("AGENT", Some("carol-bot")),
+    ("SYSTEM", None),
+];
+const REASONS: [&str; 4] = [
+    "Budget threshold raised for Q4",
+    "Quarantine the noisy signal",
+    "Resolved after rollback",
+    "Monthly review",
+];
+
+/// One audit entry as the brute force reads it.
+struct Seeded {
+    id: String,
+    event_name: &'static str,
+    entity_type: &'static str,
+    entity_id: String,
+    actor_type: &'static str,
+    actor_id: Option<String>,
+    correlation_id: Option<String>,
+    reason: String,
+    states: String,
+    created_at: DateTime<Utc>,
+}
+
+fn states(i: u64) -> (Option<Value>, Option<Value>) {
+    match i {
+        0 => (None, None),
+        1 => (
+            Some(json!({ "threshold": 500 })),
+            Some(json!({ "threshold": 750 })),
+        ),
+        2 => (
+            None,
+            Some(json!({ "status": "quarantined", "owner": "sre-oncall" })),
+        ),
+        _ => (
+            Some(json!({ "mode": "shadow" })),
+            Some(json!({ "mode": "enforce" })),
+        ),
+    }
+}
+
+/// `n` varied entries of `tenant` over about two days before the anchor, appended to a valid
+/// chain (oldest first).
+fn varied_entries(ledger: &mut Ledger, n: usize, seed: u64) -> Vec<Seeded> {
+    let mut next = generator(seed);
+    let mut times: Vec<DateTime<Utc>> = Vec::new();
+    let mut at = anchor();
+    for _ in 0..n {
+        at -= Duration::seconds(next(1_200) as i64) + Duration::microseconds(next(999) as i64);
+        times.push(at);
+    }
+    times.reverse();
+    times
+        .into_iter()
+        .map(|at| {
+            let (stored, event_name, entity_type) = AUDIT_EVENTS[next(5) as usize];
+            let (actor_type, actor_id) = ACTORS[next(4) as usize];
+            let entity_id = format!("{}-{}", &entity_type[..3].to_lowercase(), next(12));
+            let reason = REASONS[next(4) as usize].to_owned();
+            let (before, after) = states(next(4));
+            let correlation_id = (next(4) == 0).then(|| format!("corr-{}", next(3)));
+            let states = format!(
+                "{} {}",
+                before.as_ref().map(Value::to_string).unwrap_or_default(),
+                after.as_ref().map(Value::to_string).unwrap_or_default()
+            );
+            let mut entry = Entry::new(stored, entity_type, &entity_id, at);
+            entry.actor_type = actor_type;
+            entry.actor_id = actor_id.map(str::to_owned);
+            entry.action_reason = Some(reason.clone());
+            entry.before_state = before;
+            entry.after_state = after;
+            entry.correlation_id = correlation_id.clone();
+            let id = ledger.push(entry);
+            Seeded {
+                id,
+                event_name,
+                entity_type,
+                entity_id,
+                actor_type,
+                actor_id: actor_id.map(str::to_owned),
+                correlation_id,
+                reason,
+                states,
+                created_at: at,
+            }
+        })
+        .collect()
+}
+
+struct AuditFixture {
+    app: TestApp,
+    key: String,
+    entries: Vec<Seeded>,
+}
+
+async fn audit_fixture(backend: Backend) -> AuditFixture {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    app.key("globex", Role::Viewer).await;
+    let mut ledger = Ledger::new("acme");
+    let entries = varied_entries(&mut ledger, 150, 11);
+    ledger.insert(&app).await;
+    // Another tenant's entries: the same words and entity ids.
+    let mut foreign = Ledger::new("globex");
+    varied_entries(&mut foreign, 70, 11);
+    foreign.insert(&app).await;
+    AuditFixture { app, key, entries }
+}
+
+fn keeps_entry(filter: &Value, e: &Seeded) -> bool {
+    // As the server joins it: id, entity, actor, run (none here) and correlation ids, reason.
+    let short = format!(
+        "{} {} {}  {} {}",
+        e.id,
+        e.entity_id,
+        e.actor_id.clone().unwrap_or_default(),
+        e.correlation_id.clone().unwrap_or_default(),
+        e.reason
+    );
+    let long = format!("{} {}", e.reason, e.states);
+    in_sets(filter, "eventType", "eventTypeNotIn", Some(e.event_name))
+        && in_sets(
+            filter,
+            "entityTypeIn",
+            "entityTypeNotIn",
+            Some(e.entity_type),
+        )
+        && in_sets(filter, "actorIdIn", "actorIdNotIn", e.actor_id.as_deref())
+        && text_of(filter, "actorType").is_none_or(|t| t == e.actor_type)
+        && text_of(filter, "correlationId")
+            .is_none_or(|c| e.correlation_id.as_deref() == Some(c.as_str()))
+        && text_of(filter, "search")
+            .is_none_or(|s| short.to_lowercase().contains(&s.to_lowercase()))
+        && text_of(filter, "text").is_none_or(|q| holds_words(&q, &long))
+}
+
+const AUDIT_PAGE: &str = r#"
+query Page($filter: AuditEntryFilter, $first: Int, $after: String, $last: Int, $before: String) {
+  auditEntries(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    totalCount
+    edges { node { recordId } }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"#;
+
+const AUDIT_LIST: List = List {
+    query: AUDIT_PAGE,
+    root: "auditEntries",
+    field: "recordId",
+};
+
+async fn audit_filters_and_searches_agree_with_a_brute_force_reading(backend: Backend) {
+    let f = audit_fixture(backend).await;
+    let filters = [
+        json!({}),
+        json!({ "eventTypeNotIn": ["LIMIT_BREACHED", "SIGNAL_SUPPRESSED"] }),
+        json!({ "entityTypeIn": ["LIMIT", "INCIDENT"], "actorIdNotIn": ["alice"] }),
+        json!({ "actorIdIn": ["bob", "carol-bot"], "actorType": "HUMAN" }),
+        json!({ "entityTypeNotIn": ["SIGNAL"], "correlationId": "corr-1" }),
+        json!({ "search": "BUDGET" }),
+        json!({ "search": "lim-1" }),
+        json!({ "search": "carol-b" }),
+        json!({ "text": "threshold raised" }),
+        json!({ "text": "500" }),
+        json!({ "text": "quarant*" }),
+        json!({ "text": "sre oncall", "eventType": ["SIGNAL_SUPPRESSED", "LIMIT_CREATED"] }),
+        json!({ "text": "enforce", "actorIdNotIn": ["bob"] }),
+    ];
+    for filter in &filters {
+        let kept: Vec<&Seeded> = f
+            .entries
+            .iter()
+            .filter(|e| keeps_entry(filter, e))
+            .collect();
+        let expected = newest_first(kept, |e| (e.created_at, e.id.clone()));
+        let ids = walk(
+            &f.app,
+            &f.key,
+            &AUDIT_LIST,
+            29,
+            true,
+            json!({ "filter": filter }),
+        )
+        .await;
+        assert_eq!(ids, expected, "filter {filter}");
+        let data = f
+            .app
+            .data(&f.key, AUDIT_PAGE, json!({ "filter": filter, "first": 1 }))
+            .await;
+        assert_eq!(
+            data["auditEntries"]["totalCount"].as_i64().unwrap() as usize,
+            expected.len(),
+            "totalCount of {filter}"
+        );
+    }
+    for filter in [json!({ "text": "quarant*" }), json!({ "text": "500" })] {
+        assert!(
+            f.entries.iter().any(|e| keeps_entry(&filter, e)),
+            "{filter} matches no fixture entry"
+        );
+    }
+    f.app.stop().await;
+}
+
+const AUDIT_VIEWS: &str = r#"
+query Views($filter: AuditEntryFilter, $fields: [AuditFacetField!]!, $limit: Int,
+            $interval: HistogramInterval!, $from: DateTime!, $to: DateTime!, $tz: String) {
+  auditEntries(filter: $filter, first: 1) {
+    totalCount
+    facets(fields: $fields, limit: $limit) { field values { value count } otherCount missingCount }
+    histogram(interval: $interval, from: $from, to: $to, timeZone: $tz) { start end count }
+  }
+}"#;
+
+fn audit_facet_value(field: &str, e: &Seeded) -> Option<String> {
+    match field {
+        "EVENT_TYPE" => Some(e.event_name.to_owned()),
+        "ENTITY_TYPE" => Some(e.entity_type.to_owned()),
+        "ACTOR_TYPE" => Some(e.actor_type.to_owned()),
+        _ => e.actor_id.clone(),
+    }
+}
+
+async fn audit_facets_and_histograms_are_exact(backend: Backend) {
+    let f = audit_fixture(backend).await;
+    let a = anchor();
+    let fields = ["EVENT_TYPE", "ENTITY_TYPE", "ACTOR_TYPE", "ACTOR_ID"];
+    let cases = [
+        (
+            json!({}),
+            20,
+            "HOUR",
+            a - Duration::minutes(45 * 60 + 5),
+            a,
+            None,
+        ),
+        (
+            json!({ "text": "threshold" }),
+            2,
+            "DAY",
+            a - Duration::days(3),
+            a,
+            Some("America/New_York"),
+        ),
+        (
+            json!({ "actorIdNotIn": ["bob"], "search": "review" }),
+            3,
+            "MINUTE",
+            a - Duration::hours(24),
+            a,
+            None,
+        ),
+    ];
+    for (filter, limit, interval, from, to, tz) in &cases {
+        let rows: Vec<&Seeded> = f
+            .entries
+            .iter()
+            .filter(|e| keeps_entry(filter, e))
+            .collect();
+        assert!(!rows.is_empty(), "{filter}: the case reads no entries");
+        let vars = json!({
+            "filter": filter, "fields": fields, "limit": limit,
+            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
+        });
+        let data = f.app.data(&f.key, AUDIT_VIEWS, vars).await;
+        let connection = &data["auditEntries"];
+        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
+        let what = format!("{filter}");
+        assert_facets(
+            &connection["facets"],
+            &fields,
+            &rows,
+            audit_facet_value,
+            *limit,
+            &what,
+        );
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|e| e.created_at).collect();
+        let what = format!("{interval} {filter} {tz:?}");
+        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+    }
+    // The entity history's views read the same entries.
+    let entity = &f.entries[0];
+    let query = r#"query($type: AuditEntityType!, $id: String!) {
+      auditEntityHistory(entityType: $type, entityId: $id, first: 1) {
+        totalCount facets(fields: [ACTOR_TYPE]) { values { value count } }
+      }
+    }"#;
+    let data = f
+        .app
+        .data(
+            &f.key,
+            query,
+            json!({ "type": entity.entity_type, "id": entity.entity_id }),
+        )
+        .await;
+    let about: Vec<&Seeded> = f
+        .entries
+        .iter()
+        .filter(|e| e.entity_type == entity.entity_type && e.entity_id == entity.entity_id)
+        .collect();
+    let history = &data["auditEntityHistory"];
+    assert_eq!(int(&history["totalCount"]) as usize, about.len());
+    let counted: i64 = history["facets"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| int(&v["count"]))
+        .sum();
+    assert_eq!(counted as usize, about.len());
+    f.app.stop().await;
+}
+
+async fn bad_log_console_arguments_are_bad_user_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let a = anchor();
+    let (from, to) = (iso(a - Duration::hours(1)), iso(a));
+    for filter in [
+        json!({ "search": "ab" }),
+        json!({ "text": " *-* " }),
+        json!({ "text": "a b c d e f g h i j k l m n o p q" }),
+    ] {
+        let vars = json!({ "filter": filter, "fields": ["SEVERITY"], "interval": "HOUR", "from": from, "to": to });
+        let body = app.gql(Some(&key), SYSTEM_VIEWS, vars).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{filter}: {body}");
+        let vars = json!({ "filter": filter, "fields": ["ACTOR_ID"], "interval": "HOUR", "from": from, "to": to });
+        let body = app.gql(Some(&key), AUDIT_VIEWS, vars).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{filter}: {body}");
+    }
+    let body = app
+        .gql(
+            Some(&key),
+            AUDIT_VIEWS,
+            json!({ "filter": { "actorIdIn": [] }, "fields": ["ACTOR_ID"], "interval": "HOUR", "from": from, "to": to }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "empty actorIdIn");
+    let body = app
+        .gql(
+            Some(&key),
+            SYSTEM_VIEWS,
+            json!({ "fields": [], "interval": "HOUR", "from": from, "to": to }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "no facet fields");
+    // tsquery and FTS5 syntax in a query are only separators, never operators.
+    let data = app
+        .data(
+            &key,
+            SYSTEM_PAGE,
+            json!({ "filter": { "text": "a' | !b & \"c\" NEAR(d) OR e:*" }, "first": 5 }),
+        )
+        .await;
+    assert_eq!(data["systemRecords"]["totalCount"], 0);
+    app.stop().await;
+}
+
+crate::cases!(
+    system_record_filters_and_searches_agree_with_a_brute_force_reading,
+    system_record_facets_and_histograms_are_exact,
+    audit_filters_and_searches_agree_with_a_brute_force_reading,
+    audit_facets_and_histograms_are_exact,
+    bad_log_console_arguments_are_bad_user_input,
+);
