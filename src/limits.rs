@@ -94,6 +94,8 @@ pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
     ("SystemRecordConnection", "histogram", VIEW_COST),
     ("AuditEntryConnection", "facets", VIEW_COST),
     ("AuditEntryConnection", "histogram", VIEW_COST),
+    ("TraceMismatchConnection", "facets", VIEW_COST),
+    ("TraceMismatchConnection", "histogram", VIEW_COST),
 ];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of

@@ -36,6 +36,7 @@ mod m20261205_020000_rollup_grain_varchar;
 mod m20261205_030000_trace_console_reads;
 mod m20261205_040000_trace_view_index;
 mod m20261205_050000_system_audit_console_reads;
+mod m20261205_060000_mismatch_console_reads;
 
 pub struct Migrator;
 
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_030000_trace_console_reads::Migration),
             Box::new(m20261205_040000_trace_view_index::Migration),
             Box::new(m20261205_050000_system_audit_console_reads::Migration),
+            Box::new(m20261205_060000_mismatch_console_reads::Migration),
         ]
     }
 }

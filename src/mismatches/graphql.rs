@@ -5,18 +5,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, InputObject, Json, Object, SimpleObject, ID};
-use chrono::Utc;
+use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use sea_orm::DatabaseConnection;
 
 use super::store;
+use super::views::{MismatchFacetField, MismatchSet, MismatchTimeField};
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, Page, PageInfo, PageRequest};
-use crate::scalars::DateTime;
+use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirection};
+use crate::pagination::{self, ListOrder, Page, PageArgs, PageInfo, SortKey};
+use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
+use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
 use crate::traces::graphql::{LoadError, Trace, TraceByTraceIdLoader, TraceLoaders};
 
 /// The tenant's mismatches per trace id, newest first.
@@ -195,13 +197,11 @@ impl From<MismatchCounts> for TraceMismatchSummary {
     }
 }
 
-/// A page of mismatches (Relay connection) plus the window's open/resolved summary.
+/// A page of mismatches (Relay connection) plus the window's open/resolved summary, facets and
+/// histogram.
 pub struct TraceMismatchConnection {
     page: Page<TraceMismatch>,
-    db: DatabaseConnection,
-    tenant: TenantId,
-    filter: MismatchListFilter,
-    as_of: Option<chrono::DateTime<Utc>>,
+    views: MismatchSet,
 }
 
 #[Object]
@@ -230,12 +230,68 @@ impl TraceMismatchConnection {
     /// Open and resolved counts over the filter's `traceId` and created window (and `asOf`),
     /// ignoring its `status`.
     async fn summary(&self) -> async_graphql::Result<TraceMismatchSummary> {
-        Ok(
-            store::counts(&self.db, &self.tenant, &self.filter, self.as_of)
-                .await?
-                .into(),
-        )
+        let v = &self.views;
+        Ok(store::counts(&v.db, &v.tenant, &v.filter, v.as_of)
+            .await?
+            .into())
     }
+
+    /// Value → count of each named field over the mismatches matching the filter and `asOf`
+    /// (all pages), most frequent first; for a console's filter dropdowns.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn facets(
+        &self,
+        fields: Vec<MismatchFacetField>,
+        #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<TraceMismatchFacet>> {
+        let limit = crate::stats::facet_limit(limit)?;
+        crate::stats::check_facet_fields(fields.len(), 3)?;
+        let counts = self.views.facets(&fields).await?;
+        Ok(fields
+            .into_iter()
+            .zip(counts)
+            .map(|(field, counts)| {
+                let (values, other_count, missing_count) =
+                    crate::stats::facet_with_missing(counts, limit);
+                TraceMismatchFacet {
+                    field,
+                    values,
+                    other_count,
+                    missing_count,
+                }
+            })
+            .collect())
+    }
+
+    /// Mismatches per time bucket over `[from, to)`, zero-filled, for the mismatches matching
+    /// the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone` (an IANA
+    /// name; UTC when absent); the first and last are cut at `from` and `to`.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn histogram(
+        &self,
+        #[graphql(default)] field: MismatchTimeField,
+        interval: HistogramInterval,
+        from: DateTime,
+        to: DateTime,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+        let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
+        let counts = self.views.histogram(field, &buckets).await?;
+        let totals: Vec<(i64, i64)> = counts.into_iter().map(|n| (n, 0)).collect();
+        Ok(buckets.finish(&totals, false))
+    }
+}
+
+/// One facet of `traceMismatches`.
+#[derive(SimpleObject)]
+pub struct TraceMismatchFacet {
+    pub field: MismatchFacetField,
+    pub values: Vec<FacetValue>,
+    /// Mismatches whose value was cut by `limit`.
+    pub other_count: BigInt,
+    /// Mismatches without a value for the field (no reporter).
+    pub missing_count: BigInt,
 }
 
 pub struct TraceMismatchEdge<'a> {
@@ -254,7 +310,9 @@ impl<'a> TraceMismatchEdge<'a> {
     }
 }
 
-/// Filters for `traceMismatches`; the same input drives the list and its `totalCount`.
+/// Filters for `traceMismatches`; the same input drives the list, its `totalCount`, facets and
+/// histogram (and, but for `status`, its `summary`). Every given condition must hold; bounds
+/// and ranges are inclusive.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct TraceMismatchFilter {
     pub trace_id: Option<String>,
@@ -263,15 +321,78 @@ pub struct TraceMismatchFilter {
     pub created_after: Option<DateTime>,
     /// Inclusive upper bound on `createdAt` (the window's end).
     pub created_before: Option<DateTime>,
+    /// Any of these reasons (1 to 100).
+    pub reason_in: Option<Vec<String>>,
+    /// None of these reasons.
+    pub reason_not_in: Option<Vec<String>>,
+    /// Any of these reporters.
+    pub reported_by_in: Option<Vec<String>>,
+    /// None of these reporters (mismatches without a reporter are kept).
+    pub reported_by_not_in: Option<Vec<String>>,
+    /// The diverging step's index; mismatches without one fall outside.
+    pub step_index: Option<IntRangeInput>,
+    /// Open mismatches have no `resolvedAt` and fall outside these bounds.
+    pub resolved_after: Option<DateTime>,
+    pub resolved_before: Option<DateTime>,
+    /// Case-insensitive substring (3 to 100 characters) of the mismatch id, trace id, reason or
+    /// reporter, answered from a trigram index.
+    pub search: Option<String>,
 }
 
-impl From<TraceMismatchFilter> for MismatchListFilter {
-    fn from(f: TraceMismatchFilter) -> Self {
-        MismatchListFilter {
+impl TryFrom<TraceMismatchFilter> for MismatchListFilter {
+    type Error = AppError;
+
+    fn try_from(f: TraceMismatchFilter) -> AppResult<Self> {
+        if let Some(term) = &f.search {
+            check_term("search", term)?;
+        }
+        Ok(MismatchListFilter {
             trace_id: f.trace_id,
             status: f.status,
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
+            reason_in: text_set("reasonIn", f.reason_in)?,
+            reason_not_in: text_set("reasonNotIn", f.reason_not_in)?,
+            reported_by_in: text_set("reportedByIn", f.reported_by_in)?,
+            reported_by_not_in: text_set("reportedByNotIn", f.reported_by_not_in)?,
+            step_index: range("stepIndex", f.step_index)?,
+            resolved_after: f.resolved_after.map(|d| d.0),
+            resolved_before: f.resolved_before.map(|d| d.0),
+            search: f.search,
+        })
+    }
+}
+
+/// The orders of `traceMismatches`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceMismatchOrderField {
+    /// By age: `DESC` newest first (the default), `ASC` oldest first.
+    #[default]
+    CreatedAt,
+}
+
+/// The order of `traceMismatches`: a column, then the mismatch id, both in `direction`.
+#[derive(Debug, Clone, Copy, Default, InputObject)]
+pub struct TraceMismatchOrder {
+    #[graphql(default)]
+    pub field: TraceMismatchOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl TraceMismatchOrder {
+    fn list_order(self) -> ListOrder<store::MismatchList> {
+        let newest = ListOrder::newest_first();
+        match self.direction {
+            OrderDirection::Desc => newest,
+            OrderDirection::Asc => ListOrder {
+                key: SortKey {
+                    name: "CREATED_AT_ASC",
+                    descending: false,
+                    ..newest.key
+                },
+                position: newest.position,
+            },
         }
     }
 }
@@ -289,35 +410,47 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<TraceMismatch
     ))
 }
 
-/// `traceMismatches`: a page of mismatches with the open/resolved summary of its filter.
-async fn mismatches_page(
-    ctx: &Context<'_>,
-    filter: MismatchListFilter,
-    request: PageRequest,
-) -> AppResult<TraceMismatchConnection> {
-    let principal = auth::require(ctx, Permission::Read).await?;
-    let state = ctx.data_unchecked::<AppState>();
-    let loaders = MismatchLoaders::of(ctx, &principal.tenant_id)?;
-    let as_of = request.as_of;
-    let page = pagination::page::<store::MismatchList>(
-        &state.db,
-        &state.cursors,
-        &principal.tenant_id,
-        &filter,
-        &request,
-    )
-    .await?
-    .map(|m| TraceMismatch::new(m, &loaders));
-    Ok(TraceMismatchConnection {
-        page,
-        db: state.db.clone(),
-        tenant: principal.tenant_id,
-        filter,
-        as_of,
-    })
-}
+#[derive(Default)]
+pub struct MismatchQuery;
 
-crate::list_field!(
-    /// The tenant's replay mismatches, newest first (ties broken by id); up to 500 per page.
-    MismatchQuery.trace_mismatches(TraceMismatchFilter) -> TraceMismatchConnection, via mismatches_page
-);
+#[Object]
+impl MismatchQuery {
+    /// The tenant's replay mismatches, newest first (ties broken by id) unless `orderBy` says
+    /// oldest first; up to 500 per page. Cursors are bound to the filter, the order and `asOf`.
+    #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn trace_mismatches(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceMismatchFilter>,
+        order_by: Option<TraceMismatchOrder>,
+        #[graphql(
+            desc = "Only rows recorded at or before this instant: a stable snapshot to page."
+        )]
+        as_of: Option<DateTime>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<TraceMismatchConnection> {
+        let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
+        let order = order_by.unwrap_or_default().list_order();
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let listed = pagination::ordered_page(ctx, filter, order, args, as_of.map(|d| d.0)).await?;
+        let loaders = MismatchLoaders::of(ctx, &listed.tenant)?;
+        Ok(TraceMismatchConnection {
+            page: listed.page.map(|m| TraceMismatch::new(m, &loaders)),
+            views: MismatchSet {
+                db: listed.db,
+                tenant: listed.tenant,
+                filter: listed.filter,
+                as_of: listed.as_of,
+            },
+        })
+    }
+}

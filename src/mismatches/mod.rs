@@ -5,6 +5,7 @@
 pub mod graphql;
 pub mod mutation;
 pub mod store;
+pub mod views;
 pub mod write;
 
 use async_graphql::Enum;
@@ -51,13 +52,35 @@ pub struct MismatchSnapshot {
     pub created_at: DateTime<Utc>,
 }
 
-/// The list filter as the store applies it; time bounds are inclusive.
+/// The list filter as the store applies it; time bounds and ranges are inclusive. Its
+/// serialized form binds cursors; fields added after the first release are skipped when
+/// absent, so earlier cursors stay valid.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MismatchListFilter {
     pub trace_id: Option<String>,
     pub status: Option<MismatchStatus>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_in: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_not_in: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_by_in: Option<Vec<String>>,
+    /// Mismatches without a reporter are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_by_not_in: Option<Vec<String>>,
+    /// Mismatches without a step index fall outside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_index: Option<crate::list_filters::IntRange>,
+    /// Open mismatches have no resolution time and fall outside these bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_after: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_before: Option<DateTime<Utc>>,
+    /// A substring of the mismatch id, trace id, reason or reporter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
 }
 
 /// Open and resolved counts.

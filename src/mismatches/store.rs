@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use entity::aos_trace_mismatches::{self, Column, Entity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
 };
 
 use super::{MismatchCounts, MismatchListFilter, MismatchSnapshot, MismatchStatus};
 use crate::auth::TenantId;
 use crate::error::AppResult;
+use crate::list_filters::{within_ranges, within_sets, TextSearch};
 use crate::pagination::{created_within, Listed, Position};
 
 /// Largest page of mismatches (docs/api.md §4: up to 500).
@@ -42,12 +44,43 @@ fn of_tenant(tenant: &TenantId) -> Select<Entity> {
     Entity::find().filter(Column::TenantId.eq(tenant.as_str()))
 }
 
+/// The substring search over a mismatch's fixed text: its id, trace id, reason and reporter
+/// (migration `m20261205_060000_mismatch_console_reads`; the resolution fields change and are
+/// not searched).
+pub const MISMATCH_SEARCH: TextSearch = TextSearch {
+    table: "aos_trace_mismatches",
+    text: "lower(id || ' ' || trace_id || ' ' || reason || ' ' || coalesce(reported_by, ''))",
+    fts_table: "aos_trace_mismatch_search",
+};
+
 /// Everything of the filter except the status: the scope of the open/resolved summary.
-fn windowed(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
+fn windowed(backend: DbBackend, tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
     let mut q = of_tenant(tenant);
     if let Some(v) = &filter.trace_id {
         q = q.filter(Column::TraceId.eq(v.as_str()));
     }
+    q = within_sets(
+        q,
+        Column::Reason,
+        filter.reason_in.as_deref(),
+        filter.reason_not_in.as_deref(),
+    );
+    q = within_sets(
+        q,
+        Column::ReportedBy,
+        filter.reported_by_in.as_deref(),
+        filter.reported_by_not_in.as_deref(),
+    );
+    q = within_ranges(q, [(Column::StepIndex, filter.step_index)]);
+    if let Some(term) = &filter.search {
+        q = q.filter(MISMATCH_SEARCH.matches(backend, term));
+    }
+    q = created_within(
+        q,
+        Column::ResolvedAt,
+        filter.resolved_after,
+        filter.resolved_before,
+    );
     created_within(
         q,
         Column::CreatedAt,
@@ -56,8 +89,13 @@ fn windowed(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
     )
 }
 
-fn filtered(tenant: &TenantId, filter: &MismatchListFilter) -> Select<Entity> {
-    let q = windowed(tenant, filter);
+/// The tenant's mismatches matching `filter`; the search is written for `backend`.
+pub(crate) fn filtered(
+    backend: DbBackend,
+    tenant: &TenantId,
+    filter: &MismatchListFilter,
+) -> Select<Entity> {
+    let q = windowed(backend, tenant, filter);
     match filter.status {
         Some(status) => q.filter(Column::Resolved.eq(status == MismatchStatus::Resolved)),
         None => q,
@@ -77,12 +115,23 @@ impl Listed for MismatchList {
     const ROW: fn(aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> = snapshot;
     const POSITION: fn(&MismatchSnapshot) -> Position = |m| Position::of(m.created_at, &m.id);
 
+    /// Only the search needs the backend; every caller goes through `select_on` with the
+    /// connection's. Without one, the PostgreSQL form.
     fn select(
+        tenant: &TenantId,
+        filter: &MismatchListFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
         tenant: &TenantId,
         filter: &MismatchListFilter,
         _: Option<DateTime<Utc>>,
     ) -> Select<Entity> {
-        filtered(tenant, filter)
+        filtered(backend, tenant, filter)
     }
 }
 
@@ -94,7 +143,8 @@ pub async fn counts(
     filter: &MismatchListFilter,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<MismatchCounts> {
-    let mut q = windowed(tenant, filter);
+    let backend = db.get_database_backend();
+    let mut q = windowed(backend, tenant, filter);
     if let Some(at) = as_of {
         q = q.filter(Column::CreatedAt.lte(at));
     }

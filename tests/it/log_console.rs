@@ -1,4 +1,4 @@
-//! What a console reads of `systemRecords` and `auditEntries` besides the newest page: "any of"
+//! What a console reads of `systemRecords`, `auditEntries` and `traceMismatches` besides the newest page: "any of"
 //! and "none of" filters, substring search over the short text, full-text word search over the
 //! long text (summaries, details, reasons, before/after states), facets and histograms. Every
 //! figure is compared with a brute-force reading of the same rows in Rust, with another
@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use entity::system_records;
+use entity::{aos_trace_mismatches, system_records};
 use logbook::auth::Role;
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{EntityTrait, IntoActiveModel, Set};
 use serde_json::{json, Value};
 
 use crate::audit_reads::{Entry, Ledger};
@@ -821,10 +821,301 @@ async fn bad_log_console_arguments_are_bad_user_input(backend: Backend) {
     app.stop().await;
 }
 
+// ---- trace mismatches ---------------------------------------------------------------------
+
+const MISMATCH_REASONS: [&str; 3] = ["output_mismatch", "hash_mismatch", "timeout_mismatch"];
+const REPORTERS: [Option<&str>; 3] = [Some("alice"), Some("bob"), None];
+
+fn varied_mismatches(tenant: &str, n: usize, seed: u64) -> Vec<aos_trace_mismatches::Model> {
+    let mut next = generator(seed);
+    let mut at = anchor();
+    (0..n)
+        .map(|i| {
+            at -= Duration::seconds(next(1_200) as i64) + Duration::microseconds(next(999) as i64);
+            let resolved = next(3) == 0;
+            aos_trace_mismatches::Model {
+                id: format!("{tenant}-mm-{i:03}"),
+                trace_id: format!("trace-{:02}", next(30)),
+                tenant_id: tenant.to_owned(),
+                reported_by: REPORTERS[next(3) as usize].map(str::to_owned),
+                step_index: (next(4) != 0).then(|| next(10) as i32),
+                reason: MISMATCH_REASONS[next(3) as usize].to_owned(),
+                expected_hash: Some("aaaa".into()),
+                actual_hash: Some("bbbb".into()),
+                details: json!({}),
+                notification_sent: false,
+                issue_url: None,
+                resolved,
+                resolved_at: resolved.then(|| at + Duration::minutes(next(600) as i64)),
+                resolved_by: resolved.then(|| "carol".into()),
+                resolution_note: None,
+                created_at: at,
+            }
+        })
+        .collect()
+}
+
+struct MismatchFixture {
+    app: TestApp,
+    key: String,
+    rows: Vec<aos_trace_mismatches::Model>,
+}
+
+async fn mismatch_fixture(backend: Backend) -> MismatchFixture {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    app.key("globex", Role::Viewer).await;
+    let rows = varied_mismatches("acme", 150, 17);
+    let foreign = varied_mismatches("globex", 60, 17);
+    for chunk in [&rows, &foreign] {
+        aos_trace_mismatches::Entity::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(app.db())
+        .await
+        .expect("insert mismatches");
+    }
+    MismatchFixture { app, key, rows }
+}
+
+fn keeps_mismatch(filter: &Value, m: &aos_trace_mismatches::Model) -> bool {
+    let bound = |name: &str| filter.get(name).map(time);
+    let short = format!(
+        "{} {} {} {}",
+        m.id,
+        m.trace_id,
+        m.reason,
+        m.reported_by.clone().unwrap_or_default()
+    )
+    .to_lowercase();
+    let status = if m.resolved { "RESOLVED" } else { "OPEN" };
+    text_of(filter, "traceId").is_none_or(|t| t == m.trace_id)
+        && text_of(filter, "status").is_none_or(|s| s == status)
+        && in_sets(filter, "reasonIn", "reasonNotIn", Some(&m.reason))
+        && in_sets(
+            filter,
+            "reportedByIn",
+            "reportedByNotIn",
+            m.reported_by.as_deref(),
+        )
+        && filter.get("stepIndex").is_none_or(|r| {
+            m.step_index.is_some_and(|v| {
+                let v = i64::from(v);
+                r.get("min").is_none_or(|x| v >= int(x)) && r.get("max").is_none_or(|x| v <= int(x))
+            })
+        })
+        && bound("createdAfter").is_none_or(|b| m.created_at >= b)
+        && bound("createdBefore").is_none_or(|b| m.created_at <= b)
+        && bound("resolvedAfter").is_none_or(|b| m.resolved_at.is_some_and(|r| r >= b))
+        && bound("resolvedBefore").is_none_or(|b| m.resolved_at.is_some_and(|r| r <= b))
+        && text_of(filter, "search").is_none_or(|s| short.contains(&s.to_lowercase()))
+}
+
+const MISMATCH_PAGE: &str = r#"
+query Page($filter: TraceMismatchFilter, $orderBy: TraceMismatchOrder, $first: Int, $after: String) {
+  traceMismatches(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {
+    totalCount
+    summary { open resolved }
+    nodes { mismatchId }
+    pageInfo { hasNextPage endCursor }
+  }
+}"#;
+
+async fn mismatch_filters_and_orders_agree_with_a_brute_force_reading(backend: Backend) {
+    let f = mismatch_fixture(backend).await;
+    let a = anchor();
+    let filters = [
+        json!({}),
+        json!({ "status": "OPEN", "reasonNotIn": ["hash_mismatch"] }),
+        json!({ "reasonIn": ["timeout_mismatch", "output_mismatch"], "reportedByNotIn": ["alice"] }),
+        json!({ "reportedByIn": ["bob"], "stepIndex": { "min": 2, "max": 6 } }),
+        json!({ "resolvedAfter": iso(a - Duration::hours(30)), "resolvedBefore": iso(a - Duration::hours(5)) }),
+        json!({ "search": "HASH_MIS", "createdAfter": iso(a - Duration::hours(24)) }),
+        json!({ "search": "trace-1" }),
+        json!({ "search": "acme-mm-04" }),
+    ];
+    for filter in &filters {
+        let kept: Vec<&aos_trace_mismatches::Model> = f
+            .rows
+            .iter()
+            .filter(|m| keeps_mismatch(filter, m))
+            .collect();
+        assert!(!kept.is_empty(), "{filter} matches no fixture mismatch");
+        let mut summary_scope = filter.clone();
+        summary_scope.as_object_mut().unwrap().remove("status");
+        let (open, resolved) = f
+            .rows
+            .iter()
+            .filter(|m| keeps_mismatch(&summary_scope, m))
+            .fold(
+                (0, 0),
+                |(o, r), m| if m.resolved { (o, r + 1) } else { (o + 1, r) },
+            );
+        for direction in ["DESC", "ASC"] {
+            let mut expected = newest_first(kept.clone(), |m| (m.created_at, m.id.clone()));
+            if direction == "ASC" {
+                expected.reverse();
+            }
+            let order = json!({ "field": "CREATED_AT", "direction": direction });
+            let (mut ids, mut cursor) = (Vec::new(), None::<String>);
+            loop {
+                let vars =
+                    json!({ "filter": filter, "orderBy": order, "first": 23, "after": cursor });
+                let data = f.app.data(&f.key, MISMATCH_PAGE, vars).await;
+                let connection = &data["traceMismatches"];
+                assert_eq!(
+                    int(&connection["totalCount"]) as usize,
+                    kept.len(),
+                    "{filter}"
+                );
+                assert_eq!(connection["summary"]["open"], open, "open of {filter}");
+                assert_eq!(
+                    connection["summary"]["resolved"], resolved,
+                    "resolved of {filter}"
+                );
+                for node in connection["nodes"].as_array().unwrap() {
+                    ids.push(node["mismatchId"].as_str().unwrap().to_owned());
+                }
+                if !connection["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                    break;
+                }
+                cursor = connection["pageInfo"]["endCursor"]
+                    .as_str()
+                    .map(str::to_owned);
+                assert!(ids.len() <= f.rows.len(), "paging does not terminate");
+            }
+            assert_eq!(ids, expected, "{filter} {direction}");
+        }
+    }
+    // A cursor of one direction is refused by the other.
+    let data = f
+        .app
+        .data(
+            &f.key,
+            MISMATCH_PAGE,
+            json!({ "first": 5, "orderBy": { "direction": "ASC" } }),
+        )
+        .await;
+    let cursor = data["traceMismatches"]["pageInfo"]["endCursor"].clone();
+    let body = f
+        .app
+        .gql(
+            Some(&f.key),
+            MISMATCH_PAGE,
+            json!({ "first": 5, "after": cursor }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_CURSOR");
+    f.app.stop().await;
+}
+
+const MISMATCH_VIEWS: &str = r#"
+query Views($filter: TraceMismatchFilter, $fields: [TraceMismatchFacetField!]!, $limit: Int,
+            $field: TraceMismatchTimeField, $interval: HistogramInterval!, $from: DateTime!,
+            $to: DateTime!, $tz: String) {
+  traceMismatches(filter: $filter, first: 1) {
+    totalCount
+    facets(fields: $fields, limit: $limit) { field values { value count } otherCount missingCount }
+    histogram(field: $field, interval: $interval, from: $from, to: $to, timeZone: $tz) { start end count }
+  }
+}"#;
+
+fn mismatch_facet_value(field: &str, m: &aos_trace_mismatches::Model) -> Option<String> {
+    match field {
+        "STATUS" => Some(if m.resolved { "RESOLVED" } else { "OPEN" }.to_owned()),
+        "REASON" => Some(m.reason.clone()),
+        _ => m.reported_by.clone(),
+    }
+}
+
+async fn mismatch_facets_and_histograms_are_exact(backend: Backend) {
+    let f = mismatch_fixture(backend).await;
+    let a = anchor();
+    let fields = ["STATUS", "REASON", "REPORTED_BY"];
+    let cases = [
+        (
+            json!({}),
+            20,
+            "CREATED_AT",
+            "HOUR",
+            a - Duration::minutes(50 * 60 + 3),
+            a,
+            None,
+        ),
+        (
+            json!({ "status": "RESOLVED" }),
+            1,
+            "RESOLVED_AT",
+            "HOUR",
+            a - Duration::hours(50),
+            a + Duration::hours(12),
+            Some("Asia/Kolkata"),
+        ),
+        (
+            json!({ "reportedByNotIn": ["bob"], "search": "output" }),
+            2,
+            "CREATED_AT",
+            "DAY",
+            a - Duration::days(3),
+            a,
+            Some("Europe/Berlin"),
+        ),
+    ];
+    for (filter, limit, field, interval, from, to, tz) in &cases {
+        let rows: Vec<&aos_trace_mismatches::Model> = f
+            .rows
+            .iter()
+            .filter(|m| keeps_mismatch(filter, m))
+            .collect();
+        assert!(!rows.is_empty(), "{filter}: the case reads no mismatches");
+        let vars = json!({
+            "filter": filter, "fields": fields, "limit": limit, "field": field,
+            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
+        });
+        let data = f.app.data(&f.key, MISMATCH_VIEWS, vars).await;
+        let connection = &data["traceMismatches"];
+        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
+        let what = format!("{filter}");
+        assert_facets(
+            &connection["facets"],
+            &fields,
+            &rows,
+            mismatch_facet_value,
+            *limit,
+            &what,
+        );
+        let times: Vec<DateTime<Utc>> = rows
+            .iter()
+            .filter_map(|m| match *field {
+                "RESOLVED_AT" => m.resolved_at,
+                _ => Some(m.created_at),
+            })
+            .collect();
+        let what = format!("{field} {interval} {filter} {tz:?}");
+        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+    }
+    let body = f
+        .app
+        .gql(
+            Some(&f.key),
+            MISMATCH_VIEWS,
+            json!({ "filter": { "search": "ab" }, "fields": ["STATUS"], "interval": "HOUR",
+                    "from": iso(a - Duration::hours(1)), "to": iso(a) }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    f.app.stop().await;
+}
+
 crate::cases!(
     system_record_filters_and_searches_agree_with_a_brute_force_reading,
     system_record_facets_and_histograms_are_exact,
     audit_filters_and_searches_agree_with_a_brute_force_reading,
     audit_facets_and_histograms_are_exact,
     bad_log_console_arguments_are_bad_user_input,
+    mismatch_filters_and_orders_agree_with_a_brute_force_reading,
+    mismatch_facets_and_histograms_are_exact,
 );
