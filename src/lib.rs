@@ -54,6 +54,7 @@ pub mod subscriptions;
 pub mod system;
 pub mod telemetry;
 pub mod tenants;
+pub mod trace_node;
 pub mod traces;
 pub mod trusted;
 pub mod ws;

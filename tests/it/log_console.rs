@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 use crate::audit_reads::{Entry, Ledger};
 use crate::run_console::{int, iso, time};
-use crate::support::{error_code, Backend, TestApp};
+use crate::support::{error_code, fewest_statements, Backend, TestApp};
 use crate::system_records::{walk, List};
+use crate::traces_reads::{insert_traces, trace};
 
 fn anchor() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
@@ -1110,6 +1111,77 @@ async fn mismatch_facets_and_histograms_are_exact(backend: Backend) {
     f.app.stop().await;
 }
 
+const TRACES_WITH_MISMATCHES: &str = r#"
+query($first: Int) {
+  traces(first: $first) {
+    nodes { traceId mismatches { mismatchId traceId trace { traceId } } }
+  }
+}"#;
+
+async fn trace_mismatches_link_is_batched_and_tenant_scoped(backend: Backend) {
+    let f = mismatch_fixture(backend).await;
+    let a = anchor();
+    // The tenant's traces named by the fixture's mismatches (globex reported mismatches on
+    // the same trace ids, which must not show).
+    let traces: Vec<_> = (0..30)
+        .map(|i| {
+            let id = format!("trace-{i:02}");
+            trace(
+                "acme",
+                &id,
+                &format!("run-{i:02}"),
+                a - Duration::minutes(i),
+            )
+        })
+        .collect();
+    insert_traces(f.app.db(), traces).await;
+    let data = f
+        .app
+        .data(&f.key, TRACES_WITH_MISMATCHES, json!({ "first": 30 }))
+        .await;
+    let nodes = data["traces"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 30);
+    let mut listed = 0;
+    for node in nodes {
+        let trace_id = node["traceId"].as_str().unwrap();
+        let expected = newest_first(
+            f.rows.iter().filter(|m| m.trace_id == trace_id).collect(),
+            |m| (m.created_at, m.id.clone()),
+        );
+        let got: Vec<String> = node["mismatches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["traceId"], trace_id);
+                assert_eq!(m["trace"]["traceId"], trace_id);
+                m["mismatchId"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(got, expected, "{trace_id}");
+        listed += got.len();
+    }
+    assert_eq!(
+        listed,
+        f.rows.len(),
+        "every acme mismatch hangs off its trace"
+    );
+    let statements = |first: i32| {
+        fewest_statements(
+            &f.app,
+            &f.key,
+            TRACES_WITH_MISMATCHES,
+            json!({ "first": first }),
+        )
+    };
+    let (small, large) = (statements(2).await, statements(30).await);
+    assert!(
+        large <= small,
+        "Trace.mismatches statements grow with the page: {small} → {large}"
+    );
+    f.app.stop().await;
+}
+
 crate::cases!(
     system_record_filters_and_searches_agree_with_a_brute_force_reading,
     system_record_facets_and_histograms_are_exact,
@@ -1118,4 +1190,5 @@ crate::cases!(
     bad_log_console_arguments_are_bad_user_input,
     mismatch_filters_and_orders_agree_with_a_brute_force_reading,
     mismatch_facets_and_histograms_are_exact,
+    trace_mismatches_link_is_batched_and_tenant_scoped,
 );
