@@ -48,6 +48,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/08_audit_trail.graphql"),
     ),
     (
+        "09_step_errors.graphql",
+        include_str!("graphiql/examples/09_step_errors.graphql"),
+    ),
+    (
+        "10_mismatch_triage.graphql",
+        include_str!("graphiql/examples/10_mismatch_triage.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

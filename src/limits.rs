@@ -96,6 +96,8 @@ pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
     ("AuditEntryConnection", "histogram", VIEW_COST),
     ("TraceMismatchConnection", "facets", VIEW_COST),
     ("TraceMismatchConnection", "histogram", VIEW_COST),
+    ("TraceStepListConnection", "facets", VIEW_COST),
+    ("TraceStepListConnection", "histogram", VIEW_COST),
 ];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of

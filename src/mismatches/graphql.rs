@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject, ID};
 use sea_orm::DatabaseConnection;
 
@@ -19,7 +19,7 @@ use crate::pagination::{self, ListOrder, Page, PageArgs, PageInfo, SortKey};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
 use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
-use crate::traces::graphql::{LoadError, Trace, TraceByTraceIdLoader, TraceLoaders};
+use crate::traces::graphql::{LoadError, Trace, TraceLinks};
 
 /// The tenant's mismatches per trace id, newest first.
 pub struct MismatchesByTraceLoader {
@@ -65,44 +65,14 @@ impl Loader<String> for MismatchesByRunLoader {
     }
 }
 
-/// What a `TraceMismatch`'s nested `trace` needs; share one across a response.
-pub struct MismatchLoaders {
-    pub traces: DataLoader<TraceByTraceIdLoader>,
-    pub trace_fields: Arc<TraceLoaders>,
-}
-
-impl MismatchLoaders {
-    /// Fresh loaders, for a mutation's result.
-    pub fn new(db: &DatabaseConnection, tenant: &TenantId) -> Arc<Self> {
-        Arc::new(Self::build(db, tenant, TraceLoaders::new(db)))
-    }
-
-    /// The request's shared loaders, for reads (`tenant` is the request's).
-    pub fn of(ctx: &Context<'_>, tenant: &TenantId) -> AppResult<Arc<Self>> {
-        let db = &ctx.data_unchecked::<AppState>().db;
-        let trace_fields = TraceLoaders::of(ctx)?;
-        Ok(crate::request::scope(ctx)?.shared(|_| Self::build(db, tenant, trace_fields)))
-    }
-
-    fn build(db: &DatabaseConnection, tenant: &TenantId, trace_fields: Arc<TraceLoaders>) -> Self {
-        MismatchLoaders {
-            traces: crate::request::loader(TraceByTraceIdLoader {
-                db: db.clone(),
-                tenant: tenant.clone(),
-            }),
-            trace_fields,
-        }
-    }
-}
-
 /// A replay mismatch reported against one of the tenant's traces.
 pub struct TraceMismatch {
     pub snapshot: MismatchSnapshot,
-    loaders: Arc<MismatchLoaders>,
+    loaders: Arc<TraceLinks>,
 }
 
 impl TraceMismatch {
-    pub fn new(snapshot: MismatchSnapshot, loaders: &Arc<MismatchLoaders>) -> Self {
+    pub fn new(snapshot: MismatchSnapshot, loaders: &Arc<TraceLinks>) -> Self {
         TraceMismatch {
             snapshot,
             loaders: loaders.clone(),
@@ -406,7 +376,7 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<TraceMismatch
         .ok_or(AppError::NotFound("TraceMismatch"))?;
     Ok(TraceMismatch::new(
         snapshot,
-        &MismatchLoaders::of(ctx, &principal.tenant_id)?,
+        &TraceLinks::of(ctx, &principal.tenant_id)?,
     ))
 }
 
@@ -442,7 +412,7 @@ impl MismatchQuery {
             before,
         };
         let listed = pagination::ordered_page(ctx, filter, order, args, as_of.map(|d| d.0)).await?;
-        let loaders = MismatchLoaders::of(ctx, &listed.tenant)?;
+        let loaders = TraceLinks::of(ctx, &listed.tenant)?;
         Ok(TraceMismatchConnection {
             page: listed.page.map(|m| TraceMismatch::new(m, &loaders)),
             views: MismatchSet {

@@ -12,7 +12,7 @@ use async_graphql::{Context, InputObject, Json, Object, ID};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::graphql::{MismatchLoaders, TraceMismatch};
+use super::graphql::TraceMismatch;
 use super::write::{self, MissingTrace, NewMismatch, MAX_BULK_REPORTS};
 use super::MismatchSnapshot;
 use crate::auth::{self, Permission, Principal, Role};
@@ -20,6 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::idempotency::WriteOnce;
 use crate::ids::{self, NodeKind};
 use crate::state::AppState;
+use crate::traces::graphql::TraceLinks;
 
 /// One replay mismatch to report against one of the tenant's traces.
 #[derive(Debug, Clone, InputObject, Serialize)]
@@ -84,7 +85,7 @@ fn to_graphql(
     principal: &Principal,
     rows: Vec<MismatchSnapshot>,
 ) -> Vec<TraceMismatch> {
-    let loaders = MismatchLoaders::new(&state.db, &principal.tenant_id);
+    let loaders = TraceLinks::new(&state.db, &principal.tenant_id);
     rows.into_iter()
         .map(|m| TraceMismatch::new(m, &loaders))
         .collect()
@@ -193,7 +194,7 @@ impl MismatchMutation {
             .await?;
         Ok(TraceMismatch::new(
             row,
-            &MismatchLoaders::new(&state.db, &principal.tenant_id),
+            &TraceLinks::new(&state.db, &principal.tenant_id),
         ))
     }
 
@@ -217,7 +218,7 @@ impl MismatchMutation {
             .await?;
         Ok(TraceMismatch::new(
             row,
-            &MismatchLoaders::new(&state.db, &principal.tenant_id),
+            &TraceLinks::new(&state.db, &principal.tenant_id),
         ))
     }
 }

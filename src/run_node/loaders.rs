@@ -15,11 +15,12 @@ use crate::evidence::reads::{
 };
 use crate::exports::graphql::ExportsByRun;
 use crate::integrity::graphql::IntegrityLoader;
-use crate::mismatches::graphql::{MismatchLoaders, MismatchesByRunLoader};
+use crate::mismatches::graphql::MismatchesByRunLoader;
 use crate::replay::graphql::ReplayWindowLoader;
 use crate::request::loader;
 use crate::state::AppState;
 use crate::system::graphql::SystemRecordsByRun;
+use crate::traces::graphql::TraceLinks;
 use crate::traces::graphql::{TraceByRunLoader, TraceLoaders};
 
 pub struct RunLoaders {
@@ -31,7 +32,7 @@ pub struct RunLoaders {
     pub integrity: DataLoader<IntegrityLoader>,
     pub replay: DataLoader<ReplayWindowLoader>,
     pub mismatches: DataLoader<MismatchesByRunLoader>,
-    pub mismatch_fields: Arc<MismatchLoaders>,
+    pub mismatch_fields: Arc<TraceLinks>,
     pub environment: DataLoader<EvidenceLoader<EnvironmentEvidence>>,
     pub activities: DataLoader<EvidenceLoader<ActivityEvidence>>,
     pub providers: DataLoader<EvidenceLoader<ProviderEvidence>>,
@@ -44,7 +45,7 @@ pub async fn run_loaders(ctx: &Context<'_>) -> AppResult<Arc<RunLoaders>> {
     let db = &ctx.data_unchecked::<AppState>().db;
     let tenant = &principal.tenant_id;
     let trace_fields = TraceLoaders::of(ctx)?;
-    let mismatch_fields = MismatchLoaders::of(ctx, tenant)?;
+    let mismatch_fields = TraceLinks::of(ctx, tenant)?;
     Ok(crate::request::scope(ctx)?.shared(|_| RunLoaders {
         traces: loader(TraceByRunLoader {
             db: db.clone(),

@@ -10,13 +10,14 @@ use async_graphql::{Context, Json, Object, ID};
 use crate::auth::{self, Permission};
 use crate::error::AppResult;
 use crate::ids::{self, NodeKind};
-use crate::mismatches::graphql::{MismatchLoaders, MismatchesByTraceLoader, TraceMismatch};
+use crate::mismatches::graphql::{MismatchesByTraceLoader, TraceMismatch};
 use crate::pagination::{Direction, PageArgs};
 use crate::request::loader;
 use crate::runs::graphql::LlmRun;
 use crate::runs::lookup::run_by_run_id;
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
+use crate::traces::graphql::TraceLinks;
 use crate::traces::graphql::{
     BatchedStepProbe, EdgePageKey, Trace, TraceKey, TraceStep, TraceStepConnection,
     TraceStepSummary, TraceViolation,
@@ -28,7 +29,7 @@ use crate::traces::{ReplayMode, TraceStatus};
 /// request.
 struct TraceNodeLoaders {
     mismatches: DataLoader<MismatchesByTraceLoader>,
-    mismatch_fields: Arc<MismatchLoaders>,
+    mismatch_fields: Arc<TraceLinks>,
 }
 
 /// The request's trace-node loaders (checking the caller may read), made on first use.
@@ -36,7 +37,7 @@ async fn trace_node_loaders(ctx: &Context<'_>) -> AppResult<Arc<TraceNodeLoaders
     let principal = auth::require(ctx, Permission::Read).await?;
     let db = &ctx.data_unchecked::<AppState>().db;
     let tenant = &principal.tenant_id;
-    let mismatch_fields = MismatchLoaders::of(ctx, tenant)?;
+    let mismatch_fields = TraceLinks::of(ctx, tenant)?;
     Ok(crate::request::scope(ctx)?.shared(|_| TraceNodeLoaders {
         mismatches: loader(MismatchesByTraceLoader {
             db: db.clone(),

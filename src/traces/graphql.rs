@@ -253,6 +253,38 @@ impl TraceLoaders {
     }
 }
 
+/// What a link to a trace by its trace id needs (`TraceMismatch.trace`, `TraceStep.trace`):
+/// the trace loader in the tenant and the loaders of the trace's own fields. Share one across a
+/// response.
+pub struct TraceLinks {
+    pub traces: DataLoader<TraceByTraceIdLoader>,
+    pub trace_fields: Arc<TraceLoaders>,
+}
+
+impl TraceLinks {
+    /// Fresh loaders, for a mutation's result.
+    pub fn new(db: &DatabaseConnection, tenant: &TenantId) -> Arc<Self> {
+        Arc::new(Self::build(db, tenant, TraceLoaders::new(db)))
+    }
+
+    /// The request's shared loaders, for reads (`tenant` is the request's).
+    pub fn of(ctx: &Context<'_>, tenant: &TenantId) -> AppResult<Arc<Self>> {
+        let db = &ctx.data_unchecked::<AppState>().db;
+        let trace_fields = TraceLoaders::of(ctx)?;
+        Ok(crate::request::scope(ctx)?.shared(|_| Self::build(db, tenant, trace_fields)))
+    }
+
+    fn build(db: &DatabaseConnection, tenant: &TenantId, trace_fields: Arc<TraceLoaders>) -> Self {
+        TraceLinks {
+            traces: crate::request::loader(TraceByTraceIdLoader {
+                db: db.clone(),
+                tenant: tenant.clone(),
+            }),
+            trace_fields,
+        }
+    }
+}
+
 /// Counts steps through the batched summary; probes the far side per trace.
 pub(crate) struct BatchedStepProbe {
     pub(crate) inner: StepProbe,
@@ -282,6 +314,13 @@ impl TraceStep {
     /// The trace this step belongs to.
     async fn trace_id(&self) -> &str {
         &self.0.trace_id
+    }
+    /// The step's trace (batched across the response, in the caller's tenant).
+    async fn trace(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Trace>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let links = TraceLinks::of(ctx, &principal.tenant_id)?;
+        let found = links.traces.load_one(self.0.trace_id.clone()).await?;
+        Ok(found.map(|t| Trace::new(t, &links.trace_fields)))
     }
     /// Position in the trace, unique per trace; the list order.
     async fn step_index(&self) -> i32 {
@@ -568,7 +607,11 @@ pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
 
 /// The root fields, in schema order.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct TraceQuery(super::list::TracesField, TraceLookupQuery);
+pub struct TraceQuery(
+    super::list::TracesField,
+    super::step_list::TraceStepsField,
+    TraceLookupQuery,
+);
 
 #[derive(Default)]
 pub struct TraceLookupQuery;

@@ -9,6 +9,8 @@ pub mod graphql;
 pub mod hashing;
 pub mod list;
 pub mod mutation;
+pub mod step_list;
+pub mod steps;
 pub mod store;
 pub mod views;
 pub mod write;

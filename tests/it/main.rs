@@ -49,6 +49,7 @@ mod run_links;
 mod runs;
 mod schema;
 mod shutdown;
+mod step_console;
 mod subscriptions;
 mod system_records;
 mod tenant_leak;
@@ -87,6 +88,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("ingest", ingest::cases()),
         ("limits", limits::cases()),
         ("log_console", log_console::cases()),
+        ("step_console", step_console::cases()),
         ("metrics", metrics::cases()),
         ("migrations", migrations::cases()),
         ("otel", otel::cases()),

@@ -300,6 +300,9 @@ fn probes() -> Vec<Probe> {
         probe("traceMismatches(filter traceId)", &["Query.traceMismatches"], Viewer,
             Post("query($v: String) { traceMismatches(filter: {traceId: $v}) { totalCount nodes { reason } } }"),
             "trace.live", v),
+        probe("traceSteps(filter traceId)", &["Query.traceSteps"], Viewer,
+            Post("query($v: String) { traceSteps(filter: {traceId: $v}) { totalCount facets(fields: [SKILL_NAME]) { values { value count } } nodes { skillName trace { traceId } } } }"),
+            "trace.live", v),
         // --- A's cursors on B's same list and filter
         probe("llmRuns after", &["Query.llmRuns"], Viewer, Post(RUNS_AFTER), "cursor.llmRuns", cursor),
         probe("apiKeys after", &["Query.apiKeys"], Admin, Post(API_KEYS_AFTER), "cursor.apiKeys", cursor),
