@@ -56,6 +56,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/10_mismatch_triage.graphql"),
     ),
     (
+        "11_activity.graphql",
+        include_str!("graphiql/examples/11_activity.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

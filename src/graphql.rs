@@ -181,6 +181,7 @@ query_roots!(
     crate::replay::graphql::ReplayQuery,
     crate::integrity::graphql::IntegrityQuery,
     crate::ledger::graphql::LedgerQuery,
+    crate::activity::graphql::ActivityQuery,
 );
 
 /// Every domain's mutations.

@@ -4,6 +4,7 @@
 // entity resolvers: laying out its field resolver's future needs more than 128 levels.
 #![recursion_limit = "256"]
 
+pub mod activity;
 pub mod admission;
 pub mod app;
 pub mod audit;

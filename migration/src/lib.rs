@@ -38,6 +38,7 @@ mod m20261205_040000_trace_view_index;
 mod m20261205_050000_system_audit_console_reads;
 mod m20261205_060000_mismatch_console_reads;
 mod m20261205_070000_step_list_index;
+mod m20261205_080000_trace_end_index;
 
 pub struct Migrator;
 
@@ -79,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_050000_system_audit_console_reads::Migration),
             Box::new(m20261205_060000_mismatch_console_reads::Migration),
             Box::new(m20261205_070000_step_list_index::Migration),
+            Box::new(m20261205_080000_trace_end_index::Migration),
         ]
     }
 }

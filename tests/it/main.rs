@@ -6,6 +6,7 @@
 
 mod support;
 
+mod activity;
 mod api_keys;
 mod archive;
 mod audit_reads;
@@ -63,6 +64,7 @@ use support::{Backend, TestCase};
 
 fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
     vec![
+        ("activity", activity::cases()),
         ("api_keys", api_keys::cases()),
         ("archive", archive::cases()),
         ("audit_reads", audit_reads::cases()),

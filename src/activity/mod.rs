@@ -1,0 +1,366 @@
+//! The activity feed (`activity`, docs/console.md): one newest-first stream of what happened in
+//! a tenant, merging its runs, the system records it may see, its audit entries and its traces'
+//! starts and ends. It reads four domains' lists and shows their node types, so it lives above
+//! them, beside `run_node`.
+//!
+//! Each item has a time, a kind and its row id; the feed is ordered by (time, kind, id), all
+//! descending, and a cursor holds that triple. A page asks each selected source for its rows
+//! strictly after the cursor in that order (one keyset read over the source's own
+//! `(tenant, time, id)` index, at most `first + 1` rows), merges them and keeps `first`: at most
+//! five statements whatever the page size.
+
+pub mod graphql;
+
+use chrono::{DateTime, Utc};
+use entity::{aos_traces, audit_ledger, llm_run_records, system_records};
+use sea_orm::sea_query::{Condition, IntoCondition};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+use serde::Serialize;
+
+use crate::audit::{AuditEntrySnapshot, AuditFilter};
+use crate::auth::TenantId;
+use crate::error::AppResult;
+use crate::pagination::Position;
+use crate::runs::{LlmRunSnapshot, RunFilter};
+use crate::system::{SystemFilter, SystemRecordSnapshot};
+use crate::traces::{TraceListFilter, TraceSnapshot};
+
+/// What an activity item records. The declaration order is the tie order: at one instant a
+/// run comes before (below, newest first) a system record, and so on.
+#[derive(
+    async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActivityKind {
+    /// A run was recorded (its `createdAt`).
+    LlmRun,
+    /// A system record was recorded: the tenant's own or a system-wide one.
+    SystemRecord,
+    /// An audit entry was appended.
+    AuditEntry,
+    /// A trace started (its `createdAt`, when Logbook stored it).
+    TraceStarted,
+    /// A trace was sealed: completed, failed or aborted (its `completedAt`).
+    TraceEnded,
+}
+
+impl ActivityKind {
+    pub const ALL: [ActivityKind; 5] = [
+        ActivityKind::LlmRun,
+        ActivityKind::SystemRecord,
+        ActivityKind::AuditEntry,
+        ActivityKind::TraceStarted,
+        ActivityKind::TraceEnded,
+    ];
+
+    fn rank(self) -> u8 {
+        self as u8
+    }
+
+    fn of_rank(rank: u8) -> Option<Self> {
+        Self::ALL.get(rank as usize).copied()
+    }
+}
+
+/// What the feed shows: kinds (all by default), one run's activity, a time window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ActivityFilter {
+    /// Sorted and deduplicated; `None`: every kind.
+    pub kinds: Option<Vec<ActivityKind>>,
+    /// Items about one run: the run, records correlated with it, entries naming it, its traces.
+    pub run_id: Option<String>,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+impl ActivityFilter {
+    fn kinds(&self) -> Vec<ActivityKind> {
+        self.kinds
+            .clone()
+            .unwrap_or_else(|| ActivityKind::ALL.to_vec())
+    }
+}
+
+/// Where an item stands in the feed: (time, kind, id), ordered descending.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ActivityPosition {
+    pub at: DateTime<Utc>,
+    pub kind: ActivityKind,
+    pub id: String,
+}
+
+impl ActivityPosition {
+    /// As a list position: the time, then `<kind rank>:<id>`.
+    pub fn encode(&self) -> Position {
+        Position::of(self.at, &format!("{}:{}", self.kind.rank(), self.id))
+    }
+
+    pub fn decode(p: &Position) -> Option<Self> {
+        let (rank, id) = p.id.split_once(':')?;
+        Some(ActivityPosition {
+            at: p.time().ok()?,
+            kind: ActivityKind::of_rank(rank.parse().ok()?)?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// What an item is about.
+#[derive(Debug, Clone)]
+pub enum ActivitySubject {
+    LlmRun(LlmRunSnapshot),
+    SystemRecord(SystemRecordSnapshot),
+    AuditEntry(AuditEntrySnapshot),
+    /// Boxed: several times the size of the others.
+    Trace(Box<TraceSnapshot>),
+}
+
+/// One item of the feed.
+#[derive(Debug, Clone)]
+pub struct ActivityItem {
+    pub position: ActivityPosition,
+    pub subject: ActivitySubject,
+}
+
+/// A source's rows after `cursor` in feed order, within the filter's window and `as_of`.
+fn after_cursor<E: EntityTrait>(
+    select: Select<E>,
+    (at, id): (E::Column, E::Column),
+    kind: ActivityKind,
+    filter: &ActivityFilter,
+    as_of: Option<DateTime<Utc>>,
+    cursor: Option<&ActivityPosition>,
+) -> Select<E> {
+    let mut select = select;
+    if let Some(t) = filter.after {
+        select = select.filter(at.gte(t));
+    }
+    for t in [filter.before, as_of].into_iter().flatten() {
+        select = select.filter(at.lte(t));
+    }
+    if let Some(c) = cursor {
+        let keyset: Condition = match kind.cmp(&c.kind) {
+            // Below the cursor's kind at the same instant: every row at that instant follows.
+            std::cmp::Ordering::Less => at.lte(c.at).into_condition(),
+            std::cmp::Ordering::Equal => Condition::any()
+                .add(at.lt(c.at))
+                .add(Condition::all().add(at.eq(c.at)).add(id.lt(c.id.as_str()))),
+            std::cmp::Ordering::Greater => at.lt(c.at).into_condition(),
+        };
+        select = select.filter(keyset);
+    }
+    select.order_by_desc(at).order_by_desc(id)
+}
+
+/// The rows of one kind for `tenant` and the filter (before the window and cursor).
+struct Sources<'a> {
+    db: &'a DatabaseConnection,
+    tenant: &'a TenantId,
+    filter: &'a ActivityFilter,
+}
+
+impl Sources<'_> {
+    fn runs(&self) -> Select<llm_run_records::Entity> {
+        let filter = RunFilter {
+            run_id: self.filter.run_id.clone(),
+            ..RunFilter::default()
+        };
+        crate::runs::store::filtered(self.db.get_database_backend(), self.tenant, &filter)
+    }
+
+    fn system_records(&self) -> Select<system_records::Entity> {
+        let filter = SystemFilter {
+            correlation_id: self.filter.run_id.clone(),
+            ..SystemFilter::default()
+        };
+        crate::system::store::filtered(self.db.get_database_backend(), self.tenant, &filter)
+    }
+
+    fn audit(&self) -> Select<audit_ledger::Entity> {
+        let filter = AuditFilter {
+            run_id: self.filter.run_id.clone(),
+            ..AuditFilter::default()
+        };
+        crate::audit::store::filtered(self.db.get_database_backend(), self.tenant, &filter)
+    }
+
+    fn traces(&self, ended: bool) -> Select<aos_traces::Entity> {
+        let filter = TraceListFilter {
+            run_id: self.filter.run_id.clone(),
+            ..TraceListFilter::default()
+        };
+        let select =
+            crate::traces::store::filtered(self.db.get_database_backend(), self.tenant, &filter);
+        if ended {
+            select.filter(aos_traces::Column::CompletedAt.is_not_null())
+        } else {
+            select
+        }
+    }
+}
+
+/// Up to `limit` items strictly after `cursor` (from the newest when `None`), newest first.
+pub async fn page(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    filter: &ActivityFilter,
+    as_of: Option<DateTime<Utc>>,
+    cursor: Option<&ActivityPosition>,
+    limit: u64,
+) -> AppResult<Vec<ActivityItem>> {
+    use ActivityKind as K;
+    let sources = Sources { db, tenant, filter };
+    let mut items: Vec<ActivityItem> = Vec::new();
+    for kind in filter.kinds() {
+        let item = |at: DateTime<Utc>, id: String, subject| ActivityItem {
+            position: ActivityPosition { at, kind, id },
+            subject,
+        };
+        match kind {
+            K::LlmRun => {
+                use llm_run_records::Column as C;
+                let select = after_cursor(
+                    sources.runs(),
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                );
+                for m in select.limit(limit).all(db).await? {
+                    let run = crate::runs::store::snapshot(m)?;
+                    items.push(item(
+                        run.created_at,
+                        run.id.clone(),
+                        ActivitySubject::LlmRun(run),
+                    ));
+                }
+            }
+            K::SystemRecord => {
+                use system_records::Column as C;
+                let select = after_cursor(
+                    sources.system_records(),
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                );
+                for m in select.limit(limit).all(db).await? {
+                    let record = crate::system::store::snapshot(m)?;
+                    let (at, id) = (record.created_at, record.id.clone());
+                    items.push(item(at, id, ActivitySubject::SystemRecord(record)));
+                }
+            }
+            K::AuditEntry => {
+                use audit_ledger::Column as C;
+                let select = after_cursor(
+                    sources.audit(),
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                );
+                for m in select.limit(limit).all(db).await? {
+                    let entry = crate::audit::store::snapshot(m)?;
+                    let (at, id) = (entry.created_at, entry.id.clone());
+                    items.push(item(at, id, ActivitySubject::AuditEntry(entry)));
+                }
+            }
+            K::TraceStarted | K::TraceEnded => {
+                use aos_traces::Column as C;
+                let ended = kind == K::TraceEnded;
+                let at = if ended { C::CompletedAt } else { C::CreatedAt };
+                let select = after_cursor(
+                    sources.traces(ended),
+                    (at, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                );
+                for m in select.limit(limit).all(db).await? {
+                    let trace = crate::traces::store::trace_snapshot(m)?;
+                    let at = match (ended, trace.completed_at) {
+                        (true, Some(done)) => done,
+                        _ => trace.created_at,
+                    };
+                    let id = trace.id.clone();
+                    items.push(item(at, id, ActivitySubject::Trace(Box::new(trace))));
+                }
+            }
+        }
+    }
+    items.sort_by(|a, b| b.position.cmp(&a.position));
+    items.truncate(limit as usize);
+    Ok(items)
+}
+
+/// Items matching the filter and `as_of`, all pages: one count per selected source.
+pub async fn count(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    filter: &ActivityFilter,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<i64> {
+    use ActivityKind as K;
+    let sources = Sources { db, tenant, filter };
+    let mut total = 0u64;
+    for kind in filter.kinds() {
+        total += match kind {
+            K::LlmRun => {
+                use llm_run_records::Column as C;
+                after_cursor(
+                    sources.runs(),
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    None,
+                )
+                .count(db)
+                .await?
+            }
+            K::SystemRecord => {
+                use system_records::Column as C;
+                let select = sources.system_records();
+                after_cursor(select, (C::CreatedAt, C::Id), kind, filter, as_of, None)
+                    .count(db)
+                    .await?
+            }
+            K::AuditEntry => {
+                use audit_ledger::Column as C;
+                after_cursor(
+                    sources.audit(),
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    None,
+                )
+                .count(db)
+                .await?
+            }
+            K::TraceStarted | K::TraceEnded => {
+                use aos_traces::Column as C;
+                let ended = kind == K::TraceEnded;
+                let at = if ended { C::CompletedAt } else { C::CreatedAt };
+                after_cursor(
+                    sources.traces(ended),
+                    (at, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    None,
+                )
+                .count(db)
+                .await?
+            }
+        };
+    }
+    Ok(total as i64)
+}
