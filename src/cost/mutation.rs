@@ -13,9 +13,12 @@ use super::anomaly_detect::{self, DetectionOutcome};
 use super::graphql::{CostAnomaly, CostBudget, FeatureTag};
 use super::rollup::NewCostRecord;
 use super::write::{self, BudgetUpsert, FeatureTagChanges, NewFeatureTag, RecordedCost};
-use super::{store, BudgetWithSpend, CostBudgetType, FeatureTagSnapshot, UNCLASSIFIED};
+use super::{
+    store, AnomalySnapshot, BudgetWithSpend, CostBudgetType, FeatureTagSnapshot, UNCLASSIFIED,
+};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
+use crate::events::Topic;
 use crate::idempotency::WriteOnce;
 use crate::input::{check_opt, check_text, non_negative};
 use crate::scalars::{now, Date, DateTime};
@@ -509,6 +512,12 @@ impl CostMutation {
             idempotency_key,
             &json!({}),
         )?
+        .publish_if(
+            Topic::CostAnomalies,
+            |(outcome, _): &(DetectionOutcome, Vec<AnomalySnapshot>)| {
+                outcome.created + outcome.updated > 0
+            },
+        )
         .run_with_receipt(
             async |txn| {
                 let outcome = anomaly_detect::detect(txn, tenant, now()).await?;

@@ -46,6 +46,10 @@ closed_set! {
         AuditEntries => "audit_entries",
         TraceSteps => "trace_steps",
         ExportProgress => "export_progress",
+        /// A trace started or was sealed.
+        Traces => "traces",
+        TraceMismatches => "trace_mismatches",
+        CostAnomalies => "cost_anomalies",
     }
 }
 

@@ -17,6 +17,7 @@ use super::write::{self, MissingTrace, NewMismatch, MAX_BULK_REPORTS};
 use super::MismatchSnapshot;
 use crate::auth::{self, Permission, Principal, Role};
 use crate::error::{AppError, AppResult};
+use crate::events::Topic;
 use crate::idempotency::WriteOnce;
 use crate::ids::{self, NodeKind};
 use crate::state::AppState;
@@ -111,6 +112,7 @@ impl MismatchMutation {
         let reporter = actor(&principal);
         let tenant = &principal.tenant_id;
         let mut rows = WriteOnce::new(state, tenant, "reportMismatch", idempotency_key, &input)?
+            .publish(Topic::TraceMismatches)
             .run(async |txn| {
                 let items = std::slice::from_ref(&item);
                 let prefixes = ["input".to_owned()];
@@ -166,6 +168,7 @@ impl MismatchMutation {
             idempotency_key,
             &inputs,
         )?
+        .publish(Topic::TraceMismatches)
         .run(async |txn| write::report(txn, tenant, &reporter, &items, &prefixes, missing).await)
         .await?;
         Ok(to_graphql(state, &principal, rows))

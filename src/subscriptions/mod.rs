@@ -1,5 +1,6 @@
-//! GraphQL subscriptions over the logs: `llmRunAdded`, `systemRecordAdded`, `auditEntryAdded`
-//! and `traceStepAdded`. Each takes the same filter input as its list and an optional `after`
+//! GraphQL subscriptions over the logs: `llmRunAdded`, `systemRecordAdded`, `auditEntryAdded`,
+//! `traceStepAdded`, `traceStarted`, `traceEnded`, `traceMismatchReported` and
+//! `costAnomalyDetected`. Each takes the same filter input as its list and an optional `after`
 //! cursor (a cursor of that list, or of an earlier event), and yields edges (`cursor` + `node`)
 //! oldest first: first what was missed since `after`, then live rows. See `docs/subscriptions.md`.
 
@@ -10,15 +11,23 @@ pub mod tail;
 use async_graphql::{Context, SimpleObject, Subscription};
 use futures_util::{Stream, StreamExt};
 
-use self::feeds::{AuditFeed, RunFeed, StepFeed, SystemFeed};
+use self::feeds::{
+    AnomalyFeed, AuditFeed, MismatchFeed, RunFeed, StepFeed, SystemFeed, TraceEndFeed,
+    TraceStartFeed,
+};
 use crate::audit::graphql::{AuditEntry, AuditEntryFilter};
 use crate::auth::{self, Permission};
+use crate::cost::graphql::{CostAnomaly, CostAnomalyFilter};
 use crate::error::AppError;
 use crate::events::Topic;
+use crate::mismatches::graphql::{TraceMismatch, TraceMismatchFilter};
+use crate::mismatches::MismatchListFilter;
 use crate::runs::graphql::{LlmRun, LlmRunFilter};
 use crate::state::AppState;
 use crate::system::graphql::{SystemRecord, SystemRecordFilter};
-use crate::traces::graphql::TraceStep;
+use crate::traces::graphql::{Trace, TraceLinks, TraceLoaders, TraceStep};
+use crate::traces::list::TraceFilter;
+use crate::traces::TraceListFilter;
 
 /// A run recorded after the subscription's position.
 #[derive(SimpleObject)]
@@ -42,6 +51,30 @@ pub struct AuditEntryAdded {
     /// An `auditEntries` cursor (same filter): pass it as `after` to resume after this entry.
     pub cursor: String,
     pub node: AuditEntry,
+}
+
+/// A trace that started or ended after the subscription's position.
+#[derive(SimpleObject)]
+pub struct TraceEvent {
+    /// Pass it as `after` to resume after this trace.
+    pub cursor: String,
+    pub node: Trace,
+}
+
+/// A mismatch reported after the subscription's position.
+#[derive(SimpleObject)]
+pub struct TraceMismatchReported {
+    /// A `traceMismatches` cursor (same filter): pass it as `after` to resume after it.
+    pub cursor: String,
+    pub node: TraceMismatch,
+}
+
+/// A cost anomaly detected after the subscription's position.
+#[derive(SimpleObject)]
+pub struct CostAnomalyDetected {
+    /// A `cost { anomalies }` cursor (same filter): pass it as `after` to resume after it.
+    pub cursor: String,
+    pub node: CostAnomaly,
 }
 
 /// A step appended to the trace after the subscription's position.
@@ -158,6 +191,104 @@ impl LogSubscription {
         Ok(rows.map(|(cursor, step)| TraceStepAdded {
             cursor,
             node: TraceStep(step),
+        }))
+    }
+
+    /// The tenant's traces matching `filter` as they start (are stored), oldest first; `after`
+    /// (a `traces` cursor for the same filter, or an event's cursor) as for `llmRunAdded`.
+    async fn trace_started(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = TraceEvent>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>().clone();
+        let db = state.db.clone();
+        let feed = TraceStartFeed {
+            tenant: principal.tenant_id.clone(),
+            filter: TraceListFilter::try_from(filter.unwrap_or_default())?,
+        };
+        let rows = tail::start(state, Topic::Traces, &principal.tenant_id, feed, after).await?;
+        Ok(rows.map(move |(cursor, trace)| TraceEvent {
+            cursor,
+            node: Trace::new(trace, &TraceLoaders::new(&db)),
+        }))
+    }
+
+    /// The tenant's traces matching `filter` as they end (completed, failed or aborted), oldest
+    /// end first; `after` is an earlier event's cursor (this tail's own order, by `completedAt`).
+    async fn trace_ended(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = TraceEvent>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>().clone();
+        let db = state.db.clone();
+        let feed = TraceEndFeed {
+            tenant: principal.tenant_id.clone(),
+            filter: TraceListFilter::try_from(filter.unwrap_or_default())?,
+        };
+        let rows = tail::start(state, Topic::Traces, &principal.tenant_id, feed, after).await?;
+        Ok(rows.map(move |(cursor, trace)| TraceEvent {
+            cursor,
+            node: Trace::new(trace, &TraceLoaders::new(&db)),
+        }))
+    }
+
+    /// The tenant's replay mismatches matching `filter` as they are reported, oldest first;
+    /// `after` (a `traceMismatches` cursor for the same filter, or an event's cursor) as for
+    /// `llmRunAdded`.
+    async fn trace_mismatch_reported(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceMismatchFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = TraceMismatchReported>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>().clone();
+        let (db, tenant) = (state.db.clone(), principal.tenant_id.clone());
+        let feed = MismatchFeed {
+            tenant: principal.tenant_id.clone(),
+            filter: MismatchListFilter::try_from(filter.unwrap_or_default())?,
+        };
+        let topic = Topic::TraceMismatches;
+        let rows = tail::start(state, topic, &principal.tenant_id, feed, after).await?;
+        Ok(rows.map(move |(cursor, mismatch)| TraceMismatchReported {
+            cursor,
+            node: TraceMismatch::new(mismatch, &TraceLinks::new(&db, &tenant)),
+        }))
+    }
+
+    /// The tenant's cost anomalies matching `filter` as they are detected, oldest first;
+    /// `after` (a `cost { anomalies }` cursor for the same filter, or an event's cursor) as for
+    /// `llmRunAdded`. Detection run again the same day updates an anomaly's detection time, so
+    /// it arrives again.
+    async fn cost_anomaly_detected(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CostAnomalyFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = CostAnomalyDetected>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>().clone();
+        let feed = AnomalyFeed {
+            tenant: principal.tenant_id.clone(),
+            filter: filter.unwrap_or_default().into(),
+        };
+        let rows = tail::start(
+            state,
+            Topic::CostAnomalies,
+            &principal.tenant_id,
+            feed,
+            after,
+        )
+        .await?;
+        Ok(rows.map(|(cursor, anomaly)| CostAnomalyDetected {
+            cursor,
+            node: CostAnomaly(anomaly),
         }))
     }
 }

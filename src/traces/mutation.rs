@@ -317,6 +317,7 @@ async fn finish_trace(
     finish: Finish,
 ) -> async_graphql::Result<Trace> {
     let trace = once
+        .publish(Topic::Traces)
         .run_with_receipt(
             async |txn| write::finish_trace(txn, tenant, trace_id, finish).await,
             |trace| trace.trace_id.clone(),
@@ -346,6 +347,7 @@ impl TraceMutation {
         let tenant = &principal.tenant_id;
         let key_id = Some(principal.key_id.as_str());
         let trace = WriteOnce::new(state, tenant, "startTrace", idempotency_key, &new)?
+            .publish(Topic::Traces)
             .run_with_receipt(
                 async |txn| write::start_trace(txn, tenant, key_id, new).await,
                 |trace| trace.trace_id.clone(),

@@ -231,6 +231,39 @@ impl Listed for TraceList {
     }
 }
 
+/// The tenant's live traces matching a filter that have ended (completed, failed or aborted),
+/// newest end first: the `traceEnded` tail. A trace's `completedAt` is set once, by the server,
+/// when it is sealed.
+pub struct TraceEndList;
+
+impl Listed for TraceEndList {
+    type Entity = Traces;
+    type Filter = TraceListFilter;
+    type Row = TraceSnapshot;
+    const NAME: &'static str = "traceEnded";
+    const ORDER: (T, T) = (T::CompletedAt, T::Id);
+    const ROW: fn(aos_traces::Model) -> AppResult<TraceSnapshot> = trace_snapshot;
+    const POSITION: fn(&TraceSnapshot) -> Position =
+        |t| Position::of(t.completed_at.unwrap_or(t.created_at), &t.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &TraceListFilter,
+        as_of: Option<chrono::DateTime<Utc>>,
+    ) -> Select<Traces> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
+        tenant: &TenantId,
+        filter: &TraceListFilter,
+        _: Option<chrono::DateTime<Utc>>,
+    ) -> Select<Traces> {
+        filtered(backend, tenant, filter).filter(T::CompletedAt.is_not_null())
+    }
+}
+
 async fn newest(
     db: &impl ConnectionTrait,
     select: Select<Traces>,

@@ -49,7 +49,13 @@ fn incident(tenant: &str, i: usize, at: DateTime<Utc>) -> incidents::Model {
     }
 }
 
-async fn anomaly(app: &TestApp, tenant: &str, id: &str, incident: &str, at: DateTime<Utc>) {
+pub(crate) async fn anomaly(
+    app: &TestApp,
+    tenant: &str,
+    id: &str,
+    incident: &str,
+    at: DateTime<Utc>,
+) {
     cost_anomalies::ActiveModel {
         id: Set(id.into()),
         tenant_id: Set(tenant.into()),

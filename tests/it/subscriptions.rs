@@ -516,6 +516,137 @@ async fn system_records_and_steps_arrive(backend: Backend) {
     assert_eq!(theirs.error_code("t").await, "NOT_FOUND");
 }
 
+/// The lifecycle tails: traces started and ended through the API, mismatches reported, cost
+/// anomalies detected (written directly, then announced), each in order and exactly once,
+/// filtered, resumable from a cursor, and never another tenant's.
+async fn lifecycle_tails_arrive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let theirs = app.key("other", Role::Ingest).await;
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe(
+        "started",
+        r#"subscription { traceStarted(filter: { agentIdNotIn: ["skip"] }) {
+             cursor node { traceId status } } }"#,
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "ended",
+        "subscription { traceEnded { cursor node { traceId status stepCount } } }",
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "mismatch",
+        r#"subscription { traceMismatchReported(filter: { reasonNotIn: ["noise"] }) {
+             cursor node { traceId reason trace { traceId } } } }"#,
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "anomaly",
+        "subscription { costAnomalyDetected { cursor node { message } } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let start = r#"mutation($id: String!, $agent: String) {
+        startTrace(input: { traceId: $id, runId: $id, agentId: $agent }) { traceId } }"#;
+    let complete =
+        r#"mutation($id: String!) { completeTrace(traceId: $id, status: COMPLETED) { status } }"#;
+    let abort = r#"mutation($id: String!) { abortTrace(traceId: $id, reason: "stop") { status } }"#;
+    let report = r#"mutation($id: String!, $reason: String!) {
+        reportMismatch(input: { traceId: $id, reason: $reason }) { mismatchId } }"#;
+    for (id, agent) in [("t-1", "a"), ("t-skip", "skip"), ("t-2", "a")] {
+        app.data(&ingest, start, json!({ "id": id, "agent": agent }))
+            .await;
+    }
+    app.data(&theirs, start, json!({ "id": "t-theirs", "agent": "a" }))
+        .await;
+    app.data(&ingest, complete, json!({ "id": "t-1" })).await;
+    app.data(&ingest, abort, json!({ "id": "t-2" })).await;
+    app.data(&theirs, complete, json!({ "id": "t-theirs" }))
+        .await;
+    app.data(&ingest, report, json!({ "id": "t-1", "reason": "noise" }))
+        .await;
+    app.data(
+        &ingest,
+        report,
+        json!({ "id": "t-1", "reason": "hash_mismatch" }),
+    )
+    .await;
+    app.data(
+        &theirs,
+        report,
+        json!({ "id": "t-theirs", "reason": "hash_mismatch" }),
+    )
+    .await;
+    for (tenant, id) in [("acme", "an-1"), ("other", "an-theirs")] {
+        crate::incidents::anomaly(&app, tenant, id, "inc-1", now()).await;
+        app.state
+            .events
+            .publish(Topic::CostAnomalies, &TenantId::trusted(tenant))
+            .await;
+    }
+
+    let mut by_id: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for _ in 0..(2 + 2 + 1 + 1) {
+        let message = ws.message(WAIT).await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        let id = message["id"].as_str().unwrap().to_owned();
+        by_id
+            .entry(id)
+            .or_default()
+            .push(message["payload"]["data"].clone());
+    }
+    let field = |id: &str, root: &str, f: &str| -> Vec<Value> {
+        by_id[id]
+            .iter()
+            .map(|d| d[root]["node"][f].clone())
+            .collect()
+    };
+    assert_eq!(
+        field("started", "traceStarted", "traceId"),
+        [json!("t-1"), json!("t-2")]
+    );
+    assert_eq!(
+        field("ended", "traceEnded", "traceId"),
+        [json!("t-1"), json!("t-2")]
+    );
+    assert_eq!(
+        field("ended", "traceEnded", "status"),
+        [json!("COMPLETED"), json!("ABORTED")]
+    );
+    assert_eq!(
+        field("mismatch", "traceMismatchReported", "reason"),
+        [json!("hash_mismatch")]
+    );
+    assert_eq!(
+        by_id["mismatch"][0]["traceMismatchReported"]["node"]["trace"]["traceId"],
+        "t-1"
+    );
+    assert_eq!(
+        field("anomaly", "costAnomalyDetected", "message"),
+        [json!("acme spike an-1")]
+    );
+    ws.quiet().await;
+
+    // Resuming the ended tail after the first end gives the second again, then nothing.
+    ws.subscribe(
+        "again",
+        r#"subscription($after: String) { traceEnded(after: $after) { node { traceId } } }"#,
+        json!({ "after": by_id["ended"][0]["traceEnded"]["cursor"] }),
+    )
+    .await;
+    let resumed = ws.take("again", 1).await;
+    assert_eq!(resumed[0]["traceEnded"]["node"]["traceId"], "t-2");
+    ws.quiet().await;
+}
+
 async fn keys_over_websocket(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let viewer = app.key("acme", Role::Viewer).await;
@@ -781,6 +912,7 @@ crate::cases!(
     filters_and_tenants_apply,
     events_cross_server_processes,
     system_records_and_steps_arrive,
+    lifecycle_tails_arrive,
     keys_over_websocket,
     init_authenticates_and_times_out,
     caps_refuse_and_release,
