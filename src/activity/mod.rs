@@ -4,12 +4,15 @@
 //! them, beside `run_node`.
 //!
 //! Each item has a time, a kind and its row id; the feed is ordered by (time, kind, id), all
-//! descending, and a cursor holds that triple. A page asks each selected source for its rows
-//! strictly after the cursor in that order (one keyset read over the source's own
-//! `(tenant, time, id)` index, at most `first + 1` rows), merges them and keeps `first`: at most
-//! five statements whatever the page size.
+//! descending, and a cursor holds that triple. A page asks each selected source for the
+//! positions of its rows strictly after the cursor in that order (one keyset read over the
+//! source's own `(tenant, time, id)` index, at most `first + 1` rows), merges them, keeps
+//! `first` and reads those rows: at most
+//! ten statements whatever the page size (positions first, then the kept rows whole).
 
 pub mod graphql;
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{aos_traces, audit_ledger, llm_run_records, system_records};
@@ -202,7 +205,28 @@ impl Sources<'_> {
     }
 }
 
+/// The (time, id) of up to `limit` rows of `select` (already in feed order).
+async fn positions<E: EntityTrait>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    (at, id): (E::Column, E::Column),
+    limit: u64,
+) -> AppResult<Vec<(Option<DateTime<Utc>>, String)>> {
+    Ok(select
+        .select_only()
+        .column(at)
+        .column(id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// Up to `limit` items strictly after `cursor` (from the newest when `None`), newest first.
+///
+/// Two phases, so only the rows shown are read whole: each selected kind's next `limit`
+/// positions (time and id, from its index), merged and cut to `limit`; then, per kind that kept
+/// any, its rows by id. At most ten statements.
 pub async fn page(
     db: &DatabaseConnection,
     tenant: &TenantId,
@@ -213,91 +237,143 @@ pub async fn page(
 ) -> AppResult<Vec<ActivityItem>> {
     use ActivityKind as K;
     let sources = Sources { db, tenant, filter };
-    let mut items: Vec<ActivityItem> = Vec::new();
+    let mut kept: Vec<ActivityPosition> = Vec::new();
     for kind in filter.kinds() {
-        let item = |at: DateTime<Utc>, id: String, subject| ActivityItem {
-            position: ActivityPosition { at, kind, id },
-            subject,
-        };
-        match kind {
+        let found = match kind {
             K::LlmRun => {
                 use llm_run_records::Column as C;
-                let select = after_cursor(
-                    sources.runs(),
-                    (C::CreatedAt, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                );
-                for m in select.limit(limit).all(db).await? {
-                    let run = crate::runs::store::snapshot(m)?;
-                    items.push(item(
-                        run.created_at,
-                        run.id.clone(),
-                        ActivitySubject::LlmRun(run),
-                    ));
-                }
+                let columns = (C::CreatedAt, C::Id);
+                let select = after_cursor(sources.runs(), columns, kind, filter, as_of, cursor);
+                positions(db, select, columns, limit).await?
             }
             K::SystemRecord => {
                 use system_records::Column as C;
+                let columns = (C::CreatedAt, C::Id);
                 let select = after_cursor(
                     sources.system_records(),
-                    (C::CreatedAt, C::Id),
+                    columns,
                     kind,
                     filter,
                     as_of,
                     cursor,
                 );
-                for m in select.limit(limit).all(db).await? {
-                    let record = crate::system::store::snapshot(m)?;
-                    let (at, id) = (record.created_at, record.id.clone());
-                    items.push(item(at, id, ActivitySubject::SystemRecord(record)));
-                }
+                positions(db, select, columns, limit).await?
             }
             K::AuditEntry => {
                 use audit_ledger::Column as C;
-                let select = after_cursor(
-                    sources.audit(),
-                    (C::CreatedAt, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                );
-                for m in select.limit(limit).all(db).await? {
-                    let entry = crate::audit::store::snapshot(m)?;
-                    let (at, id) = (entry.created_at, entry.id.clone());
-                    items.push(item(at, id, ActivitySubject::AuditEntry(entry)));
-                }
+                let columns = (C::CreatedAt, C::Id);
+                let select = after_cursor(sources.audit(), columns, kind, filter, as_of, cursor);
+                positions(db, select, columns, limit).await?
             }
             K::TraceStarted | K::TraceEnded => {
                 use aos_traces::Column as C;
                 let ended = kind == K::TraceEnded;
-                let at = if ended { C::CompletedAt } else { C::CreatedAt };
-                let select = after_cursor(
-                    sources.traces(ended),
-                    (at, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                );
-                for m in select.limit(limit).all(db).await? {
-                    let trace = crate::traces::store::trace_snapshot(m)?;
-                    let at = match (ended, trace.completed_at) {
-                        (true, Some(done)) => done,
-                        _ => trace.created_at,
-                    };
-                    let id = trace.id.clone();
-                    items.push(item(at, id, ActivitySubject::Trace(Box::new(trace))));
-                }
+                let columns = (if ended { C::CompletedAt } else { C::CreatedAt }, C::Id);
+                let select =
+                    after_cursor(sources.traces(ended), columns, kind, filter, as_of, cursor);
+                positions(db, select, columns, limit).await?
+            }
+        };
+        kept.extend(
+            found
+                .into_iter()
+                .filter_map(|(at, id)| Some(ActivityPosition { at: at?, kind, id })),
+        );
+    }
+    kept.sort_by(|a, b| b.cmp(a));
+    kept.truncate(limit as usize);
+    let mut subjects = subjects_of(db, tenant, &kept).await?;
+    // A trace archived between the two reads is left out of the page; the next page still
+    // starts after the last item shown.
+    Ok(kept
+        .into_iter()
+        .filter_map(|position| {
+            let subject = subjects.remove(&(position.kind, position.id.clone()))?;
+            Some(ActivityItem { position, subject })
+        })
+        .collect())
+}
+
+/// The rows behind `items`, read whole: one statement per kind present (trace starts and ends
+/// share one), each by id within the tenant.
+async fn subjects_of(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    items: &[ActivityPosition],
+) -> AppResult<HashMap<(ActivityKind, String), ActivitySubject>> {
+    use ActivityKind as K;
+    let ids = |kinds: &[ActivityKind]| -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| kinds.contains(&i.kind))
+            .map(|i| i.id.clone())
+            .collect()
+    };
+    let mut out = HashMap::new();
+    let runs = ids(&[K::LlmRun]);
+    if !runs.is_empty() {
+        use llm_run_records::{Column as C, Entity};
+        let rows = Entity::find()
+            .filter(C::TenantId.eq(tenant.as_str()))
+            .filter(C::Id.is_in(runs))
+            .all(db)
+            .await?;
+        for m in rows {
+            let run = crate::runs::store::snapshot(m)?;
+            out.insert((K::LlmRun, run.id.clone()), ActivitySubject::LlmRun(run));
+        }
+    }
+    let records = ids(&[K::SystemRecord]);
+    if !records.is_empty() {
+        use system_records::{Column as C, Entity};
+        // The tenant's own or system-wide, as the positions were read.
+        let visible = Condition::any()
+            .add(C::TenantId.eq(tenant.as_str()))
+            .add(C::TenantId.is_null());
+        let rows = Entity::find()
+            .filter(visible)
+            .filter(C::Id.is_in(records))
+            .all(db)
+            .await?;
+        for m in rows {
+            let record = crate::system::store::snapshot(m)?;
+            let key = (K::SystemRecord, record.id.clone());
+            out.insert(key, ActivitySubject::SystemRecord(record));
+        }
+    }
+    let entries = ids(&[K::AuditEntry]);
+    if !entries.is_empty() {
+        use audit_ledger::{Column as C, Entity};
+        let rows = Entity::find()
+            .filter(C::TenantId.eq(tenant.as_str()))
+            .filter(C::Id.is_in(entries))
+            .all(db)
+            .await?;
+        for m in rows {
+            let entry = crate::audit::store::snapshot(m)?;
+            out.insert(
+                (K::AuditEntry, entry.id.clone()),
+                ActivitySubject::AuditEntry(entry),
+            );
+        }
+    }
+    let traces = ids(&[K::TraceStarted, K::TraceEnded]);
+    if !traces.is_empty() {
+        use aos_traces::{Column as C, Entity};
+        let rows = Entity::find()
+            .filter(C::TenantId.eq(tenant.as_str()))
+            .filter(C::Id.is_in(traces))
+            .all(db)
+            .await?;
+        for m in rows {
+            let trace = crate::traces::store::trace_snapshot(m)?;
+            for kind in [K::TraceStarted, K::TraceEnded] {
+                let subject = ActivitySubject::Trace(Box::new(trace.clone()));
+                out.insert((kind, trace.id.clone()), subject);
             }
         }
     }
-    items.sort_by(|a, b| b.position.cmp(&a.position));
-    items.truncate(limit as usize);
-    Ok(items)
+    Ok(out)
 }
 
 /// Items matching the filter and `as_of`, all pages: one count per selected source.
