@@ -215,23 +215,19 @@ impl TraceMismatchConnection {
         #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
         limit: Option<i32>,
     ) -> async_graphql::Result<Vec<TraceMismatchFacet>> {
-        let limit = crate::stats::facet_limit(limit)?;
-        crate::stats::check_facet_fields(fields.len(), 3)?;
+        let limit = crate::stats::facet_args(&fields, limit, 3)?;
         let counts = self.views.facets(&fields).await?;
-        Ok(fields
-            .into_iter()
-            .zip(counts)
-            .map(|(field, counts)| {
-                let (values, other_count, missing_count) =
-                    crate::stats::facet_with_missing(counts, limit);
-                TraceMismatchFacet {
-                    field,
-                    values,
-                    other_count,
-                    missing_count,
-                }
-            })
-            .collect())
+        Ok(crate::stats::facets_of(
+            fields,
+            counts,
+            limit,
+            |field, parts| TraceMismatchFacet {
+                field,
+                values: parts.values,
+                other_count: parts.other_count,
+                missing_count: parts.missing_count,
+            },
+        ))
     }
 
     /// Mismatches per time bucket over `[from, to)`, zero-filled, for the mismatches matching
@@ -247,9 +243,7 @@ impl TraceMismatchConnection {
         time_zone: Option<String>,
     ) -> async_graphql::Result<Vec<HistogramBucket>> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
-        let counts = self.views.histogram(field, &buckets).await?;
-        let totals: Vec<(i64, i64)> = counts.into_iter().map(|n| (n, 0)).collect();
-        Ok(buckets.finish(&totals, false))
+        Ok(buckets.finish_counts(&self.views.histogram(field, &buckets).await?))
     }
 }
 

@@ -63,14 +63,45 @@ pub fn check_facet_fields(count: usize, max: usize) -> AppResult<()> {
     Ok(())
 }
 
-/// A facet of a field some rows have no value for: the values cut at `limit` (as
-/// [`top_values`]), the rows whose value was cut, and the rows without a value.
-pub fn facet_with_missing(
-    (counts, missing): (Vec<(String, i64)>, i64),
+/// Checks a `facets(fields, limit)` call (1 to `max` fields, `limit` in range) and returns the
+/// limit.
+pub fn facet_args<F>(fields: &[F], limit: Option<i32>, max: usize) -> AppResult<i32> {
+    let limit = facet_limit(limit)?;
+    check_facet_fields(fields.len(), max)?;
+    Ok(limit)
+}
+
+/// A facet of a field some rows may have no value for.
+pub struct FacetParts {
+    /// The values cut at the limit (as [`top_values`]).
+    pub values: Vec<FacetValue>,
+    /// The rows whose value was cut.
+    pub other_count: BigInt,
+    /// The rows without a value.
+    pub missing_count: BigInt,
+}
+
+/// Each field's facet from its (value → count, rows without a value), built into the list's own
+/// facet type by `make`.
+pub fn facets_of<F, T>(
+    fields: Vec<F>,
+    counts: Vec<(Vec<(String, i64)>, i64)>,
     limit: i32,
-) -> (Vec<FacetValue>, BigInt, BigInt) {
-    let (values, other) = top_values(counts, limit);
-    (values, BigInt(other), BigInt(missing))
+    make: impl Fn(F, FacetParts) -> T,
+) -> Vec<T> {
+    fields
+        .into_iter()
+        .zip(counts)
+        .map(|(field, (counts, missing))| {
+            let (values, other) = top_values(counts, limit);
+            let parts = FacetParts {
+                values,
+                other_count: BigInt(other),
+                missing_count: BigInt(missing),
+            };
+            make(field, parts)
+        })
+        .collect()
 }
 
 /// Checks a facet `limit` argument.
@@ -200,6 +231,12 @@ impl Buckets {
     }
 
     /// Zero-filled buckets with the given per-bucket (count, cost).
+    /// The buckets of a histogram that counts rows only (`costCents` null).
+    pub fn finish_counts(&self, counts: &[i64]) -> Vec<HistogramBucket> {
+        let totals: Vec<(i64, i64)> = counts.iter().map(|&n| (n, 0)).collect();
+        self.finish(&totals, false)
+    }
+
     pub fn finish(&self, totals: &[(i64, i64)], with_cost: bool) -> Vec<HistogramBucket> {
         self.bounds
             .windows(2)

@@ -10,18 +10,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::tail::Feed;
-use crate::audit::store::AuditList;
 use crate::auth::TenantId;
-use crate::cost::store::AnomalyList;
 use crate::error::AppResult;
-use crate::mismatches::store::MismatchList;
 use crate::pagination::{page, Listed, Page, PageArgs, PageRequest};
-use crate::runs::store::RunList;
 use crate::state::AppState;
-use crate::system::store::SystemList;
-use crate::traces::store::{
-    self as trace_store, StepProbe, TraceEndList, TraceList, MAX_STEP_PAGE,
-};
+use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
 use crate::traces::StepSnapshot;
 
 /// The page of up to `limit` rows strictly newer than `cursor` (or the oldest rows).
@@ -57,14 +50,6 @@ pub struct ListFeed<L: Listed> {
     pub tenant: TenantId,
     pub filter: L::Filter,
 }
-
-pub type RunFeed = ListFeed<RunList>;
-pub type SystemFeed = ListFeed<SystemList>;
-pub type AuditFeed = ListFeed<AuditList>;
-pub type TraceStartFeed = ListFeed<TraceList>;
-pub type TraceEndFeed = ListFeed<TraceEndList>;
-pub type MismatchFeed = ListFeed<MismatchList>;
-pub type AnomalyFeed = ListFeed<AnomalyList>;
 
 #[async_trait::async_trait]
 impl<L: Listed> Feed for ListFeed<L> {

@@ -11,22 +11,28 @@ pub mod tail;
 use async_graphql::{Context, SimpleObject, Subscription};
 use futures_util::{Stream, StreamExt};
 
-use self::feeds::{
-    AnomalyFeed, AuditFeed, MismatchFeed, RunFeed, StepFeed, SystemFeed, TraceEndFeed,
-    TraceStartFeed,
-};
+use self::feeds::{ListFeed, StepFeed};
 use crate::audit::graphql::{AuditEntry, AuditEntryFilter};
+use crate::audit::store::AuditList;
+use crate::auth::TenantId;
 use crate::auth::{self, Permission};
 use crate::cost::graphql::{CostAnomaly, CostAnomalyFilter};
+use crate::cost::store::AnomalyList;
 use crate::error::AppError;
+use crate::error::AppResult;
 use crate::events::Topic;
 use crate::mismatches::graphql::{TraceMismatch, TraceMismatchFilter};
+use crate::mismatches::store::MismatchList;
 use crate::mismatches::MismatchListFilter;
+use crate::pagination::Listed;
 use crate::runs::graphql::{LlmRun, LlmRunFilter};
+use crate::runs::store::RunList;
 use crate::state::AppState;
 use crate::system::graphql::{SystemRecord, SystemRecordFilter};
+use crate::system::store::SystemList;
 use crate::traces::graphql::{Trace, TraceLinks, TraceLoaders, TraceStep};
 use crate::traces::list::TraceFilter;
+use crate::traces::store::{TraceEndList, TraceList};
 use crate::traces::TraceListFilter;
 
 /// A run recorded after the subscription's position.
@@ -99,13 +105,8 @@ impl LogSubscription {
         filter: Option<LlmRunFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = LlmRunAdded>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let feed = RunFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: crate::runs::RunFilter::try_from(filter.unwrap_or_default())?,
-        };
-        let rows = tail::start(state, Topic::LlmRuns, &principal.tenant_id, feed, after).await?;
+        let filter = crate::runs::RunFilter::try_from(filter.unwrap_or_default())?;
+        let (_, _, rows) = list_tail::<RunList>(ctx, Topic::LlmRuns, filter, after).await?;
         Ok(rows.map(|(cursor, run)| LlmRunAdded {
             cursor,
             node: LlmRun(run),
@@ -120,20 +121,9 @@ impl LogSubscription {
         filter: Option<SystemRecordFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = SystemRecordAdded>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let feed = SystemFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().try_into()?,
-        };
-        let rows = tail::start(
-            state,
-            Topic::SystemRecords,
-            &principal.tenant_id,
-            feed,
-            after,
-        )
-        .await?;
+        let filter = filter.unwrap_or_default().try_into()?;
+        let (_, _, rows) =
+            list_tail::<SystemList>(ctx, Topic::SystemRecords, filter, after).await?;
         Ok(rows.map(|(cursor, record)| SystemRecordAdded {
             cursor,
             node: SystemRecord(record),
@@ -148,20 +138,8 @@ impl LogSubscription {
         filter: Option<AuditEntryFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = AuditEntryAdded>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let feed = AuditFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().try_into()?,
-        };
-        let rows = tail::start(
-            state,
-            Topic::AuditEntries,
-            &principal.tenant_id,
-            feed,
-            after,
-        )
-        .await?;
+        let filter = filter.unwrap_or_default().try_into()?;
+        let (_, _, rows) = list_tail::<AuditList>(ctx, Topic::AuditEntries, filter, after).await?;
         Ok(rows.map(|(cursor, entry)| AuditEntryAdded {
             cursor,
             node: AuditEntry(entry),
@@ -202,17 +180,11 @@ impl LogSubscription {
         filter: Option<TraceFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = TraceEvent>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let db = state.db.clone();
-        let feed = TraceStartFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: TraceListFilter::try_from(filter.unwrap_or_default())?,
-        };
-        let rows = tail::start(state, Topic::Traces, &principal.tenant_id, feed, after).await?;
+        let filter = TraceListFilter::try_from(filter.unwrap_or_default())?;
+        let (state, _, rows) = list_tail::<TraceList>(ctx, Topic::Traces, filter, after).await?;
         Ok(rows.map(move |(cursor, trace)| TraceEvent {
             cursor,
-            node: Trace::new(trace, &TraceLoaders::new(&db)),
+            node: Trace::new(trace, &TraceLoaders::new(&state.db)),
         }))
     }
 
@@ -224,17 +196,11 @@ impl LogSubscription {
         filter: Option<TraceFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = TraceEvent>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let db = state.db.clone();
-        let feed = TraceEndFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: TraceListFilter::try_from(filter.unwrap_or_default())?,
-        };
-        let rows = tail::start(state, Topic::Traces, &principal.tenant_id, feed, after).await?;
+        let filter = TraceListFilter::try_from(filter.unwrap_or_default())?;
+        let (state, _, rows) = list_tail::<TraceEndList>(ctx, Topic::Traces, filter, after).await?;
         Ok(rows.map(move |(cursor, trace)| TraceEvent {
             cursor,
-            node: Trace::new(trace, &TraceLoaders::new(&db)),
+            node: Trace::new(trace, &TraceLoaders::new(&state.db)),
         }))
     }
 
@@ -247,18 +213,15 @@ impl LogSubscription {
         filter: Option<TraceMismatchFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = TraceMismatchReported>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let (db, tenant) = (state.db.clone(), principal.tenant_id.clone());
-        let feed = MismatchFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: MismatchListFilter::try_from(filter.unwrap_or_default())?,
-        };
-        let topic = Topic::TraceMismatches;
-        let rows = tail::start(state, topic, &principal.tenant_id, feed, after).await?;
-        Ok(rows.map(move |(cursor, mismatch)| TraceMismatchReported {
-            cursor,
-            node: TraceMismatch::new(mismatch, &TraceLinks::new(&db, &tenant)),
+        let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
+        let (state, tenant, rows) =
+            list_tail::<MismatchList>(ctx, Topic::TraceMismatches, filter, after).await?;
+        Ok(rows.map(move |(cursor, mismatch)| {
+            let links = TraceLinks::new(&state.db, &tenant);
+            TraceMismatchReported {
+                cursor,
+                node: TraceMismatch::new(mismatch, &links),
+            }
         }))
     }
 
@@ -272,23 +235,35 @@ impl LogSubscription {
         filter: Option<CostAnomalyFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = CostAnomalyDetected>> {
-        let principal = auth::require(ctx, Permission::Read).await?;
-        let state = ctx.data_unchecked::<AppState>().clone();
-        let feed = AnomalyFeed {
-            tenant: principal.tenant_id.clone(),
-            filter: filter.unwrap_or_default().into(),
-        };
-        let rows = tail::start(
-            state,
-            Topic::CostAnomalies,
-            &principal.tenant_id,
-            feed,
-            after,
-        )
-        .await?;
+        let filter = filter.unwrap_or_default().into();
+        let (_, _, rows) =
+            list_tail::<AnomalyList>(ctx, Topic::CostAnomalies, filter, after).await?;
         Ok(rows.map(|(cursor, anomaly)| CostAnomalyDetected {
             cursor,
             node: CostAnomaly(anomaly),
         }))
     }
+}
+
+/// The caller's tail of the list `L` with `filter` (the caller must be able to read; its own
+/// tenant), after `after`: the state and tenant it reads with, and the rows with their cursors.
+async fn list_tail<L: Listed>(
+    ctx: &Context<'_>,
+    topic: Topic,
+    filter: L::Filter,
+    after: Option<String>,
+) -> AppResult<(
+    AppState,
+    TenantId,
+    impl Stream<Item = (String, L::Row)> + Send + 'static,
+)> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let state = ctx.data_unchecked::<AppState>().clone();
+    let tenant = principal.tenant_id.clone();
+    let feed = ListFeed::<L> {
+        tenant: tenant.clone(),
+        filter,
+    };
+    let rows = tail::start(state.clone(), topic, &tenant, feed, after).await?;
+    Ok((state, tenant, rows))
 }

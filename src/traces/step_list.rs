@@ -22,21 +22,13 @@ crate::connection_types!(TraceStepListConnection, TraceStepListEdge, TraceStep, 
         #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
         limit: Option<i32>,
     ) -> async_graphql::Result<Vec<TraceStepFacet>> {
-        let limit = crate::stats::facet_limit(limit)?;
-        crate::stats::check_facet_fields(fields.len(), 5)?;
+        let limit = crate::stats::facet_args(&fields, limit, 5)?;
         let counts = self.1.facets(&fields).await?;
-        Ok(fields
-            .into_iter()
-            .zip(counts)
-            .map(|(field, counts)| {
-                let (values, other_count) = crate::stats::top_values(counts, limit);
-                TraceStepFacet {
-                    field,
-                    values,
-                    other_count: BigInt(other_count),
-                }
-            })
-            .collect())
+        Ok(crate::stats::facets_of(fields, counts, limit, |field, parts| TraceStepFacet {
+            field,
+            values: parts.values,
+            other_count: parts.other_count,
+        }))
     }
 
     /// Steps per bucket of their `timestamp` over `[from, to)`, zero-filled, for the steps
@@ -51,9 +43,7 @@ crate::connection_types!(TraceStepListConnection, TraceStepListEdge, TraceStep, 
         time_zone: Option<String>,
     ) -> async_graphql::Result<Vec<HistogramBucket>> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
-        let counts = self.1.histogram(&buckets).await?;
-        let totals: Vec<(i64, i64)> = counts.into_iter().map(|n| (n, 0)).collect();
-        Ok(buckets.finish(&totals, false))
+        Ok(buckets.finish_counts(&self.1.histogram(&buckets).await?))
     }
 });
 

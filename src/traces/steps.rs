@@ -146,13 +146,16 @@ impl StepSet {
         }
     }
 
-    /// For each of `fields`: value → count over the matching steps. One statement groups by
-    /// every field at once.
-    pub async fn facets(&self, fields: &[StepFacetField]) -> AppResult<Vec<Vec<(String, i64)>>> {
+    /// For each of `fields`: value → count over the matching steps (and the steps without a
+    /// value: none, every step has each field). One statement groups by every field at once.
+    pub async fn facets(
+        &self,
+        fields: &[StepFacetField],
+    ) -> AppResult<Vec<(Vec<(String, i64)>, i64)>> {
         let combos = key_counts(&self.db, self.rows(), &StepFacetField::KEYS, count_all()).await?;
         Ok(fields
             .iter()
-            .map(|&field| facet_of(&combos, field as usize).0)
+            .map(|&field| facet_of(&combos, field as usize))
             .collect())
     }
 

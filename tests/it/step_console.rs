@@ -3,13 +3,12 @@
 //! another tenant's steps (same trace ids, skills and times) in the database throughout; and
 //! `TraceStep.trace`, batched.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use entity::aos_trace_steps;
 use logbook::auth::Role;
 use serde_json::{json, Value};
 
+use crate::log_console::{assert_facets, assert_histogram, generator};
 use crate::run_console::{int, iso, time};
 use crate::support::{error_code, fewest_statements, Backend, TestApp};
 use crate::traces_reads::{insert_steps, insert_traces, step, trace};
@@ -29,13 +28,7 @@ const SOURCES: [&str; 3] = ["engine", "external", "replay"];
 
 /// Steps of 40 traces of `tenant`, spread over about two days before the anchor.
 fn varied_steps(tenant: &str, seed: u64) -> Vec<aos_trace_steps::Model> {
-    let mut state = seed;
-    let mut next = move |m: u64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) % m
-    };
+    let mut next = generator(seed);
     let mut steps = Vec::new();
     for t in 0..40 {
         let trace_id = format!("trace-{t:02}");
@@ -316,46 +309,12 @@ async fn step_facets_and_histograms_are_exact(backend: Backend) {
         let data = f.app.data(&f.key, VIEWS, vars).await;
         let connection = &data["traceSteps"];
         assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
-        for (facet, field) in connection["facets"].as_array().unwrap().iter().zip(fields) {
-            let mut counts = BTreeMap::<String, i64>::new();
-            for s in &rows {
-                *counts.entry(facet_value(field, s)).or_default() += 1;
-            }
-            let mut values: Vec<_> = counts.into_iter().collect();
-            values.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
-            let rest = values.split_off((*limit as usize).min(values.len()));
-            let got: Vec<(String, i64)> = facet["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| (v["value"].as_str().unwrap().to_owned(), int(&v["count"])))
-                .collect();
-            assert_eq!(got, values, "{field} of {filter}");
-            let other: i64 = rest.iter().map(|(_, n)| n).sum();
-            assert_eq!(
-                int(&facet["otherCount"]),
-                other,
-                "{field} other of {filter}"
-            );
-        }
-        let buckets = connection["histogram"].as_array().unwrap();
-        assert_eq!(time(&buckets[0]["start"]), *from);
-        assert_eq!(time(&buckets[buckets.len() - 1]["end"]), *to);
-        let mut total = 0;
-        for bucket in buckets {
-            let (start, end) = (time(&bucket["start"]), time(&bucket["end"]));
-            let inside = rows
-                .iter()
-                .filter(|s| s.timestamp >= start && s.timestamp < end)
-                .count();
-            assert_eq!(
-                int(&bucket["count"]) as usize,
-                inside,
-                "{interval} {filter} at {start}"
-            );
-            total += inside;
-        }
-        assert!(total > 0, "{interval} {filter}: no step in the buckets");
+        let what = format!("{filter}");
+        let value = |field: &str, s: &aos_trace_steps::Model| Some(facet_value(field, s));
+        assert_facets(&connection["facets"], &fields, &rows, value, *limit, &what);
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|s| s.timestamp).collect();
+        let what = format!("{interval} {filter} {tz:?}");
+        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
     }
     let body = f
         .app
