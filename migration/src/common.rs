@@ -82,6 +82,22 @@ pub async fn exec(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Runs `postgres` or `sqlite`, whichever matches the connection, in order.
+pub async fn exec_for_backend(
+    manager: &SchemaManager<'_>,
+    postgres: &[&str],
+    sqlite: &[&str],
+) -> Result<(), DbErr> {
+    let statements = match backend(manager)? {
+        DbBackend::Postgres => postgres,
+        _ => sqlite,
+    };
+    for sql in statements {
+        exec(manager, sql).await?;
+    }
+    Ok(())
+}
+
 /// The migrations only target PostgreSQL and SQLite.
 pub fn backend(manager: &SchemaManager<'_>) -> Result<DbBackend, DbErr> {
     match manager.get_database_backend() {

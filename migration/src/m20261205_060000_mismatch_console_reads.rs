@@ -3,10 +3,8 @@
 //! SQLite. Resolving a mismatch changes only its resolution fields, which are not searched, so
 //! the SQLite table is kept by insert and delete triggers alone.
 
+use crate::common::exec_for_backend;
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DbBackend;
-
-use crate::common::{backend, exec};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -66,24 +64,10 @@ const SQLITE_DOWN: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let statements = match backend(manager)? {
-            DbBackend::Postgres => POSTGRES_UP,
-            _ => SQLITE_UP,
-        };
-        for sql in statements {
-            exec(manager, sql).await?;
-        }
-        Ok(())
+        exec_for_backend(manager, POSTGRES_UP, SQLITE_UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let statements = match backend(manager)? {
-            DbBackend::Postgres => POSTGRES_DOWN,
-            _ => SQLITE_DOWN,
-        };
-        for sql in statements {
-            exec(manager, sql).await?;
-        }
-        Ok(())
+        exec_for_backend(manager, POSTGRES_DOWN, SQLITE_DOWN).await
     }
 }
