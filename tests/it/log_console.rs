@@ -302,8 +302,73 @@ query Views($filter: SystemRecordFilter, $fields: [SystemRecordFacetField!]!, $l
   }
 }"#;
 
+/// A list's facets and histogram query, read for one case and checked against the rows the
+/// brute force keeps.
+pub(crate) struct Views<'a> {
+    pub app: &'a TestApp,
+    pub key: &'a str,
+    pub query: &'a str,
+    /// The list field under `data`.
+    pub root: &'a str,
+    pub fields: &'a [&'a str],
+}
+
+/// A histogram's interval, window and zone, plus its time field when the list has several.
+pub(crate) struct Window {
+    pub interval: &'static str,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub tz: Option<&'static str>,
+    pub field: Option<&'static str>,
+}
+
+impl Views<'_> {
+    /// Asks for `filter`'s count, facets (cut at `limit`) and histogram, and checks each against
+    /// `rows`, their facet `value`s and their `times` in the histogram's field.
+    pub(crate) async fn check<T>(
+        &self,
+        filter: &Value,
+        limit: usize,
+        window: &Window,
+        rows: &[&T],
+        value: impl Fn(&str, &T) -> Option<String>,
+        times: &[DateTime<Utc>],
+    ) {
+        assert!(!rows.is_empty(), "{filter}: the case reads no rows");
+        let Window {
+            interval,
+            from,
+            to,
+            tz,
+            field,
+        } = window;
+        let vars = json!({
+            "filter": filter, "fields": self.fields, "limit": limit, "field": field,
+            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
+        });
+        let data = self.app.data(self.key, self.query, vars).await;
+        let connection = &data[self.root];
+        assert_eq!(
+            int(&connection["totalCount"]) as usize,
+            rows.len(),
+            "{filter}"
+        );
+        let what = format!("{filter}");
+        assert_facets(
+            &connection["facets"],
+            self.fields,
+            rows,
+            value,
+            limit,
+            &what,
+        );
+        let what = format!("{field:?} {interval} {filter} {tz:?}");
+        assert_histogram(&connection["histogram"], times, *from, *to, &what);
+    }
+}
+
 /// Checks facets against value → count over `rows`.
-pub(crate) fn assert_facets<T>(
+fn assert_facets<T>(
     facets: &Value,
     fields: &[&str],
     rows: &[&T],
@@ -344,7 +409,7 @@ pub(crate) fn assert_facets<T>(
 }
 
 /// Checks a zero-filled histogram against the rows' times.
-pub(crate) fn assert_histogram(
+fn assert_histogram(
     buckets: &Value,
     times: &[DateTime<Utc>],
     from: DateTime<Utc>,
@@ -421,32 +486,30 @@ async fn system_record_facets_and_histograms_are_exact(backend: Backend) {
             Some("Asia/Kolkata"),
         ),
     ];
-    for (filter, limit, interval, from, to, tz) in &cases {
+    let views = Views {
+        app: &f.app,
+        key: &f.key,
+        query: SYSTEM_VIEWS,
+        root: "systemRecords",
+        fields: &fields,
+    };
+    for (filter, limit, interval, from, to, tz) in cases {
         let rows: Vec<&system_records::Model> = f
             .visible
             .iter()
-            .filter(|r| keeps_record(filter, r))
+            .filter(|r| keeps_record(&filter, r))
             .collect();
-        assert!(!rows.is_empty(), "{filter}: the case reads no records");
-        let vars = json!({
-            "filter": filter, "fields": fields, "limit": limit,
-            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
-        });
-        let data = f.app.data(&f.key, SYSTEM_VIEWS, vars).await;
-        let connection = &data["systemRecords"];
-        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
-        let what = format!("{filter}");
-        assert_facets(
-            &connection["facets"],
-            &fields,
-            &rows,
-            system_facet_value,
-            *limit,
-            &what,
-        );
         let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
-        let what = format!("{interval} {filter} {tz:?}");
-        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+        let window = Window {
+            interval,
+            from,
+            to,
+            tz,
+            field: None,
+        };
+        views
+            .check(&filter, limit, &window, &rows, system_facet_value, &times)
+            .await;
     }
     f.app.stop().await;
 }
@@ -718,32 +781,30 @@ async fn audit_facets_and_histograms_are_exact(backend: Backend) {
             None,
         ),
     ];
-    for (filter, limit, interval, from, to, tz) in &cases {
+    let views = Views {
+        app: &f.app,
+        key: &f.key,
+        query: AUDIT_VIEWS,
+        root: "auditEntries",
+        fields: &fields,
+    };
+    for (filter, limit, interval, from, to, tz) in cases {
         let rows: Vec<&Seeded> = f
             .entries
             .iter()
-            .filter(|e| keeps_entry(filter, e))
+            .filter(|e| keeps_entry(&filter, e))
             .collect();
-        assert!(!rows.is_empty(), "{filter}: the case reads no entries");
-        let vars = json!({
-            "filter": filter, "fields": fields, "limit": limit,
-            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
-        });
-        let data = f.app.data(&f.key, AUDIT_VIEWS, vars).await;
-        let connection = &data["auditEntries"];
-        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
-        let what = format!("{filter}");
-        assert_facets(
-            &connection["facets"],
-            &fields,
-            &rows,
-            audit_facet_value,
-            *limit,
-            &what,
-        );
         let times: Vec<DateTime<Utc>> = rows.iter().map(|e| e.created_at).collect();
-        let what = format!("{interval} {filter} {tz:?}");
-        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+        let window = Window {
+            interval,
+            from,
+            to,
+            tz,
+            field: None,
+        };
+        views
+            .check(&filter, limit, &window, &rows, audit_facet_value, &times)
+            .await;
     }
     // The entity history's views read the same entries.
     let entity = &f.entries[0];
@@ -1065,38 +1126,36 @@ async fn mismatch_facets_and_histograms_are_exact(backend: Backend) {
             Some("Europe/Berlin"),
         ),
     ];
-    for (filter, limit, field, interval, from, to, tz) in &cases {
+    let views = Views {
+        app: &f.app,
+        key: &f.key,
+        query: MISMATCH_VIEWS,
+        root: "traceMismatches",
+        fields: &fields,
+    };
+    for (filter, limit, field, interval, from, to, tz) in cases {
         let rows: Vec<&aos_trace_mismatches::Model> = f
             .rows
             .iter()
-            .filter(|m| keeps_mismatch(filter, m))
+            .filter(|m| keeps_mismatch(&filter, m))
             .collect();
-        assert!(!rows.is_empty(), "{filter}: the case reads no mismatches");
-        let vars = json!({
-            "filter": filter, "fields": fields, "limit": limit, "field": field,
-            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
-        });
-        let data = f.app.data(&f.key, MISMATCH_VIEWS, vars).await;
-        let connection = &data["traceMismatches"];
-        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
-        let what = format!("{filter}");
-        assert_facets(
-            &connection["facets"],
-            &fields,
-            &rows,
-            mismatch_facet_value,
-            *limit,
-            &what,
-        );
         let times: Vec<DateTime<Utc>> = rows
             .iter()
-            .filter_map(|m| match *field {
+            .filter_map(|m| match field {
                 "RESOLVED_AT" => m.resolved_at,
                 _ => Some(m.created_at),
             })
             .collect();
-        let what = format!("{field} {interval} {filter} {tz:?}");
-        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+        let window = Window {
+            interval,
+            from,
+            to,
+            tz,
+            field: Some(field),
+        };
+        views
+            .check(&filter, limit, &window, &rows, mismatch_facet_value, &times)
+            .await;
     }
     let body = f
         .app

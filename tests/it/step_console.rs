@@ -8,7 +8,7 @@ use entity::aos_trace_steps;
 use logbook::auth::Role;
 use serde_json::{json, Value};
 
-use crate::log_console::{assert_facets, assert_histogram, generator};
+use crate::log_console::{generator, Views, Window};
 use crate::run_console::{int, iso, time};
 use crate::support::{error_code, fewest_statements, Backend, TestApp};
 use crate::traces_reads::{insert_steps, insert_traces, step, trace};
@@ -298,23 +298,28 @@ async fn step_facets_and_histograms_are_exact(backend: Backend) {
             Some("Europe/Berlin"),
         ),
     ];
-    for (filter, limit, interval, from, to, tz) in &cases {
+    let views = Views {
+        app: &f.app,
+        key: &f.key,
+        query: VIEWS,
+        root: "traceSteps",
+        fields: &fields,
+    };
+    for (filter, limit, interval, from, to, tz) in cases {
         let rows: Vec<&aos_trace_steps::Model> =
-            f.steps.iter().filter(|s| keeps(filter, s)).collect();
-        assert!(!rows.is_empty(), "{filter}: the case reads no steps");
-        let vars = json!({
-            "filter": filter, "fields": fields, "limit": limit,
-            "interval": interval, "from": iso(*from), "to": iso(*to), "tz": tz,
-        });
-        let data = f.app.data(&f.key, VIEWS, vars).await;
-        let connection = &data["traceSteps"];
-        assert_eq!(int(&connection["totalCount"]) as usize, rows.len());
-        let what = format!("{filter}");
-        let value = |field: &str, s: &aos_trace_steps::Model| Some(facet_value(field, s));
-        assert_facets(&connection["facets"], &fields, &rows, value, *limit, &what);
+            f.steps.iter().filter(|s| keeps(&filter, s)).collect();
         let times: Vec<DateTime<Utc>> = rows.iter().map(|s| s.timestamp).collect();
-        let what = format!("{interval} {filter} {tz:?}");
-        assert_histogram(&connection["histogram"], &times, *from, *to, &what);
+        let value = |field: &str, s: &aos_trace_steps::Model| Some(facet_value(field, s));
+        let window = Window {
+            interval,
+            from,
+            to,
+            tz,
+            field: None,
+        };
+        views
+            .check(&filter, limit, &window, &rows, value, &times)
+            .await;
     }
     let body = f
         .app
