@@ -29,7 +29,6 @@ pub mod integrity_evidence;
 pub mod ledger_checkpoints;
 pub mod ledger_merkle_heads;
 pub mod ledger_merkle_nodes;
-pub mod llm_run_day_counts;
 pub mod llm_run_records;
 pub mod llm_run_rollups;
 pub mod log_exports;
@@ -74,7 +73,6 @@ pub mod prelude {
     pub use super::ledger_checkpoints::Entity as LedgerCheckpoints;
     pub use super::ledger_merkle_heads::Entity as LedgerMerkleHeads;
     pub use super::ledger_merkle_nodes::Entity as LedgerMerkleNodes;
-    pub use super::llm_run_day_counts::Entity as LlmRunDayCounts;
     pub use super::llm_run_records::Entity as LlmRunRecords;
     pub use super::llm_run_rollups::Entity as LlmRunRollups;
     pub use super::log_exports::Entity as LogExports;

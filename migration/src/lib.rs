@@ -39,6 +39,7 @@ mod m20261205_050000_system_audit_console_reads;
 mod m20261205_060000_mismatch_console_reads;
 mod m20261205_070000_step_list_index;
 mod m20261205_080000_trace_end_index;
+mod m20261205_090000_run_rollup_months;
 
 pub struct Migrator;
 
@@ -81,6 +82,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_060000_mismatch_console_reads::Migration),
             Box::new(m20261205_070000_step_list_index::Migration),
             Box::new(m20261205_080000_trace_end_index::Migration),
+            Box::new(m20261205_090000_run_rollup_months::Migration),
         ]
     }
 }

@@ -17,7 +17,7 @@ use crate::common::{backend, exec};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const POSTGRES_UP: &[&str] = &[
+pub(crate) const POSTGRES_UP: &[&str] = &[
     "CREATE TABLE llm_run_day_counts (
         tenant_id varchar(64) NOT NULL,
         day varchar(10) NOT NULL,
@@ -71,7 +71,7 @@ const POSTGRES_DOWN: &[&str] = &[
 ];
 
 // `created_at` is stored as RFC 3339 text in UTC: its first ten characters are the UTC day.
-const SQLITE_UP: &[&str] = &[
+pub(crate) const SQLITE_UP: &[&str] = &[
     "CREATE TABLE llm_run_day_counts (
         tenant_id varchar(64) NOT NULL,
         day varchar(10) NOT NULL,

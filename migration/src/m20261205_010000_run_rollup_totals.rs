@@ -14,11 +14,12 @@ use crate::common::{backend, exec};
 pub struct Migration;
 
 /// The four grains: (grain, `to_char` format, keyed).
-const PG_GRAINS: &str = "(VALUES ('H', 'YYYY-MM-DD\"T\"HH24', true), ('D', 'YYYY-MM-DD', true), \
+pub(crate) const PG_GRAINS: &str =
+    "(VALUES ('H', 'YYYY-MM-DD\"T\"HH24', true), ('D', 'YYYY-MM-DD', true), \
     ('h', 'YYYY-MM-DD\"T\"HH24', false), ('d', 'YYYY-MM-DD', false)) g(grain, format, keyed)";
 
 /// The select of the rollup rows of `source` (a table of runs), signed by `sign`.
-fn pg_rows(source: &str, sign: &str, grains: &str) -> String {
+pub(crate) fn pg_rows(source: &str, sign: &str, grains: &str) -> String {
     format!(
         "SELECT tenant_id, g.grain, to_char(created_at AT TIME ZONE 'UTC', g.format),
             CASE WHEN g.keyed THEN provider ELSE '' END,
@@ -32,7 +33,7 @@ fn pg_rows(source: &str, sign: &str, grains: &str) -> String {
     )
 }
 
-fn pg_function(grains: &str) -> String {
+pub(crate) fn pg_function(grains: &str) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION llm_run_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -82,14 +83,32 @@ fn sqlite_upsert(row: &str, sign: &str, grain: &str, length: u8, keyed: bool) ->
 }
 
 fn sqlite_trigger(name: &str, event: &str, row: &str, sign: &str, totals: bool) -> String {
-    let mut body = vec![
-        sqlite_upsert(row, sign, "H", 13, true),
-        sqlite_upsert(row, sign, "D", 10, true),
-    ];
-    if totals {
-        body.push(sqlite_upsert(row, sign, "h", 13, false));
-        body.push(sqlite_upsert(row, sign, "d", 10, false));
-    }
+    let grains: &[(&str, u8, bool)] = if totals {
+        &[
+            ("H", 13, true),
+            ("D", 10, true),
+            ("h", 13, false),
+            ("d", 10, false),
+        ]
+    } else {
+        &[("H", 13, true), ("D", 10, true)]
+    };
+    sqlite_trigger_of(name, event, row, sign, grains)
+}
+
+/// The SQLite trigger upserting a run's row into each of `grains` (grain, length of the
+/// bucket's prefix of `created_at`, keyed).
+pub(crate) fn sqlite_trigger_of(
+    name: &str,
+    event: &str,
+    row: &str,
+    sign: &str,
+    grains: &[(&str, u8, bool)],
+) -> String {
+    let body: Vec<String> = grains
+        .iter()
+        .map(|(grain, length, keyed)| sqlite_upsert(row, sign, grain, *length, *keyed))
+        .collect();
     format!(
         "CREATE TRIGGER {name} AFTER {event} ON llm_run_records BEGIN {} END",
         body.join(" ")

@@ -3,6 +3,7 @@
 //! docs/decisions.md D4).
 
 pub mod counts;
+pub mod cover;
 pub mod graphql;
 pub mod lookup;
 pub mod mutation;
@@ -175,10 +176,10 @@ impl RunFilter {
             && search.is_none()
     }
 
-    /// True when the filter names none of the rollup keys (provider, model, status, source,
-    /// synthetic): the rollups' totals rows answer it.
-    pub fn names_no_rollup_key(&self) -> bool {
-        let keys = RunFilter {
+    /// The filter's conditions on the rollup keys (provider, model, status, source, synthetic)
+    /// alone: what narrows a rollup read, and the row ranges read beside it.
+    pub fn rollup_keys(&self) -> RunFilter {
+        RunFilter {
             provider: self.provider.clone(),
             model: self.model.clone(),
             status: self.status.clone(),
@@ -192,18 +193,12 @@ impl RunFilter {
             source_in: self.source_in.clone(),
             source_not_in: self.source_not_in.clone(),
             ..RunFilter::default()
-        };
-        keys == RunFilter::default()
+        }
     }
 
-    /// True when the filter is at most a creation-time window (what the day counts answer).
-    pub fn only_created_window(&self) -> bool {
-        let window = RunFilter {
-            created_after: self.created_after,
-            created_before: self.created_before,
-            ..RunFilter::default()
-        };
-        *self == window
+    /// True when the filter names none of the rollup keys: the rollups' totals rows answer it.
+    pub fn names_no_rollup_key(&self) -> bool {
+        self.rollup_keys() == RunFilter::default()
     }
 }
 

@@ -8,10 +8,12 @@
 //! rollup rows, not the tenant's runs. See docs/console.md.
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, Utc};
+use entity::llm_run_records::Column as R;
 use entity::llm_run_rollups::{Column as U, Entity as Rollups};
-use sea_orm::sea_query::Condition;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 
+use super::cover::{Cover, Units};
 use super::RunFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
@@ -149,10 +151,81 @@ impl WindowPlan {
     }
 }
 
+impl Cover {
+    /// The rollup rows of one term: the tenant's rows of its grain and bucket range.
+    fn unit_condition(tenant: &TenantId, units: &Units, keyed: bool) -> Condition {
+        let mut c = Condition::all()
+            .add(U::TenantId.eq(tenant.as_str()))
+            .add(U::Grain.eq(units.grain.column_value(keyed)));
+        let (first, last) = units.keys();
+        if let Some(first) = first {
+            c = c.add(U::Bucket.gte(first));
+        }
+        if let Some(last) = last {
+            c = c.add(U::Bucket.lte(last));
+        }
+        c
+    }
+
+    /// The tenant's rollup rows of the cover's units: keyed rows, or the totals rows when
+    /// `keyed` is false. Each arm names the tenant and one grain, so PostgreSQL reads each as a
+    /// range of the `(tenant_id, grain, bucket)` index.
+    pub fn rollup_condition(&self, tenant: &TenantId, keyed: bool) -> Condition {
+        self.units.iter().fold(Condition::any(), |any, u| {
+            any.add(Self::unit_condition(tenant, u, keyed))
+        })
+    }
+
+    /// `SUM(runs)` over the rollup rows of [`Cover::rollup_condition`], each signed by its term.
+    pub fn signed_runs(&self, tenant: &TenantId, keyed: bool) -> Expr {
+        let negative = self
+            .units
+            .iter()
+            .filter(|u| u.sign < 0)
+            .fold(Condition::any(), |any, u| {
+                any.add(Self::unit_condition(tenant, u, keyed))
+            });
+        signed_sum(negative, Expr::col(U::Runs))
+    }
+
+    /// The runs of the cover's row ranges.
+    pub fn row_condition(&self) -> Condition {
+        self.rows.iter().fold(Condition::any(), |any, r| {
+            any.add(R::CreatedAt.gte(r.start).and(R::CreatedAt.lt(r.end)))
+        })
+    }
+
+    /// The count of the runs of [`Cover::row_condition`], each signed by its range.
+    pub fn signed_row_count(&self) -> Expr {
+        let negative = self
+            .rows
+            .iter()
+            .filter(|r| r.sign < 0)
+            .fold(Condition::any(), |any, r| {
+                any.add(R::CreatedAt.gte(r.start).and(R::CreatedAt.lt(r.end)))
+            });
+        signed_sum(negative, Expr::val(1))
+    }
+}
+
+/// `SUM(value)`, negated where `negative` holds, as a BIGINT (0 over no rows). Built from
+/// functions, not custom SQL, whose placeholders differ between the backends.
+fn signed_sum(negative: Condition, value: Expr) -> Expr {
+    let summed: Expr = if negative.is_empty() {
+        value
+    } else {
+        Expr::case(negative, value.clone().mul(-1))
+            .finally(value)
+            .into()
+    };
+    let total = Func::coalesce([Expr::from(Func::sum(summed)), Expr::val(0)]);
+    Func::cast_as(total, "BIGINT").into()
+}
+
 /// The creation-time window of a filter and `asOf`, half-open.
 pub fn created_span(filter: &RunFilter, as_of: Option<DateTime<Utc>>) -> Span {
     let upper = match (filter.created_before, as_of) {
-        (Some(before), Some(as_of)) => Some(before.min(as_of)),
+        (Some(before), Some(as_of)) => Some(std::cmp::min(before, as_of)),
         (bound, None) | (None, bound) => bound,
     };
     (

@@ -6,18 +6,20 @@
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column as R, Entity as Runs};
-use sea_orm::sea_query::{Condition, ExprTrait};
+use sea_orm::sea_query::{Condition, ExprTrait, UnionType};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, QueryFilter, QuerySelect, QueryTrait, Select,
 };
 
+use super::cover::Cover;
 use super::rollups::{self, WindowPlan};
 use super::store::filtered;
 use super::RunFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
 use crate::stats::sql::{
-    add_into, count_all, facet_of, key_counts, numeric_stats, sum, time_totals,
+    add_into, count_all, facet_of, grouped, key_counts, numeric_stats, read_key_counts, sum,
+    time_totals,
 };
 use crate::stats::{Buckets, NumericStats};
 
@@ -116,21 +118,37 @@ impl RunSet {
     }
 
     /// Value → count of each of `fields` over the matching runs. One statement counts the runs
-    /// per combination of all five keys (a few dozen rows), and every facet is summed from it.
+    /// per combination of all five keys (a few dozen rows), and every facet is summed from it;
+    /// on the rollups, its `UNION ALL` counts the row ranges of the window's cover ([`Cover`]).
     pub async fn facets(&self, fields: &[FacetField]) -> AppResult<Vec<Vec<(String, i64)>>> {
         let combos = if self.filter.on_rollup_keys() {
-            let plan = WindowPlan::of(rollups::created_span(&self.filter, self.as_of), true);
-            let mut combos = Vec::new();
-            if plan.reads_rollups() {
+            let (start, end) = rollups::created_span(&self.filter, self.as_of);
+            let cover = Cover::of(start, end);
+            // The units' rollup rows and the row ranges, in one statement.
+            let mut parts = Vec::new();
+            if !cover.units.is_empty() {
                 let select = rollups::filtered(&self.tenant, &self.filter)
-                    .filter(plan.rollup_condition(&self.tenant, false));
-                combos.extend(key_counts(&self.db, select, &KEY_VALUES, sum("runs")).await?);
+                    .filter(cover.rollup_condition(&self.tenant, true));
+                let n = cover.signed_runs(&self.tenant, true);
+                parts.push(grouped(select, &KEY_VALUES, n));
             }
-            if !plan.rows.is_empty() {
-                let select = self.edge_rows(&plan);
-                combos.extend(key_counts(&self.db, select, &KEY_VALUES, count_all()).await?);
+            if !cover.rows.is_empty() {
+                // The ranges reach outside the window: only the key conditions apply.
+                let keys = self.filter.rollup_keys();
+                let select =
+                    filtered(self.backend(), &self.tenant, &keys).filter(cover.row_condition());
+                parts.push(grouped(select, &KEY_VALUES, cover.signed_row_count()));
             }
-            combos
+            let mut parts = parts.into_iter();
+            match parts.next() {
+                None => Vec::new(),
+                Some(mut statement) => {
+                    for part in parts {
+                        statement.union(UnionType::All, part);
+                    }
+                    read_key_counts(&self.db, &statement, KEY_VALUES.len()).await?
+                }
+            }
         } else {
             key_counts(&self.db, self.rows(), &KEY_VALUES, count_all()).await?
         };

@@ -557,7 +557,6 @@ pub async fn run(db: &DatabaseConnection, options: &SeedOptions) -> AppResult<Se
 
     if backend == DbBackend::Postgres {
         // Fold the per-statement deltas the bulk load left, as a server does every minute.
-        crate::runs::counts::compact(db).await?;
         crate::runs::rollups::compact(db).await?;
         for table in TABLE_ORDER {
             db.execute_unprepared(&format!("ANALYZE {table}")).await?;

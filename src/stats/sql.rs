@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     QuerySelect, QueryTrait, Select, Statement,
@@ -33,6 +33,12 @@ pub async fn key_counts<E: EntityTrait>(
     keys: &[&str],
     n: Expr,
 ) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
+    read_key_counts(db, &grouped(select, keys, n), keys.len()).await
+}
+
+/// The statement [`key_counts`] runs, to run as it is or united with others of the same keys
+/// (`UNION ALL`, one round trip for several sources).
+pub fn grouped<E: EntityTrait>(select: Select<E>, keys: &[&str], n: Expr) -> SelectStatement {
     let mut select = select.select_only();
     for (i, key) in keys.iter().enumerate() {
         select = select.column_as(Expr::cust((*key).to_owned()), format!("k{i}"));
@@ -41,16 +47,25 @@ pub async fn key_counts<E: EntityTrait>(
     for key in keys {
         select = select.group_by(Expr::cust((*key).to_owned()));
     }
+    select.into_query()
+}
+
+/// The rows of a [`grouped`] statement (or a union of them) over `keys` keys.
+pub async fn read_key_counts(
+    db: &DatabaseConnection,
+    statement: &SelectStatement,
+    keys: usize,
+) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
     let rows = db
-        .query_all_raw(select.build(db.get_database_backend()))
+        .query_all_raw(db.get_database_backend().build(statement))
         .await?;
     rows.into_iter()
         .map(|row| {
-            let mut values = Vec::with_capacity(keys.len());
-            for i in 0..keys.len() {
+            let mut values = Vec::with_capacity(keys);
+            for i in 0..keys {
                 values.push(row.try_get_by_index::<Option<String>>(i)?);
             }
-            Ok((values, row.try_get_by_index::<i64>(keys.len())?))
+            Ok((values, row.try_get_by_index::<i64>(keys)?))
         })
         .collect()
 }
@@ -69,6 +84,8 @@ pub fn facet_of(
             None => missing += n,
         }
     }
+    // A signed cover (`runs::cover`) can leave a value with nothing in the window.
+    counts.retain(|_, n| *n != 0);
     (counts.into_iter().collect(), missing)
 }
 

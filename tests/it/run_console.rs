@@ -392,6 +392,12 @@ async fn facets_and_aggregates_are_exact(backend: Backend) {
             json!({ "createdAfter": iso(a - Duration::minutes(50)), "createdBefore": iso(a - Duration::minutes(10)) }),
             None,
         ),
+        // October and November less the end of November after 10:20 on the 20th (which
+        // holds runs): month rows, subtracted days, hours and minutes.
+        (
+            json!({ "createdAfter": "2026-10-01T00:00:00Z", "createdBefore": "2026-11-20T10:20:00Z", "modelNotIn": ["gpt-4o"] }),
+            None,
+        ),
         (json!({ "costCents": { "min": 5 }, "search": "gpt" }), None),
         (
             json!({ "durationMs": { "max": 40000 }, "createdAfter": iso(a - Duration::hours(40)) }),

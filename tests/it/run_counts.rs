@@ -1,4 +1,4 @@
-//! `llmRuns { totalCount }` answered from the per-day run counts the database keeps on write
+//! `llmRuns { totalCount }` answered from the run rollups the database keeps on write
 //! (docs/domain.md §2.2.1): exact for every time window, whatever wrote the runs (bulk
 //! inserts, concurrent `recordLlmRun` mutations), scoped to the tenant, and still exact after the
 //! PostgreSQL deltas are folded.
@@ -100,6 +100,10 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
         (Some(at(2, 10, 0)), Some(at(2, 20, 0))), // under two days: rows counted
         (None, Some(at(4, 8, 0))),
         (Some(at(1, 0, 0)), Some(at(6, 0, 0))),
+        // The month of November less its last days, plus October's last days.
+        (Some(at(1, 0, 0) - Duration::days(5)), Some(at(29, 3, 0))),
+        // A day less the hours after 19:03 (which hold runs).
+        (Some(at(5, 0, 0)), Some(at(5, 19, 3))),
     ];
     for (lower, upper) in windows {
         let filter = json!({ "createdAfter": lower.map(iso), "createdBefore": upper.map(iso) });
@@ -128,10 +132,11 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
         synthetic
     );
 
-    // The totals above came from the day counts: a row added to them behind the triggers' back
-    // shows in a total over whole days, not in one the rows answer.
+    // The totals above came from the rollups: a month row added behind the triggers' back shows
+    // in a total over every month, not in a window that does not reach it.
     app.raw(
-        "INSERT INTO llm_run_day_counts (tenant_id, day, runs) VALUES ('acme', '1999-01-01', 1000)",
+        "INSERT INTO llm_run_rollups VALUES ('acme', 'm', '1999-01', '', '', '', '', false, \
+            1000, 0, 0, 0)",
     )
     .await
     .unwrap();
@@ -144,7 +149,7 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
         total(&app, &key, filter, None).await,
         expect(Some(at(2, 10, 0)), Some(at(2, 20, 0)))
     );
-    app.raw("DELETE FROM llm_run_day_counts WHERE day = '1999-01-01'")
+    app.raw("DELETE FROM llm_run_rollups WHERE bucket = '1999-01'")
         .await
         .unwrap();
 
@@ -169,7 +174,7 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
     app.stop().await;
 }
 
-/// PostgreSQL appends one delta row per statement and (tenant, day); folding them keeps every
+/// PostgreSQL appends delta rows per statement and (tenant, day); folding them keeps every
 /// total and leaves one row per (tenant, day).
 async fn folding_the_deltas_keeps_the_totals(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -185,7 +190,7 @@ async fn folding_the_deltas_keeps_the_totals(backend: Backend) {
             let row = db
                 .query_one_raw(Statement::from_string(
                     db.get_database_backend(),
-                    "SELECT COUNT(*) AS n FROM llm_run_day_counts WHERE tenant_id = 'acme'",
+                    "SELECT COUNT(*) AS n FROM llm_run_rollups WHERE tenant_id = 'acme' AND grain = 'd'",
                 ))
                 .await
                 .unwrap()
@@ -202,7 +207,7 @@ async fn folding_the_deltas_keeps_the_totals(backend: Backend) {
     );
     assert_eq!(before, (90, 90));
 
-    let folded = logbook::runs::counts::compact(app.db()).await.unwrap();
+    let folded = logbook::runs::rollups::compact(app.db()).await.unwrap();
     assert!(folded >= 1);
     assert_eq!(rows_of(&app).await, 1, "all 90 runs fall on 4 Nov");
     let after = (
@@ -211,7 +216,7 @@ async fn folding_the_deltas_keeps_the_totals(backend: Backend) {
     );
     assert_eq!(after, before);
     // Nothing left to fold.
-    assert_eq!(logbook::runs::counts::compact(app.db()).await.unwrap(), 0);
+    assert_eq!(logbook::runs::rollups::compact(app.db()).await.unwrap(), 0);
     app.stop().await;
 }
 
