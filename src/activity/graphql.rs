@@ -6,7 +6,6 @@ use async_graphql::{Context, InputObject, Object, Union};
 use super::{ActivityFilter, ActivityItem, ActivityKind, ActivityPosition, ActivitySubject};
 use crate::audit::graphql::AuditEntry;
 use crate::auth::{self, Permission, TenantId};
-use crate::cursor::Scope;
 use crate::error::{AppError, AppResult};
 use crate::pagination::page_sizes;
 use crate::runs::graphql::LlmRun;
@@ -66,6 +65,12 @@ pub enum ActivitySubjectNode {
 pub struct ActivityItemNode {
     item: ActivityItem,
     loaders: std::sync::Arc<TraceLoaders>,
+}
+
+impl ActivityItemNode {
+    pub fn new(item: ActivityItem, loaders: std::sync::Arc<TraceLoaders>) -> Self {
+        ActivityItemNode { item, loaders }
+    }
 }
 
 #[Object(name = "ActivityItem")]
@@ -192,7 +197,7 @@ impl ActivityQuery {
         };
         let as_of = as_of.map(|d| d.0);
         let tenant = principal.tenant_id.clone();
-        let scope = Scope::new(tenant.as_str(), "activity", "AT_DESC", &filter, as_of);
+        let scope = super::scope(&tenant, &filter, as_of);
         let cursor = after
             .map(|c| {
                 let position = state.cursors.decode(scope, &c)?;

@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditEntrySnapshot, AuditFilter};
 use crate::auth::TenantId;
+use crate::cursor::Scope;
 use crate::error::AppResult;
 use crate::pagination::Position;
 use crate::runs::{LlmRunSnapshot, RunFilter};
@@ -128,15 +129,33 @@ pub struct ActivityItem {
     pub subject: ActivitySubject,
 }
 
-/// A source's rows after `cursor` in feed order, within the filter's window and `as_of`.
-fn after_cursor<E: EntityTrait>(
+/// The cursor scope of the feed for `tenant`, `filter` and `as_of`: a page's cursors and the
+/// live tail's (`as_of` none) are the same.
+pub fn scope(tenant: &TenantId, filter: &ActivityFilter, as_of: Option<DateTime<Utc>>) -> Scope {
+    Scope::new(tenant.as_str(), "activity", "AT_DESC", filter, as_of)
+}
+
+/// Which way a read goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Older items, newest first: a page of the feed.
+    Older,
+    /// Newer items, oldest first: the live tail (`activityAdded`).
+    Newer,
+}
+
+/// A source's rows past `cursor` in `direction`, within the filter's window and `as_of`, in
+/// that direction's order.
+fn past_cursor<E: EntityTrait>(
     select: Select<E>,
     (at, id): (E::Column, E::Column),
     kind: ActivityKind,
     filter: &ActivityFilter,
     as_of: Option<DateTime<Utc>>,
     cursor: Option<&ActivityPosition>,
+    direction: Direction,
 ) -> Select<E> {
+    use std::cmp::Ordering;
     let mut select = select;
     if let Some(t) = filter.after {
         select = select.filter(at.gte(t));
@@ -145,17 +164,30 @@ fn after_cursor<E: EntityTrait>(
         select = select.filter(at.lte(t));
     }
     if let Some(c) = cursor {
-        let keyset: Condition = match kind.cmp(&c.kind) {
-            // Below the cursor's kind at the same instant: every row at that instant follows.
-            std::cmp::Ordering::Less => at.lte(c.at).into_condition(),
-            std::cmp::Ordering::Equal => Condition::any()
+        let same_instant_id = match direction {
+            Direction::Older => id.lt(c.id.as_str()),
+            Direction::Newer => id.gt(c.id.as_str()),
+        };
+        // At the cursor's instant, a kind ranked below it comes before it in the feed (older)
+        // and one ranked above it after it (newer).
+        let keyset: Condition = match (kind.cmp(&c.kind), direction) {
+            (Ordering::Less, Direction::Older) => at.lte(c.at).into_condition(),
+            (Ordering::Greater, Direction::Older) => at.lt(c.at).into_condition(),
+            (Ordering::Less, Direction::Newer) => at.gt(c.at).into_condition(),
+            (Ordering::Greater, Direction::Newer) => at.gte(c.at).into_condition(),
+            (Ordering::Equal, Direction::Older) => Condition::any()
                 .add(at.lt(c.at))
-                .add(Condition::all().add(at.eq(c.at)).add(id.lt(c.id.as_str()))),
-            std::cmp::Ordering::Greater => at.lt(c.at).into_condition(),
+                .add(Condition::all().add(at.eq(c.at)).add(same_instant_id)),
+            (Ordering::Equal, Direction::Newer) => Condition::any()
+                .add(at.gt(c.at))
+                .add(Condition::all().add(at.eq(c.at)).add(same_instant_id)),
         };
         select = select.filter(keyset);
     }
-    select.order_by_desc(at).order_by_desc(id)
+    match direction {
+        Direction::Older => select.order_by_desc(at).order_by_desc(id),
+        Direction::Newer => select.order_by_asc(at).order_by_asc(id),
+    }
 }
 
 /// The rows of one kind for `tenant` and the filter (before the window and cursor).
@@ -223,16 +255,41 @@ async fn positions<E: EntityTrait>(
 }
 
 /// Up to `limit` items strictly after `cursor` (from the newest when `None`), newest first.
-///
-/// Two phases, so only the rows shown are read whole: each selected kind's next `limit`
-/// positions (time and id, from its index), merged and cut to `limit`; then, per kind that kept
-/// any, its rows by id. At most ten statements.
 pub async fn page(
     db: &DatabaseConnection,
     tenant: &TenantId,
     filter: &ActivityFilter,
     as_of: Option<DateTime<Utc>>,
     cursor: Option<&ActivityPosition>,
+    limit: u64,
+) -> AppResult<Vec<ActivityItem>> {
+    read(db, tenant, filter, as_of, cursor, Direction::Older, limit).await
+}
+
+/// Up to `limit` items strictly newer than `cursor` (from the oldest when `None`), oldest first.
+pub async fn newer(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    filter: &ActivityFilter,
+    cursor: Option<&ActivityPosition>,
+    limit: u64,
+) -> AppResult<Vec<ActivityItem>> {
+    read(db, tenant, filter, None, cursor, Direction::Newer, limit).await
+}
+
+/// Up to `limit` items past `cursor` in `direction` (from the newest or the oldest without
+/// one), in that direction's order.
+///
+/// Two phases, so only the rows shown are read whole: each selected kind's next `limit`
+/// positions (time and id, from its index), merged and cut to `limit`; then, per kind that kept
+/// any, its rows by id. At most ten statements.
+async fn read(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    filter: &ActivityFilter,
+    as_of: Option<DateTime<Utc>>,
+    cursor: Option<&ActivityPosition>,
+    direction: Direction,
     limit: u64,
 ) -> AppResult<Vec<ActivityItem>> {
     use ActivityKind as K;
@@ -243,34 +300,58 @@ pub async fn page(
             K::LlmRun => {
                 use llm_run_records::Column as C;
                 let columns = (C::CreatedAt, C::Id);
-                let select = after_cursor(sources.runs(), columns, kind, filter, as_of, cursor);
+                let select = past_cursor(
+                    sources.runs(),
+                    columns,
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                    direction,
+                );
                 positions(db, select, columns, limit).await?
             }
             K::SystemRecord => {
                 use system_records::Column as C;
                 let columns = (C::CreatedAt, C::Id);
-                let select = after_cursor(
+                let select = past_cursor(
                     sources.system_records(),
                     columns,
                     kind,
                     filter,
                     as_of,
                     cursor,
+                    direction,
                 );
                 positions(db, select, columns, limit).await?
             }
             K::AuditEntry => {
                 use audit_ledger::Column as C;
                 let columns = (C::CreatedAt, C::Id);
-                let select = after_cursor(sources.audit(), columns, kind, filter, as_of, cursor);
+                let select = past_cursor(
+                    sources.audit(),
+                    columns,
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                    direction,
+                );
                 positions(db, select, columns, limit).await?
             }
             K::TraceStarted | K::TraceEnded => {
                 use aos_traces::Column as C;
                 let ended = kind == K::TraceEnded;
                 let columns = (if ended { C::CompletedAt } else { C::CreatedAt }, C::Id);
-                let select =
-                    after_cursor(sources.traces(ended), columns, kind, filter, as_of, cursor);
+                let select = past_cursor(
+                    sources.traces(ended),
+                    columns,
+                    kind,
+                    filter,
+                    as_of,
+                    cursor,
+                    direction,
+                );
                 positions(db, select, columns, limit).await?
             }
         };
@@ -280,7 +361,10 @@ pub async fn page(
                 .filter_map(|(at, id)| Some(ActivityPosition { at: at?, kind, id })),
         );
     }
-    kept.sort_by(|a, b| b.cmp(a));
+    match direction {
+        Direction::Older => kept.sort_by(|a, b| b.cmp(a)),
+        Direction::Newer => kept.sort(),
+    }
     kept.truncate(limit as usize);
     let mut subjects = subjects_of(db, tenant, &kept).await?;
     // A trace archived between the two reads is left out of the page; the next page still
@@ -390,13 +474,14 @@ pub async fn count(
         total += match kind {
             K::LlmRun => {
                 use llm_run_records::Column as C;
-                after_cursor(
+                past_cursor(
                     sources.runs(),
                     (C::CreatedAt, C::Id),
                     kind,
                     filter,
                     as_of,
                     None,
+                    Direction::Older,
                 )
                 .count(db)
                 .await?
@@ -404,19 +489,28 @@ pub async fn count(
             K::SystemRecord => {
                 use system_records::Column as C;
                 let select = sources.system_records();
-                after_cursor(select, (C::CreatedAt, C::Id), kind, filter, as_of, None)
-                    .count(db)
-                    .await?
+                past_cursor(
+                    select,
+                    (C::CreatedAt, C::Id),
+                    kind,
+                    filter,
+                    as_of,
+                    None,
+                    Direction::Older,
+                )
+                .count(db)
+                .await?
             }
             K::AuditEntry => {
                 use audit_ledger::Column as C;
-                after_cursor(
+                past_cursor(
                     sources.audit(),
                     (C::CreatedAt, C::Id),
                     kind,
                     filter,
                     as_of,
                     None,
+                    Direction::Older,
                 )
                 .count(db)
                 .await?
@@ -425,13 +519,14 @@ pub async fn count(
                 use aos_traces::Column as C;
                 let ended = kind == K::TraceEnded;
                 let at = if ended { C::CompletedAt } else { C::CreatedAt };
-                after_cursor(
+                past_cursor(
                     sources.traces(ended),
                     (at, C::Id),
                     kind,
                     filter,
                     as_of,
                     None,
+                    Direction::Older,
                 )
                 .count(db)
                 .await?

@@ -303,6 +303,11 @@ impl Hub {
 
     /// Wake-ups for `tenant` on `topic`: one item per notification (coalesced) and one per tick.
     pub fn wakeups(&self, topic: Topic, tenant: &TenantId) -> impl Stream<Item = ()> {
+        self.wakeups_of(vec![topic], tenant)
+    }
+
+    /// As [`Hub::wakeups`], on a change to any of `topics` (a feed merging several lists).
+    pub fn wakeups_of(&self, topics: Vec<Topic>, tenant: &TenantId) -> impl Stream<Item = ()> {
         self.ensure_listener();
         let mut receiver = self.local.subscribe();
         let tenant: Arc<str> = tenant.as_str().into();
@@ -314,7 +319,7 @@ impl Hub {
             loop {
                 tokio::select! {
                     received = receiver.recv() => match received {
-                        Ok(event) if event.topic == topic && event.tenant == tenant => {
+                        Ok(event) if topics.contains(&event.topic) && event.tenant == tenant => {
                             // Coalesce whatever else is already queued.
                             while receiver.try_recv().is_ok() {}
                             yield ();

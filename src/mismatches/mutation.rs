@@ -193,6 +193,7 @@ impl MismatchMutation {
         let tenant = &principal.tenant_id;
         let note = note.as_deref();
         let row = WriteOnce::new(state, tenant, "resolveMismatch", idempotency_key, &input)?
+            .publish(Topic::TraceMismatches)
             .run(async |txn| write::resolve(txn, tenant, &record_id, &resolver, note).await)
             .await?;
         Ok(TraceMismatch::new(

@@ -135,6 +135,40 @@ impl Listed for MismatchList {
     }
 }
 
+/// The tenant's resolved mismatches matching a filter, newest resolution first: the
+/// `traceMismatchResolved` tail. A mismatch is resolved once (`OPEN → RESOLVED`), so its
+/// `resolvedAt` never moves.
+pub struct MismatchResolvedList;
+
+impl Listed for MismatchResolvedList {
+    type Entity = Entity;
+    type Filter = MismatchListFilter;
+    type Row = MismatchSnapshot;
+    const NAME: &'static str = "traceMismatchResolved";
+    const OWN_MAX_PAGE: Option<u64> = Some(MAX_MISMATCH_PAGE);
+    const ORDER: (Column, Column) = (Column::ResolvedAt, Column::Id);
+    const ROW: fn(aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> = snapshot;
+    const POSITION: fn(&MismatchSnapshot) -> Position =
+        |m| Position::of(m.resolved_at.unwrap_or(m.created_at), &m.id);
+
+    fn select(
+        tenant: &TenantId,
+        filter: &MismatchListFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+    }
+
+    fn select_on(
+        backend: DbBackend,
+        tenant: &TenantId,
+        filter: &MismatchListFilter,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<Entity> {
+        filtered(backend, tenant, filter).filter(Column::ResolvedAt.is_not_null())
+    }
+}
+
 /// Open and resolved counts over the filter's trace and window (and `asOf`), ignoring its
 /// status: one grouped statement.
 pub async fn counts(

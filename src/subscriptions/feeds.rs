@@ -10,8 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::tail::Feed;
+use crate::activity::{self, ActivityFilter, ActivityItem, ActivityPosition};
 use crate::auth::TenantId;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::pagination::{page, Listed, Page, PageArgs, PageRequest};
 use crate::state::AppState;
 use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
@@ -163,5 +164,58 @@ impl Feed for StepFeed {
 
     fn recorded_at(_: &StepSnapshot) -> Option<DateTime<Utc>> {
         None
+    }
+}
+
+/// The activity feed read forward: items newer than the cursor, oldest first. Its cursors are
+/// the `activity` list's for the same filter (no `asOf`), so a page's cursor resumes a tail and
+/// an event's cursor pages on from it.
+pub struct ActivityFeed {
+    pub tenant: TenantId,
+    pub filter: ActivityFilter,
+}
+
+impl ActivityFeed {
+    fn edge(&self, state: &AppState, item: ActivityItem) -> (String, ActivityItem) {
+        let scope = activity::scope(&self.tenant, &self.filter, None);
+        (state.cursors.encode(scope, &item.position.encode()), item)
+    }
+}
+
+#[async_trait::async_trait]
+impl Feed for ActivityFeed {
+    type Row = ActivityItem;
+
+    async fn after(
+        &self,
+        state: &AppState,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> AppResult<Vec<(String, ActivityItem)>> {
+        let scope = activity::scope(&self.tenant, &self.filter, None);
+        let position = cursor
+            .map(|c| {
+                let position = state.cursors.decode(scope, c)?;
+                ActivityPosition::decode(&position).ok_or(AppError::BadCursor("not a cursor"))
+            })
+            .transpose()?;
+        let items = activity::newer(
+            &state.db,
+            &self.tenant,
+            &self.filter,
+            position.as_ref(),
+            limit,
+        )
+        .await?;
+        Ok(items.into_iter().map(|i| self.edge(state, i)).collect())
+    }
+
+    async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
+        let items = activity::page(&state.db, &self.tenant, &self.filter, None, None, 1).await?;
+        Ok(items.into_iter().next().map(|i| self.edge(state, i).0))
+    }
+
+    fn recorded_at(item: &ActivityItem) -> Option<DateTime<Utc>> {
+        Some(item.position.at)
     }
 }

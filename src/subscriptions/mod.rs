@@ -1,6 +1,6 @@
 //! GraphQL subscriptions over the logs: `llmRunAdded`, `systemRecordAdded`, `auditEntryAdded`,
-//! `traceStepAdded`, `traceStarted`, `traceEnded`, `traceMismatchReported` and
-//! `costAnomalyDetected`. Each takes the same filter input as its list and an optional `after`
+//! `traceStepAdded`, `traceStarted`, `traceEnded`, `traceMismatchReported`,
+//! `traceMismatchResolved`, `costAnomalyDetected` and `activityAdded` (the activity feed, merging four of them). Each takes the same filter input as its list and an optional `after`
 //! cursor (a cursor of that list, or of an earlier event), and yields edges (`cursor` + `node`)
 //! oldest first: first what was missed since `after`, then live rows. See `docs/subscriptions.md`.
 
@@ -11,7 +11,9 @@ pub mod tail;
 use async_graphql::{Context, SimpleObject, Subscription};
 use futures_util::{Stream, StreamExt};
 
-use self::feeds::{ListFeed, StepFeed};
+use self::feeds::{ActivityFeed, ListFeed, StepFeed};
+use crate::activity::graphql::{ActivityFilterInput, ActivityItemNode};
+use crate::activity::{ActivityFilter, ActivityKind};
 use crate::audit::graphql::{AuditEntry, AuditEntryFilter};
 use crate::audit::store::AuditList;
 use crate::auth::TenantId;
@@ -22,7 +24,7 @@ use crate::error::AppError;
 use crate::error::AppResult;
 use crate::events::Topic;
 use crate::mismatches::graphql::{TraceMismatch, TraceMismatchFilter};
-use crate::mismatches::store::MismatchList;
+use crate::mismatches::store::{MismatchList, MismatchResolvedList};
 use crate::mismatches::MismatchListFilter;
 use crate::pagination::Listed;
 use crate::runs::graphql::{LlmRun, LlmRunFilter};
@@ -75,6 +77,14 @@ pub struct TraceMismatchReported {
     pub node: TraceMismatch,
 }
 
+/// A mismatch resolved after the subscription's position.
+#[derive(SimpleObject)]
+pub struct TraceMismatchResolved {
+    /// Pass it as `after` to resume after this resolution.
+    pub cursor: String,
+    pub node: TraceMismatch,
+}
+
 /// A cost anomaly detected after the subscription's position.
 #[derive(SimpleObject)]
 pub struct CostAnomalyDetected {
@@ -89,6 +99,15 @@ pub struct TraceStepAdded {
     /// A `Trace.steps` cursor: pass it as `after` to resume after this step.
     pub cursor: String,
     pub node: TraceStep,
+}
+
+/// An activity item that happened after the subscription's position.
+#[derive(SimpleObject)]
+pub struct ActivityAdded {
+    /// An `activity` cursor (same filter, no `asOf`): pass it as `after` to resume after this
+    /// item, or to `activity` to page on from it.
+    pub cursor: String,
+    pub node: ActivityItemNode,
 }
 
 #[derive(Default)]
@@ -165,7 +184,14 @@ impl LogSubscription {
             tenant: principal.tenant_id.clone(),
             trace_id: trace.trace_id,
         };
-        let rows = tail::start(state, Topic::TraceSteps, &principal.tenant_id, feed, after).await?;
+        let rows = tail::start(
+            state,
+            &[Topic::TraceSteps],
+            &principal.tenant_id,
+            feed,
+            after,
+        )
+        .await?;
         Ok(rows.map(|(cursor, step)| TraceStepAdded {
             cursor,
             node: TraceStep(step),
@@ -225,6 +251,27 @@ impl LogSubscription {
         }))
     }
 
+    /// The tenant's replay mismatches matching `filter` as they are resolved, oldest
+    /// resolution first; `after` is an earlier event's cursor (this tail's own order, by
+    /// `resolvedAt`). A mismatch is resolved once, so it arrives once.
+    async fn trace_mismatch_resolved(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TraceMismatchFilter>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = TraceMismatchResolved>> {
+        let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
+        let (state, tenant, rows) =
+            list_tail::<MismatchResolvedList>(ctx, Topic::TraceMismatches, filter, after).await?;
+        Ok(rows.map(move |(cursor, mismatch)| {
+            let links = TraceLinks::new(&state.db, &tenant);
+            TraceMismatchResolved {
+                cursor,
+                node: TraceMismatch::new(mismatch, &links),
+            }
+        }))
+    }
+
     /// The tenant's cost anomalies matching `filter` as they are detected, oldest first;
     /// `after` (a `cost { anomalies }` cursor for the same filter, or an event's cursor) as for
     /// `llmRunAdded`. Detection run again the same day updates an anomaly's detection time, so
@@ -243,6 +290,51 @@ impl LogSubscription {
             node: CostAnomaly(anomaly),
         }))
     }
+
+    /// What happens in the tenant as it happens, oldest first: the `activity` feed's items
+    /// (runs, system records it may see, audit entries, trace starts and ends) matching
+    /// `filter`. With `after` (an `activity` cursor for the same filter without `asOf`, or an
+    /// event's cursor) the items since come first. Live items arrive about a second after
+    /// they happen.
+    async fn activity_added(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ActivityFilterInput>,
+        after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = ActivityAdded>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        let state = ctx.data_unchecked::<AppState>().clone();
+        let filter = ActivityFilter::try_from(filter.unwrap_or_default())?;
+        let topics = activity_topics(&filter);
+        let feed = ActivityFeed {
+            tenant: principal.tenant_id.clone(),
+            filter,
+        };
+        let loaders = TraceLoaders::new(&state.db);
+        let rows = tail::start(state, &topics, &principal.tenant_id, feed, after).await?;
+        Ok(rows.map(move |(cursor, item)| ActivityAdded {
+            cursor,
+            node: ActivityItemNode::new(item, loaders.clone()),
+        }))
+    }
+}
+
+/// What wakes a tail of the activity items the filter's kinds name.
+fn activity_topics(filter: &ActivityFilter) -> Vec<Topic> {
+    let mut topics: Vec<Topic> = filter
+        .kinds
+        .clone()
+        .unwrap_or_else(|| ActivityKind::ALL.to_vec())
+        .into_iter()
+        .map(|kind| match kind {
+            ActivityKind::LlmRun => Topic::LlmRuns,
+            ActivityKind::SystemRecord => Topic::SystemRecords,
+            ActivityKind::AuditEntry => Topic::AuditEntries,
+            ActivityKind::TraceStarted | ActivityKind::TraceEnded => Topic::Traces,
+        })
+        .collect();
+    topics.dedup();
+    topics
 }
 
 /// The caller's tail of the list `L` with `filter` (the caller must be able to read; its own
@@ -264,6 +356,6 @@ async fn list_tail<L: Listed>(
         tenant: tenant.clone(),
         filter,
     };
-    let rows = tail::start(state.clone(), topic, &tenant, feed, after).await?;
+    let rows = tail::start(state.clone(), &[topic], &tenant, feed, after).await?;
     Ok((state, tenant, rows))
 }

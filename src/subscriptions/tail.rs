@@ -47,17 +47,17 @@ pub trait Feed: Send + Sync + 'static {
     fn recorded_at(row: &Self::Row) -> Option<DateTime<Utc>>;
 }
 
-/// Starts a tail of `feed` for `tenant`: after `after` (checked now, so a bad cursor fails the
+/// Starts a tail of `feed` for `tenant`, woken by changes to `topics`: after `after` (checked now, so a bad cursor fails the
 /// subscription at once) or, without it, after the newest row at this moment.
 pub async fn start<F: Feed>(
     state: AppState,
-    topic: Topic,
+    topics: &[Topic],
     tenant: &TenantId,
     feed: F,
     after: Option<String>,
 ) -> AppResult<impl Stream<Item = (String, F::Row)> + Send + 'static> {
     // Listen before reading, so nothing committed in between waits for a tick.
-    let wake = Box::pin(state.events.wakeups(topic, tenant));
+    let wake = Box::pin(state.events.wakeups_of(topics.to_vec(), tenant));
     let position = {
         let _permit = state.events.read_permit().await;
         match after {

@@ -647,6 +647,219 @@ async fn lifecycle_tails_arrive(backend: Backend) {
     ws.quiet().await;
 }
 
+/// `traceMismatchResolved` delivers each of the tenant's resolutions once, in resolution order,
+/// never another tenant's, and resumes after an event's cursor.
+async fn mismatch_resolutions_arrive_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let ops = [
+        app.key("acme", Role::Operator).await,
+        app.key("other", Role::Operator).await,
+    ];
+    let tail = r#"subscription($after: String) {
+        traceMismatchResolved(filter: { reasonNotIn: ["noise"] }, after: $after) {
+          cursor node { mismatchId reason resolvedBy resolutionNote } } }"#;
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe("resolved", tail, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let start =
+        r#"mutation($id: String!) { startTrace(input: { traceId: $id, runId: $id }) { traceId } }"#;
+    let report = r#"mutation($id: String!, $reason: String!) {
+        reportMismatch(input: { traceId: $id, reason: $reason }) { mismatchId } }"#;
+    let resolve =
+        r#"mutation($id: ID!, $note: String) { resolveMismatch(id: $id, note: $note) { status } }"#;
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    for tenant in ["acme", "other"] {
+        let k = &app.key(tenant, Role::Ingest).await;
+        app.data(k, start, json!({ "id": "t-1" })).await;
+        let mut mine = Vec::new();
+        for reason in ["hash_mismatch", "noise", "missing_step"] {
+            let d = app
+                .data(k, report, json!({ "id": "t-1", "reason": reason }))
+                .await;
+            mine.push(
+                d["reportMismatch"]["mismatchId"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        ids.push(mine);
+    }
+    // acme resolves its third, then its first and second (noise: filtered out); other resolves
+    // all of its own.
+    for i in [2, 0, 1] {
+        app.data(
+            &ops[0],
+            resolve,
+            json!({ "id": ids[0][i], "note": format!("fixed {i}") }),
+        )
+        .await;
+        app.data(&ops[1], resolve, json!({ "id": ids[1][i] })).await;
+    }
+    let events = ws.take("resolved", 2).await;
+    let got: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            let n = &e["traceMismatchResolved"]["node"];
+            (
+                n["mismatchId"].as_str().unwrap(),
+                n["resolutionNote"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0][2].as_str(), "fixed 2"),
+            (ids[0][0].as_str(), "fixed 0")
+        ]
+    );
+    ws.quiet().await;
+
+    // Resolving again is refused and delivers nothing more.
+    let again = app
+        .gql(Some(&ops[0]), resolve, json!({ "id": ids[0][2] }))
+        .await;
+    assert_eq!(
+        crate::support::error_code(&again),
+        "INVALID_TRANSITION",
+        "{again}"
+    );
+    ws.quiet().await;
+
+    // An event's cursor resumes after it.
+    let mut resumed = Ws::with_key(&app, &key).await;
+    let after = events[0]["traceMismatchResolved"]["cursor"].clone();
+    resumed
+        .subscribe("r", tail, json!({ "after": after }))
+        .await;
+    let next = resumed.take("r", 1).await;
+    assert_eq!(
+        next[0]["traceMismatchResolved"]["node"]["mismatchId"],
+        ids[0][0]
+    );
+    resumed.quiet().await;
+}
+
+const ACTIVITY: &str = r#"
+subscription Activity($filter: ActivityFilter, $after: String) {
+  activityAdded(filter: $filter, after: $after) {
+    cursor node { kind at subject { ... on LlmRun { runId } ... on Trace { traceId } } }
+  }
+}"#;
+
+/// (kind, run or trace id) of `activityAdded` events.
+fn activity_items(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let node = &e["activityAdded"]["node"];
+            let subject = &node["subject"];
+            let id = subject["runId"].as_str().or(subject["traceId"].as_str());
+            (
+                node["kind"].as_str().unwrap().to_owned(),
+                id.unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `activityAdded` merges the runs and trace starts and ends of its filter, in feed order,
+/// never another tenant's; its cursors are the `activity` list's, both ways.
+async fn activity_tail_merges_its_parts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let theirs = app.key("other", Role::Ingest).await;
+    let filter = json!({ "kinds": ["LLM_RUN", "TRACE_STARTED", "TRACE_ENDED"] });
+    let mut ws = Ws::with_key(&app, &key).await;
+    ws.subscribe("live", ACTIVITY, json!({ "filter": filter }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let start = r#"mutation($id: String!) {
+        startTrace(input: { traceId: $id, runId: $id }) { traceId } }"#;
+    let complete =
+        r#"mutation($id: String!) { completeTrace(traceId: $id, status: COMPLETED) { status } }"#;
+    let record = r#"mutation($id: String!) { recordLlmRun(input: { runId: $id, provider: "openai",
+        model: "gpt-4o", executionStatus: SUCCEEDED, startedAt: "2026-11-01T00:00:00Z",
+        source: WORKER }) { recordId } }"#;
+    for k in [&ingest, &theirs] {
+        app.data(k, start, json!({ "id": "t-1" })).await;
+        app.data(k, record, json!({ "id": "r-1" })).await;
+        app.data(k, complete, json!({ "id": "t-1" })).await;
+    }
+    let events = ws.take("live", 3).await;
+    let expected = [
+        ("TRACE_STARTED", "t-1"),
+        ("LLM_RUN", "r-1"),
+        ("TRACE_ENDED", "t-1"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, id)| (k.to_string(), id.to_string()))
+        .collect();
+    assert_eq!(activity_items(&events), expected);
+    ws.quiet().await;
+
+    // An event's cursor resumes after it.
+    let mut again = Ws::with_key(&app, &key).await;
+    let after = events[0]["activityAdded"]["cursor"].clone();
+    again
+        .subscribe("r", ACTIVITY, json!({ "filter": filter, "after": after }))
+        .await;
+    assert_eq!(activity_items(&again.take("r", 2).await), expected[1..]);
+    again.quiet().await;
+
+    // The feed's own newest cursor: nothing after it until the next run.
+    let page = app
+        .data(
+            &key,
+            "query($f: ActivityFilter) { activity(filter: $f, first: 1) { edges { cursor } } }",
+            json!({ "f": filter }),
+        )
+        .await;
+    let newest = page["activity"]["edges"][0]["cursor"].clone();
+    let mut from_page = Ws::with_key(&app, &key).await;
+    from_page
+        .subscribe("p", ACTIVITY, json!({ "filter": filter, "after": newest }))
+        .await;
+    app.data(&ingest, record, json!({ "id": "r-2" })).await;
+    let next = from_page.take("p", 1).await;
+    assert_eq!(
+        activity_items(&next),
+        [("LLM_RUN".to_owned(), "r-2".to_owned())]
+    );
+    // And an event's cursor pages the feed on (older items, newest first).
+    let older = app
+        .data(
+            &key,
+            "query($f: ActivityFilter, $c: String) { activity(filter: $f, after: $c) { nodes { kind } } }",
+            json!({ "f": filter, "c": next[0]["activityAdded"]["cursor"] }),
+        )
+        .await;
+    let kinds: Vec<&str> = older["activity"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["TRACE_ENDED", "LLM_RUN", "TRACE_STARTED"]);
+    from_page.quiet().await;
+
+    // A cursor of another filter is BAD_CURSOR.
+    let mut bad = Ws::with_key(&app, &key).await;
+    bad.subscribe(
+        "x",
+        ACTIVITY,
+        json!({ "filter": { "kinds": ["LLM_RUN"] }, "after": after }),
+    )
+    .await;
+    assert_eq!(bad.error_code("x").await, "BAD_CURSOR");
+}
+
 async fn keys_over_websocket(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let viewer = app.key("acme", Role::Viewer).await;
@@ -913,6 +1126,8 @@ crate::cases!(
     events_cross_server_processes,
     system_records_and_steps_arrive,
     lifecycle_tails_arrive,
+    activity_tail_merges_its_parts,
+    mismatch_resolutions_arrive_once,
     keys_over_websocket,
     init_authenticates_and_times_out,
     caps_refuse_and_release,

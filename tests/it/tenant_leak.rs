@@ -324,6 +324,8 @@ fn probes() -> Vec<Probe> {
         probe("traceMismatches after", &["Query.traceMismatches"], Viewer, Post(MISMATCHES_AFTER), "cursor.traceMismatches", cursor),
         probe("traceMismatches before", &["Query.traceMismatches"], Viewer, Post(MISMATCHES_BEFORE), "cursor.traceMismatches", cursor),
         probe("cost.anomalies after", &["CostQuery.anomalies"], Viewer, Post(ANOMALIES_AFTER), "cursor.anomalies", cursor),
+        probe("activity after", &["Query.activity"], Viewer,
+            Post("query($c: String) { activity(first: 5, after: $c) { edges { node { kind } } } }"), "cursor.activity", cursor),
         probe("cost.anomalies before", &["CostQuery.anomalies"], Viewer, Post(ANOMALIES_BEFORE), "cursor.anomalies", cursor),
         probe("cost.budgets after", &["CostQuery.budgets"], Viewer, Post(BUDGETS_AFTER), "cursor.budgets", cursor),
         probe("cost.budgets before", &["CostQuery.budgets"], Viewer, Post(BUDGETS_BEFORE), "cursor.budgets", cursor),
@@ -352,8 +354,13 @@ fn probes() -> Vec<Probe> {
             .blind("traceEnded's cursors come only from its own events, so A's `traces` cursor is refused for A as for B; the tail's tenant scope is tested in subscriptions::lifecycle_tails_arrive"),
         probe("traceMismatchReported(after)", &["Subscription.traceMismatchReported"], Viewer,
             Ws("subscription($c: String) { traceMismatchReported(after: $c) { cursor node { reason } } }"), "cursor.traceMismatches", cursor),
+        probe("traceMismatchResolved(after)", &["Subscription.traceMismatchResolved"], Viewer,
+            Ws("subscription($c: String) { traceMismatchResolved(after: $c) { cursor node { reason } } }"), "cursor.traceMismatches", cursor)
+            .blind("traceMismatchResolved's cursors come only from its own events, so A's `traceMismatches` cursor is refused for A as for B; the tail's tenant scope is tested in subscriptions::mismatch_resolutions_arrive_once"),
         probe("costAnomalyDetected(after)", &["Subscription.costAnomalyDetected"], Viewer,
             Ws("subscription($c: String) { costAnomalyDetected(after: $c) { cursor node { message } } }"), "cursor.anomalies", cursor),
+        probe("activityAdded(after)", &["Subscription.activityAdded"], Viewer,
+            Ws("subscription($c: String) { activityAdded(after: $c) { cursor node { kind } } }"), "cursor.activity", cursor),
         probe("exportProgress(id)", &["Subscription.exportProgress"], Viewer,
             Ws("subscription($v: ID!) { exportProgress(id: $v) { scope status } }"), "gid.LogExport", v),
         probe("exportProgress(exportId)", &["Subscription.exportProgress"], Viewer,
@@ -822,6 +829,11 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
                 r#"{{ trace(traceId: "{done}") {{ steps(first: 1) {{ edges {{ cursor }} }} }} }}"#
             ),
             "/trace/steps",
+        ),
+        (
+            "activity",
+            "{ activity(first: 1) { edges { cursor } } }".into(),
+            "/activity",
         ),
     ] {
         let d = app.data(&keys.viewer, &query, json!({})).await;
