@@ -2,14 +2,17 @@
 //! `logExports`, `logExport`, the per-run loader behind `LlmRun.exports` and the per-export
 //! loader behind `LogExport.job`.
 
+use crate::incidents::graphql::{incident_by_id, Incident};
 use crate::runs::graphql::LlmRun;
 use crate::runs::lookup::run_by_run_id;
+use crate::traces::graphql::{Trace, TraceLinks};
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, InputObject, Json, Object, ID};
+use async_graphql::{Context, InputObject, Json, Object, Union, ID};
 use sea_orm::DatabaseConnection;
 
+use super::jobs::BundleSubject;
 use super::{
     store, ExportFilter, ExportFormat, ExportRowSnapshot, ExportScope, ExportStatus,
     LogExportSnapshot,
@@ -55,6 +58,48 @@ impl LogExport {
     /// The run a run, trace or incident bundle covers (`runId`), in the caller's tenant.
     async fn llm_run(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LlmRun>> {
         Ok(run_by_run_id(ctx, self.0.request.run_id.as_deref()).await?)
+    }
+    /// What a bundle export covers, in the caller's tenant: the run of a run bundle, the trace
+    /// of a trace bundle, the incident of an incident or compliance bundle. Null for a list
+    /// export, and when the subject no longer exists. Batched across a page (the jobs, then one
+    /// statement per kind of subject).
+    async fn subject(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ExportSubject>> {
+        let request = &self.0.request;
+        let subject = match request.scope {
+            // The request row keeps a run bundle's run.
+            ExportScope::RunBundle => request.run_id.clone().map(BundleSubject::Run),
+            ExportScope::TraceBundle | ExportScope::IncidentBundle | ExportScope::Compliance => {
+                let state = ctx.data_unchecked::<AppState>();
+                let jobs = crate::request::scope(ctx)?
+                    .shared(|_| crate::request::loader(JobsByExport::new(state.db.clone())));
+                let key = (request.tenant_id.clone(), request.export_id.clone());
+                jobs.load_one(key)
+                    .await?
+                    .and_then(|job| job.bundle_subject())
+            }
+            ExportScope::LlmRuns
+            | ExportScope::SystemRecords
+            | ExportScope::Audit
+            | ExportScope::Traces => None,
+        };
+        Ok(match subject {
+            None => None,
+            Some(BundleSubject::Run(run_id)) => run_by_run_id(ctx, Some(&run_id))
+                .await?
+                .map(ExportSubject::LlmRun),
+            Some(BundleSubject::Trace(trace_id)) => {
+                let principal = auth::require(ctx, Permission::Read).await?;
+                let links = TraceLinks::of(ctx, &principal.tenant_id)?;
+                links
+                    .traces
+                    .load_one(trace_id)
+                    .await?
+                    .map(|t| ExportSubject::Trace(Trace::new(t, &links.trace_fields)))
+            }
+            Some(BundleSubject::Incident(id)) => {
+                incident_by_id(ctx, &id).await?.map(ExportSubject::Incident)
+            }
+        })
     }
     /// Who asked for the export.
     async fn requested_by(&self) -> &str {
@@ -138,6 +183,14 @@ impl LogExport {
     async fn manifest_path(&self) -> String {
         format!("/exports/{}/manifest", self.0.request.export_id)
     }
+}
+
+/// What a bundle export covers (`LogExport.subject`).
+#[derive(Union)]
+pub enum ExportSubject {
+    LlmRun(LlmRun),
+    Trace(Trace),
+    Incident(Incident),
 }
 
 /// One recorded state of an export (one immutable `log_exports` row).

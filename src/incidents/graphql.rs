@@ -56,6 +56,37 @@ impl Loader<String> for AnomaliesOfIncidents {
     }
 }
 
+/// Incidents by id, in one tenant.
+pub struct IncidentsById {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+impl Loader<String> for IncidentsById {
+    type Value = IncidentSnapshot;
+    type Error = AppError;
+
+    async fn load(&self, keys: &[String]) -> AppResult<HashMap<String, IncidentSnapshot>> {
+        let found = store::get_many(&self.db, &self.tenant, keys).await?;
+        Ok(found.into_iter().map(|i| (i.id.clone(), i)).collect())
+    }
+}
+
+/// The caller's incident with this id, if any, batched across the request (how other domains
+/// link to an incident, e.g. `LogExport.subject`).
+pub async fn incident_by_id(ctx: &Context<'_>, id: &str) -> AppResult<Option<Incident>> {
+    let principal = auth::require(ctx, Permission::Read).await?;
+    let db = &ctx.data_unchecked::<AppState>().db;
+    let loader = crate::request::scope(ctx)?.shared(|_| {
+        crate::request::loader(IncidentsById {
+            db: db.clone(),
+            tenant: principal.tenant_id.clone(),
+        })
+    });
+    let found: Option<IncidentSnapshot> = DataLoader::load_one(&loader, id.to_owned()).await?;
+    Ok(found.map(Incident))
+}
+
 /// The request's incident loaders (one set per request, in the caller's tenant).
 pub struct IncidentLoaders {
     audit: DataLoader<AuditAboutIncidents>,

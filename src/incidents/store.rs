@@ -111,3 +111,19 @@ pub async fn get(
         .map(snapshot)
         .transpose()
 }
+
+/// The tenant's incidents with these ids, in one statement.
+pub async fn get_many(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    ids: &[String],
+) -> AppResult<Vec<IncidentSnapshot>> {
+    Incidents::find()
+        .filter(I::TenantId.eq(tenant.as_str()))
+        .filter(I::Id.is_in(ids.iter().map(String::as_str)))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(snapshot)
+        .collect()
+}

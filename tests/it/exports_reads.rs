@@ -9,7 +9,7 @@ use logbook::auth::{Role, TenantId};
 use sea_orm::{EntityTrait, Set};
 use serde_json::{json, Value};
 
-use crate::support::{error_code, fixed_time, Backend, TestApp};
+use crate::support::{error_code, fixed_time, insert_runs, make_runs, Backend, TestApp};
 use crate::system_records::{ids_of, walk, List};
 
 const PAGE: &str = r#"
@@ -533,8 +533,103 @@ async fn export_jobs_are_batched(backend: Backend) {
     app.stop().await;
 }
 
+const SUBJECTS: &str = r#"
+query Subjects($first: Int) {
+  logExports(first: $first) {
+    nodes {
+      scope
+      subject {
+        __typename
+        ... on LlmRun { runId recordId }
+        ... on Trace { traceId runId }
+        ... on Incident { incidentId title }
+      }
+    }
+  }
+}"#;
+
+/// `LogExport.subject` resolves a bundle's run, trace or incident in the caller's tenant (the
+/// other tenant has the same ids), is null for a list export, and is batched: a page of four
+/// bundles and one of eight cost the same statements.
+async fn bundle_subjects_resolve_in_the_callers_tenant(backend: Backend) {
+    use sea_orm::IntoActiveModel;
+    let app = TestApp::spawn_for_counting(backend).await;
+    let operators = [
+        app.key("acme", Role::Operator).await,
+        app.key("other", Role::Operator).await,
+    ];
+    for tenant in ["acme", "other"] {
+        let ingest = app.key(tenant, Role::Ingest).await;
+        insert_runs(app.db(), &make_runs(tenant, tenant, 2, fixed_time())).await;
+        for i in 0..2 {
+            let run_id = format!("{tenant}-run-{i:05}");
+            app.data(
+                &ingest,
+                "mutation($i: StartTraceInput!) { startTrace(input: $i) { traceId } }",
+                json!({ "i": { "traceId": format!("t-{i}"), "runId": run_id } }),
+            )
+            .await;
+            let incident = crate::incidents::incident(tenant, i, fixed_time());
+            sea_orm::ActiveModelTrait::insert(incident.into_active_model(), app.db())
+                .await
+                .expect("incident");
+        }
+    }
+    let key = &operators[0];
+    app.data(
+        key,
+        CREATE,
+        json!({ "input": { "scope": "LLM_RUNS", "format": "NDJSON" } }),
+    )
+    .await;
+    // Oldest first: each kind twice, interleaved, so any four newest hold every kind.
+    let mut expected = Vec::new();
+    for i in 0..2 {
+        let run = format!("acme-run-{i:05}");
+        let incident = format!("acme-inc-{i:02}");
+        for input in [
+            json!({ "scope": "RUN_BUNDLE", "format": "ZIP", "runId": run }),
+            json!({ "scope": "TRACE_BUNDLE", "format": "ZIP", "traceId": format!("t-{i}") }),
+            json!({ "scope": "INCIDENT_BUNDLE", "format": "ZIP", "incidentId": incident }),
+            json!({ "scope": "COMPLIANCE", "format": "ZIP", "incidentId": incident }),
+        ] {
+            app.data(key, CREATE, json!({ "input": input })).await;
+        }
+        expected.push(
+            json!({ "__typename": "LlmRun", "runId": run, "recordId": format!("acme-rec-{i:05}") }),
+        );
+        expected.push(json!({ "__typename": "Trace", "traceId": format!("t-{i}"), "runId": run }));
+        let title = format!("acme incident {i}");
+        expected.push(json!({ "__typename": "Incident", "incidentId": incident, "title": title }));
+        expected.push(json!({ "__typename": "Incident", "incidentId": incident, "title": title }));
+    }
+    expected.reverse();
+
+    let mut counts = Vec::new();
+    for first in [4, 8] {
+        let before = app.state.sql.statements();
+        let data = app.data(key, SUBJECTS, json!({ "first": first })).await;
+        counts.push(app.state.sql.statements() - before);
+        let subjects: Vec<Value> = data["logExports"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["subject"].clone())
+            .collect();
+        assert_eq!(subjects, expected[..first].to_vec(), "{data:#}");
+    }
+    assert_eq!(counts[0], counts[1], "statements for 4 and 8 subjects");
+    let all = app.data(key, SUBJECTS, json!({ "first": 20 })).await;
+    let nodes = all["logExports"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 9);
+    assert_eq!(nodes[8]["scope"], "LLM_RUNS");
+    assert_eq!(nodes[8]["subject"], Value::Null, "a list export has none");
+    app.stop().await;
+}
+
 crate::cases!(
     one_node_per_export_with_latest_state,
+    bundle_subjects_resolve_in_the_callers_tenant,
     paging_is_stable_while_exports_progress,
     exports_for_runs_are_batched,
     export_jobs_are_batched,

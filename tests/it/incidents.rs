@@ -14,7 +14,7 @@ use crate::support::{
     error_code, fewest_statements, fixed_time, insert_runs, make_runs, Backend, TestApp,
 };
 
-fn incident(tenant: &str, i: usize, at: DateTime<Utc>) -> incidents::Model {
+pub(crate) fn incident(tenant: &str, i: usize, at: DateTime<Utc>) -> incidents::Model {
     let severity = ["critical", "high", "medium", "low"][i % 4];
     let status = ["open", "acknowledged", "resolved"][i % 3];
     incidents::Model {

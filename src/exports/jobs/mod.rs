@@ -30,7 +30,7 @@ pub use lease::{
     claim, complete, fail_attempt, heartbeat, live_attempts, release, Claimed, Completion,
     LeaseLost, Progress,
 };
-pub use model::{from_ms, to_ms, JobEventSnapshot, JobSnapshot, JobStage, JobState};
+pub use model::{from_ms, to_ms, BundleSubject, JobEventSnapshot, JobSnapshot, JobStage, JobState};
 
 /// A tenant's job by export id.
 pub async fn get(

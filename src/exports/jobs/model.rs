@@ -9,12 +9,57 @@ use crate::error::{AppError, AppResult};
 use crate::exports::settings::{RetryPolicy, RetryStrategy};
 use crate::exports::{ExportFormat, ExportScope};
 
-/// The part of a job's stored request the domain reads: its watermark. The rest (the subject:
-/// a list filter or a bundle id) belongs to the producer of export files, which decodes
-/// [`JobSnapshot::request`] itself, so this domain names no list it might export.
+/// The part of a job's stored request the domain reads: its watermark, and a bundle's subject
+/// id ([`JobSnapshot::bundle_subject`]). The rest (a list filter) belongs to the producer of
+/// export files, which decodes [`JobSnapshot::request`] itself, so this domain names no list it
+/// might export.
 #[derive(Deserialize)]
 struct Watermark {
     as_of: DateTime<Utc>,
+}
+
+/// What a bundle export covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleSubject {
+    /// A run bundle's run id.
+    Run(String),
+    /// A trace bundle's trace id.
+    Trace(String),
+    /// An incident or compliance bundle's incident id.
+    Incident(String),
+}
+
+/// The ids a stored request's subject may carry (`{"subject": {"scope": …, "<x>_id": …}}`).
+#[derive(Deserialize)]
+struct SubjectIds {
+    subject: Ids,
+}
+
+#[derive(Deserialize)]
+struct Ids {
+    run_id: Option<String>,
+    trace_id: Option<String>,
+    incident_id: Option<String>,
+}
+
+impl JobSnapshot {
+    /// The subject of a bundle export; `None` for a list export.
+    pub fn bundle_subject(&self) -> Option<BundleSubject> {
+        let ids = serde_json::from_str::<SubjectIds>(&self.request)
+            .ok()?
+            .subject;
+        match self.scope {
+            ExportScope::RunBundle => ids.run_id.map(BundleSubject::Run),
+            ExportScope::TraceBundle => ids.trace_id.map(BundleSubject::Trace),
+            ExportScope::IncidentBundle | ExportScope::Compliance => {
+                ids.incident_id.map(BundleSubject::Incident)
+            }
+            ExportScope::LlmRuns
+            | ExportScope::SystemRecords
+            | ExportScope::Audit
+            | ExportScope::Traces => None,
+        }
+    }
 }
 
 closed_set! {
