@@ -61,7 +61,7 @@ pub(crate) const POSTGRES_UP: &[&str] = &[
         FROM llm_run_records GROUP BY 1, 2",
 ];
 
-const POSTGRES_DOWN: &[&str] = &[
+pub(crate) const POSTGRES_DOWN: &[&str] = &[
     "DROP TRIGGER llm_run_day_counts_insert ON llm_run_records",
     "DROP TRIGGER llm_run_day_counts_delete ON llm_run_records",
     "DROP TRIGGER llm_run_day_counts_update ON llm_run_records",
@@ -102,7 +102,7 @@ pub(crate) const SQLITE_UP: &[&str] = &[
         FROM llm_run_records GROUP BY 1, 2",
 ];
 
-const SQLITE_DOWN: &[&str] = &[
+pub(crate) const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER llm_run_day_counts_insert",
     "DROP TRIGGER llm_run_day_counts_delete",
     "DROP TRIGGER llm_run_day_counts_update",

@@ -26,22 +26,6 @@ const PG_GRAINS_WITH_MONTHS: &str = "(VALUES ('H', 'YYYY-MM-DD\"T\"HH24', true),
 const PG_MONTHS: &str =
     "(VALUES ('M', 'YYYY-MM', true), ('m', 'YYYY-MM', false)) g(grain, format, keyed)";
 
-const PG_DROP_DAY_COUNTS: &[&str] = &[
-    "DROP TRIGGER llm_run_day_counts_insert ON llm_run_records",
-    "DROP TRIGGER llm_run_day_counts_delete ON llm_run_records",
-    "DROP TRIGGER llm_run_day_counts_update ON llm_run_records",
-    "DROP TRIGGER llm_run_day_counts_truncate ON llm_run_records",
-    "DROP FUNCTION llm_run_day_counts_apply()",
-    "DROP TABLE llm_run_day_counts",
-];
-
-const SQLITE_DROP_DAY_COUNTS: &[&str] = &[
-    "DROP TRIGGER llm_run_day_counts_insert",
-    "DROP TRIGGER llm_run_day_counts_delete",
-    "DROP TRIGGER llm_run_day_counts_update",
-    "DROP TABLE llm_run_day_counts",
-];
-
 /// (grain, length of the bucket's prefix of `created_at`, keyed).
 const SQLITE_GRAINS_WITH_MONTHS: &[(&str, u8, bool)] = &[
     ("H", 13, true),
@@ -86,31 +70,33 @@ impl MigrationTrait for Migration {
                 // so no run is written between the backfill and the triggers taking over.
                 let backfill = pg_rows("llm_run_records", "", PG_MONTHS);
                 exec(manager, &format!("INSERT INTO llm_run_rollups {backfill}")).await?;
-                for sql in PG_DROP_DAY_COUNTS {
+                for sql in day_counts::POSTGRES_DOWN {
                     exec(manager, sql).await?;
                 }
                 Ok(())
             }
             _ => {
                 sqlite_triggers(manager, SQLITE_GRAINS_WITH_MONTHS).await?;
-                exec(
-                    manager,
-                    "INSERT INTO llm_run_rollups
-                    SELECT tenant_id, 'M', substr(created_at, 1, 7), provider, model,
-                        execution_status, source, is_synthetic, COUNT(*), SUM(cost_cents),
-                        SUM(input_tokens), SUM(output_tokens)
-                    FROM llm_run_records GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
-                )
-                .await?;
-                exec(
-                    manager,
-                    "INSERT INTO llm_run_rollups
-                    SELECT tenant_id, 'm', substr(created_at, 1, 7), '', '', '', '', 0,
-                        COUNT(*), SUM(cost_cents), SUM(input_tokens), SUM(output_tokens)
-                    FROM llm_run_records GROUP BY 1, 2, 3",
-                )
-                .await?;
-                for sql in SQLITE_DROP_DAY_COUNTS {
+                // The month rows, keyed and totals (the same columns as the triggers write).
+                for keyed in [true, false] {
+                    let (grain, keys, group) = if keyed {
+                        (
+                            "M",
+                            "provider, model, execution_status, source, is_synthetic",
+                            "1, 2, 3, 4, 5, 6, 7, 8",
+                        )
+                    } else {
+                        ("m", "'', '', '', '', 0", "1, 2, 3")
+                    };
+                    let backfill = format!(
+                        "INSERT INTO llm_run_rollups
+                        SELECT tenant_id, '{grain}', substr(created_at, 1, 7), {keys}, COUNT(*),
+                            SUM(cost_cents), SUM(input_tokens), SUM(output_tokens)
+                        FROM llm_run_records GROUP BY {group}"
+                    );
+                    exec(manager, &backfill).await?;
+                }
+                for sql in day_counts::SQLITE_DOWN {
                     exec(manager, sql).await?;
                 }
                 Ok(())

@@ -150,20 +150,18 @@ fn past_cursor<E: EntityTrait>(
     select: Select<E>,
     (at, id): (E::Column, E::Column),
     kind: ActivityKind,
-    filter: &ActivityFilter,
-    as_of: Option<DateTime<Utc>>,
-    cursor: Option<&ActivityPosition>,
-    direction: Direction,
+    r: &Reading<'_>,
 ) -> Select<E> {
     use std::cmp::Ordering;
+    let (filter, direction) = (r.filter, r.direction);
     let mut select = select;
     if let Some(t) = filter.after {
         select = select.filter(at.gte(t));
     }
-    for t in [filter.before, as_of].into_iter().flatten() {
+    for t in [filter.before, r.as_of].into_iter().flatten() {
         select = select.filter(at.lte(t));
     }
-    if let Some(c) = cursor {
+    if let Some(c) = r.cursor {
         let same_instant_id = match direction {
             Direction::Older => id.lt(c.id.as_str()),
             Direction::Newer => id.gt(c.id.as_str()),
@@ -254,6 +252,77 @@ async fn positions<E: EntityTrait>(
         .await?)
 }
 
+/// How a read of the sources goes: the filter's window and `as_of`, from a cursor, one way.
+struct Reading<'a> {
+    filter: &'a ActivityFilter,
+    as_of: Option<DateTime<Utc>>,
+    cursor: Option<&'a ActivityPosition>,
+    direction: Direction,
+}
+
+/// What a read of one source returns: its next positions, or its count.
+enum Want {
+    Positions(u64),
+    Count,
+}
+
+enum Found {
+    Positions(Vec<(Option<DateTime<Utc>>, String)>),
+    Count(u64),
+}
+
+impl Sources<'_> {
+    /// One kind's positions or count, over its own `(tenant, time, id)` index.
+    async fn read(&self, r: &Reading<'_>, kind: ActivityKind, want: Want) -> AppResult<Found> {
+        use ActivityKind as K;
+        match kind {
+            K::LlmRun => {
+                use llm_run_records::Column as C;
+                self.finish(r, self.runs(), (C::CreatedAt, C::Id), kind, want)
+                    .await
+            }
+            K::SystemRecord => {
+                use system_records::Column as C;
+                let select = self.system_records();
+                self.finish(r, select, (C::CreatedAt, C::Id), kind, want)
+                    .await
+            }
+            K::AuditEntry => {
+                use audit_ledger::Column as C;
+                self.finish(r, self.audit(), (C::CreatedAt, C::Id), kind, want)
+                    .await
+            }
+            K::TraceStarted | K::TraceEnded => {
+                use aos_traces::Column as C;
+                let ended = kind == K::TraceEnded;
+                let at = if ended { C::CompletedAt } else { C::CreatedAt };
+                self.finish(r, self.traces(ended), (at, C::Id), kind, want)
+                    .await
+            }
+        }
+    }
+
+    async fn finish<E: EntityTrait>(
+        &self,
+        r: &Reading<'_>,
+        select: Select<E>,
+        columns: (E::Column, E::Column),
+        kind: ActivityKind,
+        want: Want,
+    ) -> AppResult<Found>
+    where
+        E::Model: Sync,
+    {
+        let select = past_cursor(select, columns, kind, r);
+        Ok(match want {
+            Want::Positions(limit) => {
+                Found::Positions(positions(self.db, select, columns, limit).await?)
+            }
+            Want::Count => Found::Count(select.count(self.db).await?),
+        })
+    }
+}
+
 /// Up to `limit` items strictly after `cursor` (from the newest when `None`), newest first.
 pub async fn page(
     db: &DatabaseConnection,
@@ -292,68 +361,18 @@ async fn read(
     direction: Direction,
     limit: u64,
 ) -> AppResult<Vec<ActivityItem>> {
-    use ActivityKind as K;
     let sources = Sources { db, tenant, filter };
     let mut kept: Vec<ActivityPosition> = Vec::new();
+    let reading = Reading {
+        filter,
+        as_of,
+        cursor,
+        direction,
+    };
     for kind in filter.kinds() {
-        let found = match kind {
-            K::LlmRun => {
-                use llm_run_records::Column as C;
-                let columns = (C::CreatedAt, C::Id);
-                let select = past_cursor(
-                    sources.runs(),
-                    columns,
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                    direction,
-                );
-                positions(db, select, columns, limit).await?
-            }
-            K::SystemRecord => {
-                use system_records::Column as C;
-                let columns = (C::CreatedAt, C::Id);
-                let select = past_cursor(
-                    sources.system_records(),
-                    columns,
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                    direction,
-                );
-                positions(db, select, columns, limit).await?
-            }
-            K::AuditEntry => {
-                use audit_ledger::Column as C;
-                let columns = (C::CreatedAt, C::Id);
-                let select = past_cursor(
-                    sources.audit(),
-                    columns,
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                    direction,
-                );
-                positions(db, select, columns, limit).await?
-            }
-            K::TraceStarted | K::TraceEnded => {
-                use aos_traces::Column as C;
-                let ended = kind == K::TraceEnded;
-                let columns = (if ended { C::CompletedAt } else { C::CreatedAt }, C::Id);
-                let select = past_cursor(
-                    sources.traces(ended),
-                    columns,
-                    kind,
-                    filter,
-                    as_of,
-                    cursor,
-                    direction,
-                );
-                positions(db, select, columns, limit).await?
-            }
+        let found = match sources.read(&reading, kind, Want::Positions(limit)).await? {
+            Found::Positions(found) => found,
+            Found::Count(_) => Vec::new(),
         };
         kept.extend(
             found
@@ -467,71 +486,18 @@ pub async fn count(
     filter: &ActivityFilter,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<i64> {
-    use ActivityKind as K;
     let sources = Sources { db, tenant, filter };
+    let reading = Reading {
+        filter,
+        as_of,
+        cursor: None,
+        direction: Direction::Older,
+    };
     let mut total = 0u64;
     for kind in filter.kinds() {
-        total += match kind {
-            K::LlmRun => {
-                use llm_run_records::Column as C;
-                past_cursor(
-                    sources.runs(),
-                    (C::CreatedAt, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    None,
-                    Direction::Older,
-                )
-                .count(db)
-                .await?
-            }
-            K::SystemRecord => {
-                use system_records::Column as C;
-                let select = sources.system_records();
-                past_cursor(
-                    select,
-                    (C::CreatedAt, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    None,
-                    Direction::Older,
-                )
-                .count(db)
-                .await?
-            }
-            K::AuditEntry => {
-                use audit_ledger::Column as C;
-                past_cursor(
-                    sources.audit(),
-                    (C::CreatedAt, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    None,
-                    Direction::Older,
-                )
-                .count(db)
-                .await?
-            }
-            K::TraceStarted | K::TraceEnded => {
-                use aos_traces::Column as C;
-                let ended = kind == K::TraceEnded;
-                let at = if ended { C::CompletedAt } else { C::CreatedAt };
-                past_cursor(
-                    sources.traces(ended),
-                    (at, C::Id),
-                    kind,
-                    filter,
-                    as_of,
-                    None,
-                    Direction::Older,
-                )
-                .count(db)
-                .await?
-            }
-        };
+        if let Found::Count(n) = sources.read(&reading, kind, Want::Count).await? {
+            total += n;
+        }
     }
     Ok(total as i64)
 }

@@ -156,16 +156,17 @@ impl Listed for MismatchResolvedList {
         filter: &MismatchListFilter,
         as_of: Option<DateTime<Utc>>,
     ) -> Select<Entity> {
-        Self::select_on(DbBackend::Postgres, tenant, filter, as_of)
+        MismatchList::select(tenant, filter, as_of).filter(Column::ResolvedAt.is_not_null())
     }
 
     fn select_on(
         backend: DbBackend,
         tenant: &TenantId,
         filter: &MismatchListFilter,
-        _: Option<DateTime<Utc>>,
+        as_of: Option<DateTime<Utc>>,
     ) -> Select<Entity> {
-        filtered(backend, tenant, filter).filter(Column::ResolvedAt.is_not_null())
+        MismatchList::select_on(backend, tenant, filter, as_of)
+            .filter(Column::ResolvedAt.is_not_null())
     }
 }
 
