@@ -726,6 +726,40 @@ impl<T> Page<T> {
     pub async fn total_count(&self) -> AppResult<i64> {
         self.probe.count().await
     }
+
+    /// The page with `totalCount` answered by `count` (the same number, read another way: a
+    /// list whose other views already read what the count needs).
+    pub fn counted_by(self, count: Arc<dyn TotalCount>) -> Self {
+        Page {
+            probe: Arc::new(CountedBy {
+                probe: self.probe,
+                count,
+            }),
+            ..self
+        }
+    }
+}
+
+/// Another way to the count of a list's matching rows ([`Page::counted_by`]).
+#[async_trait::async_trait]
+pub trait TotalCount: Send + Sync {
+    async fn count(&self) -> AppResult<i64>;
+}
+
+struct CountedBy {
+    probe: Arc<dyn ListProbe>,
+    count: Arc<dyn TotalCount>,
+}
+
+#[async_trait::async_trait]
+impl ListProbe for CountedBy {
+    async fn count(&self) -> AppResult<i64> {
+        self.count.count().await
+    }
+
+    async fn exists_beyond(&self, at: &Position, newer: bool) -> AppResult<bool> {
+        self.probe.exists_beyond(at, newer).await
+    }
 }
 
 /// A GraphQL object with one keyset list field over a [`Listed`] list `$list`: the Relay

@@ -1,5 +1,7 @@
 //! GraphQL for LLM runs: the `LlmRun` node, `llmRuns` (a keyset-paged connection) and `llmRun`.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 
 use super::views::{FacetField, RunSet, TimeField};
@@ -329,6 +331,8 @@ impl LlmRunsField {
     ) -> async_graphql::Result<LlmRunConnection> {
         let filter = RunFilter::try_from(filter.unwrap_or_default())?;
         let order = order_by.unwrap_or_default().list_order();
+        // An order that leaves out runs without a value counts only the others.
+        let counts_every_run = !order.key.skip_null;
         let args = PageArgs {
             first,
             after,
@@ -336,13 +340,14 @@ impl LlmRunsField {
             before,
         };
         let listed = pagination::ordered_page(ctx, filter, order, args, as_of.map(|d| d.0)).await?;
-        let views = RunSet {
-            db: listed.db,
-            tenant: listed.tenant,
-            filter: listed.filter,
-            as_of: listed.as_of,
-        };
-        Ok(LlmRunConnection(listed.page.map(LlmRun), views))
+        let views = RunSet::new(listed.db, listed.tenant, listed.filter, listed.as_of);
+        let mut page = listed.page.map(LlmRun);
+        // The facets read every matching run's key combination; asked with them, the total is
+        // their sum, not another statement.
+        if counts_every_run && ctx.look_ahead().field("facets").exists() {
+            page = page.counted_by(Arc::new(views.clone()));
+        }
+        Ok(LlmRunConnection(page, views))
     }
 }
 

@@ -3,6 +3,8 @@
 //! exact and computed in SQL; facets and creation-time histograms read the rollups
 //! (`super::rollups`) when the filter names only what they are keyed by.
 
+use std::sync::Arc;
+
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column as R, Entity as Runs};
@@ -10,6 +12,7 @@ use sea_orm::sea_query::{Condition, ExprTrait, UnionType};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbBackend, QueryFilter, QuerySelect, QueryTrait, Select,
 };
+use tokio::sync::OnceCell;
 
 use super::cover::Cover;
 use super::rollups::{self, WindowPlan};
@@ -17,19 +20,26 @@ use super::store::filtered;
 use super::RunFilter;
 use crate::auth::TenantId;
 use crate::error::AppResult;
+use crate::pagination::TotalCount;
 use crate::stats::sql::{
     add_into, count_all, facet_of, grouped, key_counts, numeric_stats, read_key_counts, sum,
     time_totals,
 };
 use crate::stats::{Buckets, NumericStats};
 
+/// Runs per combination of the five keys (values in [`FacetField::position`] order).
+type Combos = Vec<(Vec<Option<String>>, i64)>;
+
 /// What one query over the runs is about: the tenant's rows matching a filter, up to `asOf`.
+/// Its key combinations are read once per request and shared by every facet (and by
+/// `totalCount`, when the page is counted by them).
 #[derive(Clone)]
 pub struct RunSet {
     pub db: DatabaseConnection,
     pub tenant: TenantId,
     pub filter: RunFilter,
     pub as_of: Option<DateTime<Utc>>,
+    combos: Arc<OnceCell<Combos>>,
 }
 
 /// The fields a run facet counts by.
@@ -94,7 +104,31 @@ pub const NUMERIC_FIELDS: [&str; 5] = [
     "duration_ms",
 ];
 
+/// Every run falls in exactly one key combination (the keys are NOT NULL), so their counts sum
+/// to the runs matching the filter: the page's `totalCount` when the facets are asked too.
+#[async_trait::async_trait]
+impl TotalCount for RunSet {
+    async fn count(&self) -> AppResult<i64> {
+        Ok(self.combos().await?.iter().map(|(_, n)| n).sum())
+    }
+}
+
 impl RunSet {
+    pub fn new(
+        db: DatabaseConnection,
+        tenant: TenantId,
+        filter: RunFilter,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Self {
+        RunSet {
+            db,
+            tenant,
+            filter,
+            as_of,
+            combos: Arc::default(),
+        }
+    }
+
     fn backend(&self) -> DbBackend {
         self.db.get_database_backend()
     }
@@ -121,7 +155,21 @@ impl RunSet {
     /// per combination of all five keys (a few dozen rows), and every facet is summed from it;
     /// on the rollups, its `UNION ALL` counts the row ranges of the window's cover ([`Cover`]).
     pub async fn facets(&self, fields: &[FacetField]) -> AppResult<Vec<Vec<(String, i64)>>> {
-        let combos = if self.filter.on_rollup_keys() {
+        let combos = self.combos().await?;
+        // Every key is NOT NULL: nothing is missing.
+        Ok(fields
+            .iter()
+            .map(|field| facet_of(combos, field.position()).0)
+            .collect())
+    }
+
+    /// The runs per key combination, read on first use.
+    async fn combos(&self) -> AppResult<&Combos> {
+        self.combos.get_or_try_init(|| self.read_combos()).await
+    }
+
+    async fn read_combos(&self) -> AppResult<Combos> {
+        Ok(if self.filter.on_rollup_keys() {
             let (start, end) = rollups::created_span(&self.filter, self.as_of);
             let cover = Cover::of(start, end);
             // The units' rollup rows and the row ranges, in one statement.
@@ -151,12 +199,7 @@ impl RunSet {
             }
         } else {
             key_counts(&self.db, self.rows(), &KEY_VALUES, count_all()).await?
-        };
-        // Every key is NOT NULL: nothing is missing.
-        Ok(fields
-            .iter()
-            .map(|field| facet_of(&combos, field.position()).0)
-            .collect())
+        })
     }
 
     /// Count and cost per bucket of `field` over the matching runs.

@@ -459,6 +459,22 @@ async fn facets_and_aggregates_are_exact(backend: Backend) {
             &format!("durationMs {what}"),
         );
     }
+    // Asked together, `totalCount` is the facets' sum: one statement for both, no page read.
+    let both = r#"query($f: LlmRunFilter) {
+        llmRuns(filter: $f) { totalCount facets(fields: [MODEL]) { values { count } } } }"#;
+    let window = json!({ "createdAfter": iso(a - Duration::minutes(3 * 1440 + 17)), "createdBefore": iso(a - Duration::minutes(95)) });
+    let before = f.app.state.sql.statements();
+    let data = f.app.data(&f.key, both, json!({ "f": window })).await;
+    assert_eq!(f.app.state.sql.statements() - before, 1, "{data}");
+    let facet_sum: i64 = data["llmRuns"]["facets"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| int(&v["count"]))
+        .sum();
+    let expected = f.runs.iter().filter(|r| keeps(&window, r)).count() as i64;
+    assert_eq!(int(&data["llmRuns"]["totalCount"]), expected);
+    assert_eq!(facet_sum, expected);
     // Folding the PostgreSQL deltas changes no figure (SQLite keeps one row per key).
     if backend == Backend::Postgres {
         logbook::runs::rollups::compact(f.app.db())
