@@ -239,16 +239,8 @@ impl LogSubscription {
         filter: Option<TraceMismatchFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = TraceMismatchReported>> {
-        let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
-        let (state, tenant, rows) =
-            list_tail::<MismatchList>(ctx, Topic::TraceMismatches, filter, after).await?;
-        Ok(rows.map(move |(cursor, mismatch)| {
-            let links = TraceLinks::new(&state.db, &tenant);
-            TraceMismatchReported {
-                cursor,
-                node: TraceMismatch::new(mismatch, &links),
-            }
-        }))
+        let rows = mismatch_tail::<MismatchList>(ctx, filter, after).await?;
+        Ok(rows.map(|(cursor, node)| TraceMismatchReported { cursor, node }))
     }
 
     /// The tenant's replay mismatches matching `filter` as they are resolved, oldest
@@ -260,16 +252,8 @@ impl LogSubscription {
         filter: Option<TraceMismatchFilter>,
         after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = TraceMismatchResolved>> {
-        let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
-        let (state, tenant, rows) =
-            list_tail::<MismatchResolvedList>(ctx, Topic::TraceMismatches, filter, after).await?;
-        Ok(rows.map(move |(cursor, mismatch)| {
-            let links = TraceLinks::new(&state.db, &tenant);
-            TraceMismatchResolved {
-                cursor,
-                node: TraceMismatch::new(mismatch, &links),
-            }
-        }))
+        let rows = mismatch_tail::<MismatchResolvedList>(ctx, filter, after).await?;
+        Ok(rows.map(|(cursor, node)| TraceMismatchResolved { cursor, node }))
     }
 
     /// The tenant's cost anomalies matching `filter` as they are detected, oldest first;
@@ -335,6 +319,25 @@ fn activity_topics(filter: &ActivityFilter) -> Vec<Topic> {
         .collect();
     topics.dedup();
     topics
+}
+
+/// A tail of one of the mismatch lists (reported or resolved) as GraphQL nodes. Each event's
+/// node gets fresh trace loaders: a loader kept for the life of a subscription would cache
+/// its traces forever.
+async fn mismatch_tail<L>(
+    ctx: &Context<'_>,
+    filter: Option<TraceMismatchFilter>,
+    after: Option<String>,
+) -> AppResult<impl Stream<Item = (String, TraceMismatch)> + Send + 'static>
+where
+    L: Listed<Filter = MismatchListFilter, Row = crate::mismatches::MismatchSnapshot>,
+{
+    let filter = MismatchListFilter::try_from(filter.unwrap_or_default())?;
+    let (state, tenant, rows) = list_tail::<L>(ctx, Topic::TraceMismatches, filter, after).await?;
+    Ok(rows.map(move |(cursor, mismatch)| {
+        let links = TraceLinks::new(&state.db, &tenant);
+        (cursor, TraceMismatch::new(mismatch, &links))
+    }))
 }
 
 /// The caller's tail of the list `L` with `filter` (the caller must be able to read; its own
