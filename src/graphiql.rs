@@ -60,6 +60,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("graphiql/examples/11_activity.graphql"),
     ),
     (
+        "12_exports.graphql",
+        include_str!("graphiql/examples/12_exports.graphql"),
+    ),
+    (
         "20_cost_dashboard.graphql",
         include_str!("graphiql/examples/20_cost_dashboard.graphql"),
     ),

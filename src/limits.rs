@@ -97,7 +97,10 @@ pub const FIXED_COSTS: &[(&str, &str, usize)] = &[
     ("TraceMismatchConnection", "facets", VIEW_COST),
     ("TraceMismatchConnection", "histogram", VIEW_COST),
     ("TraceStepListConnection", "facets", VIEW_COST),
+    ("TraceStepListConnection", "aggregate", VIEW_COST),
     ("TraceStepListConnection", "histogram", VIEW_COST),
+    ("LogExportConnection", "facets", VIEW_COST),
+    ("LogExportConnection", "histogram", VIEW_COST),
 ];
 
 /// Objects one request may fetch by id: `nodes(ids:)`, and all `_entities(representations:)` of

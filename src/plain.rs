@@ -110,6 +110,37 @@ impl<T: PlainFields> OutputType for PlainList<'_, T> {
     }
 }
 
+/// An owned list of plain objects a resolver builds (a histogram's buckets), resolved in one
+/// pass when the selection allows (else as `Vec<T>`).
+pub struct PlainRows<T>(pub Vec<T>);
+
+impl<T: PlainFields + Send> OutputType for PlainRows<T> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<T> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<T> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<T> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        match plan::<T>(&ctx.item.node) {
+            Some(plan) => Ok(Value::List(
+                self.0.iter().map(|item| object(item, &plan)).collect(),
+            )),
+            None => <Vec<T> as OutputType>::resolve(&self.0, ctx, field).await,
+        }
+    }
+}
+
 /// A connection edge whose node may be answered plainly.
 pub trait PlainEdge: OutputType + Sync {
     type Node: PlainFields;

@@ -24,7 +24,7 @@ use crate::pagination::PageRequest;
 use crate::pagination::{self, canonical};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval};
 use crate::system::graphql::record_id_from;
 
 /// One entry of the tenant's append-only governance ledger (topic AUDIT). Entries are
@@ -135,7 +135,7 @@ crate::connection_types!(AuditEntryConnection, AuditEntryEdge, AuditEntry, views
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         Ok(buckets.finish_counts(&self.1.histogram(&buckets).await?))
     }

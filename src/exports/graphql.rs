@@ -9,10 +9,11 @@ use crate::traces::graphql::{Trace, TraceLinks};
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, InputObject, Json, Object, Union, ID};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, Union, ID};
 use sea_orm::DatabaseConnection;
 
 use super::jobs::BundleSubject;
+use super::views::{ExportFacetField, ExportSet};
 use super::{
     store, ExportFilter, ExportFormat, ExportRowSnapshot, ExportScope, ExportStatus,
     LogExportSnapshot,
@@ -21,10 +22,12 @@ use crate::audit::ActorType;
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
+use crate::list_filters::text_set;
 use crate::pagination::canonical;
 use crate::pagination::PageRequest;
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval};
 use crate::system::graphql::record_id_from;
 
 /// One export of log data (AUDIT O5). The ledger of exports is append-only: each state of an
@@ -229,19 +232,75 @@ impl LogExportState<'_> {
     }
 }
 
-crate::connection_types!(LogExportConnection, LogExportEdge, LogExport);
+crate::connection_types!(LogExportConnection, LogExportEdge, LogExport, views ExportSet {
+    /// Value → count of each named field over the exports matching the filter and `asOf` (all
+    /// pages), most frequent first; for a console's filter dropdowns.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn facets(
+        &self,
+        fields: Vec<ExportFacetField>,
+        #[graphql(desc = "Values per field (default 20, at most 100); the rest are `otherCount`.")]
+        limit: Option<i32>,
+    ) -> async_graphql::Result<Vec<LogExportFacet>> {
+        let limit = crate::stats::facet_args(&fields, limit, 5)?;
+        let counts = self.1.facets(&fields).await?;
+        Ok(crate::stats::facets_of(fields, counts, limit, |field, parts| LogExportFacet {
+            field,
+            values: parts.values,
+            other_count: parts.other_count,
+        }))
+    }
+
+    /// Exports per bucket of their `requestedAt` over `[from, to)`, zero-filled, for the exports
+    /// matching the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone`
+    /// (an IANA name; UTC when absent); the first and last are cut at `from` and `to`.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn histogram(
+        &self,
+        interval: HistogramInterval,
+        from: DateTime,
+        to: DateTime,
+        time_zone: Option<String>,
+    ) -> async_graphql::Result<Histogram> {
+        let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
+        Ok(buckets.finish_counts(&self.1.histogram(&buckets).await?))
+    }
+});
+
+/// One facet of `logExports` (every export has a value for each field).
+#[derive(SimpleObject)]
+pub struct LogExportFacet {
+    pub field: ExportFacetField,
+    pub values: Vec<FacetValue>,
+    /// Exports whose value was cut by `limit`.
+    pub other_count: BigInt,
+}
 
 impl crate::plain::PlainFields for LogExport {}
 
-/// Filters for `logExports`; the same input drives the list and its `totalCount`.
+/// Filters for `logExports`; the same input drives the list, its `totalCount`, facets and
+/// histogram. Every given condition must hold; lists hold 1 to 100 values; bounds are
+/// inclusive.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct LogExportFilter {
     /// Any of these scopes.
     pub scope: Option<Vec<ExportScope>>,
+    /// None of these scopes.
+    pub scope_not_in: Option<Vec<ExportScope>>,
     /// Any of these formats.
     pub format: Option<Vec<ExportFormat>>,
+    /// None of these formats.
+    pub format_not_in: Option<Vec<ExportFormat>>,
     /// Any of these current statuses (as of `asOf`, when given).
     pub status: Option<Vec<ExportStatus>>,
+    /// None of these current statuses (as of `asOf`, when given).
+    pub status_not_in: Option<Vec<ExportStatus>>,
+    /// Requested by any of these principals.
+    pub requested_by: Option<Vec<String>>,
+    /// Requested by none of these principals.
+    pub requested_by_not_in: Option<Vec<String>>,
+    /// Requested by any of these kinds of actor.
+    pub origin: Option<Vec<ActorType>>,
     /// Exports of this run.
     pub run_id: Option<String>,
     /// Inclusive lower bound on `requestedAt`.
@@ -250,16 +309,27 @@ pub struct LogExportFilter {
     pub created_before: Option<DateTime>,
 }
 
-impl From<LogExportFilter> for ExportFilter {
-    fn from(f: LogExportFilter) -> Self {
-        ExportFilter {
-            scope: f.scope.map(|v| canonical(v, ExportScope::as_str)),
-            format: f.format.map(|v| canonical(v, ExportFormat::as_str)),
-            status: f.status.map(|v| canonical(v, ExportStatus::as_str)),
+impl TryFrom<LogExportFilter> for ExportFilter {
+    type Error = AppError;
+
+    fn try_from(f: LogExportFilter) -> AppResult<Self> {
+        let scopes = |v: Option<Vec<ExportScope>>| v.map(|v| canonical(v, ExportScope::as_str));
+        let formats = |v: Option<Vec<ExportFormat>>| v.map(|v| canonical(v, ExportFormat::as_str));
+        let statuses = |v: Option<Vec<ExportStatus>>| v.map(|v| canonical(v, ExportStatus::as_str));
+        Ok(ExportFilter {
+            scope: scopes(f.scope),
+            scope_not_in: scopes(f.scope_not_in),
+            format: formats(f.format),
+            format_not_in: formats(f.format_not_in),
+            status: statuses(f.status),
+            status_not_in: statuses(f.status_not_in),
+            requested_by: text_set("requestedBy", f.requested_by)?,
+            requested_by_not_in: text_set("requestedByNotIn", f.requested_by_not_in)?,
+            origin: f.origin.map(|v| canonical(v, ActorType::as_str)),
             run_id: f.run_id,
             created_after: f.created_after.map(|d| d.0),
             created_before: f.created_before.map(|d| d.0),
-        }
+        })
     }
 }
 
@@ -274,16 +344,25 @@ pub async fn node(ctx: &Context<'_>, export_id: &str) -> AppResult<LogExport> {
 }
 
 /// `logExports`: a page of export requests, each with its states as of `asOf`.
+/// A page of `logExports` (each export with its state as of `asOf`) and the views over the
+/// same filter.
 async fn log_exports_page(
     ctx: &Context<'_>,
-    filter: ExportFilter,
+    filter: LogExportFilter,
     request: PageRequest,
 ) -> AppResult<LogExportConnection> {
+    let filter = ExportFilter::try_from(filter)?;
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
     let tenant = &principal.tenant_id;
     let page = store::page(&state.db, &state.cursors, tenant, &filter, &request).await?;
-    Ok(LogExportConnection(page.map(LogExport)))
+    let views = ExportSet {
+        db: state.db.clone(),
+        tenant: tenant.clone(),
+        filter,
+        as_of: request.as_of,
+    };
+    Ok(LogExportConnection(page.map(LogExport), views))
 }
 
 crate::list_field!(

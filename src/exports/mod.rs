@@ -13,6 +13,7 @@ pub mod settings {
 pub mod status;
 pub mod store;
 pub mod subscription;
+pub mod views;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -131,15 +132,21 @@ pub fn assemble(rows: Vec<ExportRowSnapshot>) -> Vec<LogExportSnapshot> {
     exports
 }
 
-/// The list filter, as the store applies it. `scope`, `format` and `run_id` are properties of
-/// the request; `status` is the export's current status (at `asOf` when given); the time
-/// bounds apply to the request time and are inclusive. Lists mean "any of" and are kept
-/// sorted and deduplicated.
+/// The list filter, as the store applies it. `scope`, `format`, `run_id`, `requested_by` and
+/// `origin` are properties of the request; `status` is the export's current status (at `asOf`
+/// when given); the time bounds apply to the request time and are inclusive. Lists mean "any
+/// of" (`*_not_in`: "none of") and are kept sorted and deduplicated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ExportFilter {
     pub scope: Option<Vec<ExportScope>>,
+    pub scope_not_in: Option<Vec<ExportScope>>,
     pub format: Option<Vec<ExportFormat>>,
+    pub format_not_in: Option<Vec<ExportFormat>>,
     pub status: Option<Vec<ExportStatus>>,
+    pub status_not_in: Option<Vec<ExportStatus>>,
+    pub requested_by: Option<Vec<String>>,
+    pub requested_by_not_in: Option<Vec<String>>,
+    pub origin: Option<Vec<ActorType>>,
     pub run_id: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,

@@ -21,6 +21,7 @@ use super::{
 use crate::audit::ActorType;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::list_filters::{stored_values, within_sets};
 use crate::pagination::{self, created_within, CursorCodec, Listed, Page, PageRequest, Position};
 
 fn snapshot(m: log_exports::Model) -> AppResult<ExportRowSnapshot> {
@@ -96,7 +97,7 @@ fn is_request_row() -> Expr {
 }
 
 /// The export's current status (its newest row at or before `as_of`), as a scalar subquery.
-fn current_status(as_of: Option<DateTime<Utc>>) -> Expr {
+pub(super) fn current_status(as_of: Option<DateTime<Utc>>) -> Expr {
     let state = Alias::new("state");
     let mut sub = same_export(&state);
     sub.clear_selects();
@@ -110,20 +111,44 @@ fn current_status(as_of: Option<DateTime<Utc>>) -> Expr {
     Expr::from(sub)
 }
 
-fn filtered(
+/// The request rows of the tenant's exports matching `filter`, each export's status read as of
+/// `as_of`.
+pub(super) fn filtered(
     tenant: &TenantId,
     filter: &ExportFilter,
     as_of: Option<DateTime<Utc>>,
 ) -> Select<Entity> {
     let mut q = tenant_rows(tenant).filter(is_request_row());
-    if let Some(values) = &filter.scope {
-        q = q.filter(Column::Scope.is_in(values.iter().map(|v| v.as_str())));
-    }
-    if let Some(values) = &filter.format {
-        q = q.filter(Column::Format.is_in(values.iter().map(|v| v.as_str())));
-    }
+    q = within_sets(
+        q,
+        Column::Scope,
+        stored_values(&filter.scope, ExportScope::as_str).as_deref(),
+        stored_values(&filter.scope_not_in, ExportScope::as_str).as_deref(),
+    );
+    q = within_sets(
+        q,
+        Column::Format,
+        stored_values(&filter.format, ExportFormat::as_str).as_deref(),
+        stored_values(&filter.format_not_in, ExportFormat::as_str).as_deref(),
+    );
+    q = within_sets(
+        q,
+        Column::RequestedBy,
+        filter.requested_by.as_deref(),
+        filter.requested_by_not_in.as_deref(),
+    );
+    q = within_sets(
+        q,
+        Column::Origin,
+        stored_values(&filter.origin, ActorType::as_str).as_deref(),
+        None,
+    );
+    // Every export has a status (its request row's, at least), so "none of" needs no NULL case.
     if let Some(values) = &filter.status {
         q = q.filter(current_status(as_of).is_in(values.iter().map(|v| v.as_str())));
+    }
+    if let Some(values) = &filter.status_not_in {
+        q = q.filter(current_status(as_of).is_not_in(values.iter().map(|v| v.as_str())));
     }
     if let Some(v) = &filter.run_id {
         q = q.filter(Column::RunId.eq(v.as_str()));

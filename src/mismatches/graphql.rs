@@ -18,7 +18,7 @@ use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirec
 use crate::pagination::{self, ListOrder, Page, PageArgs, PageInfo, SortKey};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval};
 use crate::traces::graphql::{LoadError, Trace, TraceLinks};
 
 /// The tenant's mismatches per trace id, newest first.
@@ -241,7 +241,7 @@ impl TraceMismatchConnection {
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         Ok(buckets.finish_counts(&self.views.histogram(field, &buckets).await?))
     }

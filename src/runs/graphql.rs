@@ -15,7 +15,7 @@ use crate::plain::{value, PlainField, PlainFields};
 use crate::scalars::BigInt;
 use crate::scalars::DateTime;
 use crate::state::AppState;
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval, NumericStats};
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval, NumericStats};
 
 /// One LLM run's immutable execution record (topic LLM_RUNS, depth O1). Its resolvers are in
 /// `crate::run_node`: they reach every domain that links back to runs, so they live above them.
@@ -77,7 +77,7 @@ crate::connection_types!(LlmRunConnection, LlmRunEdge, LlmRun, views RunSet {
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         let totals = self.1.histogram(field, &buckets).await?;
         Ok(buckets.finish(&totals, true))

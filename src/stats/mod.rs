@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{AppError, AppResult};
+use crate::plain::{value, PlainField, PlainFields, PlainRows};
 use crate::scalars::{self, BigInt};
 
 /// The most buckets one histogram may have (a day by the minute, 30 days by the hour).
@@ -131,6 +132,22 @@ pub struct NumericStats {
     pub p95: Option<BigInt>,
 }
 
+/// [`NumericStats`] of a field stored as a fractional number (a step's duration or cost), in
+/// the stored doubles: sums and means carry the double arithmetic's rounding, the extremes and
+/// percentiles are stored values.
+#[derive(Debug, Clone, PartialEq, SimpleObject)]
+pub struct FractionalStats {
+    pub count: BigInt,
+    pub sum: Option<f64>,
+    pub avg: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The smallest value with at least half of the values at or below it.
+    pub p50: Option<f64>,
+    /// The smallest value with at least 95 % of the values at or below it.
+    pub p95: Option<f64>,
+}
+
 /// The 1-based rank of the nearest-rank percentile `p` of `n` values, computed as PostgreSQL's
 /// `percentile_disc` does (`ceil(p × n)` in double precision), so both backends agree.
 pub fn nearest_rank(p: f64, n: i64) -> i64 {
@@ -152,6 +169,23 @@ pub struct HistogramBucket {
     pub count: BigInt,
     /// The bucket's summed cost in cents, where the list has a cost.
     pub cost_cents: Option<BigInt>,
+}
+
+/// A histogram's buckets: up to [`MAX_BUCKETS`] objects of three or four scalars, answered in
+/// one pass rather than a future per field (`crate::plain`).
+pub type Histogram = PlainRows<HistogramBucket>;
+
+impl PlainFields for HistogramBucket {
+    fn plain_field(name: &str) -> Option<PlainField<Self>> {
+        let read: PlainField<Self> = match name {
+            "start" => |b| value::scalar(&b.start),
+            "end" => |b| value::scalar(&b.end),
+            "count" => |b| value::scalar(&b.count),
+            "costCents" => |b| value::optional_scalar(b.cost_cents.as_ref()),
+            _ => return None,
+        };
+        Some(read)
+    }
 }
 
 /// The boundaries of a histogram over `[from, to)`: buckets aligned to the interval in the
@@ -232,13 +266,14 @@ impl Buckets {
 
     /// Zero-filled buckets with the given per-bucket (count, cost).
     /// The buckets of a histogram that counts rows only (`costCents` null).
-    pub fn finish_counts(&self, counts: &[i64]) -> Vec<HistogramBucket> {
+    pub fn finish_counts(&self, counts: &[i64]) -> Histogram {
         let totals: Vec<(i64, i64)> = counts.iter().map(|&n| (n, 0)).collect();
         self.finish(&totals, false)
     }
 
-    pub fn finish(&self, totals: &[(i64, i64)], with_cost: bool) -> Vec<HistogramBucket> {
-        self.bounds
+    pub fn finish(&self, totals: &[(i64, i64)], with_cost: bool) -> Histogram {
+        let buckets = self
+            .bounds
             .windows(2)
             .zip(totals)
             .map(|(edge, (count, cost))| HistogramBucket {
@@ -247,7 +282,8 @@ impl Buckets {
                 count: BigInt(*count),
                 cost_cents: with_cost.then_some(BigInt(*cost)),
             })
-            .collect()
+            .collect();
+        PlainRows(buckets)
     }
 }
 

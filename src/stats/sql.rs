@@ -8,10 +8,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, QueryTrait, Select, Statement,
+    QuerySelect, QueryTrait, Select, Statement, TryGetable,
 };
 
-use super::{nearest_rank, Buckets, NumericStats};
+use super::{nearest_rank, Buckets, FractionalStats, NumericStats};
 use crate::error::{AppError, AppResult};
 use crate::scalars::BigInt;
 
@@ -56,9 +56,15 @@ pub async fn read_key_counts(
     statement: &SelectStatement,
     keys: usize,
 ) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
-    let rows = db
-        .query_all_raw(db.get_database_backend().build(statement))
-        .await?;
+    run_key_counts(db, db.get_database_backend().build(statement), keys).await
+}
+
+async fn run_key_counts(
+    db: &DatabaseConnection,
+    statement: Statement,
+    keys: usize,
+) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
+    let rows = db.query_all_raw(statement).await?;
     rows.into_iter()
         .map(|row| {
             let mut values = Vec::with_capacity(keys);
@@ -68,6 +74,31 @@ pub async fn read_key_counts(
             Ok((values, row.try_get_by_index::<i64>(keys)?))
         })
         .collect()
+}
+
+/// Each combination of the columns `k0`, `k1`, … of `inner` and its row count, for keys that
+/// are more than an expression over one row's columns (a correlated subquery, say): `inner`
+/// names them, and the grouping runs over its output.
+pub async fn counts_of_columns(
+    db: &DatabaseConnection,
+    inner: &SelectStatement,
+    keys: usize,
+) -> AppResult<Vec<(Vec<Option<String>>, i64)>> {
+    let backend = db.get_database_backend();
+    let inner = backend.build(inner);
+    let names: Vec<String> = (0..keys).map(|i| format!("k{i}")).collect();
+    let names = names.join(", ");
+    let sql = format!(
+        "SELECT {names}, CAST(COUNT(*) AS BIGINT) AS n FROM ({}) matching GROUP BY {names}",
+        inner.sql
+    );
+    let values = inner.values.map(|v| v.0).unwrap_or_default();
+    run_key_counts(
+        db,
+        Statement::from_sql_and_values(backend, sql, values),
+        keys,
+    )
+    .await
 }
 
 /// Value → count of the key at `position` over key-combination counts; `None` holds the rows
@@ -89,25 +120,84 @@ pub fn facet_of(
     (counts.into_iter().collect(), missing)
 }
 
-/// The row count of `inner` and the stats of each numeric column of `fields` over its rows.
+/// The row count of `inner` and the stats of each integer column of `fields` over its rows.
 pub async fn numeric_stats(
     db: &DatabaseConnection,
     inner: &Statement,
     fields: &[&str],
 ) -> AppResult<(i64, Vec<NumericStats>)> {
+    let (count, stats) = stats_of::<i64>(db, inner, fields, "BIGINT").await?;
+    let stats = stats
+        .into_iter()
+        .map(|s| NumericStats {
+            count: BigInt(s.count),
+            sum: s.sum.map(BigInt),
+            avg: s.avg,
+            min: s.min.map(BigInt),
+            max: s.max.map(BigInt),
+            p50: s.p50.map(BigInt),
+            p95: s.p95.map(BigInt),
+        })
+        .collect();
+    Ok((count, stats))
+}
+
+/// The row count of `inner` and the stats of each fractional column of `fields` over its rows
+/// (summed and compared as the stored doubles).
+pub async fn fractional_stats(
+    db: &DatabaseConnection,
+    inner: &Statement,
+    fields: &[&str],
+) -> AppResult<(i64, Vec<FractionalStats>)> {
+    let (count, stats) = stats_of::<f64>(db, inner, fields, "DOUBLE PRECISION").await?;
+    let stats = stats
+        .into_iter()
+        .map(|s| FractionalStats {
+            count: BigInt(s.count),
+            sum: s.sum,
+            avg: s.avg,
+            min: s.min,
+            max: s.max,
+            p50: s.p50,
+            p95: s.p95,
+        })
+        .collect();
+    Ok((count, stats))
+}
+
+/// One column's stats as read, in the column's own number type.
+struct ColumnStats<T> {
+    count: i64,
+    sum: Option<T>,
+    avg: Option<f64>,
+    min: Option<T>,
+    max: Option<T>,
+    p50: Option<T>,
+    p95: Option<T>,
+}
+
+/// Count, sum, mean, extremes and nearest-rank percentiles of each of `fields` over `inner`'s
+/// rows, the sums, extremes and percentiles cast to `sql_type` (read as `T`). One statement
+/// on PostgreSQL (`percentile_disc`); SQLite reads the two ranks per field in one more.
+async fn stats_of<T: TryGetable + Copy>(
+    db: &DatabaseConnection,
+    inner: &Statement,
+    fields: &[&str],
+    sql_type: &str,
+) -> AppResult<(i64, Vec<ColumnStats<T>>)> {
     let backend = db.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
     let mut columns = vec!["CAST(COUNT(*) AS BIGINT)".to_owned()];
     for f in fields {
         columns.push(format!("CAST(COUNT({f}) AS BIGINT)"));
-        columns.push(format!("CAST(SUM({f}) AS BIGINT)"));
+        columns.push(format!("CAST(SUM({f}) AS {sql_type})"));
         columns.push(format!("CAST(AVG({f}) AS DOUBLE PRECISION)"));
-        columns.push(format!("CAST(MIN({f}) AS BIGINT)"));
-        columns.push(format!("CAST(MAX({f}) AS BIGINT)"));
+        columns.push(format!("CAST(MIN({f}) AS {sql_type})"));
+        columns.push(format!("CAST(MAX({f}) AS {sql_type})"));
         if postgres {
             for p in [0.5, 0.95] {
                 columns.push(format!(
-                    "CAST(percentile_disc({p}) WITHIN GROUP (ORDER BY {f}) AS BIGINT)"
+                    "CAST(percentile_disc({p}) WITHIN GROUP (ORDER BY {f}) AS {sql_type})"
                 ));
             }
         }
@@ -131,22 +221,22 @@ pub async fn numeric_stats(
     for (i, field) in fields.iter().enumerate() {
         let at = 1 + i * per_field;
         let n: i64 = row.try_get_by_index(at)?;
-        let mut s = NumericStats {
-            count: BigInt(n),
-            sum: row.try_get_by_index::<Option<i64>>(at + 1)?.map(BigInt),
+        let mut s = ColumnStats {
+            count: n,
+            sum: row.try_get_by_index::<Option<T>>(at + 1)?,
             avg: row.try_get_by_index(at + 2)?,
-            min: row.try_get_by_index::<Option<i64>>(at + 3)?.map(BigInt),
-            max: row.try_get_by_index::<Option<i64>>(at + 4)?.map(BigInt),
+            min: row.try_get_by_index::<Option<T>>(at + 3)?,
+            max: row.try_get_by_index::<Option<T>>(at + 4)?,
             p50: None,
             p95: None,
         };
         if n > 0 {
             if postgres {
-                s.p50 = row.try_get_by_index::<Option<i64>>(at + 5)?.map(BigInt);
-                s.p95 = row.try_get_by_index::<Option<i64>>(at + 6)?.map(BigInt);
+                s.p50 = row.try_get_by_index::<Option<T>>(at + 5)?;
+                s.p95 = row.try_get_by_index::<Option<T>>(at + 6)?;
             } else {
-                let (p50, p95) = ranked(db, inner, field, n).await?;
-                (s.p50, s.p95) = (Some(BigInt(p50)), Some(BigInt(p95)));
+                let (p50, p95) = ranked::<T>(db, inner, field, n).await?;
+                (s.p50, s.p95) = (Some(p50), Some(p95));
             }
         }
         stats.push(s);
@@ -155,12 +245,12 @@ pub async fn numeric_stats(
 }
 
 /// SQLite has no `percentile_disc`: the values at the two nearest ranks, by row number.
-async fn ranked(
+async fn ranked<T: TryGetable + Copy>(
     db: &DatabaseConnection,
     inner: &Statement,
     field: &str,
     n: i64,
-) -> AppResult<(i64, i64)> {
+) -> AppResult<(T, T)> {
     let (k50, k95) = (nearest_rank(0.5, n), nearest_rank(0.95, n));
     let sql = format!(
         "SELECT rn, v FROM (SELECT {field} AS v, ROW_NUMBER() OVER (ORDER BY {field}) AS rn \
@@ -177,7 +267,7 @@ async fn ranked(
     let mut found = HashMap::new();
     for row in rows {
         let rank: i64 = row.try_get_by_index(0)?;
-        let value: i64 = row.try_get_by_index(1)?;
+        let value: T = row.try_get_by_index(1)?;
         found.insert(rank, value);
     }
     match (found.get(&k50), found.get(&k95)) {

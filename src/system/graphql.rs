@@ -21,7 +21,7 @@ use crate::list_filters::{check_term, words};
 use crate::pagination::{self, canonical, PageRequest};
 use crate::scalars::{BigInt, DateTime};
 use crate::state::AppState;
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval};
 
 /// An immutable infrastructure or trust event: a worker restart, a deploy, a migration, an auth
 /// change (topic SYSTEM_LOGS). Records without a tenant are system-wide and shown to every
@@ -116,7 +116,7 @@ crate::connection_types!(SystemRecordConnection, SystemRecordEdge, SystemRecord,
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         Ok(buckets.finish_counts(&self.1.histogram(&buckets).await?))
     }

@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::list_filters::{check_term, range, text_set, IntRangeInput, OrderDirection};
 use crate::pagination::{self, canonical, ListOrder, PageArgs, Position, SortKey};
 use crate::scalars::{BigInt, DateTime};
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval, NumericStats};
+use crate::stats::{Buckets, FacetValue, Histogram, HistogramInterval, NumericStats};
 
 crate::connection_types!(TraceConnection, TraceEdge, Trace, views TraceSet {
     /// Value → count of each named field over the traces matching the filter and `asOf` (all
@@ -57,7 +57,7 @@ crate::connection_types!(TraceConnection, TraceEdge, Trace, views TraceSet {
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         Ok(buckets.finish_counts(&self.1.histogram(field, &buckets).await?))
     }

@@ -1,5 +1,5 @@
 //! GraphQL for `traceSteps`, the tenant's steps across traces: its filter and its connection,
-//! with the facets and histogram a console shows beside the page (docs/console.md).
+//! with the facets, aggregate and histogram a console shows beside the page (docs/console.md).
 
 use async_graphql::{Context, InputObject, SimpleObject};
 
@@ -10,7 +10,9 @@ use crate::error::{AppError, AppResult};
 use crate::list_filters::{range, stored_values, text_set, IntRangeInput};
 use crate::pagination::{self, canonical, PageRequest};
 use crate::scalars::{BigInt, DateTime};
-use crate::stats::{Buckets, FacetValue, HistogramBucket, HistogramInterval};
+use crate::stats::{
+    Buckets, FacetValue, FractionalStats, Histogram, HistogramInterval, NumericStats,
+};
 
 crate::connection_types!(TraceStepListConnection, TraceStepListEdge, TraceStep, views StepSet {
     /// Value → count of each named field over the steps matching the filter and `asOf` (all
@@ -31,6 +33,19 @@ crate::connection_types!(TraceStepListConnection, TraceStepListEdge, TraceStep, 
         }))
     }
 
+    /// Count and stats of the numeric fields over the steps matching the filter and `asOf` (all
+    /// pages). Durations and costs are stored as fractional numbers and answered as such.
+    #[graphql(complexity = "crate::limits::VIEW_COST")]
+    async fn aggregate(&self) -> async_graphql::Result<TraceStepAggregate> {
+        let a = self.1.aggregate().await?;
+        Ok(TraceStepAggregate {
+            count: BigInt(a.count),
+            duration_ms: a.duration_ms,
+            cost_cents: a.cost_cents,
+            retry_count: a.retry_count,
+        })
+    }
+
     /// Steps per bucket of their `timestamp` over `[from, to)`, zero-filled, for the steps
     /// matching the filter and `asOf`. Buckets start on the interval's boundaries in `timeZone`
     /// (an IANA name; UTC when absent); the first and last are cut at `from` and `to`.
@@ -41,11 +56,21 @@ crate::connection_types!(TraceStepListConnection, TraceStepListEdge, TraceStep, 
         from: DateTime,
         to: DateTime,
         time_zone: Option<String>,
-    ) -> async_graphql::Result<Vec<HistogramBucket>> {
+    ) -> async_graphql::Result<Histogram> {
         let buckets = Buckets::new(interval, from.0, to.0, time_zone.as_deref())?;
         Ok(buckets.finish_counts(&self.1.histogram(&buckets).await?))
     }
 });
+
+/// Stats over the steps matching a `traceSteps` filter. Each field's stats count the steps
+/// (every step has each field).
+#[derive(SimpleObject)]
+pub struct TraceStepAggregate {
+    pub count: BigInt,
+    pub duration_ms: FractionalStats,
+    pub cost_cents: FractionalStats,
+    pub retry_count: NumericStats,
+}
 
 /// One facet of `traceSteps` (every step has a value for each field).
 #[derive(SimpleObject)]
@@ -56,8 +81,8 @@ pub struct TraceStepFacet {
     pub other_count: BigInt,
 }
 
-/// Filters for `traceSteps`; the same input drives the list, its `totalCount`, facets and
-/// histogram. Every given condition must hold; bounds and ranges are inclusive.
+/// Filters for `traceSteps`; the same input drives the list, its `totalCount`, facets,
+/// aggregate and histogram. Every given condition must hold; bounds and ranges are inclusive.
 #[derive(Debug, Clone, Default, InputObject)]
 pub struct TraceStepFilter {
     /// The steps of one trace.

@@ -1,12 +1,12 @@
 //! The tenant-wide list of trace steps (`traceSteps`, docs/console.md): its filter as the store
-//! applies it, its keyset order by step time, and the facets and histogram over the same
-//! filter. Exact and computed in SQL over the filtered steps, which the index
+//! applies it, its keyset order by step time, and the facets, aggregate and histogram over the
+//! same filter. Exact and computed in SQL over the filtered steps, which the index
 //! `(tenant_id, timestamp, id)` narrows to the filter's time window.
 
 use async_graphql::Enum;
 use chrono::{DateTime, Utc};
 use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryTrait, Select};
 use serde::Serialize;
 
 use super::store::step_snapshot;
@@ -15,8 +15,10 @@ use crate::auth::TenantId;
 use crate::error::AppResult;
 use crate::list_filters::{within_ranges, within_sets, IntRange};
 use crate::pagination::{created_within, Listed, Position};
-use crate::stats::sql::{count_all, counts_per_bucket, facet_of, key_counts};
-use crate::stats::Buckets;
+use crate::stats::sql::{
+    count_all, counts_per_bucket, facet_of, fractional_stats, key_counts, numeric_stats,
+};
+use crate::stats::{Buckets, FractionalStats, NumericStats};
 
 /// The step list filter as the store applies it. Value lists hold stored values (levels
 /// `INFO`…, sources `engine`…), sorted and deduplicated so equal filters bind equal cursors;
@@ -114,6 +116,14 @@ pub struct StepSet {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// Stats over the steps a filter selects.
+pub struct StepAggregate {
+    pub count: i64,
+    pub duration_ms: FractionalStats,
+    pub cost_cents: FractionalStats,
+    pub retry_count: NumericStats,
+}
+
 /// The fields a step facet counts by.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[graphql(name = "TraceStepFacetField")]
@@ -157,6 +167,22 @@ impl StepSet {
             .iter()
             .map(|&field| facet_of(&combos, field as usize))
             .collect())
+    }
+
+    /// The matching steps' count, their duration and cost stats (stored as doubles), and their
+    /// retry counts: two statements (plus, on SQLite, one per field for the percentiles).
+    pub async fn aggregate(&self) -> AppResult<StepAggregate> {
+        let inner = self.rows().build(self.db.get_database_backend());
+        let (count, mut fractional) =
+            fractional_stats(&self.db, &inner, &["duration_ms", "cost_cents"]).await?;
+        let (_, mut integral) = numeric_stats(&self.db, &inner, &["retry_count"]).await?;
+        let cost_cents = fractional.remove(1);
+        Ok(StepAggregate {
+            count,
+            duration_ms: fractional.remove(0),
+            cost_cents,
+            retry_count: integral.remove(0),
+        })
     }
 
     /// Steps per bucket of their time.

@@ -1,6 +1,7 @@
 //! `logExports` and `logExport`: one node per export (its request row, its latest state and
 //! its history), stable paging while exports progress, status filters at `asOf`, tenancy; the
-//! batched reads behind `LlmRun.exports` and `LogExport.job`.
+//! batched reads behind `LlmRun.exports` and `LogExport.job`; the console's filters, facets and
+//! histogram, compared with a brute-force reading of generated exports.
 
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Duration, Utc};
@@ -627,10 +628,319 @@ async fn bundle_subjects_resolve_in_the_callers_tenant(backend: Backend) {
     app.stop().await;
 }
 
+const SCOPES: [&str; 4] = ["llm_runs", "audit", "traces", "compliance"];
+const FORMATS: [&str; 3] = ["json", "csv", "zip"];
+const ORIGINS: [&str; 3] = ["HUMAN", "SYSTEM", "AGENT"];
+const REQUESTERS: [&str; 3] = ["user-1", "user-2", "scheduler"];
+
+/// One generated export: its request's fields and its states (status, time), oldest first.
+struct Generated {
+    export_id: String,
+    scope: &'static str,
+    format: &'static str,
+    origin: &'static str,
+    requested_by: &'static str,
+    states: Vec<(&'static str, DateTime<Utc>)>,
+}
+
+impl Generated {
+    fn requested_at(&self) -> DateTime<Utc> {
+        self.states[0].1
+    }
+
+    /// The status at `as_of` (now when `None`); `None` before the request.
+    fn status_at(&self, as_of: Option<DateTime<Utc>>) -> Option<&'static str> {
+        self.states
+            .iter()
+            .rev()
+            .find(|(_, at)| as_of.is_none_or(|t| *at <= t))
+            .map(|(status, _)| *status)
+    }
+}
+
+/// 48 exports spread over three days before the fixed time, each pending, then for most
+/// running, then completed or failed.
+fn generated(seed: u64) -> Vec<Generated> {
+    let mut next = crate::log_console::generator(seed);
+    let start = fixed_time() - Duration::days(3);
+    (0..48)
+        .map(|i| {
+            let requested = start + Duration::minutes(90 * i + next(60) as i64);
+            let mut states = vec![("pending", requested)];
+            let mut at = requested;
+            if next(5) > 0 {
+                at += Duration::minutes(1 + next(30) as i64);
+                states.push(("running", at));
+                if next(4) > 0 {
+                    at += Duration::minutes(1 + next(200) as i64);
+                    states.push((if next(3) == 0 { "failed" } else { "completed" }, at));
+                }
+            }
+            Generated {
+                export_id: format!("x{i:02}"),
+                scope: SCOPES[next(4) as usize],
+                format: FORMATS[next(3) as usize],
+                origin: ORIGINS[next(3) as usize],
+                requested_by: REQUESTERS[next(3) as usize],
+                states,
+            }
+        })
+        .collect()
+}
+
+fn rows_of(tenant: &str, exports: &[Generated]) -> Vec<log_exports::ActiveModel> {
+    let mut rows = Vec::new();
+    for e in exports {
+        for (n, (status, at)) in e.states.iter().enumerate() {
+            let mut r = row(
+                tenant,
+                &e.export_id,
+                n,
+                e.scope,
+                e.format,
+                None,
+                status,
+                *at,
+            );
+            r.id = Set(format!("{tenant}-{}-r{n}", e.export_id));
+            r.origin = Set(e.origin.to_owned());
+            r.requested_by = Set(e.requested_by.to_owned());
+            rows.push(r);
+        }
+    }
+    rows
+}
+
+/// Whether an export passes `filter` at `as_of`, read from the filter's JSON.
+fn export_kept(filter: &Value, e: &Generated, as_of: Option<DateTime<Utc>>) -> bool {
+    let names = |name: &str| -> Option<Vec<String>> {
+        filter[name]
+            .as_array()
+            .map(|l| l.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+    };
+    let any = |name: &str, v: &str| names(name).is_none_or(|l| l.iter().any(|x| x == v));
+    let none = |name: &str, v: &str| names(name).is_none_or(|l| !l.iter().any(|x| x == v));
+    let Some(status) = e.status_at(as_of) else {
+        return false;
+    };
+    let (scope, format) = (e.scope.to_uppercase(), e.format.to_uppercase());
+    let status = status.to_uppercase();
+    let bound = |name: &str| {
+        filter[name]
+            .as_str()
+            .map(|t| DateTime::parse_from_rfc3339(t).unwrap().to_utc())
+    };
+    any("scope", &scope)
+        && none("scopeNotIn", &scope)
+        && any("format", &format)
+        && none("formatNotIn", &format)
+        && any("status", &status)
+        && none("statusNotIn", &status)
+        && any("requestedBy", e.requested_by)
+        && none("requestedByNotIn", e.requested_by)
+        && any("origin", e.origin)
+        && bound("createdAfter").is_none_or(|t| e.requested_at() >= t)
+        && bound("createdBefore").is_none_or(|t| e.requested_at() <= t)
+}
+
+const CONSOLE: &str = r#"
+query Console($filter: LogExportFilter, $asOf: DateTime, $first: Int, $after: String,
+              $fields: [LogExportFacetField!]!, $limit: Int,
+              $interval: HistogramInterval!, $from: DateTime!, $to: DateTime!, $tz: String) {
+  logExports(filter: $filter, asOf: $asOf, first: $first, after: $after) {
+    totalCount
+    nodes { exportId status }
+    pageInfo { hasNextPage endCursor }
+    facets(fields: $fields, limit: $limit) { field values { value count } otherCount }
+    histogram(interval: $interval, from: $from, to: $to, timeZone: $tz) { start end count }
+  }
+}"#;
+
+const EXPORT_FIELDS: [&str; 5] = ["SCOPE", "FORMAT", "STATUS", "ORIGIN", "REQUESTED_BY"];
+
+async fn export_filters_facets_and_histograms_are_exact(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    app.key("other", Role::Viewer).await;
+    let exports = generated(11);
+    insert(&app, rows_of("acme", &exports)).await;
+    // Another tenant with the same export ids, other fields and other times.
+    let mut theirs = generated(12);
+    for e in &mut theirs {
+        for state in &mut e.states {
+            state.1 += Duration::minutes(7);
+        }
+    }
+    insert(&app, rows_of("other", &theirs)).await;
+
+    let t = fixed_time();
+    let iso = logbook::scalars::format_utc;
+    let cases = [
+        (json!({}), None),
+        (
+            json!({ "scope": ["LLM_RUNS", "AUDIT"], "formatNotIn": ["ZIP"] }),
+            None,
+        ),
+        (
+            json!({ "statusNotIn": ["COMPLETED"], "requestedBy": ["user-1", "user-2"] }),
+            None,
+        ),
+        (
+            json!({ "requestedByNotIn": ["user-1"], "origin": ["SYSTEM", "AGENT"] }),
+            None,
+        ),
+        (
+            json!({ "status": ["RUNNING", "PENDING"] }),
+            Some(t - Duration::hours(30)),
+        ),
+        (
+            json!({ "scopeNotIn": ["COMPLIANCE"], "format": ["CSV", "JSON"],
+                 "createdAfter": iso(t - Duration::hours(50)), "createdBefore": iso(t - Duration::hours(10)) }),
+            None,
+        ),
+        (json!({}), Some(t - Duration::hours(40))),
+    ];
+    for (filter, as_of) in cases {
+        let mut kept: Vec<&Generated> = exports
+            .iter()
+            .filter(|e| export_kept(&filter, e, as_of))
+            .collect();
+        kept.sort_by_key(|e| std::cmp::Reverse(e.requested_at()));
+        assert!(!kept.is_empty(), "{filter} keeps no export");
+        let what = format!("{filter} asOf {as_of:?}");
+        let (from, to) = (t - Duration::days(4), t + Duration::hours(1));
+        // Walk the pages; each carries the same views.
+        let (mut seen, mut after) = (Vec::<(String, String)>::new(), None::<String>);
+        loop {
+            let vars = json!({
+                "filter": filter, "asOf": as_of.map(iso), "first": 7, "after": after,
+                "fields": EXPORT_FIELDS, "limit": 2, "interval": "HOUR",
+                "from": iso(from), "to": iso(to),
+            });
+            let data = app.data(&key, CONSOLE, vars).await;
+            let list = &data["logExports"];
+            assert_eq!(list["totalCount"], json!(kept.len()), "{what}");
+            for node in list["nodes"].as_array().unwrap() {
+                let id = node["exportId"].as_str().unwrap().to_owned();
+                seen.push((id, node["status"].as_str().unwrap().to_owned()));
+            }
+            if after.is_none() {
+                check_export_views(list, &kept, as_of, from, to, &what);
+            }
+            if !list["pageInfo"]["hasNextPage"].as_bool().unwrap() {
+                break;
+            }
+            after = list["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        let expected: Vec<(String, String)> = kept
+            .iter()
+            .map(|e| {
+                let status = e.status_at(as_of).unwrap().to_uppercase();
+                (e.export_id.clone(), status)
+            })
+            .collect();
+        assert_eq!(seen, expected, "{what}");
+    }
+
+    // Day buckets in a zone, and bad input.
+    let vars = json!({
+        "fields": ["SCOPE"], "interval": "DAY", "tz": "America/New_York",
+        "from": iso(t - Duration::days(4)), "to": iso(t),
+    });
+    let data = app.data(&key, CONSOLE, vars).await;
+    let counted: i64 = data["logExports"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| crate::run_console::int(&b["count"]))
+        .sum();
+    let in_window = exports
+        .iter()
+        .filter(|e| e.requested_at() >= t - Duration::days(4) && e.requested_at() < t)
+        .count();
+    assert_eq!(counted as usize, in_window, "day buckets in New York");
+    for vars in [
+        json!({ "fields": [], "interval": "HOUR", "from": iso(t - Duration::hours(1)), "to": iso(t) }),
+        json!({ "filter": { "requestedBy": [] }, "fields": ["SCOPE"], "interval": "HOUR",
+                "from": iso(t - Duration::hours(1)), "to": iso(t) }),
+        json!({ "fields": ["SCOPE"], "interval": "MINUTE", "from": iso(t - Duration::days(3)), "to": iso(t) }),
+    ] {
+        let body = app.gql(Some(&key), CONSOLE, vars).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    app.stop().await;
+}
+
+/// Checks one page's facets and hourly histogram against the exports the filter keeps.
+fn check_export_views(
+    list: &Value,
+    kept: &[&Generated],
+    as_of: Option<DateTime<Utc>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    what: &str,
+) {
+    let value = |field: &str, e: &Generated| -> String {
+        match field {
+            "SCOPE" => e.scope.to_uppercase(),
+            "FORMAT" => e.format.to_uppercase(),
+            "STATUS" => e.status_at(as_of).unwrap().to_uppercase(),
+            "ORIGIN" => e.origin.to_owned(),
+            _ => e.requested_by.to_owned(),
+        }
+    };
+    let facets = list["facets"].as_array().unwrap();
+    assert_eq!(facets.len(), EXPORT_FIELDS.len());
+    for (facet, field) in facets.iter().zip(EXPORT_FIELDS) {
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        for e in kept {
+            *counts.entry(value(field, e)).or_default() += 1;
+        }
+        let mut values: Vec<(String, i64)> = counts.into_iter().collect();
+        values.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+        let rest = values.split_off(2.min(values.len()));
+        let got: Vec<(String, i64)> = facet["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let n = crate::run_console::int(&v["count"]);
+                (v["value"].as_str().unwrap().to_owned(), n)
+            })
+            .collect();
+        assert_eq!(facet["field"], field);
+        assert_eq!(got, values, "{field} of {what}");
+        let other: i64 = rest.iter().map(|(_, n)| n).sum();
+        assert_eq!(
+            crate::run_console::int(&facet["otherCount"]),
+            other,
+            "{what}"
+        );
+    }
+    let buckets = list["histogram"].as_array().unwrap();
+    assert_eq!(buckets.len(), (to - from).num_hours() as usize, "{what}");
+    for b in buckets {
+        let start = DateTime::parse_from_rfc3339(b["start"].as_str().unwrap())
+            .unwrap()
+            .to_utc();
+        let end = start + Duration::hours(1);
+        let n = kept
+            .iter()
+            .filter(|e| e.requested_at() >= start && e.requested_at() < end)
+            .count();
+        assert_eq!(
+            crate::run_console::int(&b["count"]) as usize,
+            n,
+            "{what} at {start}"
+        );
+    }
+}
+
 crate::cases!(
     one_node_per_export_with_latest_state,
     bundle_subjects_resolve_in_the_callers_tenant,
     paging_is_stable_while_exports_progress,
     exports_for_runs_are_batched,
     export_jobs_are_batched,
+    export_filters_facets_and_histograms_are_exact,
 );

@@ -1,5 +1,5 @@
 //! `traceSteps`, the tenant's steps across its traces: every filter, the keyset order by step
-//! time, facets and histograms, compared with a brute-force reading of the same steps, with
+//! time, facets, aggregates and histograms, compared with a brute-force reading of the same steps, with
 //! another tenant's steps (same trace ids, skills and times) in the database throughout; and
 //! `TraceStep.trace`, batched.
 
@@ -9,7 +9,7 @@ use logbook::auth::Role;
 use serde_json::{json, Value};
 
 use crate::log_console::{generator, Views, Window};
-use crate::run_console::{int, iso, time};
+use crate::run_console::{assert_stats, brute_stats, int, iso, time};
 use crate::support::{error_code, fewest_statements, Backend, TestApp};
 use crate::traces_reads::{insert_steps, insert_traces, step, trace};
 
@@ -334,6 +334,85 @@ async fn step_facets_and_histograms_are_exact(backend: Backend) {
     f.app.stop().await;
 }
 
+const AGGREGATE: &str = r#"
+query Aggregate($filter: TraceStepFilter, $asOf: DateTime) {
+  traceSteps(filter: $filter, asOf: $asOf, first: 1) {
+    totalCount
+    aggregate {
+      count
+      durationMs { count sum avg min max p50 p95 }
+      costCents { count sum avg min max p50 p95 }
+      retryCount { count sum avg min max p50 p95 }
+    }
+  }
+}"#;
+
+/// Stats of fractional values as the server answers them. The fixture's values are multiples of
+/// a quarter, so their sums are exact in doubles and compare equal.
+fn brute_fractional(values: Vec<f64>) -> Value {
+    let mut sorted = values;
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return json!({ "count": "0", "sum": null, "avg": null, "min": null, "max": null, "p50": null, "p95": null });
+    }
+    let rank = |p: f64| ((p * n as f64).ceil() as usize).max(1) - 1;
+    let sum: f64 = sorted.iter().sum();
+    json!({
+        "count": n.to_string(),
+        "sum": sum,
+        "avg": sum / n as f64,
+        "min": sorted[0],
+        "max": sorted[n - 1],
+        "p50": sorted[rank(0.5)],
+        "p95": sorted[rank(0.95)],
+    })
+}
+
+async fn step_aggregates_are_exact(backend: Backend) {
+    let f = fixture(backend).await;
+    let a = anchor();
+    let cases = [
+        (json!({}), None),
+        (json!({ "level": ["ERROR", "WARN"] }), None),
+        (
+            json!({ "skillName": ["search"], "durationMs": { "min": 1000 } }),
+            Some(a - Duration::hours(10)),
+        ),
+        (json!({ "traceId": "trace-07" }), None),
+        // Nothing matches: every stat but the counts is null.
+        (json!({ "traceId": "no-such-trace" }), None),
+    ];
+    for (filter, as_of) in cases {
+        let rows: Vec<&aos_trace_steps::Model> = f
+            .steps
+            .iter()
+            .filter(|s| keeps(&filter, s) && as_of.is_none_or(|at| s.timestamp <= at))
+            .collect();
+        let vars = json!({ "filter": filter, "asOf": as_of.map(iso) });
+        let data = f.app.data(&f.key, AGGREGATE, vars).await;
+        let got = &data["traceSteps"]["aggregate"];
+        let what = format!("{filter} asOf {as_of:?}");
+        assert_eq!(got["count"], json!(rows.len().to_string()), "{what}");
+        assert_eq!(
+            data["traceSteps"]["totalCount"].as_i64(),
+            Some(rows.len() as i64),
+            "{what}"
+        );
+        let durations = rows.iter().map(|s| s.duration_ms).collect();
+        let costs = rows.iter().map(|s| s.cost_cents).collect();
+        let retries = rows.iter().map(|s| i64::from(s.retry_count)).collect();
+        for (name, expected) in [
+            ("durationMs", brute_fractional(durations)),
+            ("costCents", brute_fractional(costs)),
+        ] {
+            assert_stats(&got[name], &expected, &format!("{what}: {name}"));
+        }
+        assert_stats(&got["retryCount"], &brute_stats(retries), &what);
+    }
+    f.app.stop().await;
+}
+
 const WITH_TRACES: &str = r#"
 query($first: Int) {
   traceSteps(first: $first, filter: { level: [ERROR] }) {
@@ -371,5 +450,6 @@ async fn a_step_links_to_its_trace_in_one_batch(backend: Backend) {
 crate::cases!(
     step_filters_agree_with_a_brute_force_reading,
     step_facets_and_histograms_are_exact,
+    step_aggregates_are_exact,
     a_step_links_to_its_trace_in_one_batch,
 );
