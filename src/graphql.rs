@@ -87,6 +87,7 @@ pub enum Node {
     Trace(crate::traces::graphql::Trace),
     TraceMismatch(crate::mismatches::graphql::TraceMismatch),
     Incident(crate::incidents::graphql::Incident),
+    PolicyActivation(crate::policies::graphql::PolicyActivation),
 }
 
 #[derive(Default)]
@@ -115,6 +116,9 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Node, AppError> {
         )),
         NodeKind::Incident => Ok(Node::Incident(
             crate::incidents::graphql::node(ctx, &record_id).await?,
+        )),
+        NodeKind::PolicyActivation => Ok(Node::PolicyActivation(
+            crate::policies::graphql::node(ctx, &record_id).await?,
         )),
     }
 }
@@ -182,6 +186,7 @@ query_roots!(
     crate::integrity::graphql::IntegrityQuery,
     crate::ledger::graphql::LedgerQuery,
     crate::activity::graphql::ActivityQuery,
+    crate::policies::graphql::PolicyQuery,
 );
 
 /// Every domain's mutations.
@@ -196,6 +201,7 @@ pub struct Mutation(
     crate::replay::mutation::ReplayMutation,
     crate::cost::mutation::CostMutation,
     crate::evidence::mutation::EvidenceMutation,
+    crate::policies::mutation::PolicyMutation,
     crate::tenants::api_keys::ApiKeyMutation,
 );
 

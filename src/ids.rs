@@ -15,6 +15,7 @@ closed_set! {
         Trace => "Trace",
         TraceMismatch => "TraceMismatch",
         Incident => "Incident",
+        PolicyActivation => "PolicyActivation",
     }
 }
 

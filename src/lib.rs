@@ -37,6 +37,7 @@ pub mod pagination;
 pub mod panel;
 pub mod persisted;
 pub mod plain;
+pub mod policies;
 pub mod ratelimit;
 pub mod redaction;
 pub mod redis_link;

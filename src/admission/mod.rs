@@ -160,6 +160,25 @@ const RECEIPTS: &[(&str, &[&str])] = &[
             "trace",
         ],
     ),
+    // `recordPolicyActivation` writes the confidence and approval; the pattern, recovery and
+    // loop trace a re-record keeps are the first writer's content.
+    (
+        "PolicyActivation",
+        &[
+            "id",
+            "policyId",
+            "confidenceAtActivation",
+            "confidenceVersion",
+            "approvalPath",
+            "approvalKind",
+            "approvedBy",
+            "activatedAt",
+            "createdAt",
+            "confidenceBand",
+            "confirmationLevel",
+            "autoApplyAllowed",
+        ],
+    ),
     // Replay enforcement hands a replaying agent the output recorded for its step: that is
     // what the mutation is for.
     ("ReplayStepResult", &["*"]),

@@ -39,6 +39,7 @@ mod mismatches_reads;
 mod otel;
 mod panel;
 mod plain_lists;
+mod policy_activations;
 mod replay_enforce;
 mod replay_integrity;
 mod request_limits;
@@ -98,6 +99,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
         ("plain_lists", plain_lists::cases()),
+        ("policy_activations", policy_activations::cases()),
         ("replay_integrity", replay_integrity::cases()),
         ("request_limits", request_limits::cases()),
         ("replay_enforce", replay_enforce::cases()),

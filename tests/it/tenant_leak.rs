@@ -134,6 +134,10 @@ const NO_REFERENCE: &[(&str, &str)] = &[
     ("Ledger.checkpoint", "a size of the caller's own tree"),
     ("Ledger.consistencyProof", "sizes of the caller's own tree"),
     (
+        "Query.recoveryConfidence",
+        "computes from its two arguments; reads nothing stored",
+    ),
+    (
         "Mutation.detectCostAnomalies",
         "no argument but an idempotency key (probed on recordSystemRecord)",
     ),
@@ -224,6 +228,19 @@ fn probes() -> Vec<Probe> {
         probe("node Trace", &["Query.node"], Viewer, Post(NODE), "gid.Trace", id),
         probe("node TraceMismatch", &["Query.node"], Viewer, Post(NODE), "gid.TraceMismatch", id),
         probe("node Incident", &["Query.node"], Viewer, Post(NODE), "gid.Incident", id),
+        probe("node PolicyActivation", &["Query.node"], Viewer, Post(NODE), "gid.PolicyActivation", id),
+        probe("policyActivations(filter policyId)", &["Query.policyActivations"], Viewer,
+            Post("query($v: String) { policyActivations(filter: {policyId: $v}) { totalCount nodes { sourcePatternId confidenceBand } } }"),
+            "rec.PolicyActivation", v),
+        probe("policyActivations(filter sourcePatternId)", &["Query.policyActivations"], Viewer,
+            Post("query($v: String) { policyActivations(filter: {sourcePatternId: $v}) { totalCount nodes { policyId } } }"),
+            "pattern.policy", v),
+        probe("policyActivations after", &["Query.policyActivations"], Viewer,
+            Post("query($c: String) { policyActivations(first: 1, after: $c) { totalCount nodes { policyId } } }"),
+            "cursor.policyActivations", cursor),
+        probe("policyActivations before", &["Query.policyActivations"], Viewer,
+            Post("query($c: String) { policyActivations(last: 1, before: $c) { totalCount nodes { policyId } } }"),
+            "cursor.policyActivations", cursor),
         probe("incident(incidentId)", &["Query.incident"], Viewer,
             Post("query($v: String!) { incident(incidentId: $v) { title severity sourceRun { runId } auditEntries { seq } costAnomalies { message } } }"),
             "incident", v),
@@ -444,6 +461,14 @@ fn probes() -> Vec<Probe> {
             Post("mutation($v: String) { recordSystemRecord(input: {component: WORKER, eventType: ERROR, severity: WARN, summary: \"idem\"}, idempotencyKey: $v) { summary tenantId } }"),
             "idem.system", v)
             .blind("a replay of the owner's first result looks like a new record once ids and times are masked; a leak shows as tenantId alpha"),
+        // Each tenant re-records its own policy under the key. A policy id itself is not probed
+        // here: policy ids are unique across the server (docs/domain.md §13.1), so B naming A's
+        // is refused where an unused one is recorded. That B learns the id is taken, and nothing
+        // of A's row, is checked in policy_activations::another_tenants_policy_id_is_refused.
+        probe("recordPolicyActivation(idempotencyKey)", &["Mutation.recordPolicyActivation"], Ingest,
+            Post("mutation($v: String, $p: String!) { recordPolicyActivation(input: {policyId: $p, sourcePatternId: \"pat\", confidence: 0.7, approvalPath: \"auto\"}, idempotencyKey: $v) { policyId confidenceBand approvalPath } }"),
+            "idem.policy", |r, own| json!({ "v": r, "p": own["rec.PolicyActivation"] }))
+            .blind("a replay of the owner's first result looks like a re-record once times are masked; a leak shows as A's policyId"),
     ]
 }
 
@@ -595,6 +620,23 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
     )
     .await;
     out.insert("idem.system".into(), format!("{p}-idem"));
+
+    // A policy activation, recorded under an idempotency key.
+    let idem = format!("{p}-idem-policy");
+    let d = app
+        .data(
+            ingest,
+            "mutation($p: String!, $s: String!, $k: String) { recordPolicyActivation(input: {policyId: $p, sourcePatternId: $s, confidence: 0.7, approvalPath: \"auto\"}, idempotencyKey: $k) { id policyId } }",
+            json!({ "p": format!("{p}-policy"), "s": format!("{p}-pattern"), "k": idem }),
+        )
+        .await;
+    out.insert(
+        "gid.PolicyActivation".into(),
+        str_at(&d, "/recordPolicyActivation/id"),
+    );
+    out.insert("rec.PolicyActivation".into(), format!("{p}-policy"));
+    out.insert("pattern.policy".into(), format!("{p}-pattern"));
+    out.insert("idem.policy".into(), idem);
 
     // Audit entries.
     const AUDIT: &str =
@@ -834,6 +876,11 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
             "activity",
             "{ activity(first: 1) { edges { cursor } } }".into(),
             "/activity",
+        ),
+        (
+            "policyActivations",
+            "{ policyActivations(first: 1) { edges { cursor } } }".into(),
+            "/policyActivations",
         ),
     ] {
         let d = app.data(&keys.viewer, &query, json!({})).await;
