@@ -41,6 +41,7 @@ mod m20261205_070000_step_list_index;
 mod m20261205_080000_trace_end_index;
 mod m20261205_090000_run_rollup_months;
 mod m20261205_100000_mismatch_resolved_index;
+mod m20261206_000000_policy_activation_list_index;
 
 pub struct Migrator;
 
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_080000_trace_end_index::Migration),
             Box::new(m20261205_090000_run_rollup_months::Migration),
             Box::new(m20261205_100000_mismatch_resolved_index::Migration),
+            Box::new(m20261206_000000_policy_activation_list_index::Migration),
         ]
     }
 }
