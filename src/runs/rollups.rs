@@ -7,7 +7,7 @@
 //! range of under an hour each), so a facet or histogram over 30 days reads a few thousand
 //! rollup rows, not the tenant's runs. See docs/console.md.
 
-use chrono::{DateTime, Duration, DurationRound, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use entity::llm_run_records::Column as R;
 use entity::llm_run_rollups::{Column as U, Entity as Rollups};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
@@ -236,9 +236,7 @@ pub fn created_span(filter: &RunFilter, as_of: Option<DateTime<Utc>>) -> Span {
 
 /// Parses an hour key (`YYYY-MM-DDTHH`) back to its start.
 pub fn hour_start(key: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(&format!("{key}:00"), "%Y-%m-%dT%H:%M")
-        .ok()
-        .map(|t| t.and_utc())
+    crate::stats::key_start(key).filter(|_| key.len() == 13)
 }
 
 /// The tenant's rollup rows matching the filter's rollup keys (the caller checked

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
     QuerySelect, QueryTrait, Select, Statement, TryGetable,
 };
 
-use super::{nearest_rank, Buckets, FractionalStats, NumericStats};
+use super::{key_start, nearest_rank, Buckets, FractionalStats, NumericStats};
 use crate::error::{AppError, AppResult};
 use crate::scalars::BigInt;
 
@@ -290,10 +290,10 @@ pub async fn time_totals<E: EntityTrait>(
     buckets: &Buckets,
 ) -> AppResult<Vec<(DateTime<Utc>, i64, i64)>> {
     let hourly = buckets.inner_bounds_on_hours();
-    let (pg_format, sqlite_length, suffix) = if hourly {
-        ("YYYY-MM-DD\"T\"HH24", 13, ":00")
+    let (pg_format, sqlite_length) = if hourly {
+        ("YYYY-MM-DD\"T\"HH24", 13)
     } else {
-        ("YYYY-MM-DD\"T\"HH24:MI", 16, "")
+        ("YYYY-MM-DD\"T\"HH24:MI", 16)
     };
     let group = match db.get_database_backend() {
         DbBackend::Postgres => format!("to_char({column} AT TIME ZONE 'UTC', '{pg_format}')"),
@@ -315,9 +315,7 @@ pub async fn time_totals<E: EntityTrait>(
     Ok(rows
         .into_iter()
         .filter_map(|(key, n, total)| {
-            let at = NaiveDateTime::parse_from_str(&format!("{key}{suffix}"), "%Y-%m-%dT%H:%M")
-                .ok()?
-                .and_utc();
+            let at = key_start(&key)?;
             Some((std::cmp::max(at, buckets.from()), n, total))
         })
         .collect())
