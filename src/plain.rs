@@ -83,6 +83,15 @@ fn object<T>(item: &T, plan: &[(Name, Reader<T>)]) -> Value {
     Value::Object(fields)
 }
 
+/// The list's value in one pass, or `None` when the selection is not plain for `T`.
+fn plain_values<'a, T: PlainFields + 'a>(
+    ctx: &ContextSelectionSet<'_>,
+    items: impl Iterator<Item = &'a T>,
+) -> Option<Value> {
+    let plan = plan::<T>(&ctx.item.node)?;
+    Some(Value::List(items.map(|item| object(item, &plan)).collect()))
+}
+
 impl<T: PlainFields> OutputType for PlainList<'_, T> {
     fn type_name() -> Cow<'static, str> {
         <Vec<&T> as OutputType>::type_name()
@@ -101,10 +110,8 @@ impl<T: PlainFields> OutputType for PlainList<'_, T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        match plan::<T>(&ctx.item.node) {
-            Some(plan) => Ok(Value::List(
-                self.0.iter().map(|item| object(*item, &plan)).collect(),
-            )),
+        match plain_values(ctx, self.0.iter().copied()) {
+            Some(values) => Ok(values),
             None => <Vec<&T> as OutputType>::resolve(&self.0, ctx, field).await,
         }
     }
@@ -132,10 +139,8 @@ impl<T: PlainFields + Send> OutputType for PlainRows<T> {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        match plan::<T>(&ctx.item.node) {
-            Some(plan) => Ok(Value::List(
-                self.0.iter().map(|item| object(item, &plan)).collect(),
-            )),
+        match plain_values(ctx, self.0.iter()) {
+            Some(values) => Ok(values),
             None => <Vec<T> as OutputType>::resolve(&self.0, ctx, field).await,
         }
     }
