@@ -1,19 +1,26 @@
 //! The mismatch workflow's mutations: `reportMismatch`, `bulkReportMismatches`,
-//! `resolveMismatch` and `linkMismatchIssue` (docs/domain.md §6.2). Thin: check the role,
-//! parse and validate the input, run the store write through the idempotency store.
+//! `resolveMismatch`, `linkMismatchIssue` and the bulk changes over existing ids,
+//! `bulkResolveMismatches`, `bulkLinkMismatchIssue` and `markMismatchesNotified`
+//! (docs/domain.md §6.2, docs/writes.md). Thin: check the role, parse and validate the input,
+//! run the store write through the idempotency store.
 //!
 //! Roles: reporting is a write made by replay workers (INGEST keys) or by people (OPERATOR),
 //! so INGEST, OPERATOR and ADMIN may report; resolving and linking are operator actions
-//! (OPERATOR, ADMIN). No audit entry is written on resolve: the ledger's event types
+//! (OPERATOR, ADMIN), and so is marking mismatches notified. No audit entry is written on resolve: the ledger's event types
 //! (docs/domain.md §4.2) cover policies, limits, incidents and signals, not mismatches, and the
 //! resolution is recorded on the mismatch itself (resolver, time and note).
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Json, Object, ID};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::graphql::TraceMismatch;
-use super::write::{self, MissingTrace, NewMismatch, MAX_BULK_REPORTS};
+use super::write::{
+    self, BulkChange, BulkOutcome, MissingTrace, NewMismatch, MAX_BULK_IDS, MAX_BULK_REPORTS,
+};
 use super::MismatchSnapshot;
 use crate::auth::{self, Permission, Principal, Role};
 use crate::error::{AppError, AppResult};
@@ -78,6 +85,65 @@ fn mismatch_record_id(id: &ID) -> AppResult<String> {
         Some((NodeKind::TraceMismatch, record_id)) => Ok(record_id),
         Some(_) => Err(AppError::NotFound("TraceMismatch")),
         None => Ok(id.to_string()),
+    }
+}
+
+/// The distinct record ids of a bulk call's `ids`, in the order first named: 1 to
+/// [`MAX_BULK_IDS`] entries (`BAD_USER_INPUT` on `ids` otherwise). A global id of another type
+/// names no mismatch (`NOT_FOUND` for the whole call).
+fn bulk_record_ids(ids: &[ID]) -> AppResult<Vec<String>> {
+    if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+        return Err(AppError::bad_input(
+            "ids",
+            format!("ids must hold 1 to {MAX_BULK_IDS} mismatch ids"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let record_id = mismatch_record_id(id)?;
+        if seen.insert(record_id.clone()) {
+            out.push(record_id);
+        }
+    }
+    Ok(out)
+}
+
+/// What a bulk change over existing mismatch ids did.
+pub struct MismatchBulkResult {
+    outcome: BulkOutcome,
+    loaders: Arc<TraceLinks>,
+}
+
+#[Object]
+impl MismatchBulkResult {
+    /// Every named mismatch once, in the order first named, as it stands after the call.
+    async fn mismatches(&self) -> Vec<TraceMismatch> {
+        self.outcome
+            .rows
+            .iter()
+            .map(|m| TraceMismatch::new(m.clone(), &self.loaders))
+            .collect()
+    }
+    /// The `mismatchId`s this call changed, in the order first named.
+    async fn changed_ids(&self) -> &[String] {
+        &self.outcome.changed
+    }
+    /// The `mismatchId`s that already were in the requested state and were left as they were
+    /// (already resolved, already linked to this URL and notified, already notified).
+    async fn unchanged_ids(&self) -> &[String] {
+        &self.outcome.unchanged
+    }
+}
+
+fn bulk_result(
+    state: &AppState,
+    principal: &Principal,
+    outcome: BulkOutcome,
+) -> MismatchBulkResult {
+    MismatchBulkResult {
+        outcome,
+        loaders: TraceLinks::new(&state.db, &principal.tenant_id),
     }
 }
 
@@ -224,5 +290,106 @@ impl MismatchMutation {
             row,
             &TraceLinks::new(&state.db, &principal.tenant_id),
         ))
+    }
+
+    /// Resolves up to 100 of the tenant's mismatches in one transaction, with one optional
+    /// note. All or nothing: if any id is not one of the tenant's mismatches, the call is
+    /// `NOT_FOUND` and nothing is written. Mismatches already resolved keep their first
+    /// resolution and are listed in `unchangedIds` (not an error, unlike `resolveMismatch`).
+    /// Each `id` is a global `id` or a `mismatchId`; repeated ids count once. Every mismatch it
+    /// resolves arrives on `traceMismatchResolved`. Roles OPERATOR, ADMIN.
+    async fn bulk_resolve_mismatches(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        note: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<MismatchBulkResult> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let record_ids = bulk_record_ids(&ids)?;
+        write::validate_note(note.as_deref(), "note")?;
+        let resolver = actor(&principal);
+        let input = json!({ "ids": record_ids, "note": note });
+        let tenant = &principal.tenant_id;
+        let change = BulkChange::Resolve {
+            resolver: &resolver,
+            note: note.as_deref(),
+        };
+        let outcome = WriteOnce::new(
+            state,
+            tenant,
+            "bulkResolveMismatches",
+            idempotency_key,
+            &input,
+        )?
+        .publish_if(Topic::TraceMismatches, |o: &BulkOutcome| {
+            !o.changed.is_empty()
+        })
+        .run(async |txn| write::change_many(txn, tenant, &record_ids, change).await)
+        .await?;
+        Ok(bulk_result(state, &principal, outcome))
+    }
+
+    /// Links up to 100 of the tenant's mismatches to one tracking issue and marks them
+    /// notified, in one transaction, whatever their state; a new link replaces a previous one
+    /// (as `linkMismatchIssue` does). All or nothing: an id that is not one of the tenant's
+    /// mismatches makes the call `NOT_FOUND` and nothing is written. Mismatches already linked
+    /// to this URL are listed in `unchangedIds`. Roles OPERATOR, ADMIN.
+    async fn bulk_link_mismatch_issue(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        issue_url: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<MismatchBulkResult> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let record_ids = bulk_record_ids(&ids)?;
+        write::validate_issue_url(&issue_url, "issueUrl")?;
+        let input = json!({ "ids": record_ids, "issueUrl": issue_url });
+        let tenant = &principal.tenant_id;
+        let change = BulkChange::Link {
+            issue_url: &issue_url,
+        };
+        let outcome = WriteOnce::new(
+            state,
+            tenant,
+            "bulkLinkMismatchIssue",
+            idempotency_key,
+            &input,
+        )?
+        .run(async |txn| write::change_many(txn, tenant, &record_ids, change).await)
+        .await?;
+        Ok(bulk_result(state, &principal, outcome))
+    }
+
+    /// Marks up to 100 of the tenant's mismatches notified (`notificationSent: true`), in one
+    /// transaction; one way, nothing sets it back. All or nothing: an id that is not one of the
+    /// tenant's mismatches makes the call `NOT_FOUND` and nothing is written. Mismatches already
+    /// notified are listed in `unchangedIds`. Roles OPERATOR, ADMIN.
+    async fn mark_mismatches_notified(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<MismatchBulkResult> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let record_ids = bulk_record_ids(&ids)?;
+        let input = json!({ "ids": record_ids });
+        let tenant = &principal.tenant_id;
+        let outcome = WriteOnce::new(
+            state,
+            tenant,
+            "markMismatchesNotified",
+            idempotency_key,
+            &input,
+        )?
+        .run(async |txn| {
+            write::change_many(txn, tenant, &record_ids, BulkChange::MarkNotified).await
+        })
+        .await?;
+        Ok(bulk_result(state, &principal, outcome))
     }
 }

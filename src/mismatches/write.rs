@@ -6,14 +6,23 @@
 //! kept; resolving again is `INVALID_TRANSITION`); the issue link is orthogonal to the state
 //! (allowed on open and resolved mismatches; a new link replaces the old one, as the Python
 //! platform's bulk report did).
+//!
+//! Bulk changes (`bulkResolveMismatches`, `bulkLinkMismatchIssue`, `markMismatchesNotified`,
+//! docs/writes.md "Bulk mismatch changes") name up to [`MAX_BULK_IDS`] existing mismatches and
+//! are all or nothing: the tenant's rows among the ids are locked first, in id order (so two
+//! overlapping calls cannot deadlock); if any id is not one of them, the call is `NOT_FOUND`
+//! before anything is written. A mismatch already in the requested state is left as it is and
+//! reported as unchanged, so a bulk call can be repeated safely.
 
 use std::collections::HashSet;
 
 use entity::aos_trace_mismatches::{self, ActiveModel, Column, Entity};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::store::{get_by_id, snapshot};
@@ -24,6 +33,8 @@ use crate::scalars::{format_utc, now};
 
 /// Most reports one `bulkReportMismatches` call may carry.
 pub const MAX_BULK_REPORTS: usize = 100;
+/// Most mismatch ids one bulk change (resolve, link, mark notified) may name.
+pub const MAX_BULK_IDS: usize = 100;
 const MAX_TRACE_ID: usize = 64;
 const MAX_REASON: usize = 200;
 const MAX_HASH: usize = 128;
@@ -258,6 +269,125 @@ pub async fn link_issue(
         return Err(AppError::NotFound("TraceMismatch"));
     }
     read_back(txn, tenant, id).await
+}
+
+/// The change a bulk call asks for, applied to every named mismatch not already in that state.
+#[derive(Debug, Clone, Copy)]
+pub enum BulkChange<'a> {
+    /// `OPEN → RESOLVED` with this resolver and note; a resolved mismatch keeps its first
+    /// resolution.
+    Resolve {
+        resolver: &'a str,
+        note: Option<&'a str>,
+    },
+    /// Sets the issue link and marks the mismatch notified, in either state; replaces another
+    /// link (as `linkMismatchIssue` does).
+    Link { issue_url: &'a str },
+    /// `notification_sent` false → true; never back.
+    MarkNotified,
+}
+
+impl BulkChange<'_> {
+    /// Whether `row` already is as this change would leave it.
+    fn holds_for(&self, row: &aos_trace_mismatches::Model) -> bool {
+        match self {
+            BulkChange::Resolve { .. } => row.resolved,
+            BulkChange::Link { issue_url } => {
+                row.notification_sent && row.issue_url.as_deref() == Some(*issue_url)
+            }
+            BulkChange::MarkNotified => row.notification_sent,
+        }
+    }
+}
+
+/// What a bulk change did: every named mismatch as it stands after the call, in the order first
+/// named, and which of them it changed (serializable: a duplicate of an idempotency key gets it
+/// back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    pub rows: Vec<MismatchSnapshot>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+/// Applies `change` to the tenant's mismatches `ids` (distinct, 1 to [`MAX_BULK_IDS`]) in the
+/// caller's transaction: locks them in id order, refuses the whole call with `NOT_FOUND` if any
+/// id is not one of the tenant's mismatches (another tenant's looks exactly like a missing
+/// one), updates those not already in the requested state with one statement, and reads them
+/// back.
+pub async fn change_many(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    ids: &[String],
+    change: BulkChange<'_>,
+) -> AppResult<BulkOutcome> {
+    let of_tenant_named = || {
+        Entity::find()
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::Id.is_in(ids.iter().map(String::as_str)))
+    };
+    let locked = of_tenant_named()
+        .order_by_asc(Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    if locked.len() != ids.len() {
+        return Err(AppError::NotFound("TraceMismatch"));
+    }
+    let pending: HashSet<&str> = locked
+        .iter()
+        .filter(|row| !change.holds_for(row))
+        .map(|row| row.id.as_str())
+        .collect();
+    if !pending.is_empty() {
+        let update = Entity::update_many()
+            .filter(Column::TenantId.eq(tenant.as_str()))
+            .filter(Column::Id.is_in(pending.iter().copied()));
+        let update = match change {
+            BulkChange::Resolve { resolver, note } => update
+                .col_expr(Column::Resolved, Expr::value(true))
+                .col_expr(Column::ResolvedAt, Expr::value(now()))
+                .col_expr(Column::ResolvedBy, Expr::value(resolver.to_owned()))
+                .col_expr(Column::ResolutionNote, Expr::value(note.map(str::to_owned)))
+                .filter(Column::Resolved.eq(false)),
+            BulkChange::Link { issue_url } => update
+                .col_expr(Column::IssueUrl, Expr::value(issue_url.to_owned()))
+                .col_expr(Column::NotificationSent, Expr::value(true)),
+            BulkChange::MarkNotified => update
+                .col_expr(Column::NotificationSent, Expr::value(true))
+                .filter(Column::NotificationSent.eq(false)),
+        };
+        let done = update.exec(txn).await?.rows_affected;
+        if done != pending.len() as u64 {
+            return Err(AppError::internal(format!(
+                "bulk mismatch change updated {done} of {} locked rows",
+                pending.len()
+            )));
+        }
+    }
+    let mut after: std::collections::HashMap<String, MismatchSnapshot> = of_tenant_named()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|row| snapshot(row).map(|m| (m.id.clone(), m)))
+        .collect::<AppResult<_>>()?;
+    let mut outcome = BulkOutcome {
+        rows: Vec::with_capacity(ids.len()),
+        changed: Vec::new(),
+        unchanged: Vec::new(),
+    };
+    for id in ids {
+        let row = after
+            .remove(id)
+            .ok_or_else(|| AppError::internal("a locked mismatch vanished"))?;
+        if pending.contains(id.as_str()) {
+            outcome.changed.push(id.clone());
+        } else {
+            outcome.unchanged.push(id.clone());
+        }
+        outcome.rows.push(row);
+    }
+    Ok(outcome)
 }
 
 async fn read_back(

@@ -1,10 +1,16 @@
 //! The mismatch workflow: `reportMismatch`, `bulkReportMismatches`, `resolveMismatch`,
 //! `linkMismatchIssue` — every state transition allowed and refused, roles, tenant isolation,
-//! all-or-nothing batches and details stored as JSON.
+//! all-or-nothing batches and details stored as JSON — and the bulk changes over existing ids,
+//! `bulkResolveMismatches`, `bulkLinkMismatchIssue` and `markMismatchesNotified`: all or
+//! nothing, another tenant's id like an unknown one, limits, roles, already-changed ids left
+//! alone, idempotency keys and the `traceMismatchResolved` events.
 
 use logbook::auth::Role;
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
+use crate::subscriptions::Ws;
 use crate::support::{error_code, fixed_time, Backend, TestApp};
 use crate::traces_reads::{insert_traces, trace};
 
@@ -428,10 +434,504 @@ async fn report_with_idempotency_key_writes_once(backend: Backend) {
     assert_eq!(total(&app, &viewer).await, 1);
 }
 
+const BULK_FIELDS: &str = "changedIds unchangedIds mismatches { mismatchId status issueUrl \
+    notificationSent resolvedBy resolvedAt resolutionNote trace { traceId } }";
+
+fn bulk_resolve_doc() -> String {
+    format!(
+        "mutation BR($ids: [ID!]!, $note: String, $key: String) {{
+           bulkResolveMismatches(ids: $ids, note: $note, idempotencyKey: $key) {{ {BULK_FIELDS} }} }}"
+    )
+}
+
+fn bulk_link_doc() -> String {
+    format!(
+        "mutation BL($ids: [ID!]!, $url: String!, $key: String) {{
+           bulkLinkMismatchIssue(ids: $ids, issueUrl: $url, idempotencyKey: $key) {{ {BULK_FIELDS} }} }}"
+    )
+}
+
+fn notified_doc() -> String {
+    format!(
+        "mutation MN($ids: [ID!]!, $key: String) {{
+           markMismatchesNotified(ids: $ids, idempotencyKey: $key) {{ {BULK_FIELDS} }} }}"
+    )
+}
+
+const STATES: &str = r#"{ traceMismatches(first: 500) { nodes {
+  mismatchId status issueUrl notificationSent resolvedBy resolvedAt resolutionNote } } }"#;
+
+/// Every mismatch the key's tenant has, by `mismatchId`, as a sorted JSON map: what "nothing
+/// was written" compares.
+async fn states(app: &TestApp, key: &str) -> Value {
+    let data = app.data(key, STATES, json!({})).await;
+    let mut map = serde_json::Map::new();
+    for node in data["traceMismatches"]["nodes"].as_array().expect("nodes") {
+        map.insert(
+            node["mismatchId"].as_str().expect("id").to_owned(),
+            node.clone(),
+        );
+    }
+    Value::Object(map)
+}
+
+/// Reports `n` mismatches on `t1`/`t2` with `key`; their `mismatchId`s and global ids.
+async fn report_many(app: &TestApp, key: &str, n: usize) -> (Vec<Value>, Vec<Value>) {
+    let inputs: Vec<Value> = (0..n)
+        .map(|i| input(if i % 2 == 0 { "t1" } else { "t2" }))
+        .collect();
+    let data = app
+        .data(key, &bulk_doc(), json!({ "inputs": inputs }))
+        .await;
+    let rows = data["bulkReportMismatches"]
+        .as_array()
+        .expect("rows")
+        .clone();
+    (
+        rows.iter().map(|r| r["mismatchId"].clone()).collect(),
+        rows.iter().map(|r| r["id"].clone()).collect(),
+    )
+}
+
+fn ids_of(result: &Value, list: &str) -> Vec<Value> {
+    result[list].as_array().expect("ids").clone()
+}
+
+/// The refusals every bulk change shares: roles, the list's size, an unknown id, another
+/// tenant's id (the same answer as an unknown one) and an id of another type; none writes.
+async fn bulk_refusals(
+    app: &TestApp,
+    doc: &str,
+    extra: Value,
+    ids: &[Value],
+    foreign: &Value,
+    foreign_gid: &Value,
+) {
+    let viewer = app.key("acme", Role::Viewer).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let other_viewer = app.key("other", Role::Viewer).await;
+    let vars = |ids: Vec<Value>| {
+        let mut v = extra.clone();
+        v["ids"] = json!(ids);
+        v
+    };
+    let before = states(app, &viewer).await;
+    let other_before = states(app, &other_viewer).await;
+
+    for key in [&viewer, &ingest] {
+        let body = app.gql(Some(key), doc, vars(ids.to_vec())).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+    let body = app.gql(None, doc, vars(ids.to_vec())).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+
+    // None, or more than 100 (even if they are repeats of valid ones).
+    let too_many: Vec<Value> = (0..101).map(|i| ids[i % ids.len()].clone()).collect();
+    for list in [Vec::new(), too_many] {
+        let body = app.gql(Some(&operator), doc, vars(list)).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert_eq!(body["errors"][0]["extensions"]["field"], json!("ids"));
+    }
+
+    // One bad id anywhere: NOT_FOUND for the whole call, the same answer whether the id is
+    // unknown or another tenant's (record id or global id), and nothing written.
+    let unknown = json!("00000000-0000-4000-8000-000000000000");
+    let unknown_body = {
+        let mut list = ids.to_vec();
+        list.push(unknown);
+        app.gql(Some(&operator), doc, vars(list)).await
+    };
+    assert_eq!(error_code(&unknown_body), "NOT_FOUND", "{unknown_body}");
+    assert_eq!(unknown_body["data"], Value::Null);
+    let trace_gid = json!(logbook::ids::encode(logbook::ids::NodeKind::Trace, "t1").0);
+    for bad in [foreign, foreign_gid, &trace_gid] {
+        let mut list = ids.to_vec();
+        list.insert(1, bad.clone());
+        let body = app.gql(Some(&operator), doc, vars(list)).await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{bad}: {body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            unknown_body["errors"][0]["message"]
+        );
+        assert_eq!(body["data"], unknown_body["data"]);
+    }
+    assert_eq!(states(app, &viewer).await, before, "nothing written");
+    assert_eq!(states(app, &other_viewer).await, other_before);
+}
+
+async fn bulk_resolve_is_all_or_nothing(backend: Backend) {
+    let app = setup(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let (ids, gids) = report_many(&app, &ingest, 6).await;
+    let other_ingest = app.key("other", Role::Ingest).await;
+    let foreign = report(&app, &other_ingest, input("t-other")).await;
+
+    bulk_refusals(
+        &app,
+        &bulk_resolve_doc(),
+        json!({ "note": "n" }),
+        &ids[..3],
+        &foreign["mismatchId"],
+        &foreign["id"],
+    )
+    .await;
+    let long_note = "x".repeat(4_001);
+    let body = app
+        .gql(
+            Some(&operator),
+            &bulk_resolve_doc(),
+            json!({ "ids": ids[..2], "note": long_note }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(body["errors"][0]["extensions"]["field"], json!("note"));
+    assert!(states(&app, &viewer)
+        .await
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|m| m["status"] == json!("OPEN")));
+
+    // ids[0] is resolved first on its own; the bulk call leaves it as it was and reports it,
+    // resolves the others (record or global id; a repeat counts once), in the order named.
+    let first = app
+        .data(
+            &operator,
+            &resolve_doc(),
+            json!({ "id": ids[0], "note": "first" }),
+        )
+        .await["resolveMismatch"]
+        .clone();
+    let named = json!([ids[1], ids[0], gids[2], ids[1]]);
+    let result = app
+        .data(
+            &admin,
+            &bulk_resolve_doc(),
+            json!({ "ids": named, "note": "bulk" }),
+        )
+        .await["bulkResolveMismatches"]
+        .clone();
+    assert_eq!(
+        ids_of(&result, "changedIds"),
+        vec![ids[1].clone(), ids[2].clone()]
+    );
+    assert_eq!(ids_of(&result, "unchangedIds"), vec![ids[0].clone()]);
+    let rows = result["mismatches"].as_array().unwrap();
+    let order: Vec<Value> = rows.iter().map(|m| m["mismatchId"].clone()).collect();
+    assert_eq!(order, vec![ids[1].clone(), ids[0].clone(), ids[2].clone()]);
+    assert!(rows.iter().all(|m| m["status"] == json!("RESOLVED")));
+    assert_eq!(rows[0]["resolutionNote"], json!("bulk"));
+    assert_eq!(rows[0]["trace"]["traceId"], json!("t2"));
+    assert_ne!(rows[0]["resolvedBy"], first["resolvedBy"]);
+    assert_eq!(rows[1]["resolutionNote"], json!("first"));
+    assert_eq!(rows[1]["resolvedBy"], first["resolvedBy"]);
+    assert_eq!(rows[1]["resolvedAt"], first["resolvedAt"]);
+    let stored = states(&app, &viewer).await;
+    assert_eq!(
+        stored[ids[2].as_str().unwrap()]["resolutionNote"],
+        json!("bulk")
+    );
+    assert_eq!(stored[ids[3].as_str().unwrap()]["status"], json!("OPEN"));
+
+    // Nothing left to do: every id unchanged, no error, nothing rewritten.
+    let again = app
+        .data(
+            &operator,
+            &bulk_resolve_doc(),
+            json!({ "ids": ids[..3], "note": "later" }),
+        )
+        .await["bulkResolveMismatches"]
+        .clone();
+    assert_eq!(ids_of(&again, "changedIds"), Vec::<Value>::new());
+    assert_eq!(ids_of(&again, "unchangedIds").len(), 3);
+    assert_eq!(states(&app, &viewer).await, stored);
+
+    // An idempotency key: a duplicate gets the first answer (ids[3] reported as changed again),
+    // another input under the same key is a conflict and writes nothing.
+    let vars = json!({ "ids": [ids[3]], "key": "bulk-resolve-1" });
+    let keyed = app.data(&operator, &bulk_resolve_doc(), vars.clone()).await;
+    let replay = app.data(&operator, &bulk_resolve_doc(), vars).await;
+    assert_eq!(keyed, replay);
+    assert_eq!(
+        ids_of(&replay["bulkResolveMismatches"], "changedIds"),
+        vec![ids[3].clone()]
+    );
+    let body = app
+        .gql(
+            Some(&operator),
+            &bulk_resolve_doc(),
+            json!({ "ids": [ids[4]], "key": "bulk-resolve-1" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "IDEMPOTENCY_CONFLICT");
+    assert_eq!(
+        states(&app, &viewer).await[ids[4].as_str().unwrap()]["status"],
+        json!("OPEN")
+    );
+
+    // The other tenant's mismatch was never touched.
+    let other_viewer = app.key("other", Role::Viewer).await;
+    assert_eq!(
+        node(&app, &other_viewer, &foreign["id"]).await["status"],
+        json!("OPEN")
+    );
+
+    // 100 ids at once.
+    let (hundred, _) = report_many(&app, &ingest, 100).await;
+    let result = app
+        .data(&operator, &bulk_resolve_doc(), json!({ "ids": hundred }))
+        .await["bulkResolveMismatches"]
+        .clone();
+    assert_eq!(ids_of(&result, "changedIds"), hundred);
+    let open = states(&app, &viewer)
+        .await
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|m| m["status"] == json!("OPEN"))
+        .count();
+    assert_eq!(open, 2, "ids[4] and ids[5]");
+}
+
+async fn bulk_link_and_mark_notified(backend: Backend) {
+    let app = setup(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let (ids, gids) = report_many(&app, &ingest, 5).await;
+    let other_ingest = app.key("other", Role::Ingest).await;
+    let foreign = report(&app, &other_ingest, input("t-other")).await;
+    let url_a = "https://github.com/o/r/issues/1";
+    let url_b = "https://tracker.example.com/PROJ-2";
+
+    bulk_refusals(
+        &app,
+        &bulk_link_doc(),
+        json!({ "url": url_a }),
+        &ids[..3],
+        &foreign["mismatchId"],
+        &foreign["id"],
+    )
+    .await;
+    bulk_refusals(
+        &app,
+        &notified_doc(),
+        json!({}),
+        &ids[..3],
+        &foreign["mismatchId"],
+        &foreign["id"],
+    )
+    .await;
+    let long = format!("https://x.test/{}", "a".repeat(2_040));
+    for bad in ["ftp://x/1", "not a url", "https://", long.as_str()] {
+        let body = app
+            .gql(
+                Some(&operator),
+                &bulk_link_doc(),
+                json!({ "ids": ids[..2], "url": bad }),
+            )
+            .await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{bad}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], json!("issueUrl"));
+    }
+    assert!(states(&app, &viewer)
+        .await
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|m| m["issueUrl"].is_null() && m["notificationSent"] == json!(false)));
+
+    // Linking works in either state and marks notified; the state does not move.
+    app.data(&operator, &resolve_doc(), json!({ "id": ids[0] }))
+        .await;
+    let linked = app
+        .data(
+            &operator,
+            &bulk_link_doc(),
+            json!({ "ids": [ids[0], gids[1]], "url": url_a }),
+        )
+        .await["bulkLinkMismatchIssue"]
+        .clone();
+    assert_eq!(
+        ids_of(&linked, "changedIds"),
+        vec![ids[0].clone(), ids[1].clone()]
+    );
+    let rows = linked["mismatches"].as_array().unwrap();
+    assert_eq!(rows[0]["status"], json!("RESOLVED"));
+    assert_eq!(rows[1]["status"], json!("OPEN"));
+    for row in rows {
+        assert_eq!(row["issueUrl"], json!(url_a));
+        assert_eq!(row["notificationSent"], json!(true));
+    }
+    // The same link again is left alone; a new link replaces the old one.
+    let again = app
+        .data(
+            &operator,
+            &bulk_link_doc(),
+            json!({ "ids": [ids[0], ids[1], ids[2]], "url": url_a }),
+        )
+        .await["bulkLinkMismatchIssue"]
+        .clone();
+    assert_eq!(ids_of(&again, "changedIds"), vec![ids[2].clone()]);
+    assert_eq!(
+        ids_of(&again, "unchangedIds"),
+        vec![ids[0].clone(), ids[1].clone()]
+    );
+    let relinked = app
+        .data(
+            &operator,
+            &bulk_link_doc(),
+            json!({ "ids": [ids[1]], "url": url_b }),
+        )
+        .await["bulkLinkMismatchIssue"]
+        .clone();
+    assert_eq!(relinked["mismatches"][0]["issueUrl"], json!(url_b));
+    let stored = states(&app, &viewer).await;
+    assert_eq!(stored[ids[0].as_str().unwrap()]["issueUrl"], json!(url_a));
+    assert_eq!(stored[ids[1].as_str().unwrap()]["issueUrl"], json!(url_b));
+    assert_eq!(stored[ids[3].as_str().unwrap()]["issueUrl"], Value::Null);
+
+    // Marking notified: one way, leaves the link alone, already-notified ones unchanged.
+    let vars = json!({ "ids": [ids[3], ids[0]], "key": "notified-1" });
+    let marked = app.data(&operator, &notified_doc(), vars.clone()).await;
+    let result = &marked["markMismatchesNotified"];
+    assert_eq!(ids_of(result, "changedIds"), vec![ids[3].clone()]);
+    assert_eq!(ids_of(result, "unchangedIds"), vec![ids[0].clone()]);
+    assert_eq!(result["mismatches"][0]["notificationSent"], json!(true));
+    assert_eq!(result["mismatches"][0]["issueUrl"], Value::Null);
+    assert_eq!(result["mismatches"][1]["issueUrl"], json!(url_a));
+    // Its idempotency key: the first answer again; another input is a conflict.
+    assert_eq!(app.data(&operator, &notified_doc(), vars).await, marked);
+    let body = app
+        .gql(
+            Some(&operator),
+            &notified_doc(),
+            json!({ "ids": [ids[4]], "key": "notified-1" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "IDEMPOTENCY_CONFLICT");
+    let stored = states(&app, &viewer).await;
+    assert_eq!(
+        stored[ids[4].as_str().unwrap()]["notificationSent"],
+        json!(false)
+    );
+    assert_eq!(
+        stored[ids[3].as_str().unwrap()]["notificationSent"],
+        json!(true)
+    );
+    // Linking the same key's idempotency space: a bulk link under a used key conflicts too.
+    let body = app
+        .gql(
+            Some(&operator),
+            &bulk_link_doc(),
+            json!({ "ids": [ids[4]], "url": url_a, "key": "notified-1" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "IDEMPOTENCY_CONFLICT");
+
+    // The other tenant's mismatch was never touched.
+    let other_viewer = app.key("other", Role::Viewer).await;
+    let theirs = node(&app, &other_viewer, &foreign["id"]).await;
+    assert_eq!(theirs["issueUrl"], Value::Null);
+    assert_eq!(theirs["notificationSent"], json!(false));
+}
+
+/// Every mismatch a bulk resolve resolves arrives on `traceMismatchResolved`, once; those it
+/// left alone and another tenant's do not.
+async fn bulk_resolutions_arrive_on_the_tail(backend: Backend) {
+    let app = setup(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let (ids, _) = report_many(&app, &ingest, 4).await;
+    let other_ingest = app.key("other", Role::Ingest).await;
+    let other_operator = app.key("other", Role::Operator).await;
+    let foreign = report(&app, &other_ingest, input("t-other")).await;
+    // Resolved before anyone listens: not delivered.
+    app.data(&operator, &resolve_doc(), json!({ "id": ids[0] }))
+        .await;
+
+    let tail =
+        r#"subscription { traceMismatchResolved { cursor node { mismatchId resolutionNote } } }"#;
+    let mut ws = Ws::with_key(&app, &viewer).await;
+    ws.subscribe("resolved", tail, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // On PostgreSQL the announcement itself is observable (the process hears it back from
+    // Redis or LISTEN/NOTIFY); without it the tail would still deliver, on its next tick.
+    let announced = backend == Backend::Postgres;
+    let heard = app.state.events.heard();
+    app.data(
+        &other_operator,
+        &bulk_resolve_doc(),
+        json!({ "ids": [foreign["mismatchId"]], "note": "theirs" }),
+    )
+    .await;
+    if announced {
+        heard_more_than(&app, heard).await;
+    }
+    let heard = app.state.events.heard();
+    let result = app
+        .data(
+            &operator,
+            &bulk_resolve_doc(),
+            json!({ "ids": [ids[2], ids[0], ids[1]], "note": "bulk" }),
+        )
+        .await["bulkResolveMismatches"]
+        .clone();
+    if announced {
+        heard_more_than(&app, heard).await;
+    }
+    assert_eq!(
+        ids_of(&result, "changedIds"),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+    let events = ws.take("resolved", 2).await;
+    let mut got: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let node = &e["traceMismatchResolved"]["node"];
+            assert_eq!(node["resolutionNote"], json!("bulk"));
+            node["mismatchId"].clone()
+        })
+        .collect();
+    got.sort_by_key(|v| v.as_str().unwrap_or_default().to_owned());
+    let mut want = vec![ids[1].clone(), ids[2].clone()];
+    want.sort_by_key(|v| v.as_str().unwrap_or_default().to_owned());
+    assert_eq!(got, want);
+    ws.quiet().await;
+
+    // A bulk call that changes nothing announces nothing.
+    let heard = app.state.events.heard();
+    app.data(&operator, &bulk_resolve_doc(), json!({ "ids": ids[..3] }))
+        .await;
+    ws.quiet().await;
+    assert_eq!(app.state.events.heard(), heard);
+    ws.close().await;
+}
+
+/// Waits until this process has heard more than `before` notifications from the shared bus.
+async fn heard_more_than(app: &TestApp, before: u64) {
+    for _ in 0..100 {
+        if app.state.events.heard() > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no notification heard within 5 s");
+}
+
 crate::cases!(
     report_roles_inputs_and_json_details,
     resolve_and_link_transitions,
     cross_tenant_resolve_and_link_are_not_found,
     bulk_report_is_all_or_nothing,
     report_with_idempotency_key_writes_once,
+    bulk_resolve_is_all_or_nothing,
+    bulk_link_and_mark_notified,
+    bulk_resolutions_arrive_on_the_tail,
 );

@@ -404,6 +404,15 @@ fn probes() -> Vec<Probe> {
         probe("linkMismatchIssue(mismatchId)", &["Mutation.linkMismatchIssue"], Operator,
             Post("mutation($v: ID!) { linkMismatchIssue(id: $v, issueUrl: \"https://x.test/1\") { issueUrl } }"),
             "rec.Mismatch.link", v),
+        probe("bulkResolveMismatches(ids: [mismatchId])", &["Mutation.bulkResolveMismatches"], Operator,
+            Post("mutation($v: ID!) { bulkResolveMismatches(ids: [$v], note: \"n\") { changedIds unchangedIds mismatches { status resolutionNote } } }"),
+            "rec.Mismatch.bulkResolve", v),
+        probe("bulkLinkMismatchIssue(ids: [id])", &["Mutation.bulkLinkMismatchIssue"], Operator,
+            Post("mutation($v: ID!) { bulkLinkMismatchIssue(ids: [$v], issueUrl: \"https://x.test/2\") { changedIds unchangedIds mismatches { issueUrl notificationSent } } }"),
+            "gid.Mismatch.bulkLink", v),
+        probe("markMismatchesNotified(ids: [mismatchId])", &["Mutation.markMismatchesNotified"], Operator,
+            Post("mutation($v: ID!) { markMismatchesNotified(ids: [$v]) { changedIds unchangedIds mismatches { notificationSent } } }"),
+            "rec.Mismatch.notify", v),
         probe("completeTrace", &["Mutation.completeTrace"], Ingest,
             Post("mutation($v: String!) { completeTrace(traceId: $v, status: COMPLETED) { traceId status } }"), "trace.complete", v),
         probe("abortTrace", &["Mutation.abortTrace"], Ingest,
@@ -669,14 +678,24 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
     // Mismatches on the live trace.
     const REPORT: &str =
         "mutation($t: String!) { reportMismatch(input: {traceId: $t, stepIndex: 0, reason: \"output_mismatch\"}) { id mismatchId } }";
-    for role in ["main", "resolve", "link"] {
+    for role in [
+        "main",
+        "resolve",
+        "link",
+        "bulkResolve",
+        "bulkLink",
+        "notify",
+    ] {
         let d = app
             .data(ingest, REPORT, json!({ "t": format!("{p}-live") }))
             .await;
         let (gid, rec) = match role {
             "main" => ("gid.TraceMismatch", "rec.TraceMismatch"),
             "resolve" => ("gid.Mismatch.resolve", "rec.Mismatch.resolve"),
-            _ => ("gid.Mismatch.link", "rec.Mismatch.link"),
+            "link" => ("gid.Mismatch.link", "rec.Mismatch.link"),
+            "bulkResolve" => ("gid.Mismatch.bulkResolve", "rec.Mismatch.bulkResolve"),
+            "bulkLink" => ("gid.Mismatch.bulkLink", "rec.Mismatch.bulkLink"),
+            _ => ("gid.Mismatch.notify", "rec.Mismatch.notify"),
         };
         out.insert(gid.into(), str_at(&d, "/reportMismatch/id"));
         out.insert(rec.into(), str_at(&d, "/reportMismatch/mismatchId"));
