@@ -37,6 +37,19 @@ pub enum AppError {
     IdempotencyConflict(String),
     /// A state change the object's lifecycle does not allow (e.g. completing a finished trace).
     InvalidTransition(String),
+    /// Recording cost would take spend past an active budget whose hard limit is on. The
+    /// closed code list has no budget code, so it is `INVALID_TRANSITION` (the budget's state
+    /// does not admit the spend) with `extensions.reason` `BUDGET_EXCEEDED` and the figures
+    /// (docs/api.md §7).
+    BudgetExceeded {
+        message: String,
+        budget_id: String,
+        /// `DAILY` or `MONTHLY`.
+        period: &'static str,
+        limit_cents: f64,
+        /// What the spend would have been with the refused records.
+        spend_cents: f64,
+    },
     /// A replayed step produced another output than the recorded one.
     ReplayMismatch {
         message: String,
@@ -86,6 +99,7 @@ impl AppError {
             AppError::ImmutableRecord(detail) => format!("the record is immutable: {detail}"),
             AppError::IdempotencyConflict(detail) => detail.clone(),
             AppError::InvalidTransition(detail) => detail.clone(),
+            AppError::BudgetExceeded { message, .. } => message.clone(),
             AppError::ReplayMismatch { message, .. } => message.clone(),
             AppError::QueryTooDeep(detail) => detail.clone(),
             AppError::QueryTooComplex(detail) => detail.clone(),
@@ -117,7 +131,9 @@ impl AppError {
             AppError::BadCursor(_) => "BAD_CURSOR",
             AppError::ImmutableRecord(_) => "IMMUTABLE_RECORD",
             AppError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
-            AppError::InvalidTransition(_) => "INVALID_TRANSITION",
+            AppError::InvalidTransition(_) | AppError::BudgetExceeded { .. } => {
+                "INVALID_TRANSITION"
+            }
             AppError::ReplayMismatch { .. } => "REPLAY_MISMATCH",
             AppError::QueryTooDeep(_) => "QUERY_TOO_DEEP",
             AppError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
@@ -241,6 +257,24 @@ impl From<AppError> for async_graphql::Error {
                 async_graphql::Error::new(err.message()).extend_with(move |_, e| {
                     e.set("code", code);
                     e.set("field", field.clone());
+                })
+            }
+            AppError::BudgetExceeded {
+                budget_id,
+                period,
+                limit_cents,
+                spend_cents,
+                ..
+            } => {
+                let (budget_id, period) = (budget_id.clone(), *period);
+                let (limit, spend) = (*limit_cents, *spend_cents);
+                async_graphql::Error::new(err.message()).extend_with(move |_, e| {
+                    e.set("code", code);
+                    e.set("reason", "BUDGET_EXCEEDED");
+                    e.set("budgetId", budget_id.clone());
+                    e.set("period", period);
+                    e.set("limitCents", limit);
+                    e.set("spendCents", spend);
                 })
             }
             AppError::ReplayMismatch {

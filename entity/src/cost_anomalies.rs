@@ -34,6 +34,13 @@ pub struct Model {
     /// RETRY_LOOP, PROMPT_GROWTH, FEATURE_SURGE, TRAFFIC_GROWTH or UNKNOWN
     pub derived_cause: Option<String>,
     pub breach_count: i32,
+    /// Set by `acknowledgeCostAnomaly`; an unresolved anomaly with it is ACKNOWLEDGED.
+    pub acknowledged_at: Option<DateTimeUtc>,
+    /// `key:<api key id>` of the acknowledger.
+    pub acknowledged_by: Option<String>,
+    /// `key:<api key id>` of the resolver.
+    pub resolved_by: Option<String>,
+    pub resolution_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -42,6 +42,7 @@ mod m20261205_080000_trace_end_index;
 mod m20261205_090000_run_rollup_months;
 mod m20261205_100000_mismatch_resolved_index;
 mod m20261206_000000_policy_activation_list_index;
+mod m20261206_010000_cost_anomaly_workflow;
 
 pub struct Migrator;
 
@@ -87,6 +88,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_090000_run_rollup_months::Migration),
             Box::new(m20261205_100000_mismatch_resolved_index::Migration),
             Box::new(m20261206_000000_policy_activation_list_index::Migration),
+            Box::new(m20261206_010000_cost_anomaly_workflow::Migration),
         ]
     }
 }

@@ -11,8 +11,8 @@ use super::compute::{self, CostTrend, Projection, Summary, UserShare};
 use super::store::{self, Grain};
 use super::{
     month_start, AnomalyFilter, AnomalySnapshot, BudgetWithSpend, CostAnomalySeverity,
-    CostAnomalyType, CostBudgetType, CostDerivedCause, CostEntityType, CostPeriod, CostTotals,
-    DayWindow, FeatureTagSnapshot, GroupTotals,
+    CostAnomalyStatus, CostAnomalyType, CostBudgetType, CostDerivedCause, CostEntityType,
+    CostPeriod, CostTotals, DayWindow, FeatureTagSnapshot, GroupTotals,
 };
 use crate::auth::{self, Permission, TenantId};
 use crate::error::AppError;
@@ -377,11 +377,29 @@ impl CostAnomaly {
     async fn action_taken(&self) -> Option<&str> {
         self.0.action_taken.as_deref()
     }
+    /// OPEN, ACKNOWLEDGED or RESOLVED (`acknowledgeCostAnomaly`, `resolveCostAnomaly`).
+    async fn status(&self) -> CostAnomalyStatus {
+        self.0.status()
+    }
     async fn resolved(&self) -> bool {
         self.0.resolved
     }
     async fn resolved_at(&self) -> Option<DateTime> {
         self.0.resolved_at.map(Into::into)
+    }
+    /// `key:<API key id>` of whoever resolved it.
+    async fn resolved_by(&self) -> Option<&str> {
+        self.0.resolved_by.as_deref()
+    }
+    async fn resolution_note(&self) -> Option<&str> {
+        self.0.resolution_note.as_deref()
+    }
+    async fn acknowledged_at(&self) -> Option<DateTime> {
+        self.0.acknowledged_at.map(Into::into)
+    }
+    /// `key:<API key id>` of whoever acknowledged it.
+    async fn acknowledged_by(&self) -> Option<&str> {
+        self.0.acknowledged_by.as_deref()
     }
     async fn derived_cause(&self) -> Option<CostDerivedCause> {
         self.0.derived_cause
@@ -433,7 +451,7 @@ impl From<CostAnomalyFilter> for AnomalyFilter {
     }
 }
 
-/// An active budget with its current spend.
+/// A budget with its current spend.
 pub struct CostBudget(pub(crate) BudgetWithSpend);
 
 #[Object]
@@ -459,9 +477,13 @@ impl CostBudget {
     async fn warn_threshold_pct(&self) -> i32 {
         self.0.budget.warn_threshold_pct
     }
+    /// When true and the budget is active, `recordCost` refuses records that would take the
+    /// spend past a limit (`INVALID_TRANSITION`, `extensions.reason` `BUDGET_EXCEEDED`).
     async fn hard_limit_enabled(&self) -> bool {
         self.0.budget.hard_limit_enabled
     }
+    /// Inactive budgets are listed only with `budgets(includeInactive: true)`; detection and
+    /// hard limits ignore them.
     async fn is_active(&self) -> bool {
         self.0.budget.is_active
     }
@@ -569,11 +591,65 @@ impl CostQuery {
     async fn grain(
         &self,
         ctx: &Context<'_>,
-        period: CostPeriod,
+        window: &DayWindow,
         grain: Grain,
     ) -> Result<Vec<GroupTotals>, AppError> {
         let state = ctx.data_unchecked::<AppState>();
-        store::grain_totals(&state.db, &self.tenant, &period.window(self.now), grain).await
+        store::grain_totals(&state.db, &self.tenant, window, grain).await
+    }
+
+    /// The days a breakdown or series covers: `period`, or the inclusive UTC days `from`..`to`
+    /// (at most 366), or `default` when neither is given.
+    fn window(
+        &self,
+        period: Option<CostPeriod>,
+        from: Option<Date>,
+        to: Option<Date>,
+        default: CostPeriod,
+    ) -> Result<DayWindow, AppError> {
+        match (period, from, to) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::bad_input(
+                "period",
+                "give either `period` or `from` and `to`, not both",
+            )),
+            (Some(p), None, None) => Ok(p.window(self.now)),
+            (None, None, None) => Ok(default.window(self.now)),
+            (None, Some(_), None) => Err(AppError::bad_input("to", "`to` is required with `from`")),
+            (None, None, Some(_)) => {
+                Err(AppError::bad_input("from", "`from` is required with `to`"))
+            }
+            (None, Some(from), Some(to)) => {
+                let window = DayWindow {
+                    from: from.0,
+                    to: to.0,
+                };
+                if window.to < window.from {
+                    return Err(AppError::bad_input("to", "`to` must not be before `from`"));
+                }
+                if window.days() > MAX_SERIES_DAYS {
+                    return Err(AppError::bad_input(
+                        "from",
+                        format!("a range spans at most {MAX_SERIES_DAYS} days"),
+                    ));
+                }
+                Ok(window)
+            }
+        }
+    }
+}
+
+/// The most rows a breakdown's `limit` asks for.
+const MAX_BREAKDOWN_LIMIT: i32 = 100;
+
+/// `limit` of a breakdown: 1..=100, or every group when absent.
+fn top_k(limit: Option<i32>) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(usize::MAX),
+        Some(n) if (1..=MAX_BREAKDOWN_LIMIT).contains(&n) => Ok(n as usize),
+        Some(_) => Err(AppError::bad_input(
+            "limit",
+            format!("`limit` must be between 1 and {MAX_BREAKDOWN_LIMIT}"),
+        )),
     }
 }
 
@@ -601,17 +677,25 @@ impl CostQuery {
         })
     }
 
-    /// Cost per feature tag over the period, largest first.
+    /// Cost per feature tag, largest first (ties by tag): over `period` (default TODAY) or the
+    /// inclusive UTC days `from`..`to` (at most 366), the largest `limit` (1..100; default all)
+    /// tags. `pctOfTotal` is against every tag's total, not only the listed ones.
     async fn by_feature(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "CostPeriod::Today")] period: CostPeriod,
+        period: Option<CostPeriod>,
+        from: Option<Date>,
+        to: Option<Date>,
+        limit: Option<i32>,
     ) -> async_graphql::Result<Vec<FeatureCost>> {
         let state = ctx.data_unchecked::<AppState>();
-        let rows = self.grain(ctx, period, Grain::Feature).await?;
+        let window = self.window(period, from, to, CostPeriod::Today)?;
+        let keep = top_k(limit)?;
+        let mut rows = self.grain(ctx, &window, Grain::Feature).await?;
+        let total: f64 = rows.iter().map(|r| r.totals.cost_cents).sum();
+        rows.truncate(keep);
         let tags: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
         let mut registered = store::feature_tags_by_tag(&state.db, &self.tenant, &tags).await?;
-        let total: f64 = rows.iter().map(|r| r.totals.cost_cents).sum();
         Ok(rows
             .into_iter()
             .map(|row| FeatureCost {
@@ -622,29 +706,45 @@ impl CostQuery {
             .collect())
     }
 
-    /// Cost per user over the period, largest first; users above twice the mean are flagged.
+    /// Cost per user, largest first (ties by user id), over `period` (default TODAY) or
+    /// `from`..`to`, the largest `limit` (1..100; default all) users. Users above twice the mean
+    /// of every user's cost are flagged; shares and the mean count every user, listed or not.
     async fn by_user(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "CostPeriod::Today")] period: CostPeriod,
+        period: Option<CostPeriod>,
+        from: Option<Date>,
+        to: Option<Date>,
+        limit: Option<i32>,
     ) -> async_graphql::Result<Vec<UserCost>> {
-        let rows = self.grain(ctx, period, Grain::User).await?;
+        let window = self.window(period, from, to, CostPeriod::Today)?;
+        let keep = top_k(limit)?;
+        let rows = self.grain(ctx, &window, Grain::User).await?;
         Ok(compute::user_shares(rows)
             .into_iter()
+            .take(keep)
             .map(UserCost)
             .collect())
     }
 
-    /// Cost and tokens per model over the period, largest cost first.
+    /// Cost and tokens per model, largest cost first (ties by model), over `period` (default
+    /// TODAY) or `from`..`to`, the largest `limit` (1..100; default all) models; `pctOfTotal` is
+    /// against every model's total.
     async fn by_model(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "CostPeriod::Today")] period: CostPeriod,
+        period: Option<CostPeriod>,
+        from: Option<Date>,
+        to: Option<Date>,
+        limit: Option<i32>,
     ) -> async_graphql::Result<Vec<ModelCost>> {
-        let rows = self.grain(ctx, period, Grain::Model).await?;
+        let window = self.window(period, from, to, CostPeriod::Today)?;
+        let keep = top_k(limit)?;
+        let rows = self.grain(ctx, &window, Grain::Model).await?;
         let total: f64 = rows.iter().map(|r| r.totals.cost_cents).sum();
         Ok(rows
             .into_iter()
+            .take(keep)
             .map(|row| ModelCost {
                 pct_of_total: compute::pct_of(row.totals.cost_cents, total),
                 row,
@@ -663,40 +763,7 @@ impl CostQuery {
         #[graphql(default_with = "CostGranularity::Day")] granularity: CostGranularity,
     ) -> async_graphql::Result<CostSeries> {
         let CostGranularity::Day = granularity;
-        let window = match (period, from, to) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(AppError::bad_input(
-                    "period",
-                    "give either `period` or `from` and `to`, not both",
-                )
-                .into());
-            }
-            (Some(p), None, None) => p.window(self.now),
-            (None, None, None) => CostPeriod::Last30Days.window(self.now),
-            (None, Some(_), None) => {
-                return Err(AppError::bad_input("to", "`to` is required with `from`").into());
-            }
-            (None, None, Some(_)) => {
-                return Err(AppError::bad_input("from", "`from` is required with `to`").into());
-            }
-            (None, Some(from), Some(to)) => {
-                let window = DayWindow {
-                    from: from.0,
-                    to: to.0,
-                };
-                if window.to < window.from {
-                    return Err(AppError::bad_input("to", "`to` must not be before `from`").into());
-                }
-                if window.days() > MAX_SERIES_DAYS {
-                    return Err(AppError::bad_input(
-                        "from",
-                        format!("a series spans at most {MAX_SERIES_DAYS} days"),
-                    )
-                    .into());
-                }
-                window
-            }
-        };
+        let window = self.window(period, from, to, CostPeriod::Last30Days)?;
         let days = self.day_totals(ctx, &window).await?;
         Ok(CostSeries {
             points: compute::fill_days(&window, &days),
@@ -764,12 +831,13 @@ impl CostQuery {
         )))
     }
 
-    /// The tenant's active budgets, newest first, each with today's and month-to-date spend
-    /// (one statement for the spend of a whole page).
+    /// The tenant's budgets, newest first, active ones only unless `includeInactive`, each with
+    /// today's and month-to-date spend (one statement for the spend of a whole page).
     #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
     async fn budgets(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default)] include_inactive: bool,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -782,6 +850,7 @@ impl CostQuery {
             &state.db,
             &state.cursors,
             &self.tenant,
+            include_inactive,
             &request,
             self.now.date_naive(),
         )

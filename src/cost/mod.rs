@@ -260,6 +260,35 @@ pub struct AnomalySnapshot {
     pub detected_at: DateTime<Utc>,
     pub derived_cause: Option<CostDerivedCause>,
     pub breach_count: i32,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolution_note: Option<String>,
+}
+
+impl AnomalySnapshot {
+    pub fn status(&self) -> CostAnomalyStatus {
+        if self.resolved {
+            CostAnomalyStatus::Resolved
+        } else if self.acknowledged_at.is_some() {
+            CostAnomalyStatus::Acknowledged
+        } else {
+            CostAnomalyStatus::Open
+        }
+    }
+}
+
+/// Where an anomaly is in its workflow: `OPEN → ACKNOWLEDGED → RESOLVED`, or `OPEN → RESOLVED`
+/// (docs/domain.md §9.7). Each step is taken once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CostAnomalyStatus {
+    /// Detected, nobody has taken it yet.
+    Open,
+    /// Someone is on it (`acknowledgeCostAnomaly`).
+    Acknowledged,
+    /// Closed (`resolveCostAnomaly`); detection that finds the condition again opens a new one.
+    Resolved,
 }
 
 /// The anomaly list filter, as the store applies it.

@@ -1,9 +1,13 @@
-//! Cost write mutations (docs/domain.md §9.2, §9.3, §9.5): `recordCost` (INGEST),
-//! `createFeatureTag`, `updateFeatureTag`, `upsertBudget` (ADMIN) and `detectCostAnomalies`
-//! (OPERATOR or ADMIN: it configures nothing, it derives anomaly rows from recorded cost, the kind
-//! of action an on-call operator takes). Resolvers check the input (`BAD_USER_INPUT` naming the
-//! argument path), run the write once per idempotency key and answer with the same types the `cost`
-//! reads return.
+//! Cost write mutations (docs/domain.md §9.2, §9.3, §9.5–§9.7): `recordCost` (INGEST; refused
+//! past a hard budget), `createFeatureTag`, `updateFeatureTag`, `upsertBudget` (ADMIN) and
+//! `detectCostAnomalies`, `acknowledgeCostAnomaly`, `resolveCostAnomaly` (OPERATOR or ADMIN: they
+//! configure nothing, they derive or triage anomaly rows, the kind of action an on-call operator
+//! takes). Resolvers check the input (`BAD_USER_INPUT` naming the argument path), run the write
+//! once per idempotency key and answer with the same types the `cost` reads return.
+//!
+//! No audit entry is written when an anomaly is acknowledged or resolved: the ledger's event
+//! types (docs/domain.md §4.2) do not cover cost anomalies, and, as for mismatches, who did it,
+//! when and with which note is recorded on the anomaly itself.
 
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, ID};
 use chrono::Duration;
@@ -16,7 +20,7 @@ use super::write::{self, BudgetUpsert, FeatureTagChanges, NewFeatureTag, Recorde
 use super::{
     store, AnomalySnapshot, BudgetWithSpend, CostBudgetType, FeatureTagSnapshot, UNCLASSIFIED,
 };
-use crate::auth::{self, Permission, TenantId};
+use crate::auth::{self, Permission, Principal, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
 use crate::idempotency::WriteOnce;
@@ -360,6 +364,20 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// Longest resolution note of a cost anomaly, in characters.
+const MAX_ANOMALY_NOTE: usize = 2_000;
+
+/// Who acted, as stored on the anomaly: the API key's id.
+fn actor(principal: &Principal) -> String {
+    format!("key:{}", principal.key_id)
+}
+
+/// The anomaly id argument (`ca_…`, as `CostAnomaly.id` gives it).
+fn anomaly_id(id: &ID) -> AppResult<String> {
+    check_text("id", id.as_str(), 64)?;
+    Ok(id.to_string())
+}
+
 /// The tag a completed idempotency key points at.
 async fn stored_tag(
     state: &AppState,
@@ -378,7 +396,10 @@ pub struct CostMutation;
 impl CostMutation {
     /// Records 1..=1000 cost records (role INGEST) in one transaction together with their
     /// daily rollup, so every `cost` panel includes them at once; one bad record writes
-    /// nothing.
+    /// nothing. A batch that would take today's or the month's spend of an active budget with
+    /// `hardLimitEnabled` past its limit writes nothing and is `INVALID_TRANSITION` with
+    /// `extensions.reason` `BUDGET_EXCEEDED` (and `budgetId`, `period`, `limitCents`,
+    /// `spendCents`).
     async fn record_cost(
         &self,
         ctx: &Context<'_>,
@@ -542,5 +563,68 @@ impl CostMutation {
             entities_evaluated: count(outcome.entities_evaluated),
             budgets_evaluated: count(outcome.budgets_evaluated),
         })
+    }
+
+    /// Acknowledges an OPEN cost anomaly of the tenant: someone is on it (roles OPERATOR,
+    /// ADMIN). Acknowledging an acknowledged or resolved anomaly is `INVALID_TRANSITION`; an
+    /// anomaly the tenant does not have is `NOT_FOUND`. `id` is `CostAnomaly.id` (`ca_…`).
+    async fn acknowledge_cost_anomaly(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Same key + same input returns the anomaly again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CostAnomaly> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let id = anomaly_id(&id)?;
+        let who = actor(&principal);
+        let tenant = &principal.tenant_id;
+        let input = json!({ "id": id });
+        let anomaly = WriteOnce::new(
+            state,
+            tenant,
+            "acknowledgeCostAnomaly",
+            idempotency_key,
+            &input,
+        )?
+        .run_with_receipt(
+            async |txn| write::acknowledge_anomaly(txn, tenant, &id, &who).await,
+            |anomaly| anomaly.id.clone(),
+            async |id: String| write::anomaly_by_id(&state.db, tenant, &id).await,
+        )
+        .await?;
+        Ok(CostAnomaly(anomaly))
+    }
+
+    /// Resolves an OPEN or ACKNOWLEDGED cost anomaly of the tenant, with an optional note (at
+    /// most 2 000 characters; roles OPERATOR, ADMIN). Resolving a resolved anomaly is
+    /// `INVALID_TRANSITION` (the first resolver, time and note stay); an anomaly the tenant does
+    /// not have is `NOT_FOUND`. Detection that finds the condition again opens a new anomaly.
+    async fn resolve_cost_anomaly(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        note: Option<String>,
+        #[graphql(desc = "Same key + same input returns the anomaly again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CostAnomaly> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let id = anomaly_id(&id)?;
+        let note = note.filter(|n| !n.trim().is_empty());
+        check_opt("note", &note, MAX_ANOMALY_NOTE)?;
+        let who = actor(&principal);
+        let tenant = &principal.tenant_id;
+        let input = json!({ "id": id, "note": note });
+        let note = note.as_deref();
+        let anomaly = WriteOnce::new(state, tenant, "resolveCostAnomaly", idempotency_key, &input)?
+            .run_with_receipt(
+                async |txn| write::resolve_anomaly(txn, tenant, &id, &who, note).await,
+                |anomaly| anomaly.id.clone(),
+                async |id: String| write::anomaly_by_id(&state.db, tenant, &id).await,
+            )
+            .await?;
+        Ok(CostAnomaly(anomaly))
     }
 }

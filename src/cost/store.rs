@@ -269,12 +269,14 @@ pub async fn budget_spend(
         .collect())
 }
 
-/// The tenant's active budgets, newest first (`cost.budgets`).
+/// The tenant's budgets, newest first; inactive ones only when the filter says so
+/// (`cost.budgets`).
 pub struct BudgetList;
 
 impl Listed for BudgetList {
     type Entity = cost_budgets::Entity;
-    type Filter = ();
+    /// Whether inactive budgets are listed too.
+    type Filter = bool;
     type Row = BudgetSnapshot;
     const NAME: &'static str = "cost.budgets";
     const ORDER: (cost_budgets::Column, cost_budgets::Column) =
@@ -282,23 +284,33 @@ impl Listed for BudgetList {
     const ROW: fn(cost_budgets::Model) -> AppResult<BudgetSnapshot> = budget_snapshot;
     const POSITION: fn(&BudgetSnapshot) -> Position = |b| Position::of(b.created_at, &b.id);
 
-    fn select(tenant: &TenantId, _: &(), _: Option<DateTime<Utc>>) -> Select<cost_budgets::Entity> {
-        cost_budgets::Entity::find()
-            .filter(cost_budgets::Column::TenantId.eq(tenant.as_str()))
-            .filter(cost_budgets::Column::IsActive.eq(true))
+    fn select(
+        tenant: &TenantId,
+        include_inactive: &bool,
+        _: Option<DateTime<Utc>>,
+    ) -> Select<cost_budgets::Entity> {
+        let select =
+            cost_budgets::Entity::find().filter(cost_budgets::Column::TenantId.eq(tenant.as_str()));
+        if *include_inactive {
+            select
+        } else {
+            select.filter(cost_budgets::Column::IsActive.eq(true))
+        }
     }
 }
 
-/// One page of the tenant's active budgets, newest first, each with its current spend (one
-/// statement for the page, one for all its budgets' spend).
+/// One page of the tenant's budgets (inactive ones too when `include_inactive`), newest first,
+/// each with its current spend (one statement for the page, one for all its budgets' spend).
 pub async fn budget_page(
     db: &DatabaseConnection,
     codec: &CursorCodec,
     tenant: &TenantId,
+    include_inactive: bool,
     request: &PageRequest,
     today: NaiveDate,
 ) -> AppResult<Page<BudgetWithSpend>> {
-    let page = pagination::page::<BudgetList>(db, codec, tenant, &(), request).await?;
+    let page =
+        pagination::page::<BudgetList>(db, codec, tenant, &include_inactive, request).await?;
     let budgets: Vec<BudgetSnapshot> = page.edges.iter().map(|(_, b)| b.clone()).collect();
     let spend = budget_spend(db, tenant, &budgets, today).await?;
     Ok(page.map(|budget| {
@@ -402,6 +414,10 @@ pub(crate) fn anomaly_snapshot(m: cost_anomalies::Model) -> AppResult<AnomalySna
         detected_at: m.detected_at,
         derived_cause,
         breach_count: m.breach_count,
+        acknowledged_at: m.acknowledged_at,
+        acknowledged_by: m.acknowledged_by,
+        resolved_by: m.resolved_by,
+        resolution_note: m.resolution_note,
     })
 }
 

@@ -813,6 +813,10 @@ async fn add_anomaly(
         baseline_id: Set(None),
         derived_cause: Set(Some("UNKNOWN".into())),
         breach_count: Set(2),
+        acknowledged_at: Set(None),
+        acknowledged_by: Set(None),
+        resolved_by: Set(None),
+        resolution_note: Set(None),
     }
     .insert(app.db())
     .await
@@ -1041,6 +1045,161 @@ async fn bad_input_names_the_field(backend: Backend) {
     app.stop().await;
 }
 
+const TOP_K: &str = r#"
+query($p: CostPeriod, $from: Date, $to: Date, $limit: Int) {
+  cost {
+    byModel(period: $p, from: $from, to: $to, limit: $limit) { model totalCostCents requestCount pctOfTotal }
+    byFeature(period: $p, from: $from, to: $to, limit: $limit) { featureTag totalCostCents requestCount pctOfTotal }
+    byUser(period: $p, from: $from, to: $to, limit: $limit) { userId totalCostCents requestCount pctOfTotal isAnomaly }
+  }
+}"#;
+
+async fn breakdowns_take_top_k_and_custom_days(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    fixture(&app).await;
+    let day = |n: u64| (today() - Days::new(n)).format("%Y-%m-%d").to_string();
+
+    // The largest `limit` groups; shares and the user mean still count every group.
+    let data = app
+        .data(&key, TOP_K, json!({ "p": "TODAY", "limit": 2 }))
+        .await;
+    let cost = &data["cost"];
+    assert_eq!(
+        rows(&cost["byUser"]),
+        [("u1".into(), 12.5, 2), ("u2".into(), 5.5, 1)]
+    );
+    assert!(close(
+        f(&cost["byUser"][0]["pctOfTotal"]),
+        12.5 / 19.5 * 100.0
+    ));
+    assert_eq!(
+        cost["byUser"][0]["isAnomaly"], true,
+        "mean of all four users"
+    );
+    assert_eq!(rows(&cost["byModel"]).len(), 2);
+    let data = app.data(&key, TOP_K, json!({ "limit": 1 })).await;
+    let cost = &data["cost"];
+    assert_eq!(rows(&cost["byModel"]), [("gpt-4o".into(), 15.75, 2)]);
+    assert!(close(
+        f(&cost["byModel"][0]["pctOfTotal"]),
+        15.75 / 19.5 * 100.0
+    ));
+    assert_eq!(rows(&cost["byFeature"]), [("chat.reply".into(), 15.75, 2)]);
+    assert_eq!(rows(&cost["byUser"]), [("u1".into(), 12.5, 2)]);
+
+    // Custom inclusive days: only the record three days ago; three days ago to today: both.
+    let data = app
+        .data(&key, TOP_K, json!({ "from": day(3), "to": day(3) }))
+        .await;
+    assert_eq!(
+        rows(&data["cost"]["byModel"]),
+        [("gpt-4o".into(), 100.0, 1)]
+    );
+    assert_eq!(
+        rows(&data["cost"]["byFeature"]),
+        [("chat.reply".into(), 100.0, 1)]
+    );
+    assert!(close(f(&data["cost"]["byModel"][0]["pctOfTotal"]), 100.0));
+    let data = app
+        .data(&key, TOP_K, json!({ "from": day(3), "to": day(0) }))
+        .await;
+    assert_eq!(
+        rows(&data["cost"]["byModel"]),
+        [("gpt-4o".into(), 115.75, 3), ("claude".into(), 3.75, 3)]
+    );
+    let data = app
+        .data(&key, TOP_K, json!({ "from": day(2), "to": day(1) }))
+        .await;
+    assert_eq!(data["cost"]["byModel"], json!([]));
+    // The other tenant's cost on those days is never in it.
+    let other = app.key("other", Role::Viewer).await;
+    let data = app
+        .data(&other, TOP_K, json!({ "from": day(3), "to": day(3) }))
+        .await;
+    assert_eq!(data["cost"]["byModel"], json!([]));
+
+    let field = |body: &Value| body["errors"][0]["extensions"]["field"].clone();
+    for (vars, name) in [
+        (json!({ "limit": 0 }), "limit"),
+        (json!({ "limit": 101 }), "limit"),
+        (
+            json!({ "p": "TODAY", "from": day(1), "to": day(0) }),
+            "period",
+        ),
+        (json!({ "from": day(0), "to": day(1) }), "to"),
+        (json!({ "from": day(1) }), "to"),
+        (json!({ "to": day(1) }), "from"),
+        (json!({ "from": day(400), "to": day(0) }), "from"),
+    ] {
+        for breakdown in ["byModel", "byFeature", "byUser"] {
+            let query = format!(
+                "query($p: CostPeriod, $from: Date, $to: Date, $limit: Int) {{ cost {{ \
+                 {breakdown}(period: $p, from: $from, to: $to, limit: $limit) {{ totalCostCents }} }} }}"
+            );
+            let body = app.gql(Some(&key), &query, vars.clone()).await;
+            assert_eq!(
+                error_code(&body),
+                "BAD_USER_INPUT",
+                "{breakdown} {vars}: {body:#}"
+            );
+            assert_eq!(field(&body), name, "{breakdown} {vars}: {body:#}");
+        }
+    }
+    app.stop().await;
+}
+
+async fn inactive_budgets_are_listed_on_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", Role::Viewer).await;
+    add_budget(&app, "acme", "cb_1_on", "tenant", "", Some(100), None, true).await;
+    add_budget(&app, "acme", "cb_2_off", "user", "u1", Some(5), None, false).await;
+    add_budget(
+        &app,
+        "other",
+        "cb_3_other",
+        "user",
+        "u9",
+        Some(5),
+        None,
+        false,
+    )
+    .await;
+    record(&app, "acme", &[rec("m", None, Some("u1"), 3.0, None)]).await;
+    let query = r#"query($all: Boolean!, $after: String) { cost { budgets(includeInactive: $all, first: 1, after: $after) {
+        totalCount edges { cursor node { id isActive currentDailySpendCents } } } } }"#;
+
+    let active = app.data(&key, query, json!({ "all": false })).await["cost"]["budgets"].clone();
+    assert_eq!(active["totalCount"], 1);
+    assert_eq!(active["edges"][0]["node"]["id"], "cb_1_on");
+    let all = app.data(&key, query, json!({ "all": true })).await["cost"]["budgets"].clone();
+    assert_eq!(
+        all["totalCount"], 2,
+        "the other tenant's inactive budget is not listed"
+    );
+    let first = &all["edges"][0];
+    let cursor = first["cursor"].as_str().expect("cursor").to_owned();
+    let second = app
+        .data(&key, query, json!({ "all": true, "after": cursor }))
+        .await["cost"]["budgets"]
+        .clone();
+    let mut listed = vec![first["node"].clone(), second["edges"][0]["node"].clone()];
+    listed.sort_by_key(|n| n["id"].as_str().map(str::to_owned));
+    assert_eq!(
+        listed,
+        [
+            json!({ "id": "cb_1_on", "isActive": true, "currentDailySpendCents": 3.0 }),
+            json!({ "id": "cb_2_off", "isActive": false, "currentDailySpendCents": 3.0 }),
+        ]
+    );
+    // A cursor of the list with inactive budgets is not one of the active list.
+    let body = app
+        .gql(Some(&key), query, json!({ "all": false, "after": cursor }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_CURSOR", "{body:#}");
+    app.stop().await;
+}
+
 crate::cases!(
     breakdowns_are_exact_sums_of_the_rollup,
     series_fills_missing_days_with_zero,
@@ -1052,4 +1211,6 @@ crate::cases!(
     anomalies_page_and_filter,
     feature_tags_and_access,
     bad_input_names_the_field,
+    breakdowns_take_top_k_and_custom_days,
+    inactive_budgets_are_listed_on_request,
 );

@@ -1,9 +1,11 @@
 //! Cost writes: `recordCost` (rollups stay equal to a recomputation, a batch is all or nothing),
 //! `createFeatureTag`/`updateFeatureTag`, `upsertBudget` (one tenant budget), and
-//! `detectCostAnomalies` (spike + budget warning, no duplicates on re-run) — each checked through
-//! the `cost { … }` reads, with roles, tenant isolation and idempotency keys.
+//! `detectCostAnomalies` (spike + budget warning, no duplicates on re-run), hard budgets refusing
+//! `recordCost` (alone and under concurrent writers), and `acknowledgeCostAnomaly` /
+//! `resolveCostAnomaly` — each checked through the `cost { … }` reads, with roles, tenant
+//! isolation and idempotency keys.
 
-use chrono::{Days, Utc};
+use chrono::{Datelike, Days, Utc};
 use logbook::auth::Role;
 use serde_json::{json, Value};
 
@@ -723,6 +725,449 @@ async fn detect_cost_anomalies_is_idempotent_per_day(backend: Backend) {
     app.stop().await;
 }
 
+/// Whether `body` is the hard-budget refusal of `budget` over `period`.
+fn assert_budget_exceeded(body: &Value, budget: &Value, period: &str) {
+    assert_eq!(error_code(body), "INVALID_TRANSITION", "{body:#}");
+    let ext = &body["errors"][0]["extensions"];
+    assert_eq!(ext["reason"], json!("BUDGET_EXCEEDED"), "{body:#}");
+    assert_eq!(&ext["budgetId"], budget, "{body:#}");
+    assert_eq!(ext["period"], json!(period), "{body:#}");
+    assert_eq!(body["data"], Value::Null, "{body:#}");
+}
+
+async fn hard_budgets_refuse_cost_and_write_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let tenant = app
+        .data(
+            &admin,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 1000, "hardLimitEnabled": true } }),
+        )
+        .await["upsertBudget"]["id"]
+        .clone();
+    record(&app, &ingest, vec![rec("m", None, Some("u1"), 600.0)]).await;
+
+    // 600 + 500 > 1000: refused, and nothing of the batch is written (its first record fits).
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": [rec("m", None, None, 100.0), rec("m", None, None, 400.0)] } }),
+        )
+        .await;
+    assert_budget_exceeded(&body, &tenant, "DAILY");
+    let ext = &body["errors"][0]["extensions"];
+    assert!(close(f(&ext["limitCents"]), 1000.0) && close(f(&ext["spendCents"]), 1100.0));
+    let today = summary(&app, &viewer, "TODAY").await;
+    assert!(
+        close(f(&today["summary"]["totalCostCents"]), 600.0),
+        "{today:#}"
+    );
+    assert_eq!(today["summary"]["requestCount"], json!(1));
+
+    // A refused key is not consumed: once the limit allows it, the same key runs.
+    let batch = json!({ "input": { "records": [rec("m", None, None, 450.0)] }, "key": "hard-1" });
+    let body = app.gql(Some(&ingest), RECORD, batch.clone()).await;
+    assert_budget_exceeded(&body, &tenant, "DAILY");
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 1050, "hardLimitEnabled": true } }),
+    )
+    .await;
+    let first = app.data(&ingest, RECORD, batch.clone()).await;
+    assert_eq!(first["recordCost"]["recordCount"], json!(1));
+    assert_eq!(app.data(&ingest, RECORD, batch).await, first, "a duplicate");
+    // Exactly at the limit is allowed; a fraction of a cent past it is not.
+    let at_limit = summary(&app, &viewer, "TODAY").await;
+    assert!(close(f(&at_limit["summary"]["totalCostCents"]), 1050.0));
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": [rec("m", None, None, 0.01)] } }),
+        )
+        .await;
+    assert_budget_exceeded(&body, &tenant, "DAILY");
+    // Zero cost adds nothing to the budget; cost on an earlier day is outside the daily limit.
+    record(&app, &ingest, vec![rec("m", None, None, 0.0)]).await;
+    let earlier = json!({ "model": "m", "costCents": 5000.0, "createdAt": days_ago(1) });
+    record(&app, &ingest, vec![earlier]).await;
+    // A monthly limit counts that earlier day when it is in this month.
+    let same_month = days_ago(1)[..7] == days_ago(0)[..7];
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 100000, "monthlyLimitCents": 6100, "hardLimitEnabled": true } }),
+    )
+    .await;
+    let body = app
+        .gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": [rec("m", None, None, 60.0)] } }),
+        )
+        .await;
+    if same_month {
+        assert_budget_exceeded(&body, &tenant, "MONTHLY");
+    } else {
+        assert!(body.get("errors").is_none(), "{body:#}");
+    }
+    // With the hard flag off the same budget no longer refuses anything.
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 1, "hardLimitEnabled": false } }),
+    )
+    .await;
+    record(&app, &ingest, vec![rec("m", None, None, 60.0)]).await;
+
+    // Feature and user budgets count only their entity's records; inactive ones nothing.
+    let admin_b = app.key("beta", Role::Admin).await;
+    let ingest_b = app.key("beta", Role::Ingest).await;
+    app.data(
+        &admin_b,
+        CREATE_TAG,
+        json!({ "input": { "tag": "chat.reply", "displayName": "Chat" } }),
+    )
+    .await;
+    let feature = app
+        .data(
+            &admin_b,
+            BUDGET,
+            json!({ "input": { "budgetType": "FEATURE", "entityId": "chat.reply", "dailyLimitCents": 100, "hardLimitEnabled": true } }),
+        )
+        .await["upsertBudget"]["id"]
+        .clone();
+    let user = app
+        .data(
+            &admin_b,
+            BUDGET,
+            json!({ "input": { "budgetType": "USER", "entityId": "u7", "monthlyLimitCents": 50, "hardLimitEnabled": true } }),
+        )
+        .await["upsertBudget"]["id"]
+        .clone();
+    record(
+        &app,
+        &ingest_b,
+        vec![rec("m", Some("chat.reply"), None, 90.0)],
+    )
+    .await;
+    let body = app
+        .gql(
+            Some(&ingest_b),
+            RECORD,
+            json!({ "input": { "records": [rec("m", Some("chat.reply"), None, 20.0)] } }),
+        )
+        .await;
+    assert_budget_exceeded(&body, &feature, "DAILY");
+    // The same cost under an unknown tag counts as `unclassified`, not against the feature.
+    record(
+        &app,
+        &ingest_b,
+        vec![rec("m", Some("nope.tag"), None, 20.0)],
+    )
+    .await;
+    record(&app, &ingest_b, vec![rec("m", None, Some("u7"), 50.0)]).await;
+    let body = app
+        .gql(
+            Some(&ingest_b),
+            RECORD,
+            json!({ "input": { "records": [rec("m", None, Some("u7"), 1.0)] } }),
+        )
+        .await;
+    assert_budget_exceeded(&body, &user, "MONTHLY");
+    record(&app, &ingest_b, vec![rec("m", None, Some("u8"), 500.0)]).await;
+    app.data(
+        &admin_b,
+        BUDGET,
+        json!({ "input": { "budgetType": "FEATURE", "entityId": "chat.reply", "dailyLimitCents": 100, "hardLimitEnabled": true, "isActive": false } }),
+    )
+    .await;
+    record(
+        &app,
+        &ingest_b,
+        vec![rec("m", Some("chat.reply"), None, 20.0)],
+    )
+    .await;
+    // Tenant acme's hard budgets never refuse beta's cost, nor the reverse.
+    let beta = summary(&app, &app.key("beta", Role::Viewer).await, "TODAY").await;
+    assert!(
+        close(
+            f(&beta["summary"]["totalCostCents"]),
+            90.0 + 20.0 + 50.0 + 500.0 + 20.0
+        ),
+        "{beta:#}"
+    );
+    app.stop().await;
+}
+
+async fn hard_budget_holds_under_concurrent_writers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    app.data(
+        &admin,
+        CREATE_TAG,
+        json!({ "input": { "tag": "chat.reply", "displayName": "Chat" } }),
+    )
+    .await;
+    let budget = app
+        .data(
+            &admin,
+            BUDGET,
+            json!({ "input": { "budgetType": "TENANT", "monthlyLimitCents": 1000, "hardLimitEnabled": true } }),
+        )
+        .await["upsertBudget"]["id"]
+        .clone();
+    // A soft feature budget next to it: locked by nobody, refused by nobody.
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "FEATURE", "entityId": "chat.reply", "dailyLimitCents": 1 } }),
+    )
+    .await;
+    // 40 writers of 100 cents each (two records of 50) against a 1000-cent monthly limit,
+    // spread over up to five days of this month: writers of different days upsert different
+    // rollup rows, so only the budget lock keeps two of them from both passing the limit.
+    let days_this_month = u64::from(Utc::now().date_naive().day()).min(5);
+    let calls = (0..40u64).map(|i| {
+        let tag = (i % 2 == 0).then_some("chat.reply");
+        let at = days_ago(i % days_this_month);
+        let records = vec![
+            json!({ "model": "m", "featureTag": tag, "userId": format!("u{}", i % 3),
+                    "costCents": 50.0, "createdAt": at }),
+            json!({ "model": "m", "costCents": 50.0, "createdAt": at }),
+        ];
+        app.gql(
+            Some(&ingest),
+            RECORD,
+            json!({ "input": { "records": records } }),
+        )
+    });
+    let bodies = futures_util::future::join_all(calls).await;
+    let mut accepted = 0;
+    for body in &bodies {
+        if body.get("errors").is_some() {
+            assert_budget_exceeded(body, &budget, "MONTHLY");
+        } else {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 10, "exactly the writers that fit under the limit");
+    let week = summary(&app, &viewer, "LAST_7_DAYS").await;
+    assert!(
+        close(f(&week["summary"]["totalCostCents"]), 1000.0),
+        "{week:#}"
+    );
+    assert_eq!(week["summary"]["requestCount"], json!(20));
+    let listed = app
+        .data(
+            &viewer,
+            "{ cost { budgets { nodes { budgetType currentMonthlySpendCents } } } }",
+            json!({}),
+        )
+        .await;
+    for b in listed["cost"]["budgets"]["nodes"]
+        .as_array()
+        .expect("present")
+    {
+        if b["budgetType"] == json!("TENANT") {
+            assert!(close(f(&b["currentMonthlySpendCents"]), 1000.0), "{b:#}");
+        }
+    }
+    app.stop().await;
+}
+
+const ACK: &str = r#"
+mutation A($id: ID!, $key: String) {
+  acknowledgeCostAnomaly(id: $id, idempotencyKey: $key) {
+    id status resolved acknowledgedAt acknowledgedBy resolvedAt resolvedBy resolutionNote
+  }
+}"#;
+
+const RESOLVE: &str = r#"
+mutation R($id: ID!, $note: String, $key: String) {
+  resolveCostAnomaly(id: $id, note: $note, idempotencyKey: $key) {
+    id status resolved acknowledgedAt acknowledgedBy resolvedAt resolvedBy resolutionNote
+  }
+}"#;
+
+async fn cost_anomalies_are_acknowledged_then_resolved(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let operator_b = app.key("beta", Role::Operator).await;
+    // The spike and budget warning of `detect_cost_anomalies_is_idempotent_per_day`.
+    let rows: Vec<Value> = (0..=10u64)
+        .filter(|n| *n != 2)
+        .map(|n| {
+            let cents = if n <= 1 { 300.0 } else { 100.0 };
+            json!({ "model": "gpt-4o", "userId": "u1", "costCents": cents, "createdAt": days_ago(n) })
+        })
+        .collect();
+    record(&app, &ingest, rows).await;
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
+    )
+    .await;
+    app.data(&operator, DETECT, json!({})).await;
+    let listed = app
+        .data(
+            &viewer,
+            "{ cost { anomalies(first: 10) { nodes { id status } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = listed["cost"]["anomalies"]["nodes"]
+        .as_array()
+        .expect("present")
+        .clone();
+    assert!(nodes.len() >= 3, "{listed:#}");
+    assert!(
+        nodes.iter().all(|n| n["status"] == json!("OPEN")),
+        "{listed:#}"
+    );
+    let id = |i: usize| nodes[i]["id"].as_str().expect("present").to_owned();
+    let (a, b, c) = (id(0), id(1), id(2));
+
+    for key in [&viewer, &ingest] {
+        let body = app.gql(Some(key), ACK, json!({ "id": a })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body:#}");
+        let body = app.gql(Some(key), RESOLVE, json!({ "id": a })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{body:#}");
+    }
+    // Another tenant's anomaly is answered like a missing one.
+    for id in [a.as_str(), "ca_0000000000000000"] {
+        for (query, vars) in [
+            (ACK, json!({ "id": id })),
+            (RESOLVE, json!({ "id": id, "note": "x" })),
+        ] {
+            let body = app.gql(Some(&operator_b), query, vars).await;
+            assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+            assert_eq!(body["errors"][0]["message"], json!("CostAnomaly not found"));
+        }
+    }
+
+    // OPEN → ACKNOWLEDGED → RESOLVED.
+    let acked =
+        app.data(&operator, ACK, json!({ "id": a })).await["acknowledgeCostAnomaly"].clone();
+    assert_eq!(acked["status"], json!("ACKNOWLEDGED"));
+    assert_eq!(acked["resolved"], json!(false));
+    assert!(acked["acknowledgedBy"]
+        .as_str()
+        .expect("present")
+        .starts_with("key:"));
+    assert!(acked["acknowledgedAt"].is_string());
+    let body = app.gql(Some(&admin), ACK, json!({ "id": a })).await;
+    assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("already acknowledged"));
+    let resolved = app
+        .data(
+            &admin,
+            RESOLVE,
+            json!({ "id": a, "note": "capacity test, expected" }),
+        )
+        .await["resolveCostAnomaly"]
+        .clone();
+    assert_eq!(resolved["status"], json!("RESOLVED"));
+    assert_eq!(resolved["resolved"], json!(true));
+    assert_eq!(resolved["resolutionNote"], json!("capacity test, expected"));
+    assert_eq!(resolved["acknowledgedBy"], acked["acknowledgedBy"]);
+    assert_ne!(
+        resolved["resolvedBy"], acked["acknowledgedBy"],
+        "another key resolved it"
+    );
+    // Resolving again, or acknowledging a resolved one: refused, the first resolution stays.
+    let body = app
+        .gql(
+            Some(&operator),
+            RESOLVE,
+            json!({ "id": a, "note": "again" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("already resolved"));
+    let body = app.gql(Some(&operator), ACK, json!({ "id": a })).await;
+    assert_eq!(error_code(&body), "INVALID_TRANSITION", "{body:#}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("is resolved"));
+
+    // OPEN → RESOLVED directly, under an idempotency key.
+    let vars = json!({ "id": b, "note": "dup", "key": "res-1" });
+    let first = app.data(&operator, RESOLVE, vars.clone()).await;
+    assert_eq!(first["resolveCostAnomaly"]["status"], json!("RESOLVED"));
+    assert_eq!(first["resolveCostAnomaly"]["acknowledgedAt"], Value::Null);
+    assert_eq!(
+        app.data(&operator, RESOLVE, vars).await,
+        first,
+        "a duplicate"
+    );
+    let body = app
+        .gql(
+            Some(&operator),
+            RESOLVE,
+            json!({ "id": b, "note": "other", "key": "res-1" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "IDEMPOTENCY_CONFLICT", "{body:#}");
+
+    let long = "x".repeat(2001);
+    let body = app
+        .gql(Some(&operator), RESOLVE, json!({ "id": c, "note": long }))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body:#}");
+    assert_eq!(body["errors"][0]["extensions"]["field"], json!("note"));
+
+    // C acknowledged; a detection re-run the same day updates it in place and keeps it so.
+    app.data(&operator, ACK, json!({ "id": c })).await;
+    app.data(&operator, DETECT, json!({})).await;
+    let all = app
+        .data(
+            &viewer,
+            "{ cost { open: anomalies(first: 50) { totalCount nodes { id status } }
+                      all: anomalies(first: 50, filter: {includeResolved: true}) { totalCount nodes { id status resolutionNote } } } }",
+            json!({}),
+        )
+        .await;
+    let status_of = |list: &Value, id: &str| {
+        list["nodes"]
+            .as_array()
+            .expect("present")
+            .iter()
+            .find(|n| n["id"] == json!(id))
+            .map(|n| n["status"].clone())
+    };
+    let open = &all["cost"]["open"];
+    assert_eq!(
+        status_of(open, &a),
+        None,
+        "resolved anomalies are not listed by default"
+    );
+    assert_eq!(status_of(open, &b), None);
+    assert_eq!(status_of(open, &c), Some(json!("ACKNOWLEDGED")));
+    let every = &all["cost"]["all"];
+    assert_eq!(status_of(every, &a), Some(json!("RESOLVED")));
+    assert_eq!(status_of(every, &b), Some(json!("RESOLVED")));
+    app.stop().await;
+}
+
 crate::cases!(
     record_cost_keeps_rollups_exact,
     record_cost_batch_is_all_or_nothing,
@@ -730,4 +1175,7 @@ crate::cases!(
     feature_tags_create_and_update,
     upsert_budget_keeps_one_per_entity,
     detect_cost_anomalies_is_idempotent_per_day,
+    hard_budgets_refuse_cost_and_write_nothing,
+    hard_budget_holds_under_concurrent_writers,
+    cost_anomalies_are_acknowledged_then_resolved,
 );

@@ -78,6 +78,10 @@ pub(crate) async fn anomaly(
         baseline_id: Set(None),
         derived_cause: Set(None),
         breach_count: Set(1),
+        acknowledged_at: Set(None),
+        acknowledged_by: Set(None),
+        resolved_by: Set(None),
+        resolution_note: Set(None),
     }
     .insert(app.db())
     .await

@@ -120,9 +120,18 @@ const NO_REFERENCE: &[(&str, &str)] = &[
         "no argument; its fields are listed as Ledger.*",
     ),
     ("CostQuery.summary", "a period of the caller's own costs"),
-    ("CostQuery.byFeature", "a period of the caller's own costs"),
-    ("CostQuery.byUser", "a period of the caller's own costs"),
-    ("CostQuery.byModel", "a period of the caller's own costs"),
+    (
+        "CostQuery.byFeature",
+        "a period or days of the caller's own costs",
+    ),
+    (
+        "CostQuery.byUser",
+        "a period or days of the caller's own costs",
+    ),
+    (
+        "CostQuery.byModel",
+        "a period or days of the caller's own costs",
+    ),
     (
         "CostQuery.series",
         "a period or days of the caller's own costs",
@@ -422,6 +431,10 @@ fn probes() -> Vec<Probe> {
             "run.evidence", v),
         probe("revokeApiKey(id)", &["Mutation.revokeApiKey"], Admin,
             Post("mutation($v: ID!) { revokeApiKey(id: $v) { id label status } }"), "rec.ApiKey", v),
+        probe("acknowledgeCostAnomaly(id)", &["Mutation.acknowledgeCostAnomaly"], Operator,
+            Post("mutation($v: ID!) { acknowledgeCostAnomaly(id: $v) { status anomalyType } }"), "anomaly.ack", v),
+        probe("resolveCostAnomaly(id)", &["Mutation.resolveCostAnomaly"], Operator,
+            Post("mutation($v: ID!) { resolveCostAnomaly(id: $v, note: \"n\") { status resolutionNote anomalyType } }"), "anomaly.resolve", v),
         probe("updateFeatureTag(tag)", &["Mutation.updateFeatureTag"], Admin,
             Post("mutation($v: String!) { updateFeatureTag(tag: $v, input: {displayName: \"x\"}) { tag displayName } }"),
             "tag.update", v),
@@ -748,6 +761,21 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
     assert!(
         d["detectCostAnomalies"]["created"].as_i64().unwrap_or(0) > 0,
         "{t}: the seed must produce cost anomalies: {d}"
+    );
+    let listed = app
+        .data(
+            &keys.operator,
+            "{ cost { anomalies(first: 2) { nodes { id } } } }",
+            json!({}),
+        )
+        .await;
+    out.insert(
+        "anomaly.ack".into(),
+        str_at(&listed, "/cost/anomalies/nodes/0/id"),
+    );
+    out.insert(
+        "anomaly.resolve".into(),
+        str_at(&listed, "/cost/anomalies/nodes/1/id"),
     );
 
     // An incident (no API writes incidents).

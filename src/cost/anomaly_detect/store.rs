@@ -403,6 +403,10 @@ pub(super) async fn persist(
             baseline_id: Set(None),
             derived_cause: Set(cause),
             breach_count: Set(c.breach_count),
+            acknowledged_at: Set(None),
+            acknowledged_by: Set(None),
+            resolved_by: Set(None),
+            resolution_note: Set(None),
         })
         .exec_without_returning(txn)
         .await?;
