@@ -358,6 +358,17 @@ pub struct DetectCostAnomaliesPayload {
     /// Tenant, features and users with cost in the rollup's recent history.
     entities_evaluated: i32,
     budgets_evaluated: i32,
+    /// HIGH anomalies this run escalated to new incidents (none without `escalate`, and none
+    /// already escalated by an earlier run).
+    escalated: Vec<CostAnomalyEscalation>,
+}
+
+/// A cost anomaly and the incident opened for it.
+#[derive(SimpleObject)]
+pub struct CostAnomalyEscalation {
+    anomaly_id: ID,
+    /// `incident(incidentId:)` reads it; its `costAnomalies` lists the anomaly.
+    incident_id: ID,
 }
 
 fn count(n: usize) -> i32 {
@@ -514,12 +525,14 @@ impl CostMutation {
     /// or ADMIN): spikes of the tenant, its features and users, the tenant's sustained drift,
     /// and budget warnings/excesses, read from the daily rollup. Found anomalies appear in
     /// `cost { anomalies }`; running again the same day updates them instead of duplicating.
+    /// With `escalate` (default true) each HIGH anomaly not yet escalated opens an incident
+    /// (`CostAnomaly.incidentId`, `Incident.costAnomalies`).
     async fn detect_cost_anomalies(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Same key returns the first result again.")] idempotency_key: Option<
-            String,
-        >,
+        #[graphql(default = true)] escalate: bool,
+        #[graphql(desc = "Same key + same input returns the first result again.")]
+        idempotency_key: Option<String>,
     ) -> async_graphql::Result<DetectCostAnomaliesPayload> {
         let principal = auth::require(ctx, Permission::Operate).await?;
         let state = ctx.data_unchecked::<AppState>();
@@ -531,7 +544,7 @@ impl CostMutation {
             tenant,
             "detectCostAnomalies",
             idempotency_key,
-            &json!({}),
+            &json!({ "escalate": escalate }),
         )?
         .publish_if(
             Topic::CostAnomalies,
@@ -541,7 +554,7 @@ impl CostMutation {
         )
         .run_with_receipt(
             async |txn| {
-                let outcome = anomaly_detect::detect(txn, tenant, now()).await?;
+                let outcome = anomaly_detect::detect(txn, tenant, now(), escalate).await?;
                 let ids = &outcome.anomaly_ids;
                 let anomalies = anomaly_detect::anomalies_by_id(txn, tenant, ids).await?;
                 Ok((outcome, anomalies))
@@ -562,6 +575,14 @@ impl CostMutation {
             updated: count(outcome.updated),
             entities_evaluated: count(outcome.entities_evaluated),
             budgets_evaluated: count(outcome.budgets_evaluated),
+            escalated: outcome
+                .escalated
+                .into_iter()
+                .map(|(anomaly, incident)| CostAnomalyEscalation {
+                    anomaly_id: ID(anomaly),
+                    incident_id: ID(incident),
+                })
+                .collect(),
         })
     }
 

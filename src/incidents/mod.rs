@@ -1,6 +1,6 @@
 //! Incidents (docs/domain.md §13): what a failed or blocked run opened, with its lifecycle, the
-//! audit entries about it and the cost anomalies escalated to it. Read-only here: the platform
-//! (and the seed) write them.
+//! audit entries about it and the cost anomalies escalated to it. The platform (and the seed)
+//! write them; here only cost anomaly escalation opens one (`store::open`, docs/domain.md §9.5).
 
 pub mod graphql;
 pub mod store;

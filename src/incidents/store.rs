@@ -1,8 +1,10 @@
-//! SQL for `incidents`. Every read is scoped to one tenant in the SQL itself.
+//! SQL for `incidents`. Every read is scoped to one tenant in the SQL itself. The one writer is
+//! [`open`], through which other domains' findings (escalated cost anomalies, docs/domain.md
+//! §9.5) become incidents.
 
 use chrono::{DateTime, Utc};
 use entity::incidents::{self, Column as I, Entity as Incidents};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, Set};
 
 use super::{
     IncidentCause, IncidentFilter, IncidentLifecycle, IncidentSeverity, IncidentSnapshot,
@@ -126,4 +128,57 @@ pub async fn get_many(
         .into_iter()
         .map(snapshot)
         .collect()
+}
+
+/// An incident another domain opens from one of its findings.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub title: String,
+    pub severity: IncidentSeverity,
+    /// What raised it, e.g. `cost_anomaly`.
+    pub trigger_type: &'static str,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    pub cause_type: IncidentCause,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Opens an incident of the tenant (status `open`, lifecycle `ACTIVE`) and returns its id
+/// (`inc_` + 16 hex). Call it inside the transaction that records the link to it.
+pub async fn open(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    new: NewIncident,
+) -> AppResult<String> {
+    let id = format!("inc_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let at = crate::scalars::now();
+    let title: String = new.title.chars().take(255).collect();
+    Incidents::insert(incidents::ActiveModel {
+        id: Set(id.clone()),
+        tenant_id: Set(tenant.as_str().to_owned()),
+        title: Set(title),
+        severity: Set(new.severity.as_str().to_owned()),
+        status: Set(IncidentStatus::Open.as_str().to_owned()),
+        trigger_type: Set(new.trigger_type.to_owned()),
+        source_run_id: Set(None),
+        category: Set(new.category),
+        description: Set(new.description),
+        error_code: Set(None),
+        error_message: Set(None),
+        lifecycle_state: Set(IncidentLifecycle::Active.as_str().to_owned()),
+        cause_type: Set(new.cause_type.as_str().to_owned()),
+        inflection_step_index: Set(None),
+        inflection_timestamp: Set(None),
+        started_at: Set(new.started_at),
+        ended_at: Set(None),
+        resolved_at: Set(None),
+        resolved_by: Set(None),
+        is_synthetic: Set(false),
+        synthetic_scenario_id: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(id)
 }

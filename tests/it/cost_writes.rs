@@ -1168,6 +1168,123 @@ async fn cost_anomalies_are_acknowledged_then_resolved(backend: Backend) {
     app.stop().await;
 }
 
+const DETECT_ESCALATE: &str = r#"
+mutation D($escalate: Boolean!) {
+  detectCostAnomalies(escalate: $escalate) {
+    created updated
+    escalated { anomalyId incidentId }
+    anomalies { id anomalyType entityType severity incidentId actionTaken }
+  }
+}"#;
+
+async fn high_anomalies_are_escalated_to_incidents_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.key("acme", Role::Admin).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let operator = app.key("acme", Role::Operator).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let viewer_b = app.key("beta", Role::Viewer).await;
+    let rows: Vec<Value> = (0..=10u64)
+        .filter(|n| *n != 2)
+        .map(|n| {
+            let cents = if n <= 1 { 300.0 } else { 100.0 };
+            json!({ "model": "gpt-4o", "userId": "u1", "costCents": cents, "createdAt": days_ago(n) })
+        })
+        .collect();
+    record(&app, &ingest, rows).await;
+    // 300 of 350: a MEDIUM budget warning next to the HIGH spikes.
+    app.data(
+        &admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
+    )
+    .await;
+    let incidents = async || {
+        app.data(&viewer, "{ incidents { totalCount } }", json!({}))
+            .await["incidents"]["totalCount"]
+            .clone()
+    };
+    assert_eq!(incidents().await, json!(0));
+
+    // Without escalation nothing is opened.
+    let off = app
+        .data(&operator, DETECT_ESCALATE, json!({ "escalate": false }))
+        .await["detectCostAnomalies"]
+        .clone();
+    assert_eq!(off["escalated"], json!([]));
+    let all = off["anomalies"].as_array().expect("present").clone();
+    assert!(all.iter().all(|a| a["incidentId"].is_null()), "{off:#}");
+    assert_eq!(incidents().await, json!(0));
+
+    // With it, every HIGH anomaly opens one incident, linked both ways.
+    let on = app
+        .data(&operator, DETECT_ESCALATE, json!({ "escalate": true }))
+        .await["detectCostAnomalies"]
+        .clone();
+    let high: Vec<&Value> = on["anomalies"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .filter(|a| a["severity"] == json!("HIGH"))
+        .collect();
+    assert!(high.len() >= 3, "tenant, user and model spikes: {on:#}");
+    assert_eq!(
+        on["escalated"].as_array().expect("present").len(),
+        high.len()
+    );
+    for anomaly in on["anomalies"].as_array().expect("present") {
+        if anomaly["severity"] == json!("HIGH") {
+            assert!(anomaly["incidentId"].is_string(), "{anomaly:#}");
+            assert_eq!(anomaly["actionTaken"], json!("ESCALATED_TO_INCIDENT"));
+        } else {
+            assert!(anomaly["incidentId"].is_null(), "{anomaly:#}");
+        }
+    }
+    assert!(on["anomalies"]
+        .as_array()
+        .expect("present")
+        .iter()
+        .any(|a| a["anomalyType"] == json!("BUDGET_WARNING") && a["severity"] == json!("MEDIUM")));
+    assert_eq!(incidents().await, json!(high.len()));
+    let pair = &on["escalated"][0];
+    let incident = app
+        .data(
+            &viewer,
+            "query($i: String!) { incident(incidentId: $i) { incidentId severity status lifecycleState triggerType category causeType costAnomalies { id incidentId } } }",
+            json!({ "i": pair["incidentId"] }),
+        )
+        .await["incident"]
+        .clone();
+    assert_eq!(incident["severity"], json!("HIGH"));
+    assert_eq!(incident["status"], json!("OPEN"));
+    assert_eq!(incident["triggerType"], json!("cost_anomaly"));
+    assert_eq!(incident["category"], json!("cost"));
+    assert_eq!(incident["causeType"], json!("SYSTEM"));
+    assert_eq!(
+        incident["costAnomalies"],
+        json!([{ "id": pair["anomalyId"], "incidentId": pair["incidentId"] }])
+    );
+
+    // The same day again: the anomalies are updated in place and keep their incidents.
+    let again = app
+        .data(&operator, DETECT_ESCALATE, json!({ "escalate": true }))
+        .await["detectCostAnomalies"]
+        .clone();
+    assert_eq!(again["created"], json!(0));
+    assert_eq!(again["escalated"], json!([]));
+    assert_eq!(incidents().await, json!(high.len()));
+    // Another tenant cannot read the incident.
+    let body = app
+        .gql(
+            Some(&viewer_b),
+            "query($i: String!) { incident(incidentId: $i) { incidentId } }",
+            json!({ "i": pair["incidentId"] }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
+    app.stop().await;
+}
+
 crate::cases!(
     record_cost_keeps_rollups_exact,
     record_cost_batch_is_all_or_nothing,
@@ -1178,4 +1295,5 @@ crate::cases!(
     hard_budgets_refuse_cost_and_write_nothing,
     hard_budget_holds_under_concurrent_writers,
     cost_anomalies_are_acknowledged_then_resolved,
+    high_anomalies_are_escalated_to_incidents_once,
 );

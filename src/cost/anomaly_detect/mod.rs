@@ -14,8 +14,9 @@
 //! from which days the detector happened to run (D30): a re-run on the same day gives the same
 //! count, and a day on which nobody ran the detector still counts.
 //!
-//! Anomalies are not escalated to incidents: HIGH anomalies are stored and listed for an operator
-//! to act on.
+//! Escalation (on by default): each HIGH anomaly of the run that is unresolved and has no
+//! incident yet opens one (`crate::incidents::store::open`) in the same transaction, and is
+//! linked to it; a re-run of the day finds it linked and opens nothing.
 //!
 //! The rules are pure functions of the histories (`rules`, `findings`); `store` reads and writes
 //! the tables; `detect` runs one after the other.
@@ -37,7 +38,7 @@ pub use rules::{
     ABSOLUTE_SPIKE_THRESHOLD, CONSECUTIVE_INTERVALS_REQUIRED, DRIFT_DAYS_REQUIRED,
     SUSTAINED_DRIFT_THRESHOLD,
 };
-pub use store::anomalies_by_id;
+pub use store::{anomalies_by_id, ESCALATED};
 
 /// The result of one run, stored for idempotent replays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,13 +50,18 @@ pub struct DetectionOutcome {
     pub updated: usize,
     pub entities_evaluated: usize,
     pub budgets_evaluated: usize,
+    /// (anomaly id, incident id) of the anomalies this run escalated.
+    #[serde(default)]
+    pub escalated: Vec<(String, String)>,
 }
 
-/// Runs detection for the tenant on `at`'s UTC day, in one transaction.
+/// Runs detection for the tenant on `at`'s UTC day, in one transaction; with `escalate`, HIGH
+/// anomalies not yet escalated open incidents.
 pub async fn detect(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     at: DateTime<Utc>,
+    escalate: bool,
 ) -> AppResult<DetectionOutcome> {
     let today = at.date_naive();
     store::lock_tenant(txn, tenant).await?;
@@ -68,7 +74,13 @@ pub async fn detect(
     store::track_drift(txn, tenant, today, found.drift, at).await?;
     let (anomaly_ids, created, updated) =
         store::persist(txn, tenant, &found.candidates, at).await?;
+    let escalated = if escalate {
+        store::escalate(txn, tenant, &anomaly_ids).await?
+    } else {
+        Vec::new()
+    };
     Ok(DetectionOutcome {
+        escalated,
         day: today,
         anomaly_ids,
         created,

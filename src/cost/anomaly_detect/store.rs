@@ -16,10 +16,15 @@ use crate::auth::TenantId;
 use crate::cost::rollup::new_id;
 use crate::cost::store::{anomaly_snapshot, budget_snapshot, budget_spend};
 use crate::cost::{
-    midnight, AnomalySnapshot, BudgetSnapshot, BudgetSpend, CostAnomalyType, CostEntityType,
-    ANONYMOUS, UNCLASSIFIED,
+    midnight, AnomalySnapshot, BudgetSnapshot, BudgetSpend, CostAnomalySeverity, CostAnomalyType,
+    CostEntityType, ANONYMOUS, UNCLASSIFIED,
 };
 use crate::error::{AppError, AppResult};
+use crate::incidents::store::{self as incidents, NewIncident};
+use crate::incidents::{IncidentCause, IncidentSeverity};
+
+/// `action_taken` of an anomaly escalated to an incident.
+pub const ESCALATED: &str = "ESCALATED_TO_INCIDENT";
 
 fn placeholder(backend: DbBackend, n: usize) -> String {
     match backend {
@@ -442,4 +447,64 @@ pub async fn anomalies_by_id(
                 .ok_or_else(|| AppError::internal(format!("anomaly {id} vanished")))
         })
         .collect()
+}
+
+/// Opens an incident for each anomaly among `ids` that is HIGH (or legacy CRITICAL), unresolved
+/// and not yet escalated, and links it (`incident_id`, `action_taken` = [`ESCALATED`]) in the
+/// same transaction. An anomaly updated in place by a re-run keeps its incident, so a day's
+/// anomaly is escalated once. Returns (anomaly id, incident id) pairs in `ids` order.
+pub(super) async fn escalate(
+    txn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    ids: &[String],
+) -> AppResult<Vec<(String, String)>> {
+    use cost_anomalies::Column as C;
+    let mut escalated = Vec::new();
+    for anomaly in anomalies_by_id(txn, tenant, ids).await? {
+        let high = matches!(
+            anomaly.severity,
+            CostAnomalySeverity::High | CostAnomalySeverity::Critical
+        );
+        if !high || anomaly.resolved || anomaly.incident_id.is_some() {
+            continue;
+        }
+        let entity = match &anomaly.entity_id {
+            Some(id) => format!("{} {id}", anomaly.entity_type.as_str()),
+            None => anomaly.entity_type.as_str().to_owned(),
+        };
+        let incident = incidents::open(
+            txn,
+            tenant,
+            NewIncident {
+                title: format!("Cost anomaly: {}", anomaly.message),
+                severity: if anomaly.severity == CostAnomalySeverity::Critical {
+                    IncidentSeverity::Critical
+                } else {
+                    IncidentSeverity::High
+                },
+                trigger_type: "cost_anomaly",
+                category: Some("cost".to_owned()),
+                description: Some(format!(
+                    "{} of {entity}: {:.2} cents against {:.2} expected ({:.1} %); cost anomaly {}",
+                    anomaly.anomaly_type.as_str(),
+                    anomaly.current_value_cents,
+                    anomaly.expected_value_cents,
+                    anomaly.deviation_pct,
+                    anomaly.id,
+                )),
+                cause_type: IncidentCause::System,
+                started_at: anomaly.detected_at,
+            },
+        )
+        .await?;
+        cost_anomalies::Entity::update_many()
+            .col_expr(C::IncidentId, Expr::value(incident.clone()))
+            .col_expr(C::ActionTaken, Expr::value(ESCALATED))
+            .filter(C::TenantId.eq(tenant.as_str()))
+            .filter(C::Id.eq(anomaly.id.as_str()))
+            .exec(txn)
+            .await?;
+        escalated.push((anomaly.id, incident));
+    }
+    Ok(escalated)
 }
