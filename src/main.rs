@@ -204,6 +204,13 @@ struct ServeArgs {
     /// POST every signed ledger checkpoint (JSON) to this http(s) URL too.
     #[arg(long, env = "LOGBOOK_LEDGER_CHECKPOINT_URL", value_name = "URL")]
     ledger_checkpoint_url: Option<String>,
+    /// POST every reported mismatch (JSON, signed with --mismatch-webhook-secret) to this
+    /// http(s) URL, from a background worker that retries; the report never waits for it.
+    #[arg(long, env = "LOGBOOK_MISMATCH_WEBHOOK_URL", value_name = "URL")]
+    mismatch_webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the webhook's `X-Logbook-Signature` (at least 16 bytes).
+    #[arg(long, env = "LOGBOOK_MISMATCH_WEBHOOK_SECRET", value_name = "SECRET")]
+    mismatch_webhook_secret: Option<String>,
     /// WebSocket connections this process holds open at once (0: no cap).
     #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS", default_value_t = 1024)]
     ws_max_connections: usize,
@@ -724,6 +731,9 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
     if let Some(url) = &config.ledger_checkpoints.url {
         logbook::ledger::sink::UrlSink::new(url)?;
     }
+    config.mismatch_webhook.url = args.mismatch_webhook_url.clone();
+    config.mismatch_webhook.secret = args.mismatch_webhook_secret.clone();
+    config.mismatch_webhook.check()?;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     config.trusted_documents = args.trusted_documents.clone();
     config.federation = args.federation;

@@ -212,6 +212,7 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     crate::idempotency::spawn_purge(state.db.clone());
     crate::runs::counts::spawn_compaction(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
+    crate::mismatches::webhook::spawn(&state);
     crate::telemetry::spawn_upkeep();
     Ok(RunningServer {
         addr: listening.addr,

@@ -32,6 +32,7 @@ pub mod ledger_merkle_nodes;
 pub mod llm_run_records;
 pub mod llm_run_rollups;
 pub mod log_exports;
+pub mod mismatch_notifications;
 pub mod persisted_queries;
 pub mod policy_activation_audit;
 pub mod policy_decisions;

@@ -127,7 +127,7 @@ fn toml_value(text: &str) -> String {
 }
 
 /// Flags whose whole value is secret.
-const SECRET_FLAGS: &[&str] = &["ledger-signing-key"];
+const SECRET_FLAGS: &[&str] = &["ledger-signing-key", "mismatch-webhook-secret"];
 
 /// Secrets are masked: a secret flag entirely; a URL's password, and the query of a URL other
 /// than the database's (tokens ride there; the database's carries `sslmode`).
@@ -160,6 +160,10 @@ mod tests {
     #[test]
     fn secrets_are_masked() {
         assert_eq!(mask("ledger-signing-key", "00ff"), "****");
+        assert_eq!(
+            mask("mismatch-webhook-secret", "s3cret-s3cret-s3cret"),
+            "****"
+        );
         assert_eq!(
             mask(
                 "database-url",

@@ -75,6 +75,8 @@ pub struct Config {
     pub ledger_signing_key_file: Option<std::path::PathBuf>,
     /// Where signed checkpoints are published outside the database (none by default).
     pub ledger_checkpoints: SinkSettings,
+    /// The optional webhook told of every reported mismatch (off by default).
+    pub mismatch_webhook: WebhookSettings,
     /// WebSocket caps per server process and the `connection_init` timeout.
     pub subscriptions: SocketLimits,
     /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
@@ -101,6 +103,7 @@ impl Config {
             ledger_signing_key: None,
             ledger_signing_key_file: None,
             ledger_checkpoints: Default::default(),
+            mismatch_webhook: Default::default(),
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),
@@ -157,6 +160,77 @@ impl Default for SinkSettings {
 impl SinkSettings {
     pub fn is_empty(&self) -> bool {
         self.dir.is_none() && self.url.is_none()
+    }
+}
+
+/// The mismatch webhook (docs/writes.md, "Mismatch webhook"): where each reported mismatch is
+/// POSTed, the secret its body is signed with, and how deliveries are retried.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `--mismatch-webhook-url`: an http(s) URL; none turns the webhook off.
+    pub url: Option<String>,
+    /// `--mismatch-webhook-secret`: the HMAC-SHA256 key of `X-Logbook-Signature`.
+    pub secret: Option<String>,
+    /// How often the worker looks for due deliveries (it is also woken at once when this
+    /// process queues one).
+    pub poll_interval: Duration,
+    /// The wait after a first failed attempt; it doubles after each further one, up to an hour.
+    pub retry_base: Duration,
+    /// Attempts before a delivery is given up (it stays in `mismatch_notifications`).
+    pub max_attempts: i32,
+    /// How long one POST may take.
+    pub timeout: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            url: None,
+            secret: None,
+            poll_interval: Duration::from_secs(5),
+            retry_base: Duration::from_secs(5),
+            max_attempts: 12,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shortest accepted `--mismatch-webhook-secret`, in bytes.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
+impl WebhookSettings {
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+
+    /// A URL needs an http(s) scheme and a secret of at least [`MIN_WEBHOOK_SECRET`] bytes;
+    /// a secret without a URL is refused too (it would suggest a webhook that is off).
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.url, &self.secret) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => {
+                Err("--mismatch-webhook-secret needs --mismatch-webhook-url".to_owned())
+            }
+            (Some(url), secret) => {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|e| format!("--mismatch-webhook-url {url}: {e}"))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(format!(
+                        "--mismatch-webhook-url {url}: only http and https are supported"
+                    ));
+                }
+                if secret
+                    .as_deref()
+                    .is_none_or(|s| s.len() < MIN_WEBHOOK_SECRET)
+                {
+                    return Err(format!(
+                        "--mismatch-webhook-url needs --mismatch-webhook-secret of at least \
+                         {MIN_WEBHOOK_SECRET} bytes"
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 }
 

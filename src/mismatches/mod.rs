@@ -6,6 +6,7 @@ pub mod graphql;
 pub mod mutation;
 pub mod store;
 pub mod views;
+pub mod webhook;
 pub mod write;
 
 use async_graphql::Enum;

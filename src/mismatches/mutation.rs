@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::graphql::TraceMismatch;
+use super::webhook;
 use super::write::{
     self, BulkChange, BulkOutcome, MissingTrace, NewMismatch, MAX_BULK_IDS, MAX_BULK_REPORTS,
 };
@@ -177,12 +178,14 @@ impl MismatchMutation {
         write::validate(&item, "input")?;
         let reporter = actor(&principal);
         let tenant = &principal.tenant_id;
+        let webhook = &state.config.mismatch_webhook;
         let mut rows = WriteOnce::new(state, tenant, "reportMismatch", idempotency_key, &input)?
             .publish(Topic::TraceMismatches)
+            .after_commit(webhook::wake)
             .run(async |txn| {
                 let items = std::slice::from_ref(&item);
                 let prefixes = ["input".to_owned()];
-                write::report(
+                let rows = write::report(
                     txn,
                     tenant,
                     &reporter,
@@ -190,7 +193,9 @@ impl MismatchMutation {
                     &prefixes,
                     MissingTrace::NotFound,
                 )
-                .await
+                .await?;
+                webhook::enqueue(txn, webhook, &rows).await?;
+                Ok(rows)
             })
             .await?;
         let one = rows
@@ -235,7 +240,12 @@ impl MismatchMutation {
             &inputs,
         )?
         .publish(Topic::TraceMismatches)
-        .run(async |txn| write::report(txn, tenant, &reporter, &items, &prefixes, missing).await)
+        .after_commit(webhook::wake)
+        .run(async |txn| {
+            let rows = write::report(txn, tenant, &reporter, &items, &prefixes, missing).await?;
+            webhook::enqueue(txn, &state.config.mismatch_webhook, &rows).await?;
+            Ok(rows)
+        })
         .await?;
         Ok(to_graphql(state, &principal, rows))
     }

@@ -3,7 +3,8 @@
 //! all-or-nothing batches and details stored as JSON — and the bulk changes over existing ids,
 //! `bulkResolveMismatches`, `bulkLinkMismatchIssue` and `markMismatchesNotified`: all or
 //! nothing, another tenant's id like an unknown one, limits, roles, already-changed ids left
-//! alone, idempotency keys and the `traceMismatchResolved` events.
+//! alone, idempotency keys and the `traceMismatchResolved` events — and the optional webhook:
+//! signed, retried, never in the request, marking the mismatch notified once accepted.
 
 use logbook::auth::Role;
 use serde_json::{json, Value};
@@ -49,7 +50,10 @@ const GET: &str = r#"query G($id: ID!) { node(id: $id) { ... on TraceMismatch {
 const COUNT: &str = r#"{ traceMismatches(first: 100) { totalCount nodes { mismatchId } } }"#;
 
 async fn setup(backend: Backend) -> TestApp {
-    let app = TestApp::spawn(backend).await;
+    with_traces(TestApp::spawn(backend).await).await
+}
+
+async fn with_traces(app: TestApp) -> TestApp {
     let t0 = fixed_time();
     let mut archived = trace("acme", "t-arch", "run-arch", t0);
     archived.archived_at = Some(t0);
@@ -925,6 +929,190 @@ async fn heard_more_than(app: &TestApp, before: u64) {
     panic!("no notification heard within 5 s");
 }
 
+/// A fake webhook receiver: the first `failures` POSTs answer 500 after `delay`; then 204.
+struct FakeHook {
+    failures: std::sync::atomic::AtomicUsize,
+    delay: Duration,
+    /// (headers, body) of every POST, in arrival order.
+    received: std::sync::Mutex<Vec<(std::collections::HashMap<String, String>, String)>>,
+}
+
+async fn fake_hook_post(
+    hook: actix_web::web::Data<FakeHook>,
+    req: actix_web::HttpRequest,
+    body: String,
+) -> actix_web::HttpResponse {
+    use std::sync::atomic::Ordering;
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    hook.received.lock().unwrap().push((headers, body));
+    if hook
+        .failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        tokio::time::sleep(hook.delay).await;
+        return actix_web::HttpResponse::InternalServerError().finish();
+    }
+    actix_web::HttpResponse::NoContent().finish()
+}
+
+const HOOK_SECRET: &str = "webhook-secret-0123456789";
+
+fn expected_signature(timestamp: &str, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn outbox(app: &TestApp) -> Vec<entity::mismatch_notifications::Model> {
+    use sea_orm::EntityTrait;
+    entity::mismatch_notifications::Entity::find()
+        .all(app.db())
+        .await
+        .unwrap()
+}
+
+/// With `--mismatch-webhook-url`, each reported mismatch is POSTed once accepted: signed, retried
+/// after a failure, never waited for by the report, and the mismatch is then marked notified.
+async fn webhook_is_signed_retried_and_never_blocks(backend: Backend) {
+    let hook = actix_web::web::Data::new(FakeHook {
+        failures: 1.into(),
+        delay: Duration::from_secs(2),
+        received: Default::default(),
+    });
+    let fake = hook.clone();
+    let (addr, handle) = crate::support::start_fake_endpoint(move |routes| {
+        routes
+            .app_data(fake.clone())
+            .route("/hook", actix_web::web::post().to(fake_hook_post));
+    });
+    let app = with_traces(
+        TestApp::spawn_with(backend, |c| {
+            c.mismatch_webhook.url = Some(format!("http://{addr}/hook"));
+            c.mismatch_webhook.secret = Some(HOOK_SECRET.to_owned());
+            c.mismatch_webhook.poll_interval = Duration::from_millis(100);
+            c.mismatch_webhook.retry_base = Duration::from_millis(300);
+        })
+        .await,
+    )
+    .await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+
+    // The report answers while the endpoint is still stalling on its first (failing) delivery.
+    let started = std::time::Instant::now();
+    let m = report(&app, &ingest, input("t1")).await;
+    let mut waited = 0;
+    while hook.received.lock().unwrap().is_empty() && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the report or the first attempt took {:?}",
+        started.elapsed()
+    );
+    let early = app
+        .data(&ingest, &report_doc(), json!({ "input": input("t2") }))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a second report waited for the endpoint: {:?}",
+        started.elapsed()
+    );
+    let second = early["reportMismatch"].clone();
+
+    // Both arrive, the first one retried after its 500; each then marked notified.
+    let id = m["mismatchId"].as_str().unwrap().to_owned();
+    let second_id = second["mismatchId"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        let states = states(&app, &viewer).await;
+        if states[&id]["notificationSent"] == json!(true)
+            && states[&second_id]["notificationSent"] == json!(true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states = states(&app, &viewer).await;
+    assert_eq!(states[&id]["notificationSent"], json!(true), "{states}");
+    assert_eq!(states[&second_id]["notificationSent"], json!(true));
+    let received = hook.received.lock().unwrap().clone();
+    let for_first: Vec<_> = received
+        .iter()
+        .filter(|(h, _)| h["x-logbook-delivery"] == id)
+        .collect();
+    assert_eq!(for_first.len(), 2, "one failed attempt, one accepted");
+    assert_eq!(received.len(), 3, "{received:#?}");
+    for (headers, body) in &received {
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-logbook-event"], "trace_mismatch.reported");
+        assert_eq!(
+            headers["x-logbook-signature"],
+            expected_signature(&headers["x-logbook-timestamp"], body),
+            "signed with the secret"
+        );
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["event"], json!("trace_mismatch.reported"));
+        assert_eq!(body["tenantId"], json!("acme"));
+        assert_eq!(body["deliveryId"], json!(headers["x-logbook-delivery"]));
+        assert_eq!(body["mismatch"]["mismatchId"], body["deliveryId"]);
+        assert_eq!(body["mismatch"]["details"], input("t1")["details"]);
+    }
+    let (_, first_body) = for_first[0];
+    let first_body: Value = serde_json::from_str(first_body).unwrap();
+    assert_eq!(first_body["mismatch"]["id"], m["id"]);
+    assert_eq!(first_body["mismatch"]["traceId"], json!("t1"));
+    assert_ne!(
+        expected_signature(&for_first[0].0["x-logbook-timestamp"], "{}"),
+        for_first[0].0["x-logbook-signature"]
+    );
+    let rows = outbox(&app).await;
+    assert_eq!(rows.len(), 2);
+    let row = rows.iter().find(|r| r.mismatch_id == id).unwrap();
+    assert_eq!(row.attempts, 2);
+    assert!(row.delivered_at_ms.is_some());
+    assert_eq!(row.last_error, None);
+
+    // A bulk report queues one delivery per mismatch.
+    let data = app
+        .data(
+            &ingest,
+            &bulk_doc(),
+            json!({ "inputs": [input("t1"), input("t2")] }),
+        )
+        .await;
+    assert_eq!(data["bulkReportMismatches"].as_array().unwrap().len(), 2);
+    for _ in 0..100 {
+        if hook.received.lock().unwrap().len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hook.received.lock().unwrap().len(), 5);
+    assert_eq!(outbox(&app).await.len(), 4);
+    handle.stop(false).await;
+}
+
+/// Without a webhook URL nothing is queued and nothing marks a mismatch notified.
+async fn no_webhook_queues_nothing(backend: Backend) {
+    let app = setup(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let m = report(&app, &ingest, input("t1")).await;
+    assert_eq!(m["notificationSent"], json!(false));
+    assert!(outbox(&app).await.is_empty());
+}
+
 crate::cases!(
     report_roles_inputs_and_json_details,
     resolve_and_link_transitions,
@@ -934,4 +1122,6 @@ crate::cases!(
     bulk_resolve_is_all_or_nothing,
     bulk_link_and_mark_notified,
     bulk_resolutions_arrive_on_the_tail,
+    webhook_is_signed_retried_and_never_blocks,
+    no_webhook_queues_nothing,
 );
