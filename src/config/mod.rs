@@ -263,7 +263,31 @@ impl Default for SocketLimits {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cors_origin;
+    use super::{parse_cors_origin, WebhookSettings};
+
+    #[test]
+    fn webhook_settings_need_an_http_url_and_a_long_secret() {
+        let with = |url: Option<&str>, secret: Option<&str>| WebhookSettings {
+            url: url.map(str::to_owned),
+            secret: secret.map(str::to_owned),
+            ..Default::default()
+        };
+        let secret = Some("0123456789abcdef");
+        assert!(with(None, None).check().is_ok());
+        assert!(with(Some("https://hooks.example.com/in"), secret)
+            .check()
+            .is_ok());
+        assert!(with(Some("http://127.0.0.1:9/x"), secret).check().is_ok());
+        for bad in [
+            with(None, secret),
+            with(Some("https://hooks.example.com/in"), None),
+            with(Some("https://hooks.example.com/in"), Some("short")),
+            with(Some("ftp://hooks.example.com/in"), secret),
+            with(Some("not a url"), secret),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn cors_origins_are_checked_and_lowercased() {
