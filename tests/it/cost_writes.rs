@@ -1285,6 +1285,82 @@ async fn high_anomalies_are_escalated_to_incidents_once(backend: Backend) {
     app.stop().await;
 }
 
+/// The spike fixture (300 cents today and yesterday over a 100-cent baseline) for one tenant.
+async fn spike(app: &TestApp, ingest: &str) {
+    let rows: Vec<Value> = (0..=10u64)
+        .filter(|n| *n != 2)
+        .map(|n| {
+            let cents = if n <= 1 { 300.0 } else { 100.0 };
+            json!({ "model": "gpt-4o", "userId": "u1", "costCents": cents, "createdAt": days_ago(n) })
+        })
+        .collect();
+    record(app, ingest, rows).await;
+}
+
+async fn scheduled_sweep_runs_in_one_process_at_a_time(backend: Backend) {
+    use logbook::cost::anomaly_detect::{sweep, SweepOutcome};
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+    let app = TestApp::spawn(backend).await;
+    let ingest_a = app.key("acme", Role::Ingest).await;
+    let ingest_b = app.key("beta", Role::Ingest).await;
+    let viewer_a = app.key("acme", Role::Viewer).await;
+    spike(&app, &ingest_a).await;
+    spike(&app, &ingest_b).await;
+    let count = async || {
+        app.data(&viewer_a, ANOMALIES, json!({})).await["cost"]["anomalies"]["totalCount"]
+            .as_i64()
+            .expect("count")
+    };
+    if let Backend::Postgres = backend {
+        // Another process is sweeping: this one skips at once and evaluates nothing.
+        let holder = app.db().begin().await.expect("begin");
+        holder
+            .execute_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext('cost_detect_sweep'))",
+            ))
+            .await
+            .expect("hold the sweep lock");
+        let skipped = sweep(&app.state, Utc::now(), true).await.expect("sweep");
+        assert_eq!(skipped, SweepOutcome::Skipped);
+        assert_eq!(count().await, 0);
+        holder.rollback().await.expect("release");
+    }
+    let SweepOutcome::Ran {
+        tenants,
+        created,
+        updated,
+        escalated,
+    } = sweep(&app.state, Utc::now(), true).await.expect("sweep")
+    else {
+        panic!("the lock is free: the sweep must run");
+    };
+    assert_eq!(tenants, 2);
+    assert_eq!(updated, 0);
+    assert!(
+        created >= 6 && escalated >= 6,
+        "{created} created, {escalated} escalated"
+    );
+    assert_eq!(
+        count().await * 2,
+        created as i64,
+        "both tenants, the same anomalies each"
+    );
+    // The next round re-evaluates the day: updates in place, nothing new, nothing re-escalated.
+    let again = sweep(&app.state, Utc::now(), true).await.expect("sweep");
+    assert_eq!(
+        again,
+        SweepOutcome::Ran {
+            tenants: 2,
+            created: 0,
+            updated: created,
+            escalated: 0
+        }
+    );
+    app.stop().await;
+}
+
 crate::cases!(
     record_cost_keeps_rollups_exact,
     record_cost_batch_is_all_or_nothing,
@@ -1296,4 +1372,5 @@ crate::cases!(
     hard_budget_holds_under_concurrent_writers,
     cost_anomalies_are_acknowledged_then_resolved,
     high_anomalies_are_escalated_to_incidents_once,
+    scheduled_sweep_runs_in_one_process_at_a_time,
 );

@@ -20,6 +20,8 @@
 //!
 //! The rules are pure functions of the histories (`rules`, `findings`); `store` reads and writes
 //! the tables; `detect` runs one after the other.
+//! `sweep` runs `detect` for every tenant with recent cost, one process at a time (for a
+//! scheduler; docs/domain.md §9.5).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::DatabaseTransaction;
@@ -31,6 +33,7 @@ use crate::error::AppResult;
 mod findings;
 mod rules;
 mod store;
+mod sweep;
 
 pub use findings::{detect_budgets, detect_trends, Candidate, EntityHistory, Findings};
 pub use rules::{
@@ -39,6 +42,7 @@ pub use rules::{
     SUSTAINED_DRIFT_THRESHOLD,
 };
 pub use store::{anomalies_by_id, ESCALATED};
+pub use sweep::{sweep, SweepOutcome};
 
 /// The result of one run, stored for idempotent replays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
