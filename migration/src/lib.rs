@@ -43,6 +43,7 @@ mod m20261205_090000_run_rollup_months;
 mod m20261205_100000_mismatch_resolved_index;
 mod m20261206_000000_policy_activation_list_index;
 mod m20261206_010000_cost_anomaly_workflow;
+mod m20261206_020000_trace_violations_at_seal;
 mod m20261206_100000_create_mismatch_notifications;
 
 pub struct Migrator;
@@ -90,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_100000_mismatch_resolved_index::Migration),
             Box::new(m20261206_000000_policy_activation_list_index::Migration),
             Box::new(m20261206_010000_cost_anomaly_workflow::Migration),
+            Box::new(m20261206_020000_trace_violations_at_seal::Migration),
             Box::new(m20261206_100000_create_mismatch_notifications::Migration),
         ]
     }

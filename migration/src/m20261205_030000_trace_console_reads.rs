@@ -28,7 +28,7 @@ pub struct Migration;
 
 /// `aos_traces` after this migration, as the immutability trigger sees it (`duration_ms` is
 /// generated, so it is not named: it follows `completed_at`).
-fn shape_columns() -> Vec<&'static str> {
+pub(crate) fn shape_columns() -> Vec<&'static str> {
     TRACE_COLUMNS
         .iter()
         .copied()
@@ -36,7 +36,7 @@ fn shape_columns() -> Vec<&'static str> {
         .collect()
 }
 
-const SET_ONCE: &[&str] = &["root_hash", "checksum", "step_count"];
+pub(crate) const SET_ONCE: &[&str] = &["root_hash", "checksum", "step_count"];
 
 /// Sealed traces' step counts, from their live steps (as `finish_trace` counts them).
 const BACKFILL: &str = "UPDATE aos_traces SET step_count = (SELECT COUNT(*) FROM aos_trace_steps s
@@ -98,6 +98,7 @@ macro_rules! sqlite_search_text {
         )
     };
 }
+pub(crate) use sqlite_search_text;
 
 const SQLITE_UP: &[&str] = &[
     "ALTER TABLE aos_traces ADD COLUMN step_count INTEGER",

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::graphql::{Trace, TraceLoaders, TraceStep};
 use super::write::{self, Finish, NewStep, NewTrace, StepsRecorded, MAX_STEPS_PER_BATCH};
-use super::{store, ReplayBehavior, ReplayMode, StepSource, TraceSnapshot, TraceStatus};
+use super::{store, ReplayBehavior, ReplayMode, StepSource, TraceSnapshot, TraceStatus, Violation};
 use crate::auth::{self, Permission, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
@@ -404,6 +404,8 @@ impl TraceMutation {
         trace_id: String,
         status: CompletionStatus,
         metadata: Option<Json<Value>>,
+        #[graphql(desc = "Where a policy stopped the trace, recorded as it is sealed.")]
+        violation: Option<TraceViolationInput>,
         #[graphql(desc = "Same key + same input returns the first result again.")]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<Trace> {
@@ -413,12 +415,15 @@ impl TraceMutation {
         if metadata.as_ref().is_some_and(|m| !m.is_object()) {
             return Err(AppError::bad_input("metadata", "metadata must be an object").into());
         }
+        let violation = violation.map(TraceViolationInput::checked).transpose()?;
         let tenant = &principal.tenant_id;
-        let input = json!({"traceId": trace_id, "status": status, "metadata": metadata});
+        let input = json!({"traceId": trace_id, "status": status, "metadata": metadata,
+                           "violation": violation.as_ref().map(violation_json)});
         let once = WriteOnce::new(state, tenant, "completeTrace", idempotency_key, &input)?;
         let finish = Finish::Complete {
             status: status.into(),
             metadata,
+            violation,
         };
         finish_trace(state, tenant, once, &trace_id, finish).await
     }
@@ -431,17 +436,76 @@ impl TraceMutation {
         ctx: &Context<'_>,
         trace_id: String,
         reason: String,
+        #[graphql(desc = "Where a policy stopped the trace, recorded as it is sealed.")]
+        violation: Option<TraceViolationInput>,
         #[graphql(desc = "Same key + same input returns the first result again.")]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<Trace> {
         let principal = auth::require(ctx, Permission::Ingest).await?;
         let state = ctx.data_unchecked::<AppState>();
         check_text("reason", &reason, 1000)?;
+        let violation = violation.map(TraceViolationInput::checked).transpose()?;
         let tenant = &principal.tenant_id;
-        let input = json!({"traceId": trace_id, "reason": reason});
+        let input = json!({"traceId": trace_id, "reason": reason,
+                           "violation": violation.as_ref().map(violation_json)});
         let once = WriteOnce::new(state, tenant, "abortTrace", idempotency_key, &input)?;
-        finish_trace(state, tenant, once, &trace_id, Finish::Abort { reason }).await
+        let finish = Finish::Abort { reason, violation };
+        finish_trace(state, tenant, once, &trace_id, finish).await
     }
+}
+
+/// Where a policy stopped a trace (its inflection point), given when the trace is sealed. Each
+/// field may be left out, not all of them; `timestamp` defaults to the step's time.
+#[derive(Debug, Clone, InputObject)]
+pub struct TraceViolationInput {
+    /// The step the policy stopped; one of the trace's recorded steps.
+    pub step_index: Option<i32>,
+    pub timestamp: Option<DateTime>,
+    pub policy_id: Option<String>,
+    /// Why (up to 512 characters; redacted before storage).
+    pub reason: Option<String>,
+}
+
+impl TraceViolationInput {
+    fn checked(self) -> AppResult<Violation> {
+        let v = self;
+        if v.step_index.is_none()
+            && v.timestamp.is_none()
+            && v.policy_id.is_none()
+            && v.reason.is_none()
+        {
+            return Err(AppError::bad_input(
+                "violation",
+                "a violation names at least one of stepIndex, timestamp, policyId, reason",
+            ));
+        }
+        if v.step_index.is_some_and(|i| i < 0) {
+            return Err(AppError::bad_input(
+                "violation.stepIndex",
+                "violation.stepIndex must not be negative",
+            ));
+        }
+        if let Some(policy) = &v.policy_id {
+            check_id("violation.policyId", policy, 64)?;
+        }
+        check_opt("violation.reason", &v.reason, 512)?;
+        Ok(Violation {
+            step_index: v.step_index,
+            timestamp: v.timestamp.map(|t| crate::scalars::truncate_to_micros(t.0)),
+            policy_id: v.policy_id,
+            reason: v.reason,
+        })
+    }
+}
+
+/// A violation as the idempotency fingerprint sees it.
+fn violation_json(v: &Violation) -> Value {
+    json!({
+        "stepIndex": v.step_index,
+        "timestamp": v.timestamp.map(crate::scalars::format_utc),
+        "policyId": v.policy_id,
+        "reason": v.reason,
+    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use super::hashing::run_proof_root;
 use super::store::{self, step_snapshot, trace_snapshot};
 use super::{
     determinism_signature, ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource,
-    TraceSnapshot, TraceStatus,
+    TraceSnapshot, TraceStatus, Violation,
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
@@ -104,9 +104,23 @@ pub enum Finish {
     Complete {
         status: TraceStatus,
         metadata: Option<Value>,
+        violation: Option<Violation>,
     },
     /// `aborted`, with `metadata.abort_reason`.
-    Abort { reason: String },
+    Abort {
+        reason: String,
+        violation: Option<Violation>,
+    },
+}
+
+impl Finish {
+    fn violation(&self) -> Option<&Violation> {
+        match self {
+            Finish::Complete { violation, .. } | Finish::Abort { violation, .. } => {
+                violation.as_ref()
+            }
+        }
+    }
 }
 
 /// The step level of a status, case-insensitive (docs/domain.md §5.2).
@@ -353,14 +367,23 @@ pub async fn finish_trace(
     if root_hash.is_some() {
         update.root_hash = Set(root_hash);
     }
+    if let Some(violation) = finish.violation() {
+        let violation = recorded_violation(violation, &steps)?;
+        update.violation_step_index = Set(violation.step_index);
+        update.violation_timestamp = Set(violation.timestamp);
+        update.violation_policy_id = Set(violation.policy_id);
+        update.violation_reason = Set(violation.reason);
+    }
     match finish {
-        Finish::Complete { status, metadata } => {
+        Finish::Complete {
+            status, metadata, ..
+        } => {
             update.status = Set(status.as_str().to_owned());
             if let Some(metadata) = metadata {
                 update.metadata = Set(Some(redacted(metadata)));
             }
         }
-        Finish::Abort { reason } => {
+        Finish::Abort { reason, .. } => {
             update.status = Set(TraceStatus::Aborted.as_str().to_owned());
             let mut metadata = match trace.metadata.clone() {
                 Some(Value::Object(map)) => map,
@@ -374,6 +397,30 @@ pub async fn finish_trace(
     // The row is locked and was running; the trigger re-checks the transition anyway.
     let updated = Traces::update(update).exec(txn).await?;
     trace_snapshot(updated)
+}
+
+/// The violation as stored: its step must be one of the trace's live steps, and its time is
+/// that step's when the writer gave none; the reason is redacted like every producer's text.
+fn recorded_violation(violation: &Violation, steps: &[StepSnapshot]) -> AppResult<Violation> {
+    let mut timestamp = violation.timestamp;
+    if let Some(index) = violation.step_index {
+        let step = steps
+            .iter()
+            .find(|s| s.step_index == index)
+            .ok_or_else(|| {
+                AppError::bad_input(
+                    "violation.stepIndex",
+                    format!("the trace has no step {index}"),
+                )
+            })?;
+        timestamp = timestamp.or(Some(step.timestamp));
+    }
+    Ok(Violation {
+        step_index: violation.step_index,
+        timestamp,
+        policy_id: violation.policy_id.clone(),
+        reason: redacted_text(violation.reason.clone()),
+    })
 }
 
 /// The stored versions of these steps of the tenant's trace, in step order.

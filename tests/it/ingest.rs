@@ -1058,6 +1058,144 @@ async fn concurrent_identical_requests_one_effect(backend: Backend) {
     app.stop().await;
 }
 
+const SEAL_WITH_VIOLATION: &str = r#"
+mutation Seal($traceId: String!, $violation: TraceViolationInput, $key: String) {
+  completeTrace(traceId: $traceId, status: FAILED, violation: $violation, idempotencyKey: $key) {
+    traceId status violation { stepIndex timestamp policyId reason }
+  }
+}"#;
+
+const ABORT_WITH_VIOLATION: &str = r#"
+mutation Abort($traceId: String!, $violation: TraceViolationInput) {
+  abortTrace(traceId: $traceId, reason: "stopped", violation: $violation) {
+    traceId status violation { stepIndex timestamp policyId reason }
+  }
+}"#;
+
+const VIOLATION_READS: &str = r#"
+query Reads($traceId: String!, $runId: String!, $search: String!) {
+  trace(traceId: $traceId) {
+    violation { stepIndex timestamp policyId reason }
+    steps(first: 10) { nodes { stepIndex timestamp } }
+  }
+  traces(first: 10, filter: { search: $search }) { nodes { traceId } }
+  replayWindow(runId: $runId) { inflectionTimestamp inflectionSource }
+}"#;
+
+async fn violations_are_recorded_when_a_trace_is_sealed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // An ADMIN key writes: the violation is stored content, which an INGEST key's receipts leave
+    // out.
+    let ingest = app.key("acme", Role::Admin).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let seal = |trace_id: &str, violation: Value| {
+        let vars = json!({ "traceId": trace_id, "violation": violation });
+        let (app, ingest) = (&app, &ingest);
+        async move { app.gql(Some(ingest), SEAL_WITH_VIOLATION, vars).await }
+    };
+
+    // Bad violations are refused and write nothing: the trace stays running.
+    start(&app, &ingest, json!({"runId": "viol"})).await;
+    let r = record(&app, &ingest, "trace_viol", steps(0..4)).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    for bad in [
+        json!({}),
+        json!({ "stepIndex": 9 }),
+        json!({ "stepIndex": -1 }),
+        json!({ "policyId": "has spaces" }),
+        json!({ "reason": "x".repeat(513) }),
+    ] {
+        let body = seal("trace_viol", bad.clone()).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{bad}: {body}");
+    }
+    let data = app
+        .data(
+            &viewer,
+            READ,
+            json!({ "traceId": "trace_viol", "first": 1 }),
+        )
+        .await;
+    assert_eq!(
+        data["trace"]["status"], "RUNNING",
+        "a refused seal wrote nothing"
+    );
+
+    // Sealed with a violation at step 2: its time is the step's, its reason redacted.
+    let violation = json!({
+        "stepIndex": 2,
+        "policyId": "pol-budget-7",
+        "reason": "over budget, tell alice@example.com",
+    });
+    let body = seal("trace_viol", violation.clone()).await;
+    let sealed = &body["data"]["completeTrace"];
+    assert_eq!(sealed["status"], "FAILED", "{body}");
+    assert_eq!(sealed["violation"]["stepIndex"], 2);
+    assert_eq!(sealed["violation"]["policyId"], "pol-budget-7");
+    let reason = sealed["violation"]["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("over budget"), "{reason}");
+    assert!(
+        !reason.contains("alice@example.com"),
+        "not redacted: {reason}"
+    );
+
+    // A second seal is an invalid transition, even one naming another violation.
+    let again = seal("trace_viol", json!({ "stepIndex": 1 })).await;
+    assert_eq!(error_code(&again), "INVALID_TRANSITION", "{again}");
+
+    // What reads the violation sees it: the trace, its search text, the run's replay window.
+    app.data(&ingest, RECORD_RUN, json!({ "input": run_input("viol") }))
+        .await;
+    let vars = json!({ "traceId": "trace_viol", "runId": "viol", "search": "budget" });
+    let data = app.data(&viewer, VIOLATION_READS, vars).await;
+    let step_two = data["trace"]["steps"]["nodes"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["stepIndex"] == 2)
+        .expect("step 2")["timestamp"]
+        .clone();
+    assert_eq!(data["trace"]["violation"]["timestamp"], step_two);
+    assert_eq!(data["trace"]["violation"], sealed["violation"]);
+    assert_eq!(
+        data["traces"]["nodes"],
+        json!([{ "traceId": "trace_viol" }]),
+        "the violation reason is searchable"
+    );
+    assert_eq!(data["replayWindow"]["inflectionSource"], "VIOLATION");
+    assert_eq!(data["replayWindow"]["inflectionTimestamp"], step_two);
+
+    // Aborted with a policy and an explicit time, no step.
+    start(&app, &ingest, json!({"runId": "viol2"})).await;
+    let at = "2026-11-27T10:00:03.25Z";
+    let body = app
+        .gql(
+            Some(&ingest),
+            ABORT_WITH_VIOLATION,
+            json!({ "traceId": "trace_viol2",
+                    "violation": { "policyId": "pol-9", "timestamp": at } }),
+        )
+        .await;
+    let aborted = &body["data"]["abortTrace"];
+    assert_eq!(aborted["status"], "ABORTED", "{body}");
+    assert_eq!(
+        aborted["violation"],
+        json!({ "stepIndex": null, "timestamp": "2026-11-27T10:00:03.250Z", "policyId": "pol-9", "reason": null })
+    );
+    // Without a violation, none is recorded.
+    start(&app, &ingest, json!({"runId": "plain"})).await;
+    let body = abort(&app, &ingest, "trace_plain", "done").await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let data = app
+        .data(
+            &viewer,
+            VIOLATION_READS,
+            json!({ "traceId": "trace_plain", "runId": "viol", "search": "zzzzz" }),
+        )
+        .await;
+    assert_eq!(data["trace"]["violation"], Value::Null);
+    app.stop().await;
+}
+
 crate::cases!(
     lifecycle_start_steps_complete_and_read,
     transitions_allowed_and_refused,
@@ -1066,4 +1204,5 @@ crate::cases!(
     llm_runs_and_system_records,
     redaction_before_storage,
     concurrent_identical_requests_one_effect,
+    violations_are_recorded_when_a_trace_is_sealed,
 );
