@@ -86,7 +86,7 @@ pub enum Node {
     LogExport(LogExport),
     Trace(crate::traces::graphql::Trace),
     TraceMismatch(crate::mismatches::graphql::TraceMismatch),
-    Incident(crate::incidents::graphql::Incident),
+    Incident(crate::incident_node::Incident),
     PolicyActivation(crate::policies::graphql::PolicyActivation),
 }
 
@@ -115,7 +115,7 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Node, AppError> {
             crate::mismatches::graphql::node(ctx, &record_id).await?,
         )),
         NodeKind::Incident => Ok(Node::Incident(
-            crate::incidents::graphql::node(ctx, &record_id).await?,
+            crate::incident_node::node(ctx, &record_id).await?,
         )),
         NodeKind::PolicyActivation => Ok(Node::PolicyActivation(
             crate::policies::graphql::node(ctx, &record_id).await?,
@@ -181,7 +181,7 @@ query_roots!(
     crate::panel::graphql::PanelQuery,
     crate::traces::graphql::TraceQuery,
     crate::mismatches::graphql::MismatchQuery,
-    crate::incidents::graphql::IncidentQuery,
+    crate::incident_node::IncidentQuery,
     crate::replay::graphql::ReplayQuery,
     crate::integrity::graphql::IntegrityQuery,
     crate::ledger::graphql::LedgerQuery,

@@ -25,6 +25,7 @@ pub mod graphql;
 pub mod graphql_http;
 pub mod idempotency;
 pub mod ids;
+pub mod incident_node;
 pub mod incidents;
 pub mod input;
 pub mod integrity;

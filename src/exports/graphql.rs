@@ -2,7 +2,7 @@
 //! `logExports`, `logExport`, the per-run loader behind `LlmRun.exports` and the per-export
 //! loader behind `LogExport.job`.
 
-use crate::incidents::graphql::{incident_by_id, Incident};
+use crate::incident_node::{incident_by_id, Incident};
 use crate::runs::graphql::LlmRun;
 use crate::runs::lookup::run_by_run_id;
 use crate::traces::graphql::{Trace, TraceLinks};

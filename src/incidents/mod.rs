@@ -2,7 +2,6 @@
 //! audit entries about it and the cost anomalies escalated to it. The platform (and the seed)
 //! write them; here only cost anomaly escalation opens one (`store::open`, docs/domain.md §9.5).
 
-pub mod graphql;
 pub mod store;
 
 use chrono::{DateTime, Utc};

@@ -1,6 +1,8 @@
 //! GraphQL for incidents: the `Incident` node with the run that opened it, the audit entries
 //! about it and the cost anomalies escalated to it (each batched across a page), `incidents`
-//! (keyset-paged) and `incident(id)`.
+//! (keyset-paged) and `incident(id)`. It sits above the `incidents` domain (its store, snapshots
+//! and writer) because `Incident.costAnomalies` reaches the `cost` domain, whose anomaly
+//! escalation opens incidents through `incidents::store`.
 
 use std::collections::HashMap;
 
@@ -8,11 +10,6 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, InputObject, Object, ID};
 use sea_orm::DatabaseConnection;
 
-use super::store::{self, IncidentList};
-use super::{
-    IncidentCause, IncidentFilter, IncidentLifecycle, IncidentSeverity, IncidentSnapshot,
-    IncidentStatus,
-};
 use crate::audit::graphql::AuditEntry;
 use crate::audit::{AuditEntityType, AuditEntrySnapshot};
 use crate::auth::{self, Permission, TenantId};
@@ -20,6 +17,11 @@ use crate::cost::graphql::CostAnomaly;
 use crate::cost::AnomalySnapshot;
 use crate::error::{AppError, AppResult};
 use crate::ids::{self, NodeKind};
+use crate::incidents::store::{self, IncidentList};
+use crate::incidents::{
+    IncidentCause, IncidentFilter, IncidentLifecycle, IncidentSeverity, IncidentSnapshot,
+    IncidentStatus,
+};
 use crate::runs::graphql::LlmRun;
 use crate::runs::lookup::run_by_run_id;
 use crate::scalars::DateTime;
