@@ -654,12 +654,7 @@ async fn detect_cost_anomalies_is_idempotent_per_day(backend: Backend) {
     }
     record(&app, &ingest, rows).await;
     // Today 300 of a 350 daily limit: 85.7 % ≥ the 80 % warning threshold.
-    app.data(
-        &admin,
-        BUDGET,
-        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
-    )
-    .await;
+    daily_budget_of_350(&app, &admin).await;
 
     for key in [&viewer, &ingest] {
         let body = app.gql(Some(key), DETECT, json!({})).await;
@@ -1005,20 +1000,8 @@ async fn cost_anomalies_are_acknowledged_then_resolved(backend: Backend) {
     let viewer = app.key("acme", Role::Viewer).await;
     let operator_b = app.key("beta", Role::Operator).await;
     // The spike and budget warning of `detect_cost_anomalies_is_idempotent_per_day`.
-    let rows: Vec<Value> = (0..=10u64)
-        .filter(|n| *n != 2)
-        .map(|n| {
-            let cents = if n <= 1 { 300.0 } else { 100.0 };
-            json!({ "model": "gpt-4o", "userId": "u1", "costCents": cents, "createdAt": days_ago(n) })
-        })
-        .collect();
-    record(&app, &ingest, rows).await;
-    app.data(
-        &admin,
-        BUDGET,
-        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
-    )
-    .await;
+    spike(&app, &ingest).await;
+    daily_budget_of_350(&app, &admin).await;
     app.data(&operator, DETECT, json!({})).await;
     let listed = app
         .data(
@@ -1184,21 +1167,9 @@ async fn high_anomalies_are_escalated_to_incidents_once(backend: Backend) {
     let operator = app.key("acme", Role::Operator).await;
     let viewer = app.key("acme", Role::Viewer).await;
     let viewer_b = app.key("beta", Role::Viewer).await;
-    let rows: Vec<Value> = (0..=10u64)
-        .filter(|n| *n != 2)
-        .map(|n| {
-            let cents = if n <= 1 { 300.0 } else { 100.0 };
-            json!({ "model": "gpt-4o", "userId": "u1", "costCents": cents, "createdAt": days_ago(n) })
-        })
-        .collect();
-    record(&app, &ingest, rows).await;
+    spike(&app, &ingest).await;
     // 300 of 350: a MEDIUM budget warning next to the HIGH spikes.
-    app.data(
-        &admin,
-        BUDGET,
-        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
-    )
-    .await;
+    daily_budget_of_350(&app, &admin).await;
     let incidents = async || {
         app.data(&viewer, "{ incidents { totalCount } }", json!({}))
             .await["incidents"]["totalCount"]
@@ -1283,6 +1254,17 @@ async fn high_anomalies_are_escalated_to_incidents_once(backend: Backend) {
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND", "{body:#}");
     app.stop().await;
+}
+
+/// A tenant budget of 350 cents a day: today's 300 of the spike is a budget warning (85.7 % ≥
+/// the 80 % threshold).
+async fn daily_budget_of_350(app: &TestApp, admin: &str) {
+    app.data(
+        admin,
+        BUDGET,
+        json!({ "input": { "budgetType": "TENANT", "dailyLimitCents": 350 } }),
+    )
+    .await;
 }
 
 /// The spike fixture (300 cents today and yesterday over a 100-cent baseline) for one tenant.
