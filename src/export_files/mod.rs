@@ -10,6 +10,7 @@
 //! list it might export (and `runs`, which shows a run's exports, does not depend on a module
 //! that depends on `runs`).
 
+mod bundle;
 pub mod columns;
 pub mod formats;
 pub mod http;

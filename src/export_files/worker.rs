@@ -22,7 +22,6 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use entity::{aos_trace_steps, incidents};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoIden};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait,
@@ -30,15 +29,14 @@ use sea_orm::{
 };
 use tokio::sync::Notify;
 
+use super::bundle::BundleSubject;
 use super::columns::COLUMN_SET_VERSION;
-use super::formats::bundle::ZipOut;
-use super::formats::json::JsonCells;
 use super::formats::{Encoder, ExportRow, FileDigest, HashingWriter};
 use super::manifest::{self, ColumnSet, Manifest};
 use super::{ExportRequest, ExportSubject};
 use crate::audit::append::{append_entry, NewAuditEntry};
 use crate::audit::store::AuditList;
-use crate::audit::{ActorType, AuditEntityType, AuditEventType, AuditFilter};
+use crate::audit::{ActorType, AuditEntityType, AuditEventType};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
@@ -49,7 +47,6 @@ use crate::pagination::Position;
 use crate::runs::store::RunList;
 use crate::state::AppState;
 use crate::system::store::SystemList;
-use crate::system::{SystemFilter, SystemRecordScope};
 use crate::traces::store::TraceList;
 
 static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -138,7 +135,7 @@ async fn run(state: AppState, ledger_key: LedgerKey) {
 }
 
 /// Why an attempt stopped early.
-enum Stop {
+pub(super) enum Stop {
     /// Another worker owns the job now: leave it alone.
     LeaseLost,
     Failed(String),
@@ -212,58 +209,22 @@ async fn run_attempt(
 }
 
 /// What an attempt produced before it is recorded.
-struct Produced {
-    artefact: FileDigest,
-    files: Vec<FileDigest>,
-    row_counts: std::collections::BTreeMap<String, u64>,
-    column_set: Option<ColumnSet>,
-    path: PathBuf,
-    rows: u64,
+pub(super) struct Produced {
+    pub(super) artefact: FileDigest,
+    pub(super) files: Vec<FileDigest>,
+    pub(super) row_counts: std::collections::BTreeMap<String, u64>,
+    pub(super) column_set: Option<ColumnSet>,
+    pub(super) path: PathBuf,
+    pub(super) rows: u64,
 }
 
-/// What a bundle documents: the one record its request names.
-enum BundleSubject {
-    Run(String),
-    Trace(String),
-    Incident(String),
-    /// An incident, with the compliance (SOC 2) mappings added.
-    Compliance(String),
-}
-
-impl BundleSubject {
-    fn run_id(&self) -> Option<&str> {
-        match self {
-            Self::Run(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    fn trace_id(&self) -> Option<&str> {
-        match self {
-            Self::Trace(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    fn incident_id(&self) -> Option<&str> {
-        match self {
-            Self::Incident(id) | Self::Compliance(id) => Some(id),
-            _ => None,
-        }
-    }
-
-    fn with_compliance_mappings(&self) -> bool {
-        matches!(self, Self::Compliance(_))
-    }
-}
-
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     state: &'a AppState,
     ledger_key: &'a LedgerKey,
-    db: &'a DatabaseConnection,
+    pub(super) db: &'a DatabaseConnection,
     worker: &'a str,
-    job: &'a JobSnapshot,
-    tenant: TenantId,
+    pub(super) job: &'a JobSnapshot,
+    pub(super) tenant: TenantId,
     started: Instant,
     last_beat: Option<Instant>,
 }
@@ -278,7 +239,7 @@ pub fn eta_seconds(percent: f64, elapsed_secs: f64) -> Option<i64> {
 }
 
 impl Attempt<'_> {
-    fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         &self.state.config.exports.dir
     }
 
@@ -286,13 +247,13 @@ impl Attempt<'_> {
         &self.state.config.exports
     }
 
-    fn batch_size(&self) -> u64 {
+    pub(super) fn batch_size(&self) -> u64 {
         std::cmp::max(self.settings().batch_size, 1)
     }
 
     /// Records progress (at most every half second unless `force`), renewing the lease, and
     /// wakes `exportProgress` subscribers.
-    async fn progress(
+    pub(super) async fn progress(
         &mut self,
         stage: JobStage,
         done: u64,
@@ -336,7 +297,7 @@ impl Attempt<'_> {
     }
 
     /// After each batch: the test hooks (injected failure, pause).
-    async fn after_batch(&self) -> Result<(), Stop> {
+    pub(super) async fn after_batch(&self) -> Result<(), Stop> {
         let settings = self.settings();
         if self.job.attempt as u32 <= settings.fail_first_attempts {
             return Err(Stop::Failed(format!(
@@ -378,7 +339,7 @@ impl Attempt<'_> {
         }
     }
 
-    fn part_path(&self) -> PathBuf {
+    pub(super) fn part_path(&self) -> PathBuf {
         part_of(
             &self.dir().join(manifest::artefact_name(self.job)),
             self.job.attempt,
@@ -471,306 +432,6 @@ impl Attempt<'_> {
             path,
             rows,
         })
-    }
-
-    /// A bundle (ZIP): the run, its trace and steps (with the inflection marked), its system
-    /// records and governance audit entries, the incident when there is one, and an evidence
-    /// summary (`docs/domain.md` §10.4); a compliance subject adds the SOC 2 mappings.
-    async fn bundle(
-        &mut self,
-        subject: BundleSubject,
-        as_of: DateTime<Utc>,
-    ) -> Result<Produced, Stop> {
-        let db = self.db;
-        let tenant = self.tenant.clone();
-        let backend = self.db.get_database_backend();
-        let not_found = |what: &str| Stop::Failed(format!("{what} not found"));
-        let incident = match subject.incident_id() {
-            Some(id) => Some(
-                incidents::Entity::find()
-                    .filter(incidents::Column::TenantId.eq(tenant.as_str()))
-                    .filter(incidents::Column::Id.eq(id))
-                    .one(db)
-                    .await
-                    .map_err(AppError::from)?
-                    .ok_or_else(|| not_found("incident"))?,
-            ),
-            None => None,
-        };
-        let trace = match subject.trace_id() {
-            Some(id) => Some(
-                crate::traces::store::get_by_trace_id(db, &tenant, id)
-                    .await?
-                    .ok_or_else(|| not_found("trace"))?,
-            ),
-            None => None,
-        };
-        let run_id = subject
-            .run_id()
-            .map(str::to_owned)
-            .or_else(|| trace.as_ref().map(|t| t.run_id.clone()))
-            .or_else(|| incident.as_ref().and_then(|i| i.source_run_id.clone()));
-        let run = match &run_id {
-            Some(id) => crate::runs::store::get_by_run_id(db, &tenant, id).await?,
-            None => None,
-        };
-        // A trace or incident bundle without a run still documents its subject.
-        if matches!(subject, BundleSubject::Run(_)) && run.is_none() {
-            return Err(not_found("run"));
-        }
-        let trace = match trace {
-            Some(t) => Some(t),
-            None => match &run_id {
-                Some(id) => crate::traces::store::get_by_run_id(db, &tenant, id)
-                    .await?
-                    .filter(|t| t.created_at <= as_of),
-                None => None,
-            },
-        };
-
-        let part = self.part_path();
-        let mut zip = ZipOut::create(&part)?;
-        let mut counts = std::collections::BTreeMap::new();
-        let mut total_rows = 0u64;
-        if let Some(incident) = &incident {
-            zip.json_member(
-                "incident.json",
-                &serde_json::to_value(incident).unwrap_or_default(),
-            )?;
-        }
-        if let Some(run) = &run {
-            zip.json_member("run.json", &row_json(run))?;
-        }
-        if let Some(trace) = &trace {
-            zip.json_member("trace.json", &row_json(trace))?;
-        }
-        self.progress(JobStage::Running, 0, None, true).await?;
-
-        // Steps: in step order, keyset on step_index, renumbered by position
-        // (docs/domain.md §10.4).
-        let violation_index = trace
-            .as_ref()
-            .and_then(|t| t.violation.as_ref())
-            .and_then(|v| v.step_index);
-        let mut totals = (0u64, 0f64, 0f64, 0i64); // steps, cost, duration, tokens
-        if let Some(trace) = &trace {
-            zip.start("steps.ndjson", true)?;
-            let mut after: Option<i32> = None;
-            loop {
-                let mut q = aos_trace_steps::Entity::find()
-                    .filter(aos_trace_steps::Column::TenantId.eq(trace.tenant_id.as_str()))
-                    .filter(aos_trace_steps::Column::TraceId.eq(trace.trace_id.as_str()))
-                    .filter(aos_trace_steps::Column::ArchivedAt.is_null())
-                    .filter(aos_trace_steps::Column::Timestamp.lte(as_of));
-                if let Some(a) = after {
-                    q = q.filter(aos_trace_steps::Column::StepIndex.gt(a));
-                }
-                let rows = q
-                    .order_by_asc(aos_trace_steps::Column::StepIndex)
-                    .limit(self.batch_size())
-                    .all(db)
-                    .await
-                    .map_err(AppError::from)?;
-                let Some(last) = rows.last() else { break };
-                after = Some(last.step_index);
-                let n = rows.len() as u64;
-                for m in rows {
-                    let position = totals.0 as i64;
-                    let inflection = violation_index.is_some_and(|v| i64::from(v) == position);
-                    let tokens = m
-                        .outcome_data
-                        .as_ref()
-                        .and_then(|d| d.get("tokens"))
-                        .and_then(serde_json::Value::as_i64)
-                        .unwrap_or(0);
-                    totals = (
-                        totals.0 + 1,
-                        totals.1 + m.cost_cents,
-                        totals.2 + m.duration_ms,
-                        totals.3 + tokens,
-                    );
-                    let line = serde_json::json!({
-                        "stepIndex": position,
-                        "recordedStepIndex": m.step_index,
-                        "timestamp": crate::scalars::format_utc(m.timestamp),
-                        "stepType": m.skill_name,
-                        "skillId": m.skill_id,
-                        "status": if inflection { "violation" } else { "ok" },
-                        "isInflection": inflection,
-                        "recordedStatus": m.status,
-                        "tokens": tokens,
-                        "costCents": m.cost_cents,
-                        "durationMs": m.duration_ms,
-                        "contentHash": m.output_hash,
-                        "inputHash": m.input_hash,
-                        "params": m.params,
-                        "outcomeCategory": m.outcome_category,
-                        "outcomeCode": m.outcome_code,
-                        "outcomeData": m.outcome_data,
-                        "retryCount": m.retry_count,
-                        "level": m.level,
-                    });
-                    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-                    bytes.push(b'\n');
-                    zip.row(&bytes)?;
-                }
-                if n < self.batch_size() {
-                    break;
-                }
-                self.progress(JobStage::Running, totals.0, None, false)
-                    .await?;
-                self.after_batch().await?;
-            }
-            zip.end()?;
-            counts.insert("steps.ndjson".to_owned(), totals.0);
-            total_rows += totals.0;
-        }
-        if let Some(run_id) = &run_id {
-            let filter = SystemFilter {
-                scope: SystemRecordScope::All,
-                correlation_id: Some(run_id.clone()),
-                ..SystemFilter::default()
-            };
-            use entity::system_records::Column as C;
-            let n = self
-                .ndjson_member(
-                    &mut zip,
-                    "system_records.ndjson",
-                    crate::system::store::filtered(backend, &tenant, &filter),
-                    C::CreatedAt,
-                    C::Id,
-                    crate::system::store::snapshot,
-                    |r| pos(r.created_at, &r.id),
-                )
-                .await?;
-            counts.insert("system_records.ndjson".to_owned(), n);
-            total_rows += n;
-            let filter = AuditFilter {
-                run_id: Some(run_id.clone()),
-                ..AuditFilter::default()
-            };
-            use entity::audit_ledger::Column as A;
-            let n = self
-                .ndjson_member(
-                    &mut zip,
-                    "audit.ndjson",
-                    crate::audit::store::filtered(backend, &tenant, &filter),
-                    A::CreatedAt,
-                    A::Id,
-                    crate::audit::store::snapshot,
-                    |r| pos(r.created_at, &r.id),
-                )
-                .await?;
-            counts.insert("audit.ndjson".to_owned(), n);
-            total_rows += n;
-        }
-        let bundle_id = format!("EVD-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let violation = trace.as_ref().and_then(|t| t.violation.as_ref());
-        let evidence = serde_json::json!({
-            "bundle_id": bundle_id,
-            "bundle_type": "evidence",
-            "created_at": crate::scalars::format_utc(crate::scalars::now()),
-            "as_of": crate::scalars::format_utc(as_of),
-            "tenant_id": tenant.as_str(),
-            "run_id": run_id.clone().unwrap_or_else(|| "N/A".into()),
-            "incident_id": subject.incident_id(),
-            "trace_id": trace.as_ref().map_or("N/A".to_owned(), |t| t.trace_id.clone()),
-            "agent_id": trace.as_ref().and_then(|t| t.agent_id.clone()),
-            "policy_context": {
-                "policy_snapshot_id": "N/A",
-                "active_policies": [],
-                "violated_policy_id": violation.and_then(|v| v.policy_id.clone()),
-                "violation_type": incident.as_ref().and_then(|i| i.category.clone()),
-            },
-            "violation_step_index": violation.and_then(|v| v.step_index),
-            "violation_timestamp": violation.and_then(|v| v.timestamp).map(crate::scalars::format_utc),
-            "total_steps": totals.0,
-            "total_cost_cents": totals.1,
-            "total_duration_ms": totals.2,
-            "total_tokens": totals.3,
-            "run_started_at": run.as_ref().map(|r| crate::scalars::format_utc(r.started_at)),
-            "run_completed_at": run.as_ref().and_then(|r| r.completed_at).map(crate::scalars::format_utc),
-            "termination_reason": run.as_ref().map(|r| super::columns::gql_name(r.execution_status)),
-            "exported_by": "system",
-        });
-        zip.json_member("evidence.json", &evidence)?;
-        if subject.with_compliance_mappings() {
-            zip.json_member(
-                "soc2.json",
-                &soc2_mappings(
-                    incident.as_ref(),
-                    trace.is_some(),
-                    run.is_some(),
-                    &bundle_id,
-                    as_of,
-                ),
-            )?;
-        }
-        let (sha256, bytes, files) = zip.finish()?;
-        let file_name = manifest::artefact_name(self.job);
-        let path = self.dir().join(&file_name);
-        tokio::fs::rename(&part, &path).await?;
-        Ok(Produced {
-            artefact: FileDigest {
-                name: file_name,
-                bytes,
-                sha256,
-                rows: None,
-            },
-            files,
-            row_counts: counts,
-            column_set: None,
-            path,
-            rows: total_rows,
-        })
-    }
-
-    /// Streams a filtered list into one NDJSON member of a bundle.
-    #[expect(clippy::too_many_arguments, reason = "the keyset query's parts")]
-    async fn ndjson_member<E, T>(
-        &mut self,
-        zip: &mut ZipOut,
-        name: &str,
-        select: Select<E>,
-        created_at: E::Column,
-        id: E::Column,
-        snapshot: fn(E::Model) -> AppResult<T>,
-        position: fn(&T) -> Position,
-    ) -> Result<u64, Stop>
-    where
-        E: EntityTrait,
-        E::Column: IntoIden + Copy,
-        E::Model: Send + Sync,
-        T: ExportRow,
-    {
-        zip.start(name, true)?;
-        let mut batches = KeysetBatches {
-            db: self.db.clone(),
-            select,
-            created_at,
-            id,
-            as_of: self.job.as_of,
-            batch: self.batch_size(),
-            snapshot,
-            position,
-            last: None,
-            done: false,
-        };
-        let mut cells = JsonCells::new(T::columns());
-        let mut n = 0;
-        while let Some(batch) = batches.next().await? {
-            for row in &batch {
-                cells.buf.clear();
-                cells.begin_row();
-                row.write(&mut cells);
-                cells.end_row();
-                cells.buf.push(b'\n');
-                zip.row(&cells.buf)?;
-                n += 1;
-            }
-        }
-        zip.end()?;
-        Ok(n)
     }
 
     /// Writes the manifest, anchors its hash in the audit ledger and completes the job, all
@@ -984,19 +645,6 @@ pub async fn sweep_partial_files(db: &DatabaseConnection, dir: &Path) -> AppResu
     Ok(deleted)
 }
 
-fn pos(created_at: DateTime<Utc>, id: &str) -> Position {
-    Position::of(created_at, id)
-}
-
-/// A row as the JSON object of its column set.
-fn row_json<T: ExportRow>(row: &T) -> serde_json::Value {
-    let mut cells = JsonCells::new(T::columns());
-    cells.begin_row();
-    row.write(&mut cells);
-    cells.end_row();
-    serde_json::from_slice(&cells.buf).unwrap_or_default()
-}
-
 /// The writer thread of a list export: encodes batches as they arrive.
 fn write_rows<T: ExportRow>(
     path: &Path,
@@ -1027,17 +675,17 @@ fn write_rows<T: ExportRow>(
 
 /// Batches of a filtered list in list order (`(created_at, id)` descending, at or before
 /// `as_of`), each fetched with a keyset bound after the previous one: never OFFSET.
-struct KeysetBatches<E: EntityTrait, T> {
-    db: DatabaseConnection,
-    select: Select<E>,
-    created_at: E::Column,
-    id: E::Column,
-    as_of: DateTime<Utc>,
-    batch: u64,
-    snapshot: fn(E::Model) -> AppResult<T>,
-    position: fn(&T) -> Position,
-    last: Option<Position>,
-    done: bool,
+pub(super) struct KeysetBatches<E: EntityTrait, T> {
+    pub(super) db: DatabaseConnection,
+    pub(super) select: Select<E>,
+    pub(super) created_at: E::Column,
+    pub(super) id: E::Column,
+    pub(super) as_of: DateTime<Utc>,
+    pub(super) batch: u64,
+    pub(super) snapshot: fn(E::Model) -> AppResult<T>,
+    pub(super) position: fn(&T) -> Position,
+    pub(super) last: Option<Position>,
+    pub(super) done: bool,
 }
 
 impl<E, T> KeysetBatches<E, T>
@@ -1074,7 +722,7 @@ where
         Ok(Some(rows))
     }
 
-    async fn next(&mut self) -> AppResult<Option<Vec<T>>> {
+    pub(super) async fn next(&mut self) -> AppResult<Option<Vec<T>>> {
         match self.next_raw().await? {
             Some(rows) => Ok(Some(decode_rows::<E, T>(rows, self.snapshot)?)),
             None => Ok(None),
@@ -1107,76 +755,6 @@ fn decode_rows<E: EntityTrait, T>(
     rows.iter()
         .map(|row| snapshot(E::Model::from_query_result(row, "")?))
         .collect()
-}
-
-/// SOC2 control mappings of docs/domain.md §10.4 for the incident's category, with each control's
-/// status from the evidence at hand.
-fn soc2_mappings(
-    incident: Option<&incidents::Model>,
-    has_trace: bool,
-    has_run: bool,
-    bundle_id: &str,
-    as_of: DateTime<Utc>,
-) -> serde_json::Value {
-    let category = incident
-        .and_then(|i| i.category.as_deref())
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    let controls: &[&str] = match category.as_str() {
-        "EXECUTION_FAILURE" => &["CC7.1", "CC7.2", "CC7.3", "CC7.4", "PI1.1", "PI1.2"],
-        "BUDGET_EXCEEDED" => &["CC7.1", "CC7.2", "CC7.3", "CC9.1", "CC9.2"],
-        "RATE_LIMIT" => &["CC7.1", "CC7.2", "CC7.3", "A1.1"],
-        "POLICY_VIOLATION" => &["CC7.1", "CC7.2", "CC7.3", "CC7.4", "CC6.1"],
-        "RESOURCE_EXHAUSTION" => &["CC7.1", "CC7.2", "A1.1", "A1.2"],
-        "MANUAL" => &["CC7.1", "CC7.2", "CC7.3", "CC7.5"],
-        "HALLUCINATION" => &["PI1.1", "PI1.4", "CC7.1"],
-        "EXECUTION_SUCCESS" => &["PI1.1", "PI1.2", "PI1.3"],
-        _ => &["CC7.1", "CC7.2", "CC7.3"],
-    };
-    let has_incident = incident.is_some();
-    let mappings: Vec<serde_json::Value> = controls
-        .iter()
-        .map(|control| {
-            let status = if control.starts_with("CC7") {
-                match (has_incident, has_trace) {
-                    (true, true) => "demonstrated",
-                    (false, false) => "pending_review",
-                    _ => "partial",
-                }
-            } else if control.starts_with("PI1") {
-                match (has_trace, has_run) {
-                    (true, true) => "demonstrated",
-                    (false, false) => "pending_review",
-                    _ => "partial",
-                }
-            } else if control.starts_with("A1") {
-                if has_trace {
-                    "demonstrated"
-                } else {
-                    "partial"
-                }
-            } else if has_incident {
-                "demonstrated"
-            } else {
-                "pending_review"
-            };
-            serde_json::json!({ "control_id": control, "status": status })
-        })
-        .collect();
-    serde_json::json!({
-        "bundle_type": "soc2",
-        "evidence_bundle_id": bundle_id,
-        "incident_category": category,
-        "control_mappings": mappings,
-        "criteria_covered": controls,
-        "attestation_statement": format!(
-            "Evidence bundle {bundle_id} documents incident {} as recorded by Logbook.",
-            incident.map_or("N/A", |i| i.id.as_str())
-        ),
-        "compliance_period_start": crate::scalars::format_utc(as_of),
-        "compliance_period_end": crate::scalars::format_utc(as_of),
-        "review_status": "PENDING",
-    })
 }
 
 #[cfg(test)]
