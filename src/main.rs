@@ -197,6 +197,8 @@ struct ServeArgs {
     /// Directory of export artefacts and manifests (shared by every server process).
     #[arg(long, env = "LOGBOOK_EXPORT_DIR", default_value = "exports")]
     export_dir: std::path::PathBuf,
+    #[command(flatten)]
+    export_retry: logbook::config::ExportRetryArgs,
     /// Publish every signed ledger checkpoint to this directory too, one file per checkpoint,
     /// never overwritten (best on storage the database's administrators cannot rewrite).
     #[arg(long, env = "LOGBOOK_LEDGER_CHECKPOINT_DIR", value_name = "DIR")]
@@ -725,6 +727,7 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
         page_sizes: logbook::limits::PageSizes::new(args.default_page_size, args.max_page_size)?,
     };
     config.exports.dir = args.export_dir.clone();
+    config.exports.retry = args.export_retry.policy()?;
     config.cors_origins = args.cors_origins.clone();
     config.ledger_checkpoints.dir = args.ledger_checkpoint_dir.clone();
     config.ledger_checkpoints.url = args.ledger_checkpoint_url.clone();

@@ -18,7 +18,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub request: String,
     pub as_of_ms: i64,
-    /// queued, running, retry_wait, completed or failed
+    /// queued, running, retry_wait, completed, failed or cancelled
     pub state: String,
     /// queued, starting, running, completing, completed, failed or cancelled
     pub stage: String,
@@ -36,6 +36,8 @@ pub struct Model {
     pub next_attempt_ms: i64,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
+    /// Whether a retry could cure the last attempt's error; NULL while none failed.
+    pub last_error_retryable: Option<bool>,
     /// The worker whose lease the running attempt holds.
     pub lease_owner: Option<String>,
     pub lease_expires_ms: Option<i64>,

@@ -74,6 +74,91 @@ impl RetryPolicy {
     }
 }
 
+/// `serve`'s flags for the retry policy of new export jobs (a job keeps the policy it was
+/// created with). Only retryable errors are retried (docs/api.md, exports).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportRetryArgs {
+    /// Attempts an export job gets, the first included (1 to 100; 1: never retry).
+    #[arg(
+        long = "export-max-attempts",
+        env = "LOGBOOK_EXPORT_MAX_ATTEMPTS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub max_attempts: u32,
+    /// How the delay between attempts grows: fixed, linear, exponential or fibonacci.
+    #[arg(
+        long = "export-retry-strategy",
+        env = "LOGBOOK_EXPORT_RETRY_STRATEGY",
+        default_value = "exponential",
+        value_parser = parse_strategy
+    )]
+    pub strategy: RetryStrategy,
+    /// The backoff base: the delay before the first retry (`500ms`, `60s`, `5m`, `1h`; a bare
+    /// number is seconds).
+    #[arg(
+        long = "export-retry-base",
+        env = "LOGBOOK_EXPORT_RETRY_BASE",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub base_delay: Duration,
+    /// The backoff cap: no delay between attempts is longer (same units).
+    #[arg(
+        long = "export-retry-cap",
+        env = "LOGBOOK_EXPORT_RETRY_CAP",
+        default_value = "3600s",
+        value_parser = parse_duration
+    )]
+    pub max_delay: Duration,
+}
+
+impl ExportRetryArgs {
+    /// The policy these flags set (jitter as by default); the base must not exceed the cap.
+    pub fn policy(&self) -> Result<RetryPolicy, String> {
+        if self.base_delay > self.max_delay {
+            return Err(format!(
+                "--export-retry-base ({:?}) is longer than --export-retry-cap ({:?})",
+                self.base_delay, self.max_delay
+            ));
+        }
+        Ok(RetryPolicy {
+            max_attempts: self.max_attempts,
+            strategy: self.strategy,
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            ..RetryPolicy::default()
+        })
+    }
+}
+
+fn parse_strategy(text: &str) -> Result<RetryStrategy, String> {
+    RetryStrategy::parse(&text.to_ascii_lowercase())
+        .ok_or_else(|| "expected fixed, linear, exponential or fibonacci".to_owned())
+}
+
+/// `500ms`, `60s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 60s, 5m, 1h)"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration (e.g. 500ms, 60s, 5m, 1h)"))
+}
+
 /// Where artefacts go and how the in-process workers behave.
 #[derive(Debug, Clone)]
 pub struct ExportSettings {
@@ -143,5 +228,41 @@ mod tests {
         let jitter = RetryPolicy::default();
         assert_eq!(jitter.delay_ms(1, 0.5), 66_000);
         assert!(exp.should_retry(2) && !exp.should_retry(3));
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        retry: ExportRetryArgs,
+    }
+
+    #[test]
+    fn retry_flags_set_the_policy() {
+        use clap::Parser;
+        let defaults = Cli::parse_from(["logbook"]).retry.policy().unwrap();
+        assert_eq!(defaults, RetryPolicy::default());
+        let set = Cli::parse_from([
+            "logbook",
+            "--export-max-attempts",
+            "5",
+            "--export-retry-strategy",
+            "fixed",
+            "--export-retry-base",
+            "250ms",
+            "--export-retry-cap",
+            "2m",
+        ])
+        .retry
+        .policy()
+        .unwrap();
+        assert_eq!(set.max_attempts, 5);
+        assert_eq!(set.strategy, RetryStrategy::Fixed);
+        assert_eq!(set.base_delay, Duration::from_millis(250));
+        assert_eq!(set.max_delay, Duration::from_secs(120));
+        assert!(Cli::try_parse_from(["logbook", "--export-max-attempts", "0"]).is_err());
+        assert!(Cli::try_parse_from(["logbook", "--export-retry-base", "5 weeks"]).is_err());
+        let inverted = Cli::parse_from(["logbook", "--export-retry-base", "2h"]).retry;
+        assert!(inverted.policy().is_err());
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
     }
 }

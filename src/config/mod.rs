@@ -9,7 +9,7 @@ use crate::db::DbSettings;
 mod exports;
 pub mod file;
 
-pub use exports::{ExportSettings, RetryPolicy, RetryStrategy};
+pub use exports::{ExportRetryArgs, ExportSettings, RetryPolicy, RetryStrategy};
 
 /// Query limits (docs/api.md §8); each is configurable.
 #[derive(Debug, Clone)]

@@ -66,7 +66,9 @@ impl Attempt<'_> {
         let db = self.db;
         let tenant = self.tenant.clone();
         let backend = self.db.get_database_backend();
-        let not_found = |what: &str| Stop::Failed(format!("{what} not found"));
+        // The subject was checked when the export was requested; gone since, no retry brings
+        // it back.
+        let not_found = |what: &str| Stop::fatal(format!("{what} not found"));
         let incident = match subject.incident_id() {
             Some(id) => Some(
                 incidents::Entity::find()
@@ -369,7 +371,6 @@ fn row_json<T: ExportRow>(row: &T) -> serde_json::Value {
     serde_json::from_slice(&cells.buf).unwrap_or_default()
 }
 
-
 /// SOC2 control mappings of docs/domain.md §10.4 for the incident's category, with each control's
 /// status from the evidence at hand.
 fn soc2_mappings(
@@ -439,4 +440,3 @@ fn soc2_mappings(
         "review_status": "PENDING",
     })
 }
-

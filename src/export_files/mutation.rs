@@ -2,8 +2,11 @@
 //! job and the job's `job_created` event in one transaction, and wakes this process's worker.
 //! A list scope takes the same filter input as its list and an `asOf` watermark (default: the
 //! creation time), so the artefact holds exactly the rows that list showed.
+//!
+//! `cancelExport` (OPERATOR or ADMIN) cancels a pending or running export
+//! ([`crate::exports::jobs::cancel`]).
 
-use async_graphql::{Context, InputObject, Object, OneofObject};
+use async_graphql::{Context, InputObject, Object, OneofObject, ID};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::{ExportRequest, ExportSubject};
@@ -16,10 +19,11 @@ use crate::exports::graphql::LogExport;
 use crate::exports::jobs::{self, NewExport};
 use crate::exports::{store, ExportFormat, ExportScope, LogExportSnapshot};
 use crate::idempotency::WriteOnce;
+use crate::ids::NodeKind;
 use crate::runs::graphql::LlmRunFilter;
 use crate::scalars::DateTime;
 use crate::state::AppState;
-use crate::system::graphql::SystemRecordFilter;
+use crate::system::graphql::{record_id_from, SystemRecordFilter};
 use crate::traces::list::TraceFilter;
 
 /// The filter of the exported list: the same input type as the list's own `filter`, one of
@@ -302,5 +306,44 @@ impl ExportMutation {
             history: vec![request.clone()],
             request,
         }))
+    }
+
+    /// Cancels an export (role OPERATOR or ADMIN), by its `id` or `exportId`: a pending one
+    /// never starts, a running one stops at its next batch and its partial file is removed.
+    /// Returns it `CANCELLED`. Another tenant's or an unknown export is `NOT_FOUND`; a
+    /// completed, failed or already cancelled one is `INVALID_TRANSITION`.
+    async fn cancel_export(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(desc = "Same key + same id returns the first result again.")]
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<LogExport> {
+        let principal = auth::require(ctx, Permission::Operate).await?;
+        let state = ctx.data_unchecked::<AppState>();
+        let tenant = &principal.tenant_id;
+        let export_id = record_id_from(&id, NodeKind::LogExport);
+        let fingerprint = serde_json::json!({ "exportId": &export_id });
+        let cancelled_by = format!("key:{}", principal.key_id);
+        let cancel = async |txn: &DatabaseTransaction| {
+            jobs::cancel(txn, tenant, &export_id, &cancelled_by).await?;
+            store::get(txn, tenant, &export_id)
+                .await?
+                .ok_or_else(|| AppError::internal("cancelled export not found"))
+        };
+        let export = WriteOnce::new(state, tenant, "cancelExport", idempotency_key, &fingerprint)?
+            .after_commit(|_| crate::telemetry::export_job("cancelled"))
+            .publish(Topic::ExportProgress)
+            .run_with_receipt(
+                cancel,
+                |export| export.request.export_id.clone(),
+                async |export_id: String| {
+                    store::get(&state.db, tenant, &export_id)
+                        .await?
+                        .ok_or(AppError::NotFound("LogExport"))
+                },
+            )
+            .await?;
+        Ok(LogExport(export))
     }
 }

@@ -136,21 +136,45 @@ async fn run(state: AppState, ledger_key: LedgerKey) {
 
 /// Why an attempt stopped early.
 pub(super) enum Stop {
-    /// Another worker owns the job now: leave it alone.
+    /// Another worker owns the job now, or it was cancelled: leave it alone.
     LeaseLost,
-    Failed(String),
+    /// The job was cancelled (seen between batches).
+    Cancelled,
+    /// The attempt failed. `retryable`: whether another attempt could succeed (I/O and
+    /// database errors) or not (the subject is gone, the request is invalid); a job whose
+    /// attempt failed for good is failed at once, whatever attempts remain.
+    Failed { message: String, retryable: bool },
+}
+
+impl Stop {
+    /// A failure no retry can cure.
+    pub(super) fn fatal(message: impl Into<String>) -> Self {
+        Stop::Failed {
+            message: message.into(),
+            retryable: false,
+        }
+    }
 }
 
 impl From<AppError> for Stop {
+    /// What the request names cannot change between attempts (`NOT_FOUND`, `BAD_USER_INPUT`);
+    /// anything else (the database unavailable, an internal error) may be transient.
     fn from(e: AppError) -> Self {
-        Stop::Failed(describe(&e))
+        let retryable = !matches!(e, AppError::NotFound(_) | AppError::BadUserInput { .. });
+        Stop::Failed {
+            message: describe(&e),
+            retryable,
+        }
     }
 }
 
 impl From<std::io::Error> for Stop {
     fn from(e: std::io::Error) -> Self {
         tracing::error!(error = %e, "export file I/O failed");
-        Stop::Failed(format!("writing the artefact failed: {}", e.kind()))
+        Stop::Failed {
+            message: format!("writing the artefact failed: {}", e.kind()),
+            retryable: true,
+        }
     }
 }
 
@@ -194,12 +218,23 @@ async fn run_attempt(
     };
     match outcome {
         Ok(()) => {}
-        Err(Stop::LeaseLost) => {
-            tracing::warn!(export_id = %job.export_id, "lost the lease of an export job; leaving it");
+        Err(Stop::LeaseLost | Stop::Cancelled) => {
+            match jobs::is_cancelled(db, &job.export_id).await {
+                Ok(true) => {
+                    tracing::info!(export_id = %job.export_id, "export cancelled; its attempt stopped");
+                    // A cancellation that came between the artefact's rename and the completion
+                    // leaves finished files no export owns.
+                    remove_finished_files(&state.config.exports.dir, &job).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(export_id = %job.export_id, "lost the lease of an export job; leaving it")
+                }
+                Err(e) => tracing::warn!(error = ?e, "reading an export job's state failed"),
+            }
         }
-        Err(Stop::Failed(message)) => {
+        Err(Stop::Failed { message, retryable }) => {
             let duration = started.elapsed().as_millis() as i64;
-            match jobs::fail_attempt(db, &job, worker, &message, duration).await {
+            match jobs::fail_attempt(db, &job, worker, &message, retryable, duration).await {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "recording a failed export attempt failed"),
             }
@@ -296,14 +331,21 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// After each batch: the test hooks (injected failure, pause).
+    /// After each batch: stops if the job was cancelled (from any process: the job row says
+    /// so), then the test hooks (injected failure, pause).
     pub(super) async fn after_batch(&self) -> Result<(), Stop> {
+        if jobs::is_cancelled(self.db, &self.job.export_id).await? {
+            return Err(Stop::Cancelled);
+        }
         let settings = self.settings();
         if self.job.attempt as u32 <= settings.fail_first_attempts {
-            return Err(Stop::Failed(format!(
-                "injected failure of attempt {} (test hook)",
-                self.job.attempt
-            )));
+            return Err(Stop::Failed {
+                message: format!(
+                    "injected failure of attempt {} (test hook)",
+                    self.job.attempt
+                ),
+                retryable: true,
+            });
         }
         if !settings.batch_delay.is_zero() {
             tokio::time::sleep(settings.batch_delay).await;
@@ -315,7 +357,9 @@ impl Attempt<'_> {
         tokio::fs::create_dir_all(self.dir()).await?;
         self.progress(JobStage::Starting, 0, None, true).await?;
         let as_of = self.job.as_of;
-        match ExportRequest::of(self.job)?.subject {
+        // A request this version cannot read will not read better on the next attempt.
+        let request = ExportRequest::of(self.job).map_err(|e| Stop::fatal(describe(&e)))?;
+        match request.subject {
             ExportSubject::LlmRuns { filter } => self.list::<RunList>("llm_runs", &filter).await,
             ExportSubject::SystemRecords { filter } => {
                 self.list::<SystemList>("system_records", &filter).await
@@ -536,6 +580,24 @@ impl Attempt<'_> {
             Err(jobs::LeaseLost) => {
                 let _ = txn.rollback().await;
                 Err(Stop::LeaseLost)
+            }
+        }
+    }
+}
+
+/// Removes an export's finished files (artefact, manifest, AUDIT ledger file), if any.
+async fn remove_finished_files(dir: &Path, job: &JobSnapshot) {
+    let artefact = dir.join(manifest::artefact_name(job));
+    for path in [
+        manifest::manifest_path(&artefact),
+        manifest::ledger_path(&artefact),
+        artefact,
+    ] {
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => tracing::info!(path = %path.display(), "removed a cancelled export's file"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a cancelled export's file")
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Log exports (AUDIT O5, docs/domain.md §10.1). `log_exports` is append-only, so an export's
 //! lifecycle is a series of rows sharing `export_id`, one per state (pending, running, then
-//! completed or failed). Logbook reads them as one export each: the first row is the request
+//! completed, failed or cancelled). Logbook reads them as one export each: the first row is the request
 //! (what, in which format, by whom, when), the latest row is the current state, and every row
 //! is the export's history.
 
@@ -65,6 +65,8 @@ closed_set! {
         Completed => "completed",
         /// Gave up; `error` says why.
         Failed => "failed",
+        /// Cancelled (`cancelExport`) before it completed; no artefact is kept.
+        Cancelled => "cancelled",
     }
 }
 

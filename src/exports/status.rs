@@ -15,7 +15,7 @@ impl ExportJob {
     async fn state(&self) -> JobState {
         self.0.state
     }
-    /// Progress stage (queued, starting, running, completing, completed, failed).
+    /// Progress stage (queued, starting, running, completing, completed, failed, cancelled).
     async fn stage(&self) -> JobStage {
         self.0.stage
     }
@@ -54,6 +54,12 @@ impl ExportJob {
     /// Why the last attempt failed.
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
+    }
+    /// Whether a retry could cure `lastError`: true for I/O and database errors (retried per
+    /// the retry policy), false when the subject no longer exists or the request is invalid
+    /// (the job fails at once, whatever attempts remain). Null while no attempt failed.
+    async fn last_error_retryable(&self) -> Option<bool> {
+        self.0.last_error_retryable
     }
     /// The watermark: only rows recorded at or before it are exported.
     async fn as_of(&self) -> DateTime {
@@ -107,7 +113,8 @@ impl ExportJobEvent {
     async fn seq(&self) -> i32 {
         self.0.seq as i32
     }
-    /// job_created, job_started, job_failed, job_retried, job_reclaimed, job_completed.
+    /// job_created, job_started, job_failed, job_retried, job_reclaimed, job_completed,
+    /// job_cancelled. A `job_failed` event's metadata says `retryable`.
     async fn event_type(&self) -> &str {
         &self.0.event_type
     }

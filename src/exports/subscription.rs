@@ -1,7 +1,8 @@
 //! `exportProgress(id)`: the export as it moves (job stage, percent, ETA, attempts, status).
 //! Sends the current state first, then after each `ExportProgress` wake-up for the tenant (the
 //! workers publish one per progress step, from any server process) re-reads the export and its
-//! job and sends it when anything changed; ends after a terminal state (completed or failed).
+//! job and sends it when anything changed; ends after a terminal state (completed, failed or
+//! cancelled).
 
 use async_graphql::{Context, Subscription, ID};
 use futures_util::{Stream, StreamExt};
@@ -30,7 +31,7 @@ async fn load(
     let latest = export.latest();
     let terminal = matches!(
         latest.status,
-        ExportStatus::Completed | ExportStatus::Failed
+        ExportStatus::Completed | ExportStatus::Failed | ExportStatus::Cancelled
     );
     let seen = (
         latest.id.clone(),
@@ -52,7 +53,7 @@ pub struct ExportSubscription;
 #[Subscription]
 impl ExportSubscription {
     /// Progress of one export (by its `id` or `exportId`): its current state at once, then each
-    /// change, ending after it completes or fails. Another tenant's export is `NOT_FOUND`.
+    /// change, ending after it completes, fails or is cancelled. Another tenant's export is `NOT_FOUND`.
     async fn export_progress(
         &self,
         ctx: &Context<'_>,

@@ -18,6 +18,7 @@ mod cors;
 mod cost_reads;
 mod cost_writes;
 mod evidence_writes;
+mod export_cancel;
 mod exports_reads;
 mod exports_writes;
 mod federation;
@@ -77,6 +78,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("cors", cors::cases()),
         ("cost_writes", cost_writes::cases()),
         ("evidence_writes", evidence_writes::cases()),
+        ("export_cancel", export_cancel::cases()),
         ("exports_reads", exports_reads::cases()),
         ("exports_writes", exports_writes::cases()),
         ("federation", federation::cases()),

@@ -391,6 +391,11 @@ fn probes() -> Vec<Probe> {
             Ws("subscription($v: ID!) { exportProgress(id: $v) { scope status } }"), "gid.LogExport", v),
         probe("exportProgress(exportId)", &["Subscription.exportProgress"], Viewer,
             Ws("subscription($v: ID!) { exportProgress(id: $v) { scope status } }"), "rec.LogExport", v),
+        // A's export is finished by now: A's own cancel is INVALID_TRANSITION, never a change.
+        probe("cancelExport(id)", &["Mutation.cancelExport"], Operator,
+            Post("mutation($v: ID!) { cancelExport(id: $v) { scope status } }"), "gid.LogExport", v),
+        probe("cancelExport(exportId)", &["Mutation.cancelExport"], Operator,
+            Post("mutation($v: ID!) { cancelExport(id: $v) { scope status } }"), "rec.LogExport", v),
         // --- export routes
         probe("GET download", &["GET /exports/{id}/download"], Viewer, Get("/exports/{}/download"), "rec.LogExport", v),
         probe("GET manifest", &["GET /exports/{id}/manifest"], Viewer, Get("/exports/{}/manifest"), "rec.LogExport", v),

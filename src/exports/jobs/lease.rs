@@ -135,6 +135,8 @@ pub async fn claim(
             .col_expr(Column::Stage, Expr::value(JobStage::Failed.as_str()))
             .col_expr(Column::EtaSeconds, Expr::value(Option::<i64>::None))
             .col_expr(Column::LastError, Expr::value(message.clone()))
+            // A dead worker is worth a retry; there is just none left.
+            .col_expr(Column::LastErrorRetryable, Expr::value(true))
             .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
             .col_expr(Column::LeaseExpiresMs, Expr::value(Option::<i64>::None))
             .col_expr(Column::FinishedMs, Expr::value(now_ms))
@@ -372,6 +374,10 @@ pub async fn complete(
         .col_expr(Column::EtaSeconds, Expr::value(0i64))
         .col_expr(Column::RowsDone, Expr::value(done.row_count))
         .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(
+            Column::LastErrorRetryable,
+            Expr::value(Option::<bool>::None),
+        )
         .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(Column::LeaseExpiresMs, Expr::value(Option::<i64>::None))
         .col_expr(Column::FinishedMs, Expr::value(now_ms))
@@ -422,18 +428,20 @@ pub async fn complete(
 }
 
 /// Records a failed attempt: schedules the next one per the job's retry policy, or fails the
-/// job when its attempts are spent. Returns whether a retry was scheduled.
+/// job when its attempts are spent or the error is not `retryable` (no retry can cure it: the
+/// subject is gone, the request is invalid). Returns whether a retry was scheduled.
 pub async fn fail_attempt(
     db: &DatabaseConnection,
     job: &JobSnapshot,
     worker: &str,
     error: &str,
+    retryable: bool,
     duration_ms: i64,
 ) -> AppResult<Result<bool, LeaseLost>> {
     let now = crate::scalars::now();
     let now_ms = to_ms(now);
     let attempt = std::cmp::max(job.attempt, 1) as u32;
-    let retry = job.retry.should_retry(attempt);
+    let retry = retryable && job.retry.should_retry(attempt);
     let delay_ms = job.retry.delay_ms(attempt, rand::random::<f64>()) as i64;
     let txn = db.begin().await?;
     let (state, stage) = if retry {
@@ -446,6 +454,7 @@ pub async fn fail_attempt(
         .col_expr(Column::Stage, Expr::value(stage.as_str()))
         .col_expr(Column::EtaSeconds, Expr::value(Option::<i64>::None))
         .col_expr(Column::LastError, Expr::value(error))
+        .col_expr(Column::LastErrorRetryable, Expr::value(retryable))
         .col_expr(Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(Column::LeaseExpiresMs, Expr::value(Option::<i64>::None))
         .col_expr(Column::UpdatedMs, Expr::value(now_ms));
@@ -471,7 +480,10 @@ pub async fn fail_attempt(
             attempt: job.attempt,
             worker: Some(worker),
             error: Some(error),
-            metadata: Some(serde_json::json!({ "duration_ms": duration_ms })),
+            metadata: Some(serde_json::json!({
+                "duration_ms": duration_ms,
+                "retryable": retryable,
+            })),
         },
     )
     .await?;
@@ -502,6 +514,11 @@ pub async fn fail_attempt(
             job.attempt,
             job.retry.max_attempts,
             crate::scalars::format_utc(next_at)
+        )
+    } else if !retryable {
+        format!(
+            "attempt {} of {} failed: {error}; not retryable",
+            job.attempt, job.retry.max_attempts
         )
     } else {
         format!(

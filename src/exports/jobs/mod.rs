@@ -4,8 +4,11 @@
 //!
 //! A job is `queued` → `running` (claimed under a lease, see [`lease`]) → `completed`, or back
 //! to `retry_wait` after a failed attempt (per its retry strategy) and finally `failed` when its
-//! attempts are spent. Every transition appends a chained job event ([`events`]).
+//! attempts are spent or an attempt failed with an error no retry can cure; `cancelled` from
+//! any state before those ([`cancel`]). Every transition appends a chained job event
+//! ([`events`]).
 
+mod cancel;
 mod events;
 mod lease;
 mod model;
@@ -25,6 +28,7 @@ use crate::audit::ActorType;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 
+pub use cancel::{cancel, is_cancelled};
 pub use events::{append_event, event_hash, events, NewEvent};
 pub use lease::{
     claim, complete, fail_attempt, heartbeat, live_attempts, release, Claimed, Completion,

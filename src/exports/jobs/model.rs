@@ -73,14 +73,16 @@ closed_set! {
         /// An attempt failed; the next one is due at `nextAttemptAt`.
         RetryWait => "retry_wait",
         Completed => "completed",
-        /// Every attempt failed.
+        /// Every attempt failed, or one failed with an error no retry can cure.
         Failed => "failed",
+        /// Cancelled by `cancelExport`; a running attempt stops at its next batch.
+        Cancelled => "cancelled",
     }
 }
 
 impl JobState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 }
 
@@ -119,6 +121,8 @@ pub struct JobSnapshot {
     pub retry: RetryPolicy,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// Whether a retry could cure `last_error` (`None` while no attempt failed).
+    pub last_error_retryable: Option<bool>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
@@ -159,6 +163,7 @@ impl TryFrom<export_jobs::Model> for JobSnapshot {
             },
             next_attempt_at: from_ms(m.next_attempt_ms),
             last_error: m.last_error,
+            last_error_retryable: m.last_error_retryable,
             lease_owner: m.lease_owner,
             lease_expires_at: m.lease_expires_ms.map(from_ms),
             heartbeat_at: m.heartbeat_ms.map(from_ms),
