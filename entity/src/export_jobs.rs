@@ -46,6 +46,11 @@ pub struct Model {
     pub finished_ms: Option<i64>,
     #[sea_orm(column_type = "Text", nullable)]
     pub artefact_path: Option<String>,
+    /// A completed bundle's content hash over its members (hex SHA-256).
+    pub bundle_sha256: Option<String>,
+    /// A completed bundle's completeness, JSON `{"complete": bool, "missing": [...]}`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub bundle_completeness: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }

@@ -46,6 +46,7 @@ mod m20261206_010000_cost_anomaly_workflow;
 mod m20261206_020000_trace_violations_at_seal;
 mod m20261206_100000_create_mismatch_notifications;
 mod m20261207_171500_export_cancel;
+mod m20261207_173000_export_bundle_facts;
 
 pub struct Migrator;
 
@@ -95,6 +96,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_020000_trace_violations_at_seal::Migration),
             Box::new(m20261206_100000_create_mismatch_notifications::Migration),
             Box::new(m20261207_171500_export_cancel::Migration),
+            Box::new(m20261207_173000_export_bundle_facts::Migration),
         ]
     }
 }

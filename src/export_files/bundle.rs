@@ -12,6 +12,7 @@ use super::formats::json::JsonCells;
 use super::formats::{ExportRow, FileDigest};
 use super::manifest;
 use super::worker::{Attempt, KeysetBatches, Produced, Stop};
+use super::CompliancePeriod;
 use crate::audit::AuditFilter;
 use crate::error::{AppError, AppResult};
 use crate::exports::jobs::JobStage;
@@ -23,8 +24,8 @@ pub(super) enum BundleSubject {
     Run(String),
     Trace(String),
     Incident(String),
-    /// An incident, with the compliance (SOC 2) mappings added.
-    Compliance(String),
+    /// An incident, with the compliance (SOC 2) mappings added over the requested period.
+    Compliance(String, Option<CompliancePeriod>),
 }
 
 impl BundleSubject {
@@ -44,13 +45,29 @@ impl BundleSubject {
 
     fn incident_id(&self) -> Option<&str> {
         match self {
-            Self::Incident(id) | Self::Compliance(id) => Some(id),
+            Self::Incident(id) | Self::Compliance(id, _) => Some(id),
             _ => None,
         }
     }
 
     fn with_compliance_mappings(&self) -> bool {
-        matches!(self, Self::Compliance(_))
+        matches!(self, Self::Compliance(..))
+    }
+}
+
+/// What the bundle references and could not include (`evidence.json`'s `completeness`): each
+/// `{kind, ref, reason}`, `kind` one of `run`, `trace`, `step`.
+#[derive(Default)]
+struct Missing(Vec<serde_json::Value>);
+
+impl Missing {
+    fn add(&mut self, kind: &str, reference: &str, reason: String) {
+        self.0
+            .push(serde_json::json!({ "kind": kind, "ref": reference, "reason": reason }));
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "complete": self.0.is_empty(), "missing": self.0 })
     }
 }
 
@@ -111,6 +128,18 @@ impl Attempt<'_> {
                 None => None,
             },
         };
+        // References the bundle follows and cannot include are listed, not silently dropped.
+        let mut missing = Missing::default();
+        if let (Some(id), None) = (&run_id, &run) {
+            missing.add("run", id, "the run is not recorded".to_owned());
+        }
+        if let (Some(id), None) = (run.as_ref().and_then(|r| r.trace_id.as_ref()), &trace) {
+            missing.add(
+                "trace",
+                id,
+                "the run's trace is not recorded at the bundle's asOf".to_owned(),
+            );
+        }
 
         let part = self.part_path();
         let mut zip = ZipOut::create(&part)?;
@@ -137,6 +166,8 @@ impl Attempt<'_> {
             .and_then(|t| t.violation.as_ref())
             .and_then(|v| v.step_index);
         let mut totals = (0u64, 0f64, 0f64, 0i64); // steps, cost, duration, tokens
+                                                   // The recorded step indexes in the bundle, for the completeness check.
+        let mut recorded = std::collections::HashSet::new();
         if let Some(trace) = &trace {
             zip.start("steps.ndjson", true)?;
             let mut after: Option<i32> = None;
@@ -157,6 +188,7 @@ impl Attempt<'_> {
                     .map_err(AppError::from)?;
                 let Some(last) = rows.last() else { break };
                 after = Some(last.step_index);
+                recorded.extend(rows.iter().map(|m| m.step_index));
                 let n = rows.len() as u64;
                 for m in rows {
                     let position = totals.0 as i64;
@@ -248,6 +280,51 @@ impl Attempt<'_> {
             counts.insert("audit.ndjson".to_owned(), n);
             total_rows += n;
         }
+        if let Some(trace) = &trace {
+            let declared = trace
+                .step_count
+                .map_or(0, |n| u64::try_from(n).unwrap_or(0));
+            if totals.0 < declared {
+                missing.add(
+                    "step",
+                    &trace.trace_id,
+                    format!(
+                        "the trace records {declared} steps; {} are in the bundle (archived or \
+                         recorded after asOf)",
+                        totals.0
+                    ),
+                );
+            }
+        }
+        let referenced_steps = [
+            ("the violation's step", violation_index),
+            (
+                "the incident's inflection step",
+                incident.as_ref().and_then(|i| i.inflection_step_index),
+            ),
+        ];
+        for (what, index) in referenced_steps {
+            let Some(index) = index else { continue };
+            match &trace {
+                Some(t) if !recorded.contains(&index) => missing.add(
+                    "step",
+                    &format!("{}#{index}", t.trace_id),
+                    format!("{what} ({index}) is not in steps.ndjson"),
+                ),
+                Some(_) => {}
+                None => missing.add(
+                    "step",
+                    &format!("#{index}"),
+                    format!("{what} ({index}) has no trace to come from"),
+                ),
+            }
+        }
+        let completeness = missing.to_json();
+        let request = crate::exports::store::get(db, &tenant, &self.job.export_id)
+            .await?
+            .ok_or_else(|| AppError::internal("a bundle's export has no request row"))?
+            .request;
+        let active_policies = active_policies(db, &tenant, as_of).await?;
         let bundle_id = format!("EVD-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let violation = trace.as_ref().and_then(|t| t.violation.as_ref());
         let evidence = serde_json::json!({
@@ -256,13 +333,14 @@ impl Attempt<'_> {
             "created_at": crate::scalars::format_utc(crate::scalars::now()),
             "as_of": crate::scalars::format_utc(as_of),
             "tenant_id": tenant.as_str(),
-            "run_id": run_id.clone().unwrap_or_else(|| "N/A".into()),
+            "run_id": run_id,
             "incident_id": subject.incident_id(),
-            "trace_id": trace.as_ref().map_or("N/A".to_owned(), |t| t.trace_id.clone()),
+            "trace_id": trace.as_ref().map(|t| t.trace_id.clone()),
             "agent_id": trace.as_ref().and_then(|t| t.agent_id.clone()),
+            // No policy snapshot is recorded anywhere, so no snapshot id is given; the active
+            // set is read from the tenant's activations at `as_of`.
             "policy_context": {
-                "policy_snapshot_id": "N/A",
-                "active_policies": [],
+                "active_policies": active_policies,
                 "violated_policy_id": violation.and_then(|v| v.policy_id.clone()),
                 "violation_type": incident.as_ref().and_then(|i| i.category.clone()),
             },
@@ -275,7 +353,9 @@ impl Attempt<'_> {
             "run_started_at": run.as_ref().map(|r| crate::scalars::format_utc(r.started_at)),
             "run_completed_at": run.as_ref().and_then(|r| r.completed_at).map(crate::scalars::format_utc),
             "termination_reason": run.as_ref().map(|r| super::columns::gql_name(r.execution_status)),
-            "exported_by": "system",
+            "exported_by": request.requested_by,
+            "origin": request.origin.as_str(),
+            "completeness": completeness,
         });
         zip.json_member("evidence.json", &evidence)?;
         if subject.with_compliance_mappings() {
@@ -286,7 +366,7 @@ impl Attempt<'_> {
                     trace.is_some(),
                     run.is_some(),
                     &bundle_id,
-                    as_of,
+                    compliance_period(&subject, incident.as_ref(), as_of),
                 ),
             )?;
         }
@@ -306,6 +386,7 @@ impl Attempt<'_> {
             column_set: None,
             path,
             rows: total_rows,
+            completeness: Some(completeness),
         })
     }
 
@@ -371,6 +452,45 @@ fn row_json<T: ExportRow>(row: &T) -> serde_json::Value {
     serde_json::from_slice(&cells.buf).unwrap_or_default()
 }
 
+/// The period a compliance bundle attests: the request's, else from the incident's start to
+/// `as_of`.
+fn compliance_period(
+    subject: &BundleSubject,
+    incident: Option<&incidents::Model>,
+    as_of: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    match subject {
+        BundleSubject::Compliance(_, Some(period)) => (period.from, period.to),
+        _ => (incident.map_or(as_of, |i| i.started_at.min(as_of)), as_of),
+    }
+}
+
+/// The tenant's policies active at `as_of`: every activation first recorded at or before it
+/// (activations are never withdrawn), by policy id, with when it first went live.
+async fn active_policies(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &crate::auth::TenantId,
+    as_of: DateTime<Utc>,
+) -> AppResult<Vec<serde_json::Value>> {
+    use entity::policy_activation_audit::{Column, Entity};
+    Ok(Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::CreatedAt.lte(as_of))
+        .order_by_asc(Column::PolicyId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "policy_id": p.policy_id,
+                "activated_at": crate::scalars::format_utc(p.created_at),
+                "confidence_at_activation": p.confidence_at_activation,
+                "confidence_version": p.confidence_version,
+            })
+        })
+        .collect())
+}
+
 /// SOC2 control mappings of docs/domain.md §10.4 for the incident's category, with each control's
 /// status from the evidence at hand.
 fn soc2_mappings(
@@ -378,7 +498,7 @@ fn soc2_mappings(
     has_trace: bool,
     has_run: bool,
     bundle_id: &str,
-    as_of: DateTime<Utc>,
+    (period_start, period_end): (DateTime<Utc>, DateTime<Utc>),
 ) -> serde_json::Value {
     let category = incident
         .and_then(|i| i.category.as_deref())
@@ -431,12 +551,15 @@ fn soc2_mappings(
         "incident_category": category,
         "control_mappings": mappings,
         "criteria_covered": controls,
-        "attestation_statement": format!(
-            "Evidence bundle {bundle_id} documents incident {} as recorded by Logbook.",
-            incident.map_or("N/A", |i| i.id.as_str())
-        ),
-        "compliance_period_start": crate::scalars::format_utc(as_of),
-        "compliance_period_end": crate::scalars::format_utc(as_of),
+        "attestation_statement": match incident {
+            Some(i) => format!(
+                "Evidence bundle {bundle_id} documents incident {} as recorded by Logbook.",
+                i.id
+            ),
+            None => format!("Evidence bundle {bundle_id} as recorded by Logbook."),
+        },
+        "compliance_period_start": crate::scalars::format_utc(period_start),
+        "compliance_period_end": crate::scalars::format_utc(period_end),
         "review_status": "PENDING",
     })
 }

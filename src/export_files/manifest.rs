@@ -57,6 +57,26 @@ pub struct Manifest {
     /// `/exports/{id}/ledger`, for `logbook ledger verify --file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerFile>,
+    /// Bundles: the bundle's own content hash over its members ([`bundle_sha256`] of `files`),
+    /// also on the export (`LogExport.bundleHash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
+}
+
+/// The content hash of a bundle: SHA-256 (hex) over its members in canonical order (by name,
+/// bytewise), each contributing `<name>\n<sha256 of its uncompressed bytes>\n`. It names what the
+/// bundle holds independently of how the ZIP was compressed or laid out.
+pub fn bundle_sha256(files: &[FileDigest]) -> String {
+    let mut members: Vec<&FileDigest> = files.iter().collect();
+    members.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    let mut hasher = Sha256::new();
+    for member in members {
+        hasher.update(member.name.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(member.sha256.as_bytes());
+        hasher.update(b"\n");
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// The ledger file of an AUDIT export: the tenant's whole chain up to a signed checkpoint,

@@ -59,7 +59,18 @@ pub enum ExportSubject {
     },
     Compliance {
         incident_id: String,
+        /// The compliance period the request gave (`from`, `to`); absent in requests stored
+        /// before it existed and when none was given (then: the incident's start to `asOf`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        period: Option<CompliancePeriod>,
     },
+}
+
+/// The period a COMPLIANCE bundle attests, `from` before `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CompliancePeriod {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
 }
 
 impl ExportSubject {

@@ -9,7 +9,7 @@
 use async_graphql::{Context, InputObject, Object, OneofObject, ID};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::{ExportRequest, ExportSubject};
+use super::{CompliancePeriod, ExportRequest, ExportSubject};
 use crate::audit::graphql::AuditEntryFilter;
 use crate::audit::ActorType;
 use crate::auth::{self, Permission};
@@ -56,6 +56,11 @@ pub struct CreateExportInput {
     pub trace_id: Option<String>,
     /// `INCIDENT_BUNDLE` and `COMPLIANCE`: the incident.
     pub incident_id: Option<String>,
+    /// `COMPLIANCE`: the start of the period the bundle attests (with `to`; `from` < `to`).
+    /// Both omitted: from the incident's start to `asOf`.
+    pub from: Option<DateTime>,
+    /// `COMPLIANCE`: the end of the period (with `from`).
+    pub to: Option<DateTime>,
     /// Free correlation id recorded with the export.
     pub correlation_id: Option<String>,
 }
@@ -119,6 +124,10 @@ fn subject(input: &CreateExportInput) -> AppResult<ExportSubject> {
             format!("the filter does not belong to scope {}", scope.as_str()),
         )
     };
+    if scope != ExportScope::Compliance {
+        unexpected("from", input.from.is_some())?;
+        unexpected("to", input.to.is_some())?;
+    }
     if list {
         unexpected("runId", input.run_id.is_some())?;
         unexpected("traceId", input.trace_id.is_some())?;
@@ -181,7 +190,34 @@ fn subject(input: &CreateExportInput) -> AppResult<ExportSubject> {
             unexpected("traceId", input.trace_id.is_some())?;
             let incident_id = required("incidentId", &input.incident_id)?;
             if scope == ExportScope::Compliance {
-                ExportSubject::Compliance { incident_id }
+                let period = match (input.from, input.to) {
+                    (None, None) => None,
+                    (Some(from), Some(to)) if from.0 < to.0 => Some(CompliancePeriod {
+                        from: from.0,
+                        to: to.0,
+                    }),
+                    (Some(_), Some(_)) => {
+                        return Err(AppError::bad_input(
+                            "input.from",
+                            "the compliance period's `from` must be before its `to`",
+                        ))
+                    }
+                    (from, _) => {
+                        let field = if from.is_some() {
+                            "input.to"
+                        } else {
+                            "input.from"
+                        };
+                        return Err(AppError::bad_input(
+                            field,
+                            "a compliance period needs both `from` and `to`",
+                        ));
+                    }
+                };
+                ExportSubject::Compliance {
+                    incident_id,
+                    period,
+                }
             } else {
                 ExportSubject::IncidentBundle { incident_id }
             }
@@ -211,7 +247,7 @@ async fn check_subject(
             Ok(Some(trace.run_id))
         }
         ExportSubject::IncidentBundle { incident_id }
-        | ExportSubject::Compliance { incident_id } => {
+        | ExportSubject::Compliance { incident_id, .. } => {
             let incident = entity::incidents::Entity::find()
                 .filter(entity::incidents::Column::TenantId.eq(tenant.as_str()))
                 .filter(entity::incidents::Column::Id.eq(incident_id.as_str()))

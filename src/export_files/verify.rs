@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::manifest::{manifest_path, sha256_hex, Manifest};
+use super::manifest::{bundle_sha256, manifest_path, sha256_hex, Manifest};
 
 /// What a successful verification checked.
 #[derive(Debug)]
@@ -138,6 +138,15 @@ pub fn verify(
                     expected.name, expected.sha256, expected.bytes
                 ));
             }
+        }
+    }
+    // The members just checked make up the bundle hash the manifest states.
+    if let Some(stated) = &manifest.bundle_sha256 {
+        let computed = bundle_sha256(&manifest.files);
+        if *stated != computed {
+            return Err(format!(
+                "mismatch: the bundle hash of the members is {computed}, the manifest says {stated}"
+            ));
         }
     }
     let ledger = match &manifest.ledger {

@@ -251,6 +251,8 @@ pub(super) struct Produced {
     pub(super) column_set: Option<ColumnSet>,
     pub(super) path: PathBuf,
     pub(super) rows: u64,
+    /// Bundles: the completeness JSON of `evidence.json` (the hash is computed from `files`).
+    pub(super) completeness: Option<serde_json::Value>,
 }
 
 pub(super) struct Attempt<'a> {
@@ -376,8 +378,11 @@ impl Attempt<'_> {
                 self.bundle(BundleSubject::Incident(incident_id), as_of)
                     .await
             }
-            ExportSubject::Compliance { incident_id } => {
-                self.bundle(BundleSubject::Compliance(incident_id), as_of)
+            ExportSubject::Compliance {
+                incident_id,
+                period,
+            } => {
+                self.bundle(BundleSubject::Compliance(incident_id, period), as_of)
                     .await
             }
         }
@@ -475,6 +480,7 @@ impl Attempt<'_> {
             }),
             path,
             rows,
+            completeness: None,
         })
     }
 
@@ -491,11 +497,12 @@ impl Attempt<'_> {
                 Some(serde_json::json!({ "trace_id": trace_id }))
             }
             ExportSubject::IncidentBundle { incident_id }
-            | ExportSubject::Compliance { incident_id } => {
+            | ExportSubject::Compliance { incident_id, .. } => {
                 Some(serde_json::json!({ "incident_id": incident_id }))
             }
             _ => None,
         };
+        let bundle_sha256 = (!done.files.is_empty()).then(|| manifest::bundle_sha256(&done.files));
         let ledger = if job.scope == crate::exports::ExportScope::Audit {
             super::ledger_file::write(
                 self.db,
@@ -525,6 +532,7 @@ impl Attempt<'_> {
             artefact: done.artefact.clone(),
             files: done.files,
             ledger,
+            bundle_sha256: bundle_sha256.clone(),
         };
         let bytes = manifest.to_bytes();
         let manifest_sha256 = manifest::sha256_hex(&bytes);
@@ -540,6 +548,8 @@ impl Attempt<'_> {
             manifest_sha256: manifest_sha256.clone(),
             artefact_path: done.path.to_string_lossy().into_owned(),
             duration_ms: self.started.elapsed().as_millis() as i64,
+            bundle_sha256,
+            bundle_completeness: done.completeness,
         };
         let txn = self.db.begin().await.map_err(AppError::from)?;
         // The ledger append first: on SQLite it takes the write lock before anything is read.

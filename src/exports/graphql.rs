@@ -178,6 +178,26 @@ impl LogExport {
         let job = jobs.load_one((tenant, export_id)).await?;
         Ok(job.map(super::status::ExportJob))
     }
+    /// A completed bundle's content hash: SHA-256 over its members in name order, each as
+    /// `<name>\n<sha256 of its bytes>\n` (docs/domain.md §10.4); the manifest's `bundle_sha256`,
+    /// which `logbook export verify` checks. Null for list exports and unfinished bundles.
+    async fn bundle_hash(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(job_of(ctx, &self.0)
+            .await?
+            .and_then(|job| job.bundle_sha256))
+    }
+    /// Whether a completed bundle holds every run, trace and step it references, and what it
+    /// could not include (as in its `evidence.json`). Null for list exports and unfinished
+    /// bundles.
+    async fn bundle_completeness(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<BundleCompleteness>> {
+        Ok(job_of(ctx, &self.0)
+            .await?
+            .and_then(|job| job.bundle_completeness)
+            .and_then(|c| serde_json::from_value(c).ok()))
+    }
     /// Where the artefact is served once completed (`Authorization: Bearer` required).
     async fn download_path(&self) -> String {
         format!("/exports/{}/download", self.0.request.export_id)
@@ -186,6 +206,42 @@ impl LogExport {
     async fn manifest_path(&self) -> String {
         format!("/exports/{}/manifest", self.0.request.export_id)
     }
+}
+
+/// The export's job, through the request's batched loader.
+async fn job_of(
+    ctx: &Context<'_>,
+    export: &LogExportSnapshot,
+) -> async_graphql::Result<Option<super::jobs::JobSnapshot>> {
+    let state = ctx.data_unchecked::<AppState>();
+    let jobs = crate::request::scope(ctx)?
+        .shared(|_| crate::request::loader(JobsByExport::new(state.db.clone())));
+    let key = (
+        export.request.tenant_id.clone(),
+        export.request.export_id.clone(),
+    );
+    Ok(jobs.load_one(key).await?)
+}
+
+/// Whether a bundle holds everything it references (`LogExport.bundleCompleteness`).
+#[derive(SimpleObject, serde::Deserialize)]
+pub struct BundleCompleteness {
+    /// True when nothing is missing.
+    pub complete: bool,
+    /// What the bundle references and does not hold.
+    pub missing: Vec<BundleMissing>,
+}
+
+/// One reference a bundle could not resolve.
+#[derive(SimpleObject, serde::Deserialize)]
+pub struct BundleMissing {
+    /// `run`, `trace` or `step`.
+    pub kind: String,
+    /// The reference: a run or trace id, or `<trace id>#<step index>` for a step.
+    #[serde(rename = "ref")]
+    #[graphql(name = "ref")]
+    pub reference: String,
+    pub reason: String,
 }
 
 /// What a bundle export covers (`LogExport.subject`).

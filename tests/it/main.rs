@@ -12,6 +12,7 @@ mod archive;
 mod audit_reads;
 mod audit_writes;
 mod auth;
+mod bundles;
 mod cli;
 mod config_file;
 mod cors;
@@ -72,6 +73,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("audit_reads", audit_reads::cases()),
         ("audit_writes", audit_writes::cases()),
         ("auth", auth::cases()),
+        ("bundles", bundles::cases()),
         ("cli", cli::cases()),
         ("config_file", config_file::cases()),
         ("cost_reads", cost_reads::cases()),

@@ -356,6 +356,9 @@ pub struct Completion {
     pub manifest_sha256: String,
     pub artefact_path: String,
     pub duration_ms: i64,
+    /// Bundles: the content hash over the members and the completeness JSON.
+    pub bundle_sha256: Option<String>,
+    pub bundle_completeness: Option<serde_json::Value>,
 }
 
 /// Marks the job completed (if this worker still owns it), in `txn`: the caller has already
@@ -384,6 +387,14 @@ pub async fn complete(
         .col_expr(
             Column::ArtefactPath,
             Expr::value(done.artefact_path.clone()),
+        )
+        .col_expr(
+            Column::BundleSha256,
+            Expr::value(done.bundle_sha256.clone()),
+        )
+        .col_expr(
+            Column::BundleCompleteness,
+            Expr::value(done.bundle_completeness.as_ref().map(|c| c.to_string())),
         )
         .col_expr(Column::UpdatedMs, Expr::value(now_ms))
         .filter(leased_by(&job.export_id, worker))

@@ -129,6 +129,10 @@ pub struct JobSnapshot {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub artefact_path: Option<String>,
+    /// A completed bundle's content hash over its members.
+    pub bundle_sha256: Option<String>,
+    /// A completed bundle's completeness (`{"complete": bool, "missing": [...]}`).
+    pub bundle_completeness: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -170,6 +174,10 @@ impl TryFrom<export_jobs::Model> for JobSnapshot {
             started_at: m.started_ms.map(from_ms),
             finished_at: m.finished_ms.map(from_ms),
             artefact_path: m.artefact_path,
+            bundle_sha256: m.bundle_sha256,
+            bundle_completeness: m
+                .bundle_completeness
+                .and_then(|c| serde_json::from_str(&c).ok()),
             created_at: from_ms(m.created_ms),
             updated_at: from_ms(m.updated_ms),
             export_id: m.export_id,
