@@ -40,6 +40,7 @@ pub mod persisted;
 pub mod plain;
 pub mod policies;
 pub mod ratelimit;
+pub mod read_window;
 pub mod redaction;
 pub mod redis_link;
 pub mod replay;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::auth::TenantId;
 pub use crate::cursor::{CursorCodec, Position, Scope};
 use crate::error::{AppError, AppResult};
+pub use crate::read_window::{ReadWindow, TimeBounds};
 
 pub use crate::limits::{PageSizes, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
@@ -387,7 +388,7 @@ pub type ListModel<L> = <<L as Listed>::Entity as EntityTrait>::Model;
 pub trait Listed: Send + Sync + 'static {
     type Entity: EntityTrait<Column: IntoIden + Copy, Model: Send + Sync>;
     /// The canonical filter; its serialized form is bound into the cursors.
-    type Filter: Serialize + Send + Sync;
+    type Filter: Serialize + Clone + Send + Sync;
     /// The immutable snapshot a row becomes.
     type Row: Send + Sync + 'static;
     /// Names the list in its cursors (a cursor of one list is refused by another).
@@ -431,6 +432,13 @@ pub trait Listed: Send + Sync + 'static {
         _filter: &Self::Filter,
         _as_of: Option<DateTime<Utc>>,
     ) -> Option<RollupCount> {
+        None
+    }
+
+    /// Lists of log data answer only inside the tenant's read window (`crate::read_window`):
+    /// the filter's time range on the list's time column, whose lower bound the window raises.
+    /// `None` (the default): the list has no window (keys, budgets, policies…).
+    fn time_bounds(_filter: &mut Self::Filter) -> Option<TimeBounds<'_>> {
         None
     }
 }
@@ -479,6 +487,21 @@ pub async fn page_in<L: Listed>(
     request: &PageRequest,
     order: ListOrder<L>,
 ) -> AppResult<Page<L::Row>> {
+    page_scoped::<L>(db, codec, tenant, filter, filter, request, order).await
+}
+
+/// [`page_in`] reading the rows of `filter` under cursors scoped to `scope`: the filter the
+/// client sent, before the read window narrowed it (the window moves with the clock, and a
+/// cursor must stay valid from one page to the next).
+pub async fn page_scoped<L: Listed>(
+    db: &DatabaseConnection,
+    codec: &CursorCodec,
+    tenant: &TenantId,
+    scope: &L::Filter,
+    filter: &L::Filter,
+    request: &PageRequest,
+    order: ListOrder<L>,
+) -> AppResult<Page<L::Row>> {
     let (created_at, id) = L::ORDER;
     let query = KeysetQuery {
         db: db.clone(),
@@ -508,12 +531,66 @@ pub async fn page_in<L: Listed>(
         codec,
         tenant,
         L::NAME,
-        filter,
+        scope,
         &request,
         L::ROW,
         order.position,
     )
     .await
+}
+
+/// The client's filter narrowed to the tenant's read window, when `L` has one: (the filter to
+/// read, the window to report). See `crate::read_window`.
+pub async fn read_window<L: Listed>(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+    filter: &L::Filter,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<(L::Filter, Option<ReadWindow>)> {
+    let mut narrowed = filter.clone();
+    let Some(bounds) = L::time_bounds(&mut narrowed) else {
+        return Ok((narrowed, None));
+    };
+    let window = tenant_window(ctx, tenant, bounds, as_of).await?;
+    Ok((narrowed, Some(window)))
+}
+
+/// Whether a row of log data recorded at `at` is inside the tenant's read window: lookups by id
+/// answer `NOT_FOUND` for rows outside it, as for another tenant's (docs/api.md).
+pub async fn in_read_window(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+    at: DateTime<Utc>,
+) -> AppResult<bool> {
+    let mut from = None;
+    let bounds = TimeBounds {
+        field: "createdAfter",
+        from: &mut from,
+        to: None,
+    };
+    let window = tenant_window(ctx, tenant, bounds, None).await?;
+    Ok(at >= window.from.0)
+}
+
+/// Narrows `bounds` to the tenant's read window (its tier through the schema's
+/// `read_window::TierCache`), for lists that are not a [`Listed`] (`activity`).
+pub async fn tenant_window(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+    bounds: TimeBounds<'_>,
+    as_of: Option<DateTime<Utc>>,
+) -> AppResult<ReadWindow> {
+    let state = ctx.data_unchecked::<crate::state::AppState>();
+    let tier = match ctx.data_opt::<crate::read_window::TierCache>() {
+        Some(cache) => cache.tier(&state.db, tenant).await?,
+        // A schema built without one (never the server's): read the tier every time.
+        None => {
+            crate::read_window::TierCache::default()
+                .tier(&state.db, tenant)
+                .await?
+        }
+    };
+    crate::read_window::apply(tier, crate::scalars::now(), bounds, as_of)
 }
 
 /// A GraphQL connection made from a page of a list's snapshots (nodes may take per-request
@@ -558,14 +635,19 @@ pub async fn read_page<L: Listed>(
 ) -> AppResult<Page<L::Row>> {
     let principal = crate::auth::require(ctx, crate::auth::Permission::Read).await?;
     let state = ctx.data_unchecked::<crate::state::AppState>();
-    page::<L>(
+    let (narrowed, window) =
+        read_window::<L>(ctx, &principal.tenant_id, &filter, request.as_of).await?;
+    let page = page_scoped::<L>(
         &state.db,
         &state.cursors,
         &principal.tenant_id,
         &filter,
+        &narrowed,
         &request,
+        ListOrder::newest_first(),
     )
-    .await
+    .await?;
+    Ok(page.with_read_window(window))
 }
 
 /// A page of a console list in the order the client chose, and what the connection's views
@@ -611,20 +693,24 @@ async fn page_with_views<L: Listed>(
     let principal = crate::auth::require(ctx, crate::auth::Permission::Read).await?;
     let state = ctx.data_unchecked::<crate::state::AppState>();
     request.rows = rows_wanted(ctx);
-    let page = page_in::<L>(
+    let (narrowed, window) =
+        read_window::<L>(ctx, &principal.tenant_id, &filter, request.as_of).await?;
+    let page = page_scoped::<L>(
         &state.db,
         &state.cursors,
         &principal.tenant_id,
         &filter,
+        &narrowed,
         &request,
         order,
     )
     .await?;
+    // The views (facets, aggregates, histograms) read the narrowed filter: the same rows.
     Ok(OrderedPage {
-        page,
+        page: page.with_read_window(window),
         db: state.db.clone(),
         tenant: principal.tenant_id.clone(),
-        filter,
+        filter: narrowed,
         as_of: request.as_of,
     })
 }
@@ -684,6 +770,8 @@ pub struct Page<T> {
     pub edges: Vec<(String, T)>,
     pub page_info: PageInfo,
     probe: Arc<dyn ListProbe>,
+    /// The tenant's read window the page was read under (lists of log data).
+    pub read_window: Option<ReadWindow>,
 }
 
 impl<T> Page<T> {
@@ -711,7 +799,14 @@ impl<T> Page<T> {
             edges,
             page_info,
             probe,
+            read_window: None,
         }
+    }
+
+    /// The page with the read window it was read under.
+    pub fn with_read_window(mut self, window: Option<ReadWindow>) -> Self {
+        self.read_window = window;
+        self
     }
 
     /// The same page with each node converted (snapshot → GraphQL type).
@@ -720,6 +815,7 @@ impl<T> Page<T> {
             edges: self.edges.into_iter().map(|(c, n)| (c, f(n))).collect(),
             page_info: self.page_info,
             probe: self.probe,
+            read_window: self.read_window,
         }
     }
 
@@ -866,6 +962,12 @@ macro_rules! connection_types {
             /// Rows matching the same filter and `asOf` as the page, across all pages.
             async fn total_count(&self) -> async_graphql::Result<i64> {
                 Ok(self.0.total_count().await?)
+            }
+
+            /// The tenant's read window this list answered under (null: the list has none);
+            /// `clamped` says whether it cut off rows the request asked for (docs/api.md).
+            async fn read_window(&self) -> Option<$crate::read_window::ReadWindow> {
+                self.0.read_window
             }
 
             $($extra)*

@@ -65,7 +65,9 @@ impl SchemaSetup for Services {
             .data(self.state.clone())
             .data(self.state.keys.clone())
             .data(self.ledger_key.clone())
-            .data(self.audit_appends.clone());
+            .data(self.audit_appends.clone())
+            // Per schema, so per process: tenants' tiers for the lists' read windows.
+            .data(crate::read_window::TierCache::default());
         // In trusted-documents mode every document that can run was validated at startup
         // (`load_trusted`): async-graphql's rules are not run again per request, only its
         // fragment-cycle check and depth count.

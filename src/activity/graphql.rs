@@ -136,6 +136,7 @@ pub struct ActivityConnection {
     tenant: TenantId,
     filter: ActivityFilter,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
+    read_window: crate::read_window::ReadWindow,
 }
 
 #[Object]
@@ -153,6 +154,10 @@ impl ActivityConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
         let state = ctx.data_unchecked::<AppState>();
         Ok(super::count(&state.db, &self.tenant, &self.filter, self.as_of).await?)
+    }
+    /// The tenant's read window the feed answered under (docs/api.md, "Read windows").
+    async fn read_window(&self) -> crate::read_window::ReadWindow {
+        self.read_window
     }
 }
 
@@ -197,7 +202,22 @@ impl ActivityQuery {
         };
         let as_of = as_of.map(|d| d.0);
         let tenant = principal.tenant_id.clone();
+        // Cursors are bound to the client's filter; the rows come from it narrowed to the
+        // tenant's read window (which moves with the clock).
         let scope = super::scope(&tenant, &filter, as_of);
+        let mut narrowed = filter.clone();
+        let window = crate::pagination::tenant_window(
+            ctx,
+            &tenant,
+            crate::pagination::TimeBounds {
+                field: "after",
+                to: narrowed.before,
+                from: &mut narrowed.after,
+            },
+            as_of,
+        )
+        .await?;
+        let filter = narrowed;
         let cursor = after
             .map(|c| {
                 let position = state.cursors.decode(scope, &c)?;
@@ -236,6 +256,7 @@ impl ActivityQuery {
             tenant,
             filter,
             as_of,
+            read_window: window,
         })
     }
 }

@@ -155,6 +155,15 @@ impl Listed for AuditList {
     const ROW: fn(audit_ledger::Model) -> AppResult<AuditEntrySnapshot> = snapshot;
     const POSITION: fn(&AuditEntrySnapshot) -> Position = position;
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     /// Only the text searches need the backend; every caller goes through `select_on` with
     /// the connection's. Without one, the PostgreSQL form.
     fn select(
@@ -176,7 +185,7 @@ impl Listed for AuditList {
 }
 
 /// The entity an entity-history list is about (and its cursors are bound to).
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct EntityKey {
     pub entity_type: AuditEntityType,
     pub entity_id: String,

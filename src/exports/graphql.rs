@@ -411,14 +411,32 @@ async fn log_exports_page(
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
     let tenant = &principal.tenant_id;
-    let page = store::page(&state.db, &state.cursors, tenant, &filter, &request).await?;
+    let (narrowed, window) = crate::pagination::read_window::<store::ExportRequests>(
+        ctx,
+        tenant,
+        &filter,
+        request.as_of,
+    )
+    .await?;
+    let page = store::page(
+        &state.db,
+        &state.cursors,
+        tenant,
+        &filter,
+        &narrowed,
+        &request,
+    )
+    .await?;
     let views = ExportSet {
         db: state.db.clone(),
         tenant: tenant.clone(),
-        filter,
+        filter: narrowed,
         as_of: request.as_of,
     };
-    Ok(LogExportConnection(page.map(LogExport), views))
+    Ok(LogExportConnection(
+        page.map(LogExport).with_read_window(window),
+        views,
+    ))
 }
 
 crate::list_field!(

@@ -174,6 +174,15 @@ impl Listed for ExportRequests {
     const ROW: fn(log_exports::Model) -> AppResult<ExportRowSnapshot> = snapshot;
     const POSITION: fn(&ExportRowSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     fn select(
         tenant: &TenantId,
         filter: &ExportFilter,
@@ -207,15 +216,26 @@ async fn rows_of_exports(
 }
 
 /// One page of the tenant's exports matching `filter`, newest request first, each with its
-/// state as of `asOf` (or now). Two statements: the page of request rows, then their states.
+/// state as of `asOf` (or now), under cursors scoped to `scope` (the client's filter, before the
+/// read window narrowed it). Two statements: the page of request rows, then their states.
 pub async fn page(
     db: &DatabaseConnection,
     codec: &CursorCodec,
     tenant: &TenantId,
+    scope: &ExportFilter,
     filter: &ExportFilter,
     request: &PageRequest,
 ) -> AppResult<Page<LogExportSnapshot>> {
-    let requests = pagination::page::<ExportRequests>(db, codec, tenant, filter, request).await?;
+    let requests = pagination::page_scoped::<ExportRequests>(
+        db,
+        codec,
+        tenant,
+        scope,
+        filter,
+        request,
+        pagination::ListOrder::newest_first(),
+    )
+    .await?;
     let ids: Vec<&str> = requests
         .edges
         .iter()

@@ -115,6 +115,15 @@ impl Listed for MismatchList {
     const ROW: fn(aos_trace_mismatches::Model) -> AppResult<MismatchSnapshot> = snapshot;
     const POSITION: fn(&MismatchSnapshot) -> Position = |m| Position::of(m.created_at, &m.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     /// Only the search needs the backend; every caller goes through `select_on` with the
     /// connection's. Without one, the PostgreSQL form.
     fn select(

@@ -369,6 +369,15 @@ impl RunLookupQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let run = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
-        Ok(Some(run.map(LlmRun).ok_or(AppError::NotFound("LlmRun"))?))
+        let run = match run {
+            Some(run)
+                if pagination::in_read_window(ctx, &principal.tenant_id, run.created_at)
+                    .await? =>
+            {
+                run
+            }
+            _ => return Err(AppError::NotFound("LlmRun").into()),
+        };
+        Ok(Some(LlmRun(run)))
     }
 }

@@ -117,6 +117,15 @@ impl Listed for RunList {
     const ROW: fn(llm_run_records::Model) -> AppResult<LlmRunSnapshot> = snapshot;
     const POSITION: fn(&LlmRunSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     /// Only a search term needs the backend; every caller goes through `select_on` with the
     /// connection's. Without one, the PostgreSQL form.
     fn select(

@@ -140,6 +140,15 @@ impl Listed for SystemList {
     const ROW: fn(system_records::Model) -> AppResult<SystemRecordSnapshot> = snapshot;
     const POSITION: fn(&SystemRecordSnapshot) -> Position = |r| Position::of(r.created_at, &r.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     /// Only the text searches need the backend; every caller goes through `select_on` with
     /// the connection's. Without one, the PostgreSQL form.
     fn select(

@@ -627,7 +627,16 @@ impl TraceLookupQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_trace_id(&state.db, &principal.tenant_id, &trace_id).await?;
-        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        let snapshot = match found {
+            // Outside the tenant's read window: as absent as another tenant's trace.
+            Some(t)
+                if crate::pagination::in_read_window(ctx, &principal.tenant_id, t.created_at)
+                    .await? =>
+            {
+                t
+            }
+            _ => return Err(AppError::NotFound("Trace").into()),
+        };
         Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 

@@ -98,6 +98,15 @@ impl Listed for StepList {
     const ROW: fn(aos_trace_steps::Model) -> AppResult<StepSnapshot> = step_snapshot;
     const POSITION: fn(&StepSnapshot) -> Position = |s| Position::of(s.timestamp, &s.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "timestampAfter",
+            to: filter.timestamp_before,
+            from: &mut filter.timestamp_after,
+        })
+    }
+
     fn select(
         tenant: &TenantId,
         filter: &StepListFilter,

@@ -211,6 +211,15 @@ impl Listed for TraceList {
     const ROW: fn(aos_traces::Model) -> AppResult<TraceSnapshot> = trace_snapshot;
     const POSITION: fn(&TraceSnapshot) -> Position = |t| Position::of(t.created_at, &t.id);
 
+    /// Log data: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: filter.created_before,
+            from: &mut filter.created_after,
+        })
+    }
+
     /// Only a search term needs the backend; every caller goes through `select_on` with the
     /// connection's. Without one, the PostgreSQL form.
     fn select(

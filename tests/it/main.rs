@@ -44,6 +44,7 @@ mod plain_lists;
 mod policy_activations;
 mod replay_enforce;
 mod replay_integrity;
+mod read_windows;
 mod request_limits;
 mod run_console;
 mod run_counts;
@@ -105,6 +106,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("plain_lists", plain_lists::cases()),
         ("policy_activations", policy_activations::cases()),
         ("replay_integrity", replay_integrity::cases()),
+        ("read_windows", read_windows::cases()),
         ("request_limits", request_limits::cases()),
         ("replay_enforce", replay_enforce::cases()),
         ("run_console", run_console::cases()),
