@@ -44,6 +44,7 @@ pub mod read_window;
 pub mod redaction;
 pub mod redis_link;
 pub mod replay;
+pub mod retention;
 pub mod request;
 pub mod run_node;
 pub mod runs;

@@ -100,6 +100,61 @@ enum Command {
         #[command(subcommand)]
         command: TracesCommand,
     },
+    /// The retention job (docs/retention.md).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run the retention job once: archive old traces with their steps, delete what has been
+    /// archived long enough, purge expired idempotency keys, replay outputs and export
+    /// artefacts; prints the counts. Skips when another process is running it.
+    Run {
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// Directory of export artefacts (the server's --export-dir).
+        #[arg(long, env = "LOGBOOK_EXPORT_DIR", default_value = "exports")]
+        export_dir: std::path::PathBuf,
+    },
+}
+
+/// The retention job's settings, shared by `serve` and `retention run`.
+#[derive(Args)]
+struct RetentionArgs {
+    /// Seconds between runs of the retention job in this server process (0: never; run
+    /// `logbook retention run` from a scheduler instead). Ignored by `retention run`.
+    #[arg(long, env = "LOGBOOK_RETENTION_INTERVAL", default_value_t = 0)]
+    retention_interval: u64,
+    /// Traces created more than this many days ago move to the archive, with their steps.
+    #[arg(long, env = "LOGBOOK_RETENTION_ARCHIVE_DAYS", default_value_t = 90)]
+    retention_archive_days: u32,
+    /// Archived traces created more than this many days ago are deleted, with their steps.
+    #[arg(long, env = "LOGBOOK_RETENTION_DELETE_DAYS", default_value_t = 365)]
+    retention_delete_days: u32,
+    /// Files of exports finished more than this many days ago are deleted.
+    #[arg(long, env = "LOGBOOK_RETENTION_EXPORT_DAYS", default_value_t = 365)]
+    retention_export_days: u32,
+    /// Rows per retention transaction (1 to 10000).
+    #[arg(long, env = "LOGBOOK_RETENTION_BATCH", default_value_t = 500)]
+    retention_batch: u64,
+}
+
+impl RetentionArgs {
+    fn settings(&self) -> Result<logbook::config::RetentionSettings, String> {
+        let settings = logbook::config::RetentionSettings {
+            interval: (self.retention_interval > 0)
+                .then(|| std::time::Duration::from_secs(self.retention_interval)),
+            archive_after_days: self.retention_archive_days,
+            delete_after_days: self.retention_delete_days,
+            export_after_days: self.retention_export_days,
+            batch: self.retention_batch,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
 }
 
 #[derive(Subcommand)]
@@ -297,6 +352,8 @@ struct ServeArgs {
         value_name = "ORIGIN"
     )]
     cors_origins: Vec<String>,
+    #[command(flatten)]
+    retention: RetentionArgs,
 }
 
 #[derive(Args)]
@@ -580,6 +637,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                     batch,
                 },
         } => archive_traces(&config, older_than, tenant, batch).await,
+        Command::Retention {
+            command:
+                RetentionCommand::Run {
+                    retention,
+                    export_dir,
+                },
+        } => {
+            config.retention = retention.settings()?;
+            config.exports.dir = export_dir;
+            run_retention(&config).await
+        }
         Command::PrintSchema { federation } => {
             if federation {
                 print!("{}", logbook::graphql::subgraph_sdl());
@@ -738,6 +806,7 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
     config.mismatch_webhook.secret = args.mismatch_webhook_secret.clone();
     config.mismatch_webhook.check()?;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
+    config.retention = args.retention.settings()?;
     config.trusted_documents = args.trusted_documents.clone();
     config.federation = args.federation;
     config.subscriptions = logbook::subscriptions::admission::SocketLimits {
@@ -880,6 +949,43 @@ async fn demo(state: &AppState) -> Result<String, String> {
     .map_err(|e| e.detail())?;
     println!("demo tenant `demo`, ADMIN key (shown once): {key}");
     Ok(key)
+}
+
+/// `logbook retention run`: one run of the retention job, its counts one per line.
+async fn run_retention(config: &Config) -> Result<(), String> {
+    use logbook::retention::{run, RetentionOutcome};
+    let db = logbook::db::connect(&config.database.for_bulk_work())
+        .await
+        .map_err(|e| e.detail())?;
+    logbook::db::migrate(&db).await.map_err(|e| e.detail())?;
+    let outcome = run(
+        &db,
+        &config.retention,
+        &config.exports.dir,
+        logbook::scalars::now(),
+    )
+    .await
+    .map_err(|e| e.detail())?;
+    match outcome {
+        RetentionOutcome::Skipped => {
+            println!("skipped: another process is running the retention job");
+        }
+        RetentionOutcome::Ran {
+            run_id,
+            counts: c,
+            duration_ms,
+        } => {
+            println!("traces archived: {}", c.traces_archived);
+            println!("steps archived: {}", c.steps_archived);
+            println!("archived traces deleted: {}", c.archived_traces_deleted);
+            println!("archived steps deleted: {}", c.archived_steps_deleted);
+            println!("idempotency keys purged: {}", c.idempotency_keys_purged);
+            println!("replay outputs purged: {}", c.replay_outputs_purged);
+            println!("export artefacts expired: {}", c.export_artefacts_expired);
+            println!("retention run {run_id} took {duration_ms} ms");
+        }
+    }
+    Ok(())
 }
 
 /// `logbook traces archive`: prints one line per committed batch and a total.

@@ -215,6 +215,11 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     crate::runs::counts::spawn_compaction(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     crate::mismatches::webhook::spawn(&state);
+    crate::retention::spawn(
+        state.db.clone(),
+        state.config.retention.clone(),
+        state.config.exports.dir.clone(),
+    );
     crate::telemetry::spawn_upkeep();
     Ok(RunningServer {
         addr: listening.addr,

@@ -8,8 +8,10 @@ use crate::db::DbSettings;
 
 mod exports;
 pub mod file;
+mod retention;
 
 pub use exports::{ExportRetryArgs, ExportSettings, RetryPolicy, RetryStrategy};
+pub use retention::{RetentionSettings, MAX_RETENTION_BATCH};
 
 /// Query limits (docs/api.md §8); each is configurable.
 #[derive(Debug, Clone)]
@@ -77,6 +79,8 @@ pub struct Config {
     pub ledger_checkpoints: SinkSettings,
     /// The optional webhook told of every reported mismatch (off by default).
     pub mismatch_webhook: WebhookSettings,
+    /// The retention job's ages and its optional in-server timer (off by default).
+    pub retention: RetentionSettings,
     /// WebSocket caps per server process and the `connection_init` timeout.
     pub subscriptions: SocketLimits,
     /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
@@ -104,6 +108,7 @@ impl Config {
             ledger_signing_key_file: None,
             ledger_checkpoints: Default::default(),
             mismatch_webhook: Default::default(),
+            retention: Default::default(),
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),

@@ -103,6 +103,16 @@ async fn locate(
     let job = crate::exports::jobs::get(&state.db, &tenant, export_id)
         .await
         .map_err(internal)?;
+    // Retention deleted the files (docs/retention.md): gone for good, not missing.
+    if crate::retention::artefact_expired(&state.db, &tenant, export_id)
+        .await
+        .map_err(internal)?
+    {
+        return Err(error(
+            StatusCode::GONE,
+            AppError::NotFound("export files (deleted by retention)"),
+        ));
+    }
     let artefact = match job.as_ref().and_then(|j| j.artefact_path.clone()) {
         Some(p) => PathBuf::from(p),
         None => match &job {

@@ -8,8 +8,8 @@
 //! needed, so `archived_at` is not marked on the live row; the archive copy carries it (the time
 //! of the move unless the trace was soft-archived earlier) and `moved_at`. The copy names every
 //! column of the live table, so it keeps working as both tables grow together (the Python
-//! platform's `SELECT *` copy broke once they diverged). The archive holds trace rows only: steps
-//! are not kept once their trace is moved.
+//! platform's `SELECT *` copy broke once they diverged). The trace's steps are copied the same
+//! way into `aos_trace_steps_archive` in the same transaction, before the DELETE removes them.
 //!
 //! Reads only ever see `aos_traces` rows with `archived_at IS NULL`, so a moved trace leaves every
 //! read (lists, lookups, comparisons, run and mismatch links). Trace ids are unique per tenant,
@@ -181,6 +181,7 @@ async fn archive_batch(
                 .to_owned(),
         );
     txn.execute(&insert).await?;
+    txn.execute(&copy_steps(&ids, moved_at)?).await?;
     let steps = Steps::find()
         .join(JoinType::InnerJoin, aos_trace_steps::Relation::Trace.def())
         .filter(T::Id.is_in(ids.iter().map(String::as_str)))
@@ -193,4 +194,47 @@ async fn archive_batch(
         .rows_affected;
     txn.commit().await?;
     Ok(BatchReport { traces, steps })
+}
+
+/// The archive table of steps (`aos_trace_steps_archive`: every column of `aos_trace_steps`,
+/// plus `moved_at`).
+pub const STEPS_ARCHIVE: &str = "aos_trace_steps_archive";
+
+/// `INSERT INTO aos_trace_steps_archive (every step column, moved_at) SELECT …` of the steps of
+/// the traces whose row ids are `ids`. A step already archived (by id) is left as it is.
+fn copy_steps(
+    ids: &[String],
+    moved_at: DateTime<Utc>,
+) -> AppResult<sea_orm::sea_query::InsertStatement> {
+    let columns: Vec<aos_trace_steps::Column> = aos_trace_steps::Column::iter().collect();
+    let of_traces = Query::select()
+        .columns([T::TenantId, T::TraceId])
+        .from(Traces)
+        .and_where(Expr::col(T::Id).is_in(ids.iter().map(String::as_str)))
+        .to_owned();
+    let mut copy = Query::select();
+    for column in &columns {
+        copy.column(*column);
+    }
+    copy.expr(Expr::val(moved_at)).from(Steps).and_where(
+        Expr::tuple([
+            Expr::col(aos_trace_steps::Column::TenantId),
+            Expr::col(aos_trace_steps::Column::TraceId),
+        ])
+        .in_subquery(of_traces),
+    );
+    let mut insert = Query::insert();
+    insert
+        .into_table(Alias::new(STEPS_ARCHIVE))
+        .columns(
+            columns
+                .iter()
+                .map(|c| c.as_str())
+                .chain(["moved_at"])
+                .map(Alias::new),
+        )
+        .select_from(copy)
+        .map_err(AppError::internal)?
+        .on_conflict(OnConflict::column(Alias::new("id")).do_nothing().to_owned());
+    Ok(insert)
 }

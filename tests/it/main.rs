@@ -46,6 +46,7 @@ mod replay_enforce;
 mod replay_integrity;
 mod read_windows;
 mod request_limits;
+mod retention;
 mod run_console;
 mod run_counts;
 mod run_depth;
@@ -108,6 +109,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("replay_integrity", replay_integrity::cases()),
         ("read_windows", read_windows::cases()),
         ("request_limits", request_limits::cases()),
+        ("retention", retention::cases()),
         ("replay_enforce", replay_enforce::cases()),
         ("run_console", run_console::cases()),
         ("run_counts", run_counts::cases()),
