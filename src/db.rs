@@ -111,14 +111,20 @@ pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
 }
 
 /// Applies pending migrations and logs one line saying how many (sea-orm-migration's own
-/// per-migration lines are filtered to warnings by the binary's default log filter).
-pub async fn migrate(db: &DatabaseConnection) -> AppResult<()> {
-    let pending = Migrator::get_pending_migrations(db).await?.len();
+/// per-migration lines are filtered to warnings by the binary's default log filter). Returns
+/// the names of the migrations that were pending, in the order applied (`serve` records them,
+/// `crate::system::lifecycle`).
+pub async fn migrate(db: &DatabaseConnection) -> AppResult<Vec<String>> {
+    let pending: Vec<String> = Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
     Migrator::up(db, None).await?;
-    if pending > 0 {
-        tracing::info!(applied = pending, "database migrated");
+    if !pending.is_empty() {
+        tracing::info!(applied = pending.len(), "database migrated");
     }
-    Ok(())
+    Ok(pending)
 }
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {

@@ -383,11 +383,15 @@ enum KeysCommand {
     /// Create an API key; prints it alone on the last line of stdout (it is not stored).
     Create {
         /// Tenant id (created if it does not exist).
-        #[arg(long)]
-        tenant: String,
+        #[arg(long, required_unless_present = "platform")]
+        tenant: Option<String>,
         /// VIEWER, OPERATOR, INGEST or ADMIN.
-        #[arg(long)]
-        role: String,
+        #[arg(long, required_unless_present = "platform")]
+        role: Option<String>,
+        /// A platform key instead: no tenant, role PLATFORM; it may only write system-wide
+        /// system records (`recordSystemRecord`), which every tenant sees.
+        #[arg(long, conflicts_with_all = ["tenant", "role"])]
+        platform: bool,
         /// A note to recognise the key by.
         #[arg(long)]
         label: Option<String>,
@@ -399,10 +403,13 @@ enum KeysCommand {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(..=i32::MAX as u64))]
         rate_limit: Option<u64>,
     },
-    /// List a tenant's keys (never the keys themselves), newest first.
+    /// List a tenant's keys, or the platform keys (never the keys themselves), newest first.
     List {
-        #[arg(long)]
-        tenant: String,
+        #[arg(long, required_unless_present = "platform")]
+        tenant: Option<String>,
+        /// The platform keys (no tenant) instead.
+        #[arg(long, conflicts_with = "tenant")]
+        platform: bool,
         /// Include revoked keys.
         #[arg(long)]
         all: bool,
@@ -742,6 +749,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "logbook serving http://{}/graphql (GraphiQL at /graphiql)",
                 server.addr
             ));
+            // MIGRATION and STARTUP, system-wide, in the background: best effort, never a
+            // reason to delay or fail the start (`logbook::system::lifecycle`).
+            let process = logbook::system::lifecycle::Process::new();
+            tokio::spawn({
+                let (state, process) = (state.clone(), process.clone());
+                async move { logbook::system::lifecycle::record_started(&state, &process).await }
+            });
             if let Some(key) = demo_key {
                 // The key rides in the fragment, which the browser never sends; the page moves it
                 // into its headers editor.
@@ -768,7 +782,9 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "logbook: shutting down; in-flight requests have {} s",
                 args.shutdown_grace
             ));
-            server.shutdown().await.map_err(|e| e.to_string())
+            let stopped = server.shutdown().await.map_err(|e| e.to_string());
+            logbook::system::lifecycle::record_stopped(state, &process).await;
+            stopped
         }
     }
 }
@@ -860,16 +876,40 @@ async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), Strin
             label,
             expires_at,
             rate_limit,
+            platform,
         } => {
-            let role = Role::parse_any_case(&role).ok_or_else(|| {
-                format!("unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN")
-            })?;
             let expires_at = expires_at
                 .as_deref()
                 .map(chrono::DateTime::parse_from_rfc3339)
                 .transpose()
                 .map_err(|e| format!("--expires-at: {e}"))?
                 .map(|at| at.with_timezone(&chrono::Utc));
+            if platform {
+                let new = logbook::auth::keys::NewPlatformKey {
+                    label,
+                    expires_at,
+                    rate_limit_per_minute: rate_limit,
+                };
+                let (key, created) = cli::create_platform(config, &new).await?;
+                println!(
+                    "created PLATFORM key {} (no tenant: it may only write system-wide system \
+                     records); it is shown once:",
+                    created.id
+                );
+                println!("{key}");
+                return Ok(());
+            }
+            let (Some(tenant), Some(role)) = (tenant, role) else {
+                return Err("pass --tenant T --role R, or --platform".into());
+            };
+            let role = Role::parse_any_case(&role)
+                .filter(|role| *role != Role::Platform)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown role {role}: use VIEWER, OPERATOR, INGEST or ADMIN \
+                         (or --platform for a platform key)"
+                    )
+                })?;
             let db = logbook::db::connect(&config.database)
                 .await
                 .map_err(|e| e.detail())?;
@@ -894,20 +934,26 @@ async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), Strin
             );
             println!("{key}");
         }
-        KeysCommand::List { tenant, all } => {
-            for line in cli::table(&cli::list(config, &tenant, all).await?) {
+        KeysCommand::List {
+            tenant,
+            platform,
+            all,
+        } => {
+            let tenant = if platform { None } else { tenant };
+            for line in cli::table(&cli::list(config, tenant.as_deref(), all).await?) {
                 println!("{line}");
             }
         }
         KeysCommand::Revoke { id } => {
             let revoked = cli::revoke(config, &id).await?;
-            println!("revoked key {} of tenant {}", revoked.id, revoked.tenant_id);
+            println!("revoked key {} of {}", revoked.id, cli::owner(&revoked));
         }
         KeysCommand::Rotate { id } => {
             let (key, created) = cli::rotate(config, &id).await?;
             println!(
-                "revoked key {id}; its replacement {} for tenant {} is shown once:",
-                created.id, created.tenant_id
+                "revoked key {id}; its replacement {} for {} is shown once:",
+                created.id,
+                cli::owner(&created)
             );
             println!("{key}");
         }

@@ -36,6 +36,9 @@ pub struct AppState {
     pub sql: Arc<SqlStats>,
     /// Triggered when the process is asked to stop (`crate::shutdown`).
     pub shutdown: Shutdown,
+    /// The migrations this process applied as it connected (none when another process, or an
+    /// earlier start, already had), which `serve` records as a MIGRATION system record.
+    pub migrations_applied: Arc<[String]>,
 }
 
 impl AppState {
@@ -46,7 +49,7 @@ impl AppState {
         // Migrations run on their own connection without the request statement timeout: an
         // index built over a large table may rightly take longer than any request.
         let migrator = crate::db::connect(&config.database.for_bulk_work()).await?;
-        crate::db::migrate(&migrator).await?;
+        let migrations_applied = crate::db::migrate(&migrator).await?;
         migrator
             .close()
             .await
@@ -82,6 +85,7 @@ impl AppState {
             rate_limit,
             sql,
             shutdown: Shutdown::default(),
+            migrations_applied: migrations_applied.into(),
         })
     }
 }

@@ -1,4 +1,5 @@
-//! `api_keys`: hashed API keys of a tenant. `role` ∈ {VIEWER, OPERATOR, INGEST, ADMIN}.
+//! `api_keys`: hashed API keys of a tenant (`role` ∈ {VIEWER, OPERATOR, INGEST, ADMIN}), or of
+//! the platform (`role` PLATFORM, no tenant).
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -8,10 +9,11 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    pub tenant_id: String,
+    /// Null exactly for a PLATFORM key (a CHECK says so).
+    pub tenant_id: Option<String>,
     /// SHA-256 hex of the key; unique
     pub key_sha256: String,
-    /// VIEWER, OPERATOR, INGEST or ADMIN
+    /// VIEWER, OPERATOR, INGEST, ADMIN or PLATFORM
     pub role: String,
     pub label: Option<String>,
     pub created_at: DateTimeUtc,

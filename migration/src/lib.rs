@@ -46,6 +46,7 @@ mod m20261206_010000_cost_anomaly_workflow;
 mod m20261206_020000_trace_violations_at_seal;
 mod m20261206_100000_create_mismatch_notifications;
 mod m20261207_163000_retention;
+mod m20261207_170000_platform_api_keys;
 mod m20261207_171500_export_cancel;
 mod m20261207_173000_export_bundle_facts;
 
@@ -97,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_020000_trace_violations_at_seal::Migration),
             Box::new(m20261206_100000_create_mismatch_notifications::Migration),
             Box::new(m20261207_163000_retention::Migration),
+            Box::new(m20261207_170000_platform_api_keys::Migration),
             Box::new(m20261207_171500_export_cancel::Migration),
             Box::new(m20261207_173000_export_bundle_facts::Migration),
         ]

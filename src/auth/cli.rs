@@ -1,4 +1,4 @@
-//! What `logbook keys list|revoke|rotate` do, as library functions (the binary only parses
+//! What `logbook keys list|revoke|rotate` and `keys create --platform` do, as library functions (the binary only parses
 //! flags and prints): each connects, acts, and for a revocation announces it to the running
 //! servers (`auth::revocation`) the same way a server does, so they refuse the key within about
 //! a second. Errors are the one-line reason the command exits non-zero with.
@@ -34,14 +34,16 @@ async fn connect(config: &Config) -> Result<Connected, String> {
     Ok(Connected { db, redis })
 }
 
-/// The tenant's keys, newest first; revoked ones only with `include_revoked`.
+/// The tenant's keys, or with `None` the platform keys, newest first; revoked ones only with
+/// `include_revoked`.
 pub async fn list(
     config: &Config,
-    tenant: &str,
+    tenant: Option<&str>,
     include_revoked: bool,
 ) -> Result<Vec<ApiKeySnapshot>, String> {
     let connected = connect(config).await?;
-    let listed = keys::list(&connected.db, &TenantId::trusted(tenant), include_revoked)
+    let tenant = tenant.map(TenantId::trusted);
+    let listed = keys::list(&connected.db, tenant.as_ref(), include_revoked)
         .await
         .map_err(|e| e.detail());
     let _ = connected.db.close().await;
@@ -62,6 +64,28 @@ pub async fn revoke(config: &Config, id: &str) -> Result<ApiKeySnapshot, String>
     .await;
     let _ = connected.db.close().await;
     Ok(revoked)
+}
+
+/// A new platform key (role `PLATFORM`, no tenant: docs/api.md §2.5); returns the raw key (to
+/// print once) and the key.
+pub async fn create_platform(
+    config: &Config,
+    new: &keys::NewPlatformKey,
+) -> Result<(String, ApiKeySnapshot), String> {
+    let connected = connect(config).await?;
+    let created = keys::create_platform(&connected.db, new)
+        .await
+        .map_err(|e| e.detail());
+    let _ = connected.db.close().await;
+    created
+}
+
+/// Who a key belongs to, as the commands print it: `tenant T`, or `the platform`.
+pub fn owner(key: &ApiKeySnapshot) -> String {
+    match &key.tenant_id {
+        Some(tenant) => format!("tenant {tenant}"),
+        None => "the platform".to_owned(),
+    }
 }
 
 /// Replaces the key `id` with a new key of the same tenant, role, label and rate limit and

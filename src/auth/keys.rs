@@ -1,6 +1,9 @@
 //! The `api_keys` table, which auth owns: keys are stored as their sha256 digest with a tenant,
-//! a role, an optional expiry and an optional rate limit of their own. SQL in, immutable
-//! [`ApiKeySnapshot`]s out; the raw key exists only in the answer to its creation.
+//! a role, an optional expiry and an optional rate limit of their own. A platform key (role
+//! `PLATFORM`) is stored with no tenant (`tenant_id` NULL; a CHECK allows NULL for that role
+//! only), and only the operator's command line makes one ([`create_platform`]): [`create`],
+//! which GraphQL's `createApiKey` calls, refuses the role. SQL in, immutable [`ApiKeySnapshot`]s
+//! out; the raw key exists only in the answer to its creation.
 
 use chrono::{DateTime, Utc};
 use entity::api_keys;
@@ -18,7 +21,8 @@ use crate::scalars::now;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeySnapshot {
     pub id: String,
-    pub tenant_id: String,
+    /// `None`: a platform key.
+    pub tenant_id: Option<String>,
     pub role: Role,
     pub label: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -41,6 +45,13 @@ pub fn snapshot(key: api_keys::Model) -> AppResult<ApiKeySnapshot> {
     let role = Role::parse_any_case(&key.role).ok_or_else(|| {
         AppError::internal(format!("api key {} has unknown role {}", key.id, key.role))
     })?;
+    // The CHECK `ck_api_keys_scope` guarantees it; a key that broke it must not authenticate.
+    if (role == Role::Platform) != key.tenant_id.is_none() {
+        return Err(AppError::internal(format!(
+            "api key {} has role {} and tenant {:?}",
+            key.id, key.role, key.tenant_id
+        )));
+    }
     Ok(ApiKeySnapshot {
         id: key.id,
         tenant_id: key.tenant_id,
@@ -54,7 +65,7 @@ pub fn snapshot(key: api_keys::Model) -> AppResult<ApiKeySnapshot> {
     })
 }
 
-/// What a new key is made of.
+/// What a new tenant key is made of.
 #[derive(Debug, Clone)]
 pub struct NewKey {
     pub tenant: TenantId,
@@ -71,25 +82,76 @@ pub struct ActiveKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Stores a new key; returns the raw key (shown once, never stored) and its snapshot.
+/// What a new platform key is made of: a tenant key's settings without the tenant and role.
+#[derive(Debug, Clone, Default)]
+pub struct NewPlatformKey {
+    pub label: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_minute: Option<u64>,
+}
+
+/// Stores a new key of a tenant; returns the raw key (shown once, never stored) and its
+/// snapshot. The `PLATFORM` role is refused (`BAD_USER_INPUT` on `role`): a platform key has
+/// no tenant, and only [`create_platform`] makes one.
 pub async fn create(
     db: &impl ConnectionTrait,
     new: &NewKey,
 ) -> AppResult<(String, ApiKeySnapshot)> {
+    if new.role == Role::Platform {
+        return Err(AppError::bad_input(
+            "role",
+            "a PLATFORM key belongs to no tenant; only the operator makes one \
+             (`logbook keys create --platform`)",
+        ));
+    }
+    insert(
+        db,
+        Some(&new.tenant),
+        new.role,
+        new.label.clone(),
+        new.expires_at,
+        new.rate_limit_per_minute,
+    )
+    .await
+}
+
+/// Stores a new platform key (role `PLATFORM`, no tenant); returns the raw key and its snapshot.
+/// The operator's command line is the one caller.
+pub async fn create_platform(
+    db: &impl ConnectionTrait,
+    new: &NewPlatformKey,
+) -> AppResult<(String, ApiKeySnapshot)> {
+    insert(
+        db,
+        None,
+        Role::Platform,
+        new.label.clone(),
+        new.expires_at,
+        new.rate_limit_per_minute,
+    )
+    .await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    tenant: Option<&TenantId>,
+    role: Role,
+    label: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    rate_limit_per_minute: Option<u64>,
+) -> AppResult<(String, ApiKeySnapshot)> {
     let raw = generate_key();
     let model = api_keys::Model {
         id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: new.tenant.as_str().to_owned(),
+        tenant_id: tenant.map(|t| t.as_str().to_owned()),
         key_sha256: digest_key(&raw),
-        role: new.role.as_str().to_owned(),
-        label: new.label.clone(),
+        role: role.as_str().to_owned(),
+        label,
         created_at: now(),
         revoked_at: None,
-        expires_at: new.expires_at,
+        expires_at,
         last_used_at: None,
-        rate_limit_per_minute: new
-            .rate_limit_per_minute
-            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        rate_limit_per_minute: rate_limit_per_minute.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
     };
     let active: api_keys::ActiveModel = model.clone().into();
     api_keys::Entity::insert(active)
@@ -133,7 +195,9 @@ pub async fn find_active_key(
     }
     Ok(Some(ActiveKey {
         principal: Principal {
-            tenant_id: TenantId::trusted(key.tenant_id),
+            tenant_id: key
+                .tenant_id
+                .map_or_else(TenantId::platform, TenantId::trusted),
             role: key.role,
             key_id: key.id,
             rate_limit_per_minute: key.rate_limit_per_minute,
@@ -156,13 +220,18 @@ pub async fn find(
         .transpose()
 }
 
-/// The tenant's keys, newest first (the CLI's list; GraphQL pages them).
+/// The tenant's keys, or with `None` the platform keys, newest first (the CLI's list; GraphQL
+/// pages a tenant's).
 pub async fn list(
     db: &impl ConnectionTrait,
-    tenant: &TenantId,
+    tenant: Option<&TenantId>,
     include_revoked: bool,
 ) -> AppResult<Vec<ApiKeySnapshot>> {
-    let mut select = api_keys::Entity::find().filter(in_tenant(Some(tenant)));
+    let owner = match tenant {
+        Some(tenant) => in_tenant(Some(tenant)),
+        None => Condition::all().add(api_keys::Column::TenantId.is_null()),
+    };
+    let mut select = api_keys::Entity::find().filter(owner);
     if !include_revoked {
         select = select.filter(api_keys::Column::RevokedAt.is_null());
     }
@@ -196,8 +265,8 @@ pub async fn revoke(
         .ok_or(AppError::NotFound("API key"))
 }
 
-/// Replaces the key `id` (in `tenant` when given) with a new one of the same tenant, role,
-/// label and rate limit (not its expiry: that belonged to the old secret), and revokes it, in
+/// Replaces the key `id` (in `tenant` when given) with a new one of the same tenant (or none,
+/// for a platform key), role, label and rate limit (not its expiry: that belonged to the old secret), and revokes it, in
 /// one transaction. Returns the raw new key, the new key and the revoked one. A revoked key
 /// cannot be rotated (`INVALID_TRANSITION`): its replacement would revive it.
 pub async fn rotate(
@@ -214,14 +283,16 @@ pub async fn rotate(
             "API key {id} is revoked; create a new key instead"
         )));
     }
-    let new = NewKey {
-        tenant: TenantId::trusted(old.tenant_id.clone()),
-        role: old.role,
-        label: old.label.clone(),
-        expires_at: None,
-        rate_limit_per_minute: old.rate_limit_per_minute,
-    };
-    let (raw, created) = create(&txn, &new).await?;
+    let tenant_of_old = old.tenant_id.clone().map(TenantId::trusted);
+    let (raw, created) = insert(
+        &txn,
+        tenant_of_old.as_ref(),
+        old.role,
+        old.label.clone(),
+        None,
+        old.rate_limit_per_minute,
+    )
+    .await?;
     let revoked = revoke(&txn, tenant, id).await?;
     txn.commit().await?;
     Ok((raw, created, revoked))

@@ -1,5 +1,7 @@
 //! API-key authentication. Keys are random tokens shown once; only their sha256 is stored. Each
-//! key names one tenant and one role. The tenant is always taken from the key, never from input.
+//! key names one tenant and one role, except a platform key (role `PLATFORM`), which belongs to
+//! no tenant and may do one thing: write system-wide system records (docs/api.md §2.5). The
+//! tenant is always taken from the key, never from input.
 //!
 //! A request's key is resolved once, by the transport before anything is parsed or by the first
 //! field that needs it, so introspection and GraphiQL work without a key; resolved keys are
@@ -36,6 +38,15 @@ impl TenantId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// What a platform key's principal carries in place of a tenant: the empty id, which no
+    /// tenant can have (a tenant id is 1 to 64 characters, `tenants::store::ensure_tenant`).
+    /// It scopes the platform's idempotency keys apart from every tenant's; a read scoped to it
+    /// would find nothing, but none runs: the `PLATFORM` role is granted only
+    /// [`Permission::RecordSystemWide`].
+    pub fn platform() -> Self {
+        TenantId(String::new())
+    }
 }
 
 closed_set! {
@@ -49,6 +60,10 @@ closed_set! {
         Ingest => "INGEST",
         /// Everything in its tenant.
         Admin => "ADMIN",
+        /// No tenant: writes system-wide system records, nothing else. Made only by the
+        /// operator (`logbook keys create --platform`), so GraphQL never shows or takes it.
+        #[graphql(visible = false)]
+        Platform => "PLATFORM",
     }
 }
 
@@ -70,6 +85,8 @@ pub enum Permission {
     Operate,
     /// Tenant administration (feature tags, budgets): ADMIN.
     Administer,
+    /// Write system-wide system records (no tenant): PLATFORM, and only PLATFORM.
+    RecordSystemWide,
 }
 
 impl Permission {
@@ -79,6 +96,7 @@ impl Permission {
             Permission::Ingest => matches!(role, Role::Ingest | Role::Admin),
             Permission::Operate => matches!(role, Role::Operator | Role::Admin),
             Permission::Administer => matches!(role, Role::Admin),
+            Permission::RecordSystemWide => matches!(role, Role::Platform),
         }
     }
 
@@ -100,6 +118,7 @@ impl Permission {
             Permission::Ingest => "write records",
             Permission::Operate => "perform operator actions",
             Permission::Administer => "administer the tenant",
+            Permission::RecordSystemWide => "write system-wide records",
         }
     }
 }
@@ -119,6 +138,11 @@ impl Principal {
     /// Whether the key's role grants `permission`.
     pub fn role_may(&self, permission: Permission) -> bool {
         permission.granted_to(self.role)
+    }
+
+    /// A platform key's: no tenant (see [`TenantId::platform`]).
+    pub fn is_platform(&self) -> bool {
+        self.role == Role::Platform
     }
 }
 

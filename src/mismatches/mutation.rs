@@ -65,7 +65,7 @@ impl From<&ReportMismatchInput> for NewMismatch {
 /// INGEST, OPERATOR or ADMIN.
 async fn require_reporter(ctx: &Context<'_>) -> AppResult<Principal> {
     let principal = auth::viewer(ctx).await?;
-    if matches!(principal.role, Role::Viewer) {
+    if !matches!(principal.role, Role::Ingest | Role::Operator | Role::Admin) {
         return Err(AppError::Forbidden {
             role: principal.role.as_str(),
             action: "report mismatches",

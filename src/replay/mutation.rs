@@ -88,7 +88,7 @@ impl ReplayMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<ReplayStepResult> {
         let principal = auth::viewer(ctx).await?;
-        if matches!(principal.role, Role::Viewer) {
+        if !matches!(principal.role, Role::Ingest | Role::Operator | Role::Admin) {
             return Err(AppError::Forbidden {
                 role: principal.role.as_str(),
                 action: "enforce replay steps",

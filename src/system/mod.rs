@@ -1,8 +1,10 @@
 //! System records: immutable infrastructure and trust events (topic SYSTEM_LOGS,
 //! docs/domain.md §3). A record with no tenant is system-wide and visible to every tenant; a
-//! tenant's own records are visible only to it.
+//! tenant's own records are visible only to it. System-wide records come from platform keys
+//! (`mutation`) and from the server itself (`lifecycle`).
 
 pub mod graphql;
+pub mod lifecycle;
 pub mod mutation;
 pub mod store;
 pub mod views;

@@ -1,6 +1,8 @@
-//! `recordSystemRecord` (role `INGEST`): writes one immutable system record owned by the key's
-//! tenant. The API never writes system-wide records (no tenant): those describe the shared
-//! platform and come from the platform itself.
+//! `recordSystemRecord`: writes one immutable system record. With a tenant's key (INGEST or
+//! ADMIN) the record is the tenant's, always; with a platform key (role `PLATFORM`, no tenant,
+//! made only by `logbook keys create --platform`) it is system-wide (`tenant_id` NULL) and every
+//! tenant sees it. Nothing a tenant key sends can make a system-wide record: which kind is
+//! written follows from the key alone (docs/api.md §2.5).
 
 use async_graphql::{Context, InputObject, Json, Object};
 use serde_json::Value;
@@ -8,7 +10,7 @@ use serde_json::Value;
 use super::graphql::SystemRecord;
 use super::write::{self, NewSystemRecord};
 use super::{store, SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity};
-use crate::auth::{self, Permission};
+use crate::auth::{self, Permission, Principal, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
 use crate::idempotency::WriteOnce;
@@ -56,7 +58,8 @@ pub struct SystemMutation;
 
 #[Object]
 impl SystemMutation {
-    /// Records a system event owned by the key's tenant.
+    /// Records a system event: owned by the key's tenant, or system-wide (no tenant, seen by
+    /// every tenant) when the key is a platform key.
     async fn record_system_record(
         &self,
         ctx: &Context<'_>,
@@ -64,7 +67,11 @@ impl SystemMutation {
         #[graphql(desc = "Same key + same input returns the first result again.")]
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<SystemRecord> {
-        let principal = auth::require(ctx, Permission::Ingest).await?;
+        let principal = auth::viewer(ctx).await?;
+        if principal.is_platform() {
+            return record_system_wide(ctx, principal, input, idempotency_key).await;
+        }
+        let principal = Permission::Ingest.check(principal)?;
         let state = ctx.data_unchecked::<AppState>();
         let new = parse(input)?;
         let tenant = &principal.tenant_id;
@@ -82,4 +89,32 @@ impl SystemMutation {
             .await?;
         Ok(SystemRecord(record))
     }
+}
+
+/// A platform key's write: a system-wide record, its idempotency key claimed under the platform's
+/// own scope ([`TenantId::platform`]), so it can neither replay nor conflict with a tenant's key
+/// of the same text. No wake-up is published: wake-ups are per tenant, and every tenant's
+/// `systemRecordAdded` finds the record on its periodic re-read (`events::TICK`, 2 s).
+async fn record_system_wide(
+    ctx: &Context<'_>,
+    principal: Principal,
+    input: RecordSystemRecordInput,
+    idempotency_key: Option<String>,
+) -> async_graphql::Result<SystemRecord> {
+    Permission::RecordSystemWide.check(principal)?;
+    let state = ctx.data_unchecked::<AppState>();
+    let new = parse(input)?;
+    let scope = TenantId::platform();
+    let record = WriteOnce::new(state, &scope, "recordSystemRecord", idempotency_key, &new)?
+        .run_with_receipt(
+            async |txn| write::record_system_wide(txn, new).await,
+            |record| record.id.clone(),
+            async |id: String| {
+                store::get_system_wide(&state.db, &id)
+                    .await?
+                    .ok_or(AppError::NotFound("SystemRecord"))
+            },
+        )
+        .await?;
+    Ok(SystemRecord(record))
 }

@@ -183,6 +183,19 @@ pub async fn get(
     found.map(snapshot).transpose()
 }
 
+/// A system-wide record by id (what a platform key's duplicate write reads back).
+pub async fn get_system_wide(
+    db: &impl ConnectionTrait,
+    id: &str,
+) -> AppResult<Option<SystemRecordSnapshot>> {
+    let found = Entity::find()
+        .filter(Column::TenantId.is_null())
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?;
+    found.map(snapshot).transpose()
+}
+
 /// The system records of each run (`correlation_id = run_id`), the tenant's and system-wide,
 /// newest first, at most [`RECORDS_PER_RUN`] per run. One SQL statement whatever the number of
 /// runs; a run with no records maps to an empty list.

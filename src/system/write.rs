@@ -1,6 +1,9 @@
-//! Writing system records (docs/domain.md §3.2) through the API: always owned by the key's tenant
-//! (system-wide records, with no tenant, are written only by the platform itself), and
-//! `summary`/`details` are redacted before they are stored (docs/decisions.md D26, D27).
+//! Writing system records (docs/domain.md §3.2). A tenant key's record is always owned by its
+//! tenant ([`record_system_record`]); a system-wide record (no tenant) is written only for a
+//! platform key or by the server itself ([`record_system_wide`], `super::lifecycle`). Both go
+//! through one insert, so `summary`/`details` are redacted alike before they are stored
+//! (docs/decisions.md D26, D27). System records are not chained into the audit ledger, which
+//! is per tenant and holds governance actions (docs/domain.md §4).
 
 use entity::system_records;
 use sea_orm::{ConnectionTrait, EntityTrait, Set};
@@ -26,16 +29,33 @@ pub struct NewSystemRecord {
     pub correlation_id: Option<String>,
 }
 
+/// A record owned by `tenant`.
 pub async fn record_system_record(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
+    new: NewSystemRecord,
+) -> AppResult<SystemRecordSnapshot> {
+    insert(db, Some(tenant), new).await
+}
+
+/// A system-wide record (`tenant_id` NULL), which every tenant sees.
+pub async fn record_system_wide(
+    db: &impl ConnectionTrait,
+    new: NewSystemRecord,
+) -> AppResult<SystemRecordSnapshot> {
+    insert(db, None, new).await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    tenant: Option<&TenantId>,
     new: NewSystemRecord,
 ) -> AppResult<SystemRecordSnapshot> {
     let mut summary = new.summary;
     redact_string(&mut summary);
     let record = SystemRecordSnapshot {
         id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: Some(tenant.as_str().to_owned()),
+        tenant_id: tenant.map(|t| t.as_str().to_owned()),
         component: new.component,
         event_type: new.event_type,
         severity: new.severity,

@@ -197,6 +197,15 @@ impl ApiKeyMutation {
         rate_limit_per_minute: Option<i32>,
     ) -> async_graphql::Result<CreateApiKeyPayload> {
         let principal = auth::require(ctx, Permission::Administer).await?;
+        // A platform key belongs to no tenant, so no tenant's ADMIN may make one; only the
+        // operator does (`logbook keys create --platform`). `keys::create` refuses it too.
+        if role == Role::Platform {
+            return Err(AppError::Forbidden {
+                role: principal.role.as_str(),
+                action: "create PLATFORM keys (only `logbook keys create --platform` does)",
+            }
+            .into());
+        }
         let state = ctx.data_unchecked::<AppState>();
         let server_limit = state.config.limits.rate_limit_per_minute;
         let new = NewKey {

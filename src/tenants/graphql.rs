@@ -30,6 +30,14 @@ impl ViewerQuery {
     /// The tenant and role of the API key making this request.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let principal = auth::viewer(ctx).await?;
+        // A platform key has no tenant to describe, and reads nothing (docs/api.md §2.5).
+        if principal.role == Role::Platform {
+            return Err(AppError::Forbidden {
+                role: principal.role.as_str(),
+                action: "read `viewer`: a platform key belongs to no tenant",
+            }
+            .into());
+        }
         let state = ctx.data_unchecked::<AppState>();
         let tenant = store::find_tenant(&state.db, &principal.tenant_id)
             .await?

@@ -378,7 +378,7 @@ async fn rotate_replaces_a_key(backend: Backend) {
         .await
         .expect_err("rotating a revoked key");
     assert!(err.contains("revoked"), "{err}");
-    let listed = logbook::auth::cli::list(&config, "acme", true)
+    let listed = logbook::auth::cli::list(&config, Some("acme"), true)
         .await
         .expect("keys list");
     assert_eq!(listed.len(), 3);

@@ -41,6 +41,7 @@ mod mismatches_reads;
 mod otel;
 mod panel;
 mod plain_lists;
+mod platform_keys;
 mod policy_activations;
 mod replay_enforce;
 mod replay_integrity;
@@ -54,6 +55,7 @@ mod run_evidence;
 mod run_links;
 mod runs;
 mod schema;
+mod server_events;
 mod shutdown;
 mod step_console;
 mod subscriptions;
@@ -105,6 +107,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),
         ("plain_lists", plain_lists::cases()),
+        ("platform_keys", platform_keys::cases()),
         ("policy_activations", policy_activations::cases()),
         ("replay_integrity", replay_integrity::cases()),
         ("read_windows", read_windows::cases()),
@@ -118,6 +121,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("run_links", run_links::cases()),
         ("runs", runs::cases()),
         ("schema", schema::cases()),
+        ("server_events", server_events::cases()),
         ("shutdown", shutdown::cases()),
         ("subscriptions", subscriptions::cases()),
         ("system_records", system_records::cases()),

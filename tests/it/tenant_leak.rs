@@ -17,6 +17,10 @@
 //! `CostQuery`, `Ledger` or `Trace`) is neither probed nor listed in `NO_REFERENCE` with the
 //! reason it takes no reference — so a new field cannot be forgotten.
 //!
+//! `platform_keys_may_only_write_system_wide_records`: a platform key (no tenant) presents
+//! every probe of the table and every field listed in `NO_REFERENCE` and is refused
+//! (`FORBIDDEN`) everywhere but `recordSystemRecord`, which writes a system-wide record.
+//!
 //! `ingest_keys_cannot_read_through_mutations`: an INGEST key (write-only) must not read a
 //! trace's stored content through the objects its mutations return.
 
@@ -529,6 +533,7 @@ impl Keys {
             Role::Operator => &self.operator,
             Role::Ingest => &self.ingest,
             Role::Admin => &self.admin,
+            Role::Platform => panic!("a tenant has no platform key"),
         }
     }
 }
@@ -1516,8 +1521,155 @@ async fn ingest_keys_cannot_read_through_mutations(backend: Backend) {
     );
 }
 
+/// The fields of `NO_REFERENCE`, as a platform key presents them: each must be refused.
+const PLATFORM_NO_REFERENCE: &[(&str, &str)] = &[
+    ("Query.viewer", "{ viewer { tenantId role } }"),
+    (
+        "Mutation.createApiKey",
+        "mutation { createApiKey(role: VIEWER) { key } }",
+    ),
+    (
+        "Query.panel",
+        r#"{ panel(input: {panelId: "p", slots: [{slotId: "s", slotContractId: "c", outputSignals: {a: 1}}]}) { isConsistent } }"#,
+    ),
+    ("Query.cost", "{ cost { summary { totalCostCents } } }"),
+    ("Query.ledger", "{ ledger { publicKey } }"),
+    (
+        "CostQuery.summary",
+        "{ cost { summary(period: TODAY) { totalCostCents } } }",
+    ),
+    (
+        "CostQuery.byFeature",
+        "{ cost { byFeature(period: TODAY) { featureTag } } }",
+    ),
+    (
+        "CostQuery.byUser",
+        "{ cost { byUser(period: TODAY) { userId } } }",
+    ),
+    (
+        "CostQuery.byModel",
+        "{ cost { byModel(period: TODAY) { model } } }",
+    ),
+    (
+        "CostQuery.series",
+        "{ cost { series(period: TODAY) { totalCostCents } } }",
+    ),
+    (
+        "CostQuery.projection",
+        "{ cost { projection { projectedTotalCents } } }",
+    ),
+    (
+        "Ledger.checkpoint",
+        r#"{ ledger { checkpoint(treeSize: "1") { rootHash } } }"#,
+    ),
+    (
+        "Ledger.consistencyProof",
+        r#"{ ledger { consistencyProof(fromSize: "1") { path } } }"#,
+    ),
+    (
+        "Query.recoveryConfidence",
+        "{ recoveryConfidence(strongMatch: true, occurrences: 2) { band } }",
+    ),
+    (
+        "Mutation.detectCostAnomalies",
+        "mutation { detectCostAnomalies(escalate: false) { day } }",
+    ),
+];
+
+/// Whether `answer` (of any `Via`) is a refusal: a `FORBIDDEN` error (or HTTP 403) and no
+/// data (at most fields that are null).
+fn refused(answer: &Value) -> bool {
+    let forbidden =
+        answer["status"] == 403 || answer.to_string().contains("\"code\":\"FORBIDDEN\"");
+    let no_data = ["/data", "/created/data", "/payload/data"]
+        .iter()
+        .all(|at| match answer.pointer(at) {
+            None | Some(Value::Null) => true,
+            Some(Value::Object(fields)) => fields.values().all(Value::is_null),
+            Some(_) => false,
+        });
+    forbidden && no_data
+}
+
+/// A platform key may write system-wide system records and nothing else: every probe of the
+/// table (every Query, Mutation and Subscription field and export route that takes a
+/// reference, with tenant A's references) and every `NO_REFERENCE` field is `FORBIDDEN` for it,
+/// but `recordSystemRecord`, which writes a system-wide record (and, given A's idempotency key,
+/// neither replays nor conflicts with A's write).
+async fn platform_keys_may_only_write_system_wide_records(backend: Backend) {
+    let dir = std::env::temp_dir().join(format!("lbplat-{}", uuid::Uuid::new_v4().simple()));
+    let app = TestApp::spawn_with(backend, |c: &mut Config| {
+        c.exports.dir = dir.clone();
+        c.exports.poll_interval = Duration::from_millis(100);
+        c.exports.retry.max_attempts = 1;
+    })
+    .await;
+    let keys_a = Keys::new(&app, "alpha").await;
+    let a = seed(&app, "alpha", "a", &keys_a).await;
+    let (platform, _) = logbook::auth::keys::create_platform(
+        app.db(),
+        &logbook::auth::keys::NewPlatformKey::default(),
+    )
+    .await
+    .expect("platform key");
+    // Presented through every role's slot of the table.
+    let as_platform = Keys {
+        viewer: platform.clone(),
+        operator: platform.clone(),
+        ingest: platform.clone(),
+        admin: platform.clone(),
+    };
+    let mut failures = Vec::new();
+    let mut covered = BTreeSet::new();
+    for probe in probes() {
+        let reference = &a[probe.subject];
+        let answer = present(&app, &as_platform, &probe, reference, &a).await;
+        covered.extend(probe.covers.iter().copied());
+        if probe.covers == ["Mutation.recordSystemRecord"] {
+            let written = &answer["data"]["recordSystemRecord"];
+            if answer.get("errors").is_some() || !written["tenantId"].is_null() {
+                failures.push(format!(
+                    "[{}] does not write a system-wide record: {}",
+                    probe.label,
+                    short(&answer)
+                ));
+            }
+        } else if !refused(&answer) {
+            failures.push(format!(
+                "[{}] not FORBIDDEN: {}",
+                probe.label,
+                short(&answer)
+            ));
+        }
+    }
+    for (field, document) in PLATFORM_NO_REFERENCE {
+        let answer = app.gql(Some(&platform), document, json!({})).await;
+        covered.insert(*field);
+        if !refused(&answer) {
+            failures.push(format!("[{field}] not FORBIDDEN: {}", short(&answer)));
+        }
+    }
+    // Nothing of the schema escaped the table or the list above.
+    let missed: Vec<String> = schema_fields()
+        .into_iter()
+        .filter(|f| !covered.contains(f.as_str()))
+        .collect();
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        missed.is_empty(),
+        "not presented with a platform key: {missed:?}"
+    );
+    assert!(
+        failures.is_empty(),
+        "a platform key got through:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
 crate::cases!(
     every_field_is_probed,
     other_tenants_references_answer_like_unused_ones,
+    platform_keys_may_only_write_system_wide_records,
     ingest_keys_cannot_read_through_mutations,
 );
