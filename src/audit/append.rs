@@ -28,6 +28,7 @@ use super::SuppressionExpiry;
 use super::{suppression_expiry, ActorType, AuditEntityType, AuditEntrySnapshot, AuditEventType};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
+use crate::redaction::{redacted, redacted_text};
 
 /// Longest id-like value (`entity_id`, `actor_id`, `run_id`, `correlation_id`): the columns are
 /// 64 characters wide.
@@ -133,6 +134,16 @@ impl ActorType {
 }
 
 impl NewAuditEntry {
+    /// The entry as it may be stored: the producer's free text (`action_reason`, both states)
+    /// redacted (docs/domain.md §12), so that the hash chain, which can never be rewritten,
+    /// never holds a secret. Ids and enums are not free text and stay as given.
+    pub fn redacted(mut self) -> Self {
+        self.reason = redacted_text(self.reason);
+        self.before_state = self.before_state.map(redacted);
+        self.after_state = self.after_state.map(redacted);
+        self
+    }
+
     /// Checks the rules of docs/domain.md §4.2. Errors name the field as
     /// `<prefix>.<camelCaseField>` (the mutation passes `"input"`).
     pub fn validate(&self, prefix: &str) -> AppResult<()> {

@@ -63,6 +63,7 @@ impl AuditMutation {
     ) -> async_graphql::Result<AuditEntry> {
         let principal = auth::require(ctx, Permission::Ingest).await?;
         let state = ctx.data_unchecked::<AppState>();
+        // Redacted before validation, so the limits hold for what is stored.
         let entry = NewAuditEntry {
             tenant_id: principal.tenant_id.clone(),
             event_type: input.event_type,
@@ -75,7 +76,8 @@ impl AuditMutation {
             after_state: input.after_state.as_ref().map(|j| j.0.clone()),
             run_id: input.run_id.clone(),
             correlation_id: input.correlation_id.clone(),
-        };
+        }
+        .redacted();
         if entry.event_type.server_only() {
             return Err(AppError::bad_input(
                 "input.eventType",

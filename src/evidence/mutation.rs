@@ -150,7 +150,9 @@ pub struct EnvironmentEvidenceInput {
     /// 0..=1; default 1.
     pub trace_sampling_rate: Option<f64>,
     pub metrics_enabled: Option<bool>,
+    /// One IPv4 or IPv6 address; stored without its host part (IPv4 /24, IPv6 /48).
     pub client_ip: Option<String>,
+    /// Redacted before it is stored, like every producer text.
     pub client_user_agent: Option<String>,
     pub client_origin: Option<String>,
     pub active_feature_flags: Option<Vec<String>>,
@@ -350,8 +352,19 @@ fn string_list(field: &str, value: Option<Vec<String>>) -> AppResult<Option<Vec<
 fn parse_environment(e: EnvironmentEvidenceInput) -> AppResult<EnvironmentCapture> {
     let p = "input.environment.";
     check_opt(&format!("{p}sdkVersion"), &e.sdk_version, 20)?;
-    check_opt(&format!("{p}clientIp"), &e.client_ip, 45)?;
-    check_opt(&format!("{p}clientUserAgent"), &e.client_user_agent, 1000)?;
+    // The address and the user agent are personal data: the address is stored without its
+    // host part, the user agent redacted like any producer text (docs/domain.md §12).
+    let client_ip = match e.client_ip.as_deref() {
+        None => None,
+        Some(ip) => Some(crate::redaction::anonymized_ip(ip).ok_or_else(|| {
+            AppError::bad_input(
+                format!("{p}clientIp"),
+                "clientIp must be one IPv4 or IPv6 address",
+            )
+        })?),
+    };
+    let client_user_agent = crate::redaction::redacted_text(e.client_user_agent);
+    check_opt(&format!("{p}clientUserAgent"), &client_user_agent, 1000)?;
     check_opt(&format!("{p}clientOrigin"), &e.client_origin, 255)?;
     Ok(EnvironmentCapture {
         sdk_mode: e.sdk_mode.as_str(),
@@ -361,8 +374,8 @@ fn parse_environment(e: EnvironmentEvidenceInput) -> AppResult<EnvironmentCaptur
         telemetry_delivery_status: e.telemetry_delivery_status.map(|t| t.as_str()),
         trace_sampling_rate: unit(&format!("{p}traceSamplingRate"), e.trace_sampling_rate)?,
         metrics_enabled: e.metrics_enabled,
-        client_ip: e.client_ip,
-        client_user_agent: e.client_user_agent,
+        client_ip,
+        client_user_agent,
         client_origin: e.client_origin,
         active_feature_flags: string_list(
             &format!("{p}activeFeatureFlags"),

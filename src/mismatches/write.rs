@@ -30,6 +30,7 @@ use super::MismatchSnapshot;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
 use crate::scalars::{format_utc, now};
+use crate::redaction::{redact_text, redacted};
 
 /// Most reports one `bulkReportMismatches` call may carry.
 pub const MAX_BULK_REPORTS: usize = 100;
@@ -165,10 +166,11 @@ pub async fn report(
             tenant_id: tenant.as_str().to_owned(),
             reported_by: Some(reporter.to_owned()),
             step_index: item.step_index,
-            reason: item.reason.clone(),
+            // Producers' free text: redacted like every ingest path (docs/domain.md §12).
+            reason: redact_text(&item.reason).into_owned(),
             expected_hash: item.expected_hash.clone(),
             actual_hash: item.actual_hash.clone(),
-            details: item.details.clone(),
+            details: redacted(item.details.clone()),
             notification_sent: false,
             issue_url: None,
             resolved: false,
@@ -182,6 +184,11 @@ pub async fn report(
         .exec_without_returning(txn)
         .await?;
     rows.into_iter().map(snapshot).collect()
+}
+
+/// A resolution note as stored: redacted (docs/domain.md §12).
+fn redacted_note(note: &str) -> String {
+    redact_text(note).into_owned()
 }
 
 /// Checks a resolution note.
@@ -223,7 +230,7 @@ pub async fn resolve(
         .col_expr(Column::Resolved, Expr::value(true))
         .col_expr(Column::ResolvedAt, Expr::value(now()))
         .col_expr(Column::ResolvedBy, Expr::value(resolver.to_owned()))
-        .col_expr(Column::ResolutionNote, Expr::value(note.map(str::to_owned)))
+        .col_expr(Column::ResolutionNote, Expr::value(note.map(redacted_note)))
         .filter(Column::Id.eq(id))
         .filter(Column::TenantId.eq(tenant.as_str()))
         .filter(Column::Resolved.eq(false))
@@ -348,7 +355,7 @@ pub async fn change_many(
                 .col_expr(Column::Resolved, Expr::value(true))
                 .col_expr(Column::ResolvedAt, Expr::value(now()))
                 .col_expr(Column::ResolvedBy, Expr::value(resolver.to_owned()))
-                .col_expr(Column::ResolutionNote, Expr::value(note.map(str::to_owned)))
+                .col_expr(Column::ResolutionNote, Expr::value(note.map(redacted_note)))
                 .filter(Column::Resolved.eq(false)),
             BulkChange::Link { issue_url } => update
                 .col_expr(Column::IssueUrl, Expr::value(issue_url.to_owned()))

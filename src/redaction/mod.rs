@@ -366,6 +366,29 @@ pub fn redacted_text(text: Option<String>) -> Option<String> {
     })
 }
 
+/// A client address as it may be stored: the host part dropped, as analytics tools anonymize
+/// addresses (IPv4 keeps its /24, IPv6 its /48), so it still tells networks apart but no longer
+/// names a machine. `None` when `text` is not an IP address.
+pub fn anonymized_ip(text: &str) -> Option<String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    Some(match text.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            Ipv4Addr::new(a, b, c, 0).to_string()
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => {
+                let [a, b, c, _] = v4.octets();
+                Ipv4Addr::new(a, b, c, 0).to_ipv6_mapped().to_string()
+            }
+            None => {
+                let s = v6.segments();
+                Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0).to_string()
+            }
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +604,32 @@ mod tests {
                 "items": [{"card": "<REDACTED_CARD>"}, "<REDACTED_PHONE>"],
             })
         );
+    }
+
+    #[test]
+    fn client_addresses_lose_their_host_part() {
+        assert_eq!(anonymized_ip("203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(anonymized_ip(" 10.1.2.3 ").as_deref(), Some("10.1.2.0"));
+        assert_eq!(
+            anonymized_ip("2001:db8:85a3:8d3:1319:8a2e:370:7348").as_deref(),
+            Some("2001:db8:85a3::")
+        );
+        assert_eq!(
+            anonymized_ip("::ffff:192.0.2.128").as_deref(),
+            Some("::ffff:192.0.2.0")
+        );
+        assert_eq!(anonymized_ip("localhost"), None);
+        assert_eq!(anonymized_ip("203.0.113.77, 10.0.0.1"), None);
+        assert_eq!(anonymized_ip(""), None);
+    }
+
+    #[test]
+    fn timestamps_and_ids_in_audit_states_survive() {
+        let state = serde_json::json!({
+            "suppressed_until": "2026-12-05T10:00:00Z",
+            "run_id": "run-0190d1e4-7c2b",
+            "limit_cents": 125000,
+        });
+        assert_eq!(redacted(state.clone()), state);
     }
 }

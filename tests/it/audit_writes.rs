@@ -112,7 +112,7 @@ async fn chain_rows(app: &TestApp, tenant: &str) -> Vec<audit_ledger::Model> {
 }
 
 /// The chain of `tenant` holds exactly `n` entries and verifies; its head agrees.
-async fn assert_chain(app: &TestApp, tenant: &str, n: usize) {
+pub(crate) async fn assert_chain(app: &TestApp, tenant: &str, n: usize) {
     let rows = chain_rows(app, tenant).await;
     assert_eq!(rows.len(), n, "entries of {tenant}");
     let seqs: HashSet<i64> = rows.iter().map(|r| r.seq).collect();

@@ -43,6 +43,7 @@ mod panel;
 mod plain_lists;
 mod platform_keys;
 mod policy_activations;
+mod redaction_paths;
 mod replay_enforce;
 mod replay_integrity;
 mod read_windows;
@@ -109,6 +110,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("plain_lists", plain_lists::cases()),
         ("platform_keys", platform_keys::cases()),
         ("policy_activations", policy_activations::cases()),
+        ("redaction_paths", redaction_paths::cases()),
         ("replay_integrity", replay_integrity::cases()),
         ("read_windows", read_windows::cases()),
         ("request_limits", request_limits::cases()),
