@@ -182,6 +182,7 @@ const RECEIPTS: &[(&str, &[&str])] = &[
     // Replay enforcement hands a replaying agent the output recorded for its step: that is
     // what the mutation is for.
     ("ReplayStepResult", &["*"]),
+    ("TraceReplayResult", &["*"]),
     ("RecordCostPayload", &["*"]),
     ("RecordedCost", &["*"]),
     // The capture's resulting grade is what a writer sealing evidence asks for; the failures

@@ -124,12 +124,138 @@ pub async fn enforce_step(
         .map(crate::traces::store::step_snapshot)
         .transpose()?
         .ok_or(AppError::NotFound("TraceStep"))?;
-    let behavior = request.behavior.unwrap_or(step.replay_behavior);
+    enforce_loaded(
+        txn,
+        tenant,
+        step,
+        Some(&request.output),
+        request.behavior,
+        "input.output",
+    )
+    .await
+}
+
+/// One step of a whole-trace enforcement: its index, its new output (may be left out for a
+/// step the replay store answers without running it: a `skip` step with a recorded output),
+/// and an optional behaviour override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceStepReplay {
+    pub step_index: i32,
+    pub output: Option<Value>,
+    pub behavior: Option<ReplayBehavior>,
+}
+
+/// Every step's verdict, in step order, and the coordinator's totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEnforcement {
+    pub trace_id: String,
+    pub steps: Vec<Enforcement>,
+    pub executed: usize,
+    pub skipped: usize,
+    pub checked: usize,
+}
+
+/// Most steps one `enforceTrace` call takes (a trace's steps page holds 1000 too).
+pub const MAX_TRACE_STEPS: usize = 1_000;
+
+/// Enforces a whole trace, in step order (docs/domain.md §7.2 `enforce_trace`): `steps` must
+/// name every live step of the trace exactly once, in ascending order. All or nothing: the
+/// caller runs this in one transaction, so a `REPLAY_MISMATCH` at any step leaves no output
+/// recorded for the steps before it.
+pub async fn enforce_trace(
+    txn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    trace_id: &str,
+    steps: &[TraceStepReplay],
+) -> AppResult<TraceEnforcement> {
+    if steps.is_empty() || steps.len() > MAX_TRACE_STEPS {
+        return Err(AppError::bad_input(
+            "input.steps",
+            format!("steps must hold 1 to {MAX_TRACE_STEPS} steps"),
+        ));
+    }
+    if let Some(i) = (1..steps.len()).find(|&i| steps[i].step_index <= steps[i - 1].step_index) {
+        return Err(AppError::bad_input(
+            format!("input.steps.{i}.stepIndex"),
+            "steps must be in strictly ascending stepIndex order",
+        ));
+    }
+    let trace = crate::traces::store::get_by_trace_id(txn, tenant, trace_id)
+        .await?
+        .ok_or(AppError::NotFound("Trace"))?;
+    let recorded = crate::traces::store::steps_for_traces(txn, tenant, &[trace.trace_id.clone()])
+        .await?
+        .remove(&trace.trace_id)
+        .unwrap_or_default();
+    let wanted: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
+    let have: Vec<i32> = recorded.iter().map(|s| s.step_index).collect();
+    if wanted != have {
+        let missing: Vec<String> = have
+            .iter()
+            .filter(|i| !wanted.contains(i))
+            .take(10)
+            .map(i32::to_string)
+            .collect();
+        let unknown: Vec<String> = wanted
+            .iter()
+            .filter(|i| !have.contains(i))
+            .take(10)
+            .map(i32::to_string)
+            .collect();
+        return Err(AppError::bad_input(
+            "input.steps",
+            format!(
+                "steps must name every live step of trace {} (it has {}); missing: [{}], \
+                 not in the trace: [{}]",
+                trace.trace_id,
+                have.len(),
+                missing.join(", "),
+                unknown.join(", ")
+            ),
+        ));
+    }
+    let mut out = TraceEnforcement {
+        trace_id: trace.trace_id,
+        steps: Vec::with_capacity(steps.len()),
+        executed: 0,
+        skipped: 0,
+        checked: 0,
+    };
+    for (i, (request, step)) in steps.iter().zip(recorded).enumerate() {
+        let field = format!("input.steps.{i}.output");
+        let done = enforce_loaded(
+            txn,
+            tenant,
+            step,
+            request.output.as_ref(),
+            request.behavior,
+            &field,
+        )
+        .await?;
+        out.executed += usize::from(done.executed);
+        out.skipped += usize::from(done.skipped);
+        out.checked += usize::from(done.checked);
+        out.steps.push(done);
+    }
+    Ok(out)
+}
+
+/// The enforcement of one loaded step (see [`enforce_step`] for the rules). `output` may be
+/// absent only when the replay store answers a `skip` step; otherwise it is `BAD_USER_INPUT`
+/// on `output_field`.
+async fn enforce_loaded(
+    txn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    step: crate::traces::StepSnapshot,
+    output: Option<&Value>,
+    behavior: Option<ReplayBehavior>,
+    output_field: &str,
+) -> AppResult<Enforcement> {
+    let behavior = behavior.unwrap_or(step.replay_behavior);
     let key = step.idempotency_key.filter(|k| !k.is_empty());
     let original = step.output_hash.filter(|h| !h.is_empty());
-    let actual = hash_output(&request.output);
     let base = Enforcement {
-        trace_id: trace.trace_id,
+        trace_id: step.trace_id,
         step_index: step.step_index,
         behavior,
         outcome: ReplayOutcome::Executed,
@@ -142,45 +268,51 @@ pub async fn enforce_step(
         expected_hash: None,
         replay_key: key.clone(),
     };
-
-    if let Some(key) = &key {
-        if let Some(cached) = get(txn, tenant, key).await? {
-            match behavior {
-                ReplayBehavior::Skip => {
-                    return Ok(Enforcement {
-                        outcome: ReplayOutcome::Skipped,
-                        skipped: true,
-                        from_cache: true,
-                        output: cached.output,
-                        output_hash: cached.output_hash,
-                        ..base
-                    });
-                }
-                ReplayBehavior::Check => {
-                    // The Python platform handed the cached output back for its caller to verify;
-                    // here the caller sent its new output, so the verification happens here.
-                    let expected = original.unwrap_or_else(|| cached.output_hash.clone());
-                    if expected != actual {
-                        return Err(mismatch(step.step_index, &expected, &actual));
-                    }
-                    return Ok(Enforcement {
-                        outcome: ReplayOutcome::Checked,
-                        checked: true,
-                        from_cache: true,
-                        output: cached.output,
-                        output_hash: cached.output_hash,
-                        expected_hash: Some(expected),
-                        ..base
-                    });
-                }
-                ReplayBehavior::Execute => {}
-            }
+    let cached = match &key {
+        Some(key) => get(txn, tenant, key).await?,
+        None => None,
+    };
+    if let (Some(cached), ReplayBehavior::Skip) = (&cached, behavior) {
+        return Ok(Enforcement {
+            outcome: ReplayOutcome::Skipped,
+            skipped: true,
+            from_cache: true,
+            output: cached.output.clone(),
+            output_hash: cached.output_hash.clone(),
+            ..base
+        });
+    }
+    let output = output.ok_or_else(|| {
+        AppError::bad_input(
+            output_field,
+            format!(
+                "step {} needs its new output: the replay store does not answer it",
+                step.step_index
+            ),
+        )
+    })?;
+    let actual = hash_output(output);
+    if let (Some(cached), ReplayBehavior::Check) = (cached, behavior) {
+        // The Python platform handed the cached output back for its caller to verify; here the
+        // caller sent its new output, so the verification happens here.
+        let expected = original.unwrap_or_else(|| cached.output_hash.clone());
+        if expected != actual {
+            return Err(mismatch(step.step_index, &expected, &actual));
         }
+        return Ok(Enforcement {
+            outcome: ReplayOutcome::Checked,
+            checked: true,
+            from_cache: true,
+            output: cached.output,
+            output_hash: cached.output_hash,
+            expected_hash: Some(expected),
+            ..base
+        });
     }
 
     if let Some(key) = &key {
         let record = RecordedOutput {
-            output: request.output.clone(),
+            output: output.clone(),
             output_hash: actual.clone(),
             step_index: step.step_index,
         };
@@ -202,7 +334,7 @@ pub async fn enforce_step(
         },
         executed: true,
         checked: check,
-        output: request.output.clone(),
+        output: output.clone(),
         output_hash: actual,
         expected_hash: if check { original } else { None },
         ..base

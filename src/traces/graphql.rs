@@ -666,6 +666,29 @@ impl TraceLookupQuery {
         Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
+    /// The tenant's first live step recorded under this idempotency key: whether a replay
+    /// worker's step already ran, with its status, `outputHash` and `outcomeData`. None:
+    /// `NOT_FOUND`, as for every lookup.
+    async fn trace_step_by_idempotency_key(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: String,
+    ) -> async_graphql::Result<Option<TraceStep>> {
+        let principal = auth::require(ctx, Permission::Read).await?;
+        if idempotency_key.is_empty() || idempotency_key.chars().count() > 128 {
+            return Err(AppError::bad_input(
+                "idempotencyKey",
+                "idempotencyKey must be 1 to 128 characters",
+            )
+            .into());
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let found =
+            store::step_by_idempotency_key(&state.db, &principal.tenant_id, &idempotency_key)
+                .await?;
+        Ok(Some(TraceStep(found.ok_or(AppError::NotFound("TraceStep"))?)))
+    }
+
     /// Compares two of the tenant's traces by trace id: a field diff and determinism parity.
     /// Either trace missing or another tenant's: `NOT_FOUND` (nothing of it is read).
     async fn compare_traces(

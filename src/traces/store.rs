@@ -392,6 +392,27 @@ pub async fn steps_for_traces(
     Ok(out)
 }
 
+/// The tenant's first live step recorded under this idempotency key (earliest step time, then
+/// trace and step order): the database-side "was this key executed?" check of docs/domain.md
+/// §7.2, answered from the steps themselves.
+pub async fn step_by_idempotency_key(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    key: &str,
+) -> AppResult<Option<StepSnapshot>> {
+    Steps::find()
+        .filter(S::TenantId.eq(tenant.as_str()))
+        .filter(S::IdempotencyKey.eq(key))
+        .filter(S::ArchivedAt.is_null())
+        .order_by_asc(S::Timestamp)
+        .order_by_asc(S::TraceId)
+        .order_by_asc(S::StepIndex)
+        .one(db)
+        .await?
+        .map(step_snapshot)
+        .transpose()
+}
+
 /// Step aggregates per trace (`summary`), one grouped statement. Traces without steps are
 /// absent (their summary is all zeros).
 pub async fn summaries_for_traces(

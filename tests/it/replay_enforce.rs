@@ -1,6 +1,7 @@
 //! `enforceReplayStep` (docs/domain.md §7.2): executed, skipped and checked steps,
 //! `REPLAY_MISMATCH` with expected and actual hashes, tenant isolation, and a replay store shared
-//! by two server processes (Redis on PostgreSQL, the database on SQLite).
+//! by two server processes (Redis on PostgreSQL, the database on SQLite); `enforceTrace` (a
+//! whole trace in step order with its totals, all or nothing) and `traceStepByIdempotencyKey`.
 
 use logbook::auth::Role;
 use logbook::replay::enforce::hash_output;
@@ -204,7 +205,186 @@ async fn recorded_outputs_are_shared_across_processes(backend: Backend) {
     second.stop().await;
 }
 
+const ENFORCE_TRACE: &str = r#"
+mutation T($input: EnforceTraceInput!) {
+  enforceTrace(input: $input) {
+    traceId totalSteps executed skipped checked
+    steps { stepIndex outcome executed skipped checked fromCache output outputHash }
+  }
+}"#;
+
+fn whole(outputs: [Option<Value>; 5]) -> Value {
+    let steps: Vec<Value> = outputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| match o {
+            Some(o) => json!({ "stepIndex": i, "output": o }),
+            None => json!({ "stepIndex": i }),
+        })
+        .collect();
+    json!({ "traceId": "t1", "steps": steps })
+}
+
+fn outcomes(result: &Value) -> Vec<String> {
+    result["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["outcome"].as_str().expect("outcome").to_owned())
+        .collect()
+}
+
+async fn replay_outputs(app: &TestApp) -> u64 {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    entity::replay_outputs::Entity::find()
+        .count(app.db())
+        .await
+        .expect("count")
+}
+
+async fn enforce_trace_runs_every_step_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup(&app).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let run = |input: Value| {
+        let app = &app;
+        let ingest = &ingest;
+        async move {
+            app.data(ingest, ENFORCE_TRACE, json!({ "input": input }))
+                .await["enforceTrace"]
+                .clone()
+        }
+    };
+
+    // First pass: nothing recorded yet, so every step runs; the two CHECK steps match.
+    let first = run(whole([
+        Some(json!({"a": 1})),
+        Some(json!({"from": "first"})),
+        Some(original()),
+        Some(original()),
+        Some(json!("plain")),
+    ]))
+    .await;
+    assert_eq!(
+        outcomes(&first),
+        ["EXECUTED", "EXECUTED", "CHECKED", "CHECKED", "EXECUTED"]
+    );
+    assert_eq!(
+        [&first["totalSteps"], &first["executed"], &first["skipped"], &first["checked"]],
+        [&json!(5), &json!(5), &json!(0), &json!(2)]
+    );
+    assert_eq!(replay_outputs(&app).await, 3, "keys k0, k1 and k2 recorded");
+
+    // Second pass: the SKIP step with a recorded output needs no output and answers from the
+    // store; the keyed CHECK step verifies against the store without running.
+    let second = run(whole([
+        Some(json!({"a": 2})),
+        None,
+        Some(original()),
+        Some(original()),
+        Some(json!("plain")),
+    ]))
+    .await;
+    assert_eq!(
+        outcomes(&second),
+        ["EXECUTED", "SKIPPED", "CHECKED", "CHECKED", "EXECUTED"]
+    );
+    assert_eq!(second["steps"][1]["output"], json!({"from": "first"}));
+    assert_eq!(second["steps"][1]["fromCache"], json!(true));
+    assert_eq!(second["steps"][2]["fromCache"], json!(true));
+    assert_eq!(
+        [&second["executed"], &second["skipped"], &second["checked"]],
+        [&json!(3), &json!(1), &json!(2)]
+    );
+}
+
+async fn enforce_trace_is_all_or_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup(&app).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let other = app.key("other", Role::Ingest).await;
+    let call = |key: &str, input: Value| {
+        let app = &app;
+        let key = key.to_owned();
+        async move { app.gql(Some(&key), ENFORCE_TRACE, json!({ "input": input })).await }
+    };
+    let good = || {
+        whole([
+            Some(json!(1)),
+            Some(json!(2)),
+            Some(original()),
+            Some(original()),
+            Some(json!(5)),
+        ])
+    };
+
+    // Step 3's output differs from its recorded hash: the whole call fails, naming step 3, and
+    // the outputs of steps 0 to 2 are not recorded either.
+    let mut bad = good();
+    bad["steps"][3]["output"] = json!("different");
+    let body = call(&ingest, bad).await;
+    assert_eq!(error_code(&body), "REPLAY_MISMATCH", "{body:#}");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .expect("message")
+        .contains("step 3"));
+    assert_eq!(replay_outputs(&app).await, 0);
+
+    let field = |body: &Value| body["errors"][0]["extensions"]["field"].clone();
+    // Not every step named.
+    let mut partial = good();
+    partial["steps"].as_array_mut().expect("steps").remove(2);
+    let body = call(&ingest, partial).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(field(&body), json!("input.steps"));
+    // Out of order.
+    let mut swapped = good();
+    swapped["steps"].as_array_mut().expect("steps").swap(0, 1);
+    let body = call(&ingest, swapped).await;
+    assert_eq!(field(&body), json!("input.steps.1.stepIndex"));
+    // An EXECUTE step without its output.
+    let mut silent = good();
+    silent["steps"][0] = json!({ "stepIndex": 0 });
+    let body = call(&ingest, silent).await;
+    assert_eq!(field(&body), json!("input.steps.0.output"));
+    assert_eq!(replay_outputs(&app).await, 0);
+    // Readers may not enforce; another tenant's trace is not found.
+    assert_eq!(error_code(&call(&viewer, good()).await), "FORBIDDEN");
+    assert_eq!(error_code(&call(&other, good()).await), "NOT_FOUND");
+
+    let done = call(&ingest, good()).await;
+    assert_eq!(done["data"]["enforceTrace"]["totalSteps"], json!(5), "{done:#}");
+}
+
+async fn step_by_idempotency_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup(&app).await;
+    let acme = app.key("acme", Role::Viewer).await;
+    let other = app.key("other", Role::Viewer).await;
+    let doc = "query($k: String!) { traceStepByIdempotencyKey(idempotencyKey: $k) {
+        traceId stepIndex status replayBehavior outputHash } }";
+    let found = app.data(&acme, doc, json!({ "k": "k2" })).await;
+    assert_eq!(
+        found["traceStepByIdempotencyKey"],
+        json!({ "traceId": "t1", "stepIndex": 2, "status": "success",
+                "replayBehavior": "CHECK", "outputHash": hash_output(&original()) })
+    );
+    // The same key in another tenant names that tenant's step only.
+    let theirs = app.data(&other, doc, json!({ "k": "k1" })).await;
+    assert_eq!(theirs["traceStepByIdempotencyKey"]["traceId"], json!("t-o"));
+    let mine = app.data(&acme, doc, json!({ "k": "k1" })).await;
+    assert_eq!(mine["traceStepByIdempotencyKey"]["traceId"], json!("t1"));
+    let missing = app.gql(Some(&other), doc, json!({ "k": "k2" })).await;
+    assert_eq!(error_code(&missing), "NOT_FOUND");
+    let empty = app.gql(Some(&acme), doc, json!({ "k": "" })).await;
+    assert_eq!(error_code(&empty), "BAD_USER_INPUT");
+}
+
 crate::cases!(
     execute_skip_and_check,
     recorded_outputs_are_shared_across_processes,
+    enforce_trace_runs_every_step_in_order,
+    enforce_trace_is_all_or_nothing,
+    step_by_idempotency_key,
 );

@@ -291,6 +291,9 @@ fn probes() -> Vec<Probe> {
             Post("query($v: String!) { trace(traceId: $v) { traceId plan } }"), "trace.done", v),
         probe("traceByRunId", &["Query.traceByRunId"], Viewer,
             Post("query($v: String!) { traceByRunId(runId: $v) { traceId plan } }"), "run.main", v),
+        probe("traceStepByIdempotencyKey", &["Query.traceStepByIdempotencyKey"], Viewer,
+            Post("query($v: String!) { traceStepByIdempotencyKey(idempotencyKey: $v) { traceId params outcomeData } }"),
+            "stepKey", v),
         probe("traceByRootHash", &["Query.traceByRootHash"], Viewer,
             Post("query($v: String!) { traceByRootHash(rootHash: $v) { traceId plan } }"), "rootHash", v),
         probe("compareTraces(own, A's)", &["Query.compareTraces"], Viewer,
@@ -416,6 +419,9 @@ fn probes() -> Vec<Probe> {
             "trace.live", v),
         probe("enforceReplayStep", &["Mutation.enforceReplayStep"], Ingest,
             Post("mutation($v: String!) { enforceReplayStep(input: {traceId: $v, stepIndex: 0, output: {x: 1}}) { outcome outputHash expectedHash } }"),
+            "trace.live", v),
+        probe("enforceTrace", &["Mutation.enforceTrace"], Ingest,
+            Post("mutation($v: String!) { enforceTrace(input: {traceId: $v, steps: [{stepIndex: 0, output: {x: 1}}, {stepIndex: 1, output: {x: 2}}]}) { totalSteps steps { outputHash } } }"),
             "trace.live", v),
         probe("resolveMismatch(id)", &["Mutation.resolveMismatch"], Operator,
             Post("mutation($v: ID!) { resolveMismatch(id: $v, note: \"n\") { status } }"), "gid.Mismatch.resolve", v),
@@ -607,6 +613,7 @@ async fn seed(app: &TestApp, t: &str, p: &str, keys: &Keys) -> Values {
         .await;
         out.insert(format!("trace.{role}"), trace);
     }
+    out.insert("stepKey".into(), format!("k-{t}-0"));
     out.insert("incident".into(), format!("{p}-incident"));
     let d = app
         .data(
