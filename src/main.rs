@@ -268,6 +268,15 @@ struct ServeArgs {
     /// The HMAC-SHA256 key of the webhook's `X-Logbook-Signature` (at least 16 bytes).
     #[arg(long, env = "LOGBOOK_MISMATCH_WEBHOOK_SECRET", value_name = "SECRET")]
     mismatch_webhook_secret: Option<String>,
+    /// Seconds between cost anomaly sweeps (detection, with escalation of HIGH anomalies, for
+    /// every tenant with recent cost; one process at a time). 0: no sweeps.
+    #[arg(
+        long,
+        env = "LOGBOOK_COST_ANOMALY_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 3600
+    )]
+    cost_anomaly_interval: u64,
     /// WebSocket connections this process holds open at once (0: no cap).
     #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS", default_value_t = 1024)]
     ws_max_connections: usize,
@@ -821,6 +830,8 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
     config.mismatch_webhook.url = args.mismatch_webhook_url.clone();
     config.mismatch_webhook.secret = args.mismatch_webhook_secret.clone();
     config.mismatch_webhook.check()?;
+    config.cost_anomaly_sweep =
+        (args.cost_anomaly_interval > 0).then(|| Duration::from_secs(args.cost_anomaly_interval));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     config.retention = args.retention.settings()?;
     config.trusted_documents = args.trusted_documents.clone();

@@ -215,6 +215,9 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     crate::runs::counts::spawn_compaction(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     crate::mismatches::webhook::spawn(&state);
+    if let Some(every) = state.config.cost_anomaly_sweep {
+        crate::cost::anomaly_detect::spawn_sweep(&state, every);
+    }
     crate::retention::spawn(
         state.db.clone(),
         state.config.retention.clone(),

@@ -81,6 +81,10 @@ pub struct Config {
     pub mismatch_webhook: WebhookSettings,
     /// The retention job's ages and its optional in-server timer (off by default).
     pub retention: RetentionSettings,
+    /// How often every process runs the cost anomaly sweep (one process at a time evaluates;
+    /// `crate::cost::anomaly_detect::spawn_sweep`); `None`: never (the library default; the
+    /// CLI's is hourly).
+    pub cost_anomaly_sweep: Option<Duration>,
     /// WebSocket caps per server process and the `connection_init` timeout.
     pub subscriptions: SocketLimits,
     /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
@@ -109,6 +113,7 @@ impl Config {
             ledger_checkpoints: Default::default(),
             mismatch_webhook: Default::default(),
             retention: Default::default(),
+            cost_anomaly_sweep: None,
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),

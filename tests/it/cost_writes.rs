@@ -1343,7 +1343,36 @@ async fn scheduled_sweep_runs_in_one_process_at_a_time(backend: Backend) {
     app.stop().await;
 }
 
+/// With `cost_anomaly_sweep` set (the CLI's `--cost-anomaly-interval`), the server sweeps by
+/// itself: the spike becomes anomalies and incidents with no `detectCostAnomalies` call.
+async fn the_server_sweeps_on_its_timer(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.cost_anomaly_sweep = Some(std::time::Duration::from_millis(300));
+    })
+    .await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    spike(&app, &ingest).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = app.data(&viewer, ANOMALIES, json!({})).await["cost"]["anomalies"]
+            ["totalCount"]
+            .as_i64()
+            .expect("count");
+        if found > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sweep ran within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}
+
 crate::cases!(
+    the_server_sweeps_on_its_timer,
     record_cost_keeps_rollups_exact,
     record_cost_batch_is_all_or_nothing,
     record_cost_idempotency_and_isolation,

@@ -42,7 +42,7 @@ pub use rules::{
     SUSTAINED_DRIFT_THRESHOLD,
 };
 pub use store::{anomalies_by_id, ESCALATED};
-pub use sweep::{sweep, SweepOutcome};
+pub use sweep::{spawn as spawn_sweep, sweep, SweepOutcome};
 
 /// The result of one run, stored for idempotent replays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

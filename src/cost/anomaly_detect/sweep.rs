@@ -96,3 +96,36 @@ pub async fn sweep(state: &AppState, at: DateTime<Utc>, escalate: bool) -> AppRe
         escalated,
     })
 }
+
+/// Runs [`sweep`] (with escalation) every `every`, first one `every` after start, for as long
+/// as the process lives. Every process runs the timer; the advisory lock makes one of them
+/// evaluate each round and the others skip. A failed round is logged and the next one tried.
+pub fn spawn(state: &AppState, every: std::time::Duration) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let first = tokio::time::Instant::now() + every;
+        let mut ticks = tokio::time::interval_at(first, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match sweep(&state, Utc::now(), true).await {
+                Ok(SweepOutcome::Skipped) => {
+                    tracing::debug!("cost anomaly sweep: another process is sweeping")
+                }
+                Ok(SweepOutcome::Ran {
+                    tenants,
+                    created,
+                    updated,
+                    escalated,
+                }) => tracing::info!(
+                    tenants,
+                    created,
+                    updated,
+                    escalated,
+                    "cost anomaly sweep done"
+                ),
+                Err(err) => tracing::warn!(error = ?err, "cost anomaly sweep failed"),
+            }
+        }
+    });
+}
