@@ -440,7 +440,147 @@ async fn platform_key_migration_goes_down_and_up(backend: Backend) {
     app.stop().await;
 }
 
+/// A system-wide record written by a platform key reaches each tenant's exports and run bundles
+/// (their `system_records` member) and live tail, beside that tenant's own records and never
+/// beside another tenant's.
+async fn system_wide_records_reach_exports_bundles_and_tails(backend: Backend) {
+    use crate::exports_writes::{create, download, export_dir, fast, finished};
+    let dir = export_dir();
+    let app = TestApp::spawn_with(backend, |c| fast(c, &dir)).await;
+    let (platform, _) = create_platform_key(&app);
+    let mut own = Vec::new();
+    for tenant in ["alpha", "beta"] {
+        let ingest = app.key(tenant, Role::Ingest).await;
+        app.data(
+            &ingest,
+            "mutation { recordLlmRun(input: {runId: \"run-shared\", model: \"m\", executionStatus: SUCCEEDED, startedAt: \"2026-12-01T00:00:00Z\"}) { runId } }",
+            json!({}),
+        )
+        .await;
+        let written = app
+            .data(
+                &ingest,
+                RECORD,
+                json!({ "i": input(&format!("{tenant}'s own")), "k": null }),
+            )
+            .await;
+        own.push(
+            written["recordSystemRecord"]["recordId"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    // A live tail opened before the write sees it arrive.
+    let alpha_viewer = app.key("alpha", Role::Viewer).await;
+    let url = format!("{}/graphql", app.base.replacen("http://", "ws://", 1));
+    let tail = tokio::spawn(first_added(url, alpha_viewer.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let system_wide = app
+        .data(
+            &platform,
+            RECORD,
+            json!({ "i": input("platform deploy"), "k": null }),
+        )
+        .await["recordSystemRecord"]["recordId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let added = tokio::time::timeout(Duration::from_secs(10), tail)
+        .await
+        .expect("systemRecordAdded within 10 s")
+        .expect("tail task");
+    assert_eq!(added, system_wide);
+
+    for (n, tenant) in ["alpha", "beta"].into_iter().enumerate() {
+        let operator = app.key(tenant, Role::Operator).await;
+        let other = &own[1 - n];
+        for input in [
+            json!({ "scope": "RUN_BUNDLE", "format": "ZIP", "runId": "run-shared" }),
+            json!({ "scope": "SYSTEM_RECORDS", "format": "NDJSON" }),
+        ] {
+            let id = create(&app, &operator, input.clone()).await;
+            let done = finished(&app, &operator, &id).await;
+            assert_eq!(done["status"], "COMPLETED", "{done:#}");
+            let bytes = download(&app, &operator, &id).await;
+            let records = if input["scope"] == "RUN_BUNDLE" {
+                use std::io::Read;
+                let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+                let mut member = archive
+                    .by_name("system_records.ndjson")
+                    .expect("system_records member");
+                let mut text = String::new();
+                member.read_to_string(&mut text).expect("read");
+                text
+            } else {
+                String::from_utf8(bytes).expect("utf8")
+            };
+            assert!(
+                records.contains(&system_wide),
+                "{tenant} {input}: system-wide record missing: {records}"
+            );
+            assert!(
+                records.contains(&own[n]),
+                "{tenant} {input}: own record missing: {records}"
+            );
+            assert!(
+                !records.contains(other.as_str()),
+                "{tenant} {input}: another tenant's record: {records}"
+            );
+        }
+    }
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The record id of the first `systemRecordAdded` (system-wide only) event `key` receives.
+async fn first_added(url: String, key: String) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let send = |m: Value| Message::text(m.to_string());
+    ws.send(send(json!({ "type": "connection_init",
+                          "payload": { "Authorization": format!("Bearer {key}") } })))
+        .await
+        .expect("init");
+    let query = "subscription { systemRecordAdded(filter: {scope: SYSTEM_WIDE_ONLY}) { node { recordId tenantId } } }";
+    while let Some(frame) = ws.next().await {
+        let Message::Text(text) = frame.expect("frame") else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        match message["type"].as_str() {
+            Some("connection_ack") => ws
+                .send(send(json!({ "id": "1", "type": "subscribe",
+                                   "payload": { "query": query } })))
+                .await
+                .expect("subscribe"),
+            Some("ping") => ws
+                .send(send(json!({ "type": "pong" })))
+                .await
+                .expect("pong"),
+            Some("next") => {
+                let node = &message["payload"]["data"]["systemRecordAdded"]["node"];
+                assert_eq!(node["tenantId"], Value::Null, "{message:#}");
+                return node["recordId"].as_str().expect("recordId").to_owned();
+            }
+            Some("error") | Some("complete") => panic!("{message:#}"),
+            _ => {}
+        }
+    }
+    panic!("socket closed");
+}
+
 crate::cases!(
+    system_wide_records_reach_exports_bundles_and_tails,
     platform_key_writes_system_wide_records,
     tenant_keys_never_write_system_wide,
     platform_keys_are_listed_rotated_and_revoked,
