@@ -433,6 +433,11 @@ impl Attempt<'_> {
                 zip.row(&cells.buf)?;
                 n += 1;
             }
+            // A cancel stops the bundle here too, not only between step batches (the test
+            // hooks of `after_batch` stay on the step batches).
+            if crate::exports::jobs::is_cancelled(self.db, &self.job.export_id).await? {
+                return Err(Stop::Cancelled);
+            }
         }
         zip.end()?;
         Ok(n)
