@@ -60,9 +60,9 @@ closed_set! {
         Ingest => "INGEST",
         /// Everything in its tenant.
         Admin => "ADMIN",
-        /// No tenant: writes system-wide system records, nothing else. Made only by the
-        /// operator (`logbook keys create --platform`), so GraphQL never shows or takes it.
-        #[graphql(visible = false)]
+        /// No tenant: writes system-wide system records, nothing else (docs/api.md §2.5). Made
+        /// only by the operator (`logbook keys create --platform`): `createApiKey` refuses it,
+        /// and no tenant's `apiKeys` lists one.
         Platform => "PLATFORM",
     }
 }
