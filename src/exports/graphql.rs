@@ -220,7 +220,7 @@ async fn job_of(
         export.request.tenant_id.clone(),
         export.request.export_id.clone(),
     );
-    Ok(jobs.load_one(key).await?)
+    jobs.load_one(key).await
 }
 
 /// Whether a bundle holds everything it references (`LogExport.bundleCompleteness`).
