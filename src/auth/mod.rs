@@ -268,6 +268,30 @@ mod tests {
     }
 
     #[test]
+    fn a_platform_key_may_only_write_system_wide_records() {
+        let all = [
+            Permission::Read,
+            Permission::Ingest,
+            Permission::Operate,
+            Permission::Administer,
+            Permission::RecordSystemWide,
+        ];
+        for permission in all {
+            for role in Role::ALL {
+                let granted = permission.granted_to(role);
+                if role == Role::Platform || permission == Permission::RecordSystemWide {
+                    assert_eq!(
+                        granted,
+                        role == Role::Platform && permission == Permission::RecordSystemWide,
+                        "{role:?} {permission:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(TenantId::platform().as_str(), "", "no tenant id is empty");
+    }
+
+    #[test]
     fn keys_are_random_and_digests_stable() {
         let a = generate_key();
         assert_ne!(a, generate_key());
