@@ -361,8 +361,7 @@ async fn platform_keys_are_listed_rotated_and_revoked(backend: Backend) {
     assert_eq!(d["recordSystemRecord"]["tenantId"], Value::Null);
     let new_id = stdout_of(&logbook(&app, &["keys", "list", "--platform"]))
         .lines()
-        .skip(1)
-        .next()
+        .nth(1)
         .expect("one active key")
         .split_whitespace()
         .next()
