@@ -34,6 +34,7 @@ pub mod limits;
 pub mod list_filters;
 pub mod mismatches;
 pub mod otel;
+pub mod otlp;
 pub mod pagination;
 pub mod panel;
 pub mod persisted;

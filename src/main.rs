@@ -277,6 +277,30 @@ struct ServeArgs {
         default_value_t = 3600
     )]
     cost_anomaly_interval: u64,
+    /// A model's price for LLM spans received over OTLP that carry no cost of their own:
+    /// `MODEL=INPUT,OUTPUT` in US cents per million tokens (a name also prices the models it
+    /// prefixes: `gpt-4o` prices `gpt-4o-2024-08-06`). Repeatable; the variable takes a
+    /// `;`-separated list.
+    #[arg(
+        long = "otlp-price",
+        env = "LOGBOOK_OTLP_PRICES",
+        value_name = "MODEL=IN,OUT",
+        value_delimiter = ';'
+    )]
+    otlp_prices: Vec<String>,
+    /// Largest OTLP request body, in bytes, after gzip decompression (413 past it).
+    #[arg(long, env = "LOGBOOK_OTLP_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    otlp_max_body_bytes: usize,
+    /// OTLP requests of one key worked on at once in this process (429 past it).
+    #[arg(long, env = "LOGBOOK_OTLP_MAX_IN_FLIGHT_PER_KEY", default_value_t = 8)]
+    otlp_max_in_flight_per_key: usize,
+    /// OTLP requests worked on at once in this process (503 past it).
+    #[arg(long, env = "LOGBOOK_OTLP_MAX_IN_FLIGHT", default_value_t = 64)]
+    otlp_max_in_flight: usize,
+    /// Seconds after which an OTLP trace whose root span arrived, but did not end last, is
+    /// sealed when no further span arrives (0: only the root's arrival seals).
+    #[arg(long, env = "LOGBOOK_OTLP_SEAL_AFTER", default_value_t = 30)]
+    otlp_seal_after: u64,
     /// WebSocket connections this process holds open at once (0: no cap).
     #[arg(long, env = "LOGBOOK_WS_MAX_CONNECTIONS", default_value_t = 1024)]
     ws_max_connections: usize,
@@ -832,6 +856,14 @@ fn serve_config(config: &mut Config, args: &ServeArgs) -> Result<(), String> {
     config.mismatch_webhook.check()?;
     config.cost_anomaly_sweep =
         (args.cost_anomaly_interval > 0).then(|| Duration::from_secs(args.cost_anomaly_interval));
+    for entry in &args.otlp_prices {
+        let (model, prices) = logbook::config::otlp::PriceTable::parse_entry(entry)?;
+        config.otlp.prices.insert(model, prices);
+    }
+    config.otlp.max_body_bytes = args.otlp_max_body_bytes.max(1024);
+    config.otlp.max_in_flight_per_key = args.otlp_max_in_flight_per_key.max(1);
+    config.otlp.max_in_flight = args.otlp_max_in_flight.max(1);
+    config.otlp.seal_after = Duration::from_secs(args.otlp_seal_after);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace);
     config.retention = args.retention.settings()?;
     config.trusted_documents = args.trusted_documents.clone();

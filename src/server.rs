@@ -207,7 +207,8 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     let served = Served::new(state.clone(), services.schema(), services.trusted.clone())?;
     let downloads = state.clone();
     let listening = crate::app::serve(served, bind, move |cfg| {
-        crate::export_files::http::routes(cfg, &downloads)
+        crate::export_files::http::routes(cfg, &downloads);
+        crate::otlp::routes(cfg, &downloads);
     })?;
     let export_worker =
         crate::export_files::worker::spawn(state.clone(), services.ledger_key.clone());
@@ -215,6 +216,7 @@ pub fn start(services: &Services, bind: &str) -> std::io::Result<RunningServer> 
     crate::runs::counts::spawn_compaction(state.db.clone());
     crate::ledger::sink::spawn(&state.db, &state.config.ledger_checkpoints);
     crate::mismatches::webhook::spawn(&state);
+    crate::otlp::spawn_sealer(&state);
     if let Some(every) = state.config.cost_anomaly_sweep {
         crate::cost::anomaly_detect::spawn_sweep(&state, every);
     }

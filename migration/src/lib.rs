@@ -49,6 +49,7 @@ mod m20261207_163000_retention;
 mod m20261207_170000_platform_api_keys;
 mod m20261207_171500_export_cancel;
 mod m20261207_173000_export_bundle_facts;
+mod m20261207_180000_create_otlp_spans;
 
 pub struct Migrator;
 
@@ -101,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_170000_platform_api_keys::Migration),
             Box::new(m20261207_171500_export_cancel::Migration),
             Box::new(m20261207_173000_export_bundle_facts::Migration),
+            Box::new(m20261207_180000_create_otlp_spans::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ use crate::db::DbSettings;
 
 mod exports;
 pub mod file;
+pub mod otlp;
 mod retention;
 
 pub use exports::{ExportRetryArgs, ExportSettings, RetryPolicy, RetryStrategy};
@@ -85,6 +86,8 @@ pub struct Config {
     /// `crate::cost::anomaly_detect::spawn_sweep`); `None`: never (the library default; the
     /// CLI's is hourly).
     pub cost_anomaly_sweep: Option<Duration>,
+    /// The OTLP trace receiver's price table and limits (`POST /v1/traces`, docs/otlp.md).
+    pub otlp: otlp::OtlpSettings,
     /// WebSocket caps per server process and the `connection_init` timeout.
     pub subscriptions: SocketLimits,
     /// Origins (`scheme://host[:port]`, or `*` for any) whose browser pages may call the API;
@@ -114,6 +117,7 @@ impl Config {
             mismatch_webhook: Default::default(),
             retention: Default::default(),
             cost_anomaly_sweep: None,
+            otlp: Default::default(),
             subscriptions: Default::default(),
             cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(25),

@@ -39,6 +39,7 @@ mod migrations;
 mod mismatch_writes;
 mod mismatches_reads;
 mod otel;
+mod otlp_receiver;
 mod panel;
 mod plain_lists;
 mod platform_keys;
@@ -104,6 +105,7 @@ fn all_cases() -> Vec<(&'static str, Vec<TestCase>)> {
         ("metrics", metrics::cases()),
         ("migrations", migrations::cases()),
         ("otel", otel::cases()),
+        ("otlp_receiver", otlp_receiver::cases()),
         ("mismatch_writes", mismatch_writes::cases()),
         ("mismatches_reads", mismatches_reads::cases()),
         ("panel", panel::cases()),

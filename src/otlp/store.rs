@@ -1,0 +1,438 @@
+//! Writes one OTel trace's spans of a request, in one transaction: the trace (started on its
+//! first span), the new spans' steps, LLM run records and exception system records, the span
+//! ids themselves (`otlp_spans`), and the seal once the root span is the last to end.
+//!
+//! Exactly once under retries and across processes: the transaction first takes a lock on
+//! (tenant, trace) — a PostgreSQL advisory transaction lock; SQLite's single writer already
+//! serialises — then keeps only the spans `otlp_spans` does not hold yet. Step indexes are
+//! allocated under the same lock, after the trace's highest one.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use entity::aos_trace_steps::{Column as S, Entity as Steps};
+use entity::otlp_spans::{self, Column as O, Entity as Spans};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, Statement, TransactionTrait,
+};
+use serde_json::{json, Value};
+
+use super::mapping::{SpanRecord, TraceBatch};
+use crate::auth::TenantId;
+use crate::error::{AppError, AppResult};
+use crate::runs::write::NewLlmRun;
+use crate::runs::{ExecutionStatus, RunSource};
+use crate::system::write::NewSystemRecord;
+use crate::system::{SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity};
+use crate::traces::write::{Finish, NewStep, NewTrace};
+use crate::traces::{ReplayBehavior, StepSource, TraceStatus};
+
+/// What storing one trace's spans did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stored {
+    /// Spans stored now.
+    pub new_spans: u64,
+    /// Spans stored by an earlier delivery (a retry): accepted, nothing written.
+    pub duplicates: u64,
+    /// Spans refused (their trace is already sealed), with why.
+    pub rejected: u64,
+    pub reason: Option<String>,
+    pub steps: u64,
+    pub runs: u64,
+    pub system_records: u64,
+    pub started: bool,
+    pub sealed: bool,
+}
+
+/// Stores `batch` for `tenant` (see the module doc).
+pub async fn store_trace(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    batch: &TraceBatch,
+) -> AppResult<Stored> {
+    let txn = db.begin().await?;
+    lock_trace(&txn, tenant, &batch.trace_id).await?;
+    let mut out = Stored::default();
+    let ids: Vec<&str> = batch.spans.iter().map(|s| s.span_id.as_str()).collect();
+    let known: HashSet<String> = Spans::find()
+        .select_only()
+        .column(O::SpanId)
+        .filter(O::TenantId.eq(tenant.as_str()))
+        .filter(O::TraceId.eq(batch.trace_id.as_str()))
+        .filter(O::SpanId.is_in(ids))
+        .into_tuple()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut seen = HashSet::new();
+    let fresh: Vec<&SpanRecord> = batch
+        .spans
+        .iter()
+        .filter(|s| !known.contains(&s.span_id) && seen.insert(s.span_id.as_str()))
+        .collect();
+    out.duplicates = (batch.spans.len() - fresh.len()) as u64;
+    if fresh.is_empty() {
+        txn.commit().await?;
+        return Ok(out);
+    }
+
+    let existing = crate::traces::store::get_by_trace_id(&txn, tenant, &batch.trace_id).await?;
+    match &existing {
+        Some(trace) if trace.status != TraceStatus::Running => {
+            out.rejected = fresh.len() as u64;
+            out.reason = Some(format!(
+                "trace {} is already sealed ({}); its late spans are refused",
+                batch.trace_id,
+                trace.status.as_str()
+            ));
+            txn.rollback().await?;
+            return Ok(out);
+        }
+        Some(_) => {}
+        None => {
+            let started_at = fresh.iter().map(|s| s.start).min();
+            crate::traces::write::start_trace(
+                &txn,
+                tenant,
+                Some("otlp"),
+                new_trace(&batch.trace_id, batch.service.clone(), started_at),
+            )
+            .await?;
+            out.started = true;
+        }
+    }
+
+    let highest: Option<i32> = Steps::find()
+        .select_only()
+        .expr(Func::max(Expr::col(S::StepIndex)))
+        .filter(S::TenantId.eq(tenant.as_str()))
+        .filter(S::TraceId.eq(batch.trace_id.as_str()))
+        .into_tuple::<Option<i32>>()
+        .one(&txn)
+        .await?
+        .flatten();
+    let mut next = highest.map_or(0, |h| h + 1);
+    let received_at_ms = Utc::now().timestamp_millis();
+    let mut steps = Vec::new();
+    let mut rows = Vec::new();
+    for span in &fresh {
+        let step_index = (!span.is_root).then(|| {
+            next += 1;
+            next - 1
+        });
+        if let Some(index) = step_index {
+            steps.push(step_of(&batch.trace_id, span, index));
+        }
+        rows.push(otlp_spans::ActiveModel {
+            tenant_id: Set(tenant.as_str().to_owned()),
+            trace_id: Set(batch.trace_id.clone()),
+            span_id: Set(span.span_id.clone()),
+            is_root: Set(span.is_root),
+            failed: Set(span.failed),
+            open: Set(span.is_root),
+            step_index: Set(step_index),
+            end_unix_nano: Set(span.end_unix_nano),
+            received_at_ms: Set(received_at_ms),
+        });
+    }
+    Spans::insert_many(rows).exec_without_returning(&txn).await?;
+    if !steps.is_empty() {
+        let recorded =
+            crate::traces::write::record_steps(&txn, tenant, &batch.trace_id, steps).await?;
+        out.steps = recorded.inserted.len() as u64;
+    }
+    for span in &fresh {
+        if let Some(run) = run_of(&batch.trace_id, span) {
+            crate::runs::write::record_run(&txn, tenant, run).await?;
+            out.runs += 1;
+        }
+        for record in system_records_of(&batch.trace_id, batch.service.as_deref(), span) {
+            crate::system::write::record_system_record(&txn, tenant, record).await?;
+            out.system_records += 1;
+        }
+    }
+    out.new_spans = fresh.len() as u64;
+    let root = fresh.iter().copied().find(|s| s.is_root);
+    out.sealed = seal_if_root_ended_last(&txn, tenant, &batch.trace_id, root).await?;
+    if out.sealed {
+        close_root(&txn, tenant, &batch.trace_id).await?;
+    }
+    txn.commit().await?;
+    Ok(out)
+}
+
+/// Seals the trace when `root`, the root span stored by this batch, ends no earlier than every
+/// other span stored for the trace: completed, or failed when the root span failed. Otherwise
+/// it stays running (docs/otlp.md, "Sealing").
+async fn seal_if_root_ended_last(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+    root: Option<&SpanRecord>,
+) -> AppResult<bool> {
+    let Some(root) = root else {
+        return Ok(false);
+    };
+    let later_child = Spans::find()
+        .filter(O::TenantId.eq(tenant.as_str()))
+        .filter(O::TraceId.eq(trace_id))
+        .filter(O::IsRoot.eq(false))
+        .filter(O::EndUnixNano.gt(root.end_unix_nano))
+        .one(txn)
+        .await?
+        .is_some();
+    if later_child {
+        return Ok(false);
+    }
+    crate::traces::write::finish_trace(
+        txn,
+        tenant,
+        trace_id,
+        Finish::Complete {
+            status: if root.failed {
+                TraceStatus::Failed
+            } else {
+                TraceStatus::Completed
+            },
+            metadata: None,
+            violation: None,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Marks the trace's root span as sealed, so the quiet-period sealer no longer looks at it.
+async fn close_root(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    trace_id: &str,
+) -> AppResult<()> {
+    Spans::update_many()
+        .col_expr(O::Open, Expr::value(false))
+        .filter(O::TenantId.eq(tenant.as_str()))
+        .filter(O::TraceId.eq(trace_id))
+        .filter(O::Open.eq(true))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Most traces one round of [`seal_quiet_traces`] seals.
+const SEAL_BATCH: u64 = 200;
+
+/// Seals the traces whose root span has arrived and which received no span for `quiet`: the
+/// case where a child ended after the root, so the root's arrival could not seal it. Each trace
+/// is sealed in its own transaction under the trace's lock, so processes sweeping at once never
+/// seal one twice. Returns the tenants of the traces sealed (for wake-ups), one per trace.
+pub async fn seal_quiet_traces(
+    db: &DatabaseConnection,
+    quiet: std::time::Duration,
+) -> AppResult<Vec<TenantId>> {
+    let cutoff = Utc::now().timestamp_millis() - i64::try_from(quiet.as_millis()).unwrap_or(0);
+    let roots: Vec<(String, String, bool)> = Spans::find()
+        .select_only()
+        .columns([O::TenantId, O::TraceId, O::Failed])
+        .filter(O::Open.eq(true))
+        .filter(O::ReceivedAtMs.lt(cutoff))
+        .limit(SEAL_BATCH)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut sealed = Vec::new();
+    for (tenant, trace_id, failed) in roots {
+        let tenant = TenantId::trusted(tenant);
+        let txn = db.begin().await?;
+        lock_trace(&txn, &tenant, &trace_id).await?;
+        let newest: Option<i64> = Spans::find()
+            .select_only()
+            .expr(Func::max(Expr::col(O::ReceivedAtMs)))
+            .filter(O::TenantId.eq(tenant.as_str()))
+            .filter(O::TraceId.eq(trace_id.as_str()))
+            .into_tuple::<Option<i64>>()
+            .one(&txn)
+            .await?
+            .flatten();
+        if newest.is_some_and(|n| n >= cutoff) {
+            txn.rollback().await?;
+            continue;
+        }
+        let trace = crate::traces::store::get_by_trace_id(&txn, &tenant, &trace_id).await?;
+        if trace.is_some_and(|t| t.status == TraceStatus::Running) {
+            crate::traces::write::finish_trace(
+                &txn,
+                &tenant,
+                &trace_id,
+                Finish::Complete {
+                    status: if failed {
+                        TraceStatus::Failed
+                    } else {
+                        TraceStatus::Completed
+                    },
+                    metadata: None,
+                    violation: None,
+                },
+            )
+            .await?;
+            sealed.push(tenant.clone());
+        }
+        // Sealed now, or already sealed (or archived) some other way: either way done.
+        close_root(&txn, &tenant, &trace_id).await?;
+        txn.commit().await?;
+    }
+    Ok(sealed)
+}
+
+/// The (tenant, trace) lock every writer of the trace's spans takes first: a PostgreSQL
+/// advisory transaction lock; SQLite's single writer serialises already.
+async fn lock_trace(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+) -> AppResult<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("otlp/{}/{trace_id}", tenant.as_str()).into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn new_trace(
+    trace_id: &str,
+    service: Option<String>,
+    started_at: Option<chrono::DateTime<Utc>>,
+) -> NewTrace {
+    NewTrace {
+        trace_id: Some(trace_id.to_owned()),
+        run_id: Some(trace_id.to_owned()),
+        correlation_id: Some(trace_id.to_owned()),
+        agent_id: service.map(|s| s.chars().take(64).collect()),
+        plan_id: None,
+        seed: None,
+        frozen_timestamp: None,
+        plan_hash: None,
+        plan: json!([]),
+        incident_id: None,
+        is_synthetic: false,
+        synthetic_scenario_id: None,
+        replay_mode: None,
+        replay_attempt_id: None,
+        replay_artifact_version: None,
+        trace_completeness_status: None,
+        started_at,
+    }
+}
+
+/// The step a child span becomes; params are its attributes (redacted when written).
+fn step_of(trace_id: &str, span: &SpanRecord, step_index: i32) -> NewStep {
+    let mut outcome = json!({ "span_id": span.span_id });
+    if let Some(message) = &span.status_message {
+        outcome["status_message"] = Value::String(message.clone());
+    }
+    if let Some(llm) = &span.llm {
+        outcome["model"] = Value::String(llm.model.clone());
+        outcome["input_tokens"] = llm.input_tokens.into();
+        outcome["output_tokens"] = llm.output_tokens.into();
+    }
+    NewStep {
+        step_index,
+        skill_id: None,
+        skill_name: span.name.clone(),
+        params: Value::Object(span.attributes.clone()),
+        status: if span.failed { "failure" } else { "success" }.to_owned(),
+        outcome_category: if span.failed { "FAILURE" } else { "SUCCESS" }.to_owned(),
+        outcome_code: None,
+        outcome_data: Some(outcome),
+        cost_cents: span.llm.as_ref().and_then(|l| l.cost_cents).unwrap_or(0.0),
+        duration_ms: span.duration_ms(),
+        retry_count: 0,
+        input_hash: None,
+        output_hash: None,
+        rng_state_before: None,
+        idempotency_key: Some(format!("otel:{trace_id}:{}", span.span_id)),
+        replay_behavior: ReplayBehavior::Execute,
+        source: StepSource::External,
+        timestamp: Some(span.start),
+    }
+}
+
+/// The LLM run record of a GenAI span: run id `<trace id>-<span id>`.
+fn run_of(trace_id: &str, span: &SpanRecord) -> Option<NewLlmRun> {
+    let llm = span.llm.as_ref()?;
+    let clamp = |t: i64| i32::try_from(t).unwrap_or(i32::MAX);
+    Some(NewLlmRun {
+        run_id: format!("{trace_id}-{}", span.span_id),
+        trace_id: Some(trace_id.to_owned()),
+        provider: llm.provider.clone(),
+        model: llm.model.clone(),
+        prompt_hash: None,
+        response_hash: None,
+        input_tokens: clamp(llm.input_tokens),
+        output_tokens: clamp(llm.output_tokens),
+        // Run records keep whole cents; the step keeps the exact figure.
+        cost_cents: llm
+            .cost_cents
+            .map_or(0, |c| c.round().min(f64::from(i32::MAX)) as i32),
+        execution_status: if span.failed {
+            ExecutionStatus::Failed
+        } else {
+            ExecutionStatus::Succeeded
+        },
+        started_at: span.start,
+        completed_at: Some(span.end),
+        source: RunSource::Sdk,
+        is_synthetic: false,
+        synthetic_scenario_id: None,
+    })
+}
+
+/// One ERROR system record per `exception` event (summary and details redacted when written).
+fn system_records_of(
+    trace_id: &str,
+    service: Option<&str>,
+    span: &SpanRecord,
+) -> Vec<NewSystemRecord> {
+    span.exceptions
+        .iter()
+        .map(|e| {
+            let what = [e.exception_type.as_deref(), e.message.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(": ");
+            let summary = format!(
+                "{}{} in span {}",
+                service.map(|s| format!("{s}: ")).unwrap_or_default(),
+                if what.is_empty() { "exception" } else { &what },
+                span.name
+            );
+            NewSystemRecord {
+                component: SystemComponent::Worker,
+                event_type: SystemEventType::Error,
+                severity: SystemRecordSeverity::Warn,
+                summary: summary.chars().take(4000).collect(),
+                details: Some(json!({
+                    "trace_id": trace_id,
+                    "span_id": span.span_id,
+                    "span_name": span.name,
+                    "at": crate::scalars::format_utc(e.at),
+                    "attributes": e.attributes,
+                })),
+                caused_by: Some(SystemRecordCause::Automation),
+                correlation_id: Some(trace_id.to_owned()),
+            }
+        })
+        .collect()
+}
+
+/// `AppError` for a request body that is not an OTLP export request.
+pub fn bad_body(message: impl Into<String>) -> AppError {
+    AppError::bad_input("body", message)
+}
