@@ -132,6 +132,28 @@ async fn lists_answer_the_tiers_window_and_say_so(backend: Backend) {
     assert_eq!(seen["llmRuns"]["totalCount"], json!(1));
 
     // The views over the same filter read the same rows.
+    let views = app
+        .data(
+            &observe,
+            "{ llmRuns { facets(fields: [PROVIDER]) { values { count } otherCount } \
+               aggregate { count } } }",
+            json!({}),
+        )
+        .await;
+    let runs = &views["llmRuns"];
+    assert_eq!(runs["aggregate"]["count"], json!("1"), "{views:#}");
+    let faceted: i64 = runs["facets"][0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| {
+            v["count"]
+                .as_str()
+                .and_then(|c| c.parse::<i64>().ok())
+                .expect("count")
+        })
+        .sum();
+    assert_eq!(faceted, 1, "{views:#}");
     let facets = app
         .data(
             &observe,

@@ -290,8 +290,82 @@ async fn bad_settings_are_refused_before_anything_is_touched(backend: Backend) {
     app.stop().await;
 }
 
+/// `logbook retention run` prints each count, and a second run finds nothing.
+async fn the_cli_prints_the_counts(backend: Backend) {
+    let dir = export_dir();
+    let app = TestApp::spawn(backend).await;
+    app.key("acme", Role::Viewer).await;
+    let now = Utc::now();
+    insert_traces(
+        app.db(),
+        vec![trace("acme", "t-old", "run-1", now - Duration::days(100))],
+    )
+    .await;
+    insert_steps(app.db(), steps("t-old", 2, now - Duration::days(100))).await;
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let run = || {
+        let out = crate::cli::logbook(
+            &app.database_url(),
+            &["retention", "run", "--export-dir", &dir_arg],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let first = run();
+    assert!(first.contains("traces archived: 1\n"), "{first}");
+    assert!(first.contains("steps archived: 2\n"), "{first}");
+    assert!(first.contains("idempotency keys purged: 0\n"), "{first}");
+    assert!(first.contains("export artefacts expired: 0\n"), "{first}");
+    let second = run();
+    assert!(second.contains("traces archived: 0\n"), "{second}");
+    assert_eq!(count(&app, "retention_runs").await, 2);
+    // Bad settings stop the command before it connects.
+    let out = crate::cli::logbook(
+        &app.database_url(),
+        &["retention", "run", "--retention-delete-days", "30"],
+    );
+    assert!(!out.status.success());
+    app.stop().await;
+}
+
+/// `serve --retention-interval`: the server runs the job on its own.
+async fn the_server_runs_it_on_a_timer(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.retention.interval = Some(std::time::Duration::from_millis(200));
+    })
+    .await;
+    app.key("acme", Role::Viewer).await;
+    insert_traces(
+        app.db(),
+        vec![trace(
+            "acme",
+            "t-old",
+            "run-1",
+            Utc::now() - Duration::days(100),
+        )],
+    )
+    .await;
+    for _ in 0..50 {
+        // A run is recorded once all its work is done.
+        if count(&app, "retention_runs").await >= 1 {
+            assert_eq!(count(&app, "aos_traces_archive").await, 1);
+            assert_eq!(count(&app, "aos_traces").await, 0);
+            app.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the timer did not run the job");
+}
+
 crate::cases!(
     archives_purges_records_and_runs_again_as_a_no_op,
     [postgres] a_second_run_skips_while_another_process_holds_the_lock,
     bad_settings_are_refused_before_anything_is_touched,
+    the_cli_prints_the_counts,
+    the_server_runs_it_on_a_timer,
 );
