@@ -28,7 +28,15 @@ impl Serving {
         let export_dir =
             std::env::temp_dir().join(format!("lbserve-{}", uuid::Uuid::new_v4().simple()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_logbook"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--export-dir"])
+            // A short grace: a test's idle keep-alive connection must not hold the stop.
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--shutdown-grace",
+                "5",
+                "--export-dir",
+            ])
             .arg(&export_dir)
             .env("DATABASE_URL", url)
             .env_remove("REDIS_URL")
