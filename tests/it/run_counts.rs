@@ -134,10 +134,14 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
 
     // The totals above came from the rollups: a month row added behind the triggers' back shows
     // in a total over every month, not in a window that does not reach it.
-    app.raw(
-        "INSERT INTO llm_run_rollups VALUES ('acme', 'm', '1999-01', '', '', '', '', false, \
-            1000, 0, 0, 0)",
-    )
+    // A month inside the tenant's read window (GOVERN: a year back) and without runs.
+    let month = (Utc::now() - Duration::days(90))
+        .format("%Y-%m")
+        .to_string();
+    app.raw(&format!(
+        "INSERT INTO llm_run_rollups VALUES ('acme', 'm', '{month}', '', '', '', '', false, \
+            1000, 0, 0, 0)"
+    ))
     .await
     .unwrap();
     assert_eq!(
@@ -149,9 +153,11 @@ async fn totals_are_exact_for_every_window(backend: Backend) {
         total(&app, &key, filter, None).await,
         expect(Some(at(2, 10, 0)), Some(at(2, 20, 0)))
     );
-    app.raw("DELETE FROM llm_run_rollups WHERE bucket = '1999-01'")
-        .await
-        .unwrap();
+    app.raw(&format!(
+        "DELETE FROM llm_run_rollups WHERE bucket = '{month}'"
+    ))
+    .await
+    .unwrap();
 
     // Only `totalCount` selected: one statement (the sum), no page read; the arguments are still
     // checked.
