@@ -255,6 +255,8 @@ async fn receive(
     ok.content_type(encoding.content_type());
     match encoding {
         Encoding::Protobuf => ok.body(response.encode_to_vec()),
+        // Protobuf's JSON mapping leaves an unset field out rather than writing null.
+        Encoding::Json if response.partial_success.is_none() => ok.json(serde_json::json!({})),
         Encoding::Json => ok.json(&response),
     }
 }
@@ -308,5 +310,25 @@ impl Written {
                 state.events.publish(topic, tenant).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The captured OpenInference payload (OTLP JSON: hex ids, 64-bit integers as strings,
+    /// enums as integers) decodes into its two spans with their attributes.
+    #[test]
+    fn captured_otlp_json_decodes() {
+        let text = include_str!("../../tests/it/data/openinference_chat.otlp.json");
+        let request: ExportTraceServiceRequest = serde_json::from_str(text).expect("OTLP JSON");
+        let mapped = mapping::map_request(&request, &mapping::PriceTable::default());
+        assert_eq!(mapped.rejected, 0, "{:?}", mapped.reasons);
+        let trace = &mapped.traces[0];
+        assert_eq!(trace.trace_id, "dc0410d4fa10720cdd1f131e7b2bcb2a");
+        assert_eq!(trace.spans.len(), 2);
+        let llm = trace.spans[1].llm.as_ref().expect("the ChatCompletion span");
+        assert_eq!((llm.input_tokens, llm.output_tokens), (21, 3));
     }
 }

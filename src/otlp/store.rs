@@ -15,7 +15,7 @@ use entity::otlp_spans::{self, Column as O, Entity as Spans};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QuerySelect, Statement,
 };
 use serde_json::{json, Value};
 
@@ -52,7 +52,8 @@ pub async fn store_trace(
     tenant: &TenantId,
     batch: &TraceBatch,
 ) -> AppResult<Stored> {
-    let txn = db.begin().await?;
+    // BEGIN IMMEDIATE on SQLite: this transaction reads, then writes.
+    let txn = crate::idempotency::begin_write(db).await?;
     lock_trace(&txn, tenant, &batch.trace_id).await?;
     let mut out = Stored::default();
     let ids: Vec<&str> = batch.spans.iter().map(|s| s.span_id.as_str()).collect();
@@ -245,7 +246,7 @@ pub async fn seal_quiet_traces(
     let mut sealed = Vec::new();
     for (tenant, trace_id, failed) in roots {
         let tenant = TenantId::trusted(tenant);
-        let txn = db.begin().await?;
+        let txn = crate::idempotency::begin_write(db).await?;
         lock_trace(&txn, &tenant, &trace_id).await?;
         let newest: Option<i64> = Spans::find()
             .select_only()

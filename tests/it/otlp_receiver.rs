@@ -3,7 +3,8 @@
 //! back through GraphQL as a sealed trace with ordered steps, an LLM run record with tokens
 //! and cost from the price table, and an exception system record. Retried batches are stored
 //! once; late spans of a sealed trace, bad bodies, wrong keys and an exhausted in-flight limit
-//! get the OTLP answers.
+//! get the OTLP answers. A captured payload of an OpenInference-instrumented OpenAI call
+//! (`tests/it/data/`, made by `capture_openinference.py` there) is replayed as OTLP JSON.
 
 use std::collections::HashMap;
 
@@ -371,7 +372,85 @@ async fn concurrent_deliveries_to_two_processes_store_each_span_once(backend: Ba
     first.stop().await;
 }
 
+/// Moves every `*UnixNano` time of an OTLP JSON document by `shift` nanoseconds, so a captured
+/// payload is as recent as the test (its times are strings, as OTLP JSON writes 64-bit ints).
+fn shift_times(value: &mut Value, shift: i128) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(t) if key.ends_with("UnixNano") => {
+                        let moved = t.parse::<i128>().expect("a time") + shift;
+                        *t = moved.to_string();
+                    }
+                    other => shift_times(other, shift),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| shift_times(v, shift)),
+        _ => {}
+    }
+}
+
+async fn a_captured_openinference_call_is_replayed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config
+            .otlp
+            .prices
+            .insert("gpt-4o-mini".into(), (100_000.0, 200_000.0));
+    })
+    .await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    let mut payload: Value =
+        serde_json::from_str(include_str!("data/openinference_chat.otlp.json")).expect("JSON");
+    let root_start: i128 = payload["resourceSpans"][0]["scopeSpans"][1]["spans"][0]
+        ["startTimeUnixNano"]
+        .as_str()
+        .expect("root start")
+        .parse()
+        .expect("time");
+    let now = i128::from(chrono::Utc::now().timestamp_nanos_opt().expect("now"));
+    shift_times(&mut payload, now - 60_000_000_000 - root_start);
+    let response = app
+        .http
+        .post(format!("{}/v1/traces", app.base))
+        .bearer_auth(&ingest)
+        .json(&payload)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.expect("JSON answer");
+    assert_eq!(answer.get("partialSuccess"), None, "{answer:#}");
+
+    let trace_id = "dc0410d4fa10720cdd1f131e7b2bcb2a";
+    let run_id = format!("{trace_id}-8760636847864003");
+    let data = app
+        .data(&viewer, READ, json!({ "t": trace_id, "r": run_id }))
+        .await;
+    assert_eq!(data["trace"]["status"], json!("COMPLETED"), "{data:#}");
+    assert_eq!(data["trace"]["agentId"], json!("capital-agent"));
+    let steps = data["trace"]["steps"]["nodes"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["skillName"], json!("ChatCompletion"));
+    assert_eq!(
+        steps[0]["params"]["llm.output_messages.0.message.content"],
+        json!("Paris.")
+    );
+    // 21 input tokens at 100 000 cents and 3 output tokens at 200 000 cents per million.
+    assert_eq!(steps[0]["costCents"], json!(2.7));
+    assert_eq!(
+        data["llmRun"],
+        json!({ "runId": run_id, "traceId": trace_id, "provider": "openai",
+                "model": "gpt-4o-mini-2024-07-18", "inputTokens": 21, "outputTokens": 3,
+                "costCents": 3, "executionStatus": "SUCCEEDED" })
+    );
+    app.stop().await;
+}
+
 crate::cases!(
+    a_captured_openinference_call_is_replayed,
     concurrent_deliveries_to_two_processes_store_each_span_once,
     a_quiet_trace_is_sealed_after_the_quiet_period,
     sdk_spans_become_a_trace_steps_a_run_and_a_record,
