@@ -40,7 +40,11 @@ pub struct PriceTable {
 impl PriceTable {
     /// Parses `model=input,output` (cents per million tokens), as `--otlp-price` takes it.
     pub fn parse_entry(text: &str) -> Result<(String, (f64, f64)), String> {
-        let bad = || format!("--otlp-price {text}: expected MODEL=INPUT_CENTS,OUTPUT_CENTS per million tokens");
+        let bad = || {
+            format!(
+                "--otlp-price {text}: expected MODEL=INPUT_CENTS,OUTPUT_CENTS per million tokens"
+            )
+        };
         let (model, prices) = text.split_once('=').ok_or_else(bad)?;
         let (input, output) = prices.split_once(',').ok_or_else(bad)?;
         let parse = |p: &str| {
@@ -74,4 +78,3 @@ impl PriceTable {
         Some((input.max(0) as f64 * i + output.max(0) as f64 * o) / 1_000_000.0)
     }
 }
-

@@ -38,7 +38,11 @@ pub struct SpanRecord {
 
 impl SpanRecord {
     pub fn duration_ms(&self) -> f64 {
-        (self.end - self.start).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0
+        (self.end - self.start)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as f64
+            / 1000.0
     }
 }
 
@@ -113,9 +117,11 @@ pub fn map_request(request: &ExportTraceServiceRequest, prices: &PriceTable) -> 
         }
     }
     for trace in &mut out.traces {
-        trace
-            .spans
-            .sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.span_id.cmp(&b.span_id)));
+        trace.spans.sort_by(|a, b| {
+            a.start
+                .cmp(&b.start)
+                .then_with(|| a.span_id.cmp(&b.span_id))
+        });
     }
     out
 }
@@ -134,9 +140,7 @@ fn span_record(span: &Span, prices: &PriceTable) -> Result<(String, SpanRecord),
     let attributes = attributes_json(&span.attributes);
     let status = span.status.as_ref();
     let failed = status.is_some_and(|s| s.code == StatusCode::Error as i32);
-    let status_message = status
-        .map(|s| s.message.clone())
-        .filter(|m| !m.is_empty());
+    let status_message = status.map(|s| s.message.clone()).filter(|m| !m.is_empty());
     let exceptions = span
         .events
         .iter()
@@ -418,7 +422,10 @@ mod tests {
         let s = &mapped.traces[0].spans[0];
         assert!(s.failed);
         assert_eq!(s.status_message.as_deref(), Some("boom"));
-        assert_eq!(s.exceptions[0].exception_type.as_deref(), Some("ValueError"));
+        assert_eq!(
+            s.exceptions[0].exception_type.as_deref(),
+            Some("ValueError")
+        );
     }
 
     #[test]

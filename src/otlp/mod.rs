@@ -29,10 +29,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use crate::auth::{self, Permission, TenantId};
+pub use crate::config::otlp::OtlpSettings;
 use crate::error::AppError;
 use crate::events::Topic;
 use crate::state::AppState;
-pub use crate::config::otlp::OtlpSettings;
 
 /// The process's in-flight counts (no queue: a request over a limit is refused at once).
 #[derive(Default)]
@@ -54,7 +54,11 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.receiver.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self
+            .receiver
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.per_key.get_mut(&self.key) {
             *n -= 1;
@@ -328,7 +332,10 @@ mod tests {
         let trace = &mapped.traces[0];
         assert_eq!(trace.trace_id, "dc0410d4fa10720cdd1f131e7b2bcb2a");
         assert_eq!(trace.spans.len(), 2);
-        let llm = trace.spans[1].llm.as_ref().expect("the ChatCompletion span");
+        let llm = trace.spans[1]
+            .llm
+            .as_ref()
+            .expect("the ChatCompletion span");
         assert_eq!((llm.input_tokens, llm.output_tokens), (21, 3));
     }
 }

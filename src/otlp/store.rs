@@ -139,7 +139,9 @@ pub async fn store_trace(
             received_at_ms: Set(received_at_ms),
         });
     }
-    Spans::insert_many(rows).exec_without_returning(&txn).await?;
+    Spans::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await?;
     if !steps.is_empty() {
         let recorded =
             crate::traces::write::record_steps(&txn, tenant, &batch.trace_id, steps).await?;

@@ -183,10 +183,11 @@ pub async fn enforce_trace(
     let trace = crate::traces::store::get_by_trace_id(txn, tenant, trace_id)
         .await?
         .ok_or(AppError::NotFound("Trace"))?;
-    let recorded = crate::traces::store::steps_for_traces(txn, tenant, &[trace.trace_id.clone()])
-        .await?
-        .remove(&trace.trace_id)
-        .unwrap_or_default();
+    let recorded =
+        crate::traces::store::steps_for_traces(txn, tenant, std::slice::from_ref(&trace.trace_id))
+            .await?
+            .remove(&trace.trace_id)
+            .unwrap_or_default();
     let wanted: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
     let have: Vec<i32> = recorded.iter().map(|s| s.step_index).collect();
     if wanted != have {

@@ -112,7 +112,11 @@ async fn sdk_spans_become_a_trace_steps_a_run_and_a_record(backend: Backend) {
             .await;
         let trace = &data["trace"];
         // The tool failed, the root span did not: the trace completed.
-        assert_eq!(trace["status"], json!("COMPLETED"), "{protocol:?}: {data:#}");
+        assert_eq!(
+            trace["status"],
+            json!("COMPLETED"),
+            "{protocol:?}: {data:#}"
+        );
         assert_eq!(trace["agentId"], json!("agent-a"));
         assert!(trace["rootHash"].is_string(), "sealed: {trace:#}");
         let steps = trace["steps"]["nodes"].as_array().expect("steps");
@@ -146,7 +150,10 @@ async fn sdk_spans_become_a_trace_steps_a_run_and_a_record(backend: Backend) {
         assert_eq!(records[0]["eventType"], json!("ERROR"));
         let summary = records[0]["summary"].as_str().expect("summary");
         assert!(summary.contains("RateLimitError"), "{summary}");
-        assert!(!summary.contains("alice@example.com"), "redacted: {summary}");
+        assert!(
+            !summary.contains("alice@example.com"),
+            "redacted: {summary}"
+        );
     }
     app.stop().await;
 }
@@ -191,7 +198,11 @@ async fn post(app: &TestApp, key: Option<&str>, body: Vec<u8>) -> (u16, Option<S
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().expect("ascii").to_owned());
-    (status, retry_after, response.bytes().await.expect("body").to_vec())
+    (
+        status,
+        retry_after,
+        response.bytes().await.expect("body").to_vec(),
+    )
 }
 
 fn rejected(body: &[u8]) -> i64 {
@@ -209,7 +220,10 @@ async fn step_count(app: &TestApp, key: &str, trace_id: &str) -> (usize, Value) 
             json!({ "t": trace_id }),
         )
         .await;
-    let n = data["trace"]["steps"]["nodes"].as_array().expect("steps").len();
+    let n = data["trace"]["steps"]["nodes"]
+        .as_array()
+        .expect("steps")
+        .len();
     (n, data["trace"]["status"].clone())
 }
 
@@ -220,20 +234,29 @@ async fn retries_are_stored_once_and_late_spans_refused(backend: Backend) {
     let trace_id = "07".repeat(16);
 
     // Two children, delivered twice (an exporter's retry): stored once, the trace still open.
-    let children = request(vec![span(7, 2, Some(1), 10, 20), span(7, 3, Some(1), 30, 40)]);
+    let children = request(vec![
+        span(7, 2, Some(1), 10, 20),
+        span(7, 3, Some(1), 30, 40),
+    ]);
     for _ in 0..2 {
         let (status, _, body) = post(&app, Some(&ingest), children.clone()).await;
         assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
         assert_eq!(rejected(&body), 0);
     }
-    assert_eq!(step_count(&app, &viewer, &trace_id).await, (2, json!("RUNNING")));
+    assert_eq!(
+        step_count(&app, &viewer, &trace_id).await,
+        (2, json!("RUNNING"))
+    );
     // The root, ending last, seals it; a retried root changes nothing.
     let root = request(vec![span(7, 1, None, 0, 50)]);
     for _ in 0..2 {
         let (status, _, body) = post(&app, Some(&ingest), root.clone()).await;
         assert_eq!((status, rejected(&body)), (200, 0));
     }
-    assert_eq!(step_count(&app, &viewer, &trace_id).await, (2, json!("COMPLETED")));
+    assert_eq!(
+        step_count(&app, &viewer, &trace_id).await,
+        (2, json!("COMPLETED"))
+    );
     // A late child of the sealed trace is refused in partialSuccess; a span with a zero id
     // next to a good span of another trace is refused alone.
     let mut zero = span(8, 1, None, 0, 5);
@@ -241,17 +264,27 @@ async fn retries_are_stored_once_and_late_spans_refused(backend: Backend) {
     let (status, _, body) = post(
         &app,
         Some(&ingest),
-        request(vec![span(7, 4, Some(1), 60, 70), zero, span(9, 1, None, 0, 5)]),
+        request(vec![
+            span(7, 4, Some(1), 60, 70),
+            zero,
+            span(9, 1, None, 0, 5),
+        ]),
     )
     .await;
     assert_eq!((status, rejected(&body)), (200, 2));
     assert_eq!(step_count(&app, &viewer, &trace_id).await.0, 2);
-    assert_eq!(step_count(&app, &viewer, &"09".repeat(16)).await.1, json!("COMPLETED"));
+    assert_eq!(
+        step_count(&app, &viewer, &"09".repeat(16)).await.1,
+        json!("COMPLETED")
+    );
 
     // Keys and bodies.
     assert_eq!(post(&app, None, root.clone()).await.0, 401);
     assert_eq!(post(&app, Some(&viewer), root.clone()).await.0, 403);
-    assert_eq!(post(&app, Some(&ingest), b"not protobuf".to_vec()).await.0, 400);
+    assert_eq!(
+        post(&app, Some(&ingest), b"not protobuf".to_vec()).await.0,
+        400
+    );
     let other = app.key("other", Role::Viewer).await;
     let leak = app
         .gql(
@@ -298,7 +331,10 @@ async fn a_quiet_trace_is_sealed_after_the_quiet_period(backend: Backend) {
     .await;
     assert_eq!(status, 200);
     let trace_id = "06".repeat(16);
-    assert_eq!(step_count(&app, &viewer, &trace_id).await, (1, json!("RUNNING")));
+    assert_eq!(
+        step_count(&app, &viewer, &trace_id).await,
+        (1, json!("RUNNING"))
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let (_, status) = step_count(&app, &viewer, &trace_id).await;
@@ -306,7 +342,10 @@ async fn a_quiet_trace_is_sealed_after_the_quiet_period(backend: Backend) {
             break;
         }
         assert_eq!(status, json!("RUNNING"));
-        assert!(std::time::Instant::now() < deadline, "not sealed within 15 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not sealed within 15 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     app.stop().await;
@@ -362,9 +401,15 @@ async fn concurrent_deliveries_to_two_processes_store_each_span_once(backend: Ba
         )
         .await;
     let steps = data["trace"]["steps"]["nodes"].as_array().expect("steps");
-    let indexes: Vec<i64> = steps.iter().map(|s| s["stepIndex"].as_i64().expect("index")).collect();
+    let indexes: Vec<i64> = steps
+        .iter()
+        .map(|s| s["stepIndex"].as_i64().expect("index"))
+        .collect();
     assert_eq!(indexes, (0..20).collect::<Vec<i64>>(), "{data:#}");
-    let mut names: Vec<&str> = steps.iter().map(|s| s["skillName"].as_str().expect("name")).collect();
+    let mut names: Vec<&str> = steps
+        .iter()
+        .map(|s| s["skillName"].as_str().expect("name"))
+        .collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), 20, "each span once");

@@ -20,8 +20,16 @@ fn all_text(value: &Value) -> String {
 
 fn assert_clean(value: &Value, what: &str) {
     let text = all_text(value);
-    for secret in [SECRET_EMAIL, "sk-live-0123456789abcdef0123", "hunter2", "555-867-5309"] {
-        assert!(!text.contains(secret), "{what} still holds {secret}: {text}");
+    for secret in [
+        SECRET_EMAIL,
+        "sk-live-0123456789abcdef0123",
+        "hunter2",
+        "555-867-5309",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{what} still holds {secret}: {text}"
+        );
     }
 }
 
@@ -102,7 +110,10 @@ async fn mismatch_text_is_redacted(backend: Backend) {
         .await["resolveMismatch"]
         .clone();
     assert_clean(&resolved, "the resolved mismatch");
-    assert_eq!(resolved["resolutionNote"], json!("rang <REDACTED_PHONE>, fixed"));
+    assert_eq!(
+        resolved["resolutionNote"],
+        json!("rang <REDACTED_PHONE>, fixed")
+    );
 }
 
 const CAPTURE: &str = r#"mutation C($input: CaptureEvidenceInput!) {
@@ -145,11 +156,14 @@ async fn evidence_client_address_and_agent_are_redacted(backend: Backend) {
     assert_eq!(env["llmRun"]["evidence"]["environment"], json!([]));
 
     let done = app
-        .data(&ingest, CAPTURE, json!({ "input": capture_input("203.0.113.77") }))
+        .data(
+            &ingest,
+            CAPTURE,
+            json!({ "input": capture_input("203.0.113.77") }),
+        )
         .await;
     assert_eq!(done["captureEvidence"]["failures"], json!([]));
-    let env = app.data(&viewer, read, json!({})).await["llmRun"]["evidence"]["environment"]
-        .clone();
+    let env = app.data(&viewer, read, json!({})).await["llmRun"]["evidence"]["environment"].clone();
     assert_eq!(
         env,
         json!([{ "clientIp": "203.0.113.0",

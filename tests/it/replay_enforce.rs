@@ -270,7 +270,12 @@ async fn enforce_trace_runs_every_step_in_order(backend: Backend) {
         ["EXECUTED", "EXECUTED", "CHECKED", "CHECKED", "EXECUTED"]
     );
     assert_eq!(
-        [&first["totalSteps"], &first["executed"], &first["skipped"], &first["checked"]],
+        [
+            &first["totalSteps"],
+            &first["executed"],
+            &first["skipped"],
+            &first["checked"]
+        ],
         [&json!(5), &json!(5), &json!(0), &json!(2)]
     );
     assert_eq!(replay_outputs(&app).await, 3, "keys k0, k1 and k2 recorded");
@@ -307,7 +312,10 @@ async fn enforce_trace_is_all_or_nothing(backend: Backend) {
     let call = |key: &str, input: Value| {
         let app = &app;
         let key = key.to_owned();
-        async move { app.gql(Some(&key), ENFORCE_TRACE, json!({ "input": input })).await }
+        async move {
+            app.gql(Some(&key), ENFORCE_TRACE, json!({ "input": input }))
+                .await
+        }
     };
     let good = || {
         whole([
@@ -354,7 +362,11 @@ async fn enforce_trace_is_all_or_nothing(backend: Backend) {
     assert_eq!(error_code(&call(&other, good()).await), "NOT_FOUND");
 
     let done = call(&ingest, good()).await;
-    assert_eq!(done["data"]["enforceTrace"]["totalSteps"], json!(5), "{done:#}");
+    assert_eq!(
+        done["data"]["enforceTrace"]["totalSteps"],
+        json!(5),
+        "{done:#}"
+    );
 }
 
 async fn step_by_idempotency_key(backend: Backend) {
