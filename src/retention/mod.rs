@@ -301,8 +301,8 @@ async fn expire_exports(
         return Ok(0);
     }
     let marked = export_jobs::Entity::update_many()
-        .col_expr(expired.clone(), Expr::val(now_ms).into())
-        .col_expr(J::UpdatedMs, Expr::val(now_ms).into())
+        .col_expr(expired.clone(), Expr::val(now_ms))
+        .col_expr(J::UpdatedMs, Expr::val(now_ms))
         .filter(J::ExportId.is_in(due.iter().map(|(id, _)| id.as_str())))
         .filter(Expr::col(expired).is_null())
         .exec(db)
@@ -354,16 +354,16 @@ async fn record(
             .map(Alias::new),
         )
         .values([
-            Expr::val(run_id).into(),
-            Expr::val(started_at).into(),
-            n(duration_ms).into(),
-            n(c.traces_archived).into(),
-            n(c.steps_archived).into(),
-            n(c.archived_traces_deleted).into(),
-            n(c.archived_steps_deleted).into(),
-            n(c.idempotency_keys_purged).into(),
-            n(c.replay_outputs_purged).into(),
-            n(c.export_artefacts_expired).into(),
+            Expr::val(run_id),
+            Expr::val(started_at),
+            n(duration_ms),
+            n(c.traces_archived),
+            n(c.steps_archived),
+            n(c.archived_traces_deleted),
+            n(c.archived_steps_deleted),
+            n(c.idempotency_keys_purged),
+            n(c.replay_outputs_purged),
+            n(c.export_artefacts_expired),
         ])
         .map_err(AppError::internal)?
         .to_owned();
