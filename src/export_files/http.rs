@@ -18,6 +18,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use sea_orm::sea_query::{Alias, Expr};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::manifest;
@@ -35,6 +37,28 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
             .app_data(web::Data::new(state.clone()))
             .route("/{id}/{file}", web::get().to(export_file)),
     );
+}
+
+/// The `export_jobs` column the retention job (`crate::retention`) sets when it deletes an
+/// export's files.
+pub const ARTEFACT_EXPIRED_MS: &str = "artefact_expired_ms";
+
+/// Whether retention has deleted the files of this tenant's export.
+async fn artefact_expired(
+    db: &DatabaseConnection,
+    tenant: &TenantId,
+    export_id: &str,
+) -> crate::error::AppResult<bool> {
+    use entity::export_jobs::{Column, Entity};
+    let expired: Option<Option<i64>> = Entity::find()
+        .select_only()
+        .expr(Expr::col(Alias::new(ARTEFACT_EXPIRED_MS)))
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::ExportId.eq(export_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(matches!(expired, Some(Some(_))))
 }
 
 /// Which file of an export a route serves.
@@ -104,7 +128,7 @@ async fn locate(
         .await
         .map_err(internal)?;
     // Retention deleted the files (docs/retention.md): gone for good, not missing.
-    if crate::retention::artefact_expired(&state.db, &tenant, export_id)
+    if artefact_expired(&state.db, &tenant, export_id)
         .await
         .map_err(internal)?
     {

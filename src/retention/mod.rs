@@ -26,6 +26,7 @@ use sea_orm::{
 
 use crate::config::RetentionSettings;
 use crate::error::{AppError, AppResult};
+use crate::export_files::http::ARTEFACT_EXPIRED_MS;
 use crate::export_files::manifest;
 use crate::traces::archive::{archive_traces, ArchiveOptions, STEPS_ARCHIVE};
 
@@ -33,8 +34,6 @@ use crate::traces::archive::{archive_traces, ArchiveOptions, STEPS_ARCHIVE};
 const LOCK: &str = "logbook_retention";
 /// The table each completed run is recorded in.
 const RUNS: &str = "retention_runs";
-/// The `export_jobs` column retention sets when it deletes an export's files.
-pub const ARTEFACT_EXPIRED_MS: &str = "artefact_expired_ms";
 
 /// What one run removed, per kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -308,23 +307,6 @@ async fn expire_exports(
         .exec(db)
         .await?;
     Ok(marked.rows_affected)
-}
-
-/// Whether retention has deleted the files of this tenant's export.
-pub async fn artefact_expired(
-    db: &DatabaseConnection,
-    tenant: &crate::auth::TenantId,
-    export_id: &str,
-) -> AppResult<bool> {
-    let expired: Option<Option<i64>> = export_jobs::Entity::find()
-        .select_only()
-        .expr(Expr::col(Alias::new(ARTEFACT_EXPIRED_MS)))
-        .filter(J::TenantId.eq(tenant.as_str()))
-        .filter(J::ExportId.eq(export_id))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(matches!(expired, Some(Some(_))))
 }
 
 /// Appends the run's row to `retention_runs`.
