@@ -263,6 +263,40 @@ async fn check_subject(
 #[derive(Default)]
 pub struct ExportMutation;
 
+/// Narrows a list subject's filter to the tenant's read window (bundles are not lists).
+async fn windowed(
+    ctx: &Context<'_>,
+    tenant: &crate::auth::TenantId,
+    subject: &mut ExportSubject,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> crate::error::AppResult<()> {
+    use crate::pagination::read_window;
+    match subject {
+        ExportSubject::LlmRuns { filter } => {
+            **filter = read_window::<crate::runs::store::RunList>(ctx, tenant, filter, as_of)
+                .await?
+                .0;
+        }
+        ExportSubject::SystemRecords { filter } => {
+            *filter = read_window::<crate::system::store::SystemList>(ctx, tenant, filter, as_of)
+                .await?
+                .0;
+        }
+        ExportSubject::Audit { filter } => {
+            *filter = read_window::<crate::audit::store::AuditList>(ctx, tenant, filter, as_of)
+                .await?
+                .0;
+        }
+        ExportSubject::Traces { filter } => {
+            **filter = read_window::<crate::traces::store::TraceList>(ctx, tenant, filter, as_of)
+                .await?
+                .0;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 #[Object]
 impl ExportMutation {
     /// Requests an export (role OPERATOR or ADMIN). Returns it `PENDING`; a worker produces the
@@ -283,6 +317,24 @@ impl ExportMutation {
                 AppError::bad_input("input.asOf", "`asOf` must not be in the future").into(),
             );
         }
+        // A list export reads no further back than the list itself (docs/api.md §4.1): the
+        // stored filter is narrowed to the tenant's read window, and a range before it is
+        // refused, exactly as the list would refuse it.
+        // The idempotency fingerprint stays the client's subject: the window moves.
+        let mut stored = subject.clone();
+        windowed(ctx, &principal.tenant_id, &mut stored, input.as_of.map(|d| d.0))
+            .await
+            .map_err(|e| match e {
+                AppError::BadUserInput { field, message } => AppError::BadUserInput {
+                    field: if field == "asOf" {
+                        "input.asOf".to_owned()
+                    } else {
+                        format!("input.filter.{field}")
+                    },
+                    message,
+                },
+                other => other,
+            })?;
         if input.correlation_id.as_ref().is_some_and(|c| c.len() > 64) {
             return Err(AppError::bad_input(
                 "input.correlationId",
@@ -301,7 +353,7 @@ impl ExportMutation {
             let run_id = check_subject(state, tenant, &subject).await?;
             let export_id = uuid::Uuid::new_v4().to_string();
             let request = ExportRequest {
-                subject: subject.clone(),
+                subject: stored.clone(),
                 format: input.format,
                 as_of: input.as_of.map_or(now, |d| d.0),
             };

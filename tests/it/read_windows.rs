@@ -229,7 +229,45 @@ async fn lookups_by_id_outside_the_window_are_not_found(backend: Backend) {
     app.stop().await;
 }
 
+/// An export of a list reads no further back than the list: an OBSERVE tenant's export of its
+/// runs holds only the last 7 days, and a range before the window is refused at `createExport`.
+async fn exports_answer_the_window_too(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    tenant(&app, "obs", "OBSERVE", &[1, 2, 10, 40]).await;
+    let operator = app.key("obs", Role::Operator).await;
+    let id = crate::exports_writes::create(
+        &app,
+        &operator,
+        json!({ "scope": "LLM_RUNS", "format": "NDJSON" }),
+    )
+    .await;
+    let done = crate::exports_writes::finished(&app, &operator, &id).await;
+    assert_eq!(done["status"], json!("COMPLETED"), "{done:#}");
+    assert_eq!(done["rowCount"], json!("2"), "only the runs of the last 7 days");
+    let body = crate::exports_writes::download(&app, &operator, &id).await;
+    let text = String::from_utf8(body).expect("NDJSON");
+    assert!(text.contains("obs-d1-") && text.contains("obs-d2-"), "{text}");
+    assert!(!text.contains("obs-d10-") && !text.contains("obs-d40-"), "{text}");
+
+    let before = format_utc(Utc::now() - Duration::days(20));
+    let refused = app
+        .gql(
+            Some(&operator),
+            "mutation($i: CreateExportInput!) { createExport(input: $i) { exportId } }",
+            json!({ "i": { "scope": "LLM_RUNS", "format": "NDJSON",
+                           "filter": { "llmRuns": { "createdBefore": before } } } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused:#}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"],
+        json!("input.filter.createdBefore")
+    );
+    app.stop().await;
+}
+
 crate::cases!(
+    exports_answer_the_window_too,
     lists_answer_the_tiers_window_and_say_so,
     a_range_before_the_window_is_refused,
     lookups_by_id_outside_the_window_are_not_found,
