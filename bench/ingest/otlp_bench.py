@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Spans per second through the OTLP/HTTP receiver (docs/otlp.md), next to g_ingest.
 
-    python3 bench/ingest/otlp_bench.py PORT KEY [CONCURRENCY=8] [SECONDS=10] [SPANS=512]
+    python3 bench/ingest/otlp_bench.py PORT KEY [CONCURRENCY=8] [SECONDS=10] [SPANS=512] [LLM_EVERY=4]
 
 Each request is one protobuf ExportTraceServiceRequest of SPANS spans: eight traces of
-SPANS/8 spans each (children first, the root last so it seals the trace), every fourth child a
-GenAI model call with tokens. Every request has new trace and span ids, so nothing is a
+SPANS/8 spans each (children first, the root last so it seals the trace), every LLM_EVERY-th
+child a GenAI model call with tokens (0: none). Every request has new trace and span ids, so nothing is a
 duplicate. The bodies are encoded here by hand (the few protobuf fields OTLP needs), so the
 client needs nothing but Python; they are built before the clock starts. Prints spans/s,
 requests/s and latency percentiles; any answer but 200 without refused spans is counted as an
@@ -60,7 +60,7 @@ def span(trace_id, span_id, parent, name, start, end, attrs):
     return body + b"".join(attrs)
 
 
-def request_body(spans_per_request):
+def request_body(spans_per_request, llm_every):
     per_trace = max(2, spans_per_request // 8)
     now = time.time_ns()
     spans = []
@@ -69,7 +69,7 @@ def request_body(spans_per_request):
         root = os.urandom(8)
         for i in range(per_trace - 1):
             attrs = [kv_string("tool.name", f"tool-{i % 7}")]
-            if i % 4 == 0:
+            if llm_every and i % llm_every == 0:
                 attrs = [
                     kv_string("gen_ai.system", "openai"),
                     kv_string("gen_ai.request.model", "gpt-4o-mini"),
@@ -92,8 +92,9 @@ def main():
     concurrency = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
     per_request = int(sys.argv[5]) if len(sys.argv) > 5 else 512
+    llm_every = int(sys.argv[6]) if len(sys.argv) > 6 else 4
     # Enough distinct bodies for the run at a generous rate; each is sent once.
-    bodies = [request_body(per_request) for _ in range(int(seconds * 200) + 50)]
+    bodies = [request_body(per_request, llm_every) for _ in range(int(seconds * 40) + 50)]
     lock = threading.Lock()
     next_body = [0]
     latencies, errors, spans_done = [], [0], [0]
@@ -134,7 +135,7 @@ def main():
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
     print(
-        f"concurrency {concurrency}, {per_request} spans/request: "
+        f"concurrency {concurrency}, {per_request} spans/request, LLM every {llm_every}: "
         f"{spans_done[0] / elapsed:,.0f} spans/s, {len(latencies) / elapsed:,.1f} requests/s, "
         f"p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, errors {errors[0]}"
     )
