@@ -322,19 +322,24 @@ impl ExportMutation {
         // refused, exactly as the list would refuse it.
         // The idempotency fingerprint stays the client's subject: the window moves.
         let mut stored = subject.clone();
-        windowed(ctx, &principal.tenant_id, &mut stored, input.as_of.map(|d| d.0))
-            .await
-            .map_err(|e| match e {
-                AppError::BadUserInput { field, message } => AppError::BadUserInput {
-                    field: if field == "asOf" {
-                        "input.asOf".to_owned()
-                    } else {
-                        format!("input.filter.{field}")
-                    },
-                    message,
+        windowed(
+            ctx,
+            &principal.tenant_id,
+            &mut stored,
+            input.as_of.map(|d| d.0),
+        )
+        .await
+        .map_err(|e| match e {
+            AppError::BadUserInput { field, message } => AppError::BadUserInput {
+                field: if field == "asOf" {
+                    "input.asOf".to_owned()
+                } else {
+                    format!("input.filter.{field}")
                 },
-                other => other,
-            })?;
+                message,
+            },
+            other => other,
+        })?;
         if input.correlation_id.as_ref().is_some_and(|c| c.len() > 64) {
             return Err(AppError::bad_input(
                 "input.correlationId",

@@ -29,8 +29,8 @@ use super::store::{get_by_id, snapshot};
 use super::MismatchSnapshot;
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::scalars::{format_utc, now};
 use crate::redaction::{redact_text, redacted};
+use crate::scalars::{format_utc, now};
 
 /// Most reports one `bulkReportMismatches` call may carry.
 pub const MAX_BULK_REPORTS: usize = 100;

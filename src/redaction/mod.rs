@@ -608,7 +608,10 @@ mod tests {
 
     #[test]
     fn client_addresses_lose_their_host_part() {
-        assert_eq!(anonymized_ip("203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(
+            anonymized_ip("203.0.113.77").as_deref(),
+            Some("203.0.113.0")
+        );
         assert_eq!(anonymized_ip(" 10.1.2.3 ").as_deref(), Some("10.1.2.0"));
         assert_eq!(
             anonymized_ip("2001:db8:85a3:8d3:1319:8a2e:370:7348").as_deref(),

@@ -686,7 +686,9 @@ impl TraceLookupQuery {
         let found =
             store::step_by_idempotency_key(&state.db, &principal.tenant_id, &idempotency_key)
                 .await?;
-        Ok(Some(TraceStep(found.ok_or(AppError::NotFound("TraceStep"))?)))
+        Ok(Some(TraceStep(
+            found.ok_or(AppError::NotFound("TraceStep"))?,
+        )))
     }
 
     /// Compares two of the tenant's traces by trace id: a field diff and determinism parity.

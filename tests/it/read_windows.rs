@@ -243,11 +243,21 @@ async fn exports_answer_the_window_too(backend: Backend) {
     .await;
     let done = crate::exports_writes::finished(&app, &operator, &id).await;
     assert_eq!(done["status"], json!("COMPLETED"), "{done:#}");
-    assert_eq!(done["rowCount"], json!("2"), "only the runs of the last 7 days");
+    assert_eq!(
+        done["rowCount"],
+        json!("2"),
+        "only the runs of the last 7 days"
+    );
     let body = crate::exports_writes::download(&app, &operator, &id).await;
     let text = String::from_utf8(body).expect("NDJSON");
-    assert!(text.contains("obs-d1-") && text.contains("obs-d2-"), "{text}");
-    assert!(!text.contains("obs-d10-") && !text.contains("obs-d40-"), "{text}");
+    assert!(
+        text.contains("obs-d1-") && text.contains("obs-d2-"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("obs-d10-") && !text.contains("obs-d40-"),
+        "{text}"
+    );
 
     let before = format_utc(Utc::now() - Duration::days(20));
     let refused = app
