@@ -161,3 +161,28 @@ pub fn param(backend: DbBackend, n: usize) -> String {
         _ => format!("?{n}"),
     }
 }
+
+/// Takes `pg_try_advisory_xact_lock(hashtext(key))` in `txn`: whether this transaction now
+/// holds the lock, released when it ends (a crashed process's connection releases it too).
+/// Never waits. Always true on SQLite, which has no such lock; callers say what serialises
+/// them there.
+pub async fn try_advisory_xact_lock(
+    txn: &sea_orm::DatabaseTransaction,
+    key: &str,
+) -> AppResult<bool> {
+    use sea_orm::ConnectionTrait;
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked",
+            [key.into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<bool>("", "locked")?,
+        None => false,
+    })
+}

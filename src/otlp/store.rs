@@ -190,22 +190,29 @@ async fn seal_if_root_ended_last(
     if later_child {
         return Ok(false);
     }
-    crate::traces::write::finish_trace(
-        txn,
-        tenant,
-        trace_id,
-        Finish::Complete {
-            status: if root.failed {
-                TraceStatus::Failed
-            } else {
-                TraceStatus::Completed
-            },
-            metadata: None,
-            violation: None,
-        },
-    )
-    .await?;
+    seal(txn, tenant, trace_id, root.failed).await?;
     Ok(true)
+}
+
+/// Seals the running trace: completed, or failed when its root span failed.
+async fn seal(
+    txn: &sea_orm::DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+    root_failed: bool,
+) -> AppResult<()> {
+    let status = if root_failed {
+        TraceStatus::Failed
+    } else {
+        TraceStatus::Completed
+    };
+    let finish = Finish::Complete {
+        status,
+        metadata: None,
+        violation: None,
+    };
+    crate::traces::write::finish_trace(txn, tenant, trace_id, finish).await?;
+    Ok(())
 }
 
 /// Marks the trace's root span as sealed, so the quiet-period sealer no longer looks at it.
@@ -265,21 +272,7 @@ pub async fn seal_quiet_traces(
         }
         let trace = crate::traces::store::get_by_trace_id(&txn, &tenant, &trace_id).await?;
         if trace.is_some_and(|t| t.status == TraceStatus::Running) {
-            crate::traces::write::finish_trace(
-                &txn,
-                &tenant,
-                &trace_id,
-                Finish::Complete {
-                    status: if failed {
-                        TraceStatus::Failed
-                    } else {
-                        TraceStatus::Completed
-                    },
-                    metadata: None,
-                    violation: None,
-                },
-            )
-            .await?;
+            seal(&txn, &tenant, &trace_id, failed).await?;
             sealed.push(tenant.clone());
         }
         // Sealed now, or already sealed (or archived) some other way: either way done.

@@ -21,7 +21,7 @@ use entity::{aos_traces_archive, replay_outputs};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use crate::config::RetentionSettings;
@@ -78,22 +78,9 @@ pub async fn run(
         .map_err(|m| AppError::bad_input("retention", m))?;
     let started = Instant::now();
     let guard = db.begin().await?;
-    if db.get_database_backend() == DbBackend::Postgres {
-        let row = guard
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked",
-                [LOCK.into()],
-            ))
-            .await?;
-        let locked = match row {
-            Some(row) => row.try_get::<bool>("", "locked")?,
-            None => false,
-        };
-        if !locked {
-            guard.rollback().await?;
-            return Ok(RetentionOutcome::Skipped);
-        }
+    if !crate::db::try_advisory_xact_lock(&guard, LOCK).await? {
+        guard.rollback().await?;
+        return Ok(RetentionOutcome::Skipped);
     }
     let counts = work(db, settings, export_dir, now).await;
     let counts = match counts {

@@ -12,10 +12,7 @@
 
 use chrono::{DateTime, Days, Utc};
 use entity::cost_daily_aggregates as cda;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 
 use super::detect;
 use crate::auth::TenantId;
@@ -47,22 +44,9 @@ pub enum SweepOutcome {
 pub async fn sweep(state: &AppState, at: DateTime<Utc>, escalate: bool) -> AppResult<SweepOutcome> {
     let db = &state.db;
     let guard = db.begin().await?;
-    if db.get_database_backend() == DbBackend::Postgres {
-        let row = guard
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked",
-                [SWEEP_LOCK.into()],
-            ))
-            .await?;
-        let locked = match row {
-            Some(row) => row.try_get::<bool>("", "locked")?,
-            None => false,
-        };
-        if !locked {
-            guard.rollback().await?;
-            return Ok(SweepOutcome::Skipped);
-        }
+    if !crate::db::try_advisory_xact_lock(&guard, SWEEP_LOCK).await? {
+        guard.rollback().await?;
+        return Ok(SweepOutcome::Skipped);
     }
     let since = at.date_naive() - Days::new(SWEEP_DAYS);
     let tenants: Vec<String> = cda::Entity::find()
