@@ -423,8 +423,13 @@ enum KeysCommand {
         role: Option<String>,
         /// A platform key instead: no tenant, role PLATFORM; it may only write system-wide
         /// system records (`recordSystemRecord`), which every tenant sees.
-        #[arg(long, conflicts_with_all = ["tenant", "role"])]
+        #[arg(long, conflicts_with_all = ["tenant", "role", "actor_type"])]
         platform: bool,
+        /// Who will use the key: HUMAN (a person at a console), SYSTEM (an automation) or
+        /// AGENT (an AI agent); what it creates records it, e.g. an export's origin. A platform
+        /// key is always SYSTEM.
+        #[arg(long, value_name = "HUMAN|SYSTEM|AGENT", default_value = "HUMAN")]
+        actor_type: String,
         /// A note to recognise the key by.
         #[arg(long)]
         label: Option<String>,
@@ -920,6 +925,7 @@ async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), Strin
             expires_at,
             rate_limit,
             platform,
+            actor_type,
         } => {
             let expires_at = expires_at
                 .as_deref()
@@ -953,6 +959,10 @@ async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), Strin
                          (or --platform for a platform key)"
                     )
                 })?;
+            let actor_type = logbook::auth::ActorType::parse(&actor_type.to_ascii_uppercase())
+                .ok_or_else(|| {
+                    format!("unknown actor type {actor_type}: use HUMAN, SYSTEM or AGENT")
+                })?;
             let db = logbook::db::connect(&config.database)
                 .await
                 .map_err(|e| e.detail())?;
@@ -963,6 +973,7 @@ async fn keys_command(config: &Config, command: KeysCommand) -> Result<(), Strin
             let new = logbook::auth::keys::NewKey {
                 tenant: TenantId::trusted(tenant.clone()),
                 role,
+                actor_type,
                 label,
                 expires_at,
                 rate_limit_per_minute: rate_limit,

@@ -15,6 +15,8 @@ pub struct Model {
     pub key_sha256: String,
     /// VIEWER, OPERATOR, INGEST, ADMIN or PLATFORM
     pub role: String,
+    /// HUMAN, SYSTEM or AGENT: who uses the key (a platform key: SYSTEM).
+    pub actor_type: String,
     pub label: Option<String>,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,

@@ -50,6 +50,7 @@ mod m20261207_170000_platform_api_keys;
 mod m20261207_171500_export_cancel;
 mod m20261207_173000_export_bundle_facts;
 mod m20261207_180000_create_otlp_spans;
+mod m20261208_090000_api_key_actor_type;
 
 pub struct Migrator;
 
@@ -103,6 +104,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_171500_export_cancel::Migration),
             Box::new(m20261207_173000_export_bundle_facts::Migration),
             Box::new(m20261207_180000_create_otlp_spans::Migration),
+            Box::new(m20261208_090000_api_key_actor_type::Migration),
         ]
     }
 }

@@ -62,16 +62,8 @@ closed_set! {
     }
 }
 
-closed_set! {
-    /// Who acted.
-    #[derive(async_graphql::Enum, serde::Serialize, serde::Deserialize)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum ActorType {
-        Human => "HUMAN",
-        System => "SYSTEM",
-        Agent => "AGENT",
-    }
-}
+/// Who acted: auth owns it, because every key says which kind of actor uses it.
+pub use crate::auth::ActorType;
 
 impl AuditEntityType {
     /// The entity types whose entries are a run's governance events (O3, docs/domain.md §4.4).

@@ -218,6 +218,7 @@ mod tests {
             principal: Principal {
                 tenant_id: TenantId::trusted("acme"),
                 role: Role::Viewer,
+                actor_type: crate::auth::ActorType::Human,
                 key_id: id.to_owned(),
                 rate_limit_per_minute: None,
             },

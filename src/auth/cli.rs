@@ -106,8 +106,8 @@ pub fn table(keys: &[ApiKeySnapshot]) -> Vec<String> {
     let at = now();
     let time = |t: Option<DateTime<Utc>>| t.map_or_else(|| "-".to_owned(), format_utc);
     let mut lines = vec![format!(
-        "{:<36}  {:<8}  {:<7}  {:<27}  {:<27}  {:<27}  {:<10}  label",
-        "id", "role", "status", "created", "expires", "last used", "rate limit"
+        "{:<36}  {:<8}  {:<6}  {:<7}  {:<27}  {:<27}  {:<27}  {:<10}  label",
+        "id", "role", "actor", "status", "created", "expires", "last used", "rate limit"
     )];
     for key in keys {
         let status = match key.revoked_at {
@@ -121,9 +121,10 @@ pub fn table(keys: &[ApiKeySnapshot]) -> Vec<String> {
             Some(n) => n.to_string(),
         };
         lines.push(format!(
-            "{:<36}  {:<8}  {:<7}  {:<27}  {:<27}  {:<27}  {:<10}  {}",
+            "{:<36}  {:<8}  {:<6}  {:<7}  {:<27}  {:<27}  {:<27}  {:<10}  {}",
             key.id,
             key.role.as_str(),
+            key.actor_type.as_str(),
             status,
             format_utc(key.created_at),
             time(key.expires_at),

@@ -13,7 +13,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::{digest_key, generate_key, Principal, Role, TenantId};
+use super::{digest_key, generate_key, ActorType, Principal, Role, TenantId};
 use crate::error::{AppError, AppResult};
 use crate::scalars::now;
 
@@ -24,6 +24,8 @@ pub struct ApiKeySnapshot {
     /// `None`: a platform key.
     pub tenant_id: Option<String>,
     pub role: Role,
+    /// Who uses the key; what it creates records it (an export's `origin`).
+    pub actor_type: ActorType,
     pub label: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -52,10 +54,17 @@ pub fn snapshot(key: api_keys::Model) -> AppResult<ApiKeySnapshot> {
             key.id, key.role, key.tenant_id
         )));
     }
+    let actor_type = ActorType::parse(&key.actor_type).ok_or_else(|| {
+        AppError::internal(format!(
+            "api key {} has unknown actor type {}",
+            key.id, key.actor_type
+        ))
+    })?;
     Ok(ApiKeySnapshot {
         id: key.id,
         tenant_id: key.tenant_id,
         role,
+        actor_type,
         label: key.label,
         created_at: key.created_at,
         expires_at: key.expires_at,
@@ -70,6 +79,8 @@ pub fn snapshot(key: api_keys::Model) -> AppResult<ApiKeySnapshot> {
 pub struct NewKey {
     pub tenant: TenantId,
     pub role: Role,
+    /// Who will use it (HUMAN when the creator does not say).
+    pub actor_type: ActorType,
     pub label: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: Option<u64>,
@@ -82,7 +93,8 @@ pub struct ActiveKey {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What a new platform key is made of: a tenant key's settings without the tenant and role.
+/// What a new platform key is made of: a tenant key's settings without the tenant, the role
+/// and the actor type (a platform key is always used by the platform's automation: SYSTEM).
 #[derive(Debug, Clone, Default)]
 pub struct NewPlatformKey {
     pub label: Option<String>,
@@ -108,6 +120,7 @@ pub async fn create(
         db,
         Some(&new.tenant),
         new.role,
+        new.actor_type,
         new.label.clone(),
         new.expires_at,
         new.rate_limit_per_minute,
@@ -125,6 +138,7 @@ pub async fn create_platform(
         db,
         None,
         Role::Platform,
+        ActorType::System,
         new.label.clone(),
         new.expires_at,
         new.rate_limit_per_minute,
@@ -136,6 +150,7 @@ async fn insert(
     db: &impl ConnectionTrait,
     tenant: Option<&TenantId>,
     role: Role,
+    actor_type: ActorType,
     label: Option<String>,
     expires_at: Option<DateTime<Utc>>,
     rate_limit_per_minute: Option<u64>,
@@ -146,6 +161,7 @@ async fn insert(
         tenant_id: tenant.map(|t| t.as_str().to_owned()),
         key_sha256: digest_key(&raw),
         role: role.as_str().to_owned(),
+        actor_type: actor_type.as_str().to_owned(),
         label,
         created_at: now(),
         revoked_at: None,
@@ -171,6 +187,7 @@ pub async fn create_key(
     let new = NewKey {
         tenant: tenant.clone(),
         role,
+        actor_type: ActorType::Human,
         label: label.map(str::to_owned),
         expires_at: None,
         rate_limit_per_minute: None,
@@ -199,6 +216,7 @@ pub async fn find_active_key(
                 .tenant_id
                 .map_or_else(TenantId::platform, TenantId::trusted),
             role: key.role,
+            actor_type: key.actor_type,
             key_id: key.id,
             rate_limit_per_minute: key.rate_limit_per_minute,
         },
@@ -266,7 +284,7 @@ pub async fn revoke(
 }
 
 /// Replaces the key `id` (in `tenant` when given) with a new one of the same tenant (or none,
-/// for a platform key), role, label and rate limit (not its expiry: that belonged to the old secret), and revokes it, in
+/// for a platform key), role, actor type, label and rate limit (not its expiry: that belonged to the old secret), and revokes it, in
 /// one transaction. Returns the raw new key, the new key and the revoked one. A revoked key
 /// cannot be rotated (`INVALID_TRANSITION`): its replacement would revive it.
 pub async fn rotate(
@@ -288,6 +306,7 @@ pub async fn rotate(
         &txn,
         tenant_of_old.as_ref(),
         old.role,
+        old.actor_type,
         old.label.clone(),
         None,
         old.rate_limit_per_minute,

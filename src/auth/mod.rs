@@ -67,6 +67,19 @@ closed_set! {
     }
 }
 
+closed_set! {
+    /// Who acted, or who uses a key: a person at a console (`HUMAN`), an automation
+    /// (`SYSTEM`), or an AI agent (`AGENT`). Each key says which (`ApiKey.actorType`), and what
+    /// it creates records it, e.g. an export's `origin` (docs/api.md §2.1).
+    #[derive(Enum, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+    pub enum ActorType {
+        Human => "HUMAN",
+        System => "SYSTEM",
+        Agent => "AGENT",
+    }
+}
+
 impl Role {
     /// A role named in any case (`ingest`, `INGEST`), as keys and the CLI have spelled them.
     pub fn parse_any_case(text: &str) -> Option<Self> {
@@ -129,6 +142,8 @@ pub struct Principal {
     pub tenant_id: TenantId,
     pub role: Role,
     pub key_id: String,
+    /// Who uses the key (the key's `actorType`).
+    pub actor_type: ActorType,
     /// The key's own rate limit in complexity points per minute (`None`: the server's
     /// default; 0: unlimited), carried here so the rate limiter needs no lookup.
     pub rate_limit_per_minute: Option<u64>,

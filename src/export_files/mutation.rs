@@ -11,7 +11,6 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::{CompliancePeriod, ExportRequest, ExportSubject};
 use crate::audit::graphql::AuditEntryFilter;
-use crate::audit::ActorType;
 use crate::auth::{self, Permission};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
@@ -369,7 +368,8 @@ impl ExportMutation {
                 request: request.stored(&json),
                 run_id,
                 requested_by: format!("key:{}", principal.key_id),
-                origin: ActorType::Human,
+                // Who asked: the key says (`ApiKey.actorType`).
+                origin: principal.actor_type,
                 correlation_id: input.correlation_id.clone(),
                 retry: state.config.exports.retry,
             };

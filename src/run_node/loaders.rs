@@ -21,10 +21,13 @@ use crate::request::loader;
 use crate::state::AppState;
 use crate::system::graphql::SystemRecordsByRun;
 use crate::traces::graphql::TraceLinks;
-use crate::traces::graphql::{TraceByRunLoader, TraceLoaders};
+use crate::traces::graphql::{TraceByRunLoader, TraceByTraceIdLoader, TraceLoaders};
 
 pub struct RunLoaders {
     pub traces: DataLoader<TraceByRunLoader>,
+    /// For a run with no trace of its own run id (an OTLP GenAI span's run): the trace its
+    /// `traceId` names.
+    pub traces_by_trace_id: DataLoader<TraceByTraceIdLoader>,
     pub trace_fields: Arc<TraceLoaders>,
     pub governance: DataLoader<GovernanceEventsByRun>,
     pub system_records: DataLoader<SystemRecordsByRun>,
@@ -48,6 +51,10 @@ pub async fn run_loaders(ctx: &Context<'_>) -> AppResult<Arc<RunLoaders>> {
     let mismatch_fields = TraceLinks::of(ctx, tenant)?;
     Ok(crate::request::scope(ctx)?.shared(|_| RunLoaders {
         traces: loader(TraceByRunLoader {
+            db: db.clone(),
+            tenant: tenant.clone(),
+        }),
+        traces_by_trace_id: loader(TraceByTraceIdLoader {
             db: db.clone(),
             tenant: tenant.clone(),
         }),

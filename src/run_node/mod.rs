@@ -91,10 +91,20 @@ impl LlmRun {
     async fn synthetic_scenario_id(&self) -> Option<&str> {
         self.0.synthetic_scenario_id.as_deref()
     }
-    /// O2: the run's execution trace (its newest live trace), if one was recorded.
+    /// O2: the run's execution trace: the newest live trace recorded for its run id, else the
+    /// live trace its `traceId` names (a run that is one call inside a larger trace, as the OTLP
+    /// receiver records GenAI spans), if any.
     async fn trace(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Trace>> {
         let loaders = run_loaders(ctx).await?;
-        let found = loaders.traces.load_one(self.0.run_id.clone()).await?;
+        let mut found = loaders.traces.load_one(self.0.run_id.clone()).await?;
+        if found.is_none() {
+            if let Some(trace_id) = &self.0.trace_id {
+                found = loaders
+                    .traces_by_trace_id
+                    .load_one(trace_id.clone())
+                    .await?;
+            }
+        }
         Ok(found.map(|t| Trace::new(t, &loaders.trace_fields)))
     }
 

@@ -6,7 +6,7 @@
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 
 use crate::auth::keys::{self, ApiKeySnapshot, NewKey};
-use crate::auth::{self, Permission, Role};
+use crate::auth::{self, ActorType, Permission, Role};
 use crate::error::{AppError, AppResult};
 use crate::pagination::PageRequest;
 use crate::plain::PlainFields;
@@ -41,6 +41,11 @@ impl ApiKey {
 
     async fn role(&self) -> Role {
         self.0.role
+    }
+
+    /// Who uses the key: what it creates records it (an export's `origin`).
+    async fn actor_type(&self) -> ActorType {
+        self.0.actor_type
     }
 
     /// A note to recognise the key by.
@@ -189,6 +194,10 @@ impl ApiKeyMutation {
         ctx: &Context<'_>,
         role: Role,
         label: Option<String>,
+        #[graphql(
+            desc = "Who will use the key: a person (HUMAN, the default), an automation (SYSTEM) or an AI agent (AGENT)."
+        )]
+        actor_type: Option<ActorType>,
         #[graphql(desc = "After this instant the key is refused; it must be in the future.")]
         expires_at: Option<DateTime>,
         #[graphql(
@@ -211,6 +220,7 @@ impl ApiKeyMutation {
         let new = NewKey {
             tenant: principal.tenant_id,
             role,
+            actor_type: actor_type.unwrap_or(ActorType::Human),
             label: parse_label(label)?,
             expires_at: parse_expiry(expires_at)?,
             rate_limit_per_minute: rate_limit_per_minute

@@ -16,6 +16,8 @@ pub struct Viewer {
     /// Read-window entitlement tier of the tenant (OBSERVE … GOVERN).
     pub tier: String,
     pub role: Role,
+    /// Who the key says uses it (`ApiKey.actorType`).
+    pub actor_type: crate::auth::ActorType,
 }
 
 /// `viewer` and the ADMIN's `apiKeys`.
@@ -47,6 +49,7 @@ impl ViewerQuery {
             tenant_name: tenant.name,
             tier: tenant.tier,
             role: principal.role,
+            actor_type: principal.actor_type,
         })
     }
 }

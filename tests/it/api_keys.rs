@@ -189,6 +189,7 @@ async fn expired_keys_are_unauthenticated(backend: Backend) {
     let make = |expires_at| NewKey {
         tenant: TenantId::trusted("acme"),
         role: Role::Viewer,
+        actor_type: logbook::auth::ActorType::Human,
         label: None,
         expires_at: Some(expires_at),
         rate_limit_per_minute: None,
@@ -521,6 +522,7 @@ async fn keys_have_their_own_rate_limit(backend: Backend) {
         &logbook::auth::keys::NewKey {
             tenant: logbook::auth::TenantId::trusted("acme"),
             role: Role::Viewer,
+            actor_type: logbook::auth::ActorType::Human,
             label: None,
             expires_at: None,
             rate_limit_per_minute: Some(0),

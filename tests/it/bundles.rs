@@ -434,7 +434,47 @@ async fn incomplete_bundle_says_what_is_missing(backend: Backend) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+const CREATE_KEY: &str = r#"
+mutation Key($actor: ActorType) {
+  createApiKey(role: OPERATOR, label: "worker", actorType: $actor) { key apiKey { actorType } }
+}"#;
+
+/// The export's `origin` is the requesting key's actor type, on the export and in
+/// evidence.json: an agent's key makes AGENT exports, an automation's SYSTEM ones, and a key
+/// made without saying is a person's (HUMAN).
+async fn the_origin_follows_the_key(backend: Backend) {
+    let dir = export_dir();
+    let app = spawn(backend, &dir).await;
+    seed(&app, 3).await;
+    let admin = app.key("acme", Role::Admin).await;
+    for (actor, origin) in [
+        (json!("AGENT"), "AGENT"),
+        (json!("SYSTEM"), "SYSTEM"),
+        (Value::Null, "HUMAN"),
+    ] {
+        let made = app
+            .data(&admin, CREATE_KEY, json!({ "actor": actor }))
+            .await["createApiKey"]
+            .clone();
+        assert_eq!(made["apiKey"]["actorType"], origin);
+        let key = made["key"].as_str().unwrap();
+        let id = create(
+            &app,
+            key,
+            json!({ "scope": "TRACE_BUNDLE", "format": "ZIP", "traceId": "tr-b" }),
+        )
+        .await;
+        let done = finished(&app, key, &id).await;
+        assert_eq!(done["status"], "COMPLETED", "{done:#}");
+        assert_eq!(done["origin"], origin);
+        let evidence = Bundle::fetch(&app, key, &id).await.json("evidence.json");
+        assert_eq!(evidence["origin"], origin);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 crate::cases!(
+    the_origin_follows_the_key,
     trace_bundle_holds_the_trace,
     incident_and_compliance_bundles,
     incomplete_bundle_says_what_is_missing,

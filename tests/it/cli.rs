@@ -52,14 +52,56 @@ async fn keys_create_prints_a_working_key(backend: Backend) {
         "one-line reason"
     );
 
+    // Who uses the key: HUMAN unless `--actor-type` says otherwise (any case).
+    let out = logbook(
+        &url,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "OPERATOR",
+            "--actor-type",
+            "agent",
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let agent_key = stdout
+        .lines()
+        .last()
+        .expect("a last line")
+        .trim()
+        .to_owned();
+    let bad = logbook(
+        &url,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--role",
+            "OPERATOR",
+            "--actor-type",
+            "robot",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown actor type robot"));
+
     let app = TestApp::spawn_with(backend, |c| c.database.url = url.clone()).await;
     let data = app
-        .data(&key, "{ viewer { tenantId role } }", json!({}))
+        .data(&key, "{ viewer { tenantId role actorType } }", json!({}))
         .await;
     assert_eq!(
         data["viewer"],
-        json!({ "tenantId": "acme", "role": "OPERATOR" })
+        json!({ "tenantId": "acme", "role": "OPERATOR", "actorType": "HUMAN" })
     );
+    let data = app
+        .data(&agent_key, "{ viewer { actorType } }", json!({}))
+        .await;
+    assert_eq!(data["viewer"]["actorType"], "AGENT");
     // Only the digest is stored.
     let stored = app
         .raw(&format!(
