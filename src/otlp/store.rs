@@ -46,6 +46,24 @@ pub struct Stored {
     pub sealed: bool,
 }
 
+/// Most rows one statement inserts or looks up: a step has about 25 columns, so a thousand
+/// rows stay well under the bind-parameter limits (PostgreSQL 65 535, SQLite 32 766) whatever
+/// the size of a request's trace.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// `rows` in runs of at most [`ROWS_PER_STATEMENT`].
+fn chunked<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
+    let mut chunks = Vec::new();
+    while rows.len() > ROWS_PER_STATEMENT {
+        let rest = rows.split_off(ROWS_PER_STATEMENT);
+        chunks.push(std::mem::replace(&mut rows, rest));
+    }
+    if !rows.is_empty() {
+        chunks.push(rows);
+    }
+    chunks
+}
+
 /// Stores `batch` for `tenant` (see the module doc).
 pub async fn store_trace(
     db: &DatabaseConnection,
@@ -56,18 +74,19 @@ pub async fn store_trace(
     let txn = crate::idempotency::begin_write(db).await?;
     lock_trace(&txn, tenant, &batch.trace_id).await?;
     let mut out = Stored::default();
-    let ids: Vec<&str> = batch.spans.iter().map(|s| s.span_id.as_str()).collect();
-    let known: HashSet<String> = Spans::find()
-        .select_only()
-        .column(O::SpanId)
-        .filter(O::TenantId.eq(tenant.as_str()))
-        .filter(O::TraceId.eq(batch.trace_id.as_str()))
-        .filter(O::SpanId.is_in(ids))
-        .into_tuple()
-        .all(&txn)
-        .await?
-        .into_iter()
-        .collect();
+    let mut known = HashSet::new();
+    for chunk in batch.spans.chunks(ROWS_PER_STATEMENT) {
+        let stored: Vec<String> = Spans::find()
+            .select_only()
+            .column(O::SpanId)
+            .filter(O::TenantId.eq(tenant.as_str()))
+            .filter(O::TraceId.eq(batch.trace_id.as_str()))
+            .filter(O::SpanId.is_in(chunk.iter().map(|s| s.span_id.as_str())))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        known.extend(stored);
+    }
     let mut seen = HashSet::new();
     let fresh: Vec<&SpanRecord> = batch
         .spans
@@ -139,19 +158,23 @@ pub async fn store_trace(
             received_at_ms: Set(received_at_ms),
         });
     }
-    Spans::insert_many(rows)
-        .exec_without_returning(&txn)
-        .await?;
-    if !steps.is_empty() {
+    for chunk in chunked(rows) {
+        Spans::insert_many(chunk)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    for chunk in chunked(steps) {
         let recorded =
-            crate::traces::write::record_steps(&txn, tenant, &batch.trace_id, steps).await?;
-        out.steps = recorded.inserted.len() as u64;
+            crate::traces::write::record_steps(&txn, tenant, &batch.trace_id, chunk).await?;
+        out.steps += recorded.inserted.len() as u64;
+    }
+    let runs = fresh
+        .iter()
+        .filter_map(|span| run_of(&batch.trace_id, span));
+    for chunk in chunked(runs.collect()) {
+        out.runs += crate::runs::write::record_runs(&txn, tenant, chunk).await?;
     }
     for span in &fresh {
-        if let Some(run) = run_of(&batch.trace_id, span) {
-            crate::runs::write::record_run(&txn, tenant, run).await?;
-            out.runs += 1;
-        }
         for record in system_records_of(&batch.trace_id, batch.service.as_deref(), span) {
             crate::system::write::record_system_record(&txn, tenant, record).await?;
             out.system_records += 1;

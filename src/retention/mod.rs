@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::export_jobs::{self, Column as J};
-use entity::{aos_traces_archive, replay_outputs};
+use entity::{aos_traces_archive, otlp_spans, replay_outputs};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -50,6 +50,8 @@ pub struct RetentionCounts {
     pub replay_outputs_purged: u64,
     /// Exports whose files were deleted.
     pub export_artefacts_expired: u64,
+    /// OTLP span ids (`otlp_spans`) of traces no longer live: archived above, or earlier.
+    pub otlp_spans_purged: u64,
 }
 
 /// What one call of [`run`] did.
@@ -152,6 +154,13 @@ async fn work(
             break;
         }
     }
+    loop {
+        let purged = delete_limited(db, otlp_spans::Entity, orphan_spans(), settings.batch).await?;
+        counts.otlp_spans_purged += purged;
+        if purged < settings.batch {
+            break;
+        }
+    }
     let finished_before =
         (now - Duration::days(i64::from(settings.export_after_days))).timestamp_millis();
     loop {
@@ -163,6 +172,29 @@ async fn work(
         }
     }
     Ok(counts)
+}
+
+/// The OTLP span ids whose trace is no longer in `aos_traces` (archived or deleted): they
+/// served only to store a retried span once, and a trace that is not live takes no more spans.
+/// The anti-join reads the whole (small) span table through the traces' unique
+/// (tenant, trace id) index, once per run.
+fn orphan_spans() -> Expr {
+    use entity::aos_traces::{Column as T, Entity as Traces};
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(Traces)
+            .and_where(
+                Expr::col((Traces, T::TenantId))
+                    .equals((otlp_spans::Entity, otlp_spans::Column::TenantId)),
+            )
+            .and_where(
+                Expr::col((Traces, T::TraceId))
+                    .equals((otlp_spans::Entity, otlp_spans::Column::TraceId)),
+            )
+            .to_owned(),
+    )
+    .not()
 }
 
 /// One transaction: up to `batch` archived traces created before `cutoff` are deleted, with
@@ -319,6 +351,7 @@ async fn record(
                 "idempotency_keys_purged",
                 "replay_outputs_purged",
                 "export_artefacts_expired",
+                "otlp_spans_purged",
             ]
             .map(Alias::new),
         )
@@ -333,6 +366,7 @@ async fn record(
             n(c.idempotency_keys_purged),
             n(c.replay_outputs_purged),
             n(c.export_artefacts_expired),
+            n(c.otlp_spans_purged),
         ])
         .map_err(AppError::internal)?
         .to_owned();

@@ -55,11 +55,54 @@ pub async fn record_run(
     tenant: &TenantId,
     new: NewLlmRun,
 ) -> AppResult<LlmRunSnapshot> {
+    let run = snapshot_of(tenant, new, crate::scalars::now());
+    let row = super::store::active_model(&run);
+    let result = Entity::insert(row)
+        .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
+        .exec_without_returning(db)
+        .await?;
+    match result {
+        TryInsertResult::Inserted(n) if n > 0 => Ok(run),
+        _ => Err(AppError::bad_input(
+            "input.runId",
+            format!("an LLM run record for run {} already exists", run.run_id),
+        )),
+    }
+}
+
+/// Inserts many records in one statement, skipping any whose run id the tenant already has;
+/// returns how many were inserted. For writers whose run ids are unique by construction (the
+/// OTLP receiver's `<trace>-<span>`): one statement fires the run rollups' trigger once, where
+/// one statement per record would fire it per record (docs/otlp.md, "Throughput").
+pub async fn record_runs(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    runs: Vec<NewLlmRun>,
+) -> AppResult<u64> {
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let now = crate::scalars::now();
+    let rows = runs
+        .into_iter()
+        .map(|new| super::store::active_model(&snapshot_of(tenant, new, now)));
+    let result = Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
+        .exec_without_returning(db)
+        .await?;
+    Ok(match result {
+        TryInsertResult::Inserted(n) => n,
+        _ => 0,
+    })
+}
+
+/// The record `new` becomes in `tenant`, created at `created_at`.
+fn snapshot_of(tenant: &TenantId, new: NewLlmRun, created_at: DateTime<Utc>) -> LlmRunSnapshot {
     let provider = new
         .provider
         .clone()
         .unwrap_or_else(|| infer_provider(&new.model).to_owned());
-    let run = LlmRunSnapshot {
+    LlmRunSnapshot {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.as_str().to_owned(),
         run_id: new.run_id,
@@ -77,21 +120,9 @@ pub async fn record_run(
         source: new.source,
         is_synthetic: new.is_synthetic,
         synthetic_scenario_id: new.synthetic_scenario_id,
-        created_at: crate::scalars::now(),
+        created_at,
         total_tokens: i64::from(new.input_tokens) + i64::from(new.output_tokens),
         duration_ms: super::duration_ms(new.started_at, new.completed_at),
-    };
-    let row = super::store::active_model(&run);
-    let result = Entity::insert(row)
-        .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
-        .exec_without_returning(db)
-        .await?;
-    match result {
-        TryInsertResult::Inserted(n) if n > 0 => Ok(run),
-        _ => Err(AppError::bad_input(
-            "input.runId",
-            format!("an LLM run record for run {} already exists", run.run_id),
-        )),
     }
 }
 

@@ -92,7 +92,10 @@ const READ: &str = r#"query($t: String!, $r: String!) {
     traceId status agentId rootHash
     steps(first: 10) { nodes { stepIndex skillName status costCents params outcomeData idempotencyKey } }
   }
-  llmRun(runId: $r) { runId traceId provider model inputTokens outputTokens costCents executionStatus }
+  llmRun(runId: $r) {
+    runId traceId provider model inputTokens outputTokens costCents executionStatus
+    trace { traceId }
+  }
   systemRecords(first: 20) { nodes { eventType summary correlationId } }
 }"#;
 
@@ -138,7 +141,8 @@ async fn sdk_spans_become_a_trace_steps_a_run_and_a_record(backend: Backend) {
             run,
             &json!({ "runId": run_id, "provider": "openai", "model": "gpt-4o-2024-08-06",
                      "inputTokens": 1000, "outputTokens": 500, "costCents": 1,
-                     "executionStatus": "SUCCEEDED", "traceId": sent.trace_id })
+                     "executionStatus": "SUCCEEDED", "traceId": sent.trace_id,
+                     "trace": { "traceId": sent.trace_id } })
         );
         let records: Vec<&Value> = data["systemRecords"]["nodes"]
             .as_array()
@@ -489,12 +493,64 @@ async fn a_captured_openinference_call_is_replayed(backend: Backend) {
         data["llmRun"],
         json!({ "runId": run_id, "traceId": trace_id, "provider": "openai",
                 "model": "gpt-4o-mini-2024-07-18", "inputTokens": 21, "outputTokens": 3,
-                "costCents": 3, "executionStatus": "SUCCEEDED" })
+                "costCents": 3, "executionStatus": "SUCCEEDED",
+                "trace": { "traceId": trace_id } })
     );
     app.stop().await;
 }
 
+/// One request holding a single trace of 4 000 spans, every child a GenAI call: more rows than
+/// one statement may bind (a step has about 25 columns), so the receiver must split its inserts.
+async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue as Kv};
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    const CHILDREN: u64 = 3_999;
+    let attribute = |key: &str, value: any_value::Value| Kv {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+    };
+    let mut spans = vec![span(5, 1, None, 0, CHILDREN + 10)];
+    for i in 0..CHILDREN {
+        let mut child = span(5, 1, Some(1), i, i + 1);
+        child.span_id = (i + 2).to_be_bytes().to_vec();
+        child.attributes = vec![
+            attribute(
+                "gen_ai.system",
+                any_value::Value::StringValue("openai".into()),
+            ),
+            attribute(
+                "gen_ai.request.model",
+                any_value::Value::StringValue("gpt-4o".into()),
+            ),
+            attribute("gen_ai.usage.input_tokens", any_value::Value::IntValue(3)),
+            attribute("gen_ai.usage.output_tokens", any_value::Value::IntValue(2)),
+        ];
+        spans.push(child);
+    }
+    let (status, _, body) = post(&app, Some(&ingest), request(spans)).await;
+    assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
+    assert_eq!(rejected(&body), 0);
+    let trace_id = "05".repeat(16);
+    let data = app
+        .data(
+            &viewer,
+            "query($t: String!) {
+               trace(traceId: $t) { status stepCount }
+               llmRuns(filter: { traceId: $t }, first: 1) { totalCount }
+             }",
+            json!({ "t": trace_id }),
+        )
+        .await;
+    assert_eq!(data["trace"]["status"], "COMPLETED", "{data:#}");
+    assert_eq!(data["trace"]["stepCount"], CHILDREN);
+    assert_eq!(data["llmRuns"]["totalCount"], CHILDREN);
+    app.stop().await;
+}
+
 crate::cases!(
+    a_trace_larger_than_one_statement_is_stored_whole,
     a_captured_openinference_call_is_replayed,
     concurrent_deliveries_to_two_processes_store_each_span_once,
     a_quiet_trace_is_sealed_after_the_quiet_period,

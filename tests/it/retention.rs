@@ -1,8 +1,8 @@
 //! The retention job (`logbook::retention::run`, `logbook retention run`): old traces move to the
 //! archive with their steps and leave every list, traces archived long enough leave the archive
-//! with their steps, expired idempotency keys, replay outputs and export artefacts are purged
-//! while fresh ones stay, each run is recorded, a second run finds nothing, and on PostgreSQL a
-//! run skips while another process holds the lock.
+//! with their steps, expired idempotency keys, replay outputs, export artefacts and the OTLP span
+//! ids of traces no longer live are purged while fresh ones stay, each run is recorded, a second
+//! run finds nothing, and on PostgreSQL a run skips while another process holds the lock.
 
 use chrono::{Duration, Utc};
 use logbook::auth::Role;
@@ -104,6 +104,23 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
         .expect("replay output");
     }
 
+    // OTLP span ids: two of a trace about to be archived, one of a trace already gone (its
+    // trace deleted some other way), one of the recent trace, which stays.
+    for (trace_id, span_id) in [
+        ("t-old-1", "s1"),
+        ("t-old-1", "s2"),
+        ("t-gone", "s3"),
+        ("t-recent", "s4"),
+    ] {
+        app.raw(&format!(
+            "INSERT INTO otlp_spans (tenant_id, trace_id, span_id, is_root, failed, open, \
+             step_index, end_unix_nano, received_at_ms) VALUES ('acme', '{trace_id}', \
+             '{span_id}', false, false, false, 0, 0, {now_ms})"
+        ))
+        .await
+        .expect("otlp span");
+    }
+
     // Exports: two completed; one made to have finished 400 days ago.
     insert_runs(app.db(), &make_runs("acme", "a", 5, now)).await;
     let input = json!({ "scope": "LLM_RUNS", "format": "NDJSON" });
@@ -161,6 +178,7 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
             idempotency_keys_purged: 1,
             replay_outputs_purged: 1,
             export_artefacts_expired: 1,
+            otlp_spans_purged: 3,
         }
     );
 
@@ -187,6 +205,12 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
     assert_eq!(
         count(&app, "aos_trace_steps_archive WHERE trace_id = 't-ancient'").await,
         0
+    );
+
+    assert_eq!(count(&app, "otlp_spans").await, 1);
+    assert_eq!(
+        count(&app, "otlp_spans WHERE trace_id = 't-recent'").await,
+        1
     );
 
     // Keys and outputs: the fresh ones stay.
@@ -224,7 +248,7 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
             "retention_runs WHERE traces_archived = 3 AND steps_archived = 9 \
              AND archived_traces_deleted = 1 AND archived_steps_deleted = 3 \
              AND idempotency_keys_purged = 1 AND replay_outputs_purged = 1 \
-             AND export_artefacts_expired = 1 AND duration_ms >= 0"
+             AND export_artefacts_expired = 1 AND otlp_spans_purged = 3 AND duration_ms >= 0"
         )
         .await,
         1
