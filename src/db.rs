@@ -186,3 +186,82 @@ pub async fn try_advisory_xact_lock(
         None => false,
     })
 }
+
+/// PostgreSQL's bulk insert: `rows` go in as one `jsonb` parameter, unpacked by
+/// `jsonb_populate_recordset` with the table's own row type, so the statement's text is the
+/// same for any number of rows. A multi-row `VALUES` has one parameter per cell and a text per
+/// row count: each count is a new prepared statement to parse and plan, and every execution
+/// builds an expression per cell (for 64 steps, 1 600) — on the OTLP receiver's hot path that
+/// set-up cost more than the inserts themselves (BENCHMARKS.md, "OTLP ingest").
+///
+/// The columns are those `rows[0]` sets (every row must set the same ones); `tail` follows the
+/// `SELECT` (`ON CONFLICT …`, `RETURNING …`). Returns the rows `RETURNING` answers. PostgreSQL
+/// only: SQLite has no `jsonb_populate_recordset`, and its `VALUES` is cheap in-process.
+pub async fn insert_rows_as_json<A>(
+    conn: &impl sea_orm::ConnectionTrait,
+    rows: Vec<A>,
+    tail: &str,
+) -> AppResult<Vec<sea_orm::QueryResult>>
+where
+    A: sea_orm::ActiveModelTrait,
+{
+    use sea_orm::{ActiveValue, EntityName, IdenStatic, Iterable};
+    type Column<A> = <<A as sea_orm::ActiveModelTrait>::Entity as sea_orm::EntityTrait>::Column;
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let columns: Vec<Column<A>> = Column::<A>::iter()
+        .filter(|c| !matches!(first.get(*c), ActiveValue::NotSet))
+        .collect();
+    let json_rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let cells = columns.iter().map(|c| {
+                let value = match row.get(*c) {
+                    ActiveValue::Set(v) | ActiveValue::Unchanged(v) => json_cell(&v),
+                    ActiveValue::NotSet => serde_json::Value::Null,
+                };
+                (c.as_str().to_owned(), value)
+            });
+            serde_json::Value::Object(cells.collect())
+        })
+        .collect();
+    let table = A::Entity::default().table_name().to_owned();
+    let names = columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO \"{table}\" ({names}) SELECT {names} \
+         FROM jsonb_populate_recordset(NULL::\"{table}\", $1) {tail}"
+    );
+    let statement = sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [sea_orm::Value::Json(Some(Box::new(
+            serde_json::Value::Array(json_rows),
+        )))],
+    );
+    Ok(conn.query_all_raw(statement).await?)
+}
+
+/// A cell as `jsonb_populate_recordset` reads it back into its column's type: instants as
+/// RFC 3339 text with microseconds (PostgreSQL's precision), bytes as bytea hex text, everything
+/// else as sea-query renders it in JSON.
+fn json_cell(value: &sea_orm::Value) -> serde_json::Value {
+    use chrono::SecondsFormat;
+    match value {
+        sea_orm::Value::ChronoDateTimeUtc(Some(at)) => {
+            serde_json::Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true))
+        }
+        sea_orm::Value::ChronoDateTimeWithTimeZone(Some(at)) => {
+            serde_json::Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true))
+        }
+        // bytea's hex input format (sea-query would assume UTF-8 and panic on anything else).
+        sea_orm::Value::Bytes(Some(bytes)) => {
+            serde_json::Value::String(format!("\\x{}", hex::encode(bytes)))
+        }
+        other => sea_orm::sea_query::sea_value_to_json_value(other),
+    }
+}

@@ -158,10 +158,15 @@ pub async fn store_trace(
             received_at_ms: Set(received_at_ms),
         });
     }
+    let postgres = txn.get_database_backend() == DbBackend::Postgres;
     for chunk in chunked(rows) {
-        Spans::insert_many(chunk)
-            .exec_without_returning(&txn)
-            .await?;
+        if postgres {
+            crate::db::insert_rows_as_json(&txn, chunk, "").await?;
+        } else {
+            Spans::insert_many(chunk)
+                .exec_without_returning(&txn)
+                .await?;
+        }
     }
     for chunk in chunked(steps) {
         let recorded =

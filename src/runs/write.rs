@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::llm_run_records::{Column, Entity};
-use sea_orm::{ConnectionTrait, EntityTrait, TryInsertResult};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, TryInsertResult};
 use serde::Serialize;
 
 use super::{ExecutionStatus, LlmRunSnapshot, RunSource};
@@ -86,6 +86,15 @@ pub async fn record_runs(
     let rows = runs
         .into_iter()
         .map(|new| super::store::active_model(&snapshot_of(tenant, new, now)));
+    if db.get_database_backend() == DbBackend::Postgres {
+        let inserted = crate::db::insert_rows_as_json(
+            db,
+            rows.collect(),
+            "ON CONFLICT (tenant_id, run_id) DO NOTHING RETURNING 1 AS inserted",
+        )
+        .await?;
+        return Ok(inserted.len() as u64);
+    }
     let result = Entity::insert_many(rows)
         .on_conflict_do_nothing_on([Column::TenantId, Column::RunId])
         .exec_without_returning(db)

@@ -18,8 +18,8 @@ use entity::aos_traces::{self, Column as T, Entity as Traces};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    NotSet, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -297,15 +297,24 @@ pub async fn record_steps(
         .into_iter()
         .map(|step| step_row(&trace, step, now))
         .collect();
-    let mut insert = Steps::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([S::TenantId, S::TraceId, S::StepIndex])
-                .do_nothing()
-                .to_owned(),
+    let returned = if txn.get_database_backend() == DbBackend::Postgres {
+        crate::db::insert_rows_as_json(
+            txn,
+            rows,
+            "ON CONFLICT (tenant_id, trace_id, step_index) DO NOTHING RETURNING step_index",
         )
-        .into_query();
-    insert.returning_col(S::StepIndex);
-    let returned = txn.query_all(&insert).await?;
+        .await?
+    } else {
+        let mut insert = Steps::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([S::TenantId, S::TraceId, S::StepIndex])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert.returning_col(S::StepIndex);
+        txn.query_all(&insert).await?
+    };
     let mut inserted = returned
         .iter()
         .map(|row| row.try_get::<i32>("", "step_index"))
