@@ -556,12 +556,21 @@ pub async fn read_window<L: Listed>(
 }
 
 /// Whether a row of log data recorded at `at` is inside the tenant's read window: lookups by id
-/// answer `NOT_FOUND` for rows outside it, as for another tenant's (docs/api.md).
+/// answer `NOT_FOUND` for rows outside it, as for another tenant's (docs/api.md §4.1).
 pub async fn in_read_window(
     ctx: &async_graphql::Context<'_>,
     tenant: &TenantId,
     at: DateTime<Utc>,
 ) -> AppResult<bool> {
+    Ok(at >= read_window_start(ctx, tenant).await?)
+}
+
+/// The earliest instant of log data the tenant may read now (its tier through the schema's
+/// `read_window::TierCache`): for lookups that filter on it in SQL rather than check one row.
+pub async fn read_window_start(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+) -> AppResult<DateTime<Utc>> {
     let mut from = None;
     let bounds = TimeBounds {
         field: "createdAfter",
@@ -569,7 +578,21 @@ pub async fn in_read_window(
         to: None,
     };
     let window = tenant_window(ctx, tenant, bounds, None).await?;
-    Ok(at >= window.from.0)
+    Ok(window.from.0)
+}
+
+/// `found` when it is inside the tenant's read window (its time read by `at`), else `None`: a
+/// lookup's row outside the window is as absent as another tenant's.
+pub async fn within_read_window<T>(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+    found: Option<T>,
+    at: impl FnOnce(&T) -> DateTime<Utc>,
+) -> AppResult<Option<T>> {
+    match found {
+        Some(row) if in_read_window(ctx, tenant, at(&row)).await? => Ok(Some(row)),
+        _ => Ok(None),
+    }
 }
 
 /// Narrows `bounds` to the tenant's read window (its tier through the schema's

@@ -108,6 +108,23 @@ pub struct TimeBounds<'a> {
     pub to: Option<DateTime<Utc>>,
 }
 
+/// The earliest instant `tier` reads as of `now`.
+pub fn start(tier: Tier, now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::days(tier.window_days())
+}
+
+/// Raises the lower bound of `bounds` to the window of `tier` as of `now` when it is before it
+/// or absent; whether it did. Nothing is refused: for a reader that checked the range once
+/// ([`apply`]) and keeps reading as the window moves (a subscription's tail).
+pub fn raise(tier: Tier, now: DateTime<Utc>, bounds: TimeBounds<'_>) -> bool {
+    let start = start(tier, now);
+    let raised = bounds.from.is_none_or(|from| from < start);
+    if raised {
+        *bounds.from = Some(start);
+    }
+    raised
+}
+
 /// Narrows `bounds` to the window of `tier` as of `now`. A range (upper bound or `asOf`) that
 /// ends before the window is refused (`BAD_USER_INPUT`): it could only ever answer nothing,
 /// and an empty answer would hide why.
@@ -117,7 +134,7 @@ pub fn apply(
     bounds: TimeBounds<'_>,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<ReadWindow> {
-    let start = now - chrono::Duration::days(tier.window_days());
+    let start = start(tier, now);
     let refuse = |what: &str, at: DateTime<Utc>| {
         Err(AppError::bad_input(
             what,
@@ -139,10 +156,7 @@ pub fn apply(
     if let Some(at) = as_of.filter(|at| *at < start) {
         return refuse("asOf", at);
     }
-    let clamped = bounds.from.is_none_or(|from| from < start);
-    if clamped {
-        *bounds.from = Some(start);
-    }
+    let clamped = raise(tier, now, bounds);
     Ok(ReadWindow {
         tier,
         from: start.into(),

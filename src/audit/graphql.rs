@@ -287,11 +287,13 @@ impl SignalFeedback {
     }
 }
 
-/// Fetches an entry by its record id for `node(id)`, tenant-scoped.
+/// Fetches an entry by its record id for `node(id)` and `auditEntry`, tenant-scoped; outside
+/// the tenant's read window (on `createdAt`) it is `NOT_FOUND`, like another tenant's.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<AuditEntry> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    store::get(&state.db, &principal.tenant_id, record_id)
+    let found = store::get(&state.db, &principal.tenant_id, record_id).await?;
+    pagination::within_read_window(ctx, &principal.tenant_id, found, |e| e.created_at)
         .await?
         .map(AuditEntry)
         .ok_or(AppError::NotFound("AuditEntry"))
@@ -338,7 +340,8 @@ impl AuditLookupQuery {
         Ok(Some(node(ctx, &record_id).await?))
     }
 
-    /// Everything the ledger records about one entity, newest first.
+    /// Everything the ledger records about one entity inside the tenant's read window (like
+    /// `auditEntries`), newest first.
     #[graphql(complexity = "crate::limits::list_cost(first, last, child_complexity)")]
     #[expect(
         clippy::too_many_arguments,
@@ -363,14 +366,16 @@ impl AuditLookupQuery {
         let key = store::EntityKey {
             entity_type,
             entity_id,
-        };
-        // The views read the same entries through the list filter.
-        let filter = AuditFilter {
-            entity_type: Some(key.entity_type),
-            entity_id: Some(key.entity_id.clone()),
-            ..AuditFilter::default()
+            created_after: None,
         };
         let listed = pagination::view_page::<store::EntityHistory>(ctx, key, request).await?;
+        // The views read the same entries through the list filter, narrowed to the same window.
+        let filter = AuditFilter {
+            entity_type: Some(listed.filter.entity_type),
+            entity_id: Some(listed.filter.entity_id.clone()),
+            created_after: listed.filter.created_after,
+            ..AuditFilter::default()
+        };
         let views = AuditEntrySet {
             db: listed.db,
             tenant: listed.tenant,

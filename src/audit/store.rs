@@ -189,6 +189,10 @@ impl Listed for AuditList {
 pub struct EntityKey {
     pub entity_type: AuditEntityType,
     pub entity_id: String,
+    /// The start of the tenant's read window, set by `pagination` (never by the client): left
+    /// out of the cursor scope while unset, so cursors are bound to the entity alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_after: Option<DateTime<Utc>>,
 }
 
 /// The entries about one entity, newest first (`auditEntityHistory`, docs/domain.md §4.4).
@@ -203,10 +207,20 @@ impl Listed for EntityHistory {
     const ROW: fn(audit_ledger::Model) -> AppResult<AuditEntrySnapshot> = snapshot;
     const POSITION: fn(&AuditEntrySnapshot) -> Position = position;
 
+    /// Log data, like `auditEntries`: only the tenant's read window (`crate::read_window`).
+    fn time_bounds(key: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        Some(crate::pagination::TimeBounds {
+            field: "createdAfter",
+            to: None,
+            from: &mut key.created_after,
+        })
+    }
+
     fn select(tenant: &TenantId, key: &EntityKey, _: Option<DateTime<Utc>>) -> Select<Entity> {
-        tenant_rows(tenant)
+        let q = tenant_rows(tenant)
             .filter(Column::EntityType.eq(key.entity_type.as_str()))
-            .filter(Column::EntityId.eq(key.entity_id.as_str()))
+            .filter(Column::EntityId.eq(key.entity_id.as_str()));
+        created_within(q, Column::CreatedAt, key.created_after, None)
     }
 }
 

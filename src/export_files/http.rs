@@ -3,7 +3,8 @@
 //! from disk in 64 KiB chunks (memory stays flat whatever the size).
 //!
 //! - `Authorization: Bearer <key>` with read permission; the export is looked up in the key's
-//!   tenant only, so another tenant's export gets the same 404 body as a missing one.
+//!   tenant only, so another tenant's export gets the same 404 body as a missing one. So does
+//!   an export requested before the tenant's read window (docs/api.md §4.1), as `logExport`.
 //! - `ETag` is the quoted sha256 hex, `Digest: sha-256=<base64>` the same digest (RFC 3230), of
 //!   the whole file; `If-None-Match` gives 304.
 //! - One `Range: bytes=…` range gives 206 with `Content-Range`; an unsatisfiable or malformed
@@ -114,6 +115,15 @@ async fn locate(
         .await
         .map_err(internal)?
         .ok_or_else(not_found)?;
+    // Outside the tenant's read window (on the request time, as `logExport`): as absent as
+    // another tenant's. Downloads are rare: the tier is read here, not cached.
+    let tier = crate::read_window::TierCache::default()
+        .tier(&state.db, &tenant)
+        .await
+        .map_err(internal)?;
+    if export.request.created_at < crate::read_window::start(tier, crate::scalars::now()) {
+        return Err(not_found());
+    }
     let latest = export.latest();
     if latest.status != ExportStatus::Completed {
         return Err(error(

@@ -389,14 +389,19 @@ impl TryFrom<LogExportFilter> for ExportFilter {
     }
 }
 
-/// Fetches an export by its export id for `node(id)`, tenant-scoped.
+/// Fetches an export by its export id for `node(id)` and `logExport`, tenant-scoped. Outside
+/// the tenant's read window it is `NOT_FOUND`, like another tenant's: an export's time is its
+/// request time (its first row's `createdAt`), the column `logExports` is windowed on.
 pub async fn node(ctx: &Context<'_>, export_id: &str) -> AppResult<LogExport> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    store::get(&state.db, &principal.tenant_id, export_id)
-        .await?
-        .map(LogExport)
-        .ok_or(AppError::NotFound("LogExport"))
+    let found = store::get(&state.db, &principal.tenant_id, export_id).await?;
+    crate::pagination::within_read_window(ctx, &principal.tenant_id, found, |e| {
+        e.request.created_at
+    })
+    .await?
+    .map(LogExport)
+    .ok_or(AppError::NotFound("LogExport"))
 }
 
 /// `logExports`: a page of export requests, each with its states as of `asOf`.

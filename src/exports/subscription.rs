@@ -53,7 +53,8 @@ pub struct ExportSubscription;
 #[Subscription]
 impl ExportSubscription {
     /// Progress of one export (by its `id` or `exportId`): its current state at once, then each
-    /// change, ending after it completes, fails or is cancelled. Another tenant's export is `NOT_FOUND`.
+    /// change, ending after it completes, fails or is cancelled. Another tenant's export, or one
+    /// requested before the tenant's read window (as `logExport`), is `NOT_FOUND`.
     async fn export_progress(
         &self,
         ctx: &Context<'_>,
@@ -63,7 +64,11 @@ impl ExportSubscription {
         let state = ctx.data_unchecked::<AppState>().clone();
         let tenant = principal.tenant_id;
         let export_id = record_id_from(&id, NodeKind::LogExport);
-        let (first, seen, terminal) = load(&state, &tenant, &export_id)
+        let found = load(&state, &tenant, &export_id).await?;
+        let (first, seen, terminal) =
+            crate::pagination::within_read_window(ctx, &tenant, found, |(export, ..)| {
+                export.0.request.created_at
+            })
             .await?
             .ok_or(AppError::NotFound("LogExport"))?;
         let ticks = state.events.wakeups(Topic::ExportProgress, &tenant).boxed();

@@ -176,7 +176,7 @@ pub struct IntegrityQuery;
 #[Object]
 impl IntegrityQuery {
     /// Evidence integrity of one of the tenant's runs. `NOT_FOUND` when the tenant has no run
-    /// record with this run id.
+    /// record with this run id, or only one outside its read window (like `llmRun`).
     async fn integrity(
         &self,
         ctx: &Context<'_>,
@@ -184,9 +184,11 @@ impl IntegrityQuery {
     ) -> async_graphql::Result<Option<IntegrityReportNode>> {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
-        if !store::run_exists(&state.db, &principal.tenant_id, &run_id).await? {
-            return Err(AppError::NotFound("LlmRun").into());
-        }
+        let recorded =
+            crate::runs::store::run_created_at(&state.db, &principal.tenant_id, &run_id).await?;
+        crate::pagination::within_read_window(ctx, &principal.tenant_id, recorded, |at| *at)
+            .await?
+            .ok_or(AppError::NotFound("LlmRun"))?;
         let mut reports = store::integrity_for_runs(
             &state.db,
             &principal.tenant_id,

@@ -361,7 +361,8 @@ impl Ledger {
         Ok(SignedCheckpointConnection(page))
     }
 
-    /// Proof that an entry is in the tree of `treeSize` entries (default: the head).
+    /// Proof that an entry is in the tree of `treeSize` entries (default: the head). An entry
+    /// outside the tenant's read window is `NOT_FOUND`, as in `auditEntry`.
     async fn inclusion_proof(
         &self,
         ctx: &Context<'_>,
@@ -371,7 +372,8 @@ impl Ledger {
         let s = state(ctx);
         let record_id = record_id_from(&entry_id, NodeKind::AuditEntry);
         // One statement for the entry and the head, one for the nodes (docs/ledger.md).
-        let found = store::locate_entry(&s.db, &self.tenant, &record_id)
+        let since = crate::pagination::read_window_start(ctx, &self.tenant).await?;
+        let found = store::locate_entry(&s.db, &self.tenant, &record_id, since)
             .await?
             .ok_or(AppError::NotFound("AuditEntry"))?;
         let head = found.head;

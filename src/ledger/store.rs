@@ -82,19 +82,22 @@ pub struct LocatedEntry {
     pub head: u64,
 }
 
-/// The tenant's entry with this id and the current tree size, in one statement; `None` when
-/// the tenant has no such entry.
+/// The tenant's entry with this id, recorded at or after `since` (the start of the tenant's
+/// read window), and the current tree size, in one statement; `None` when the tenant has no
+/// such entry.
 pub async fn locate_entry(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
     id: &str,
+    since: DateTime<Utc>,
 ) -> AppResult<Option<LocatedEntry>> {
     let row = db
         .query_one_raw(statement(
             db,
             "SELECT e.id, e.seq, (SELECT MAX(h.seq) FROM audit_ledger h WHERE h.tenant_id = $1) \
-             AS head FROM audit_ledger e WHERE e.tenant_id = $1 AND e.id = $2",
-            vec![tenant.as_str().into(), id.into()],
+             AS head FROM audit_ledger e WHERE e.tenant_id = $1 AND e.id = $2 \
+             AND e.created_at >= $3",
+            vec![tenant.as_str().into(), id.into(), since.into()],
         ))
         .await?;
     let Some(row) = row else {

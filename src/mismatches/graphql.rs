@@ -361,13 +361,16 @@ impl TraceMismatchOrder {
     }
 }
 
-/// Fetches a mismatch by id for `node(id)`, tenant-scoped.
+/// Fetches a mismatch by id for `node(id)`, tenant-scoped. Outside the tenant's read window
+/// (on `createdAt`, like `traceMismatches`) it is `NOT_FOUND`, like another tenant's.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<TraceMismatch> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    let snapshot = store::get_by_id(&state.db, &principal.tenant_id, record_id)
-        .await?
-        .ok_or(AppError::NotFound("TraceMismatch"))?;
+    let found = store::get_by_id(&state.db, &principal.tenant_id, record_id).await?;
+    let snapshot =
+        pagination::within_read_window(ctx, &principal.tenant_id, found, |m| m.created_at)
+            .await?
+            .ok_or(AppError::NotFound("TraceMismatch"))?;
     Ok(TraceMismatch::new(
         snapshot,
         &TraceLinks::of(ctx, &principal.tenant_id)?,

@@ -160,6 +160,12 @@ impl Listed for MismatchResolvedList {
     const POSITION: fn(&MismatchSnapshot) -> Position =
         |m| Position::of(m.resolved_at.unwrap_or(m.created_at), &m.id);
 
+    /// Log data: only mismatches inside the tenant's read window, on `createdAt` as for
+    /// `traceMismatches` (one reported before the window and resolved now is not delivered).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        MismatchList::time_bounds(filter)
+    }
+
     fn select(
         tenant: &TenantId,
         filter: &MismatchListFilter,

@@ -104,7 +104,7 @@ pub struct ReplayQuery;
 #[Object]
 impl ReplayQuery {
     /// The replay window of one of the tenant's runs. `NOT_FOUND` when the tenant has no run
-    /// record with this run id.
+    /// record with this run id, or only one outside its read window (like `llmRun`).
     async fn replay_window(
         &self,
         ctx: &Context<'_>,
@@ -112,6 +112,11 @@ impl ReplayQuery {
     ) -> async_graphql::Result<Option<ReplayWindow>> {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
+        let recorded =
+            crate::runs::store::run_created_at(&state.db, &principal.tenant_id, &run_id).await?;
+        crate::pagination::within_read_window(ctx, &principal.tenant_id, recorded, |at| *at)
+            .await?
+            .ok_or(AppError::NotFound("LlmRun"))?;
         let mut windows = store::replay_windows_for_runs(
             &state.db,
             &principal.tenant_id,

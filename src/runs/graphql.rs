@@ -296,11 +296,13 @@ impl LlmRunOrder {
     }
 }
 
-/// Fetches a run by its record id for `node(id)`, tenant-scoped.
+/// Fetches a run by its record id for `node(id)`, tenant-scoped; outside the tenant's read
+/// window it is `NOT_FOUND`, like another tenant's.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<LlmRun> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    store::get_by_id(&state.db, &principal.tenant_id, record_id)
+    let found = store::get_by_id(&state.db, &principal.tenant_id, record_id).await?;
+    pagination::within_read_window(ctx, &principal.tenant_id, found, |r| r.created_at)
         .await?
         .map(LlmRun)
         .ok_or(AppError::NotFound("LlmRun"))
@@ -368,16 +370,12 @@ impl RunLookupQuery {
     ) -> async_graphql::Result<Option<LlmRun>> {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
-        let run = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
-        let run = match run {
-            Some(run)
-                if pagination::in_read_window(ctx, &principal.tenant_id, run.created_at)
-                    .await? =>
-            {
-                run
-            }
-            _ => return Err(AppError::NotFound("LlmRun").into()),
-        };
+        let found = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
+        // Outside the tenant's read window: as absent as another tenant's run.
+        let run =
+            pagination::within_read_window(ctx, &principal.tenant_id, found, |r| r.created_at)
+                .await?
+                .ok_or(AppError::NotFound("LlmRun"))?;
         Ok(Some(LlmRun(run)))
     }
 }

@@ -3,7 +3,7 @@
 use entity::llm_run_records::{self, Column, Entity};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet, QueryFilter,
-    Select, Set,
+    QuerySelect, Select, Set,
 };
 
 use chrono::{DateTime, Utc};
@@ -166,6 +166,24 @@ pub async fn get_by_run_id(
         .one(db)
         .await?;
     found.map(snapshot).transpose()
+}
+
+/// When the tenant's run `run_id` was recorded (`None`: the tenant has no such run): what the
+/// lookups keyed by a run id (`replayWindow`, `integrity`) hold against the read window.
+pub async fn run_created_at(
+    db: &impl ConnectionTrait,
+    tenant: &TenantId,
+    run_id: &str,
+) -> AppResult<Option<DateTime<Utc>>> {
+    Ok(Entity::find()
+        .filter(Column::TenantId.eq(tenant.as_str()))
+        .filter(Column::RunId.eq(run_id))
+        .select_only()
+        .column(Column::CreatedAt)
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?)
 }
 
 /// The tenant's runs with any of these run ids (one statement).

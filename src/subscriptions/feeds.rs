@@ -4,6 +4,11 @@
 //! Time-ordered lists are newest first; "the rows after a position, oldest first" is their
 //! `last: n, before: cursor` page reversed, and the cursors it returns are list cursors a client
 //! can pass back as `after`.
+//!
+//! Lists of log data read, like the lists themselves, only inside the tenant's read window
+//! (`crate::read_window`): each read narrows the filter to the window as of that read, with the
+//! tier read when the subscription started, so catching up after an old cursor replays nothing
+//! older. Cursors stay bound to the filter the client sent, as the lists' are.
 
 use std::sync::Arc;
 
@@ -13,7 +18,8 @@ use super::tail::Feed;
 use crate::activity::{self, ActivityFilter, ActivityItem, ActivityPosition};
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
-use crate::pagination::{page, Listed, Page, PageArgs, PageRequest};
+use crate::pagination::{page_scoped, ListOrder, Listed, Page, PageArgs, PageRequest};
+use crate::read_window::{self, Tier};
 use crate::state::AppState;
 use crate::traces::store::{self as trace_store, StepProbe, MAX_STEP_PAGE};
 use crate::traces::StepSnapshot;
@@ -49,7 +55,37 @@ fn first_cursor<T>(page: Page<T>) -> Option<String> {
 /// oldest first after the cursor.
 pub struct ListFeed<L: Listed> {
     pub tenant: TenantId,
+    /// The client's filter: the cursors' scope.
     pub filter: L::Filter,
+    /// The tenant's tier when the list is windowed (`Listed::time_bounds`): every read narrows
+    /// `filter` to its window as of then. `None`: read `filter` as it is.
+    pub tier: Option<Tier>,
+}
+
+impl<L: Listed> ListFeed<L> {
+    /// `filter` narrowed to the read window as of now.
+    fn narrowed(&self) -> L::Filter {
+        let mut narrowed = self.filter.clone();
+        if let Some(tier) = self.tier {
+            if let Some(bounds) = L::time_bounds(&mut narrowed) {
+                read_window::raise(tier, crate::scalars::now(), bounds);
+            }
+        }
+        narrowed
+    }
+
+    async fn read(&self, state: &AppState, request: &PageRequest) -> AppResult<Page<L::Row>> {
+        page_scoped::<L>(
+            &state.db,
+            &state.cursors,
+            &self.tenant,
+            &self.filter,
+            &self.narrowed(),
+            request,
+            ListOrder::newest_first(),
+        )
+        .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -62,28 +98,12 @@ impl<L: Listed> Feed for ListFeed<L> {
         cursor: Option<&str>,
         limit: u64,
     ) -> AppResult<Vec<(String, L::Row)>> {
-        let request = newer_than(cursor, limit);
-        let page = page::<L>(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &request,
-        )
-        .await?;
+        let page = self.read(state, &newer_than(cursor, limit)).await?;
         Ok(oldest_first(page))
     }
 
     async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-        let request = newest_first();
-        let page = page::<L>(
-            &state.db,
-            &state.cursors,
-            &self.tenant,
-            &self.filter,
-            &request,
-        )
-        .await?;
+        let page = self.read(state, &newest_first()).await?;
         Ok(first_cursor(page))
     }
 
@@ -172,13 +192,32 @@ impl Feed for StepFeed {
 /// an event's cursor pages on from it.
 pub struct ActivityFeed {
     pub tenant: TenantId,
+    /// The client's filter: the cursors' scope.
     pub filter: ActivityFilter,
+    /// The tenant's tier: every read narrows `filter` to its read window as of then, as the
+    /// `activity` list does.
+    pub tier: Tier,
 }
 
 impl ActivityFeed {
     fn edge(&self, state: &AppState, item: ActivityItem) -> (String, ActivityItem) {
         let scope = activity::scope(&self.tenant, &self.filter, None);
         (state.cursors.encode(scope, &item.position.encode()), item)
+    }
+
+    /// `filter` narrowed to the read window as of now.
+    fn narrowed(&self) -> ActivityFilter {
+        let mut narrowed = self.filter.clone();
+        read_window::raise(
+            self.tier,
+            crate::scalars::now(),
+            crate::pagination::TimeBounds {
+                field: "after",
+                to: narrowed.before,
+                from: &mut narrowed.after,
+            },
+        );
+        narrowed
     }
 }
 
@@ -202,7 +241,7 @@ impl Feed for ActivityFeed {
         let items = activity::newer(
             &state.db,
             &self.tenant,
-            &self.filter,
+            &self.narrowed(),
             position.as_ref(),
             limit,
         )
@@ -211,7 +250,8 @@ impl Feed for ActivityFeed {
     }
 
     async fn newest(&self, state: &AppState) -> AppResult<Option<String>> {
-        let items = activity::page(&state.db, &self.tenant, &self.filter, None, None, 1).await?;
+        let items =
+            activity::page(&state.db, &self.tenant, &self.narrowed(), None, None, 1).await?;
         Ok(items.into_iter().next().map(|i| self.edge(state, i).0))
     }
 

@@ -26,7 +26,7 @@ use crate::events::Topic;
 use crate::mismatches::graphql::{TraceMismatch, TraceMismatchFilter};
 use crate::mismatches::store::{MismatchList, MismatchResolvedList};
 use crate::mismatches::MismatchListFilter;
-use crate::pagination::Listed;
+use crate::pagination::{self, Listed};
 use crate::runs::graphql::{LlmRun, LlmRunFilter};
 use crate::runs::store::RunList;
 use crate::state::AppState;
@@ -167,7 +167,7 @@ impl LogSubscription {
 
     /// The steps of one of the tenant's traces as they are appended, in step order. With
     /// `after` (a `Trace.steps` cursor or an event's cursor) the later steps already stored come
-    /// first. Another tenant's trace is `NOT_FOUND`.
+    /// first. Another tenant's trace, or one outside the tenant's read window, is `NOT_FOUND`.
     async fn trace_step_added(
         &self,
         ctx: &Context<'_>,
@@ -176,8 +176,13 @@ impl LogSubscription {
     ) -> async_graphql::Result<impl Stream<Item = TraceStepAdded>> {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>().clone();
-        let trace =
+        let found =
             crate::traces::store::get_by_trace_id(&state.db, &principal.tenant_id, &trace_id)
+                .await?;
+        // As `trace(traceId)`: outside the read window, as absent as another tenant's. The
+        // steps of a readable trace are all readable (docs/api.md §4.1).
+        let trace =
+            pagination::within_read_window(ctx, &principal.tenant_id, found, |t| t.created_at)
                 .await?
                 .ok_or(AppError::NotFound("Trace"))?;
         let feed = StepFeed {
@@ -290,9 +295,23 @@ impl LogSubscription {
         let state = ctx.data_unchecked::<AppState>().clone();
         let filter = ActivityFilter::try_from(filter.unwrap_or_default())?;
         let topics = activity_topics(&filter);
+        // The `activity` list's window: a range before it is refused now; each read narrows.
+        let mut narrowed = filter.clone();
+        let window = pagination::tenant_window(
+            ctx,
+            &principal.tenant_id,
+            pagination::TimeBounds {
+                field: "after",
+                to: narrowed.before,
+                from: &mut narrowed.after,
+            },
+            None,
+        )
+        .await?;
         let feed = ActivityFeed {
             tenant: principal.tenant_id.clone(),
             filter,
+            tier: window.tier,
         };
         let loaders = TraceLoaders::new(&state.db);
         let rows = tail::start(state, &topics, &principal.tenant_id, feed, after).await?;
@@ -355,9 +374,13 @@ async fn list_tail<L: Listed>(
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>().clone();
     let tenant = principal.tenant_id.clone();
+    // A list of log data reads only inside the tenant's read window, as the list does: a range
+    // before it is refused now, and each read narrows the filter (`ListFeed::narrowed`).
+    let (_, window) = pagination::read_window::<L>(ctx, &tenant, &filter, None).await?;
     let feed = ListFeed::<L> {
         tenant: tenant.clone(),
         filter,
+        tier: window.map(|w| w.tier),
     };
     let rows = tail::start(state.clone(), &[topic], &tenant, feed, after).await?;
     Ok((state, tenant, rows))

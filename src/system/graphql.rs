@@ -208,11 +208,14 @@ impl TryFrom<SystemRecordFilter> for SystemFilter {
     }
 }
 
-/// Fetches a record by its record id for `node(id)`: the tenant's own or a system-wide one.
+/// Fetches a record by its record id for `node(id)` and `systemRecord`: the tenant's own or a
+/// system-wide one. Outside the tenant's read window (on `createdAt`, like `systemRecords`) it
+/// is `NOT_FOUND`, like another tenant's.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<SystemRecord> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    store::get(&state.db, &principal.tenant_id, record_id)
+    let found = store::get(&state.db, &principal.tenant_id, record_id).await?;
+    pagination::within_read_window(ctx, &principal.tenant_id, found, |r| r.created_at)
         .await?
         .map(SystemRecord)
         .ok_or(AppError::NotFound("SystemRecord"))

@@ -595,14 +595,28 @@ impl TraceComparison {
     }
 }
 
-/// Fetches a trace by its record id for `node(id)`, tenant-scoped.
+/// Fetches a trace by its record id for `node(id)`, tenant-scoped; outside the tenant's read
+/// window it is `NOT_FOUND`, like another tenant's.
 pub async fn node(ctx: &Context<'_>, record_id: &str) -> AppResult<Trace> {
     let principal = auth::require(ctx, Permission::Read).await?;
     let state = ctx.data_unchecked::<AppState>();
-    let snapshot = store::get_by_id(&state.db, &principal.tenant_id, record_id)
-        .await?
-        .ok_or(AppError::NotFound("Trace"))?;
+    let found = store::get_by_id(&state.db, &principal.tenant_id, record_id).await?;
+    let snapshot = windowed(ctx, &principal.tenant_id, found).await?;
     Ok(Trace::new(snapshot, &TraceLoaders::of(ctx)?))
+}
+
+/// The trace a lookup found, when it is inside the tenant's read window (on `createdAt`, the
+/// `traces` list's time); absent or outside: `NOT_FOUND`, as for another tenant's trace. The
+/// store's single-trace lookups pick the newest by `createdAt`, so when the one found is
+/// outside, every other match is too.
+async fn windowed(
+    ctx: &Context<'_>,
+    tenant: &TenantId,
+    found: Option<TraceSnapshot>,
+) -> AppResult<TraceSnapshot> {
+    crate::pagination::within_read_window(ctx, tenant, found, |t| t.created_at)
+        .await?
+        .ok_or(AppError::NotFound("Trace"))
 }
 
 /// The root fields, in schema order.
@@ -627,16 +641,7 @@ impl TraceLookupQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_trace_id(&state.db, &principal.tenant_id, &trace_id).await?;
-        let snapshot = match found {
-            // Outside the tenant's read window: as absent as another tenant's trace.
-            Some(t)
-                if crate::pagination::in_read_window(ctx, &principal.tenant_id, t.created_at)
-                    .await? =>
-            {
-                t
-            }
-            _ => return Err(AppError::NotFound("Trace").into()),
-        };
+        let snapshot = windowed(ctx, &principal.tenant_id, found).await?;
         Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
@@ -649,7 +654,7 @@ impl TraceLookupQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_run_id(&state.db, &principal.tenant_id, &run_id).await?;
-        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        let snapshot = windowed(ctx, &principal.tenant_id, found).await?;
         Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
@@ -662,13 +667,14 @@ impl TraceLookupQuery {
         let principal = auth::require(ctx, Permission::Read).await?;
         let state = ctx.data_unchecked::<AppState>();
         let found = store::get_by_root_hash(&state.db, &principal.tenant_id, &root_hash).await?;
-        let snapshot = found.ok_or(AppError::NotFound("Trace"))?;
+        let snapshot = windowed(ctx, &principal.tenant_id, found).await?;
         Ok(Some(Trace::new(snapshot, &TraceLoaders::of(ctx)?)))
     }
 
     /// The tenant's first live step recorded under this idempotency key: whether a replay
     /// worker's step already ran, with its status, `outputHash` and `outcomeData`. None:
-    /// `NOT_FOUND`, as for every lookup.
+    /// `NOT_FOUND`, as for every lookup. Only steps inside the tenant's read window (by
+    /// `timestamp`) are considered.
     async fn trace_step_by_idempotency_key(
         &self,
         ctx: &Context<'_>,
@@ -683,16 +689,24 @@ impl TraceLookupQuery {
             .into());
         }
         let state = ctx.data_unchecked::<AppState>();
-        let found =
-            store::step_by_idempotency_key(&state.db, &principal.tenant_id, &idempotency_key)
-                .await?;
+        // The window in the statement: an older step under the same key is as absent as another
+        // tenant's, so the first step inside the window answers.
+        let since = crate::pagination::read_window_start(ctx, &principal.tenant_id).await?;
+        let found = store::step_by_idempotency_key(
+            &state.db,
+            &principal.tenant_id,
+            &idempotency_key,
+            since,
+        )
+        .await?;
         Ok(Some(TraceStep(
             found.ok_or(AppError::NotFound("TraceStep"))?,
         )))
     }
 
     /// Compares two of the tenant's traces by trace id: a field diff and determinism parity.
-    /// Either trace missing or another tenant's: `NOT_FOUND` (nothing of it is read).
+    /// Either trace missing, another tenant's or outside the tenant's read window: `NOT_FOUND`
+    /// (nothing of it is read).
     async fn compare_traces(
         &self,
         ctx: &Context<'_>,
@@ -709,6 +723,11 @@ impl TraceLookupQuery {
         let (Some(left_trace), Some(right_trace)) = (left_trace, right_trace) else {
             return Err(AppError::NotFound("Trace").into());
         };
+        // One tier read for both sides (the cache answers the second).
+        let since = crate::pagination::read_window_start(ctx, &principal.tenant_id).await?;
+        if left_trace.created_at < since || right_trace.created_at < since {
+            return Err(AppError::NotFound("Trace").into());
+        }
         let steps = store::steps_for_traces(&state.db, &principal.tenant_id, &ids).await?;
         let no_steps = Vec::new();
         let left_steps = steps.get(&left).unwrap_or(&no_steps);

@@ -255,6 +255,12 @@ impl Listed for TraceEndList {
     const POSITION: fn(&TraceSnapshot) -> Position =
         |t| Position::of(t.completed_at.unwrap_or(t.created_at), &t.id);
 
+    /// Log data: only traces inside the tenant's read window, on `createdAt` as for `traces`
+    /// (a trace that started before the window and ends now is not delivered either).
+    fn time_bounds(filter: &mut Self::Filter) -> Option<crate::pagination::TimeBounds<'_>> {
+        TraceList::time_bounds(filter)
+    }
+
     fn select(
         tenant: &TenantId,
         filter: &TraceListFilter,
@@ -392,18 +398,21 @@ pub async fn steps_for_traces(
     Ok(out)
 }
 
-/// The tenant's first live step recorded under this idempotency key (earliest step time, then
-/// trace and step order): the database-side "was this key executed?" check of docs/domain.md
-/// §7.2, answered from the steps themselves.
+/// The tenant's first live step recorded under this idempotency key at or after `since` (the
+/// start of the tenant's read window; earliest step time, then trace and step order): the
+/// database-side "was this key executed?" check of docs/domain.md §7.2, answered from the steps
+/// themselves.
 pub async fn step_by_idempotency_key(
     db: &impl ConnectionTrait,
     tenant: &TenantId,
     key: &str,
+    since: chrono::DateTime<Utc>,
 ) -> AppResult<Option<StepSnapshot>> {
     Steps::find()
         .filter(S::TenantId.eq(tenant.as_str()))
         .filter(S::IdempotencyKey.eq(key))
         .filter(S::ArchivedAt.is_null())
+        .filter(S::Timestamp.gte(since))
         .order_by_asc(S::Timestamp)
         .order_by_asc(S::TraceId)
         .order_by_asc(S::StepIndex)

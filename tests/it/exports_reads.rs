@@ -34,7 +34,7 @@ const EXPORTS: List = List {
 
 /// Appends one state row of an export.
 #[expect(clippy::too_many_arguments, reason = "one row's columns")]
-fn row(
+pub fn row(
     tenant: &str,
     export_id: &str,
     n: usize,
@@ -68,7 +68,7 @@ fn row(
     }
 }
 
-async fn insert(app: &TestApp, rows: Vec<log_exports::ActiveModel>) {
+pub async fn insert(app: &TestApp, rows: Vec<log_exports::ActiveModel>) {
     log_exports::Entity::insert_many(rows)
         .exec_without_returning(app.db())
         .await

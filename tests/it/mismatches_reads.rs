@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::support::{error_code, fixed_time, Backend, TestApp};
 use crate::traces_reads::{insert_traces, trace};
 
-fn mismatch(
+pub fn mismatch(
     tenant: &str,
     id: &str,
     trace_id: &str,
