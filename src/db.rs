@@ -265,3 +265,19 @@ fn json_cell(value: &sea_orm::Value) -> serde_json::Value {
         other => sea_orm::sea_query::sea_value_to_json_value(other),
     }
 }
+
+/// Lets PostgreSQL reuse generic plans for the rest of `txn`: `SET LOCAL plan_cache_mode =
+/// auto`, undoing the session's `force_custom_plan` ([`connect`]) until the transaction ends.
+/// For write transactions that insert many rows: each row's foreign-key check is a prepared
+/// query, and forced custom plans re-plan it for every row (about 70 µs each against a table
+/// with many indexes, which was a quarter of PostgreSQL's time in OTLP ingest; BENCHMARKS.md,
+/// "OTLP ingest"). Those checks are unique-key lookups, whose generic plan is the custom one.
+/// No-op on SQLite.
+pub async fn reuse_plans(txn: &sea_orm::DatabaseTransaction) -> AppResult<()> {
+    use sea_orm::ConnectionTrait;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = auto")
+            .await?;
+    }
+    Ok(())
+}

@@ -72,6 +72,7 @@ pub async fn store_trace(
 ) -> AppResult<Stored> {
     // BEGIN IMMEDIATE on SQLite: this transaction reads, then writes.
     let txn = crate::idempotency::begin_write(db).await?;
+    crate::db::reuse_plans(&txn).await?;
     lock_trace(&txn, tenant, &batch.trace_id).await?;
     let mut out = Stored::default();
     let mut known = HashSet::new();
