@@ -114,7 +114,30 @@ pub async fn connect(settings: &DbSettings) -> AppResult<DatabaseConnection> {
 /// per-migration lines are filtered to warnings by the binary's default log filter). Returns
 /// the names of the migrations that were pending, in the order applied (`serve` records them,
 /// `crate::system::lifecycle`).
+///
+/// On SQLite the migrations run over one connection of their own. Most SQLite migrations run
+/// outside a transaction, statement by statement, and over a pool two statements may go to two
+/// connections. Now and then the suite saw a `CREATE TRIGGER` fail with "already exists" right
+/// after its `DROP TRIGGER` succeeded, or a column added twice; a second connection still
+/// reading from before the first one's schema change fits that, and one connection rules it
+/// out whatever the cause.
 pub async fn migrate(db: &DatabaseConnection) -> AppResult<Vec<String>> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        let options = (*db.get_sqlite_connection_pool().connect_options()).clone();
+        let single = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("cannot connect to the database: {e}")))?;
+        let single = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(single);
+        let applied = apply_migrations(&single).await;
+        let _ = single.close().await;
+        return applied;
+    }
+    apply_migrations(db).await
+}
+
+async fn apply_migrations(db: &DatabaseConnection) -> AppResult<Vec<String>> {
     let pending: Vec<String> = Migrator::get_pending_migrations(db)
         .await?
         .iter()
