@@ -214,8 +214,8 @@ pub async fn try_advisory_xact_lock(
 /// `jsonb_populate_recordset` with the table's own row type, so the statement's text is the
 /// same for any number of rows. A multi-row `VALUES` has one parameter per cell and a text per
 /// row count: each count is a new prepared statement to parse and plan, and every execution
-/// builds an expression per cell (for 64 steps, 1 600) — on the OTLP receiver's hot path that
-/// set-up cost more than the inserts themselves (BENCHMARKS.md, "OTLP ingest").
+/// builds an expression per cell (for 64 steps, 1 600). Measured with the other ingest changes
+/// in BENCHMARKS.md, "OTLP ingest, second sitting".
 ///
 /// The columns are those `rows[0]` sets (every row must set the same ones); `tail` follows the
 /// `SELECT` (`ON CONFLICT …`, `RETURNING …`). Returns the rows `RETURNING` answers. PostgreSQL
