@@ -53,19 +53,22 @@ async fn keys_create_prints_a_working_key(backend: Backend) {
     );
 
     // Who uses the key: HUMAN unless `--actor-type` says otherwise (any case).
-    let out = logbook(
-        &url,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "acme",
-            "--role",
-            "OPERATOR",
-            "--actor-type",
-            "agent",
-        ],
-    );
+    let create_as = |actor: &str| {
+        logbook(
+            &url,
+            &[
+                "keys",
+                "create",
+                "--tenant",
+                "acme",
+                "--role",
+                "OPERATOR",
+                "--actor-type",
+                actor,
+            ],
+        )
+    };
+    let out = create_as("agent");
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).expect("utf8");
     let agent_key = stdout
@@ -74,19 +77,7 @@ async fn keys_create_prints_a_working_key(backend: Backend) {
         .expect("a last line")
         .trim()
         .to_owned();
-    let bad = logbook(
-        &url,
-        &[
-            "keys",
-            "create",
-            "--tenant",
-            "acme",
-            "--role",
-            "OPERATOR",
-            "--actor-type",
-            "robot",
-        ],
-    );
+    let bad = create_as("robot");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown actor type robot"));
 
