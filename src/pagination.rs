@@ -555,30 +555,14 @@ pub async fn read_window<L: Listed>(
     Ok((narrowed, Some(window)))
 }
 
-/// Whether a row of log data recorded at `at` is inside the tenant's read window: lookups by id
-/// answer `NOT_FOUND` for rows outside it, as for another tenant's (docs/api.md §4.1).
-pub async fn in_read_window(
-    ctx: &async_graphql::Context<'_>,
-    tenant: &TenantId,
-    at: DateTime<Utc>,
-) -> AppResult<bool> {
-    Ok(at >= read_window_start(ctx, tenant).await?)
-}
-
 /// The earliest instant of log data the tenant may read now (its tier through the schema's
 /// `read_window::TierCache`): for lookups that filter on it in SQL rather than check one row.
 pub async fn read_window_start(
     ctx: &async_graphql::Context<'_>,
     tenant: &TenantId,
 ) -> AppResult<DateTime<Utc>> {
-    let mut from = None;
-    let bounds = TimeBounds {
-        field: "createdAfter",
-        from: &mut from,
-        to: None,
-    };
-    let window = tenant_window(ctx, tenant, bounds, None).await?;
-    Ok(window.from.0)
+    let tier = tenant_tier(ctx, tenant).await?;
+    Ok(crate::read_window::start(tier, crate::scalars::now()))
 }
 
 /// `found` when it is inside the tenant's read window (its time read by `at`), else `None`: a
@@ -590,7 +574,7 @@ pub async fn within_read_window<T>(
     at: impl FnOnce(&T) -> DateTime<Utc>,
 ) -> AppResult<Option<T>> {
     match found {
-        Some(row) if in_read_window(ctx, tenant, at(&row)).await? => Ok(Some(row)),
+        Some(row) if at(&row) >= read_window_start(ctx, tenant).await? => Ok(Some(row)),
         _ => Ok(None),
     }
 }
@@ -603,17 +587,25 @@ pub async fn tenant_window(
     bounds: TimeBounds<'_>,
     as_of: Option<DateTime<Utc>>,
 ) -> AppResult<ReadWindow> {
+    let tier = tenant_tier(ctx, tenant).await?;
+    crate::read_window::apply(tier, crate::scalars::now(), bounds, as_of)
+}
+
+/// The tenant's tier, through the schema's `read_window::TierCache`.
+async fn tenant_tier(
+    ctx: &async_graphql::Context<'_>,
+    tenant: &TenantId,
+) -> AppResult<crate::read_window::Tier> {
     let state = ctx.data_unchecked::<crate::state::AppState>();
-    let tier = match ctx.data_opt::<crate::read_window::TierCache>() {
-        Some(cache) => cache.tier(&state.db, tenant).await?,
+    match ctx.data_opt::<crate::read_window::TierCache>() {
+        Some(cache) => cache.tier(&state.db, tenant).await,
         // A schema built without one (never the server's): read the tier every time.
         None => {
             crate::read_window::TierCache::default()
                 .tier(&state.db, tenant)
-                .await?
+                .await
         }
-    };
-    crate::read_window::apply(tier, crate::scalars::now(), bounds, as_of)
+    }
 }
 
 /// A GraphQL connection made from a page of a list's snapshots (nodes may take per-request

@@ -386,7 +386,11 @@ impl TraceMutation {
             .publish_if(Topic::TraceSteps, |r: &StepsRecorded| {
                 !r.inserted.is_empty()
             })
-            .run(async |txn| write::record_steps(txn, tenant, &trace_id, steps).await)
+            .run(async |txn| {
+                // One foreign-key check per step: let them share a plan.
+                crate::db::reuse_plans(txn).await?;
+                write::record_steps(txn, tenant, &trace_id, steps).await
+            })
             .await?;
         Ok(RecordStepsResult {
             recorded,

@@ -290,8 +290,6 @@ pub async fn record_steps(
     if trace.status != TraceStatus::Running.as_str() {
         return Err(not_running(&trace, "record steps"));
     }
-    // One foreign-key check per step: let them share a plan.
-    crate::db::reuse_plans(txn).await?;
     let mut requested: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
     requested.sort_unstable();
     let now = crate::scalars::now();

@@ -263,7 +263,11 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn a_second_run_skips_while_another_process_holds_the_lock(backend: Backend) {
+/// A server whose tenant acme has one trace, `t-old`, past the archive age; the export
+/// directory; and the time it was made against.
+async fn with_one_old_trace(
+    backend: Backend,
+) -> (TestApp, std::path::PathBuf, chrono::DateTime<Utc>) {
     let dir = export_dir();
     let app = TestApp::spawn(backend).await;
     app.key("acme", Role::Viewer).await;
@@ -273,6 +277,11 @@ async fn a_second_run_skips_while_another_process_holds_the_lock(backend: Backen
         vec![trace("acme", "t-old", "run-1", now - Duration::days(100))],
     )
     .await;
+    (app, dir, now)
+}
+
+async fn a_second_run_skips_while_another_process_holds_the_lock(backend: Backend) {
+    let (app, dir, now) = with_one_old_trace(backend).await;
     // Another process is running the job: this one skips at once and touches nothing.
     let holder = app.db().begin().await.expect("begin");
     holder
@@ -294,15 +303,7 @@ async fn a_second_run_skips_while_another_process_holds_the_lock(backend: Backen
 }
 
 async fn bad_settings_are_refused_before_anything_is_touched(backend: Backend) {
-    let dir = export_dir();
-    let app = TestApp::spawn(backend).await;
-    app.key("acme", Role::Viewer).await;
-    let now = Utc::now();
-    insert_traces(
-        app.db(),
-        vec![trace("acme", "t-old", "run-1", now - Duration::days(100))],
-    )
-    .await;
+    let (app, dir, now) = with_one_old_trace(backend).await;
     let bad = RetentionSettings {
         delete_after_days: 30,
         ..RetentionSettings::default()
@@ -316,15 +317,7 @@ async fn bad_settings_are_refused_before_anything_is_touched(backend: Backend) {
 
 /// `logbook retention run` prints each count, and a second run finds nothing.
 async fn the_cli_prints_the_counts(backend: Backend) {
-    let dir = export_dir();
-    let app = TestApp::spawn(backend).await;
-    app.key("acme", Role::Viewer).await;
-    let now = Utc::now();
-    insert_traces(
-        app.db(),
-        vec![trace("acme", "t-old", "run-1", now - Duration::days(100))],
-    )
-    .await;
+    let (app, dir, now) = with_one_old_trace(backend).await;
     insert_steps(app.db(), steps("t-old", 2, now - Duration::days(100))).await;
     let dir_arg = dir.to_string_lossy().into_owned();
     let run = || {
