@@ -19,16 +19,16 @@ use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    NotSet, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
+    FromQueryResult, NotSet, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::hashing::run_proof_root;
+use super::hashing::{run_proof_root, step_hash, trace_signature};
 use super::store::{self, step_snapshot, trace_snapshot};
 use super::{
-    determinism_signature, ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource,
-    TraceSnapshot, TraceStatus, Violation,
+    ReplayBehavior, ReplayMode, StepLevel, StepSnapshot, StepSource, TraceSnapshot, TraceStatus,
+    Violation,
 };
 use crate::auth::TenantId;
 use crate::error::{AppError, AppResult};
@@ -349,17 +349,9 @@ pub async fn finish_trace(
     if trace.status != TraceStatus::Running.as_str() {
         return Err(not_running(&trace, action));
     }
-    let steps: Vec<StepSnapshot> = Steps::find()
-        .filter(S::TenantId.eq(trace.tenant_id.as_str()))
-        .filter(S::TraceId.eq(trace.trace_id.as_str()))
-        .filter(S::ArchivedAt.is_null())
-        .order_by_asc(S::StepIndex)
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(step_snapshot)
-        .collect::<AppResult<_>>()?;
-    let checksum = determinism_signature(&steps);
+    let steps = sealed_steps(txn, &trace).await?;
+    let hashes: Vec<String> = steps.iter().map(SealedStep::determinism_hash).collect();
+    let checksum = trace_signature(&hashes);
     let chain: Vec<(i32, &str, &str)> = steps
         .iter()
         .map(|s| (s.step_index, s.skill_name.as_str(), s.status.as_str()))
@@ -408,9 +400,65 @@ pub async fn finish_trace(
     trace_snapshot(updated)
 }
 
+/// What sealing reads of a live step: the fields of its determinism hash and of the run-proof
+/// chain, and its time (a violation's default). Only these columns are read: at a seal that
+/// ends a large trace, decoding whole steps (outcome data, keys, hashes) cost more than hashing.
+#[derive(FromQueryResult)]
+struct SealedStep {
+    step_index: i32,
+    skill_name: String,
+    params: Value,
+    status: String,
+    outcome_category: String,
+    outcome_code: Option<String>,
+    retry_count: i32,
+    timestamp: DateTime<Utc>,
+}
+
+impl SealedStep {
+    /// The same hash as [`StepSnapshot::determinism_hash`], over the same stored fields.
+    fn determinism_hash(&self) -> String {
+        step_hash(
+            self.step_index,
+            &self.skill_name,
+            &self.params,
+            &self.status,
+            &self.outcome_category,
+            self.outcome_code.as_deref(),
+            self.retry_count,
+        )
+    }
+}
+
+/// The trace's live steps in step order, as sealing reads them.
+async fn sealed_steps(
+    txn: &DatabaseTransaction,
+    trace: &aos_traces::Model,
+) -> AppResult<Vec<SealedStep>> {
+    Ok(Steps::find()
+        .select_only()
+        .columns([
+            S::StepIndex,
+            S::SkillName,
+            S::Params,
+            S::Status,
+            S::OutcomeCategory,
+            S::OutcomeCode,
+            S::RetryCount,
+            S::Timestamp,
+        ])
+        .filter(S::TenantId.eq(trace.tenant_id.as_str()))
+        .filter(S::TraceId.eq(trace.trace_id.as_str()))
+        .filter(S::ArchivedAt.is_null())
+        .order_by_asc(S::StepIndex)
+        .into_model::<SealedStep>()
+        .all(txn)
+        .await?)
+}
+
 /// The violation as stored: its step must be one of the trace's live steps, and its time is
 /// that step's when the writer gave none; the reason is redacted like every producer's text.
-fn recorded_violation(violation: &Violation, steps: &[StepSnapshot]) -> AppResult<Violation> {
+fn recorded_violation(violation: &Violation, steps: &[SealedStep]) -> AppResult<Violation> {
     let mut timestamp = violation.timestamp;
     if let Some(index) = violation.step_index {
         let step = steps
