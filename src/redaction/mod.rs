@@ -17,6 +17,8 @@
 //! Callers redact every JSON and free-text field of a payload, not only some of them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
@@ -313,10 +315,53 @@ pub fn redact_string(text: &mut String) -> bool {
     }
 }
 
+/// What a map key says about redaction: whether it names a secret ([`is_sensitive_key`]) and
+/// whether the key text itself carries PII ([`redact_text`] changes it).
+#[derive(Clone, Copy)]
+struct KeyVerdict {
+    names_secret: bool,
+    carries_pii: bool,
+}
+
+/// Keys longer than this are judged afresh each time rather than remembered.
+const REMEMBERED_KEY_LEN: usize = 64;
+/// Distinct keys one thread remembers before it starts over, so hostile payloads with endless
+/// new keys cost time, never memory.
+const REMEMBERED_KEYS: usize = 4096;
+
+thread_local! {
+    /// Verdicts of keys seen before. Telemetry repeats a small set of attribute names, and
+    /// judging one (splitting it into words, matching every stem and pattern) cost more than
+    /// the rest of a span's redaction.
+    static KEY_VERDICTS: RefCell<HashMap<String, KeyVerdict>> = RefCell::default();
+}
+
+fn key_verdict(key: &str) -> KeyVerdict {
+    let judge = || KeyVerdict {
+        names_secret: is_sensitive_key(key),
+        carries_pii: matches!(redact_text(key), Cow::Owned(_)),
+    };
+    if key.len() > REMEMBERED_KEY_LEN {
+        return judge();
+    }
+    KEY_VERDICTS.with(|verdicts| {
+        let mut verdicts = verdicts.borrow_mut();
+        if let Some(verdict) = verdicts.get(key) {
+            return *verdict;
+        }
+        if verdicts.len() >= REMEMBERED_KEYS {
+            verdicts.clear();
+        }
+        let verdict = judge();
+        verdicts.insert(key.to_owned(), verdict);
+        verdict
+    })
+}
+
 /// Redacts map keys that themselves carry PII (an e-mail used as a key); rebuilds the map only
 /// when one changes. A redacted key that collides with another keeps the first value.
 fn redact_keys(map: &mut Map<String, Value>) {
-    if !map.keys().any(|k| matches!(redact_text(k), Cow::Owned(_))) {
+    if !map.keys().any(|k| key_verdict(k).carries_pii) {
         return;
     }
     let old = std::mem::take(map);
@@ -338,7 +383,7 @@ pub fn redact_value(value: &mut Value) {
             Value::Object(map) => {
                 redact_keys(map);
                 for (key, child) in map.iter_mut() {
-                    if is_sensitive_key(key) {
+                    if key_verdict(key).names_secret {
                         *child = Value::String(REDACTED.to_owned());
                     } else if matches!(child, Value::String(s) if is_hex_key_value(key, s)) {
                         *child = Value::String("<REDACTED_KEY>".to_owned());
@@ -634,5 +679,38 @@ mod tests {
             "limit_cents": 125000,
         });
         assert_eq!(redacted(state.clone()), state);
+    }
+
+    /// A remembered verdict is the one judged afresh, and the memory stays bounded.
+    #[test]
+    fn remembered_key_verdicts_match_and_stay_bounded() {
+        let keys = [
+            "apiToken",
+            "tool.name",
+            "max_tokens",
+            "alice@example.com",
+            "user_password",
+        ];
+        for _ in 0..2 {
+            for key in keys {
+                let verdict = key_verdict(key);
+                assert_eq!(verdict.names_secret, is_sensitive_key(key), "{key}");
+                assert_eq!(
+                    verdict.carries_pii,
+                    matches!(redact_text(key), Cow::Owned(_)),
+                    "{key}"
+                );
+            }
+        }
+        for i in 0..REMEMBERED_KEYS + 10 {
+            key_verdict(&format!("attribute.{i}"));
+        }
+        KEY_VERDICTS.with(|v| assert!(v.borrow().len() <= REMEMBERED_KEYS));
+        let mut secret = json!({ "session_token": "abc", "alice@example.com": 1 });
+        redact_value(&mut secret);
+        assert_eq!(
+            secret,
+            json!({ "session_token": REDACTED, "<REDACTED_EMAIL>": 1 })
+        );
     }
 }
