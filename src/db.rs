@@ -210,7 +210,7 @@ pub async fn try_advisory_xact_lock(
     })
 }
 
-/// PostgreSQL's bulk insert: `rows` go in as one `jsonb` parameter, unpacked by
+/// PostgreSQL's bulk insert: `rows` go in as one JSON text parameter, unpacked by
 /// `jsonb_populate_recordset` with the table's own row type, so the statement's text is the
 /// same for any number of rows. A multi-row `VALUES` has one parameter per cell and a text per
 /// row count: each count is a new prepared statement to parse and plan, and every execution
@@ -236,19 +236,31 @@ where
     let columns: Vec<Column<A>> = Column::<A>::iter()
         .filter(|c| !matches!(first.get(*c), ActiveValue::NotSet))
         .collect();
-    let json_rows: Vec<serde_json::Value> = rows
+    // The JSON text is written directly: building a `serde_json::Value` tree first (a map with
+    // owned keys per row) cost as much as the rest of the server's work on a step.
+    let keys: Vec<String> = columns
         .iter()
-        .map(|row| {
-            let cells = columns.iter().map(|c| {
-                let value = match row.get(*c) {
-                    ActiveValue::Set(v) | ActiveValue::Unchanged(v) => json_cell(&v),
-                    ActiveValue::NotSet => serde_json::Value::Null,
-                };
-                (c.as_str().to_owned(), value)
-            });
-            serde_json::Value::Object(cells.collect())
-        })
+        .map(|c| serde_json::Value::from(c.as_str()).to_string())
         .collect();
+    let mut json: Vec<u8> = vec![b'['];
+    for (i, row) in rows.iter().enumerate() {
+        json.extend_from_slice(if i == 0 { b"{" } else { b",{" });
+        for (j, (column, key)) in columns.iter().zip(&keys).enumerate() {
+            if j > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(key.as_bytes());
+            json.push(b':');
+            let cell = match row.get(*column) {
+                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => json_cell(&v),
+                ActiveValue::NotSet => serde_json::Value::Null,
+            };
+            serde_json::to_writer(&mut json, &cell).map_err(AppError::internal)?;
+        }
+        json.push(b'}');
+    }
+    json.push(b']');
+    let json = String::from_utf8(json).map_err(AppError::internal)?;
     let table = A::Entity::default().table_name().to_owned();
     let names = columns
         .iter()
@@ -257,15 +269,10 @@ where
         .join(", ");
     let sql = format!(
         "INSERT INTO \"{table}\" ({names}) SELECT {names} \
-         FROM jsonb_populate_recordset(NULL::\"{table}\", $1) {tail}"
+         FROM jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) {tail}"
     );
-    let statement = sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        sql,
-        [sea_orm::Value::Json(Some(Box::new(
-            serde_json::Value::Array(json_rows),
-        )))],
-    );
+    let statement =
+        sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [json.into()]);
     Ok(conn.query_all_raw(statement).await?)
 }
 
