@@ -126,15 +126,20 @@ pub async fn store_trace(
         }
     }
 
-    let highest: Option<i32> = Steps::find()
-        .select_only()
-        .expr(Func::max(Expr::col(S::StepIndex)))
-        .filter(S::TenantId.eq(tenant.as_str()))
-        .filter(S::TraceId.eq(batch.trace_id.as_str()))
-        .into_tuple::<Option<i32>>()
-        .one(&txn)
-        .await?
-        .flatten();
+    // A trace started by this transaction has no steps yet.
+    let highest: Option<i32> = if out.started {
+        None
+    } else {
+        Steps::find()
+            .select_only()
+            .expr(Func::max(Expr::col(S::StepIndex)))
+            .filter(S::TenantId.eq(tenant.as_str()))
+            .filter(S::TraceId.eq(batch.trace_id.as_str()))
+            .into_tuple::<Option<i32>>()
+            .one(&txn)
+            .await?
+            .flatten()
+    };
     let mut next = highest.map_or(0, |h| h + 1);
     let received_at_ms = Utc::now().timestamp_millis();
     let mut steps = Vec::new();
