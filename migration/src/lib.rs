@@ -52,6 +52,7 @@ mod m20261207_173000_export_bundle_facts;
 mod m20261207_180000_create_otlp_spans;
 mod m20261208_090000_api_key_actor_type;
 mod m20261208_093000_retention_otlp_spans;
+mod m20261209_000000_drop_step_level_index;
 
 pub struct Migrator;
 
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_180000_create_otlp_spans::Migration),
             Box::new(m20261208_090000_api_key_actor_type::Migration),
             Box::new(m20261208_093000_retention_otlp_spans::Migration),
+            Box::new(m20261209_000000_drop_step_level_index::Migration),
         ]
     }
 }
