@@ -9,7 +9,9 @@ child a GenAI model call with tokens (0: none). Every request has new trace and 
 duplicate. The bodies are encoded here by hand (the few protobuf fields OTLP needs), so the
 client needs nothing but Python; they are built before the clock starts. Prints spans/s,
 requests/s and latency percentiles; any answer but 200 without refused spans is counted as an
-error.
+error. With OTLP_BENCH_SERVER_PID set it also prints the CPU time per 1000 spans, of the whole
+machine and of the server process: throughput on a shared 2-core machine spreads by a quarter
+from run to run, CPU per span much less.
 """
 import http.client
 import os
@@ -129,6 +131,8 @@ def main():
     # For a profiler to start when the load does (the bodies take seconds to build).
     if os.environ.get("OTLP_BENCH_READY"):
         open(os.environ["OTLP_BENCH_READY"], "w").close()
+    server_pid = os.environ.get("OTLP_BENCH_SERVER_PID")
+    cpu_before = cpu_seconds(server_pid)
     started = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for t in threads:
@@ -136,13 +140,45 @@ def main():
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
+    cpu_after = cpu_seconds(server_pid)
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
     print(
         f"concurrency {concurrency}, {per_request} spans/request, LLM every {llm_every}: "
         f"{spans_done[0] / elapsed:,.0f} spans/s, {len(latencies) / elapsed:,.1f} requests/s, "
         f"p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, errors {errors[0]}"
+        + cpu_per_spans(cpu_before, cpu_after, spans_done[0])
     )
+
+
+def cpu_seconds(server_pid):
+    """CPU seconds spent so far: the whole machine (busy, from /proc/stat) and the server
+    process (None without its pid). Linux only; (None, None) elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+        machine = (sum(fields[:8]) - fields[3] - fields[4]) / tick
+        server = None
+        if server_pid:
+            with open(f"/proc/{server_pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+            server = (int(stat[11]) + int(stat[12])) / tick
+        return machine, server
+    except OSError:
+        return None, None
+
+
+def cpu_per_spans(before, after, spans):
+    """`; CPU per 1000 spans: machine M ms, server S ms` (CPU time over the measured run, so a
+    figure that spread in throughput does not move), or nothing when unknown."""
+    if before[0] is None or after[0] is None or not spans:
+        return ""
+    text = f"; CPU per 1000 spans: machine {(after[0] - before[0]) * 1e6 / spans:.1f} ms"
+    if before[1] is not None and after[1] is not None:
+        text += f", server {(after[1] - before[1]) * 1e6 / spans:.1f} ms"
+    return text
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 # (the first autoanalyze of a fresh database comes only after a minute; until then the planner
 # has no statistics and the steps' foreign-key check scans the tenant's traces, so a cold
 # database measures the planner, not the server), then `otlp_bench.py` at c=8 with 512-span
-# requests for SECONDS. Prints one line per run.
+# requests for SECONDS. Prints one line per run: throughput, latency, and CPU time per 1000 spans
+# (whole machine and server process).
 set -euo pipefail
 rounds=$1 seconds=$2 llm_every=$3
 shift 3
@@ -29,7 +30,8 @@ for round in $(seq "$rounds"); do
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
     python3 "$here/otlp_bench.py" "$port" "$key" 8 5 512 "$llm_every" >/dev/null
     psql -d "$db" -qc "ANALYZE"
-    echo "round $round $(basename "$bin"): $(python3 "$here/otlp_bench.py" "$port" "$key" 8 "$seconds" 512 "$llm_every")"
+    echo "round $round $bin: $(OTLP_BENCH_SERVER_PID=$server \
+      python3 "$here/otlp_bench.py" "$port" "$key" 8 "$seconds" 512 "$llm_every")"
     kill "$server"; wait "$server" 2>/dev/null || true
   done
 done
