@@ -76,7 +76,7 @@ pub async fn record_started(state: &AppState, process: &Process) {
         );
         let details = process.details(state, json!({ "migrations": applied.to_vec() }));
         record(
-            state,
+            &state.db,
             SystemComponent::Migration,
             SystemEventType::Migration,
             summary,
@@ -87,7 +87,7 @@ pub async fn record_started(state: &AppState, process: &Process) {
     let summary = format!("logbook {} started", env!("CARGO_PKG_VERSION"));
     let details = process.details(state, json!({}));
     record(
-        state,
+        &state.db,
         SystemComponent::Api,
         SystemEventType::Startup,
         summary,
@@ -97,21 +97,44 @@ pub async fn record_started(state: &AppState, process: &Process) {
 }
 
 /// SHUTDOWN, after a graceful stop drained the in-flight requests. Never fails.
+///
+/// It goes over a connection of its own, not the shared pool. Each HTTP worker runs its own
+/// runtime, and a pool connection a worker opened lives on that runtime, which is still
+/// shutting down when this runs: a write over such a connection can fail mid-statement with
+/// "A Tokio 1.x context was found, but it is being shutdown" (seen once in CI as a missing
+/// SHUTDOWN record).
 pub async fn record_stopped(state: &AppState, process: &Process) {
     let uptime = process.started.elapsed().as_secs();
     let details = process.details(state, json!({ "uptime_seconds": uptime }));
+    let settings = crate::db::DbSettings {
+        max_connections: 1,
+        ..state.config.database.clone()
+    };
+    let connected = tokio::time::timeout(WRITE_TIMEOUT, crate::db::connect(&settings)).await;
+    let db = match connected {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e.detail(), "cannot record SHUTDOWN: no database connection; going on");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("cannot record SHUTDOWN: connecting timed out; going on");
+            return;
+        }
+    };
     record(
-        state,
+        &db,
         SystemComponent::Api,
         SystemEventType::Shutdown,
         "logbook stopped gracefully".to_owned(),
         details,
     )
     .await;
+    let _ = db.close().await;
 }
 
 async fn record(
-    state: &AppState,
+    db: &impl sea_orm::ConnectionTrait,
     component: SystemComponent,
     event_type: SystemEventType,
     summary: String,
@@ -126,7 +149,7 @@ async fn record(
         caused_by: Some(SystemRecordCause::System),
         correlation_id: None,
     };
-    let written = tokio::time::timeout(WRITE_TIMEOUT, write::record_system_wide(&state.db, new));
+    let written = tokio::time::timeout(WRITE_TIMEOUT, write::record_system_wide(db, new));
     match written.await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(

@@ -143,8 +143,14 @@ async fn system_wide(url: &str) -> Vec<entity::system_records::Model> {
     rows
 }
 
-/// Waits until a system-wide `event_type` record of the process `pid` exists; returns it.
-async fn record_of(url: &str, event_type: &str, pid: u32) -> entity::system_records::Model {
+/// Waits until a system-wide `event_type` record of the process `pid` exists; returns it. On a
+/// timeout the failure shows what the process printed (`printed`), which says why a write failed.
+async fn record_of(
+    url: &str,
+    event_type: &str,
+    pid: u32,
+    printed: &Mutex<Vec<String>>,
+) -> entity::system_records::Model {
     let start = Instant::now();
     loop {
         let found = system_wide(url).await.into_iter().find(|r| {
@@ -156,8 +162,9 @@ async fn record_of(url: &str, event_type: &str, pid: u32) -> entity::system_reco
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "no {event_type} record of process {pid}: {:#?}",
-            system_wide(url).await
+            "no {event_type} record of process {pid}: {:#?}\nthe process printed:\n{}",
+            system_wide(url).await,
+            printed.lock().expect("lock").join("\n")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -195,8 +202,8 @@ fn viewer_key(url: &str) -> String {
 async fn serve_records_its_start_migrations_and_stop(backend: Backend) {
     let url = empty_database_url(backend).await;
     let first = Serving::start(&url);
-    let migration = record_of(&url, "MIGRATION", first.pid()).await;
-    let startup = record_of(&url, "STARTUP", first.pid()).await;
+    let migration = record_of(&url, "MIGRATION", first.pid(), &first.stderr).await;
+    let startup = record_of(&url, "STARTUP", first.pid(), &first.stderr).await;
     assert_eq!(migration.tenant_id, None);
     assert_eq!(migration.component, "migration");
     let every: Vec<String> = Migrator::migrations()
@@ -245,9 +252,9 @@ async fn serve_records_its_start_migrations_and_stop(backend: Backend) {
         "{body:#}"
     );
 
-    let pid = first.pid();
+    let (pid, printed) = (first.pid(), first.stderr.clone());
     assert!(first.stop(), "a graceful stop exits 0");
-    let shutdown = record_of(&url, "SHUTDOWN", pid).await;
+    let shutdown = record_of(&url, "SHUTDOWN", pid, &printed).await;
     assert_eq!(instance(&shutdown), instance(&startup));
     assert!(shutdown.created_at >= startup.created_at);
 
@@ -255,14 +262,15 @@ async fn serve_records_its_start_migrations_and_stop(backend: Backend) {
     // leaves no SHUTDOWN, and the next start is not hindered.
     let second = Serving::start(&url);
     let second_pid = second.pid();
-    let second_start = record_of(&url, "STARTUP", second_pid).await;
+    let second_start = record_of(&url, "STARTUP", second_pid, &second.stderr).await;
     assert_ne!(instance(&second_start), instance(&startup));
     second.kill();
     let third = Serving::start(&url);
     let third_pid = third.pid();
-    record_of(&url, "STARTUP", third_pid).await;
+    let printed = third.stderr.clone();
+    record_of(&url, "STARTUP", third_pid, &printed).await;
     assert!(third.stop());
-    record_of(&url, "SHUTDOWN", third_pid).await;
+    record_of(&url, "SHUTDOWN", third_pid, &printed).await;
     let rows = system_wide(&url).await;
     assert_eq!(count(&rows, "MIGRATION"), 1, "{rows:#?}");
     assert_eq!(count(&rows, "STARTUP"), 3, "{rows:#?}");
