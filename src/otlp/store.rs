@@ -100,31 +100,27 @@ pub async fn store_trace(
         return Ok(out);
     }
 
-    let existing = crate::traces::store::get_by_trace_id(&txn, tenant, &batch.trace_id).await?;
-    match &existing {
-        Some(trace) if trace.status != TraceStatus::Running => {
+    let trace = match crate::traces::write::lock_trace(&txn, tenant, &batch.trace_id).await? {
+        Some(trace) if !trace.is_running() => {
             out.rejected = fresh.len() as u64;
             out.reason = Some(format!(
                 "trace {} is already sealed ({}); its late spans are refused",
                 batch.trace_id,
-                trace.status.as_str()
+                trace.status()
             ));
             txn.rollback().await?;
             return Ok(out);
         }
-        Some(_) => {}
+        Some(trace) => trace,
         None => {
             let started_at = fresh.iter().map(|s| s.start).min();
-            crate::traces::write::start_trace(
-                &txn,
-                tenant,
-                Some("otlp"),
-                new_trace(&batch.trace_id, batch.service.clone(), started_at),
-            )
-            .await?;
+            let new = new_trace(&batch.trace_id, batch.service.clone(), started_at);
             out.started = true;
+            crate::traces::write::start_locked_trace(&txn, tenant, Some("otlp"), new).await?
         }
-    }
+    };
+    let root = fresh.iter().copied().find(|s| s.is_root);
+    let seal = root_ended_last(&txn, tenant, &batch.trace_id, root, &fresh, out.started).await?;
 
     // A trace started by this transaction has no steps yet.
     let highest: Option<i32> = if out.started {
@@ -158,7 +154,8 @@ pub async fn store_trace(
             span_id: Set(span.span_id.clone()),
             is_root: Set(span.is_root),
             failed: Set(span.failed),
-            open: Set(span.is_root),
+            // A root sealed now is closed from the start: the quiet-period sealer skips it.
+            open: Set(span.is_root && !seal),
             step_index: Set(step_index),
             end_unix_nano: Set(span.end_unix_nano),
             received_at_ms: Set(received_at_ms),
@@ -175,8 +172,7 @@ pub async fn store_trace(
         }
     }
     for chunk in chunked(steps) {
-        let recorded =
-            crate::traces::write::record_steps(&txn, tenant, &batch.trace_id, chunk).await?;
+        let recorded = crate::traces::write::record_locked_steps(&txn, &trace, chunk).await?;
         out.steps += recorded.inserted.len() as u64;
     }
     let runs = fresh
@@ -192,27 +188,43 @@ pub async fn store_trace(
         }
     }
     out.new_spans = fresh.len() as u64;
-    let root = fresh.iter().copied().find(|s| s.is_root);
-    out.sealed = seal_if_root_ended_last(&txn, tenant, &batch.trace_id, root).await?;
-    if out.sealed {
-        close_root(&txn, tenant, &batch.trace_id).await?;
+    if let (true, Some(root)) = (seal, root) {
+        let finish = finish_of(root.failed);
+        crate::traces::write::finish_locked_trace(&txn, trace, finish).await?;
+        // A trace that existed before may hold an open root row of an earlier delivery.
+        if !out.started {
+            close_root(&txn, tenant, &batch.trace_id).await?;
+        }
+        out.sealed = true;
     }
     txn.commit().await?;
     Ok(out)
 }
 
-/// Seals the trace when `root`, the root span stored by this batch, ends no earlier than every
-/// other span stored for the trace: completed, or failed when the root span failed. Otherwise
-/// it stays running (docs/otlp.md, "Sealing").
-async fn seal_if_root_ended_last(
+/// Whether the trace is sealed now: `root`, the root span this batch stores, ends no earlier
+/// than every other span of the trace, the batch's `fresh` spans and those stored before
+/// (none when the batch `started` the trace). Decided before anything is written, so the root's
+/// row is stored closed rather than updated (docs/otlp.md, "Sealing").
+async fn root_ended_last(
     txn: &sea_orm::DatabaseTransaction,
     tenant: &TenantId,
     trace_id: &str,
     root: Option<&SpanRecord>,
+    fresh: &[&SpanRecord],
+    started: bool,
 ) -> AppResult<bool> {
     let Some(root) = root else {
         return Ok(false);
     };
+    if fresh
+        .iter()
+        .any(|s| !s.is_root && s.end_unix_nano > root.end_unix_nano)
+    {
+        return Ok(false);
+    }
+    if started {
+        return Ok(true);
+    }
     let later_child = Spans::find()
         .filter(O::TenantId.eq(tenant.as_str()))
         .filter(O::TraceId.eq(trace_id))
@@ -221,32 +233,21 @@ async fn seal_if_root_ended_last(
         .one(txn)
         .await?
         .is_some();
-    if later_child {
-        return Ok(false);
-    }
-    seal(txn, tenant, trace_id, root.failed).await?;
-    Ok(true)
+    Ok(!later_child)
 }
 
-/// Seals the running trace: completed, or failed when its root span failed.
-async fn seal(
-    txn: &sea_orm::DatabaseTransaction,
-    tenant: &TenantId,
-    trace_id: &str,
-    root_failed: bool,
-) -> AppResult<()> {
+/// How a trace ends: completed, or failed when its root span failed.
+fn finish_of(root_failed: bool) -> Finish {
     let status = if root_failed {
         TraceStatus::Failed
     } else {
         TraceStatus::Completed
     };
-    let finish = Finish::Complete {
+    Finish::Complete {
         status,
         metadata: None,
         violation: None,
-    };
-    crate::traces::write::finish_trace(txn, tenant, trace_id, finish).await?;
-    Ok(())
+    }
 }
 
 /// Marks the trace's root span as sealed, so the quiet-period sealer no longer looks at it.
@@ -304,10 +305,11 @@ pub async fn seal_quiet_traces(
             txn.rollback().await?;
             continue;
         }
-        let trace = crate::traces::store::get_by_trace_id(&txn, &tenant, &trace_id).await?;
-        if trace.is_some_and(|t| t.status == TraceStatus::Running) {
-            seal(&txn, &tenant, &trace_id, failed).await?;
-            sealed.push(tenant.clone());
+        if let Some(trace) = crate::traces::write::lock_trace(&txn, &tenant, &trace_id).await? {
+            if trace.is_running() {
+                crate::traces::write::finish_locked_trace(&txn, trace, finish_of(failed)).await?;
+                sealed.push(tenant.clone());
+            }
         }
         // Sealed now, or already sealed (or archived) some other way: either way done.
         close_root(&txn, &tenant, &trace_id).await?;

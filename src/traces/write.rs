@@ -18,8 +18,9 @@ use entity::aos_traces::{self, Column as T, Entity as Traces};
 use rand::RngCore;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, NotSet, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, Unchanged,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, FromQueryResult, NotSet, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+    TryInsertResult, Unchanged,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -156,6 +157,89 @@ pub async fn start_trace(
     stored_by: Option<&str>,
     new: NewTrace,
 ) -> AppResult<TraceSnapshot> {
+    let (row, trace_id, field) = trace_row(tenant, stored_by, new);
+    match insert_trace(txn, row).await? {
+        Some(model) => trace_snapshot(model),
+        None => store::get_by_trace_id(txn, tenant, &trace_id)
+            .await?
+            .ok_or_else(|| archived(field, &trace_id)),
+    }
+}
+
+/// Inserts the trace row and returns it, or `None` when the tenant already has the trace id.
+async fn insert_trace(
+    txn: &DatabaseTransaction,
+    row: aos_traces::ActiveModel,
+) -> AppResult<Option<aos_traces::Model>> {
+    let inserted = Traces::insert(row)
+        .on_conflict_do_nothing_on([T::TenantId, T::TraceId])
+        .exec_with_returning(txn)
+        .await;
+    // With RETURNING, SeaORM reports the row a conflict left out as not found.
+    match inserted {
+        Ok(TryInsertResult::Inserted(model)) => Ok(Some(model)),
+        Ok(_) | Err(DbErr::RecordNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A trace row this transaction inserted or locked `FOR UPDATE`. A writer that records a
+/// trace's steps and then seals it in one transaction (the OTLP receiver, `crate::otlp::store`)
+/// holds it, so neither step re-reads or re-locks the row.
+#[derive(Debug)]
+pub struct LockedTrace(aos_traces::Model);
+
+impl LockedTrace {
+    pub fn is_running(&self) -> bool {
+        self.0.status == TraceStatus::Running.as_str()
+    }
+
+    pub fn status(&self) -> &str {
+        &self.0.status
+    }
+}
+
+/// The tenant's live trace `trace_id`, locked `FOR UPDATE` until the transaction ends (SQLite's
+/// `BEGIN IMMEDIATE` already excludes other writers); `None` when there is none.
+pub async fn lock_trace(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+) -> AppResult<Option<LockedTrace>> {
+    Ok(find_locked(txn, tenant, trace_id, true)
+        .await?
+        .map(LockedTrace))
+}
+
+/// Starts the trace like [`start_trace`] and returns it locked: the row inserted now, or the
+/// tenant's existing one locked `FOR UPDATE`. An archived trace id is refused the same way.
+pub async fn start_locked_trace(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    stored_by: Option<&str>,
+    new: NewTrace,
+) -> AppResult<LockedTrace> {
+    let (row, trace_id, field) = trace_row(tenant, stored_by, new);
+    match insert_trace(txn, row).await? {
+        Some(model) => Ok(LockedTrace(model)),
+        None => lock_trace(txn, tenant, &trace_id)
+            .await?
+            .ok_or_else(|| archived(field, &trace_id)),
+    }
+}
+
+/// The row a start inserts, its trace id, and the input field that named the id (for the
+/// archived refusal).
+fn trace_row(
+    tenant: &TenantId,
+    stored_by: Option<&str>,
+    new: NewTrace,
+) -> (aos_traces::ActiveModel, String, &'static str) {
+    let field = if new.trace_id.is_some() {
+        "input.traceId"
+    } else {
+        "input.runId"
+    };
     let trace_id = new
         .trace_id
         .clone()
@@ -200,20 +284,11 @@ pub async fn start_trace(
         step_count: Set(None),
         duration_ms: NotSet,
     };
-    Traces::insert(row)
-        .on_conflict_do_nothing_on([T::TenantId, T::TraceId])
-        .exec_without_returning(txn)
-        .await?;
-    store::get_by_trace_id(txn, tenant, &trace_id)
-        .await?
-        .ok_or_else(|| {
-            let field = if new.trace_id.is_some() {
-                "input.traceId"
-            } else {
-                "input.runId"
-            };
-            AppError::bad_input(field, format!("trace id {trace_id} is archived"))
-        })
+    (row, trace_id, field)
+}
+
+fn archived(field: &str, trace_id: &str) -> AppError {
+    AppError::bad_input(field, format!("trace id {trace_id} is archived"))
 }
 
 /// The tenant's live trace, locked for the rest of the transaction (share or exclusive).
@@ -223,13 +298,24 @@ async fn locked_trace(
     trace_id: &str,
     exclusive: bool,
 ) -> AppResult<aos_traces::Model> {
+    find_locked(txn, tenant, trace_id, exclusive)
+        .await?
+        .ok_or(AppError::NotFound("Trace"))
+}
+
+async fn find_locked(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    trace_id: &str,
+    exclusive: bool,
+) -> AppResult<Option<aos_traces::Model>> {
     let select = store::visible(tenant).filter(T::TraceId.eq(trace_id));
     let select = if exclusive {
         select.lock_exclusive()
     } else {
         select.lock_shared()
     };
-    select.one(txn).await?.ok_or(AppError::NotFound("Trace"))
+    Ok(select.one(txn).await?)
 }
 
 fn not_running(trace: &aos_traces::Model, action: &str) -> AppError {
@@ -287,15 +373,32 @@ pub async fn record_steps(
     steps: Vec<NewStep>,
 ) -> AppResult<StepsRecorded> {
     let trace = locked_trace(txn, tenant, trace_id, false).await?;
+    insert_steps(txn, &trace, steps).await
+}
+
+/// [`record_steps`] into a trace this transaction already holds.
+pub async fn record_locked_steps(
+    txn: &DatabaseTransaction,
+    trace: &LockedTrace,
+    steps: Vec<NewStep>,
+) -> AppResult<StepsRecorded> {
+    insert_steps(txn, &trace.0, steps).await
+}
+
+async fn insert_steps(
+    txn: &DatabaseTransaction,
+    trace: &aos_traces::Model,
+    steps: Vec<NewStep>,
+) -> AppResult<StepsRecorded> {
     if trace.status != TraceStatus::Running.as_str() {
-        return Err(not_running(&trace, "record steps"));
+        return Err(not_running(trace, "record steps"));
     }
     let mut requested: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
     requested.sort_unstable();
     let now = crate::scalars::now();
     let rows: Vec<_> = steps
         .into_iter()
-        .map(|step| step_row(&trace, step, now))
+        .map(|step| step_row(trace, step, now))
         .collect();
     let returned = if txn.get_database_backend() == DbBackend::Postgres {
         crate::db::insert_rows_as_json(
@@ -325,7 +428,7 @@ pub async fn record_steps(
         .filter(|i| inserted.binary_search(i).is_err())
         .collect();
     Ok(StepsRecorded {
-        trace_id: trace.trace_id,
+        trace_id: trace.trace_id.clone(),
         inserted,
         already_present,
     })
@@ -342,6 +445,23 @@ pub async fn finish_trace(
     finish: Finish,
 ) -> AppResult<TraceSnapshot> {
     let trace = locked_trace(txn, tenant, trace_id, true).await?;
+    seal(txn, trace, finish).await
+}
+
+/// [`finish_trace`] of a trace this transaction already holds.
+pub async fn finish_locked_trace(
+    txn: &DatabaseTransaction,
+    trace: LockedTrace,
+    finish: Finish,
+) -> AppResult<TraceSnapshot> {
+    seal(txn, trace.0, finish).await
+}
+
+async fn seal(
+    txn: &DatabaseTransaction,
+    trace: aos_traces::Model,
+    finish: Finish,
+) -> AppResult<TraceSnapshot> {
     let action = match &finish {
         Finish::Complete { .. } => "be completed",
         Finish::Abort { .. } => "be aborted",

@@ -549,7 +549,62 @@ async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
     app.stop().await;
 }
 
+/// A trace that arrives whole, its root ending last, is sealed on arrival in the same number of
+/// statements whatever its size, and leaves no open root for the quiet-period sealer.
+async fn a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements(backend: Backend) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn(backend).await;
+    let ingest = app.key("acme", Role::Ingest).await;
+    let viewer = app.key("acme", Role::Viewer).await;
+    // The key's first use reads it; the counted requests find it cached.
+    let warm = request(vec![span(3, 1, None, 0, 5)]);
+    assert_eq!(post(&app, Some(&ingest), warm).await.0, 200);
+    let mut counts = Vec::new();
+    for (trace, children) in [(4u8, 3u64), (6, 60)] {
+        let mut spans = vec![span(trace, 1, None, 0, children + 10)];
+        for i in 0..children {
+            let mut child = span(trace, 1, Some(1), i, i + 1);
+            child.span_id = (i + 2).to_be_bytes().to_vec();
+            spans.push(child);
+        }
+        let before = app.state.sql.statements();
+        let (status, _, body) = post(&app, Some(&ingest), request(spans)).await;
+        assert_eq!((status, rejected(&body)), (200, 0));
+        counts.push(app.state.sql.statements() - before);
+        let trace_id = format!("{trace:02x}").repeat(16);
+        let (steps, status) = step_count(&app, &viewer, &trace_id).await;
+        assert_eq!(
+            (steps as u64, status),
+            (children.min(50), json!("COMPLETED"))
+        );
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "statements grow with the trace: {counts:?}"
+    );
+    assert!(
+        counts[0] <= 8,
+        "a whole trace costs {} statements",
+        counts[0]
+    );
+    let open = app
+        .state
+        .db
+        .query_one_raw(Statement::from_string(
+            app.state.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM otlp_spans WHERE open",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(open, 0, "a root sealed on arrival is stored closed");
+    app.stop().await;
+}
+
 crate::cases!(
+    a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements,
     a_trace_larger_than_one_statement_is_stored_whole,
     a_captured_openinference_call_is_replayed,
     concurrent_deliveries_to_two_processes_store_each_span_once,
