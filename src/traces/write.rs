@@ -10,7 +10,9 @@
 //!   (docs/decisions.md D17).
 //! - Concurrency: on PostgreSQL, `recordSteps` holds a share lock on the trace row and a
 //!   completion an exclusive one, so a batch never lands after the seal was computed; on SQLite
-//!   both run in `BEGIN IMMEDIATE` transactions (one writer at a time).
+//!   both run in `BEGIN IMMEDIATE` transactions (one writer at a time). A writer that records
+//!   and seals in one transaction (OTLP) locks the row exclusively once and holds it
+//!   ([`LockedTrace`]).
 
 use chrono::{DateTime, Utc};
 use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
