@@ -1082,7 +1082,7 @@ async fn run_retention(config: &Config) -> Result<(), String> {
             println!("idempotency keys purged: {}", c.idempotency_keys_purged);
             println!("replay outputs purged: {}", c.replay_outputs_purged);
             println!("export artefacts expired: {}", c.export_artefacts_expired);
-            println!("otlp span ids purged: {}", c.otlp_spans_purged);
+            println!("otlp root spans purged: {}", c.otlp_spans_purged);
             println!("retention run {run_id} took {duration_ms} ms");
         }
     }

@@ -33,7 +33,7 @@ pub mod llm_run_records;
 pub mod llm_run_rollups;
 pub mod log_exports;
 pub mod mismatch_notifications;
-pub mod otlp_spans;
+pub mod otlp_root_spans;
 pub mod persisted_queries;
 pub mod policy_activation_audit;
 pub mod policy_decisions;

@@ -53,6 +53,7 @@ mod m20261207_180000_create_otlp_spans;
 mod m20261208_090000_api_key_actor_type;
 mod m20261208_093000_retention_otlp_spans;
 mod m20261209_000000_drop_step_level_index;
+mod m20261210_000000_otlp_root_spans;
 
 pub struct Migrator;
 
@@ -109,6 +110,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_090000_api_key_actor_type::Migration),
             Box::new(m20261208_093000_retention_otlp_spans::Migration),
             Box::new(m20261209_000000_drop_step_level_index::Migration),
+            Box::new(m20261210_000000_otlp_root_spans::Migration),
         ]
     }
 }

@@ -1,21 +1,23 @@
 //! Writes one OTel trace's spans of a request, in one transaction: the trace (started on its
-//! first span), the new spans' steps, LLM run records and exception system records, the span
-//! ids themselves (`otlp_spans`), and the seal once the root span is the last to end.
+//! first span), the new spans' steps, LLM run records and exception system records, the root
+//! span (`otlp_root_spans`), and the seal once the root span is the last to end.
 //!
 //! Exactly once under retries and across processes: the transaction first takes a lock on
 //! (tenant, trace) — a PostgreSQL advisory transaction lock; SQLite's single writer already
-//! serialises — then keeps only the spans `otlp_spans` does not hold yet. Step indexes are
-//! allocated under the same lock, after the trace's highest one.
+//! serialises — then keeps only the spans not stored yet: a child span is stored when a step of
+//! the trace has its idempotency key `otel:<trace>:<span>`, a root span when `otlp_root_spans`
+//! holds it. A trace that does not exist yet has stored neither, so its spans are not looked
+//! up. Step indexes are allocated under the same lock, after the trace's highest one.
 
 use std::collections::HashSet;
 
 use chrono::Utc;
 use entity::aos_trace_steps::{Column as S, Entity as Steps};
-use entity::otlp_spans::{self, Column as O, Entity as Spans};
+use entity::otlp_root_spans::{self, Column as O, Entity as Roots};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
 };
 use serde_json::{json, Value};
 
@@ -64,6 +66,11 @@ fn chunked<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
     chunks
 }
 
+/// The idempotency key of the step a child span becomes.
+fn step_key(trace_id: &str, span_id: &str) -> String {
+    format!("otel:{trace_id}:{span_id}")
+}
+
 /// Stores `batch` for `tenant` (see the module doc).
 pub async fn store_trace(
     db: &DatabaseConnection,
@@ -75,24 +82,16 @@ pub async fn store_trace(
     crate::db::reuse_plans(&txn).await?;
     lock_trace(&txn, tenant, &batch.trace_id).await?;
     let mut out = Stored::default();
-    let mut known = HashSet::new();
-    for chunk in batch.spans.chunks(ROWS_PER_STATEMENT) {
-        let stored: Vec<String> = Spans::find()
-            .select_only()
-            .column(O::SpanId)
-            .filter(O::TenantId.eq(tenant.as_str()))
-            .filter(O::TraceId.eq(batch.trace_id.as_str()))
-            .filter(O::SpanId.is_in(chunk.iter().map(|s| s.span_id.as_str())))
-            .into_tuple()
-            .all(&txn)
-            .await?;
-        known.extend(stored);
-    }
+    let existing = crate::traces::write::lock_trace(&txn, tenant, &batch.trace_id).await?;
+    let before = match existing {
+        Some(_) => StoredBefore::read(&txn, tenant, batch).await?,
+        None => StoredBefore::default(),
+    };
     let mut seen = HashSet::new();
     let fresh: Vec<&SpanRecord> = batch
         .spans
         .iter()
-        .filter(|s| !known.contains(&s.span_id) && seen.insert(s.span_id.as_str()))
+        .filter(|s| !before.holds(s) && seen.insert(s.span_id.as_str()))
         .collect();
     out.duplicates = (batch.spans.len() - fresh.len()) as u64;
     if fresh.is_empty() {
@@ -100,7 +99,7 @@ pub async fn store_trace(
         return Ok(out);
     }
 
-    let trace = match crate::traces::write::lock_trace(&txn, tenant, &batch.trace_id).await? {
+    let trace = match existing {
         Some(trace) if !trace.is_running() => {
             out.rejected = fresh.len() as u64;
             out.reason = Some(format!(
@@ -139,37 +138,37 @@ pub async fn store_trace(
     let mut next = highest.map_or(0, |h| h + 1);
     let received_at_ms = Utc::now().timestamp_millis();
     let mut steps = Vec::new();
-    let mut rows = Vec::new();
+    let mut roots = Vec::new();
     for span in &fresh {
-        let step_index = (!span.is_root).then(|| {
-            next += 1;
-            next - 1
-        });
-        if let Some(index) = step_index {
-            steps.push(step_of(&batch.trace_id, span, index));
-        }
-        rows.push(otlp_spans::ActiveModel {
-            tenant_id: Set(tenant.as_str().to_owned()),
-            trace_id: Set(batch.trace_id.clone()),
-            span_id: Set(span.span_id.clone()),
-            is_root: Set(span.is_root),
-            failed: Set(span.failed),
-            // A root sealed now is closed from the start: the quiet-period sealer skips it.
-            open: Set(span.is_root && !seal),
-            step_index: Set(step_index),
-            end_unix_nano: Set(span.end_unix_nano),
-            received_at_ms: Set(received_at_ms),
-        });
-    }
-    let postgres = txn.get_database_backend() == DbBackend::Postgres;
-    for chunk in chunked(rows) {
-        if postgres {
-            crate::db::insert_rows_as_json(&txn, chunk, "").await?;
+        if span.is_root {
+            roots.push(otlp_root_spans::ActiveModel {
+                tenant_id: Set(tenant.as_str().to_owned()),
+                trace_id: Set(batch.trace_id.clone()),
+                span_id: Set(span.span_id.clone()),
+                failed: Set(span.failed),
+                // A root sealed now is closed from the start: the quiet-period sealer skips it.
+                open: Set(!seal),
+                end_unix_nano: Set(span.end_unix_nano),
+                received_at_ms: Set(received_at_ms),
+            });
         } else {
-            Spans::insert_many(chunk)
-                .exec_without_returning(&txn)
-                .await?;
+            steps.push(step_of(&batch.trace_id, span, next));
+            next += 1;
         }
+    }
+    if !roots.is_empty() {
+        Roots::insert_many(roots)
+            .exec_without_returning(&txn)
+            .await?;
+    } else if before.open_root {
+        // The quiet period counts from the trace's newest span.
+        Roots::update_many()
+            .col_expr(O::ReceivedAtMs, Expr::value(received_at_ms))
+            .filter(O::TenantId.eq(tenant.as_str()))
+            .filter(O::TraceId.eq(batch.trace_id.as_str()))
+            .filter(O::Open.eq(true))
+            .exec(&txn)
+            .await?;
     }
     for chunk in chunked(steps) {
         let recorded = crate::traces::write::record_locked_steps(&txn, &trace, chunk).await?;
@@ -191,8 +190,8 @@ pub async fn store_trace(
     if let (true, Some(root)) = (seal, root) {
         let finish = finish_of(root.failed);
         crate::traces::write::finish_locked_trace(&txn, trace, finish).await?;
-        // A trace that existed before may hold an open root row of an earlier delivery.
-        if !out.started {
+        // A trace that existed before may hold an open root of an earlier delivery.
+        if before.open_root {
             close_root(&txn, tenant, &batch.trace_id).await?;
         }
         out.sealed = true;
@@ -201,12 +200,76 @@ pub async fn store_trace(
     Ok(out)
 }
 
+/// Which of a batch's spans an existing trace holds already, and whether its root is open.
+#[derive(Default)]
+struct StoredBefore {
+    /// Span ids of the batch stored before: roots by their row, children by their step.
+    span_ids: HashSet<String>,
+    /// The trace has a root span and is not sealed yet.
+    open_root: bool,
+}
+
+impl StoredBefore {
+    async fn read(
+        txn: &DatabaseTransaction,
+        tenant: &TenantId,
+        batch: &TraceBatch,
+    ) -> AppResult<Self> {
+        let roots: Vec<(String, bool)> = Roots::find()
+            .select_only()
+            .columns([O::SpanId, O::Open])
+            .filter(O::TenantId.eq(tenant.as_str()))
+            .filter(O::TraceId.eq(batch.trace_id.as_str()))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        let open_root = roots.iter().any(|(_, open)| *open);
+        let mut span_ids: HashSet<String> = roots
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| batch.spans.iter().any(|s| s.is_root && s.span_id == *id))
+            .collect();
+        let children: Vec<String> = batch
+            .spans
+            .iter()
+            .filter(|s| !s.is_root)
+            .map(|s| step_key(&batch.trace_id, &s.span_id))
+            .collect();
+        let prefix = step_key(&batch.trace_id, "");
+        for chunk in children.chunks(ROWS_PER_STATEMENT) {
+            let keys: Vec<Option<String>> = Steps::find()
+                .select_only()
+                .column(S::IdempotencyKey)
+                .filter(S::TenantId.eq(tenant.as_str()))
+                .filter(S::TraceId.eq(batch.trace_id.as_str()))
+                .filter(S::IdempotencyKey.is_in(chunk))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            span_ids.extend(
+                keys.into_iter()
+                    .flatten()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
+            );
+        }
+        Ok(Self {
+            span_ids,
+            open_root,
+        })
+    }
+
+    fn holds(&self, span: &SpanRecord) -> bool {
+        self.span_ids.contains(&span.span_id)
+    }
+}
+
 /// Whether the trace is sealed now: `root`, the root span this batch stores, ends no earlier
-/// than every other span of the trace, the batch's `fresh` spans and those stored before
-/// (none when the batch `started` the trace). Decided before anything is written, so the root's
-/// row is stored closed rather than updated (docs/otlp.md, "Sealing").
+/// than every other span of the trace, the batch's `fresh` spans and the steps stored before
+/// (none when the batch `started` the trace; a stored step's end is its start plus its
+/// duration, to the microsecond). Decided before anything is written, so the root's row is
+/// stored closed rather than updated (docs/otlp.md, "Sealing").
 async fn root_ended_last(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &DatabaseTransaction,
     tenant: &TenantId,
     trace_id: &str,
     root: Option<&SpanRecord>,
@@ -225,14 +288,18 @@ async fn root_ended_last(
     if started {
         return Ok(true);
     }
-    let later_child = Spans::find()
-        .filter(O::TenantId.eq(tenant.as_str()))
-        .filter(O::TraceId.eq(trace_id))
-        .filter(O::IsRoot.eq(false))
-        .filter(O::EndUnixNano.gt(root.end_unix_nano))
-        .one(txn)
-        .await?
-        .is_some();
+    let stored: Vec<(chrono::DateTime<Utc>, f64)> = Steps::find()
+        .select_only()
+        .columns([S::Timestamp, S::DurationMs])
+        .filter(S::TenantId.eq(tenant.as_str()))
+        .filter(S::TraceId.eq(trace_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let root_end_us = root.end_unix_nano / 1000;
+    let later_child = stored.iter().any(|(start, duration_ms)| {
+        start.timestamp_micros() + (duration_ms * 1000.0).round() as i64 > root_end_us
+    });
     Ok(!later_child)
 }
 
@@ -256,7 +323,7 @@ async fn close_root(
     tenant: &TenantId,
     trace_id: &str,
 ) -> AppResult<()> {
-    Spans::update_many()
+    Roots::update_many()
         .col_expr(O::Open, Expr::value(false))
         .filter(O::TenantId.eq(tenant.as_str()))
         .filter(O::TraceId.eq(trace_id))
@@ -278,7 +345,7 @@ pub async fn seal_quiet_traces(
     quiet: std::time::Duration,
 ) -> AppResult<Vec<TenantId>> {
     let cutoff = Utc::now().timestamp_millis() - i64::try_from(quiet.as_millis()).unwrap_or(0);
-    let roots: Vec<(String, String, bool)> = Spans::find()
+    let roots: Vec<(String, String, bool)> = Roots::find()
         .select_only()
         .columns([O::TenantId, O::TraceId, O::Failed])
         .filter(O::Open.eq(true))
@@ -292,11 +359,13 @@ pub async fn seal_quiet_traces(
         let tenant = TenantId::trusted(tenant);
         let txn = crate::idempotency::begin_write(db).await?;
         lock_trace(&txn, &tenant, &trace_id).await?;
-        let newest: Option<i64> = Spans::find()
+        // A span that arrived since the sweep read the root moved its `received_at_ms`.
+        let newest: Option<i64> = Roots::find()
             .select_only()
             .expr(Func::max(Expr::col(O::ReceivedAtMs)))
             .filter(O::TenantId.eq(tenant.as_str()))
             .filter(O::TraceId.eq(trace_id.as_str()))
+            .filter(O::Open.eq(true))
             .into_tuple::<Option<i64>>()
             .one(&txn)
             .await?

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use entity::export_jobs::{self, Column as J};
-use entity::{aos_traces_archive, otlp_spans, replay_outputs};
+use entity::{aos_traces_archive, otlp_root_spans, replay_outputs};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
@@ -50,7 +50,7 @@ pub struct RetentionCounts {
     pub replay_outputs_purged: u64,
     /// Exports whose files were deleted.
     pub export_artefacts_expired: u64,
-    /// OTLP span ids (`otlp_spans`) of traces no longer live: archived above, or earlier.
+    /// OTLP root spans (`otlp_root_spans`) of traces no longer live: archived above, or earlier.
     pub otlp_spans_purged: u64,
 }
 
@@ -155,7 +155,8 @@ async fn work(
         }
     }
     loop {
-        let purged = delete_limited(db, otlp_spans::Entity, orphan_spans(), settings.batch).await?;
+        let purged =
+            delete_limited(db, otlp_root_spans::Entity, orphan_spans(), settings.batch).await?;
         counts.otlp_spans_purged += purged;
         if purged < settings.batch {
             break;
@@ -174,10 +175,10 @@ async fn work(
     Ok(counts)
 }
 
-/// The OTLP span ids whose trace is no longer in `aos_traces` (archived or deleted): they
-/// served only to store a retried span once, and a trace that is not live takes no more spans.
-/// The anti-join reads the whole (small) span table through the traces' unique
-/// (tenant, trace id) index, once per run.
+/// The OTLP root spans whose trace is no longer in `aos_traces` (archived or deleted): they
+/// served only to store a retried root once and to find open traces, and a trace that is not
+/// live takes no more spans. The anti-join reads the whole (small, one row per trace) table
+/// through the traces' unique (tenant, trace id) index, once per run.
 fn orphan_spans() -> Expr {
     use entity::aos_traces::{Column as T, Entity as Traces};
     Expr::exists(
@@ -186,11 +187,11 @@ fn orphan_spans() -> Expr {
             .from(Traces)
             .and_where(
                 Expr::col((Traces, T::TenantId))
-                    .equals((otlp_spans::Entity, otlp_spans::Column::TenantId)),
+                    .equals((otlp_root_spans::Entity, otlp_root_spans::Column::TenantId)),
             )
             .and_where(
                 Expr::col((Traces, T::TraceId))
-                    .equals((otlp_spans::Entity, otlp_spans::Column::TraceId)),
+                    .equals((otlp_root_spans::Entity, otlp_root_spans::Column::TraceId)),
             )
             .to_owned(),
     )

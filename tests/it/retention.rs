@@ -104,8 +104,9 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
         .expect("replay output");
     }
 
-    // OTLP span ids: two of a trace about to be archived, one of a trace already gone (its
-    // trace deleted some other way), one of the recent trace, which stays.
+    // OTLP root spans: two of a trace about to be archived (a retried root with another id),
+    // one of a trace already gone (its trace deleted some other way), one of the recent trace,
+    // which stays.
     for (trace_id, span_id) in [
         ("t-old-1", "s1"),
         ("t-old-1", "s2"),
@@ -113,12 +114,12 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
         ("t-recent", "s4"),
     ] {
         app.raw(&format!(
-            "INSERT INTO otlp_spans (tenant_id, trace_id, span_id, is_root, failed, open, \
-             step_index, end_unix_nano, received_at_ms) VALUES ('acme', '{trace_id}', \
-             '{span_id}', false, false, false, 0, 0, {now_ms})"
+            "INSERT INTO otlp_root_spans (tenant_id, trace_id, span_id, failed, open, \
+             end_unix_nano, received_at_ms) VALUES ('acme', '{trace_id}', '{span_id}', false, \
+             false, 0, {now_ms})"
         ))
         .await
-        .expect("otlp span");
+        .expect("otlp root span");
     }
 
     // Exports: two completed; one made to have finished 400 days ago.
@@ -207,9 +208,9 @@ async fn archives_purges_records_and_runs_again_as_a_no_op(backend: Backend) {
         0
     );
 
-    assert_eq!(count(&app, "otlp_spans").await, 1);
+    assert_eq!(count(&app, "otlp_root_spans").await, 1);
     assert_eq!(
-        count(&app, "otlp_spans WHERE trace_id = 't-recent'").await,
+        count(&app, "otlp_root_spans WHERE trace_id = 't-recent'").await,
         1
     );
 
