@@ -210,16 +210,19 @@ pub async fn try_advisory_xact_lock(
     })
 }
 
-/// PostgreSQL's bulk insert: `rows` go in as one JSON text parameter, unpacked by
-/// `jsonb_populate_recordset` with the table's own row type, so the statement's text is the
-/// same for any number of rows. A multi-row `VALUES` has one parameter per cell and a text per
-/// row count: each count is a new prepared statement to parse and plan, and every execution
-/// builds an expression per cell (for 64 steps, 1 600). Measured with the other ingest changes
-/// in BENCHMARKS.md, "OTLP ingest, second sitting".
+/// PostgreSQL's bulk insert: `rows` go in as one JSON text parameter, an array with one array
+/// of cells per row, unpacked by `jsonb_array_elements` and read by position and cast to each
+/// column's type, so the statement's text is the same for any number of rows. A multi-row
+/// `VALUES` has one parameter per cell and a text per row count: each count is a new prepared
+/// statement to parse and plan, and every execution builds an expression per cell (for 64
+/// steps, 1 600); BENCHMARKS.md, "OTLP ingest, second sitting". Rows as arrays rather than
+/// objects unpacked by `jsonb_populate_recordset`: the parameter carries no column names, and
+/// PostgreSQL neither sorts each row's keys nor looks each column up by name, which took a
+/// third off the cost of unpacking 64 steps (BENCHMARKS.md, "OTLP ingest, fifth sitting").
 ///
 /// The columns are those `rows[0]` sets (every row must set the same ones); `tail` follows the
 /// `SELECT` (`ON CONFLICT …`, `RETURNING …`). Returns the rows `RETURNING` answers. PostgreSQL
-/// only: SQLite has no `jsonb_populate_recordset`, and its `VALUES` is cheap in-process.
+/// only: SQLite has no `jsonb_array_elements`, and its `VALUES` is cheap in-process.
 pub async fn insert_rows_as_json<A>(
     conn: &impl sea_orm::ConnectionTrait,
     rows: Vec<A>,
@@ -228,7 +231,7 @@ pub async fn insert_rows_as_json<A>(
 where
     A: sea_orm::ActiveModelTrait,
 {
-    use sea_orm::{ActiveValue, EntityName, IdenStatic, Iterable};
+    use sea_orm::{ActiveValue, ColumnTrait, EntityName, IdenStatic, Iterable};
     type Column<A> = <<A as sea_orm::ActiveModelTrait>::Entity as sea_orm::EntityTrait>::Column;
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
@@ -236,28 +239,28 @@ where
     let columns: Vec<Column<A>> = Column::<A>::iter()
         .filter(|c| !matches!(first.get(*c), ActiveValue::NotSet))
         .collect();
+    let cells = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cell_sql(i, c.def().get_column_type(), c.as_str()))
+        .collect::<AppResult<Vec<_>>>()?
+        .join(", ");
     // The JSON text is written directly: building a `serde_json::Value` tree first (a map with
     // owned keys per row) cost as much as the rest of the server's work on a step.
-    let keys: Vec<String> = columns
-        .iter()
-        .map(|c| serde_json::Value::from(c.as_str()).to_string())
-        .collect();
     let mut json: Vec<u8> = vec![b'['];
     for (i, row) in rows.iter().enumerate() {
-        json.extend_from_slice(if i == 0 { b"{" } else { b",{" });
-        for (j, (column, key)) in columns.iter().zip(&keys).enumerate() {
+        json.extend_from_slice(if i == 0 { b"[" } else { b",[" });
+        for (j, column) in columns.iter().enumerate() {
             if j > 0 {
                 json.push(b',');
             }
-            json.extend_from_slice(key.as_bytes());
-            json.push(b':');
             let cell = match row.get(*column) {
                 ActiveValue::Set(v) | ActiveValue::Unchanged(v) => json_cell(&v),
                 ActiveValue::NotSet => serde_json::Value::Null,
             };
             serde_json::to_writer(&mut json, &cell).map_err(AppError::internal)?;
         }
-        json.push(b'}');
+        json.push(b']');
     }
     json.push(b']');
     let json = String::from_utf8(json).map_err(AppError::internal)?;
@@ -268,15 +271,47 @@ where
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "INSERT INTO \"{table}\" ({names}) SELECT {names} \
-         FROM jsonb_populate_recordset(NULL::\"{table}\", $1::jsonb) {tail}"
+        "INSERT INTO \"{table}\" ({names}) SELECT {cells} \
+         FROM jsonb_array_elements($1::jsonb) AS row_cells {tail}"
     );
     let statement =
         sea_orm::Statement::from_sql_and_values(DbBackend::Postgres, sql, [json.into()]);
     Ok(conn.query_all_raw(statement).await?)
 }
 
-/// A cell as `jsonb_populate_recordset` reads it back into its column's type: instants as
+/// The SQL that reads cell `i` of a row of [`insert_rows_as_json`] as a value of `column_type`.
+/// JSON columns take the cell as it is, a JSON `null` being SQL `NULL` as for every other type;
+/// the rest take its text (`->>`, `NULL` for `null`) through their type's input function.
+fn cell_sql(i: usize, column_type: &sea_orm::ColumnType, name: &str) -> AppResult<String> {
+    use sea_orm::ColumnType as T;
+    let cast = match column_type {
+        T::Json | T::JsonBinary => {
+            return Ok(format!("NULLIF(row_cells -> {i}, 'null'::jsonb)"));
+        }
+        T::String(_) | T::Char(_) | T::Text => "text",
+        T::TinyInteger | T::SmallInteger => "int2",
+        T::Integer => "int4",
+        T::BigInteger => "int8",
+        T::Float => "float4",
+        T::Double => "float8",
+        T::Decimal(_) | T::Money(_) => "numeric",
+        T::Boolean => "bool",
+        T::TimestampWithTimeZone => "timestamptz",
+        T::Timestamp | T::DateTime => "timestamp",
+        T::Date => "date",
+        T::Time => "time",
+        T::Uuid => "uuid",
+        T::Binary(_) | T::VarBinary(_) | T::Blob => "bytea",
+        other => {
+            return Err(AppError::internal(format!(
+                "bulk insert: column {name} has a type it does not read ({other:?})"
+            )))
+        }
+    };
+    Ok(format!("(row_cells ->> {i})::{cast}"))
+}
+
+/// A cell as [`cell_sql`] reads it back into its column's type: instants as
 /// RFC 3339 text with microseconds (PostgreSQL's precision), bytes as bytea hex text, everything
 /// else as sea-query renders it in JSON.
 fn json_cell(value: &sea_orm::Value) -> serde_json::Value {

@@ -6,6 +6,7 @@
 
 use logbook::auth::Role;
 use logbook::traces::hashing::{run_proof_root, step_hash, trace_signature};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
 use crate::support::{error_code, Backend, TestApp};
@@ -199,6 +200,20 @@ async fn lifecycle_start_steps_complete_and_read(backend: Backend) {
         second["data"]["recordSteps"]["insertedCount"], 3,
         "{second:#}"
     );
+    // Stored as sent: no outcome is SQL NULL (not a JSON null), and params keep their values.
+    let stored = app
+        .db()
+        .query_one_raw(Statement::from_string(
+            app.db().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM aos_trace_steps WHERE trace_id = 'trace_run-1' \
+             AND outcome_data IS NULL AND duration_ms = 12.0 AND cost_cents = 0.5",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(stored, 7);
 
     let done = complete(&app, &writer, "trace_run-1", "COMPLETED").await;
     assert!(done.get("errors").is_none(), "{done:#}");
