@@ -157,9 +157,11 @@ pub async fn store_trace(
         }
     }
     if !roots.is_empty() {
-        Roots::insert_many(roots)
-            .exec_without_returning(&txn)
-            .await?;
+        for chunk in chunked(roots) {
+            Roots::insert_many(chunk)
+                .exec_without_returning(&txn)
+                .await?;
+        }
     } else if before.open_root {
         // The quiet period counts from the trace's newest span.
         Roots::update_many()
@@ -224,10 +226,16 @@ impl StoredBefore {
             .all(txn)
             .await?;
         let open_root = roots.iter().any(|(_, open)| *open);
+        let sent: HashSet<&str> = batch
+            .spans
+            .iter()
+            .filter(|s| s.is_root)
+            .map(|s| s.span_id.as_str())
+            .collect();
         let mut span_ids: HashSet<String> = roots
             .into_iter()
             .map(|(id, _)| id)
-            .filter(|id| batch.spans.iter().any(|s| s.is_root && s.span_id == *id))
+            .filter(|id| sent.contains(id.as_str()))
             .collect();
         let children: Vec<String> = batch
             .spans

@@ -570,6 +570,26 @@ async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
     assert_eq!(data["trace"]["status"], "COMPLETED", "{data:#}");
     assert_eq!(data["trace"]["stepCount"], CHILDREN);
     assert_eq!(data["llmRuns"]["totalCount"], CHILDREN);
+
+    // Root spans too go in by the thousand: 10 000 parentless spans of one trace are more cells
+    // than one statement may bind on either database.
+    const ROOTS: u64 = 10_000;
+    let roots = (0..ROOTS)
+        .map(|i| {
+            let mut root = span(7, 1, None, i, i + 1);
+            root.span_id = (i + 1).to_be_bytes().to_vec();
+            root
+        })
+        .collect();
+    let (status, _, body) = post(&app, Some(&ingest), request(roots)).await;
+    assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
+    assert_eq!(rejected(&body), 0);
+    let stored = count_rows(
+        &app.state.db,
+        &format!("otlp_root_spans WHERE trace_id = '{}'", "07".repeat(16)),
+    )
+    .await;
+    assert_eq!(stored, ROOTS as i64);
     app.stop().await;
 }
 
