@@ -465,7 +465,7 @@ fn step_of(trace_id: &str, span: &SpanRecord, step_index: i32) -> NewStep {
         input_hash: None,
         output_hash: None,
         rng_state_before: None,
-        idempotency_key: Some(format!("otel:{trace_id}:{}", span.span_id)),
+        idempotency_key: Some(step_key(trace_id, &span.span_id)),
         replay_behavior: ReplayBehavior::Execute,
         source: StepSource::External,
         timestamp: Some(span.start),

@@ -22,6 +22,7 @@ use prost::Message;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
+use crate::retention::count;
 use crate::support::{Backend, TestApp};
 
 /// What the agent sent: the trace id and the LLM span's id, in hex.
@@ -584,26 +585,13 @@ async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
     let (status, _, body) = post(&app, Some(&ingest), request(roots)).await;
     assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
     assert_eq!(rejected(&body), 0);
-    let stored = count_rows(
-        &app.state.db,
+    let stored = count(
+        &app,
         &format!("otlp_root_spans WHERE trace_id = '{}'", "07".repeat(16)),
     )
     .await;
     assert_eq!(stored, ROOTS as i64);
     app.stop().await;
-}
-
-/// `SELECT COUNT(*) FROM <from>`.
-async fn count_rows(db: &sea_orm::DatabaseConnection, from: &str) -> i64 {
-    db.query_one_raw(Statement::from_string(
-        db.get_database_backend(),
-        format!("SELECT COUNT(*) AS n FROM {from}"),
-    ))
-    .await
-    .expect("count")
-    .expect("row")
-    .try_get::<i64>("", "n")
-    .expect("n")
 }
 
 /// A trace that arrives whole, its root ending last, is sealed on arrival in the same number of
@@ -643,9 +631,9 @@ async fn a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements(back
         "a whole trace costs {} statements",
         counts[0]
     );
-    let open = count_rows(&app.state.db, "otlp_root_spans WHERE open").await;
+    let open = count(&app, "otlp_root_spans WHERE open").await;
     assert_eq!(open, 0, "a root sealed on arrival is stored closed");
-    let roots = count_rows(&app.state.db, "otlp_root_spans").await;
+    let roots = count(&app, "otlp_root_spans").await;
     assert_eq!(
         roots, 3,
         "one row per trace: its root; child spans are their steps"

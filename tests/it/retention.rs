@@ -15,7 +15,8 @@ use crate::exports_writes::{create, export_dir, fast, finished};
 use crate::support::{insert_runs, make_runs, Backend, TestApp};
 use crate::traces_reads::{insert_steps, insert_traces, steps, trace};
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
+/// `SELECT COUNT(*) FROM <sql>`.
+pub(crate) async fn count(app: &TestApp, sql: &str) -> i64 {
     let row = app
         .db()
         .query_one_raw(Statement::from_string(
