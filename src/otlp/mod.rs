@@ -229,22 +229,22 @@ async fn receive(
     let mut rejected = mapped.rejected;
     let mut reasons = mapped.reasons;
     let mut wrote = Written::default();
-    for trace in &mapped.traces {
-        match store::store_trace(&state.db, &principal.tenant_id, trace).await {
+    let results = match store::store_request(&state.db, &principal.tenant_id, &mapped.traces).await
+    {
+        Ok(results) => results,
+        // Nothing of the request was written; the exporter's retry stores it whole.
+        Err(err) => return app_failure(encoding, &err),
+    };
+    for (trace, result) in mapped.traces.iter().zip(results) {
+        match result {
             Ok(stored) => {
                 rejected += stored.rejected;
                 reasons.extend(stored.reason.clone());
                 wrote.add(&stored);
             }
-            Err(err @ AppError::BadUserInput { .. }) => {
+            Err(err) => {
                 rejected += trace.spans.len() as u64;
                 reasons.push(format!("trace {}: {}", trace.trace_id, err.message()));
-            }
-            Err(err) => {
-                // What was committed for earlier traces stays; the exporter's retry finds it
-                // stored and adds the rest.
-                wrote.announce(state, &principal.tenant_id).await;
-                return app_failure(encoding, &err);
             }
         }
     }

@@ -1,13 +1,18 @@
-//! Writes one OTel trace's spans of a request, in one transaction: the trace (started on its
-//! first span), the new spans' steps, LLM run records and exception system records, the root
-//! span (`otlp_root_spans`), and the seal once the root span is the last to end.
+//! Writes a request's spans, in one transaction: per trace, the trace (started on its first
+//! span), the new spans' steps, LLM run records and exception system records, the root span
+//! (`otlp_root_spans`), and the seal once the root span is the last to end.
+//!
+//! Traces the request starts are written together, one statement per kind of row for all of
+//! them (docs/otlp.md, "Throughput"); a trace stored before (a later batch of it, or a retry) is
+//! written on its own, under a savepoint, so a refusal of its spans leaves the others'.
 //!
 //! Exactly once under retries and across processes: the transaction first takes a lock on
-//! (tenant, trace) — a PostgreSQL advisory transaction lock; SQLite's single writer already
-//! serialises — then keeps only the spans not stored yet: a child span is stored when a step of
-//! the trace has its idempotency key `otel:<trace>:<span>`, a root span when `otlp_root_spans`
-//! holds it. A trace that does not exist yet has stored neither, so its spans are not looked
-//! up. Step indexes are allocated under the same lock, after the trace's highest one.
+//! (tenant, trace) for every trace of the request — PostgreSQL advisory transaction locks, taken
+//! in one order; SQLite's single writer already serialises — then keeps only the spans not
+//! stored yet: a child span is stored when a step of the trace has its idempotency key
+//! `otel:<trace>:<span>`, a root span when `otlp_root_spans` holds it. A trace that does not
+//! exist yet has stored neither, so its spans are not looked up. Step indexes are allocated
+//! under the same lock, after the trace's highest one.
 
 use std::collections::HashSet;
 
@@ -17,7 +22,7 @@ use entity::otlp_root_spans::{self, Column as O, Entity as Roots};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
+    DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 use serde_json::{json, Value};
 
@@ -28,7 +33,9 @@ use crate::runs::write::NewLlmRun;
 use crate::runs::{ExecutionStatus, RunSource};
 use crate::system::write::NewSystemRecord;
 use crate::system::{SystemComponent, SystemEventType, SystemRecordCause, SystemRecordSeverity};
-use crate::traces::write::{Finish, NewStep, NewTrace};
+use crate::traces::write::{
+    Finish, LockedTrace, NewStep, NewTrace, StartedTrace, ROWS_PER_STATEMENT,
+};
 use crate::traces::{ReplayBehavior, StepSource, TraceStatus};
 
 /// What storing one trace's spans did.
@@ -48,11 +55,6 @@ pub struct Stored {
     pub sealed: bool,
 }
 
-/// Most rows one statement inserts or looks up: a step has about 25 columns, so a thousand
-/// rows stay well under the bind-parameter limits (PostgreSQL 65 535, SQLite 32 766) whatever
-/// the size of a request's trace.
-const ROWS_PER_STATEMENT: usize = 1000;
-
 /// `rows` in runs of at most [`ROWS_PER_STATEMENT`].
 fn chunked<T>(mut rows: Vec<T>) -> Vec<Vec<T>> {
     let mut chunks = Vec::new();
@@ -71,74 +73,193 @@ fn step_key(trace_id: &str, span_id: &str) -> String {
     format!("otel:{trace_id}:{span_id}")
 }
 
-/// Stores `batch` for `tenant` (see the module doc).
-pub async fn store_trace(
+/// Stores a request's `batches` (one per trace, distinct trace ids) for `tenant` (see the
+/// module doc). One result per batch, in order: an error there (an archived trace id) refused
+/// that trace's spans only; an error of the whole call wrote nothing.
+pub async fn store_request(
     db: &DatabaseConnection,
     tenant: &TenantId,
-    batch: &TraceBatch,
-) -> AppResult<Stored> {
+    batches: &[TraceBatch],
+) -> AppResult<Vec<AppResult<Stored>>> {
     // BEGIN IMMEDIATE on SQLite: this transaction reads, then writes.
     let txn = crate::idempotency::begin_write(db).await?;
     crate::db::reuse_plans(&txn).await?;
-    lock_trace(&txn, tenant, &batch.trace_id).await?;
-    let mut out = Stored::default();
-    let existing = crate::traces::write::lock_trace(&txn, tenant, &batch.trace_id).await?;
-    let before = match existing {
-        Some(_) => StoredBefore::read(&txn, tenant, batch).await?,
-        None => StoredBefore::default(),
-    };
+    let ids: Vec<&str> = batches.iter().map(|b| b.trace_id.as_str()).collect();
+    lock_traces(&txn, tenant, &ids).await?;
+    let mut existing = crate::traces::write::lock_traces(&txn, tenant, &ids).await?;
+    let mut results: Vec<Option<AppResult<Stored>>> = batches.iter().map(|_| None).collect();
+
+    // Traces the request starts: every span is fresh but for repeats within the request.
+    let mut starting = Vec::new();
+    for (at, batch) in batches.iter().enumerate() {
+        if existing.contains_key(&batch.trace_id) {
+            continue;
+        }
+        let fresh = fresh_spans(batch, &StoredBefore::default());
+        if fresh.is_empty() {
+            results[at] = Some(Ok(Stored::default()));
+            continue;
+        }
+        let started_at = fresh.iter().map(|s| s.start).min();
+        starting.push((
+            at,
+            fresh,
+            new_trace(&batch.trace_id, batch.service.clone(), started_at),
+        ));
+    }
+    let news = starting.iter().map(|(_, _, new)| new.clone()).collect();
+    let started =
+        crate::traces::write::start_locked_traces(&txn, tenant, Some("otlp"), news).await?;
+    let mut plans = Vec::new();
+    for ((at, fresh, _), started) in starting.into_iter().zip(started) {
+        match started {
+            Ok(StartedTrace::New(trace)) => {
+                let batch = &batches[at];
+                let seal = root_ended_last(&txn, tenant, batch, &fresh, true).await?;
+                plans.push((
+                    at,
+                    plan(
+                        tenant,
+                        batch,
+                        trace,
+                        fresh,
+                        &StoredBefore::default(),
+                        true,
+                        None,
+                        seal,
+                    ),
+                ));
+            }
+            // Another writer started it after this transaction looked: stored like any trace
+            // that existed.
+            Ok(StartedTrace::Existing(trace)) => {
+                existing.insert(batches[at].trace_id.clone(), trace);
+            }
+            Err(err) => results[at] = Some(Err(err)),
+        }
+    }
+    let (ats, plans): (Vec<usize>, Vec<Plan>) = plans.into_iter().unzip();
+    for (at, stored) in ats.into_iter().zip(write(&txn, tenant, plans).await?) {
+        results[at] = Some(Ok(stored));
+    }
+
+    for (at, batch) in batches.iter().enumerate() {
+        let Some(trace) = existing.remove(&batch.trace_id) else {
+            continue;
+        };
+        let savepoint = txn.begin().await?;
+        match store_existing(&savepoint, tenant, batch, trace).await {
+            Ok(stored) => {
+                savepoint.commit().await?;
+                results[at] = Some(Ok(stored));
+            }
+            Err(err @ AppError::BadUserInput { .. }) => {
+                savepoint.rollback().await?;
+                results[at] = Some(Err(err));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    txn.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Ok(Stored::default())))
+        .collect())
+}
+
+/// The spans of `batch` that `before` does not hold, each span id once.
+fn fresh_spans<'a>(batch: &'a TraceBatch, before: &StoredBefore) -> Vec<&'a SpanRecord> {
     let mut seen = HashSet::new();
-    let fresh: Vec<&SpanRecord> = batch
+    batch
         .spans
         .iter()
         .filter(|s| !before.holds(s) && seen.insert(s.span_id.as_str()))
-        .collect();
-    out.duplicates = (batch.spans.len() - fresh.len()) as u64;
-    if fresh.is_empty() {
-        txn.commit().await?;
-        return Ok(out);
-    }
+        .collect()
+}
 
-    let trace = match existing {
-        Some(trace) if !trace.is_running() => {
-            out.rejected = fresh.len() as u64;
-            out.reason = Some(format!(
+/// Stores `batch` into `trace`, a trace stored before this request.
+async fn store_existing(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    batch: &TraceBatch,
+    trace: LockedTrace,
+) -> AppResult<Stored> {
+    let before = StoredBefore::read(txn, tenant, batch).await?;
+    let fresh = fresh_spans(batch, &before);
+    let duplicates = (batch.spans.len() - fresh.len()) as u64;
+    if fresh.is_empty() {
+        return Ok(Stored {
+            duplicates,
+            ..Stored::default()
+        });
+    }
+    if !trace.is_running() {
+        return Ok(Stored {
+            duplicates,
+            rejected: fresh.len() as u64,
+            reason: Some(format!(
                 "trace {} is already sealed ({}); its late spans are refused",
                 batch.trace_id,
                 trace.status()
-            ));
-            txn.rollback().await?;
-            return Ok(out);
-        }
-        Some(trace) => trace,
-        None => {
-            let started_at = fresh.iter().map(|s| s.start).min();
-            let new = new_trace(&batch.trace_id, batch.service.clone(), started_at);
-            out.started = true;
-            crate::traces::write::start_locked_trace(&txn, tenant, Some("otlp"), new).await?
-        }
-    };
-    let root = fresh.iter().copied().find(|s| s.is_root);
-    let seal = root_ended_last(&txn, tenant, &batch.trace_id, root, &fresh, out.started).await?;
+            )),
+            ..Stored::default()
+        });
+    }
+    let seal = root_ended_last(txn, tenant, batch, &fresh, false).await?;
+    let highest: Option<i32> = Steps::find()
+        .select_only()
+        .expr(Func::max(Expr::col(S::StepIndex)))
+        .filter(S::TenantId.eq(tenant.as_str()))
+        .filter(S::TraceId.eq(batch.trace_id.as_str()))
+        .into_tuple::<Option<i32>>()
+        .one(txn)
+        .await?
+        .flatten();
+    let plan = plan(tenant, batch, trace, fresh, &before, false, highest, seal);
+    let mut stored = write(txn, tenant, vec![plan])
+        .await?
+        .pop()
+        .unwrap_or_default();
+    stored.duplicates = duplicates;
+    Ok(stored)
+}
 
-    // A trace started by this transaction has no steps yet.
-    let highest: Option<i32> = if out.started {
-        None
-    } else {
-        Steps::find()
-            .select_only()
-            .expr(Func::max(Expr::col(S::StepIndex)))
-            .filter(S::TenantId.eq(tenant.as_str()))
-            .filter(S::TraceId.eq(batch.trace_id.as_str()))
-            .into_tuple::<Option<i32>>()
-            .one(&txn)
-            .await?
-            .flatten()
-    };
+/// What to write for one trace's fresh spans.
+struct Plan {
+    trace: LockedTrace,
+    trace_id: String,
+    roots: Vec<otlp_root_spans::ActiveModel>,
+    /// No root arrives now, but the trace's stored root is open: the quiet period counts from
+    /// this arrival.
+    touch_open_root: bool,
+    steps: Vec<NewStep>,
+    runs: Vec<NewLlmRun>,
+    records: Vec<NewSystemRecord>,
+    /// How the trace ends now, if it does; and whether an open root of an earlier delivery
+    /// must be closed with it.
+    seal: Option<Finish>,
+    close_open_root: bool,
+    stored: Stored,
+}
+
+/// The rows `fresh`, the spans of `batch` not stored yet, become in `trace`; steps are numbered
+/// after `highest`, the trace's highest step index so far. `seal`: the root arrives now and
+/// ended last.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    tenant: &TenantId,
+    batch: &TraceBatch,
+    trace: LockedTrace,
+    fresh: Vec<&SpanRecord>,
+    before: &StoredBefore,
+    started: bool,
+    highest: Option<i32>,
+    seal: bool,
+) -> Plan {
     let mut next = highest.map_or(0, |h| h + 1);
     let received_at_ms = Utc::now().timestamp_millis();
-    let mut steps = Vec::new();
     let mut roots = Vec::new();
+    let mut steps = Vec::new();
     for span in &fresh {
         if span.is_root {
             roots.push(otlp_root_spans::ActiveModel {
@@ -156,49 +277,100 @@ pub async fn store_trace(
             next += 1;
         }
     }
-    if !roots.is_empty() {
-        for chunk in chunked(roots) {
-            Roots::insert_many(chunk)
-                .exec_without_returning(&txn)
-                .await?;
-        }
-    } else if before.open_root {
-        // The quiet period counts from the trace's newest span.
+    let runs = fresh
+        .iter()
+        .filter_map(|span| run_of(&batch.trace_id, span))
+        .collect();
+    let records = fresh
+        .iter()
+        .flat_map(|span| system_records_of(&batch.trace_id, batch.service.as_deref(), span))
+        .collect();
+    let root = fresh.iter().find(|s| s.is_root);
+    Plan {
+        trace,
+        trace_id: batch.trace_id.clone(),
+        touch_open_root: roots.is_empty() && before.open_root,
+        roots,
+        steps,
+        runs,
+        records,
+        seal: root.filter(|_| seal).map(|r| finish_of(r.failed)),
+        close_open_root: before.open_root,
+        stored: Stored {
+            new_spans: fresh.len() as u64,
+            started,
+            ..Stored::default()
+        },
+    }
+}
+
+/// Writes `plans`, one statement per kind of row for all of them (in chunks of
+/// [`ROWS_PER_STATEMENT`] rows), and returns what each stored, in order.
+async fn write(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    plans: Vec<Plan>,
+) -> AppResult<Vec<Stored>> {
+    if plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut roots = Vec::new();
+    let mut runs = Vec::new();
+    let mut seals = Vec::new();
+    let mut out = Vec::with_capacity(plans.len());
+    let mut plans = plans;
+    for plan in &mut plans {
+        roots.append(&mut plan.roots);
+        plan.stored.runs = plan.runs.len() as u64;
+        runs.append(&mut plan.runs);
+    }
+    for chunk in chunked(roots) {
+        Roots::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let received_at_ms = Utc::now().timestamp_millis();
+    for plan in plans.iter().filter(|p| p.touch_open_root) {
         Roots::update_many()
             .col_expr(O::ReceivedAtMs, Expr::value(received_at_ms))
             .filter(O::TenantId.eq(tenant.as_str()))
-            .filter(O::TraceId.eq(batch.trace_id.as_str()))
+            .filter(O::TraceId.eq(plan.trace_id.as_str()))
             .filter(O::Open.eq(true))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    for chunk in chunked(steps) {
-        let recorded = crate::traces::write::record_locked_steps(&txn, &trace, chunk).await?;
-        out.steps += recorded.inserted.len() as u64;
+    let steps: Vec<Vec<NewStep>> = plans
+        .iter_mut()
+        .map(|p| std::mem::take(&mut p.steps))
+        .collect();
+    let step_batches = plans.iter().map(|p| &p.trace).zip(steps).collect();
+    let recorded = crate::traces::write::record_locked_steps(txn, step_batches).await?;
+    for chunk in chunked(runs) {
+        crate::runs::write::record_runs(txn, tenant, chunk).await?;
     }
-    let runs = fresh
-        .iter()
-        .filter_map(|span| run_of(&batch.trace_id, span));
-    for chunk in chunked(runs.collect()) {
-        out.runs += crate::runs::write::record_runs(&txn, tenant, chunk).await?;
-    }
-    for span in &fresh {
-        for record in system_records_of(&batch.trace_id, batch.service.as_deref(), span) {
-            crate::system::write::record_system_record(&txn, tenant, record).await?;
-            out.system_records += 1;
+    for (plan, recorded) in plans.iter_mut().zip(recorded) {
+        plan.stored.steps = recorded.inserted.len() as u64;
+        for record in std::mem::take(&mut plan.records) {
+            crate::system::write::record_system_record(txn, tenant, record).await?;
+            plan.stored.system_records += 1;
         }
     }
-    out.new_spans = fresh.len() as u64;
-    if let (true, Some(root)) = (seal, root) {
-        let finish = finish_of(root.failed);
-        crate::traces::write::finish_locked_trace(&txn, trace, finish).await?;
-        // A trace that existed before may hold an open root of an earlier delivery.
-        if before.open_root {
-            close_root(&txn, tenant, &batch.trace_id).await?;
+    let mut closing = Vec::new();
+    for plan in plans {
+        let mut stored = plan.stored;
+        if let Some(finish) = plan.seal {
+            if plan.close_open_root {
+                closing.push(plan.trace_id.clone());
+            }
+            seals.push((plan.trace, finish));
+            stored.sealed = true;
         }
-        out.sealed = true;
+        out.push(stored);
     }
-    txn.commit().await?;
+    crate::traces::write::finish_locked_traces(txn, seals).await?;
+    for trace_id in closing {
+        close_root(txn, tenant, &trace_id).await?;
+    }
     Ok(out)
 }
 
@@ -271,20 +443,19 @@ impl StoredBefore {
     }
 }
 
-/// Whether the trace is sealed now: `root`, the root span this batch stores, ends no earlier
-/// than every other span of the trace, the batch's `fresh` spans and the steps stored before
-/// (none when the batch `started` the trace; a stored step's end is its start plus its
-/// duration, to the microsecond). Decided before anything is written, so the root's row is
-/// stored closed rather than updated (docs/otlp.md, "Sealing").
+/// Whether the trace is sealed now: the batch's root span is among `fresh`, its spans not
+/// stored yet, and ends no earlier than every other span of the trace, the fresh ones and the
+/// steps stored before (none when the batch `started` the trace; a stored step's end is its
+/// start plus its duration, to the microsecond). Decided before anything is written, so the
+/// root's row is stored closed rather than updated (docs/otlp.md, "Sealing").
 async fn root_ended_last(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
-    trace_id: &str,
-    root: Option<&SpanRecord>,
+    batch: &TraceBatch,
     fresh: &[&SpanRecord],
     started: bool,
 ) -> AppResult<bool> {
-    let Some(root) = root else {
+    let Some(root) = fresh.iter().find(|s| s.is_root) else {
         return Ok(false);
     };
     if fresh
@@ -300,7 +471,7 @@ async fn root_ended_last(
         .select_only()
         .columns([S::Timestamp, S::DurationMs])
         .filter(S::TenantId.eq(tenant.as_str()))
-        .filter(S::TraceId.eq(trace_id))
+        .filter(S::TraceId.eq(batch.trace_id.as_str()))
         .into_tuple()
         .all(txn)
         .await?;
@@ -366,7 +537,7 @@ pub async fn seal_quiet_traces(
     for (tenant, trace_id, failed) in roots {
         let tenant = TenantId::trusted(tenant);
         let txn = crate::idempotency::begin_write(db).await?;
-        lock_trace(&txn, &tenant, &trace_id).await?;
+        lock_traces(&txn, &tenant, &[trace_id.as_str()]).await?;
         // A span that arrived since the sweep read the root moved its `received_at_ms`.
         let newest: Option<i64> = Roots::find()
             .select_only()
@@ -395,18 +566,26 @@ pub async fn seal_quiet_traces(
     Ok(sealed)
 }
 
-/// The (tenant, trace) lock every writer of the trace's spans takes first: a PostgreSQL
-/// advisory transaction lock; SQLite's single writer serialises already.
-async fn lock_trace(
+/// The (tenant, trace) locks every writer of a trace's spans takes first: PostgreSQL advisory
+/// transaction locks, taken in the order of their keys so two requests sharing traces never
+/// wait on each other in a cycle; SQLite's single writer serialises already.
+async fn lock_traces(
     txn: &sea_orm::DatabaseTransaction,
     tenant: &TenantId,
-    trace_id: &str,
+    trace_ids: &[&str],
 ) -> AppResult<()> {
-    if txn.get_database_backend() == DbBackend::Postgres {
+    if txn.get_database_backend() == DbBackend::Postgres && !trace_ids.is_empty() {
+        let keys: Vec<String> = trace_ids
+            .iter()
+            .map(|t| format!("otlp/{}/{t}", tenant.as_str()))
+            .collect();
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            [format!("otlp/{}/{trace_id}", tenant.as_str()).into()],
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(k) AS h \
+             FROM jsonb_array_elements_text($1::jsonb) AS k ORDER BY h) AS keys",
+            [serde_json::to_string(&keys)
+                .map_err(AppError::internal)?
+                .into()],
         ))
         .await?;
     }

@@ -14,6 +14,8 @@
 //!   and seals in one transaction (OTLP) locks the row exclusively once and holds it
 //!   ([`LockedTrace`]).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::aos_trace_steps::{self, Column as S, Entity as Steps};
 use entity::aos_traces::{self, Column as T, Entity as Traces};
@@ -39,6 +41,11 @@ use crate::redaction::{redact_value, redacted, redacted_text};
 
 /// Most steps one `recordSteps` call may carry.
 pub const MAX_STEPS_PER_BATCH: usize = 1000;
+
+/// Most rows one statement inserts or looks up: a step has about 25 columns, so a thousand
+/// rows stay well under the bind-parameter limits (PostgreSQL 65 535, SQLite 32 766) whatever
+/// the size of a batch.
+pub const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Schema version of traces started through the API (runtime-started traces in the Python
 /// platform).
@@ -213,21 +220,79 @@ pub async fn lock_trace(
         .map(LockedTrace))
 }
 
-/// Starts the trace like [`start_trace`] and returns it locked: the row inserted now, or the
-/// tenant's existing one locked `FOR UPDATE`. An archived trace id is refused the same way.
-pub async fn start_locked_trace(
+/// The tenant's live traces among `trace_ids`, locked `FOR UPDATE` like [`lock_trace`], by
+/// trace id, in one statement.
+pub async fn lock_traces(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    trace_ids: &[&str],
+) -> AppResult<HashMap<String, LockedTrace>> {
+    let mut locked = HashMap::new();
+    for chunk in trace_ids.chunks(ROWS_PER_STATEMENT) {
+        let rows = store::visible(tenant)
+            .filter(T::TraceId.is_in(chunk.iter().copied()))
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+        locked.extend(
+            rows.into_iter()
+                .map(|m| (m.trace_id.clone(), LockedTrace(m))),
+        );
+    }
+    Ok(locked)
+}
+
+/// A trace [`start_locked_traces`] holds: inserted now, or the tenant's live trace of that id
+/// that another writer started first (locked `FOR UPDATE`).
+#[derive(Debug)]
+pub enum StartedTrace {
+    New(LockedTrace),
+    Existing(LockedTrace),
+}
+
+/// Starts the traces like [`start_trace`], in one multi-row insert, and returns each locked, in
+/// the order given. A trace id the tenant already has live is locked instead
+/// ([`StartedTrace::Existing`]); an archived one is refused the same way as by `start_trace`,
+/// for that trace only.
+pub async fn start_locked_traces(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
     stored_by: Option<&str>,
-    new: NewTrace,
-) -> AppResult<LockedTrace> {
-    let (row, trace_id, field) = trace_row(tenant, stored_by, new);
-    match insert_trace(txn, row).await? {
-        Some(model) => Ok(LockedTrace(model)),
-        None => lock_trace(txn, tenant, &trace_id)
-            .await?
-            .ok_or_else(|| archived(field, &trace_id)),
+    new: Vec<NewTrace>,
+) -> AppResult<Vec<AppResult<StartedTrace>>> {
+    let rows: Vec<_> = new
+        .into_iter()
+        .map(|n| trace_row(tenant, stored_by, n))
+        .collect();
+    let mut inserted: HashMap<String, aos_traces::Model> = HashMap::new();
+    let mut rest = rows.iter().map(|(row, _, _)| row.clone()).peekable();
+    while rest.peek().is_some() {
+        let chunk: Vec<_> = rest.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let result = Traces::insert_many(chunk)
+            .on_conflict_do_nothing_on([T::TenantId, T::TraceId])
+            .exec_with_returning_many(txn)
+            .await;
+        // With RETURNING, SeaORM reports a statement whose every row a conflict left out as
+        // not found.
+        match result {
+            Ok(TryInsertResult::Inserted(models)) => {
+                inserted.extend(models.into_iter().map(|m| (m.trace_id.clone(), m)))
+            }
+            Ok(_) | Err(DbErr::RecordNotFound(_)) | Err(DbErr::RecordNotInserted) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    let mut out = Vec::with_capacity(rows.len());
+    for (_, trace_id, field) in rows {
+        out.push(match inserted.remove(&trace_id) {
+            Some(model) => Ok(StartedTrace::New(LockedTrace(model))),
+            None => match lock_trace(txn, tenant, &trace_id).await? {
+                Some(trace) => Ok(StartedTrace::Existing(trace)),
+                None => Err(archived(field, &trace_id)),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// The row a start inserts, its trace id, and the input field that named the id (for the
@@ -378,13 +443,92 @@ pub async fn record_steps(
     insert_steps(txn, &trace, steps).await
 }
 
-/// [`record_steps`] into a trace this transaction already holds.
+/// [`record_steps`] into traces this transaction already holds, in multi-row inserts across the
+/// traces (at most [`ROWS_PER_STATEMENT`] rows each); one [`StepsRecorded`] per trace, in the
+/// order given.
 pub async fn record_locked_steps(
     txn: &DatabaseTransaction,
-    trace: &LockedTrace,
-    steps: Vec<NewStep>,
-) -> AppResult<StepsRecorded> {
-    insert_steps(txn, &trace.0, steps).await
+    batches: Vec<(&LockedTrace, Vec<NewStep>)>,
+) -> AppResult<Vec<StepsRecorded>> {
+    for (trace, _) in &batches {
+        if !trace.is_running() {
+            return Err(not_running(&trace.0, "record steps"));
+        }
+    }
+    let now = crate::scalars::now();
+    let mut recorded = Vec::with_capacity(batches.len());
+    let mut rows = Vec::new();
+    for (trace, steps) in batches {
+        let mut requested: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
+        requested.sort_unstable();
+        recorded.push((trace.0.trace_id.clone(), requested));
+        rows.extend(steps.into_iter().map(|step| step_row(&trace.0, step, now)));
+    }
+    let mut inserted: HashMap<String, Vec<i32>> = HashMap::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        for (trace_id, index) in insert_step_rows(txn, chunk).await? {
+            inserted.entry(trace_id).or_default().push(index);
+        }
+    }
+    Ok(recorded
+        .into_iter()
+        .map(|(trace_id, requested)| {
+            let inserted = inserted.remove(&trace_id).unwrap_or_default();
+            steps_recorded(trace_id, requested, inserted)
+        })
+        .collect())
+}
+
+/// Inserts step rows, a stored `(tenant, trace, step index)` keeping its first version, and
+/// returns the `(trace id, step index)` of each row written.
+async fn insert_step_rows(
+    txn: &DatabaseTransaction,
+    rows: Vec<aos_trace_steps::ActiveModel>,
+) -> AppResult<Vec<(String, i32)>> {
+    let returned = if txn.get_database_backend() == DbBackend::Postgres {
+        crate::db::insert_rows_as_json(
+            txn,
+            rows,
+            "ON CONFLICT (tenant_id, trace_id, step_index) DO NOTHING RETURNING trace_id, step_index",
+        )
+        .await?
+    } else {
+        let mut insert = Steps::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([S::TenantId, S::TraceId, S::StepIndex])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        insert
+            .returning(sea_orm::sea_query::Query::returning().columns([S::TraceId, S::StepIndex]));
+        txn.query_all(&insert).await?
+    };
+    returned
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String>("", "trace_id")?,
+                row.try_get::<i32>("", "step_index")?,
+            ))
+        })
+        .collect()
+}
+
+/// What writing `requested` step indexes of a trace did, `inserted` being those written.
+fn steps_recorded(trace_id: String, requested: Vec<i32>, mut inserted: Vec<i32>) -> StepsRecorded {
+    inserted.sort_unstable();
+    let already_present = requested
+        .into_iter()
+        .filter(|i| inserted.binary_search(i).is_err())
+        .collect();
+    StepsRecorded {
+        trace_id,
+        inserted,
+        already_present,
+    }
 }
 
 async fn insert_steps(
@@ -402,38 +546,12 @@ async fn insert_steps(
         .into_iter()
         .map(|step| step_row(trace, step, now))
         .collect();
-    let returned = if txn.get_database_backend() == DbBackend::Postgres {
-        crate::db::insert_rows_as_json(
-            txn,
-            rows,
-            "ON CONFLICT (tenant_id, trace_id, step_index) DO NOTHING RETURNING step_index",
-        )
+    let inserted = insert_step_rows(txn, rows)
         .await?
-    } else {
-        let mut insert = Steps::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([S::TenantId, S::TraceId, S::StepIndex])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .into_query();
-        insert.returning_col(S::StepIndex);
-        txn.query_all(&insert).await?
-    };
-    let mut inserted = returned
-        .iter()
-        .map(|row| row.try_get::<i32>("", "step_index"))
-        .collect::<Result<Vec<_>, _>>()?;
-    inserted.sort_unstable();
-    let already_present = requested
         .into_iter()
-        .filter(|i| inserted.binary_search(i).is_err())
+        .map(|(_, index)| index)
         .collect();
-    Ok(StepsRecorded {
-        trace_id: trace.trace_id.clone(),
-        inserted,
-        already_present,
-    })
+    Ok(steps_recorded(trace.trace_id.clone(), requested, inserted))
 }
 
 /// Ends a running trace and seals it: status, `completed_at`, metadata, and the determinism
@@ -459,10 +577,55 @@ pub async fn finish_locked_trace(
     seal(txn, trace.0, finish).await
 }
 
+/// [`finish_locked_trace`] of several traces: their steps are read in one statement, then each
+/// trace is sealed.
+pub async fn finish_locked_traces(
+    txn: &DatabaseTransaction,
+    traces: Vec<(LockedTrace, Finish)>,
+) -> AppResult<()> {
+    let Some((first, _)) = traces.first() else {
+        return Ok(());
+    };
+    let tenant = first.0.tenant_id.clone();
+    let ids: Vec<&str> = traces.iter().map(|(t, _)| t.0.trace_id.as_str()).collect();
+    let mut steps: HashMap<String, Vec<SealedStep>> = HashMap::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let rows = sealed_steps_query(&tenant)
+            .filter(S::TraceId.is_in(chunk.iter().copied()))
+            .into_model::<SealedStep>()
+            .all(txn)
+            .await?;
+        for step in rows {
+            steps.entry(step.trace_id.clone()).or_default().push(step);
+        }
+    }
+    for (trace, finish) in traces {
+        debug_assert_eq!(trace.0.tenant_id, tenant);
+        let of_trace = steps.remove(&trace.0.trace_id).unwrap_or_default();
+        seal_with_steps(txn, trace.0, finish, of_trace).await?;
+    }
+    Ok(())
+}
+
 async fn seal(
     txn: &DatabaseTransaction,
     trace: aos_traces::Model,
     finish: Finish,
+) -> AppResult<TraceSnapshot> {
+    let steps = sealed_steps_query(&trace.tenant_id)
+        .filter(S::TraceId.eq(trace.trace_id.as_str()))
+        .into_model::<SealedStep>()
+        .all(txn)
+        .await?;
+    seal_with_steps(txn, trace, finish, steps).await
+}
+
+/// Seals `trace` over `steps`, its live steps in step order.
+async fn seal_with_steps(
+    txn: &DatabaseTransaction,
+    trace: aos_traces::Model,
+    finish: Finish,
+    steps: Vec<SealedStep>,
 ) -> AppResult<TraceSnapshot> {
     let action = match &finish {
         Finish::Complete { .. } => "be completed",
@@ -471,7 +634,6 @@ async fn seal(
     if trace.status != TraceStatus::Running.as_str() {
         return Err(not_running(&trace, action));
     }
-    let steps = sealed_steps(txn, &trace).await?;
     let hashes: Vec<String> = steps.iter().map(SealedStep::determinism_hash).collect();
     let checksum = trace_signature(&hashes);
     let chain: Vec<(i32, &str, &str)> = steps
@@ -527,6 +689,7 @@ async fn seal(
 /// ends a large trace, decoding whole steps (outcome data, keys, hashes) cost more than hashing.
 #[derive(FromQueryResult)]
 struct SealedStep {
+    trace_id: String,
     step_index: i32,
     skill_name: String,
     params: Value,
@@ -552,14 +715,13 @@ impl SealedStep {
     }
 }
 
-/// The trace's live steps in step order, as sealing reads them.
-async fn sealed_steps(
-    txn: &DatabaseTransaction,
-    trace: &aos_traces::Model,
-) -> AppResult<Vec<SealedStep>> {
-    Ok(Steps::find()
+/// The tenant's live steps as sealing reads them, in trace and step order; the caller picks the
+/// traces.
+fn sealed_steps_query(tenant: &str) -> sea_orm::Select<Steps> {
+    Steps::find()
         .select_only()
         .columns([
+            S::TraceId,
             S::StepIndex,
             S::SkillName,
             S::Params,
@@ -569,13 +731,10 @@ async fn sealed_steps(
             S::RetryCount,
             S::Timestamp,
         ])
-        .filter(S::TenantId.eq(trace.tenant_id.as_str()))
-        .filter(S::TraceId.eq(trace.trace_id.as_str()))
+        .filter(S::TenantId.eq(tenant))
         .filter(S::ArchivedAt.is_null())
+        .order_by_asc(S::TraceId)
         .order_by_asc(S::StepIndex)
-        .into_model::<SealedStep>()
-        .all(txn)
-        .await?)
 }
 
 /// The violation as stored: its step must be one of the trace's live steps, and its time is

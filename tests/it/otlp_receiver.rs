@@ -283,6 +283,25 @@ async fn retries_are_stored_once_and_late_spans_refused(backend: Backend) {
         step_count(&app, &viewer, &"09".repeat(16)).await.1,
         json!("COMPLETED")
     );
+    // Spans of an archived trace id are refused; a new trace of the same request is stored.
+    app.db()
+        .execute_unprepared(&format!(
+            "UPDATE aos_traces SET archived_at = '2026-11-02T00:00:00Z' WHERE trace_id = '{}'",
+            "09".repeat(16)
+        ))
+        .await
+        .expect("archive trace 09");
+    let (status, _, body) = post(
+        &app,
+        Some(&ingest),
+        request(vec![span(9, 2, Some(1), 1, 2), span(10, 1, None, 0, 5)]),
+    )
+    .await;
+    assert_eq!((status, rejected(&body)), (200, 1));
+    assert_eq!(
+        step_count(&app, &viewer, &"0a".repeat(16)).await.1,
+        json!("COMPLETED")
+    );
 
     // Keys and bodies.
     assert_eq!(post(&app, None, root.clone()).await.0, 401);
@@ -595,7 +614,8 @@ async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
 }
 
 /// A trace that arrives whole, its root ending last, is sealed on arrival in the same number of
-/// statements whatever its size, and leaves no open root for the quiet-period sealer.
+/// statements whatever its size, and leaves no open root for the quiet-period sealer; the
+/// traces of one request share their statements, but for one seal `UPDATE` each.
 async fn a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let ingest = app.key("acme", Role::Ingest).await;
@@ -603,24 +623,34 @@ async fn a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements(back
     // The key's first use reads it; the counted requests find it cached.
     let warm = request(vec![span(3, 1, None, 0, 5)]);
     assert_eq!(post(&app, Some(&ingest), warm).await.0, 200);
-    let mut counts = Vec::new();
-    for (trace, children) in [(4u8, 3u64), (6, 60)] {
+    let whole = |trace: u8, children: u64| {
         let mut spans = vec![span(trace, 1, None, 0, children + 10)];
         for i in 0..children {
             let mut child = span(trace, 1, Some(1), i, i + 1);
             child.span_id = (i + 2).to_be_bytes().to_vec();
             spans.push(child);
         }
+        spans
+    };
+    let mut counts = Vec::new();
+    for traces in [
+        vec![(4u8, 3u64)],
+        vec![(6, 60)],
+        vec![(7, 20), (8, 20), (9, 20)],
+    ] {
+        let spans = traces.iter().flat_map(|(t, c)| whole(*t, *c)).collect();
         let before = app.state.sql.statements();
         let (status, _, body) = post(&app, Some(&ingest), request(spans)).await;
         assert_eq!((status, rejected(&body)), (200, 0));
         counts.push(app.state.sql.statements() - before);
-        let trace_id = format!("{trace:02x}").repeat(16);
-        let (steps, status) = step_count(&app, &viewer, &trace_id).await;
-        assert_eq!(
-            (steps as u64, status),
-            (children.min(50), json!("COMPLETED"))
-        );
+        for (trace, children) in traces {
+            let trace_id = format!("{trace:02x}").repeat(16);
+            let (steps, status) = step_count(&app, &viewer, &trace_id).await;
+            assert_eq!(
+                (steps as u64, status),
+                (children.min(50), json!("COMPLETED"))
+            );
+        }
     }
     assert_eq!(
         counts[0], counts[1],
@@ -631,11 +661,16 @@ async fn a_whole_trace_is_sealed_on_arrival_in_a_fixed_number_of_statements(back
         "a whole trace costs {} statements",
         counts[0]
     );
+    assert_eq!(
+        counts[2],
+        counts[0] + 2,
+        "three traces in one request share their statements but for the seals: {counts:?}"
+    );
     let open = count(&app, "otlp_root_spans WHERE open").await;
     assert_eq!(open, 0, "a root sealed on arrival is stored closed");
     let roots = count(&app, "otlp_root_spans").await;
     assert_eq!(
-        roots, 3,
+        roots, 6,
         "one row per trace: its root; child spans are their steps"
     );
     app.stop().await;
