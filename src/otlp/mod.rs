@@ -229,22 +229,27 @@ async fn receive(
     let mut rejected = mapped.rejected;
     let mut reasons = mapped.reasons;
     let mut wrote = Written::default();
-    let results = match store::store_request(&state.db, &principal.tenant_id, &mapped.traces).await
-    {
-        Ok(results) => results,
-        // Nothing of the request was written; the exporter's retry stores it whole.
-        Err(err) => return app_failure(encoding, &err),
-    };
-    for (trace, result) in mapped.traces.iter().zip(results) {
-        match result {
-            Ok(stored) => {
-                rejected += stored.rejected;
-                reasons.extend(stored.reason.clone());
-                wrote.add(&stored);
-            }
+    for traces in mapped.traces.chunks(TRACES_PER_TRANSACTION) {
+        let results = match store::store_request(&state.db, &principal.tenant_id, traces).await {
+            Ok(results) => results,
             Err(err) => {
-                rejected += trace.spans.len() as u64;
-                reasons.push(format!("trace {}: {}", trace.trace_id, err.message()));
+                // The traces of earlier transactions stay; the exporter's retry finds their
+                // spans stored and writes the rest.
+                wrote.announce(state, &principal.tenant_id).await;
+                return app_failure(encoding, &err);
+            }
+        };
+        for (trace, result) in traces.iter().zip(results) {
+            match result {
+                Ok(stored) => {
+                    rejected += stored.rejected;
+                    reasons.extend(stored.reason.clone());
+                    wrote.add(&stored);
+                }
+                Err(err) => {
+                    rejected += trace.spans.len() as u64;
+                    reasons.push(format!("trace {}: {}", trace.trace_id, err.message()));
+                }
             }
         }
     }
@@ -264,6 +269,13 @@ async fn receive(
         Encoding::Json => ok.json(&response),
     }
 }
+
+/// Most traces one transaction writes. A request's traces share a transaction and its
+/// statements (`store`); each holds an advisory lock until the commit, and PostgreSQL's lock
+/// table is shared and bounded (`max_locks_per_transaction` per connection), so a request of
+/// thousands of small traces is written in several transactions rather than one that runs out
+/// of lock slots.
+const TRACES_PER_TRANSACTION: usize = 64;
 
 /// A slot for one more request of `key`, or the status that refuses it.
 fn admit(receiver: Arc<Receiver>, key: &str) -> Result<Slot, StatusCode> {

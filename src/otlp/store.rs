@@ -1,6 +1,7 @@
-//! Writes a request's spans, in one transaction: per trace, the trace (started on its first
-//! span), the new spans' steps, LLM run records and exception system records, the root span
-//! (`otlp_root_spans`), and the seal once the root span is the last to end.
+//! Writes a request's spans in one transaction (one per 64 traces, see the route's
+//! `TRACES_PER_TRANSACTION`): per trace, the trace (started on its first span), the new spans'
+//! steps, LLM run records and exception system records, the root span (`otlp_root_spans`), and
+//! the seal once the root span is the last to end.
 //!
 //! Traces the request starts are written together, one statement per kind of row for all of
 //! them (docs/otlp.md, "Throughput"); a trace stored before (a later batch of it, or a retry) is
@@ -73,9 +74,10 @@ fn step_key(trace_id: &str, span_id: &str) -> String {
     format!("otel:{trace_id}:{span_id}")
 }
 
-/// Stores a request's `batches` (one per trace, distinct trace ids) for `tenant` (see the
-/// module doc). One result per batch, in order: an error there (an archived trace id) refused
-/// that trace's spans only; an error of the whole call wrote nothing.
+/// Stores `batches`, traces of a request (one batch per trace, distinct trace ids), for
+/// `tenant` (see the module doc). One result per batch, in order: an error there (an archived
+/// trace id) refused that trace's spans only; an error of the whole call wrote nothing. Each
+/// trace holds an advisory lock until the commit, so the caller bounds the batches per call.
 pub async fn store_request(
     db: &DatabaseConnection,
     tenant: &TenantId,

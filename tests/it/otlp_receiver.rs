@@ -544,7 +544,8 @@ async fn a_captured_openinference_call_is_replayed(backend: Backend) {
 }
 
 /// One request holding a single trace of 4 000 spans, every child a GenAI call: more rows than
-/// one statement may bind (a step has about 25 columns), so the receiver must split its inserts.
+/// one statement may bind (a step has about 25 columns), so the receiver must split its inserts;
+/// then one of 10 000 root spans of one trace, and one of 1 500 traces.
 async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue as Kv};
     let app = TestApp::spawn(backend).await;
@@ -610,6 +611,22 @@ async fn a_trace_larger_than_one_statement_is_stored_whole(backend: Backend) {
     )
     .await;
     assert_eq!(stored, ROOTS as i64);
+
+    // Many traces in one request: more than one transaction's worth, and more trace rows than
+    // one statement may bind on SQLite. Each is stored and sealed.
+    const TRACES: u128 = 1_500;
+    let singles = (0..TRACES)
+        .map(|i| {
+            let mut root = span(9, 1, None, 0, 1);
+            root.trace_id = (0x1000 + i).to_be_bytes().to_vec();
+            root
+        })
+        .collect();
+    let (status, _, body) = post(&app, Some(&ingest), request(singles)).await;
+    assert_eq!(status, 200, "{:?}", String::from_utf8_lossy(&body));
+    assert_eq!(rejected(&body), 0);
+    let sealed = count(&app, "aos_traces WHERE status = 'completed'").await;
+    assert_eq!(sealed, 2 + TRACES as i64, "every trace stored and sealed");
     app.stop().await;
 }
 
