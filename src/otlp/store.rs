@@ -50,6 +50,8 @@ pub struct Stored {
     pub rejected: u64,
     pub reason: Option<String>,
     pub steps: u64,
+    /// Run records of the trace's new GenAI spans (one whose run id another writer stored
+    /// first keeps that record).
     pub runs: u64,
     pub system_records: u64,
     pub started: bool,
@@ -218,12 +220,10 @@ async fn store_existing(
         .await?
         .flatten();
     let plan = plan(tenant, batch, trace, fresh, &before, false, highest, seal);
-    let mut stored = write(txn, tenant, vec![plan])
+    Ok(write(txn, tenant, vec![plan])
         .await?
         .pop()
-        .unwrap_or_default();
-    stored.duplicates = duplicates;
-    Ok(stored)
+        .unwrap_or_default())
 }
 
 /// What to write for one trace's fresh spans.
@@ -300,6 +300,7 @@ fn plan(
         close_open_root: before.open_root,
         stored: Stored {
             new_spans: fresh.len() as u64,
+            duplicates: (batch.spans.len() - fresh.len()) as u64,
             started,
             ..Stored::default()
         },
