@@ -89,12 +89,13 @@ pub async fn store_request(
     let txn = crate::idempotency::begin_write(db).await?;
     crate::db::reuse_plans(&txn).await?;
     let ids: Vec<&str> = batches.iter().map(|b| b.trace_id.as_str()).collect();
-    lock_traces(&txn, tenant, &ids).await?;
+    advisory_lock_traces(&txn, tenant, &ids).await?;
     let mut existing = crate::traces::write::lock_traces(&txn, tenant, &ids).await?;
     let mut results: Vec<Option<AppResult<Stored>>> = batches.iter().map(|_| None).collect();
 
     // Traces the request starts: every span is fresh but for repeats within the request.
     let mut starting = Vec::new();
+    let mut news = Vec::new();
     for (at, batch) in batches.iter().enumerate() {
         if existing.contains_key(&batch.trace_id) {
             continue;
@@ -105,17 +106,17 @@ pub async fn store_request(
             continue;
         }
         let started_at = fresh.iter().map(|s| s.start).min();
-        starting.push((
-            at,
-            fresh,
-            new_trace(&batch.trace_id, batch.service.clone(), started_at),
+        news.push(new_trace(
+            &batch.trace_id,
+            batch.service.clone(),
+            started_at,
         ));
+        starting.push((at, fresh));
     }
-    let news = starting.iter().map(|(_, _, new)| new.clone()).collect();
     let started =
         crate::traces::write::start_locked_traces(&txn, tenant, Some("otlp"), news).await?;
     let mut plans = Vec::new();
-    for ((at, fresh, _), started) in starting.into_iter().zip(started) {
+    for ((at, fresh), started) in starting.into_iter().zip(started) {
         match started {
             Ok(StartedTrace::New(trace)) => {
                 let batch = &batches[at];
@@ -540,7 +541,7 @@ pub async fn seal_quiet_traces(
     for (tenant, trace_id, failed) in roots {
         let tenant = TenantId::trusted(tenant);
         let txn = crate::idempotency::begin_write(db).await?;
-        lock_traces(&txn, &tenant, &[trace_id.as_str()]).await?;
+        advisory_lock_traces(&txn, &tenant, &[trace_id.as_str()]).await?;
         // A span that arrived since the sweep read the root moved its `received_at_ms`.
         let newest: Option<i64> = Roots::find()
             .select_only()
@@ -572,7 +573,7 @@ pub async fn seal_quiet_traces(
 /// The (tenant, trace) locks every writer of a trace's spans takes first: PostgreSQL advisory
 /// transaction locks, taken in the order of their keys so two requests sharing traces never
 /// wait on each other in a cycle; SQLite's single writer serialises already.
-async fn lock_traces(
+async fn advisory_lock_traces(
     txn: &sea_orm::DatabaseTransaction,
     tenant: &TenantId,
     trace_ids: &[&str],

@@ -440,8 +440,12 @@ pub async fn record_steps(
     trace_id: &str,
     steps: Vec<NewStep>,
 ) -> AppResult<StepsRecorded> {
-    let trace = locked_trace(txn, tenant, trace_id, false).await?;
-    insert_steps(txn, &trace, steps).await
+    // Share-locked, which appending steps needs; it is not handed on to a seal.
+    let trace = LockedTrace(locked_trace(txn, tenant, trace_id, false).await?);
+    record_locked_steps(txn, vec![(&trace, steps)])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::internal("a batch of steps recorded no result"))
 }
 
 /// [`record_steps`] into traces this transaction already holds, in multi-row inserts across the
@@ -530,29 +534,6 @@ fn steps_recorded(trace_id: String, requested: Vec<i32>, mut inserted: Vec<i32>)
         inserted,
         already_present,
     }
-}
-
-async fn insert_steps(
-    txn: &DatabaseTransaction,
-    trace: &aos_traces::Model,
-    steps: Vec<NewStep>,
-) -> AppResult<StepsRecorded> {
-    if trace.status != TraceStatus::Running.as_str() {
-        return Err(not_running(trace, "record steps"));
-    }
-    let mut requested: Vec<i32> = steps.iter().map(|s| s.step_index).collect();
-    requested.sort_unstable();
-    let now = crate::scalars::now();
-    let rows: Vec<_> = steps
-        .into_iter()
-        .map(|step| step_row(trace, step, now))
-        .collect();
-    let inserted = insert_step_rows(txn, rows)
-        .await?
-        .into_iter()
-        .map(|(_, index)| index)
-        .collect();
-    Ok(steps_recorded(trace.trace_id.clone(), requested, inserted))
 }
 
 /// Ends a running trace and seals it: status, `completed_at`, metadata, and the determinism
